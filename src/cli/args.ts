@@ -1,0 +1,156 @@
+// Flag parsing shared by every subcommand (train, eval, bench, ...).
+//
+// One table of flag definitions per command gives typed values, range checks, `--help` text and
+// one-line errors that name the flag. `deno task train -- --epochs 3` passes the `--` through
+// literally, so a leading `--` is skipped.
+
+import { parseArgs } from "node:util";
+
+/** A user mistake (bad flag, bad file): printed as one line, no stack trace, exit code 2. */
+export class UsageError extends Error {
+  override name = "UsageError";
+}
+
+type FlagBase = { help: string; short?: string };
+export type FlagDef =
+  | FlagBase & { type: "int"; default?: number; min?: number; max?: number }
+  | FlagBase & { type: "float"; default?: number; min?: number; max?: number }
+  | FlagBase & { type: "string"; default?: string }
+  | FlagBase & { type: "enum"; choices: readonly string[]; default?: string }
+  | FlagBase & { type: "bool" }
+  | FlagBase & { type: "list"; default?: string[] };
+
+export type FlagDefs = Record<string, FlagDef>;
+
+type ValueOf<D extends FlagDef> = D extends { type: "int" | "float" } ? number
+  : D extends { type: "bool" } ? boolean
+  : D extends { type: "list" } ? string[]
+  : string;
+
+/** Parsed flags: a flag with a default (or a bool/list) is always present, others may be undefined. */
+export type Flags<D extends FlagDefs> =
+  & {
+    [K in keyof D]: D[K] extends { default: unknown } | { type: "bool" | "list" } ? ValueOf<D[K]>
+      : ValueOf<D[K]> | undefined;
+  }
+  & { _: string[]; help: boolean };
+
+/** Parses `argv` against `defs`. Throws UsageError naming the flag on unknown flags or bad values. */
+export function parseFlags<D extends FlagDefs>(
+  argv: readonly string[],
+  defs: D,
+  opts: { positionals?: boolean } = {},
+): Flags<D> {
+  const args = argv[0] === "--" ? argv.slice(1) : [...argv];
+  const options: Record<
+    string,
+    { type: "string" | "boolean"; short?: string; multiple?: boolean }
+  > = { help: { type: "boolean", short: "h" } };
+  for (const [name, def] of Object.entries(defs)) {
+    options[name] = {
+      type: def.type === "bool" ? "boolean" : "string",
+      ...(def.short ? { short: def.short } : {}),
+      ...(def.type === "list" ? { multiple: true } : {}),
+    };
+  }
+  let parsed;
+  try {
+    parsed = parseArgs({ args, options, allowPositionals: true, strict: true });
+  } catch (e) {
+    throw new UsageError(cleanParseError(e as Error));
+  }
+  if (parsed.positionals.length > 0 && !opts.positionals) {
+    throw new UsageError(`unexpected argument "${parsed.positionals[0]}" (flags start with --)`);
+  }
+  const out: Record<string, unknown> = { _: parsed.positionals, help: !!parsed.values.help };
+  for (const [name, def] of Object.entries(defs)) {
+    const raw = parsed.values[name];
+    out[name] = convert(name, def, raw as string | boolean | string[] | undefined);
+  }
+  return out as Flags<D>;
+}
+
+function cleanParseError(e: Error): string {
+  // node:util messages look like "Unknown option '--foo'. To specify a positional argument ...".
+  const m = e.message.match(/Unknown option '([^']+)'/);
+  if (m) return `unknown flag ${m[1]} (see --help)`;
+  const v = e.message.match(/Option '(?:-\w, )?(--[\w-]+)[^']*' argument missing/);
+  if (v) return `${v[1]} needs a value`;
+  return e.message.split(". ")[0];
+}
+
+function convert(name: string, def: FlagDef, raw: string | boolean | string[] | undefined) {
+  const flag = `--${name}`;
+  if (def.type === "bool") return raw === true;
+  if (def.type === "list") {
+    const items = (raw as string[] | undefined) ?? def.default ?? [];
+    return items.flatMap((s) => s.split(",")).map((s) => s.trim()).filter((s) => s !== "");
+  }
+  if (raw === undefined) return def.default;
+  const text = String(raw);
+  switch (def.type) {
+    case "string":
+      if (text === "") throw new UsageError(`${flag} needs a non-empty value`);
+      return text;
+    case "enum":
+      if (!def.choices.includes(text)) {
+        throw new UsageError(`${flag} must be one of ${def.choices.join("|")}, got "${text}"`);
+      }
+      return text;
+    case "int":
+    case "float": {
+      const n = Number(text);
+      const kind = def.type === "int" ? "an integer" : "a number";
+      if (
+        text.trim() === "" || !Number.isFinite(n) || (def.type === "int" && !Number.isInteger(n))
+      ) {
+        throw new UsageError(`${flag} must be ${kind}, got "${text}"`);
+      }
+      if (def.min !== undefined && n < def.min) {
+        throw new UsageError(`${flag} must be >= ${def.min}, got ${text}`);
+      }
+      if (def.max !== undefined && n > def.max) {
+        throw new UsageError(`${flag} must be <= ${def.max}, got ${text}`);
+      }
+      return n;
+    }
+  }
+}
+
+/** `--help` text: usage line, then one aligned line per flag with its default. */
+export function helpText(usage: string, defs: FlagDefs, intro = ""): string {
+  const rows = Object.entries(defs).map(([name, def]) => {
+    const value = def.type === "bool"
+      ? ""
+      : def.type === "enum"
+      ? ` <${def.choices.join("|")}>`
+      : def.type === "int" || def.type === "float"
+      ? " N"
+      : " VALUE";
+    const dflt = "default" in def && def.default !== undefined &&
+        !(Array.isArray(def.default) && def.default.length === 0)
+      ? ` (default ${def.default})`
+      : "";
+    return [`  --${name}${value}`, `${def.help}${dflt}`];
+  });
+  rows.push(["  -h, --help", "print this help"]);
+  const width = Math.max(...rows.map((r) => r[0].length)) + 2;
+  const lines = rows.map(([l, r]) => l.padEnd(width) + r);
+  return [`usage: ${usage}`, ...(intro ? ["", intro] : []), "", "flags:", ...lines].join("\n");
+}
+
+/**
+ * Runs a command's main. A UsageError prints one line and exits 2; any other error prints its
+ * message (stack only with FMNIST_DEBUG=1) and exits 1.
+ */
+export async function runCommand(name: string, fn: () => Promise<void>): Promise<void> {
+  try {
+    await fn();
+  } catch (e) {
+    const err = e as Error;
+    const debug = Deno.env.get("FMNIST_DEBUG") === "1";
+    console.error(`${name}: error: ${err.message}`);
+    if (debug && err.stack) console.error(err.stack);
+    Deno.exit(err instanceof UsageError ? 2 : 1);
+  }
+}

@@ -1,0 +1,2 @@
+// Registers our custom ops (kernels for webgpu and cpu, and their gradients) with tfjs.
+// Importing this module once is enough; `src/tf/setup.ts` does it.

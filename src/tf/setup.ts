@@ -1,0 +1,104 @@
+// One place that prepares TensorFlow.js: backends, gradients, our custom ops, the WebGPU adapter.
+//
+// Every entry point (CLI commands, tests, benchmarks) calls `initTf` before touching tensors.
+
+import * as tf from "@tensorflow/tfjs-core";
+import "@tensorflow/tfjs-backend-cpu";
+import "@tensorflow/tfjs-backend-webgpu";
+import "./gradients.ts";
+import "../ops/register.ts";
+import { UsageError } from "../cli/args.ts";
+
+export type BackendName = "webgpu" | "cpu";
+/** `any`: take what the system offers; `hardware`: refuse software/fallback adapters. */
+export type AdapterPolicy = "any" | "hardware";
+
+export interface AdapterReport {
+  backend: BackendName;
+  /** Human-readable adapter description, e.g. "llvmpipe (LLVM 15.0.6, 256 bits)". */
+  description: string;
+  vendor: string;
+  architecture: string;
+  /** True for a software rasteriser (llvmpipe/lavapipe, SwiftShader, WARP) or a fallback adapter. */
+  isSoftware: boolean;
+  features: string[];
+}
+
+const SOFTWARE_ADAPTER = /llvmpipe|lavapipe|softpipe|swiftshader|warp|software/i;
+
+/** Describes the adapter the webgpu backend will get (it asks for high-performance, as we do). */
+export async function probeAdapter(): Promise<AdapterReport | null> {
+  if (!("gpu" in navigator) || !navigator.gpu) return null;
+  const adapter = await navigator.gpu.requestAdapter({ powerPreference: "high-performance" });
+  if (!adapter) return null;
+  const info = adapter.info as GPUAdapterInfo & { isFallbackAdapter?: boolean };
+  const description = info.description || `${info.vendor} ${info.device}`.trim();
+  return {
+    backend: "webgpu",
+    description,
+    vendor: info.vendor,
+    architecture: info.architecture,
+    isSoftware: !!info.isFallbackAdapter || SOFTWARE_ADAPTER.test(description),
+    features: [...adapter.features].sort(),
+  };
+}
+
+let current: AdapterReport | null = null;
+
+/**
+ * Selects and readies a backend. Throws UsageError with a suggested fix when no (suitable)
+ * WebGPU adapter exists.
+ */
+export async function initTf(
+  backend: BackendName = "webgpu",
+  policy: AdapterPolicy = "any",
+): Promise<AdapterReport> {
+  // The CPU backend prints a "install tfjs-node" banner on first use under Deno; we know.
+  tf.env().set("IS_TEST", true);
+  if (backend === "cpu") {
+    await setBackend("cpu");
+    current = {
+      backend: "cpu",
+      description: "tfjs CPU backend (plain JavaScript)",
+      vendor: "",
+      architecture: "",
+      isSoftware: true,
+      features: [],
+    };
+    return current;
+  }
+  const report = await probeAdapter();
+  if (!report) {
+    throw new UsageError(
+      "no WebGPU adapter found (install a Vulkan driver, e.g. Debian's mesa-vulkan-drivers, " +
+        "or run with --backend cpu)",
+    );
+  }
+  if (policy === "hardware" && report.isSoftware) {
+    throw new UsageError(
+      `--adapter hardware: only a software adapter is available ("${report.description}"); ` +
+        "check the GPU's Vulkan driver (vulkaninfo --summary) or use --adapter any",
+    );
+  }
+  await setBackend("webgpu");
+  current = report;
+  return current;
+}
+
+async function setBackend(name: BackendName) {
+  const ok = await tf.setBackend(name);
+  await tf.ready();
+  if (!ok || tf.getBackend() !== name) {
+    throw new UsageError(`could not initialise the ${name} backend`);
+  }
+}
+
+/** The adapter chosen by the last `initTf`, or null before it. */
+export function currentAdapter(): AdapterReport | null {
+  return current;
+}
+
+/** One line for start-up logs: "webgpu on llvmpipe (...) [software adapter]". */
+export function describeAdapter(r: AdapterReport): string {
+  return `${r.backend} on ${r.description}${r.isSoftware ? " [software adapter]" : ""}`;
+}
