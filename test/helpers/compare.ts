@@ -1,0 +1,68 @@
+// Element-wise comparison with the pass rule |actual - expected| <= atol + rtol * |expected|
+// (llm.c, Burn), plus relative L2 error. A failure message names the case and shows the first
+// mismatches, so a property-test counterexample can be read without rerunning it.
+
+export interface Tolerance {
+  atol: number;
+  rtol: number;
+  /** Optional bound on ||a - e||_2 / max(||e||_2, tiny). */
+  relL2?: number;
+}
+
+export interface CompareResult {
+  ok: boolean;
+  maxAbsDiff: number;
+  relL2: number;
+  mismatches: number;
+  message: string;
+}
+
+export function compareArrays(
+  actual: ArrayLike<number>,
+  expected: ArrayLike<number>,
+  tol: Tolerance,
+  label = "",
+): CompareResult {
+  if (actual.length !== expected.length) {
+    return {
+      ok: false,
+      maxAbsDiff: Infinity,
+      relL2: Infinity,
+      mismatches: Math.max(actual.length, expected.length),
+      message: `${label}: length ${actual.length} != expected ${expected.length}`,
+    };
+  }
+  let maxAbsDiff = 0, diff2 = 0, ref2 = 0, mismatches = 0;
+  const first: string[] = [];
+  for (let i = 0; i < expected.length; i++) {
+    const a = actual[i], e = expected[i];
+    const d = Math.abs(a - e);
+    // NaN (an unwritten, poisoned element) fails both comparisons below.
+    if (!(d <= tol.atol + tol.rtol * Math.abs(e))) {
+      mismatches++;
+      if (first.length < 5) first.push(`[${i}] got ${a} want ${e}`);
+    }
+    if (!(d <= maxAbsDiff)) maxAbsDiff = d;
+    diff2 += (a - e) * (a - e);
+    ref2 += e * e;
+  }
+  const relL2 = Math.sqrt(diff2) / Math.max(Math.sqrt(ref2), 1e-30);
+  const l2ok = tol.relL2 === undefined || relL2 <= tol.relL2;
+  const ok = mismatches === 0 && l2ok && !Number.isNaN(relL2);
+  const message = ok ? "" : `${label}: ${mismatches}/${expected.length} elements off ` +
+    `(atol ${tol.atol}, rtol ${tol.rtol}); max |diff| ${maxAbsDiff.toExponential(3)}, ` +
+    `rel L2 ${relL2.toExponential(3)}${tol.relL2 !== undefined ? ` (limit ${tol.relL2})` : ""}; ` +
+    first.join(", ");
+  return { ok, maxAbsDiff, relL2, mismatches, message };
+}
+
+/** Throws with the comparison message when the arrays differ beyond `tol`. */
+export function assertClose(
+  actual: ArrayLike<number>,
+  expected: ArrayLike<number>,
+  tol: Tolerance,
+  label = "",
+): void {
+  const r = compareArrays(actual, expected, tol, label);
+  if (!r.ok) throw new Error(r.message);
+}
