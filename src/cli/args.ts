@@ -41,7 +41,7 @@ export function parseFlags<D extends FlagDefs>(
   defs: D,
   opts: { positionals?: boolean } = {},
 ): Flags<D> {
-  const args = argv[0] === "--" ? argv.slice(1) : [...argv];
+  const args = joinNegativeNumbers(argv[0] === "--" ? argv.slice(1) : [...argv], defs);
   const options: Record<
     string,
     { type: "string" | "boolean"; short?: string; multiple?: boolean }
@@ -70,14 +70,43 @@ export function parseFlags<D extends FlagDefs>(
   return out as Flags<D>;
 }
 
+/**
+ * node:util refuses `--lr -0.5` as ambiguous (the value looks like a flag); for number flags a
+ * following negative number is clearly the value, so it becomes `--lr=-0.5`.
+ */
+function joinNegativeNumbers(args: string[], defs: FlagDefs): string[] {
+  const numeric = new Map<string, string>();
+  for (const [name, def] of Object.entries(defs)) {
+    if (def.type !== "int" && def.type !== "float") continue;
+    numeric.set(`--${name}`, name);
+    if (def.short) numeric.set(`-${def.short}`, name);
+  }
+  const out: string[] = [];
+  for (let i = 0; i < args.length; i++) {
+    const name = numeric.get(args[i]);
+    if (args[i] === "--") return out.concat(args.slice(i));
+    if (name !== undefined && /^-\.?\d/.test(args[i + 1] ?? "")) {
+      out.push(`--${name}=${args[++i]}`);
+    } else {
+      out.push(args[i]);
+    }
+  }
+  return out;
+}
+
 function cleanParseError(e: Error): string {
   // node:util messages look like "Unknown option '--foo'. To specify a positional argument ...".
   const m = e.message.match(/Unknown option '([^']+)'/);
   if (m) return `unknown flag ${m[1]} (see --help)`;
-  const v = e.message.match(/Option '(?:-\w, )?(--[\w-]+)[^']*' argument missing/);
-  if (v) return `${v[1]} needs a value`;
-  return e.message.split(". ")[0];
+  const v = e.message.match(/Option '(?:-\w, )?(--[\w-]+)[^']*' argument (missing|is ambiguous)/);
+  if (v) return `${v[1]} needs a value${v[2] === "missing" ? "" : ` (write ${v[1]}=VALUE)`}`;
+  const b = e.message.match(/Option '(?:-\w, )?(--[\w-]+)' does not take an argument/);
+  if (b) return `${b[1]} is a switch and takes no value`;
+  return e.message.split(/\.\s/)[0];
 }
+
+// Plain decimal numbers only: Number() would also take "0x10", "0b1" and "Infinity".
+const DECIMAL = /^[+-]?(\d+\.?\d*|\.\d+)(e[+-]?\d+)?$/i;
 
 function convert(name: string, def: FlagDef, raw: string | boolean | string[] | undefined) {
   const flag = `--${name}`;
@@ -102,7 +131,8 @@ function convert(name: string, def: FlagDef, raw: string | boolean | string[] | 
       const n = Number(text);
       const kind = def.type === "int" ? "an integer" : "a number";
       if (
-        text.trim() === "" || !Number.isFinite(n) || (def.type === "int" && !Number.isInteger(n))
+        !DECIMAL.test(text.trim()) || !Number.isFinite(n) ||
+        (def.type === "int" && !Number.isInteger(n))
       ) {
         throw new UsageError(`${flag} must be ${kind}, got "${text}"`);
       }
@@ -126,12 +156,15 @@ export function helpText(usage: string, defs: FlagDefs, intro = ""): string {
       ? ` <${def.choices.join("|")}>`
       : def.type === "int" || def.type === "float"
       ? " N"
+      : def.type === "list"
+      ? " A,B,..."
       : " VALUE";
     const dflt = "default" in def && def.default !== undefined &&
         !(Array.isArray(def.default) && def.default.length === 0)
       ? ` (default ${def.default})`
       : "";
-    return [`  --${name}${value}`, `${def.help}${dflt}`];
+    const short = def.short ? `-${def.short}, ` : "";
+    return [`  ${short}--${name}${value}`, `${def.help}${dflt}`];
   });
   rows.push(["  -h, --help", "print this help"]);
   const width = Math.max(...rows.map((r) => r[0].length)) + 2;
