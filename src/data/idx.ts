@@ -205,15 +205,32 @@ async function readGzipIdx(file: Deno.FsFile, path: string): Promise<IdxArray> {
   return decodeIdx(bytes, path);
 }
 
+// DecompressionStream inflates each input chunk in one go, and deflate expands up to ~1032x, so
+// input is fed in 4 KiB slices: one step then yields at most ~4 MiB, the most we can read past
+// what the header allows before stopping. (64 KiB slices are also 2x slower: 0.5 s vs 0.22 s for
+// the 26 MB training images on this machine.)
+const GUNZIP_SLICE = 4096;
+
+function sliceChunks(size: number): TransformStream<Uint8Array, Uint8Array<ArrayBuffer>> {
+  return new TransformStream({
+    transform(chunk, controller) {
+      for (let at = 0; at < chunk.length; at += size) {
+        controller.enqueue(chunk.subarray(at, at + size) as Uint8Array<ArrayBuffer>);
+      }
+    },
+  });
+}
+
 /**
  * Gunzips an IDX stream, reading the header from the first decompressed bytes and aborting once
- * the output exceeds what the header declares (so the result is at most header + data + 1 chunk).
+ * the output exceeds what the header declares (by at most one 4 KiB slice's output).
  */
 export async function gunzipIdxStream(
-  compressed: ReadableStream<Uint8Array<ArrayBuffer>>,
+  compressed: ReadableStream<Uint8Array>,
   path: string,
 ): Promise<Uint8Array> {
-  const reader = compressed.pipeThrough(new DecompressionStream("gzip")).getReader();
+  const reader = compressed.pipeThrough(sliceChunks(GUNZIP_SLICE))
+    .pipeThrough(new DecompressionStream("gzip")).getReader();
   const chunks: Uint8Array[] = [];
   let total = 0;
   let header: IdxHeader | null = null;
