@@ -1,0 +1,337 @@
+// WebGPU programs of the fused conv + batch-norm + ReLU forward, and the code that runs them.
+//
+// Training forward (ConvBnReluTrain) = 4 dispatches, because batch statistics need a grid-wide
+// reduction between the conv and the normalisation:
+//   1. conv        x, w -> z                    conv_bn_relu_fwd.wgsl (+ _epilogue_z)
+//   2. bn_stats    z -> partials (P, 3, Cout)   per-chunk count/mean/M2, fully parallel
+//   3. finalize    partials -> stats (3, Cout)  Chan's merge; Cout invocations
+//   4. apply       z, stats, gamma, beta -> y   elementwise normalise + ReLU
+// The conv writes z (a kernel output saved for backward); passes 2-3 re-read it once. Fusing the
+// partials into the conv epilogue would need a second output buffer, which tfjs programs do not
+// have (one `result` binding), or a packed buffer and a copy of z out of it.
+// Inference (ConvBnReluInfer) = 1 dispatch: the same conv main loop with a scale/shift/ReLU
+// epilogue (BN folded on the host).
+//
+// Shader keys hold compile-time facts only (kernel version, epilogue, tile size, vector width);
+// every shape travels as a uniform, so one pipeline serves all batch sizes.
+//
+// Importing this module registers both kernels for webgpu and cpu (src/ops/register.ts does).
+
+import {
+  type NamedAttrMap,
+  type NamedTensorInfoMap,
+  registerKernel,
+  type TensorInfo,
+} from "@tensorflow/tfjs-core";
+import type { WebGPUBackend, WebGPUProgram } from "@tensorflow/tfjs-backend-webgpu";
+import { kernelSource, runProgram } from "./webgpu_program.ts";
+import { type ConvGeometry, convGeometry } from "./conv_geometry.ts";
+import {
+  CONV_BN_RELU_INFER,
+  CONV_BN_RELU_TRAIN,
+  type ConvBnReluKernelAttrs,
+} from "./conv_bn_relu.ts";
+import { convBnReluInferRef, convBnReluTrainRef } from "./conv_bn_relu_ref.ts";
+
+type DispatchLayout = { x: number[]; y?: number[]; z?: number[] };
+type Dispatch = [number, number, number];
+
+/** `FMNIST_NAIVE_KERNELS=1` selects the v1 conv (one output per invocation): oracle, fallback. */
+export function useNaiveKernels(): boolean {
+  try {
+    return Deno.env.get("FMNIST_NAIVE_KERNELS") === "1";
+  } catch {
+    return false; // no --allow-env: default kernels
+  }
+}
+
+const MAX_GROUPS_PER_DIM = 65535;
+/** Rows (output pixels) one workgroup of the tiled conv walks, in blocks of 4. */
+const ROWS_PER_GROUP = 4;
+
+/** Splits `groups` workgroups over x (<= 65535) and z. */
+function splitGroups(groups: number): [number, number] {
+  if (groups <= MAX_GROUPS_PER_DIM) return [groups, 1];
+  const z = Math.ceil(groups / MAX_GROUPS_PER_DIM);
+  return [Math.ceil(groups / z), z];
+}
+
+type Epilogue = "z" | "infer";
+
+/** Tiled conv: each invocation 4 rows x 4 channels; see kernels/conv_bn_relu_fwd.wgsl. */
+export class ConvBnReluFwdProgram implements WebGPUProgram {
+  outputShape: number[];
+  shaderKey: string;
+  dispatchLayout: DispatchLayout = { x: [1, 2], y: [3], z: [0] }; // not flat: main() takes no index
+  dispatch: Dispatch;
+  variableNames: string[];
+  workgroupSize: [number, number, number] = [8, 1, 1];
+  uniforms = "stride : vec2<i32>, pad : vec2<i32>,";
+  private epilogue: Epilogue;
+
+  constructor(g: ConvGeometry, epilogue: Epilogue) {
+    this.outputShape = [g.batch, g.outH, g.outW, g.outC];
+    this.epilogue = epilogue;
+    this.variableNames = epilogue === "infer" ? ["x", "w", "scale", "shift"] : ["x", "w"];
+    const rows = g.batch * g.outH * g.outW;
+    const [gx, gz] = splitGroups(Math.ceil(rows / ROWS_PER_GROUP));
+    this.dispatch = [gx, Math.ceil(g.outC / 32), gz];
+    this.shaderKey = `convBnReluFwd_v2_${epilogue}_r${ROWS_PER_GROUP}`;
+  }
+
+  getUserCode(): string {
+    return `const ROWS_PER_GROUP = ${ROWS_PER_GROUP};\n` + epilogueSource(this.epilogue) +
+      kernelSource("conv_bn_relu_fwd");
+  }
+}
+
+/** Naive conv (v1): one output element per invocation; see kernels/conv_bn_relu_fwd_v1.wgsl. */
+export class ConvBnReluFwdNaiveProgram implements WebGPUProgram {
+  outputShape: number[];
+  shaderKey: string;
+  dispatchLayout: DispatchLayout;
+  dispatch: Dispatch;
+  variableNames: string[];
+  workgroupSize: [number, number, number] = [64, 1, 1];
+  uniforms = "stride : vec2<i32>, pad : vec2<i32>,";
+  size = true;
+  private epilogue: Epilogue;
+
+  constructor(g: ConvGeometry, epilogue: Epilogue) {
+    this.outputShape = [g.batch, g.outH, g.outW, g.outC];
+    this.epilogue = epilogue;
+    this.variableNames = epilogue === "infer" ? ["x", "w", "scale", "shift"] : ["x", "w"];
+    this.dispatchLayout = { x: [0, 1, 2, 3] };
+    const size = this.outputShape.reduce((a, b) => a * b, 1);
+    const [gx, gz] = splitGroups(Math.ceil(size / 64));
+    this.dispatch = [gx, 1, gz];
+    this.shaderKey = `convBnReluFwd_v1_${epilogue}`;
+  }
+
+  getUserCode(): string {
+    return epilogueSource(this.epilogue) + kernelSource("conv_bn_relu_fwd_v1");
+  }
+}
+
+function epilogueSource(epilogue: Epilogue): string {
+  return kernelSource(epilogue === "infer" ? "conv_bn_relu_infer" : "conv_bn_relu_fwd_epilogue_z");
+}
+
+/** Pass 2: per-chunk (count, mean, M2) of z; see kernels/bn_stats.wgsl. */
+export class BnStatsPartialProgram implements WebGPUProgram {
+  outputShape: number[];
+  shaderKey = "bnStatsPartial";
+  dispatchLayout: DispatchLayout = { x: [0, 1, 2] };
+  dispatch: Dispatch;
+  variableNames = ["z"];
+  workgroupSize: [number, number, number] = [64, 1, 1];
+  uniforms = "rowsPerChunk : i32,";
+  readonly rowsPerChunk: number;
+
+  constructor(rows: number, outC: number) {
+    // ~64 chunks: enough parallel invocations for any Cout, and a finalize loop of <= 64 steps.
+    this.rowsPerChunk = Math.max(16, Math.ceil(rows / 64));
+    const chunks = Math.ceil(rows / this.rowsPerChunk);
+    this.outputShape = [chunks, 3, outC];
+    this.dispatch = [Math.ceil((chunks * outC) / 64), 1, 1];
+  }
+
+  getUserCode(): string {
+    return kernelSource("bn_stats");
+  }
+}
+
+/** Pass 3: merges partials into stats (3, Cout); see kernels/bn_stats_finalize.wgsl. */
+export class BnStatsFinalizeProgram implements WebGPUProgram {
+  outputShape: number[];
+  shaderKey = "bnStatsFinalize";
+  dispatchLayout: DispatchLayout = { x: [0, 1] };
+  dispatch: Dispatch;
+  variableNames = ["partials"];
+  workgroupSize: [number, number, number] = [64, 1, 1];
+  uniforms = "eps : f32,";
+
+  constructor(outC: number) {
+    this.outputShape = [3, outC];
+    this.dispatch = [Math.ceil(outC / 64), 1, 1];
+  }
+
+  getUserCode(): string {
+    return kernelSource("bn_stats_finalize");
+  }
+}
+
+/** Pass 4: y = relu(gamma * (z - mean) * invStd + beta); see kernels/bn_relu_apply.wgsl. */
+export class BnReluApplyProgram implements WebGPUProgram {
+  outputShape: number[];
+  shaderKey: string;
+  dispatchLayout: DispatchLayout;
+  dispatch: Dispatch;
+  variableNames = ["z", "stats", "gamma", "beta"];
+  workgroupSize: [number, number, number] = [64, 1, 1];
+  size = true;
+  outputComponent: number;
+  variableComponents: number[];
+
+  constructor(zShape: number[]) {
+    this.outputShape = zShape;
+    const width = zShape[3] % 4 === 0 ? 4 : 1;
+    this.outputComponent = width;
+    this.variableComponents = [width, width, width, width];
+    this.dispatchLayout = { x: [0, 1, 2, 3] };
+    const size = zShape.reduce((a, b) => a * b, 1) / width;
+    const [gx, gz] = splitGroups(Math.ceil(size / 64));
+    this.dispatch = [gx, 1, gz];
+    this.shaderKey = `bnReluApply_w${width}`;
+  }
+
+  getUserCode(): string {
+    const vt = this.outputComponent === 4 ? "vec4<f32>" : "f32";
+    return `alias VT = ${vt};\nconst VW = ${this.outputComponent};\n` +
+      kernelSource("bn_relu_apply");
+  }
+}
+
+function convProgram(g: ConvGeometry, epilogue: Epilogue): WebGPUProgram {
+  return useNaiveKernels()
+    ? new ConvBnReluFwdNaiveProgram(g, epilogue)
+    : new ConvBnReluFwdProgram(g, epilogue);
+}
+
+function convUniforms(g: ConvGeometry) {
+  return [
+    { type: "int32" as const, data: [g.strideH, g.strideW] },
+    { type: "int32" as const, data: [g.padTop, g.padLeft] },
+  ];
+}
+
+/** Training forward on the GPU: returns [y, z, stats]; intermediate partials are released. */
+export function runConvBnReluTrain(
+  backend: WebGPUBackend,
+  x: TensorInfo,
+  filter: TensorInfo,
+  gamma: TensorInfo,
+  beta: TensorInfo,
+  g: ConvGeometry,
+  epsilon: number,
+): [TensorInfo, TensorInfo, TensorInfo] {
+  const z = runProgram(backend, convProgram(g, "z"), [x, filter], convUniforms(g));
+  const statsProgram = new BnStatsPartialProgram(g.batch * g.outH * g.outW, g.outC);
+  const partials = runProgram(backend, statsProgram, [z], [
+    { type: "int32", data: [statsProgram.rowsPerChunk] },
+  ]);
+  const stats = runProgram(backend, new BnStatsFinalizeProgram(g.outC), [partials], [
+    { type: "float32", data: [epsilon] },
+  ]);
+  backend.disposeData(partials.dataId);
+  const y = runProgram(backend, new BnReluApplyProgram(z.shape), [z, stats, gamma, beta]);
+  return [y, z, stats];
+}
+
+/** Inference forward on the GPU: y = relu(conv(x, filter) * scale + shift), one dispatch. */
+export function runConvBnReluInfer(
+  backend: WebGPUBackend,
+  x: TensorInfo,
+  filter: TensorInfo,
+  scale: TensorInfo,
+  shift: TensorInfo,
+  g: ConvGeometry,
+): TensorInfo {
+  return runProgram(backend, convProgram(g, "infer"), [x, filter, scale, shift], convUniforms(g));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Kernel registrations: webgpu runs the programs above, cpu runs the plain-loop reference.
+
+type CpuBackend = {
+  data: { get(id: unknown): { values: unknown } };
+  makeTensorInfo(shape: number[], dtype: "float32", values: Float32Array): TensorInfo;
+};
+
+function cpuValues(backend: CpuBackend, t: TensorInfo): Float32Array {
+  const v = backend.data.get(t.dataId).values;
+  return v instanceof Float32Array ? v : Float32Array.from(v as ArrayLike<number>);
+}
+
+/** The named kernel inputs, in order; throws when one is missing. */
+function take(inputs: NamedTensorInfoMap, names: string[]): TensorInfo[] {
+  return names.map((name) => {
+    const t = inputs[name];
+    if (!t) throw new Error(`convBnRelu kernel: missing input ${name}`);
+    return t;
+  });
+}
+
+function attrsOf(attrs: NamedAttrMap | undefined): ConvBnReluKernelAttrs {
+  if (!attrs) throw new Error("convBnRelu kernel: missing attrs {strides, pad}");
+  return attrs as unknown as ConvBnReluKernelAttrs;
+}
+
+function geometryOf(x: TensorInfo, filter: TensorInfo, attrs?: NamedAttrMap): ConvGeometry {
+  const a = attrsOf(attrs);
+  return convGeometry(x.shape, filter.shape, a.strides, a.pad);
+}
+
+registerKernel({
+  kernelName: CONV_BN_RELU_TRAIN,
+  backendName: "webgpu",
+  kernelFunc: ({ inputs, backend, attrs }) => {
+    const [x, filter, gamma, beta] = take(inputs, ["x", "filter", "gamma", "beta"]);
+    const g = geometryOf(x, filter, attrs);
+    const eps = attrsOf(attrs).epsilon;
+    return runConvBnReluTrain(backend as WebGPUBackend, x, filter, gamma, beta, g, eps);
+  },
+});
+
+registerKernel({
+  kernelName: CONV_BN_RELU_TRAIN,
+  backendName: "cpu",
+  kernelFunc: ({ inputs, backend, attrs }) => {
+    const cpu = backend as unknown as CpuBackend;
+    const [x, filter, gamma, beta] = take(inputs, ["x", "filter", "gamma", "beta"]);
+    const g = geometryOf(x, filter, attrs);
+    const eps = attrsOf(attrs).epsilon;
+    const ref = convBnReluTrainRef(
+      cpuValues(cpu, x),
+      cpuValues(cpu, filter),
+      cpuValues(cpu, gamma),
+      cpuValues(cpu, beta),
+      g,
+      eps,
+    );
+    const outShape = [g.batch, g.outH, g.outW, g.outC];
+    return [
+      cpu.makeTensorInfo(outShape, "float32", ref.y),
+      cpu.makeTensorInfo(outShape, "float32", ref.z),
+      cpu.makeTensorInfo([3, g.outC], "float32", ref.stats),
+    ];
+  },
+});
+
+registerKernel({
+  kernelName: CONV_BN_RELU_INFER,
+  backendName: "webgpu",
+  kernelFunc: ({ inputs, backend, attrs }) => {
+    const [x, filter, scale, shift] = take(inputs, ["x", "filter", "scale", "shift"]);
+    const g = geometryOf(x, filter, attrs);
+    return runConvBnReluInfer(backend as WebGPUBackend, x, filter, scale, shift, g);
+  },
+});
+
+registerKernel({
+  kernelName: CONV_BN_RELU_INFER,
+  backendName: "cpu",
+  kernelFunc: ({ inputs, backend, attrs }) => {
+    const cpu = backend as unknown as CpuBackend;
+    const [x, filter, scale, shift] = take(inputs, ["x", "filter", "scale", "shift"]);
+    const g = geometryOf(x, filter, attrs);
+    const y = convBnReluInferRef(
+      cpuValues(cpu, x),
+      cpuValues(cpu, filter),
+      cpuValues(cpu, scale),
+      cpuValues(cpu, shift),
+      g,
+    );
+    return cpu.makeTensorInfo([g.batch, g.outH, g.outW, g.outC], "float32", y);
+  },
+});
