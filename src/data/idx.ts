@@ -119,7 +119,7 @@ export function encodeIdx(arr: IdxArray): Uint8Array {
 }
 
 /** Gzip-compresses bytes (CompressionStream). */
-export async function gzip(bytes: Uint8Array): Promise<Uint8Array> {
+export async function gzip(bytes: Uint8Array): Promise<Uint8Array<ArrayBuffer>> {
   const stream = new Blob([bytes as Uint8Array<ArrayBuffer>]).stream()
     .pipeThrough(new CompressionStream("gzip"));
   return new Uint8Array(await new Response(stream).arrayBuffer());
