@@ -1,0 +1,304 @@
+// Benchmark results as data (the JSON document), as a terminal table, as markdown, and compared
+// with an earlier JSON document (ratio per case).
+
+import type { AdapterReport } from "../src/tf/setup.ts";
+import type { KernelCase } from "./kernels_suite.ts";
+import type { RooflineResult } from "./roofline.ts";
+import type { Clock } from "./timing.ts";
+import type { TrainCase } from "./train_types.ts";
+import { SOFTWARE_FWD_GFLOPS_TARGET } from "./kernels_suite.ts";
+
+export const SCHEMA = "fmnist-bench/1";
+
+export interface BenchDocument {
+  schema: typeof SCHEMA;
+  /** ISO 8601, UTC. */
+  date: string;
+  /** The command line that reproduces the run. */
+  command: string;
+  adapter: AdapterReport;
+  /** How times were taken on this adapter (see bench/timing.ts). */
+  clock: Clock;
+  host: { os: string; arch: string; cpus: number; deno: string };
+  options: { suites: string[]; repeats: number; warmup: number; batches: number[]; quick: boolean };
+  roofline: RooflineResult | null;
+  kernels: KernelCase[] | null;
+  train: TrainCase[] | null;
+}
+
+export function hostInfo(): BenchDocument["host"] {
+  return {
+    os: Deno.build.os,
+    arch: Deno.build.arch,
+    cpus: navigator.hardwareConcurrency,
+    deno: Deno.version.deno,
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Formatting helpers
+
+function fmt(n: number | null | undefined, digits = 2): string {
+  if (n === null || n === undefined || !Number.isFinite(n)) return "-";
+  const abs = Math.abs(n);
+  if (abs !== 0 && abs < 0.01) return n.toExponential(1);
+  return n.toFixed(abs >= 1000 ? 0 : digits);
+}
+
+function pct(n: number | null | undefined): string {
+  return n === null || n === undefined ? "-" : `${fmt(n, 0)}%`;
+}
+
+/** A right-aligned, space-separated text table (first column left-aligned). */
+export function textTable(header: string[], rows: string[][]): string {
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
+  const line = (r: string[]) =>
+    r.map((c, i) => i === 0 ? c.padEnd(widths[i]) : c.padStart(widths[i])).join("  ");
+  return [line(header), widths.map((w) => "-".repeat(w)).join("  "), ...rows.map(line)].join("\n");
+}
+
+function markdownTable(header: string[], rows: string[][]): string {
+  const sep = header.map((_, i) => i === 0 ? "---" : "---:");
+  return [header, sep, ...rows].map((r) => `| ${r.join(" | ")} |`).join("\n");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Tables shared by the terminal and markdown outputs
+
+interface Table {
+  title: string;
+  header: string[];
+  rows: string[][];
+  notes: string[];
+}
+
+function rooflineTable(r: RooflineResult): Table {
+  return {
+    title: "Roofline (our kernels; best of the repeats is the ceiling)",
+    header: ["kernel", "size", "median ms", "min ms", "max ms", "ceiling"],
+    rows: [
+      [
+        "roofline_copy",
+        `${fmt(r.copy.bytes / 2 ** 20, 0)} MiB r+w`,
+        fmt(r.copy.stats.medianMs),
+        fmt(r.copy.stats.minMs),
+        fmt(r.copy.stats.maxMs),
+        `${fmt(r.copy.gbPerS)} GB/s`,
+      ],
+      [
+        "roofline_matmul",
+        `${r.matmul.m}^3`,
+        fmt(r.matmul.stats.medianMs),
+        fmt(r.matmul.stats.minMs),
+        fmt(r.matmul.stats.maxMs),
+        `${fmt(r.matmul.gflopPerS)} GFLOP/s`,
+      ],
+    ],
+    notes: [],
+  };
+}
+
+function kernelsTable(cases: KernelCase[]): Table {
+  const rows = cases.map((c) => [
+    `${c.mode} ${c.label}`,
+    String(c.batch),
+    fmt(c.fused?.stats.medianMs),
+    fmt(c.stock?.stats.medianMs),
+    c.speedupVsStock === null ? "-" : `${fmt(c.speedupVsStock)}x`,
+    `${c.target}x ${c.targetMet ? "ok" : "MISS"}`,
+    fmt(c.cpu?.stats.medianMs),
+    c.speedupVsCpu === null ? "-" : `${fmt(c.speedupVsCpu)}x`,
+    fmt(c.fused?.gflopPerS),
+    fmt(c.fused?.gbPerS),
+    pct(c.fused?.pctPeakFlops),
+    pct(c.fused?.pctPeakBandwidth),
+  ]);
+  const notes: string[] = [];
+  const fwd128 = cases.filter((c) => c.mode === "train-fwd" && c.batch === 128);
+  if (fwd128.length > 0) {
+    const worst = Math.min(...fwd128.map((c) => c.fused?.gflopPerS ?? 0));
+    notes.push(
+      `fused train-fwd at batch 128: min ${fmt(worst)} GFLOP/s over layers ` +
+        `(target on a software adapter: >= ${SOFTWARE_FWD_GFLOPS_TARGET})`,
+    );
+  }
+  notes.push(
+    "fused/stock ms: median; speed-up = stock / fused; cpu = stock ops on the tfjs CPU backend " +
+      "(host clock, vs the fused op's host clock); GFLOP/s, GB/s and % of roofline are the fused op's.",
+  );
+  for (const c of cases) for (const e of c.errors) notes.push(`FAILED ${c.id}: ${e}`);
+  return {
+    title: "Kernels: fused conv+BN+ReLU vs stock tfjs ops",
+    header: [
+      "case",
+      "batch",
+      "fused ms",
+      "stock ms",
+      "speed-up",
+      "target",
+      "cpu ms",
+      "vs cpu",
+      "GFLOP/s",
+      "GB/s",
+      "%peak FLOP",
+      "%peak BW",
+    ],
+    rows,
+    notes,
+  };
+}
+
+function trainTable(cases: TrainCase[]): Table {
+  const hasSubset = cases.some((c) => c.subset);
+  const rows = cases.map((c) => [
+    c.variant.id,
+    String(c.batch),
+    fmt(c.stats.medianMs),
+    fmt(c.imagesPerS, 1),
+    c.speedupVsStock === null ? "-" : `${fmt(c.speedupVsStock)}x`,
+    fmt(c.epochSExtrapolated, 1),
+    ...(hasSubset
+      ? [
+        c.subset ? `${c.subset.images}: ${fmt(c.subset.seconds, 1)}` : "-",
+        c.subset ? fmt(c.subset.epochSExtrapolated, 1) : "-",
+      ]
+      : []),
+  ]);
+  return {
+    title: "Training step (forward + backward + Adam)",
+    header: [
+      "model",
+      "batch",
+      "step ms",
+      "images/s",
+      "vs stock",
+      "epoch s (extrap.)",
+      ...(hasSubset ? ["subset imgs: s", "epoch s (subset)"] : []),
+    ],
+    rows,
+    notes: [
+      "epoch = 60000 images; extrapolated from the step time (no data loading); " +
+      "the subset pass feeds real images through the data pipeline.",
+    ],
+  };
+}
+
+function tables(doc: BenchDocument): Table[] {
+  const out: Table[] = [];
+  if (doc.roofline) out.push(rooflineTable(doc.roofline));
+  if (doc.kernels) out.push(kernelsTable(doc.kernels));
+  if (doc.train) out.push(trainTable(doc.train));
+  return out;
+}
+
+function headline(doc: BenchDocument): string {
+  return `adapter: ${doc.adapter.backend} on ${doc.adapter.description}` +
+    `${doc.adapter.isSoftware ? " [software adapter]" : ""}; clock: ${doc.clock}; ` +
+    `${doc.date}; ${doc.host.cpus} CPUs`;
+}
+
+export function renderText(doc: BenchDocument): string {
+  const parts = [headline(doc)];
+  for (const t of tables(doc)) {
+    parts.push("", t.title, textTable(t.header, t.rows), ...t.notes.map((n) => `  ${n}`));
+  }
+  return parts.join("\n");
+}
+
+export function renderMarkdown(doc: BenchDocument): string {
+  const parts = [
+    `Adapter: **${doc.adapter.description}**${
+      doc.adapter.isSoftware ? " (software adapter: CPU figures, not GPU ones)" : ""
+    }, clock: ${doc.clock}, date: ${doc.date}, host: ${doc.host.os}/${doc.host.arch}, ` +
+    `${doc.host.cpus} CPUs, Deno ${doc.host.deno}.`,
+    "",
+    `Reproduce: \`${doc.command}\``,
+  ];
+  for (const t of tables(doc)) {
+    parts.push("", `**${t.title}**`, "", markdownTable(t.header, t.rows));
+    if (t.notes.length) parts.push("", ...t.notes.map((n) => `- ${n}`));
+  }
+  return parts.join("\n") + "\n";
+}
+
+// ---------------------------------------------------------------------------------------------
+// Comparison with an earlier run
+
+/** Median time of every case in a document, keyed by a stable case name. */
+export function caseTimes(doc: BenchDocument): Map<string, number> {
+  const m = new Map<string, number>();
+  if (doc.roofline) {
+    m.set("roofline copy", doc.roofline.copy.stats.medianMs);
+    m.set("roofline matmul", doc.roofline.matmul.stats.medianMs);
+  }
+  for (const c of doc.kernels ?? []) {
+    if (c.fused) m.set(`kernels ${c.id} fused`, c.fused.stats.medianMs);
+    if (c.stock) m.set(`kernels ${c.id} stock`, c.stock.stats.medianMs);
+    if (c.cpu) m.set(`kernels ${c.id} cpu`, c.cpu.stats.medianMs);
+  }
+  for (const c of doc.train ?? []) m.set(`train ${c.id}`, c.stats.medianMs);
+  return m;
+}
+
+export interface ComparisonRow {
+  name: string;
+  oldMs: number;
+  newMs: number;
+  /** old / new: > 1 means the new run is faster. */
+  ratio: number;
+}
+
+/** Cases present in both documents, in the new document's order. */
+export function compareDocuments(oldDoc: BenchDocument, newDoc: BenchDocument): ComparisonRow[] {
+  const old = caseTimes(oldDoc);
+  const rows: ComparisonRow[] = [];
+  for (const [name, newMs] of caseTimes(newDoc)) {
+    const oldMs = old.get(name);
+    if (oldMs !== undefined) rows.push({ name, oldMs, newMs, ratio: oldMs / newMs });
+  }
+  return rows;
+}
+
+export function renderComparison(
+  rows: ComparisonRow[],
+  oldDoc: BenchDocument,
+  newDoc: BenchDocument,
+): string {
+  const warn = oldDoc.adapter.description !== newDoc.adapter.description ||
+      oldDoc.clock !== newDoc.clock
+    ? [
+      `  note: different adapter/clock (old: ${oldDoc.adapter.description}, ${oldDoc.clock}; ` +
+      `new: ${newDoc.adapter.description}, ${newDoc.clock})`,
+    ]
+    : [];
+  if (rows.length === 0) {
+    return ["Comparison: no case in common with the old run", ...warn].join("\n");
+  }
+  const table = textTable(
+    ["case", "old ms", "new ms", "old/new"],
+    rows.map((r) => [r.name, fmt(r.oldMs), fmt(r.newMs), `${fmt(r.ratio)}x`]),
+  );
+  return [`Comparison with ${oldDoc.date} (old/new > 1: faster now)`, table, ...warn].join("\n");
+}
+
+/** Parses and sanity-checks a bench JSON file; throws a one-line message naming the file. */
+export function parseBenchDocument(text: string, path: string): BenchDocument {
+  let doc: unknown;
+  try {
+    doc = JSON.parse(text);
+  } catch (e) {
+    throw new Error(`${path}: not valid JSON (${(e as Error).message})`);
+  }
+  const d = doc as Partial<BenchDocument>;
+  if (d === null || typeof d !== "object" || d.schema !== SCHEMA) {
+    throw new Error(`${path}: not a bench result (expected "schema": "${SCHEMA}")`);
+  }
+  return d as BenchDocument;
+}
+
+/** Writes `text` to `path` via a temporary file and a rename, so readers never see half a file. */
+export async function writeTextFileAtomic(path: string, text: string): Promise<void> {
+  const tmp = `${path}.tmp-${Deno.pid}`;
+  await Deno.writeTextFile(tmp, text);
+  await Deno.rename(tmp, path);
+}

@@ -1,0 +1,34 @@
+// Train-suite result types, kept apart from the suite so that reports and comparisons load
+// without the model code.
+
+import type { Stats } from "./timing.ts";
+
+export interface TrainVariant {
+  id: string;
+  model: "baseline" | "enhanced" | "wide";
+  ops: "fused" | "stock";
+}
+
+export const TRAIN_VARIANTS: TrainVariant[] = [
+  { id: "baseline", model: "baseline", ops: "stock" },
+  { id: "enhanced (fused)", model: "enhanced", ops: "fused" },
+  { id: "enhanced --ops stock", model: "enhanced", ops: "stock" },
+];
+
+/** Images in the Fashion-MNIST training set: the epoch the extrapolation refers to. */
+export const EPOCH_IMAGES = 60000;
+
+export interface TrainCase {
+  id: string;
+  variant: TrainVariant;
+  batch: number;
+  /** Time of one step (the clock named in stats.clock). */
+  stats: Stats;
+  imagesPerS: number;
+  /** EPOCH_IMAGES / imagesPerS: steps only, no data loading. */
+  epochSExtrapolated: number;
+  /** With `limit`: a real pass over `limit` training images (data upload included). */
+  subset: { images: number; seconds: number; epochSExtrapolated: number } | null;
+  /** Enhanced fused vs enhanced stock at this batch (set on the fused row only). */
+  speedupVsStock: number | null;
+}
