@@ -6,7 +6,8 @@ import * as tf from "@tensorflow/tfjs-core";
 import { type Flags, helpText, parseFlags, UsageError } from "../src/cli/args.ts";
 import { type AdapterReport, describeAdapter, initTf } from "../src/tf/setup.ts";
 import { installDeviceGuard } from "../src/tf/device_guard.ts";
-import { ENHANCED_LAYERS, QUICK_LAYERS, runKernelSuite } from "./kernels_suite.ts";
+import { ENHANCED_LAYERS, MODES, QUICK_LAYERS, runKernelSuite } from "./kernels_suite.ts";
+import type { KernelMode } from "./work.ts";
 import {
   type BenchDocument,
   compareDocuments,
@@ -35,6 +36,10 @@ export const BENCH_FLAGS = {
     type: "list",
     help: "batch sizes, e.g. 32,128,256 (default kernels 32,128,256; train 32..512, " +
       "32,128 on a software adapter)",
+  },
+  modes: {
+    type: "list",
+    help: "kernels suite: subset of train-fwd,train-fwd-bwd,infer (default all)",
   },
   quick: { type: "bool", help: "tiny shapes, one repeat: checks that everything runs" },
   limit: {
@@ -121,10 +126,21 @@ function parseBatches(list: string[]): number[] | null {
   });
 }
 
+function parseModes(list: string[]): KernelMode[] {
+  if (list.length === 0) return MODES;
+  for (const m of list) {
+    if (!MODES.includes(m as KernelMode)) {
+      throw new UsageError(`--modes must be a subset of ${MODES.join(",")}, got "${m}"`);
+    }
+  }
+  return list as KernelMode[];
+}
+
 /** Runs the selected suites; returns the whole result document. */
 export async function runBench(f: BenchFlags, argv: string[]): Promise<BenchDocument> {
   const suites = f.suite === "all" ? ["roofline", "kernels", "train"] : [f.suite];
   const batchFlag = parseBatches(f.batches);
+  const modes = parseModes(f.modes);
   if (f.backend === "cpu" && suites.includes("roofline")) {
     if (f.suite === "roofline") {
       throw new UsageError("--suite roofline measures WebGPU kernels: use --backend webgpu");
@@ -167,6 +183,7 @@ export async function runBench(f: BenchFlags, argv: string[]): Promise<BenchDocu
     doc.kernels = await runKernelSuite({
       layers: f.quick ? QUICK_LAYERS : ENHANCED_LAYERS,
       batches,
+      modes,
       timing,
       ceilings: doc.roofline
         ? { gflopPerS: doc.roofline.matmul.gflopPerS, gbPerS: doc.roofline.copy.gbPerS }
