@@ -1,7 +1,7 @@
 // Verified downloads from a local Deno.serve mirror: success, digest mismatch, failures mid-way.
 
 import assert from "node:assert/strict";
-import { idxContentSha256, type RemoteFile } from "../src/data/download.ts";
+import { downloadVerified, idxContentSha256, type RemoteFile } from "../src/data/download.ts";
 import {
   downloadFashionMnist,
   FASHION_MNIST_FILES,
@@ -37,8 +37,14 @@ async function withMirror(
   }
 }
 
-/** A raw HTTP server that promises 1000 bytes, sends 8, then closes the connection. */
-async function withCutConnection(fn: (mirror: string) => Promise<void>): Promise<void> {
+/**
+ * A raw HTTP server that promises 1000 bytes and sends 8; then it closes the connection, or with
+ * `stall` keeps it open silently until the client gives up.
+ */
+async function withCutConnection(
+  fn: (mirror: string) => Promise<void>,
+  stall = false,
+): Promise<void> {
   const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
   const serving = (async () => {
     for await (const conn of listener) {
@@ -46,6 +52,7 @@ async function withCutConnection(fn: (mirror: string) => Promise<void>): Promise
       const head = "HTTP/1.1 200 OK\r\nContent-Length: 1000\r\nConnection: close\r\n\r\n";
       await conn.write(new TextEncoder().encode(head));
       await conn.write(new Uint8Array([0x1f, 0x8b, 8, 0, 0, 0, 0, 0]));
+      if (stall) await conn.read(new Uint8Array(1)).catch(() => null); // Returns once the client hangs up.
       conn.close();
     }
   })();
@@ -187,4 +194,18 @@ Deno.test({
       assert.equal((await listDir(dest)).length, 4);
     });
   },
+});
+
+Deno.test("download: a mirror that goes silent is given up, nothing left behind", async () => {
+  await withTempDir(async (dir) => {
+    const file: RemoteFile = { name: "x-idx1-ubyte.gz", sha256: "0".repeat(64), maxBytes: 1000 };
+    await withCutConnection(async (mirror) => {
+      await assertDataError(
+        downloadVerified(mirror, file, dir, 300),
+        `${mirror}${file.name}`,
+        /download interrupted after 8 bytes \(no data for 0\.3 s\)$/,
+      );
+    }, true);
+    assert.deepEqual(await listDir(dir), []);
+  });
 });

@@ -31,17 +31,43 @@ export async function idxContentSha256(bytes: Uint8Array, name: string): Promise
   return await sha256Hex(content);
 }
 
+/** A download that sends nothing for this long is given up (a silent network, not a slow one). */
+export const STALL_MS = 30_000;
+
 /** Fetches `url` into memory, refusing more than `maxBytes`. Errors name the URL. */
-async function fetchCapped(url: string, maxBytes: number): Promise<Uint8Array> {
+async function fetchCapped(url: string, maxBytes: number, stallMs: number): Promise<Uint8Array> {
+  const abort = new AbortController();
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const watchdog = () => {
+    clearTimeout(timer);
+    timer = setTimeout(
+      () => abort.abort(new Error(`no data for ${stallMs / 1000} s`)),
+      stallMs,
+    );
+  };
+  watchdog();
+  try {
+    return await readBody(url, maxBytes, abort.signal, watchdog);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+async function readBody(
+  url: string,
+  maxBytes: number,
+  signal: AbortSignal,
+  onData: () => void,
+): Promise<Uint8Array> {
   let response: Response;
   try {
-    response = await fetch(url);
+    response = await fetch(url, { signal });
   } catch (e) {
-    throw new DataError(url, `download failed (${(e as Error).message})`);
+    throw new DataError(url, `cannot download (${(signal.reason ?? e as Error).message})`);
   }
   if (!response.ok || !response.body) {
     await response.body?.cancel();
-    throw new DataError(url, `download failed (HTTP ${response.status} ${response.statusText})`);
+    throw new DataError(url, `cannot download (HTTP ${response.status} ${response.statusText})`);
   }
   const declared = Number(response.headers.get("content-length") ?? NaN);
   if (declared > maxBytes) {
@@ -52,6 +78,7 @@ async function fetchCapped(url: string, maxBytes: number): Promise<Uint8Array> {
   let total = 0;
   try {
     for await (const chunk of response.body) {
+      onData();
       total += chunk.length;
       if (total > maxBytes) {
         throw new DataError(url, `download exceeds the expected ${maxBytes} bytes`);
@@ -60,7 +87,8 @@ async function fetchCapped(url: string, maxBytes: number): Promise<Uint8Array> {
     }
   } catch (e) {
     if (e instanceof DataError) throw e;
-    throw new DataError(url, `download interrupted after ${total} bytes (${(e as Error).message})`);
+    const why = (signal.reason ?? e as Error).message;
+    throw new DataError(url, `download interrupted after ${total} bytes (${why})`);
   }
   if (Number.isFinite(declared) && total !== declared) {
     throw new DataError(url, `download cut off: got ${total} of ${declared} bytes`);
@@ -79,9 +107,10 @@ export async function downloadVerified(
   mirror: string,
   file: RemoteFile,
   dir: string,
+  stallMs = STALL_MS,
 ): Promise<string> {
   const url = new URL(file.name, mirror.endsWith("/") ? mirror : `${mirror}/`).href;
-  const bytes = await fetchCapped(url, file.maxBytes);
+  const bytes = await fetchCapped(url, file.maxBytes, stallMs);
   let digest: string;
   try {
     digest = await idxContentSha256(bytes, file.name);
