@@ -6,8 +6,9 @@
 // 0x00000801 = 2049 (1 dim).
 //
 // Every problem becomes a DataError naming the file. The header is checked against the real data
-// size before anything of the header's claimed size is allocated, and gunzip output is capped at
-// what the header declares, so a corrupt or hostile header cannot make us allocate gigabytes.
+// size before anything of the header's claimed size is allocated, and gunzip stops once its output
+// passes what the header declares (by at most ~4 MiB), so neither a corrupt header nor a gzip bomb
+// can make us allocate gigabytes.
 
 import { UsageError } from "../cli/args.ts";
 
