@@ -4,13 +4,7 @@
 
 import * as tf from "@tensorflow/tfjs-core";
 import type { Split } from "../data/fashion_mnist.ts";
-
-/** The part of a model that evaluation and prediction need. */
-export interface InferenceModel {
-  /** Softmax probabilities [n, 10] for images [n, 28, 28, 1] in [0, 1]. */
-  predict(x: tf.Tensor4D): tf.Tensor2D;
-  dispose(): void;
-}
+import type { InferenceModel } from "./inference.ts";
 
 /**
  * Class means of `split` (pixels in [0, 1]); `predict` gives softmax(-beta * squared distance).

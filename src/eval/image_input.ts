@@ -186,10 +186,9 @@ export function toFashionMnist(img: GrayImage): { pixels: Uint8Array; notes: str
   return { pixels, notes };
 }
 
-const IDX_IMAGE_HEADER = [0, 0, 8, 3];
-
+/** Unsigned-byte IDX magic: 0, 0, 0x08, ndims (dims are checked after decoding). */
 function looksLikeIdx(bytes: Uint8Array): boolean {
-  return IDX_IMAGE_HEADER.every((b, i) => bytes[i] === b);
+  return bytes.length >= 4 && bytes[0] === 0 && bytes[1] === 0 && bytes[2] === 0x08;
 }
 
 /**
