@@ -85,6 +85,15 @@ export function deviceFailure(): DeviceFailureError | null {
   return failure;
 }
 
+/**
+ * Forgets a recorded failure and the failure listeners. For tests, and for a caller that has
+ * deliberately provoked and handled a non-fatal error; a lost device stays lost.
+ */
+export function clearDeviceFailure(): void {
+  failure = null;
+  listeners.length = 0;
+}
+
 /** Throws the recorded failure, if any. Call between training steps. */
 export function assertDeviceOk(): void {
   if (failure) throw failure;
