@@ -1,3 +1,4 @@
 // Registers our custom ops (kernels for webgpu and cpu, and their gradients) with tfjs.
 // Importing this module once is enough; `src/tf/setup.ts` does it.
 import "./conv_bn_relu_fwd.ts";
+import "./conv_bn_relu_grad.ts";

@@ -1,0 +1,148 @@
+// Backward of the fused conv + batch-norm (training) + ReLU op: the `ConvBnReluTrainGrad` kernel
+// (webgpu: WGSL passes in conv_bn_relu_bwd.ts; cpu: the plain-loop reference) and the gradient
+// of `ConvBnReluTrain`, so tf.grads / tf.variableGrads / optimizers differentiate the fused op.
+//
+// Gradients flow from the `y` output only. The `z` and `stats` outputs (pre-normalisation conv
+// output; mean, variance, invStd) exist for the backward and for the running-average update of
+// the moving statistics, which is not differentiated: gradients arriving through them are
+// ignored. The batch statistics themselves are differentiated through `y` (full training-mode
+// batch-norm backward, see conv_bn_relu_grad_ref.ts).
+
+import * as tf from "@tensorflow/tfjs-core";
+import type { WebGPUBackend } from "@tensorflow/tfjs-backend-webgpu";
+import type { KernelBackend, NamedAttrMap, TensorInfo } from "@tensorflow/tfjs-core";
+import { convGeometry } from "./conv_geometry.ts";
+import { type ConvBnReluGradTensors, convBnReluTrainGradWebGPU } from "./conv_bn_relu_bwd.ts";
+import { convBnReluGradRef } from "./conv_bn_relu_grad_ref.ts";
+import { DEFAULT_EPSILON } from "./conv_bn_relu_stock.ts";
+import { CONV_BN_RELU_TRAIN, type ConvBnReluKernelAttrs } from "./conv_bn_relu.ts";
+
+/**
+ * Kernel name of the backward: inputs {dy, x, filter, gamma, beta, z, stats}, attrs as the forward
+ * (ConvBnReluKernelAttrs), outputs [dx, dfilter, dgamma, dbeta].
+ */
+export const CONV_BN_RELU_TRAIN_GRAD = "ConvBnReluTrainGrad";
+
+type GradInputs = Record<keyof ConvBnReluGradTensors, TensorInfo>;
+const INPUT_NAMES: (keyof ConvBnReluGradTensors)[] = [
+  "dy",
+  "x",
+  "filter",
+  "gamma",
+  "beta",
+  "z",
+  "stats",
+];
+
+/** Checks every input's shape against x and filter; throws naming the tensor. */
+function validate(inputs: GradInputs, attrs: ConvBnReluKernelAttrs) {
+  for (const name of INPUT_NAMES) {
+    if (!inputs[name]) throw new Error(`${CONV_BN_RELU_TRAIN_GRAD}: missing input '${name}'`);
+  }
+  const g = convGeometry(inputs.x.shape, inputs.filter.shape, attrs.strides, attrs.pad);
+  const zShape = [g.batch, g.outH, g.outW, g.outC];
+  const expected: [keyof ConvBnReluGradTensors, number[]][] = [
+    ["dy", zShape],
+    ["z", zShape],
+    ["gamma", [g.outC]],
+    ["beta", [g.outC]],
+    ["stats", [3, g.outC]],
+  ];
+  for (const [name, shape] of expected) {
+    if (!tf.util.arraysEqual(inputs[name].shape, shape)) {
+      throw new Error(
+        `${CONV_BN_RELU_TRAIN_GRAD}: ${name} must have shape [${shape}], got [${
+          inputs[name].shape
+        }]`,
+      );
+    }
+  }
+  for (const name of INPUT_NAMES) {
+    if (inputs[name].dtype !== "float32") {
+      throw new Error(`${CONV_BN_RELU_TRAIN_GRAD}: ${name} must be float32`);
+    }
+  }
+  return g;
+}
+
+function kernelAttrs(attrs: NamedAttrMap = {}): ConvBnReluKernelAttrs {
+  const strides = attrs.strides as number | [number, number];
+  return {
+    strides: typeof strides === "number" ? [strides, strides] : strides,
+    pad: attrs.pad as "same" | "valid",
+    epsilon: (attrs.epsilon as number | undefined) ?? DEFAULT_EPSILON,
+  };
+}
+
+tf.registerKernel({
+  kernelName: CONV_BN_RELU_TRAIN_GRAD,
+  backendName: "webgpu",
+  kernelFunc: ({ inputs, attrs, backend }) => {
+    const ins = inputs as unknown as GradInputs;
+    const g = validate(ins, kernelAttrs(attrs));
+    return convBnReluTrainGradWebGPU(backend as unknown as WebGPUBackend, ins, g);
+  },
+});
+
+/** Read access to the CPU backend's typed arrays (tfjs-backend-cpu's MathBackendCPU). */
+type CpuBackend = KernelBackend & {
+  data: { get(id: unknown): { values: ArrayLike<number> } };
+  makeTensorInfo(shape: number[], dtype: "float32", values: Float32Array): TensorInfo;
+};
+
+tf.registerKernel({
+  kernelName: CONV_BN_RELU_TRAIN_GRAD,
+  backendName: "cpu",
+  kernelFunc: ({ inputs, attrs, backend }) => {
+    const ins = inputs as unknown as GradInputs;
+    const g = validate(ins, kernelAttrs(attrs));
+    const cpu = backend as unknown as CpuBackend;
+    const values = (name: keyof ConvBnReluGradTensors) => cpu.data.get(ins[name].dataId).values;
+    const r = convBnReluGradRef({
+      dy: values("dy"),
+      x: values("x"),
+      filter: values("filter"),
+      gamma: values("gamma"),
+      beta: values("beta"),
+      z: values("z"),
+      stats: values("stats"),
+    }, g);
+    return [
+      cpu.makeTensorInfo([...ins.x.shape], "float32", r.dx),
+      cpu.makeTensorInfo([...ins.filter.shape], "float32", r.dfilter),
+      cpu.makeTensorInfo([...ins.gamma.shape], "float32", r.dgamma),
+      cpu.makeTensorInfo([...ins.beta.shape], "float32", r.dbeta),
+    ];
+  },
+});
+
+/** Runs the backward kernel: [dx, dfilter, dgamma, dbeta] for dy = dLoss/dy. */
+export function convBnReluTrainGrad(
+  t: Record<keyof ConvBnReluGradTensors, tf.Tensor>,
+  attrs: ConvBnReluKernelAttrs,
+): [tf.Tensor4D, tf.Tensor4D, tf.Tensor1D, tf.Tensor1D] {
+  const outs = tf.engine().runKernel(
+    CONV_BN_RELU_TRAIN_GRAD,
+    t as unknown as tf.NamedTensorMap,
+    attrs as unknown as NamedAttrMap,
+  ) as tf.Tensor[];
+  return outs as [tf.Tensor4D, tf.Tensor4D, tf.Tensor1D, tf.Tensor1D];
+}
+
+tf.registerGradient({
+  kernelName: CONV_BN_RELU_TRAIN,
+  inputsToSave: ["x", "filter", "gamma", "beta"],
+  outputsToSave: [false, true, true],
+  gradFunc: (dy: tf.Tensor | tf.Tensor[], saved: tf.Tensor[], attrs: NamedAttrMap) => {
+    // Multi-output kernel: dy = [dL/dy, dL/dz, dL/dstats]; only dL/dy is propagated (see top).
+    const dyY = Array.isArray(dy) ? dy[0] : dy;
+    const [x, filter, gamma, beta, z, stats] = saved;
+    // One kernel computes all four gradients; run it once, eagerly. The results live in the
+    // backward pass's tidy scope: those tfjs asks for are returned, the others disposed with it.
+    const [dx, dfilter, dgamma, dbeta] = convBnReluTrainGrad(
+      { dy: dyY, x, filter, gamma, beta, z, stats },
+      kernelAttrs(attrs),
+    );
+    return { x: () => dx, filter: () => dfilter, gamma: () => dgamma, beta: () => dbeta };
+  },
+});
