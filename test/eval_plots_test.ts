@@ -13,10 +13,11 @@ import { decode } from "fast-png";
 
 const NAMES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat"];
 
-function assertSvgAndPng(svg: string, png: Uint8Array, width: number, height: number) {
+function assertSvgAndPng(svg: string, png: Uint8Array | null, width: number, height: number) {
   assert.match(svg, /^<svg[^>]*xmlns="http:\/\/www.w3.org\/2000\/svg"/);
   assert.ok(svg.trimEnd().endsWith("</svg>"), "SVG is not closed");
   // PNG signature, IHDR size = 2x the SVG size (render scale), and the pixels decode.
+  assert.ok(png, "no PNG renderer");
   assert.deepEqual(pngSize(png), { width: width * 2, height: height * 2 });
   const decoded = decode(png);
   assert.equal(decoded.width, width * 2);
@@ -67,6 +68,6 @@ Deno.test("plots: image grid embeds each 28x28 image as a PNG data URL", async (
   assert.deepEqual([big[0], big[1], big[2], big[56], big[57 * 2]], [0, 0, 9, 0, 9]);
 });
 
-Deno.test("plots: malformed SVG is refused by the PNG renderer", () => {
-  assert.throws(() => svgToPng("<svg><g></svg>"));
+Deno.test("plots: malformed SVG is refused by the PNG renderer", async () => {
+  await assert.rejects(svgToPng("<svg><g></svg>"));
 });

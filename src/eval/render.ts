@@ -3,12 +3,13 @@
 //
 // Library choice: `vega` renders to an SVG string without a browser (renderer "none" + toSVG()).
 // `@resvg/resvg-js` (a Rust SVG renderer shipped as a prebuilt N-API addon inside its npm package)
-// loads in Deno as is, renders text with the system fonts and is ~10x faster than its WASM twin.
+// loads in Deno as is and renders text with the system fonts (the WASM build has no font access).
+// It is imported lazily: if the native addon cannot load (a platform without a prebuilt binary),
+// evaluation still writes the SVGs and the report, and only the PNG copies are skipped.
 // `fast-png` is a pure-JS PNG codec (encodes the garment thumbnails, decodes user PNGs).
 
 import * as vega from "vega";
 import { compile, type TopLevelSpec } from "vega-lite";
-import { Resvg } from "@resvg/resvg-js";
 import { encode as encodePng } from "fast-png";
 
 /** Font list used by every chart; resvg and browsers both take the first one installed. */
@@ -16,7 +17,8 @@ export const CHART_FONT = "DejaVu Sans, Liberation Sans, Arial, Helvetica, sans-
 
 export interface RenderedChart {
   svg: string;
-  png: Uint8Array;
+  /** null when the PNG renderer is unavailable (see pngRendererError). */
+  png: Uint8Array | null;
   /** SVG size in CSS pixels; the PNG is `scale` times larger. */
   width: number;
   height: number;
@@ -33,12 +35,28 @@ export async function vegaLiteToSvg(spec: TopLevelSpec): Promise<string> {
   }
 }
 
+type ResvgModule = typeof import("@resvg/resvg-js");
+let resvg: Promise<ResvgModule> | undefined;
+
+/** Why the PNG renderer cannot load, or null when it works. */
+export async function pngRendererError(): Promise<string | null> {
+  resvg ??= import("@resvg/resvg-js");
+  try {
+    await resvg;
+    return null;
+  } catch (e) {
+    return `@resvg/resvg-js failed to load (${(e as Error).message.split("\n")[0]})`;
+  }
+}
+
 /** Rasterises an SVG with resvg at `scale` (2 gives sharp text on high-DPI screens). */
-export function svgToPng(
+export async function svgToPng(
   svg: string,
   scale = 2,
-): { png: Uint8Array; width: number; height: number } {
-  const resvg = new Resvg(svg, {
+): Promise<{ png: Uint8Array; width: number; height: number }> {
+  resvg ??= import("@resvg/resvg-js");
+  const { Resvg } = await resvg;
+  const image = new Resvg(svg, {
     fitTo: { mode: "zoom", value: scale },
     background: "white",
     font: {
@@ -46,16 +64,15 @@ export function svgToPng(
       defaultFontFamily: "DejaVu Sans",
       sansSerifFamily: "DejaVu Sans",
     },
-  });
-  const image = resvg.render();
+  }).render();
   return { png: new Uint8Array(image.asPng()), width: image.width, height: image.height };
 }
 
-/** Renders a Vega-Lite spec to SVG and PNG. */
+/** Renders a Vega-Lite spec to SVG, and to PNG when the PNG renderer is available. */
 export async function renderChart(spec: TopLevelSpec, scale = 2): Promise<RenderedChart> {
   const svg = await vegaLiteToSvg(spec);
   const size = svgSize(svg);
-  const { png } = svgToPng(svg, scale);
+  const png = (await pngRendererError()) === null ? (await svgToPng(svg, scale)).png : null;
   return { svg, png, ...size };
 }
 
