@@ -5,12 +5,7 @@ import assert from "node:assert/strict";
 import * as tf from "@tensorflow/tfjs-core";
 import { main } from "../bench/main.ts";
 import { QUICK_LAYERS, runKernelSuite } from "../bench/kernels_suite.ts";
-import {
-  compareDocuments,
-  parseBenchDocument,
-  renderComparison,
-  SCHEMA,
-} from "../bench/report.ts";
+import { compareDocuments, parseBenchDocument, renderComparison, SCHEMA } from "../bench/report.ts";
 import { UsageError } from "../src/cli/args.ts";
 import { initTf } from "../src/tf/setup.ts";
 
@@ -62,8 +57,6 @@ Deno.test({
         "--suite",
         "kernels",
         "--quick",
-        "--modes",
-        "train-fwd,infer",
         "--json",
         json,
         "--markdown",
@@ -86,7 +79,7 @@ Deno.test({
       assertPositive(r.matmul.gflopPerS, "matmul GFLOP/s");
 
       const cases = doc.kernels!;
-      assert.equal(cases.length, QUICK_LAYERS.length * 2, "2 layers x 2 modes x 1 batch");
+      assert.equal(cases.length, QUICK_LAYERS.length * 3, "2 layers x 3 modes x 1 batch");
       for (const c of cases) {
         assert.deepEqual(c.errors, [], `${c.id}: no failures`);
         for (const k of ["flops", "bytes", "batch", "speedupVsStock", "target"] as const) {
@@ -140,7 +133,7 @@ Deno.test({
     const opts = {
       layers: QUICK_LAYERS.slice(1),
       batches: [2],
-      modes: ["train-fwd" as const, "infer" as const],
+      modes: ["train-fwd" as const, "train-fwd-bwd" as const, "infer" as const],
       timing: { warmup: 1, repeats: 2 },
       ceilings: null,
       cpu: true,
@@ -150,7 +143,8 @@ Deno.test({
     const cases = await runKernelSuite(opts);
     assert.equal(tf.memory().numTensors, before, "numTensors flat across runs");
     assert.equal(tf.getBackend(), "webgpu", "CPU comparison restores the backend");
-    assert.equal(cases.length, 2);
+    assert.equal(cases.length, 3);
+    assert.deepEqual(cases.flatMap((c) => c.errors), []);
   },
 });
 
