@@ -42,7 +42,7 @@ export function parsePrograms(extraInfo: string | undefined): [string, number][]
   return out;
 }
 
-/** Totals per kernel name over all steps, largest first. */
+/** Totals per kernel name over all steps, largest first (ties by name). */
 export function summarizeKernels(steps: StepProfile[]): KernelSummary[] {
   return summarize(steps.flatMap((s) => s.kernels.map((k) => [k.name, k.ms] as [string, number])));
 }
@@ -70,7 +70,7 @@ function summarize(items: [string, number][]): KernelSummary[] {
       meanMs: e.totalMs / e.calls,
       sharePct: all > 0 ? 100 * e.totalMs / all : 0,
     }))
-    .sort((a, b) => b.totalMs - a.totalMs);
+    .sort((a, b) => b.totalMs - a.totalMs || a.name.localeCompare(b.name));
 }
 
 export interface TraceEvent {
