@@ -30,12 +30,22 @@ export const BENCH_FLAGS = {
   json: { type: "string", help: "write every figure as JSON to this file" },
   compare: { type: "string", help: "an earlier --json file: print old/new per case" },
   markdown: { type: "string", help: "write the summary tables as markdown to this file" },
-  repeats: { type: "int", min: 1, max: 1000, help: "timed runs per case (default 5; --quick 1)" },
-  warmup: { type: "int", min: 0, max: 100, help: "untimed runs per case (default 2; --quick 1)" },
+  repeats: {
+    type: "int",
+    min: 1,
+    max: 1000,
+    help: "timed runs per case (default 5; 3 on a software adapter; --quick 1)",
+  },
+  warmup: {
+    type: "int",
+    min: 0,
+    max: 100,
+    help: "untimed runs per case (default 2; 1 on a software adapter or with --quick)",
+  },
   batches: {
     type: "list",
-    help: "batch sizes, e.g. 32,128,256 (default kernels 32,128,256; train 32..512, " +
-      "32,128 on a software adapter)",
+    help: "batch sizes, e.g. 32,128,256 (default kernels 32,128,256, train 32..512; " +
+      "32,128 for both on a software adapter)",
   },
   modes: {
     type: "list",
@@ -148,9 +158,11 @@ export async function runBench(f: BenchFlags, argv: string[]): Promise<BenchDocu
     suites.splice(suites.indexOf("roofline"), 1);
   }
   const adapter = await startBackend("bench", f.backend as "webgpu" | "cpu", f.adapter as "any");
+  // llvmpipe runs a 128-image backward pass in tens of seconds: fewer runs by default there.
+  const slow = adapter.isSoftware;
   const timing: TimingOptions = {
-    warmup: f.warmup ?? (f.quick ? 1 : 2),
-    repeats: f.repeats ?? (f.quick ? 1 : 5),
+    warmup: f.warmup ?? (f.quick || slow ? 1 : 2),
+    repeats: f.repeats ?? (f.quick ? 1 : slow ? 3 : 5),
   };
   const log = (m: string) => console.log(m);
   const doc: BenchDocument = {
@@ -179,7 +191,7 @@ export async function runBench(f: BenchFlags, argv: string[]): Promise<BenchDocu
   }
   if (suites.includes("kernels")) {
     log("kernels ...");
-    const batches = batchFlag ?? (f.quick ? [2] : [32, 128, 256]);
+    const batches = batchFlag ?? (f.quick ? [2] : slow ? [32, 128] : [32, 128, 256]);
     doc.kernels = await runKernelSuite({
       layers: f.quick ? QUICK_LAYERS : ENHANCED_LAYERS,
       batches,
