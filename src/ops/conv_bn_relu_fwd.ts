@@ -46,10 +46,7 @@ export function useNaiveKernels(): boolean {
 }
 
 const MAX_GROUPS_PER_DIM = 65535;
-/** Rows (output pixels) one workgroup of the tiled conv walks, in blocks of 4. */
-const ROWS_PER_GROUP = 4;
-
-/** Splits `groups` workgroups over x (<= 65535) and z. */
+/** Splits `groups` workgroups over two grid axes (x <= 65535). */
 function splitGroups(groups: number): [number, number] {
   if (groups <= MAX_GROUPS_PER_DIM) return [groups, 1];
   const z = Math.ceil(groups / MAX_GROUPS_PER_DIM);
@@ -58,30 +55,42 @@ function splitGroups(groups: number): [number, number] {
 
 type Epilogue = "z" | "infer";
 
-/** Tiled conv: each invocation 4 rows x 4 channels; see kernels/conv_bn_relu_fwd.wgsl. */
+/**
+ * Tiled conv. `vec4` (Cin % 4 == 0 and Cout % 4 == 0): each invocation 8 rows x 8 channels with
+ * vec4 loads, kernels/conv_bn_relu_fwd_vec4.wgsl. Otherwise `scalar`: 4 rows x 4 channels with
+ * scalar loads, kernels/conv_bn_relu_fwd.wgsl.
+ */
 export class ConvBnReluFwdProgram implements WebGPUProgram {
   outputShape: number[];
   shaderKey: string;
   dispatchLayout: DispatchLayout = { x: [1, 2], y: [3], z: [0] }; // not flat: main() takes no index
   dispatch: Dispatch;
   variableNames: string[];
-  workgroupSize: [number, number, number] = [8, 1, 1];
+  variableComponents: number[];
+  workgroupSize: [number, number, number] = [64, 1, 1];
   uniforms = "stride : vec2<i32>, pad : vec2<i32>,";
+  readonly variant: "vec4" | "scalar";
   private epilogue: Epilogue;
 
   constructor(g: ConvGeometry, epilogue: Epilogue) {
     this.outputShape = [g.batch, g.outH, g.outW, g.outC];
     this.epilogue = epilogue;
     this.variableNames = epilogue === "infer" ? ["x", "w", "scale", "shift"] : ["x", "w"];
+    this.variant = g.inC % 4 === 0 && g.outC % 4 === 0 ? "vec4" : "scalar";
+    const tile = this.variant === "vec4" ? 8 : 4; // rows and channels per invocation
+    const width = this.variant === "vec4" ? 4 : 1; // components per x / w element
+    this.variableComponents = this.variableNames.map((_, i) => (i < 2 ? width : 1));
     const rows = g.batch * g.outH * g.outW;
-    const [gx, gz] = splitGroups(Math.ceil(rows / ROWS_PER_GROUP));
-    this.dispatch = [gx, Math.ceil(g.outC / 32), gz];
-    this.shaderKey = `convBnReluFwd_v2_${epilogue}_r${ROWS_PER_GROUP}`;
+    const invocations = Math.ceil(rows / tile) * Math.ceil(g.outC / tile);
+    // The kernel rebuilds its flat id as global_id.x + global_id.y * 64 * groups.x.
+    const [gx, gy] = splitGroups(Math.ceil(invocations / 64));
+    this.dispatch = [gx, gy, 1];
+    this.shaderKey = `convBnReluFwd_${this.variant}_${epilogue}`;
   }
 
   getUserCode(): string {
-    return `const ROWS_PER_GROUP = ${ROWS_PER_GROUP};\n` + epilogueSource(this.epilogue) +
-      kernelSource("conv_bn_relu_fwd");
+    const main = this.variant === "vec4" ? "conv_bn_relu_fwd_vec4" : "conv_bn_relu_fwd";
+    return epilogueSource(this.epilogue) + kernelSource(main);
   }
 }
 

@@ -1,0 +1,514 @@
+// Forward of the fused conv + batch-norm + ReLU op (ConvBnReluTrain, ConvBnReluInfer):
+//   1. hand-checkable cases on webgpu and cpu;
+//   2. WGSL kernels (tiled scalar/vec4 versions, and v1 under FMNIST_NAIVE_KERNELS=1) vs the
+//      plain-loop CPU reference on random shapes (fast-check, seeded): y, z, stats, inference y;
+//   3. the CPU reference vs the stock tfjs chain (conv2d, moments, batchNorm, relu) on the cpu
+//      backend;
+//   4. input validation, one pipeline for two batch sizes, no tensor leaks.
+// GPU runs use poisoned outputs (unwritten elements read as NaN) and a WebGPU validation error
+// scope: an invalid shader dispatches nothing, and its read-back may return a stale buffer that
+// happens to hold the right answer, so a compile error must fail the test by itself.
+// FMNIST_SOAK=1 runs many more random cases.
+
+import assert from "node:assert/strict";
+import fc from "fast-check";
+import * as tf from "@tensorflow/tfjs-core";
+import type { WebGPUBackend } from "@tensorflow/tfjs-backend-webgpu";
+import { initTf } from "../src/tf/setup.ts";
+import { setPoisonOutputs } from "../src/ops/webgpu_program.ts";
+import {
+  convBnRelu,
+  convBnReluInfer,
+  convBnReluTrain,
+  foldBatchNorm,
+} from "../src/ops/conv_bn_relu.ts";
+import { convBnReluInferStock, convBnReluTrainStock } from "../src/ops/conv_bn_relu_stock.ts";
+import { convBnReluInferRef, convBnReluTrainRef } from "../src/ops/conv_bn_relu_ref.ts";
+import { type ConvGeometry, convGeometry } from "../src/ops/conv_geometry.ts";
+import { assertClose, type Tolerance } from "./helpers/compare.ts";
+
+const GPU_TEST = { sanitizeOps: false, sanitizeResources: false };
+const SOAK = Deno.env.get("FMNIST_SOAK") === "1";
+const EPS = 1e-3;
+
+// ---- tolerances (pass rule |a - e| <= atol + rtol * |e|) --------------------------------------
+// Inputs are U(-1, 1), so one z element sums K = KH*KW*Cin <= 425 products of size <= 1: float32
+// accumulation (in a different order than the float64 reference) is off by about
+// sqrt(K) * 2^-24 * |partial sums| ~ 1e-5 in the worst cases here.
+const Z_TOL: Tolerance = { atol: 1e-4, rtol: 1e-4 };
+// mean/variance: float32 reductions over M = N*Ho*Wo <= ~400 values of z (two-pass within
+// chunks, Chan's merge across chunks); invStd inherits the variance's relative error / 2, and
+// var + eps >= 1e-3 bounds it.
+const STATS_TOL: Tolerance = { atol: 1e-4, rtol: 1e-4 };
+// y = gamma*(z - mean)*invStd + beta: the absolute error of z - mean (~1e-5) is multiplied by
+// invStd, up to 1/sqrt(eps) ~ 32 when a channel's variance is ~0 (e.g. a single output pixel).
+const Y_TOL: Tolerance = { atol: 1e-3, rtol: 1e-3 };
+// The stock chain runs in float32 too (its moments and batchNorm formulas differ from ours).
+const STOCK_TOL: Tolerance = { atol: 2e-3, rtol: 2e-3 };
+
+// ---- helpers ----------------------------------------------------------------------------------
+
+/** Runs `f` on webgpu with tiny ops forced onto the GPU, poisoned outputs, a validation scope. */
+async function onGpu<T>(f: () => Promise<T>): Promise<T> {
+  await initTf("webgpu");
+  const prevForward = tf.env().getBool("WEBGPU_CPU_FORWARD");
+  tf.env().set("WEBGPU_CPU_FORWARD", false);
+  setPoisonOutputs(true);
+  const device = (tf.backend() as WebGPUBackend).device;
+  device.pushErrorScope("validation");
+  let result: T;
+  try {
+    result = await f();
+  } finally {
+    setPoisonOutputs(false);
+    tf.env().set("WEBGPU_CPU_FORWARD", prevForward);
+  }
+  const error = await device.popErrorScope();
+  if (error) throw new Error(`WebGPU validation error: ${error.message}`);
+  return result;
+}
+
+/** Seeded U(-1, 1) values (mulberry32), so a failing case can be rebuilt from its seed. */
+function uniform(n: number, seed: number): Float32Array {
+  let s = seed >>> 0;
+  const out = new Float32Array(n);
+  for (let i = 0; i < n; i++) {
+    s = (s + 0x6d2b79f5) >>> 0;
+    let t = s;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    out[i] = (((t ^ (t >>> 14)) >>> 0) / 4294967296) * 2 - 1;
+  }
+  return out;
+}
+
+interface FwdCase {
+  n: number;
+  h: number;
+  w: number;
+  cin: number;
+  cout: number;
+  kh: number;
+  kw: number;
+  strides: [number, number];
+  pad: "same" | "valid";
+  seed: number;
+}
+
+interface CaseData {
+  c: FwdCase;
+  g: ConvGeometry;
+  x: Float32Array;
+  filter: Float32Array;
+  gamma: Float32Array;
+  beta: Float32Array;
+  /** Running statistics for inference (variance > 0). */
+  movingMean: Float32Array;
+  movingVariance: Float32Array;
+}
+
+function caseData(c: FwdCase): CaseData {
+  const g = convGeometry(
+    [c.n, c.h, c.w, c.cin],
+    [c.kh, c.kw, c.cin, c.cout],
+    c.strides,
+    c.pad,
+  );
+  return {
+    c,
+    g,
+    x: uniform(c.n * c.h * c.w * c.cin, c.seed),
+    filter: uniform(c.kh * c.kw * c.cin * c.cout, c.seed + 1),
+    gamma: uniform(c.cout, c.seed + 2).map((v) => 1 + 0.5 * v),
+    beta: uniform(c.cout, c.seed + 3),
+    movingMean: uniform(c.cout, c.seed + 4),
+    movingVariance: uniform(c.cout, c.seed + 5).map((v) => 1 + 0.9 * v),
+  };
+}
+
+function describe(c: FwdCase): string {
+  return `x=[${c.n},${c.h},${c.w},${c.cin}] w=[${c.kh},${c.kw},${c.cin},${c.cout}] ` +
+    `strides=[${c.strides}] pad=${c.pad} seed=${c.seed}`;
+}
+
+/** Tensors of one case on the current backend. */
+function tensors(d: CaseData) {
+  const { c } = d;
+  return {
+    x: tf.tensor4d(d.x, [c.n, c.h, c.w, c.cin]),
+    filter: tf.tensor4d(d.filter, [c.kh, c.kw, c.cin, c.cout]),
+    gamma: tf.tensor1d(d.gamma),
+    beta: tf.tensor1d(d.beta),
+    movingMean: tf.tensor1d(d.movingMean),
+    movingVariance: tf.tensor1d(d.movingVariance),
+  };
+}
+
+interface FwdResult {
+  y: Float32Array;
+  mean: Float32Array;
+  variance: Float32Array;
+  yInfer: Float32Array;
+}
+
+/** Runs our op (training and inference) on the current backend and reads everything back. */
+async function runOurs(d: CaseData): Promise<FwdResult> {
+  const t = tensors(d);
+  const attrs = { strides: d.c.strides, pad: d.c.pad, epsilon: EPS };
+  const r = convBnReluTrain(t.x, t.filter, t.gamma, t.beta, attrs);
+  const yi = convBnReluInfer(
+    t.x,
+    t.filter,
+    t.gamma,
+    t.beta,
+    t.movingMean,
+    t.movingVariance,
+    attrs,
+  );
+  const out = {
+    y: (await r.y.data()) as Float32Array,
+    mean: (await r.mean.data()) as Float32Array,
+    variance: (await r.variance.data()) as Float32Array,
+    yInfer: (await yi.data()) as Float32Array,
+  };
+  tf.dispose([r.y, r.mean, r.variance, yi, ...Object.values(t)]);
+  return out;
+}
+
+/** The raw kernel outputs [y, z, stats] on the current backend. */
+async function runTrainKernel(d: CaseData) {
+  const t = tensors(d);
+  const outs = tf.engine().runKernel("ConvBnReluTrain", {
+    x: t.x,
+    filter: t.filter,
+    gamma: t.gamma,
+    beta: t.beta,
+  }, { strides: d.c.strides, pad: d.c.pad, epsilon: EPS }) as tf.Tensor[];
+  const [y, z, stats] = await Promise.all(outs.map((o) => o.data()));
+  tf.dispose([...outs, ...Object.values(t)]);
+  return { y: y as Float32Array, z: z as Float32Array, stats: stats as Float32Array };
+}
+
+function refInfer(d: CaseData): Float32Array {
+  const scale = d.gamma.map((g, i) => g / Math.sqrt(d.movingVariance[i] + EPS));
+  const shift = d.beta.map((b, i) => b - d.movingMean[i] * scale[i]);
+  return convBnReluInferRef(d.x, d.filter, scale, shift, d.g);
+}
+
+/** Checks the GPU kernels against the CPU reference for one case (webgpu must be current). */
+async function checkGpuAgainstRef(d: CaseData) {
+  const label = describe(d.c);
+  const ref = convBnReluTrainRef(d.x, d.filter, d.gamma, d.beta, d.g, EPS);
+  const k = await runTrainKernel(d);
+  assertClose(k.z, ref.z, Z_TOL, `z ${label}`);
+  assertClose(k.stats, ref.stats, STATS_TOL, `stats ${label}`);
+  assertClose(k.y, ref.y, Y_TOL, `y ${label}`);
+  const ours = await runOurs(d);
+  const outC = d.g.outC;
+  assertClose(ours.mean, ref.stats.subarray(0, outC), STATS_TOL, `mean ${label}`);
+  assertClose(ours.variance, ref.stats.subarray(outC, 2 * outC), STATS_TOL, `variance ${label}`);
+  assertClose(ours.yInfer, refInfer(d), Y_TOL, `inference y ${label}`);
+}
+
+// ---- random shapes ----------------------------------------------------------------------------
+
+const CHANNELS = [1, 3, 4, 5, 8, 17];
+const KERNELS = [1, 3, 5];
+
+/**
+ * Batch 1..4, H, W 1..9 (12..16 for some stride-2 cases), channels from {1,3,4,5,8,17}, kernels
+ * 1/3/5 square or rectangular, strides 1/2 per axis, same/valid. `valid` cases whose output would
+ * be empty grow H, W to fit the kernel.
+ */
+const caseArb: fc.Arbitrary<FwdCase> = fc.record({
+  n: fc.integer({ min: 1, max: 4 }),
+  h: fc.integer({ min: 1, max: 9 }),
+  w: fc.integer({ min: 1, max: 9 }),
+  large: fc.boolean(),
+  cin: fc.constantFrom(...CHANNELS),
+  cout: fc.constantFrom(...CHANNELS),
+  kh: fc.constantFrom(...KERNELS),
+  kw: fc.constantFrom(...KERNELS),
+  sh: fc.constantFrom(1, 2),
+  sw: fc.constantFrom(1, 2),
+  pad: fc.constantFrom("same" as const, "valid" as const),
+  seed: fc.integer({ min: 1, max: 1 << 30 }),
+}).map((r) => {
+  const big = r.large && (r.sh === 2 || r.sw === 2);
+  let h = big ? r.h + 7 : r.h;
+  let w = big ? r.w + 7 : r.w;
+  if (r.pad === "valid") {
+    h = Math.max(h, r.kh);
+    w = Math.max(w, r.kw);
+  }
+  return {
+    n: r.n,
+    h,
+    w,
+    cin: r.cin,
+    cout: r.cout,
+    kh: r.kh,
+    kw: r.kw,
+    strides: [r.sh, r.sw] as [number, number],
+    pad: r.pad,
+    seed: r.seed,
+  };
+});
+
+// ---- 1. hand-checkable cases ------------------------------------------------------------------
+
+// x = 1..9 in a 3x3 image, 2x2 filter [[1, 2], [3, 4]], valid: z = [37, 47, 67, 77]
+// (37 = 1*1 + 2*2 + 4*3 + 5*4). mean 57, variance (400 + 100 + 100 + 400) / 4 = 250, so with
+// gamma 1, beta 0: y = relu((z - 57) / sqrt(250 + eps)) = [0, 0, 0.632, 1.265].
+const HAND = {
+  x: [1, 2, 3, 4, 5, 6, 7, 8, 9],
+  filter: [1, 2, 3, 4],
+  z: [37, 47, 67, 77],
+  y: [0, 0, 10 / Math.sqrt(250 + EPS), 20 / Math.sqrt(250 + EPS)],
+};
+
+async function checkHandCase() {
+  const x = tf.tensor4d(HAND.x, [1, 3, 3, 1]);
+  const filter = tf.tensor4d(HAND.filter, [2, 2, 1, 1]);
+  const gamma = tf.tensor1d([1]);
+  const beta = tf.tensor1d([0]);
+  const attrs = { strides: 1, pad: "valid" as const, epsilon: EPS };
+  const r = convBnReluTrain(x, filter, gamma, beta, attrs);
+  assert.deepEqual(r.y.shape, [1, 2, 2, 1]);
+  assertClose(await r.y.data(), HAND.y, { atol: 1e-5, rtol: 1e-5 }, "hand y");
+  assertClose(await r.mean.data(), [57], { atol: 1e-5, rtol: 1e-6 }, "hand mean");
+  assertClose(await r.variance.data(), [250], { atol: 1e-4, rtol: 1e-6 }, "hand variance");
+  // Inference with running mean 0 and variance 1 - eps: scale = 2, shift = -100:
+  // y = relu(2 z - 100) = [0, 0, 34, 54].
+  const yi = convBnReluInfer(
+    x,
+    filter,
+    tf.tensor1d([2]),
+    tf.tensor1d([-100]),
+    tf.tensor1d([0]),
+    tf.tensor1d([1 - EPS]),
+    attrs,
+  );
+  assertClose(await yi.data(), [0, 0, 34, 54], { atol: 1e-4, rtol: 1e-6 }, "hand inference y");
+  tf.dispose([x, filter, gamma, beta, r.y, r.mean, r.variance, yi]);
+}
+
+Deno.test({
+  name: "convBnRelu forward: hand-checkable case on webgpu",
+  ...GPU_TEST,
+  fn: () => onGpu(checkHandCase),
+});
+
+Deno.test({
+  name: "convBnRelu forward: hand-checkable case on cpu",
+  ...GPU_TEST,
+  fn: async () => {
+    await initTf("cpu");
+    await checkHandCase();
+  },
+});
+
+// ---- 2. GPU vs CPU reference ------------------------------------------------------------------
+
+Deno.test({
+  name: "convBnRelu forward: webgpu kernels match the CPU reference on random shapes",
+  ...GPU_TEST,
+  fn: () =>
+    onGpu(async () => {
+      await fc.assert(
+        fc.asyncProperty(caseArb, async (c) => await checkGpuAgainstRef(caseData(c))),
+        { seed: 20261125, numRuns: SOAK ? 300 : 40 },
+      );
+    }),
+});
+
+Deno.test({
+  name: "convBnRelu forward: naive v1 kernels (FMNIST_NAIVE_KERNELS=1) match the CPU reference",
+  ...GPU_TEST,
+  fn: () =>
+    onGpu(async () => {
+      const prev = Deno.env.get("FMNIST_NAIVE_KERNELS");
+      Deno.env.set("FMNIST_NAIVE_KERNELS", "1");
+      try {
+        await fc.assert(
+          fc.asyncProperty(caseArb, async (c) => await checkGpuAgainstRef(caseData(c))),
+          { seed: 7, numRuns: SOAK ? 100 : 10 },
+        );
+      } finally {
+        if (prev === undefined) Deno.env.delete("FMNIST_NAIVE_KERNELS");
+        else Deno.env.set("FMNIST_NAIVE_KERNELS", prev);
+      }
+    }),
+});
+
+Deno.test({
+  name: "convBnRelu forward: batch 128-like tile edges (rows not a multiple of 8, Cout % 8 == 4)",
+  ...GPU_TEST,
+  fn: () =>
+    onGpu(async () => {
+      for (
+        const c of [
+          { n: 3, h: 7, w: 5, cin: 8, cout: 12, kh: 3, kw: 3 },
+          { n: 2, h: 14, w: 14, cin: 16, cout: 32, kh: 3, kw: 3 },
+          { n: 1, h: 9, w: 11, cin: 4, cout: 4, kh: 5, kw: 3 },
+        ]
+      ) {
+        await checkGpuAgainstRef(caseData({ ...c, strides: [1, 1], pad: "same", seed: 99 }));
+        await checkGpuAgainstRef(caseData({ ...c, strides: [2, 2], pad: "valid", seed: 98 }));
+      }
+    }),
+});
+
+// ---- 3. CPU reference vs the stock chain --------------------------------------------------------
+
+Deno.test({
+  name: "convBnRelu forward: CPU reference matches the stock tfjs chain on the cpu backend",
+  ...GPU_TEST,
+  fn: async () => {
+    await initTf("cpu");
+    await fc.assert(
+      fc.asyncProperty(caseArb, async (c) => {
+        const d = caseData(c);
+        const label = describe(c);
+        const ours = await runOurs(d); // the cpu kernels are the reference
+        const t = tensors(d);
+        const attrs = { strides: c.strides, pad: c.pad, epsilon: EPS };
+        const s = convBnReluTrainStock(t.x, t.filter, t.gamma, t.beta, attrs);
+        const si = convBnReluInferStock(
+          t.x,
+          t.filter,
+          t.gamma,
+          t.beta,
+          t.movingMean,
+          t.movingVariance,
+          attrs,
+        );
+        assertClose(ours.y, await s.y.data(), STOCK_TOL, `y ${label}`);
+        assertClose(ours.mean, await s.mean.data(), STOCK_TOL, `mean ${label}`);
+        assertClose(ours.variance, await s.variance.data(), STOCK_TOL, `variance ${label}`);
+        assertClose(ours.yInfer, await si.data(), STOCK_TOL, `inference y ${label}`);
+        tf.dispose([s.y, s.mean, s.variance, si, ...Object.values(t)]);
+      }),
+      { seed: 4242, numRuns: SOAK ? 200 : 25 },
+    );
+  },
+});
+
+// ---- 4. validation, pipelines, leaks ------------------------------------------------------------
+
+Deno.test({
+  name: "convBnRelu forward: bad inputs throw errors naming the tensor and shapes",
+  ...GPU_TEST,
+  fn: async () => {
+    await initTf("cpu");
+    const x = tf.zeros([2, 5, 5, 3]) as tf.Tensor4D;
+    const filter = tf.zeros([3, 3, 3, 4]) as tf.Tensor4D;
+    const gamma = tf.ones([4]) as tf.Tensor1D;
+    const beta = tf.zeros([4]) as tf.Tensor1D;
+    const attrs = { strides: 1, pad: "same" as const };
+    const bad = [
+      {
+        f: () => convBnReluTrain(x, tf.zeros([3, 3, 2, 4]) as tf.Tensor4D, gamma, beta, attrs),
+        msg: /filter input channels 2 != x channels 3/,
+      },
+      {
+        f: () =>
+          convBnReluTrain(
+            tf.zeros([5, 5, 3]) as tf.Tensor as tf.Tensor4D,
+            filter,
+            gamma,
+            beta,
+            attrs,
+          ),
+        msg: /x must be rank 4 NHWC, got \[5,5,3\]/,
+      },
+      {
+        f: () => convBnReluTrain(x, filter, tf.ones([5]) as tf.Tensor1D, beta, attrs),
+        msg: /gamma must have shape \[4\].*got \[5\]/,
+      },
+      {
+        f: () => convBnReluTrain(x, filter, gamma, beta, { strides: 3, pad: "same" }),
+        msg: /strides must be 1 or 2/,
+      },
+      {
+        f: () => convBnReluInfer(x, filter, gamma, beta, gamma, tf.ones([2]) as tf.Tensor1D, attrs),
+        msg: /movingVariance must have shape \[4\]/,
+      },
+      {
+        f: () => convBnRelu(x, filter, gamma, beta, { ...attrs, training: false }),
+        msg: /inference mode needs movingMean and movingVariance/,
+      },
+      {
+        f: () =>
+          convBnReluTrain(tf.zeros([1, 2, 2, 3]) as tf.Tensor4D, filter, gamma, beta, {
+            strides: 1,
+            pad: "valid",
+          }),
+        msg: /larger than the 2x2 input/,
+      },
+    ];
+    for (const { f, msg } of bad) assert.throws(f, msg);
+    tf.dispose([x, filter, gamma, beta]);
+  },
+});
+
+Deno.test({
+  name: "convBnRelu forward: two batch sizes share one compiled pipeline per kernel",
+  ...GPU_TEST,
+  fn: () =>
+    onGpu(async () => {
+      const backend = tf.backend() as unknown as { pipelineCache: Record<string, unknown> };
+      const ours = () =>
+        Object.keys(backend.pipelineCache).filter((k) =>
+          /^(convBnReluFwd|bnStats|bnReluApply)/.test(k)
+        );
+      const base = { h: 6, w: 6, cin: 8, cout: 8, kh: 3, kw: 3, pad: "same" as const };
+      const run = (n: number) => runOurs(caseData({ ...base, n, strides: [1, 1], seed: n }));
+      await run(2);
+      const keys = ours();
+      await run(3);
+      assert.deepEqual(ours(), keys, "a new batch size compiled new pipelines");
+      assert.ok(keys.some((k) => k.startsWith("convBnReluFwd_vec4_z")), keys.join(" "));
+    }),
+});
+
+Deno.test({
+  name: "convBnRelu forward: no tensor leaks (training, inference, foldBatchNorm)",
+  ...GPU_TEST,
+  fn: () =>
+    onGpu(async () => {
+      const d = caseData({
+        n: 2,
+        h: 5,
+        w: 5,
+        cin: 4,
+        cout: 8,
+        kh: 3,
+        kw: 3,
+        strides: [1, 1],
+        pad: "same",
+        seed: 3,
+      });
+      const t = tensors(d);
+      const step = async () => {
+        const r = convBnReluTrain(t.x, t.filter, t.gamma, t.beta, { strides: 1, pad: "same" });
+        const yi = convBnReluInfer(
+          t.x,
+          t.filter,
+          t.gamma,
+          t.beta,
+          t.movingMean,
+          t.movingVariance,
+          { strides: 1, pad: "same" },
+        );
+        const f = foldBatchNorm(t.gamma, t.beta, t.movingMean, t.movingVariance);
+        await yi.data();
+        tf.dispose([r.y, r.mean, r.variance, yi, f.scale, f.shift]);
+      };
+      await step();
+      const before = tf.memory().numTensors;
+      for (let i = 0; i < 5; i++) await step();
+      assert.equal(tf.memory().numTensors, before);
+      tf.dispose(Object.values(t));
+    }),
+});
