@@ -45,7 +45,7 @@ export const BENCH_FLAGS = {
   batches: {
     type: "list",
     help: "batch sizes, e.g. 32,128,256 (default kernels 32,128,256, train 32..512; " +
-      "32,128 for both on a software adapter)",
+      "on a software adapter kernels 32,128, train 32,64)",
   },
   modes: {
     type: "list",
@@ -211,7 +211,7 @@ export async function runBench(f: BenchFlags, argv: string[]): Promise<BenchDocu
       throw new UsageError("--suite train is not available yet (the model code has not landed)");
     };
     const batches = batchFlag ??
-      (f.quick ? [4] : adapter.isSoftware ? [32, 128] : [32, 64, 128, 256, 512]);
+      (f.quick ? [4] : slow ? [32, 64] : [32, 64, 128, 256, 512]);
     doc.train = await runTrainSuite({
       batches,
       timing,
