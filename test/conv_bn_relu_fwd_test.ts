@@ -359,6 +359,36 @@ Deno.test({
     }),
 });
 
+Deno.test({
+  name: "convBnRelu forward: batch statistics stay accurate when |mean| >> std (many chunks)",
+  ...GPU_TEST,
+  fn: () =>
+    onGpu(async () => {
+      // 1x1 conv of x ~ 20 + U(-1, 1) with positive weights: z has mean ~60 and std ~1, over
+      // 4*12*12 = 576 rows = 36 chunks of bn_stats. sum/sumsq in float32 would lose ~2e-4 of the
+      // variance here (eps * mean^2); the chunked two-pass + Chan merge must not.
+      const d = caseData({
+        n: 4,
+        h: 12,
+        w: 12,
+        cin: 4,
+        cout: 8,
+        kh: 1,
+        kw: 1,
+        strides: [1, 1],
+        pad: "same",
+        seed: 5,
+      });
+      d.x = d.x.map((v) => 20 + v);
+      d.filter = d.filter.map((v) => 0.75 + 0.25 * v);
+      const ref = convBnReluTrainRef(d.x, d.filter, d.gamma, d.beta, d.g, EPS);
+      assert.ok(ref.stats[0] > 40, `mean ${ref.stats[0]}`);
+      const k = await runTrainKernel(d);
+      assertClose(k.stats, ref.stats, STATS_TOL, "stats with a large mean");
+      assertClose(k.y, ref.y, Y_TOL, "y with a large mean");
+    }),
+});
+
 // ---- 3. CPU reference vs the stock chain --------------------------------------------------------
 
 Deno.test({

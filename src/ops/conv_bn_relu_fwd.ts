@@ -129,12 +129,14 @@ function epilogueSource(epilogue: Epilogue): string {
 /** Pass 2: per-chunk (count, mean, M2) of z; see kernels/bn_stats.wgsl. */
 export class BnStatsPartialProgram implements WebGPUProgram {
   outputShape: number[];
-  shaderKey = "bnStatsPartial";
+  shaderKey: string;
   dispatchLayout: DispatchLayout = { x: [0, 1, 2] };
   dispatch: Dispatch;
   variableNames = ["z"];
   workgroupSize: [number, number, number] = [64, 1, 1];
   uniforms = "rowsPerChunk : i32,";
+  outputComponent: number;
+  variableComponents: number[];
   readonly rowsPerChunk: number;
 
   constructor(rows: number, outC: number) {
@@ -142,11 +144,15 @@ export class BnStatsPartialProgram implements WebGPUProgram {
     this.rowsPerChunk = Math.max(16, Math.ceil(rows / 64));
     const chunks = Math.ceil(rows / this.rowsPerChunk);
     this.outputShape = [chunks, 3, outC];
-    this.dispatch = [Math.ceil((chunks * outC) / 64), 1, 1];
+    const width = outC % 4 === 0 ? 4 : 1;
+    this.outputComponent = width;
+    this.variableComponents = [width];
+    this.dispatch = [Math.ceil((chunks * outC) / width / 64), 1, 1];
+    this.shaderKey = `bnStatsPartial_w${width}`;
   }
 
   getUserCode(): string {
-    return kernelSource("bn_stats");
+    return vectorAlias(this.outputComponent) + kernelSource("bn_stats");
   }
 }
 
@@ -170,6 +176,14 @@ export class BnStatsFinalizeProgram implements WebGPUProgram {
   }
 }
 
+/** Elementwise programs read f32, or vec4 when Cout % 4 == 0: `alias VT`, `const VW`. */
+function vectorAlias(width: number): string {
+  return `alias VT = ${width === 4 ? "vec4<f32>" : "f32"};\nconst VW = ${width};\n`;
+}
+
+/** Rows per invocation of the apply pass (shares the 4 per-channel loads). */
+const APPLY_ROWS = 4;
+
 /** Pass 4: y = relu(gamma * (z - mean) * invStd + beta); see kernels/bn_relu_apply.wgsl. */
 export class BnReluApplyProgram implements WebGPUProgram {
   outputShape: number[];
@@ -178,7 +192,6 @@ export class BnReluApplyProgram implements WebGPUProgram {
   dispatch: Dispatch;
   variableNames = ["z", "stats", "gamma", "beta"];
   workgroupSize: [number, number, number] = [64, 1, 1];
-  size = true;
   outputComponent: number;
   variableComponents: number[];
 
@@ -188,15 +201,15 @@ export class BnReluApplyProgram implements WebGPUProgram {
     this.outputComponent = width;
     this.variableComponents = [width, width, width, width];
     this.dispatchLayout = { x: [0, 1, 2, 3] };
-    const size = zShape.reduce((a, b) => a * b, 1) / width;
-    const [gx, gz] = splitGroups(Math.ceil(size / 64));
+    const rows = zShape[0] * zShape[1] * zShape[2];
+    const invocations = Math.ceil(rows / APPLY_ROWS) * (zShape[3] / width);
+    const [gx, gz] = splitGroups(Math.ceil(invocations / 64));
     this.dispatch = [gx, 1, gz];
-    this.shaderKey = `bnReluApply_w${width}`;
+    this.shaderKey = `bnReluApply_w${width}_r${APPLY_ROWS}`;
   }
 
   getUserCode(): string {
-    const vt = this.outputComponent === 4 ? "vec4<f32>" : "f32";
-    return `alias VT = ${vt};\nconst VW = ${this.outputComponent};\n` +
+    return vectorAlias(this.outputComponent) + `const ROWS = ${APPLY_ROWS};\n` +
       kernelSource("bn_relu_apply");
   }
 }
