@@ -4,8 +4,7 @@
 
 import * as tf from "@tensorflow/tfjs-core";
 import { type Flags, helpText, parseFlags, UsageError } from "../src/cli/args.ts";
-import { type AdapterReport, describeAdapter, initTf } from "../src/tf/setup.ts";
-import { installDeviceGuard } from "../src/tf/device_guard.ts";
+import { type AdapterReport, startTf } from "../src/tf/setup.ts";
 import { ENHANCED_LAYERS, MODES, QUICK_LAYERS, runKernelSuite } from "./kernels_suite.ts";
 import type { KernelMode } from "./work.ts";
 import {
@@ -115,13 +114,9 @@ export async function startBackend(
   backend: "webgpu" | "cpu",
   policy: "any" | "hardware",
 ): Promise<AdapterReport> {
-  const adapter = await initTf(backend, policy);
-  console.log(`${command}: ${describeAdapter(adapter)}`);
-  if (backend === "webgpu") {
-    // Tiny tensors would otherwise run on the CPU backend and escape the GPU clock.
-    tf.env().set("WEBGPU_CPU_FORWARD", false);
-    installDeviceGuard((err) => console.error(`${command}: ${err.message}`));
-  }
+  const adapter = await startTf(command, backend, policy);
+  // Tiny tensors would otherwise run on the CPU backend and escape the GPU clock.
+  if (backend === "webgpu") tf.env().set("WEBGPU_CPU_FORWARD", false);
   return adapter;
 }
 

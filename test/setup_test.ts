@@ -4,7 +4,7 @@
 import assert from "node:assert/strict";
 import * as tf from "@tensorflow/tfjs-core";
 import { UsageError } from "../src/cli/args.ts";
-import { describeAdapter, initTf, probeAdapter } from "../src/tf/setup.ts";
+import { describeAdapter, initTf, probeAdapter, startTf } from "../src/tf/setup.ts";
 import {
   clearDeviceFailure,
   deviceFailure,
@@ -46,6 +46,9 @@ Deno.test({
       describeAdapter(report),
       `webgpu on ${report.description}${report.isSoftware ? " [software adapter]" : ""}`,
     );
+    const lines: string[] = [];
+    await startTf("demo", "webgpu", "any", (l) => lines.push(l));
+    assert.deepEqual(lines, [`demo: ${describeAdapter(report)}`], "one start-up line");
     if (report.isSoftware) {
       await assert.rejects(() => initTf("webgpu", "hardware"), (e: Error) => {
         assert.ok(e instanceof UsageError);

@@ -8,6 +8,7 @@ import "@tensorflow/tfjs-backend-webgpu";
 import "./gradients.ts";
 import "../ops/register.ts";
 import { UsageError } from "../cli/args.ts";
+import { installDeviceGuard } from "./device_guard.ts";
 
 export type BackendName = "webgpu" | "cpu";
 /** `any`: take what the system offers; `hardware`: refuse software/fallback adapters. */
@@ -101,4 +102,23 @@ export function currentAdapter(): AdapterReport | null {
 /** One line for start-up logs: "webgpu on llvmpipe (...) [software adapter]". */
 export function describeAdapter(r: AdapterReport): string {
   return `${r.backend} on ${r.description}${r.isSoftware ? " [software adapter]" : ""}`;
+}
+
+/**
+ * What every command does first: select the backend/adapter (`initTf`), print the adapter on one
+ * line ("train: webgpu on llvmpipe (...) [software adapter]") and, on webgpu, start the device
+ * guard so that a lost device or GPU error is reported clearly (see device_guard.ts).
+ */
+export async function startTf(
+  command: string,
+  backend: BackendName = "webgpu",
+  policy: AdapterPolicy = "any",
+  log: (line: string) => void = console.log,
+): Promise<AdapterReport> {
+  const report = await initTf(backend, policy);
+  log(`${command}: ${describeAdapter(report)}`);
+  if (backend === "webgpu") {
+    installDeviceGuard((err) => console.error(`${command}: ${err.message}`));
+  }
+  return report;
 }
