@@ -1,0 +1,189 @@
+// `deno task train`: trains a model, writes the run folder, then evaluates on the test set.
+
+import { helpText, parseFlags, UsageError } from "../cli/args.ts";
+import { loadFashionMnist } from "../data/fashion_mnist.ts";
+import { readCheckpoint, resolveCheckpoint } from "../model/checkpoint.ts";
+import {
+  CONFIG_FLAGS,
+  configFromObject,
+  explicitOptions,
+  presetHelp,
+  readConfigFile,
+  resolveConfig,
+  type TrainConfig,
+} from "../train/config.ts";
+import { describeEstimate, measureStepSeconds } from "../train/estimate.ts";
+import { evaluate, prepareData, runTraining, type TrainResult } from "../train/loop.ts";
+import { createProgress } from "../train/progress.ts";
+import { describeAdapter, initTf } from "../tf/setup.ts";
+
+const DEFS = {
+  ...CONFIG_FLAGS,
+  config: { type: "string", help: "JSON file of these options (camelCase keys); flags win" },
+  resume: { type: "string", help: "continue the run in DIR from its checkpoints/last" },
+  out: { type: "string", help: "run folder (default runs/<timestamp>-<model>/)" },
+  quiet: { type: "bool", help: "no per-step progress (CI logs)" },
+} as const;
+
+/** Options that fix the architecture or the data order: a resumed run cannot change them. */
+const FIXED_ON_RESUME = ["model", "ops", "batch", "seed", "limit", "valSplit", "augment"] as const;
+
+/** Exit status after SIGINT (128 + 2, the shell convention). */
+export const INTERRUPTED_EXIT = 130;
+
+export async function main(argv: string[]): Promise<void> {
+  const f = parseFlags(argv, DEFS);
+  if (f.help) {
+    console.log(helpText("deno task train [flags]", DEFS, presetHelp()));
+    return;
+  }
+  const log = (m: string) => console.log(m);
+  const explicit = explicitOptions(f as unknown as Record<string, unknown>);
+  let cfg: TrainConfig;
+  let outDir: string;
+  let resume;
+  if (f.resume) {
+    if (f.out) throw new UsageError("--out: a resumed run continues in its own folder (--resume)");
+    if (f.config) throw new UsageError("--config: a resumed run uses its saved config.json");
+    outDir = f.resume.replace(/\/+$/, "");
+    const saved = await readSavedConfig(outDir);
+    for (const key of FIXED_ON_RESUME) {
+      if (explicit[key] !== undefined && explicit[key] !== saved[key]) {
+        throw new UsageError(
+          `--${key.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}: cannot change on --resume ` +
+            `(the run used ${saved[key]})`,
+        );
+      }
+    }
+    cfg = resolveConfig(saved, explicit);
+    resume = await readCheckpoint((await resolveCheckpoint(outDir, "last")).dir);
+  } else {
+    cfg = resolveConfig(f.config ? await readConfigFile(f.config) : {}, explicit);
+    outDir = f.out ??
+      `runs/${new Date().toISOString().slice(0, 19).replace(/:/g, "-")}-${cfg.model}`;
+  }
+
+  const adapter = await initTf(cfg.backend, cfg.adapter);
+  log(`backend: ${describeAdapter(adapter)}`);
+  const data = await loadFashionMnist({ dataDir: cfg.data, log });
+  const prepared = prepareData(data, cfg);
+  if (prepared.trainIdx.length === 0) throw new UsageError("--limit: no training images left");
+  await Deno.mkdir(`${outDir}/checkpoints`, { recursive: true });
+  await writeTextAtomic(`${outDir}/config.json`, JSON.stringify(cfg, null, 2) + "\n");
+  log(
+    `run folder: ${outDir}${
+      resume ? ` (resuming at epoch ${Number(resume.meta.state.epoch) + 1})` : ""
+    }`,
+  );
+
+  const stepsPerEpoch = Math.ceil(prepared.trainIdx.length / cfg.batch);
+  if (adapter.isSoftware && stepsPerEpoch * cfg.epochs > 50) {
+    const stepS = await measureStepSeconds(cfg, prepared);
+    log(
+      `software adapter (${adapter.description}): ${
+        describeEstimate(stepS, stepsPerEpoch, cfg.epochs)
+      }`,
+    );
+  }
+
+  let stop = false;
+  const onSigint = () => {
+    if (stop) Deno.exit(INTERRUPTED_EXIT); // second Ctrl-C: give up at once
+    stop = true;
+    console.error("\ninterrupt: finishing the current step, then saving checkpoints/last ...");
+  };
+  Deno.addSignalListener("SIGINT", onSigint);
+  let result: TrainResult;
+  try {
+    result = await runTraining(cfg, prepared, {
+      outDir,
+      progress: createProgress({ quiet: f.quiet }),
+      log,
+      resume,
+      stopRequested: () => stop,
+    });
+  } finally {
+    Deno.removeSignalListener("SIGINT", onSigint);
+  }
+  if (result.interrupted) {
+    result.model.dispose();
+    console.error(
+      `interrupted: saved ${outDir}/checkpoints/last; continue with: ` +
+        `deno task train --resume ${outDir}`,
+    );
+    Deno.exit(INTERRUPTED_EXIT);
+  }
+  log(
+    `best validation accuracy ${result.bestValAcc.toFixed(4)} at epoch ${result.bestEpoch}` +
+      `${result.stoppedEarly ? " (stopped early)" : ""}; checkpoints in ${outDir}/checkpoints`,
+  );
+  try {
+    await evaluateAtEnd(cfg, outDir, data.test, result, log);
+  } finally {
+    result.model.dispose();
+  }
+}
+
+async function readSavedConfig(runDir: string): Promise<Partial<TrainConfig>> {
+  const path = `${runDir}/config.json`;
+  let raw;
+  try {
+    raw = JSON.parse(await Deno.readTextFile(path));
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) {
+      throw new UsageError(`--resume ${runDir}: no config.json there (not a run folder?)`);
+    }
+    throw new UsageError(`--resume ${runDir}: config.json is not valid JSON`);
+  }
+  return configFromObject(raw, path);
+}
+
+/**
+ * The full report comes from the evaluation module (`evaluateRun`, best checkpoint, test set,
+ * metrics.json + plots + report.html). `--eval-limit N` instead scores the first N test images
+ * here (quick runs); `--eval-limit 0` skips evaluation.
+ */
+async function evaluateAtEnd(
+  cfg: TrainConfig,
+  outDir: string,
+  test: { images: Uint8Array; labels: Uint8Array; count: number },
+  result: TrainResult,
+  log: (m: string) => void,
+) {
+  if (cfg.evalLimit === 0) return;
+  if (cfg.evalLimit === undefined) {
+    const evaluateRun = await loadEvaluateRun();
+    if (evaluateRun) {
+      const r = await evaluateRun(outDir, { dataDir: cfg.data, log });
+      log(`test accuracy ${r.accuracy.toFixed(4)} (report in ${outDir})`);
+      return;
+    }
+  }
+  const n = Math.min(cfg.evalLimit ?? test.count, test.count);
+  const indices = Int32Array.from({ length: n }, (_, i) => i);
+  const { acc, loss } = await evaluate(result.model, test, indices);
+  log(`test accuracy ${acc.toFixed(4)} (loss ${loss.toFixed(4)}) on the first ${n} test images`);
+}
+
+type EvaluateRun = (
+  runDir: string,
+  opts: { dataDir?: string; log?: (m: string) => void },
+) => Promise<{ accuracy: number }>;
+
+/** The evaluation module is optional at build time; load it if this build has it. */
+async function loadEvaluateRun(): Promise<EvaluateRun | null> {
+  const specifier = new URL("../eval/evaluate.ts", import.meta.url).href;
+  try {
+    const mod = await import(specifier);
+    return typeof mod.evaluateRun === "function" ? mod.evaluateRun as EvaluateRun : null;
+  } catch (e) {
+    if (e instanceof TypeError && /Module not found/i.test(e.message)) return null;
+    throw e;
+  }
+}
+
+async function writeTextAtomic(path: string, text: string) {
+  const tmp = `${path}.tmp-${Deno.pid}`;
+  await Deno.writeTextFile(tmp, text);
+  await Deno.rename(tmp, path);
+}

@@ -1,0 +1,113 @@
+// Functional layers over named variables. A layer is a closure `(x, training) => y` that owns
+// its variables through the model's ParamStore. Conv weights are HWIO ([KH, KW, Cin, Cout]).
+
+import * as tf from "@tensorflow/tfjs-core";
+import { convBnReluInfer, convBnReluTrain } from "../ops/conv_bn_relu.ts";
+import { convBnReluInferStock, convBnReluTrainStock } from "../ops/conv_bn_relu_stock.ts";
+import type { ParamStore } from "./params.ts";
+import type { Rng } from "./random.ts";
+
+export type Layer = (x: tf.Tensor, training: boolean) => tf.Tensor;
+export type OpsKind = "fused" | "stock";
+
+/** Keras's default: moving = 0.99 * moving + 0.01 * batch. */
+export const BN_MOMENTUM = 0.99;
+
+/** Plain conv + bias + ReLU (baseline model), tfjs's fused conv2d. */
+export function convRelu(
+  store: ParamStore,
+  name: string,
+  inC: number,
+  outC: number,
+  pad: "same" | "valid",
+): Layer {
+  const filter = store.heNormal(`${name}/kernel`, [3, 3, inC, outC], 9 * inC);
+  const bias = store.constant(`${name}/bias`, [outC], 0);
+  return (x) =>
+    tf.fused.conv2d({
+      x: x as tf.Tensor4D,
+      filter: filter as tf.Tensor4D,
+      bias,
+      strides: 1,
+      pad,
+      activation: "relu",
+    });
+}
+
+/**
+ * conv 3x3 (no bias: BN's beta replaces it) + batch norm + ReLU through our fused op or the
+ * stock composite. Training mode normalises with batch statistics and folds them into the
+ * moving averages (Keras semantics); inference uses the moving averages.
+ */
+export function convBnRelu(
+  store: ParamStore,
+  name: string,
+  inC: number,
+  outC: number,
+  ops: OpsKind,
+): Layer {
+  const filter = store.heNormal(`${name}/kernel`, [3, 3, inC, outC], 9 * inC) as tf.Variable<
+    tf.Rank.R4
+  >;
+  const gamma = store.constant(`${name}/gamma`, [outC], 1) as tf.Variable<tf.Rank.R1>;
+  const beta = store.constant(`${name}/beta`, [outC], 0) as tf.Variable<tf.Rank.R1>;
+  const movingMean = store.constant(`${name}/moving_mean`, [outC], 0, false) as tf.Variable<
+    tf.Rank.R1
+  >;
+  const movingVar = store.constant(`${name}/moving_variance`, [outC], 1, false) as tf.Variable<
+    tf.Rank.R1
+  >;
+  const train = ops === "fused" ? convBnReluTrain : convBnReluTrainStock;
+  const infer = ops === "fused" ? convBnReluInfer : convBnReluInferStock;
+  const attrs = { strides: 1, pad: "same" } as const;
+  return (x, training) => {
+    const x4 = x as tf.Tensor4D;
+    if (!training) return infer(x4, filter, gamma, beta, movingMean, movingVar, attrs);
+    const { y, mean, variance } = train(x4, filter, gamma, beta, attrs);
+    tf.tidy(() => {
+      movingMean.assign(tf.add(tf.mul(movingMean, BN_MOMENTUM), tf.mul(mean, 1 - BN_MOMENTUM)));
+      movingVar.assign(tf.add(tf.mul(movingVar, BN_MOMENTUM), tf.mul(variance, 1 - BN_MOMENTUM)));
+    });
+    mean.dispose();
+    variance.dispose();
+    return y;
+  };
+}
+
+export function maxPool2(): Layer {
+  return (x) => tf.maxPool(x as tf.Tensor4D, 2, 2, "valid");
+}
+
+export function flatten(): Layer {
+  return (x) => tf.reshape(x, [x.shape[0], -1]);
+}
+
+export function globalAvgPool(): Layer {
+  return (x) => tf.mean(x, [1, 2]);
+}
+
+/** Dense layer; `relu` for hidden layers (He init), linear logits otherwise (Glorot). */
+export function dense(
+  store: ParamStore,
+  name: string,
+  inF: number,
+  outF: number,
+  relu: boolean,
+): Layer {
+  const kernel = relu
+    ? store.heNormal(`${name}/kernel`, [inF, outF], inF)
+    : store.glorotUniform(`${name}/kernel`, [inF, outF]);
+  const bias = store.constant(`${name}/bias`, [outF], 0);
+  return (x) =>
+    tf.fused.matMul({
+      a: x as tf.Tensor2D,
+      b: kernel as tf.Tensor2D,
+      bias,
+      activation: relu ? "relu" : "linear",
+    });
+}
+
+/** Inverted dropout, seeded from the model's RNG so a CPU run is reproducible. */
+export function dropout(rate: number, rng: Rng): Layer {
+  return (x, training) => (training && rate > 0 ? tf.dropout(x, rate, undefined, rng.seed()) : x);
+}

@@ -1,0 +1,136 @@
+// The three Fashion-MNIST models, built functionally from named variables.
+//
+//   baseline  conv32-pool-conv64-pool-dense128-dense10, stock tfjs ops, ~225k params
+//   enhanced  [cbr32 cbr32] pool [cbr64 cbr64] pool, dropout, dense128, dropout, dense10, ~0.47M
+//   wide      [cbr64 cbr64] pool [cbr128 cbr128] pool [cbr256 cbr256], global avg pool,
+//             dropout, dense10, ~1.15M (meant for augmentation)
+// cbr = conv 3x3 + batch norm + ReLU: our fused op (`ops: "fused"`) or the stock composite.
+
+import * as tf from "@tensorflow/tfjs-core";
+import {
+  convBnRelu,
+  convRelu,
+  dense,
+  dropout,
+  flatten,
+  globalAvgPool,
+  type Layer,
+  maxPool2,
+  type OpsKind,
+} from "./layers.ts";
+import { type NamedVariable, ParamStore } from "./params.ts";
+import { deriveSeed, Rng } from "./random.ts";
+
+export type { OpsKind } from "./layers.ts";
+export const MODEL_NAMES = ["baseline", "enhanced", "wide"] as const;
+export type ModelName = typeof MODEL_NAMES[number];
+
+export interface ModelOptions {
+  ops?: OpsKind;
+  seed?: number;
+  dropout?: number;
+  /** L2 weight-decay coefficient: the penalty l2 * sum(w^2) over conv/dense kernels. */
+  l2?: number;
+}
+
+export interface ModelConfig {
+  name: ModelName;
+  ops: OpsKind;
+  seed: number;
+  dropout: number;
+  l2: number;
+}
+
+export interface Model {
+  name: ModelName;
+  config: ModelConfig;
+  /** Logits [N, 10]. Training mode uses batch statistics and updates BN moving averages. */
+  apply(x: tf.Tensor4D, training: boolean): tf.Tensor2D;
+  /** Softmax probabilities [N, 10] in inference mode. */
+  predict(x: tf.Tensor4D): tf.Tensor2D;
+  trainableVariables: tf.Variable[];
+  /** Every variable (trainable and BN moving statistics) under its stable checkpoint name. */
+  variables: NamedVariable[];
+  /** The L2 penalty as a scalar, or null when l2 = 0. */
+  regularizationLoss(): tf.Scalar | null;
+  /** Number of scalars in all variables (trainable and not). */
+  paramCount: number;
+  /** Draws dropout seeds; the training loop reseeds it per step for reproducible resumes. */
+  rng: Rng;
+  dispose(): void;
+}
+
+/** Default dropout per model when the caller does not choose one. */
+export const DEFAULT_DROPOUT: Record<ModelName, number> = { baseline: 0, enhanced: 0.3, wide: 0.3 };
+
+export function createModel(name: ModelName, opts: ModelOptions = {}): Model {
+  if (!MODEL_NAMES.includes(name)) {
+    throw new Error(`unknown model "${name}" (expected ${MODEL_NAMES.join("|")})`);
+  }
+  const config: ModelConfig = {
+    name,
+    ops: opts.ops ?? "fused",
+    seed: opts.seed ?? 1,
+    dropout: opts.dropout ?? DEFAULT_DROPOUT[name],
+    l2: opts.l2 ?? 0,
+  };
+  // Separate streams: init depends only on the seed, not on how dropout was used.
+  const store = new ParamStore(new Rng(deriveSeed(config.seed, 1)));
+  const rng = new Rng(deriveSeed(config.seed, 2));
+  const layers = buildLayers(store, config, rng);
+  const apply = (x: tf.Tensor4D, training: boolean) =>
+    tf.tidy(() => layers.reduce((h: tf.Tensor, layer) => layer(h, training), x) as tf.Tensor2D);
+  const decayed = store.decayed;
+  return {
+    name,
+    config,
+    apply,
+    predict: (x) => tf.tidy(() => tf.softmax(apply(x, false))),
+    trainableVariables: store.trainable,
+    variables: store.entries,
+    regularizationLoss: () =>
+      config.l2 > 0 && decayed.length > 0
+        ? tf.tidy(() => tf.mul(tf.addN(decayed.map((w) => tf.sum(tf.square(w)))), config.l2))
+        : null,
+    paramCount: store.paramCount(),
+    rng,
+    dispose: () => store.dispose(),
+  };
+}
+
+function buildLayers(store: ParamStore, c: ModelConfig, rng: Rng): Layer[] {
+  if (c.name === "baseline") {
+    return [
+      convRelu(store, "conv1", 1, 32, "valid"), // 26x26
+      maxPool2(), // 13x13
+      convRelu(store, "conv2", 32, 64, "valid"), // 11x11
+      maxPool2(), // 5x5
+      flatten(),
+      dropout(c.dropout, rng),
+      dense(store, "dense1", 5 * 5 * 64, 128, true),
+      dense(store, "logits", 128, 10, false),
+    ];
+  }
+  const stages = c.name === "enhanced" ? [[32, 32], [64, 64]] : [[64, 64], [128, 128], [256, 256]];
+  const layers: Layer[] = [];
+  let inC = 1;
+  stages.forEach((widths, s) => {
+    widths.forEach((w, i) => {
+      layers.push(convBnRelu(store, `block${s + 1}/conv${i + 1}`, inC, w, c.ops));
+      inC = w;
+    });
+    if (s < 2) layers.push(maxPool2()); // 28 -> 14 -> 7
+  });
+  if (c.name === "enhanced") {
+    layers.push(
+      flatten(),
+      dropout(c.dropout, rng),
+      dense(store, "dense1", 7 * 7 * inC, 128, true),
+      dropout(c.dropout, rng),
+      dense(store, "logits", 128, 10, false),
+    );
+  } else {
+    layers.push(globalAvgPool(), dropout(c.dropout, rng), dense(store, "logits", inC, 10, false));
+  }
+  return layers;
+}

@@ -1,0 +1,51 @@
+// Run-time estimate for slow adapters: times a few steps of a throwaway copy of the model on
+// one real batch (the first includes shader compilation, so it is not counted).
+
+import * as tf from "@tensorflow/tfjs-core";
+import { imagesToTensor, labelsToOneHot } from "../data/dataset.ts";
+import { createModel } from "../model/model.ts";
+import type { TrainConfig } from "./config.ts";
+import type { PreparedData } from "./loop.ts";
+import { createOptimizer } from "./loop.ts";
+import { formatDuration } from "./progress.ts";
+import { makeTrainStep } from "./step.ts";
+
+/** Seconds per training step, measured on `timed` steps after `warmup` untimed ones. */
+export async function measureStepSeconds(
+  cfg: TrainConfig,
+  data: PreparedData,
+  warmup = 1,
+  timed = 2,
+): Promise<number> {
+  const model = createModel(cfg.model, {
+    ops: cfg.ops,
+    seed: cfg.seed,
+    dropout: cfg.dropout,
+    l2: cfg.weightDecay,
+  });
+  const optimizer = createOptimizer(cfg);
+  const idx = data.trainIdx.subarray(0, cfg.batch);
+  const x = imagesToTensor(data.train, idx);
+  const y = labelsToOneHot(data.train, idx);
+  const step = makeTrainStep(model, optimizer, { labelSmoothing: cfg.labelSmoothing });
+  try {
+    let start = 0;
+    for (let i = 0; i < warmup + timed; i++) {
+      if (i === warmup) start = performance.now();
+      const loss = step(x, y);
+      await loss.data();
+      loss.dispose();
+    }
+    return (performance.now() - start) / 1000 / timed;
+  } finally {
+    tf.dispose([x, y]);
+    optimizer.dispose();
+    model.dispose();
+  }
+}
+
+/** "~2.4 s/step x 422 steps x 15 epochs: about 4:13:12 (plus validation)". */
+export function describeEstimate(stepS: number, stepsPerEpoch: number, epochs: number): string {
+  return `~${stepS.toFixed(2)} s/step x ${stepsPerEpoch} steps x ${epochs} epochs: about ` +
+    `${formatDuration(stepS * stepsPerEpoch * epochs)} (h:mm:ss, plus validation)`;
+}

@@ -1,0 +1,88 @@
+// One optimizer step, free of logging and I/O so the benchmarks can time exactly this.
+//
+// Weight decay is L2 added to the loss (Keras `kernel_regularizer=l2(λ)`: λ·Σw² over conv and
+// dense kernels, via `model.regularizationLoss()`), not decoupled AdamW: with Adam the penalty's
+// gradient is rescaled per weight like any other gradient.
+
+import * as tf from "@tensorflow/tfjs-core";
+import type { Model } from "../model/model.ts";
+
+export interface TrainStepOptions {
+  /** Label smoothing for the cross-entropy (0 = none). */
+  labelSmoothing?: number;
+}
+
+export interface StepResult {
+  /** Mean cross-entropy over the batch (without the L2 penalty). */
+  loss: tf.Scalar;
+  /** Number of correctly classified examples in the batch. */
+  correct: tf.Scalar;
+}
+
+/**
+ * Mean softmax cross-entropy, labels smoothed as y * (1 - s) + s / classes. Written from
+ * logSumExp rather than `tf.losses.softmaxCrossEntropy`: that op's customGrad saves a fresh
+ * tensor, which tfjs's leak check (on under IS_TEST, which initTf sets) reports as a leak.
+ */
+export function crossEntropy(
+  yOneHot: tf.Tensor2D,
+  logits: tf.Tensor2D,
+  labelSmoothing = 0,
+): tf.Scalar {
+  return tf.tidy(() => {
+    const classes = yOneHot.shape[1];
+    const target = labelSmoothing > 0
+      ? tf.add(tf.mul(yOneHot, 1 - labelSmoothing), labelSmoothing / classes)
+      : yOneHot;
+    const logProbs = tf.sub(logits, tf.logSumExp(logits, 1, true));
+    return tf.neg(tf.mean(tf.sum(tf.mul(target, logProbs), 1)));
+  });
+}
+
+/** Number of rows where argmax(logits) == argmax(labels). */
+export function countCorrect(logits: tf.Tensor2D, yOneHot: tf.Tensor2D): tf.Scalar {
+  return tf.tidy(() =>
+    tf.sum(tf.cast(tf.equal(tf.argMax(logits, 1), tf.argMax(yOneHot, 1)), "float32"))
+  );
+}
+
+/** The training loop's step: loss and the batch's correct count (for the running accuracy). */
+export function makeTrainStepWithMetrics(
+  model: Model,
+  optimizer: tf.Optimizer,
+  opts: TrainStepOptions = {},
+): (x: tf.Tensor4D, yOneHot: tf.Tensor2D) => StepResult {
+  const smoothing = opts.labelSmoothing ?? 0;
+  return (x, yOneHot) => {
+    let loss: tf.Scalar | undefined;
+    let correct: tf.Scalar | undefined;
+    const total = optimizer.minimize(
+      () => {
+        const logits = model.apply(x, true);
+        correct = tf.keep(countCorrect(logits, yOneHot));
+        const ce = crossEntropy(yOneHot, logits, smoothing);
+        loss = tf.keep(ce);
+        const penalty = model.regularizationLoss();
+        return penalty ? tf.add(ce, penalty) : ce;
+      },
+      true,
+      model.trainableVariables,
+    );
+    if (total !== loss) total?.dispose(); // without a penalty the cost is `loss` itself
+    return { loss: loss!, correct: correct! };
+  };
+}
+
+/** Contract: `(x, yOneHot) => loss` doing one optimizer step (see `makeTrainStepWithMetrics`). */
+export function makeTrainStep(
+  model: Model,
+  optimizer: tf.Optimizer,
+  opts: TrainStepOptions = {},
+): (x: tf.Tensor4D, yOneHot: tf.Tensor2D) => tf.Scalar {
+  const step = makeTrainStepWithMetrics(model, optimizer, opts);
+  return (x, yOneHot) => {
+    const { loss, correct } = step(x, yOneHot);
+    correct.dispose();
+    return loss;
+  };
+}
