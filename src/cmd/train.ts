@@ -15,7 +15,7 @@ import {
 import { describeEstimate, measureStepSeconds } from "../train/estimate.ts";
 import { evaluate, prepareData, runTraining, type TrainResult } from "../train/loop.ts";
 import { createProgress } from "../train/progress.ts";
-import { describeAdapter, initTf } from "../tf/setup.ts";
+import { startTf } from "../tf/setup.ts";
 
 const DEFS = {
   ...CONFIG_FLAGS,
@@ -63,8 +63,7 @@ export async function main(argv: string[]): Promise<void> {
       `runs/${new Date().toISOString().slice(0, 19).replace(/:/g, "-")}-${cfg.model}`;
   }
 
-  const adapter = await initTf(cfg.backend, cfg.adapter);
-  log(`backend: ${describeAdapter(adapter)}`);
+  const adapter = await startTf("train", cfg.backend, cfg.adapter, log);
   const data = await loadFashionMnist({ dataDir: cfg.data, log });
   const prepared = prepareData(data, cfg);
   if (prepared.trainIdx.length === 0) throw new UsageError("--limit: no training images left");

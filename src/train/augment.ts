@@ -95,13 +95,18 @@ export function applyAugmentParams(
     const padded = tf.pad(x, [[0, 0], [maxShift, maxShift], [maxShift, maxShift], [0, 0]]);
     const rows = tf.reshape(tf.range(0, h, 1, "int32"), [1, h, 1]);
     const cols = tf.reshape(tf.range(0, w, 1, "int32"), [1, 1, w]);
+    // Plain JS numbers would promote int32 index math to float32.
+    const i32 = (v: number) => tf.scalar(v, "int32");
     const perSample = (a: Int32Array) => tf.tensor3d(a, [n, 1, 1], "int32");
     // Output pixel (i, j) reads padded pixel (i + dy, j' + dx), j' = flip ? w - 1 - j : j.
-    const flippedCols = tf.add(cols, tf.mul(perSample(p.flip), tf.sub(w - 1, tf.mul(cols, 2))));
+    const flippedCols = tf.add(
+      cols,
+      tf.mul(perSample(p.flip), tf.sub(i32(w - 1), tf.mul(cols, i32(2)))),
+    );
     const srcRow = tf.add(rows, perSample(p.dy));
     const srcCol = tf.add(flippedCols, perSample(p.dx));
-    const base = tf.mul(tf.reshape(tf.range(0, n, 1, "int32"), [n, 1, 1]), ph * pw);
-    const index = tf.reshape(tf.add(base, tf.add(tf.mul(srcRow, pw), srcCol)), [-1]);
+    const base = tf.mul(tf.reshape(tf.range(0, n, 1, "int32"), [n, 1, 1]), i32(ph * pw));
+    const index = tf.reshape(tf.add(base, tf.add(tf.mul(srcRow, i32(pw)), srcCol)), [-1]);
     const moved = tf.reshape(tf.gather(tf.reshape(padded, [n * ph * pw, c]), index), [n, h, w, c]);
     const inRows = tf.logicalAnd(
       tf.greaterEqual(rows, perSample(p.r0)),
