@@ -1,23 +1,27 @@
 // WebGPU programs of the fused conv + batch-norm + ReLU backward and the logic that dispatches
 // them (the kernel registration lives in conv_bn_relu_grad.ts). WGSL bodies: kernels/
-// conv_bn_relu_bwd_*.wgsl, each with a header giving bindings, layouts and grid mapping.
+// conv_bn_relu_bwd_*.wgsl, each with a header giving bindings, layouts, grid mapping, versions.
 //
-// Passes (fast path, 4 compute passes + 3 small finalizes):
-//   1. reduce:  per-channel partial sums of g and g*xhat over row chunks  -> (P*8, 2, Cout)
-//      finalize: sum_partials twice -> dbeta, dgamma (Cout). dx and dfilter both need these
-//      grid-wide sums before any dz exists, hence a pass of their own.
-//   2. dz:      materialise dz (M, Cout) once; both convolution backprops read it (cheaper than
-//      recomputing the batch-norm math per read; measured in bench/conv_bn_relu_bwd_probe.ts).
-//   3. data:    dx = conv2d backprop-input of dz, register-tiled over input channels.
-//   4. weight:  dfilter partials over S slices of the M reduction -> (S, KH*KW*Cin, Cout)
-//      finalize: sum_partials -> dfilter (skipped when S = 1).
+// Passes (fast path: 4 main passes + small finalizes):
+//   1. reduce:  per-channel partial sums of g and g*xhat over row chunks  -> (P*8, 2, Cout);
+//      sum_partials twice -> dbeta, dgamma (Cout). dx and dfilter both need these grid-wide sums
+//      before any dz exists, hence a pass of their own.
+//   2. dz:      materialise dz (M, Cout) once; both convolution backprops read it. Recomputing it
+//      inside them would redo the batch-norm math (6 loads: dy, z + 4 per-channel factors) at
+//      every read, and on llvmpipe every load costs about the same as the FMAs it feeds; the
+//      extra pass costs ~3% of the backward (bench/conv_bn_relu_bwd_probe.ts prints it).
+//   3. data:    dx = conv2d backprop-input of dz (filter_t first transposes the small filter so
+//      4 input channels are one vec4).
+//   4. weight:  dfilter partials over S slices of the M reduction -> (S, KH*KW*Cin, Cout);
+//      sum_partials -> dfilter (skipped when S = 1).
+// Passes 3-4 use vec4 loads when Cin and Cout are multiples of 4, else the scalar _v2 kernels.
 // Naive path (FMNIST_NAIVE_KERNELS=1): reduce_v1 (packed sums), data_v1 and weight_v1, which
 // compute dz on the fly; kept as oracle and fallback. A program binds at most 8 storage buffers
 // (WebGPU default limit), output included.
 //
 // Every input is bound as a flat 1-D view and every output is produced flat and relabelled, so
 // shapes reach the GPU only as uniforms and one pipeline serves every batch size; shader keys
-// hold compile-time facts only (kernel file, VC tile width).
+// hold compile-time facts only (kernel files, tile constants, vec4 or scalar).
 
 import type { TensorInfo } from "@tensorflow/tfjs-core";
 import type { WebGPUBackend, WebGPUProgram } from "@tensorflow/tfjs-backend-webgpu";
@@ -31,7 +35,7 @@ type Field = [name: string, type: "i32" | "f32", value: number];
 const WORKGROUP = 64;
 
 /** One backward kernel: WGSL sources (helpers first), flat output, explicit or flat grid. */
-class ConvBnReluBwdProgram implements WebGPUProgram {
+abstract class ConvBnReluBwdProgram implements WebGPUProgram {
   outputShape: number[];
   shaderKey: string;
   dispatchLayout: { x: number[]; y?: number[]; z?: number[] };
@@ -39,6 +43,8 @@ class ConvBnReluBwdProgram implements WebGPUProgram {
   workgroupSize: [number, number, number];
   variableNames: string[];
   uniforms: string;
+  outputComponent?: number;
+  variableComponents?: number[];
   private readonly source: string;
 
   constructor(opts: {
@@ -51,12 +57,18 @@ class ConvBnReluBwdProgram implements WebGPUProgram {
     grid?: { dispatch: [number, number, number]; workgroupSize: [number, number, number] };
     /** Compile-time constants (`const VC : i32 = 4;`), part of the shader key. */
     constants?: Record<string, number>;
+    /** Bind inputs and the output as array<vec4<f32>> (sizes must be multiples of 4). */
+    vec4?: boolean;
   }) {
     const constants = Object.entries(opts.constants ?? {});
     this.outputShape = [opts.outputSize];
     this.variableNames = opts.variableNames;
+    if (opts.vec4) {
+      this.outputComponent = 4;
+      this.variableComponents = opts.variableNames.map(() => 4);
+    }
     this.uniforms = opts.fields.map(([name, type]) => `${name} : ${type},`).join(" ");
-    this.shaderKey = `cbr_bwd_${opts.kernels.join("+")}_${
+    this.shaderKey = `cbr_bwd_${opts.kernels.join("+")}_${opts.vec4 ? "vec4_" : ""}${
       constants.map(([k, v]) => `${k}${v}`).join("_")
     }`;
     this.source = [
@@ -80,6 +92,18 @@ class ConvBnReluBwdProgram implements WebGPUProgram {
     return this.source;
   }
 }
+
+// One subclass per kernel: tfjs labels pipelines and GPU timestamps (tf.time's per-program
+// breakdown) with the program's class name.
+class BwdReduceProgram extends ConvBnReluBwdProgram {}
+class BwdSumPartialsProgram extends ConvBnReluBwdProgram {}
+class BwdDzProgram extends ConvBnReluBwdProgram {}
+class BwdFilterTransposeProgram extends ConvBnReluBwdProgram {}
+class BwdDataProgram extends ConvBnReluBwdProgram {}
+class BwdWeightProgram extends ConvBnReluBwdProgram {}
+class BwdReduceNaiveProgram extends ConvBnReluBwdProgram {}
+class BwdDataNaiveProgram extends ConvBnReluBwdProgram {}
+class BwdWeightNaiveProgram extends ConvBnReluBwdProgram {}
 
 function size(shape: readonly number[]): number {
   return shape.reduce((a, b) => a * b, 1);
@@ -133,17 +157,30 @@ export interface ConvBnReluGradTensors {
   stats: TensorInfo;
 }
 
-/** Tunables of the fast path (the probe script sweeps them; defaults are the measured best). */
+/** Register tiles of the fast path (the probe script sweeps them; defaults = measured best). */
 export interface BwdTuning {
-  /** vec4 accumulators per invocation in the dx kernel (4*VC input channels). */
-  dataVC: number;
-  /** vec4 accumulators per invocation in the dfilter kernel (4*VC output channels). */
-  weightVC: number;
+  /** dx, vec4 kernel: pixels (TR) x vec4s of input channels (TV) per invocation. */
+  dataTR: number;
+  dataTV: number;
+  /** dfilter, vec4 kernel: quads of filter rows (TQ) x vec4s of output channels (TV). */
+  weightTQ: number;
+  weightTV: number;
   /** Workgroups the split reductions aim for (fills llvmpipe's threads with room to balance). */
   targetWorkgroups: number;
 }
 
-export const DEFAULT_TUNING: BwdTuning = { dataVC: 4, weightVC: 4, targetWorkgroups: 64 };
+// 4x2 tiles (8 vec4 accumulators) won the sweeps on llvmpipe at the enhanced CNN's shapes;
+// 16 accumulators and more spill (kernel headers give the numbers).
+export const DEFAULT_TUNING: BwdTuning = {
+  dataTR: 4,
+  dataTV: 2,
+  weightTQ: 1,
+  weightTV: 2,
+  targetWorkgroups: 64,
+};
+// Scalar fallbacks (channels not multiples of 4): best of their own sweep.
+const SCALAR_DATA = { TR: 8, TV: 2 };
+const SCALAR_WEIGHT = { TR: 4, TV: 2 };
 
 /** Runs the backward on the webgpu backend; returns [dx, dfilter, dgamma, dbeta]. */
 export function convBnReluTrainGradWebGPU(
@@ -165,15 +202,21 @@ function runNaive(backend: WebGPUBackend, t: ConvBnReluGradTensors, g: ConvGeome
   const bnNames = ["dy", "z", "stats", "gamma", "beta"];
   // (2, Cout) = dbeta; dgamma packed in one buffer: the gathers below already bind 7 storage
   // buffers + the output, and WebGPU's default limit is 8 per stage.
-  const sumsProgram = new ConvBnReluBwdProgram({
+  const sumsProgram = new BwdReduceNaiveProgram({
     kernels: ["conv_bn_relu_bwd_reduce_v1"],
     variableNames: bnNames,
     outputSize: 2 * g.outC,
     fields: geo,
   });
   const sums = run(backend, sumsProgram, bn, geo);
-  const gather = (kernel: string, outputSize: number, last: TensorInfo, lastName: string) => {
-    const program = new ConvBnReluBwdProgram({
+  const gather = (
+    Program: typeof BwdDataNaiveProgram,
+    kernel: string,
+    outputSize: number,
+    last: TensorInfo,
+    lastName: string,
+  ) => {
+    const program = new Program({
       kernels: ["conv_bn_relu_bwd_bn_fn", kernel],
       variableNames: [...bnNames, "sums", lastName],
       outputSize,
@@ -181,8 +224,20 @@ function runNaive(backend: WebGPUBackend, t: ConvBnReluGradTensors, g: ConvGeome
     });
     return run(backend, program, [...bn, sums, last], geo);
   };
-  const dx = gather("conv_bn_relu_bwd_data_v1", size(t.x.shape), t.filter, "w");
-  const dfilter = gather("conv_bn_relu_bwd_weight_v1", size(t.filter.shape), t.x, "x");
+  const dx = gather(
+    BwdDataNaiveProgram,
+    "conv_bn_relu_bwd_data_v1",
+    size(t.x.shape),
+    t.filter,
+    "w",
+  );
+  const dfilter = gather(
+    BwdWeightNaiveProgram,
+    "conv_bn_relu_bwd_weight_v1",
+    size(t.filter.shape),
+    t.x,
+    "x",
+  );
   // The kernel's outputs are separate tensors: copy the two rows out (a 1-row "sum").
   const dbeta = sumPartials(backend, sums, 1, 2 * g.outC, 0, g.outC);
   const dgamma = sumPartials(backend, sums, 1, 2 * g.outC, g.outC, g.outC);
@@ -205,7 +260,7 @@ function sumPartials(
     ["offset", "i32", offset],
     ["count", "i32", count],
   ];
-  const program = new ConvBnReluBwdProgram({
+  const program = new BwdSumPartialsProgram({
     kernels: ["conv_bn_relu_bwd_sum_partials"],
     variableNames: ["partials"],
     outputSize: count,
@@ -242,7 +297,7 @@ function runFast(
   };
   const partials = run(
     backend,
-    new ConvBnReluBwdProgram({
+    new BwdReduceProgram({
       kernels: ["conv_bn_relu_bwd_reduce"],
       variableNames: bnNames,
       outputSize: rowChunks.count * 8 * 2 * g.outC,
@@ -260,7 +315,7 @@ function runFast(
   // Pass 2: dz, materialised once.
   const dz = run(
     backend,
-    new ConvBnReluBwdProgram({
+    new BwdDzProgram({
       kernels: ["conv_bn_relu_bwd_dz"],
       variableNames: [...bnNames, "dbeta", "dgamma"],
       outputSize: rows * g.outC,
@@ -271,58 +326,155 @@ function runFast(
     chunkFields,
   );
 
-  // Pass 3: dx.
-  const numPix = g.batch * g.inH * g.inW;
-  const dataVC = Math.max(1, Math.min(tuning.dataVC, Math.ceil(g.inC / 4)));
-  const dx = run(
-    backend,
-    new ConvBnReluBwdProgram({
-      kernels: ["conv_bn_relu_bwd_data"],
-      variableNames: ["dz", "w"],
-      outputSize: numPix * g.inC,
-      fields: geo,
-      grid: {
-        dispatch: [Math.min(Math.ceil(numPix / 64), 65535), Math.ceil(g.inC / (4 * dataVC)), 1],
-        workgroupSize: [64, 1, 1],
-      },
-      constants: { VC: dataVC },
-    }),
-    [dz, t.filter],
-    geo,
-  );
-
-  // Pass 4: dfilter partials over slices of whole output rows, then their sum.
-  const filterRows = g.kH * g.kW * g.inC;
-  const weightVC = Math.max(1, Math.min(tuning.weightVC, Math.ceil(g.outC / 4)));
-  const tiles = Math.ceil(filterRows / 64) * Math.ceil(g.outC / (4 * weightVC));
-  const splits = chunking(g.batch * g.outH, Math.ceil(tuning.targetWorkgroups / tiles), 1);
-  const splitFields: Field[] = [...geo, ["rowsPerSplit", "i32", splits.per]];
-  const weightPartials = run(
-    backend,
-    new ConvBnReluBwdProgram({
-      kernels: ["conv_bn_relu_bwd_weight"],
-      variableNames: ["dz", "x"],
-      outputSize: splits.count * filterRows * g.outC,
-      fields: splitFields,
-      grid: {
-        dispatch: [
-          Math.ceil(filterRows / 64),
-          Math.ceil(g.outC / (4 * weightVC)),
-          splits.count,
-        ],
-        workgroupSize: [64, 1, 1],
-      },
-      constants: { VC: weightVC },
-    }),
-    [dz, t.x],
-    splitFields,
-  );
+  const vec4 = g.inC % 4 === 0 && g.outC % 4 === 0;
+  const dx = vec4
+    ? runDataVec4(backend, dz, t.filter, g, tuning)
+    : runDataScalar(backend, dz, t.filter, g);
+  const weightPartials = vec4
+    ? runWeightVec4(backend, dz, t.x, g, tuning)
+    : runWeightScalar(backend, dz, t.x, g, tuning);
   backend.disposeData(dz.dataId);
-  let dfilter = weightPartials;
-  if (splits.count > 1) {
-    const count = filterRows * g.outC;
-    dfilter = sumPartials(backend, weightPartials, splits.count, count, 0, count);
-    backend.disposeData(weightPartials.dataId);
+  let dfilter = weightPartials.partials;
+  if (weightPartials.splits > 1) {
+    const count = size(t.filter.shape);
+    dfilter = sumPartials(backend, dfilter, weightPartials.splits, count, 0, count);
+    backend.disposeData(weightPartials.partials.dataId);
   }
   return [dx, dfilter, dgamma, dbeta];
+}
+
+/** Blocks of 64*tr pixels on grid x (looping past the per-dimension limit), channel blocks on y. */
+function dataGrid(g: ConvGeometry, tr: number, channelBlocks: number) {
+  const pixelBlocks = Math.ceil((g.batch * g.inH * g.inW) / (64 * tr));
+  return {
+    dispatch: [Math.min(pixelBlocks, 65535), channelBlocks, 1] as [number, number, number],
+    workgroupSize: [64, 1, 1] as [number, number, number],
+  };
+}
+
+/** Pass 3, vec4: transpose the filter to (KH, KW, Cout, Cin), then dx. */
+function runDataVec4(
+  backend: WebGPUBackend,
+  dz: TensorInfo,
+  filter: TensorInfo,
+  g: ConvGeometry,
+  tuning: BwdTuning,
+): TensorInfo {
+  const geo = geometryFields(g);
+  const wt = run(
+    backend,
+    new BwdFilterTransposeProgram({
+      kernels: ["conv_bn_relu_bwd_filter_t"],
+      variableNames: ["w"],
+      outputSize: size(filter.shape),
+      fields: geo,
+    }),
+    [filter],
+    geo,
+  );
+  const tv = Math.min(tuning.dataTV, g.inC / 4);
+  const dx = run(
+    backend,
+    new BwdDataProgram({
+      kernels: ["conv_bn_relu_bwd_data"],
+      variableNames: ["dz", "w"],
+      outputSize: g.batch * g.inH * g.inW * g.inC,
+      fields: geo,
+      grid: dataGrid(g, tuning.dataTR, Math.ceil(g.inC / 4 / tv)),
+      constants: { TR: tuning.dataTR, TV: tv },
+      vec4: true,
+    }),
+    [dz, wt],
+    geo,
+  );
+  backend.disposeData(wt.dataId);
+  return dx;
+}
+
+/** Pass 3, scalar fallback for channel counts that are not multiples of 4. */
+function runDataScalar(
+  backend: WebGPUBackend,
+  dz: TensorInfo,
+  filter: TensorInfo,
+  g: ConvGeometry,
+): TensorInfo {
+  const geo = geometryFields(g);
+  const tv = Math.min(SCALAR_DATA.TV, Math.ceil(g.inC / 4));
+  return run(
+    backend,
+    new BwdDataProgram({
+      kernels: ["conv_bn_relu_bwd_data_v2"],
+      variableNames: ["dz", "w"],
+      outputSize: g.batch * g.inH * g.inW * g.inC,
+      fields: geo,
+      grid: dataGrid(g, SCALAR_DATA.TR, Math.ceil(g.inC / (4 * tv))),
+      constants: { TR: SCALAR_DATA.TR, TV: tv },
+    }),
+    [dz, filter],
+    geo,
+  );
+}
+
+/** Pass 4 with `tiles` invocation tiles: splits of the N*Ho output rows to fill the device. */
+function weightPass(
+  backend: WebGPUBackend,
+  dz: TensorInfo,
+  x: TensorInfo,
+  g: ConvGeometry,
+  tuning: BwdTuning,
+  tiles: number,
+  kernel: { name: string; constants: Record<string, number>; vec4: boolean },
+) {
+  const groups = Math.ceil(tiles / 64);
+  const splits = chunking(g.batch * g.outH, Math.ceil(tuning.targetWorkgroups / groups), 1);
+  const fields: Field[] = [...geometryFields(g), ["rowsPerSplit", "i32", splits.per]];
+  const partials = run(
+    backend,
+    new BwdWeightProgram({
+      kernels: [kernel.name],
+      variableNames: ["dz", "x"],
+      outputSize: splits.count * g.kH * g.kW * g.inC * g.outC,
+      fields,
+      grid: { dispatch: [groups, 1, splits.count], workgroupSize: [64, 1, 1] },
+      constants: kernel.constants,
+      vec4: kernel.vec4,
+    }),
+    [dz, x],
+    fields,
+  );
+  return { partials, splits: splits.count };
+}
+
+function runWeightVec4(
+  backend: WebGPUBackend,
+  dz: TensorInfo,
+  x: TensorInfo,
+  g: ConvGeometry,
+  tuning: BwdTuning,
+) {
+  const tv = Math.min(tuning.weightTV, g.outC / 4);
+  const quads = (g.kH * g.kW * g.inC) / 4;
+  const tiles = Math.ceil(quads / tuning.weightTQ) * Math.ceil(g.outC / 4 / tv);
+  return weightPass(backend, dz, x, g, tuning, tiles, {
+    name: "conv_bn_relu_bwd_weight",
+    constants: { TQ: tuning.weightTQ, TV: tv },
+    vec4: true,
+  });
+}
+
+function runWeightScalar(
+  backend: WebGPUBackend,
+  dz: TensorInfo,
+  x: TensorInfo,
+  g: ConvGeometry,
+  tuning: BwdTuning,
+) {
+  const tv = Math.min(SCALAR_WEIGHT.TV, Math.ceil(g.outC / 4));
+  const rows = g.kH * g.kW * g.inC;
+  const tiles = Math.ceil(rows / SCALAR_WEIGHT.TR) * Math.ceil(g.outC / (4 * tv));
+  return weightPass(backend, dz, x, g, tuning, tiles, {
+    name: "conv_bn_relu_bwd_weight_v2",
+    constants: { TR: SCALAR_WEIGHT.TR, TV: tv },
+    vec4: false,
+  });
 }
