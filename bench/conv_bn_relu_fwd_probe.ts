@@ -1,6 +1,7 @@
 // Quick timing probe for the fused conv + BN + ReLU forward: stock tfjs chain vs our kernels,
 // training and inference, at the issue's shapes. Each timing includes a read-back (`await
-// y.data()`), after warm-up (first use compiles shaders), median of --reps runs.
+// y.data()`), after warm-up (first use compiles shaders), median of --reps rounds; rows run
+// round-robin so that load from other processes hits stock and fused alike.
 //
 //   deno run -A bench/conv_bn_relu_fwd_probe.ts [--batch 128] [--reps 5] [--only train|infer]
 //
@@ -29,22 +30,23 @@ function arg(name: string, fallback: string): string {
   return i >= 0 && i + 1 < Deno.args.length ? Deno.args[i + 1] : fallback;
 }
 
-async function timeMs(f: () => tf.Tensor, reps: number): Promise<number> {
-  for (let i = 0; i < 2; i++) {
-    const t = f();
-    await t.data();
-    t.dispose();
+/** Times every row once per round (round-robin, so load drift on a shared machine hits all rows
+ * alike); returns per-row medians and minima in ms, after two warm-up rounds. */
+async function timeRows(rows: (() => tf.Tensor)[], reps: number) {
+  const times: number[][] = rows.map(() => []);
+  for (let round = -2; round < reps; round++) {
+    for (let i = 0; i < rows.length; i++) {
+      const t0 = performance.now();
+      const t = rows[i]();
+      await t.data();
+      if (round >= 0) times[i].push(performance.now() - t0);
+      t.dispose();
+    }
   }
-  const times: number[] = [];
-  for (let i = 0; i < reps; i++) {
-    const t0 = performance.now();
-    const t = f();
-    await t.data();
-    times.push(performance.now() - t0);
-    t.dispose();
-  }
-  times.sort((a, b) => a - b);
-  return times[Math.floor(times.length / 2)];
+  return times.map((ts) => {
+    ts.sort((a, b) => a - b);
+    return { median: ts[Math.floor(ts.length / 2)], min: ts[0] };
+  });
 }
 
 async function main() {
@@ -85,16 +87,16 @@ async function main() {
       rows.push(["infer stock", () => convBnReluInferStock(x, w, gamma, beta, mm, mv, attrs)]);
       rows.push(["infer fused", () => convBnReluInfer(x, w, gamma, beta, mm, mv, attrs)]);
     }
-    const ms: number[] = [];
-    for (const [label, f] of rows) {
-      const t = await timeMs(f, reps);
-      ms.push(t);
-      const ratio = ms.length % 2 === 0 ? `  ${(ms[ms.length - 2] / t).toFixed(2)}x vs stock` : "";
+    const timed = await timeRows(rows.map(([, f]) => f), reps);
+    rows.forEach(([label], i) => {
+      const { median, min } = timed[i];
+      const ratio = i % 2 === 1 ? `  ${(timed[i - 1].median / median).toFixed(2)}x vs stock` : "";
       console.log(
-        `${name} ${label.padEnd(12)} ${t.toFixed(1).padStart(8)} ms ` +
-          `${(gflop / (t / 1e3)).toFixed(1).padStart(6)} GFLOP/s${ratio}`,
+        `${name} ${label.padEnd(12)} ${median.toFixed(1).padStart(8)} ms ` +
+          `${(gflop / (median / 1e3)).toFixed(1).padStart(6)} GFLOP/s ` +
+          `(best ${(gflop / (min / 1e3)).toFixed(1)})${ratio}`,
       );
-    }
+    });
     tf.dispose([x, w, gamma, beta, mm, mv]);
   }
 }
