@@ -20,7 +20,6 @@ import {
 } from "./report.ts";
 import { rooflineSizes, runRoofline } from "./roofline.ts";
 import { resolveClock, type TimingOptions } from "./timing.ts";
-import type { TrainCase } from "./train_types.ts";
 
 const SUITES = ["kernels", "train", "roofline", "all"] as const;
 
@@ -201,10 +200,7 @@ export async function runBench(f: BenchFlags, argv: string[]): Promise<BenchDocu
   }
   if (suites.includes("train")) {
     log("train ...");
-    // TODO(#6, bench): wire bench/train_suite.ts once src/model and src/train are committed.
-    const runTrainSuite = (_: unknown): Promise<TrainCase[]> => {
-      throw new UsageError("--suite train is not available yet (the model code has not landed)");
-    };
+    const { runTrainSuite } = await import("./train_suite.ts");
     const batches = batchFlag ??
       (f.quick ? [4] : slow ? [32, 64] : [32, 64, 128, 256, 512]);
     doc.train = await runTrainSuite({

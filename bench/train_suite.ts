@@ -1,0 +1,126 @@
+// Train suite: images/s of one full training step (forward, backward, Adam update) for the
+// baseline CNN, the enhanced CNN with our fused op and the enhanced CNN with stock ops, over a
+// batch sweep; epoch time extrapolated from it and, with `limit`, measured on a real data subset.
+
+import * as tf from "@tensorflow/tfjs-core";
+import { createModel } from "../src/model/model.ts";
+import { makeTrainStep } from "../src/train/step.ts";
+import { loadFashionMnist } from "../src/data/fashion_mnist.ts";
+import {
+  batchIterator,
+  createRng,
+  imagesToTensor,
+  labelsToOneHot,
+  shuffledIndices,
+} from "../src/data/dataset.ts";
+import { measure, type Stats, type TimingOptions } from "./timing.ts";
+import { EPOCH_IMAGES, TRAIN_VARIANTS, type TrainCase, type TrainVariant } from "./train_types.ts";
+
+export { EPOCH_IMAGES, TRAIN_VARIANTS, type TrainCase, type TrainVariant };
+
+export interface TrainSuiteOptions {
+  batches: number[];
+  timing: TimingOptions;
+  variants?: TrainVariant[];
+  /** Measure a pass over this many real training images per case (0: skip). */
+  limit: number;
+  dataDir?: string;
+  seed?: number;
+  log?: (msg: string) => void;
+}
+
+/** One step per sample; inputs are synthetic (the step's cost does not depend on pixel values). */
+async function timeSteps(
+  v: TrainVariant,
+  batch: number,
+  timing: TimingOptions,
+  seed: number,
+): Promise<Stats> {
+  const model = createModel(v.model, { ops: v.ops, seed });
+  const optimizer = tf.train.adam(1e-3);
+  const step = makeTrainStep(model, optimizer);
+  const x = tf.randomUniform([batch, 28, 28, 1], 0, 1, "float32", seed) as tf.Tensor4D;
+  const labels = tf.randomUniform([batch], 0, 10, "int32", seed + 1);
+  const y = tf.tidy(() => tf.cast(tf.oneHot(labels as tf.Tensor1D, 10), "float32")) as tf.Tensor2D;
+  try {
+    return await measure(() => step(x, y), timing);
+  } finally {
+    tf.dispose([x, labels, y]);
+    optimizer.dispose();
+    model.dispose();
+  }
+}
+
+async function timeSubset(
+  v: TrainVariant,
+  batch: number,
+  limit: number,
+  split: { images: Uint8Array; labels: Uint8Array; count: number },
+  seed: number,
+): Promise<number> {
+  const model = createModel(v.model, { ops: v.ops, seed });
+  const optimizer = tf.train.adam(1e-3);
+  const step = makeTrainStep(model, optimizer);
+  const rng = createRng(seed);
+  const indices = shuffledIndices(split.count, rng).slice(0, limit);
+  try {
+    // One untimed step compiles the shaders, as the first epoch of a real run would.
+    const warm = indices.slice(0, Math.min(batch, indices.length));
+    await runBatch(step, split, warm);
+    const start = performance.now();
+    for (const idx of batchIterator(indices, batch, rng)) await runBatch(step, split, idx);
+    return (performance.now() - start) / 1000;
+  } finally {
+    optimizer.dispose();
+    model.dispose();
+  }
+}
+
+async function runBatch(
+  step: (x: tf.Tensor4D, y: tf.Tensor2D) => tf.Scalar,
+  split: { images: Uint8Array; labels: Uint8Array; count: number },
+  idx: ArrayLike<number>,
+) {
+  const x = imagesToTensor(split, idx);
+  const y = labelsToOneHot(split, idx);
+  const loss = step(x, y);
+  await loss.data();
+  tf.dispose([x, y, loss]);
+}
+
+export async function runTrainSuite(opts: TrainSuiteOptions): Promise<TrainCase[]> {
+  const log = opts.log ?? (() => {});
+  const seed = opts.seed ?? 1;
+  const variants = opts.variants ?? TRAIN_VARIANTS;
+  const data = opts.limit > 0
+    ? (await loadFashionMnist({ dataDir: opts.dataDir, log })).train
+    : null;
+  const cases: TrainCase[] = [];
+  for (const batch of opts.batches) {
+    for (const v of variants) {
+      log(`  ${v.id} b${batch} ...`);
+      const stats = await timeSteps(v, batch, opts.timing, seed);
+      const imagesPerS = batch / (stats.medianMs / 1000);
+      let subset = null;
+      if (data) {
+        const images = Math.min(opts.limit, data.count);
+        const seconds = await timeSubset(v, batch, images, data, seed);
+        subset = { images, seconds, epochSExtrapolated: seconds * EPOCH_IMAGES / images };
+      }
+      cases.push({
+        id: `${v.id} b${batch}`,
+        variant: v,
+        batch,
+        stats,
+        imagesPerS,
+        epochSExtrapolated: EPOCH_IMAGES / imagesPerS,
+        subset,
+        speedupVsStock: null,
+      });
+    }
+    const fused = cases.find((c) => c.batch === batch && c.variant.id === "enhanced (fused)");
+    const stock = cases.find((c) => c.batch === batch && c.variant.id === "enhanced --ops stock");
+    if (fused && stock) fused.speedupVsStock = stock.stats.medianMs / fused.stats.medianMs;
+  }
+  return cases;
+}

@@ -1,0 +1,48 @@
+// `deno task bench --suite train --quick`: every model variant timed, figures finite and
+// positive, the real-data subset pass (--limit), and no tensors left behind.
+
+import assert from "node:assert/strict";
+import * as tf from "@tensorflow/tfjs-core";
+import { main } from "../bench/main.ts";
+import { parseBenchDocument } from "../bench/report.ts";
+import { TRAIN_VARIANTS } from "../bench/train_types.ts";
+import { initTf } from "../src/tf/setup.ts";
+
+const GPU_TEST = { sanitizeOps: false, sanitizeResources: false };
+
+Deno.test({
+  name: "bench --suite train --quick --limit: images/s and epoch times per model",
+  ...GPU_TEST,
+  fn: async () => {
+    const dir = await Deno.makeTempDir({ prefix: "fmnist-bench-train-" });
+    const original = console.log;
+    const lines: string[] = [];
+    console.log = (...a: unknown[]) => lines.push(a.map(String).join(" "));
+    try {
+      await initTf("webgpu");
+      const before = tf.memory().numTensors;
+      const json = `${dir}/train.json`;
+      await main(["--suite", "train", "--quick", "--limit", "6", "--json", json]);
+      assert.equal(tf.memory().numTensors, before, "models, optimizers and batches disposed");
+      const doc = parseBenchDocument(await Deno.readTextFile(json), json);
+      assert.equal(doc.roofline, null, "train alone does not run the roofline");
+      const cases = doc.train!;
+      assert.deepEqual(cases.map((c) => c.variant.id), TRAIN_VARIANTS.map((v) => v.id));
+      for (const c of cases) {
+        assert.equal(c.batch, 4);
+        for (const v of [c.stats.medianMs, c.imagesPerS, c.epochSExtrapolated]) {
+          assert.ok(Number.isFinite(v) && v > 0, `${c.id}: ${v}`);
+        }
+        assert.ok(Math.abs(c.imagesPerS - 4000 / c.stats.medianMs) < 1e-6 * c.imagesPerS);
+        assert.equal(c.subset?.images, 6);
+        assert.ok(c.subset!.seconds > 0 && Number.isFinite(c.subset!.epochSExtrapolated));
+      }
+      const fused = cases.find((c) => c.variant.id === "enhanced (fused)")!;
+      assert.ok(fused.speedupVsStock! > 0, "fused row carries the ratio to stock");
+      assert.match(lines.join("\n"), /^enhanced --ops stock\s+4\s/m);
+    } finally {
+      console.log = original;
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+});
