@@ -3,7 +3,7 @@
 // y.data()`), after warm-up (first use compiles shaders), median of --reps rounds; rows run
 // round-robin so that load from other processes hits stock and fused alike.
 //
-//   deno run -A bench/conv_bn_relu_fwd_probe.ts [--batch 128] [--reps 5] [--only train|infer]
+//   deno run -A bench/conv_bn_relu_fwd_probe.ts [--batch 128] [--reps 5] [--only train|infer|first]
 //
 // FLOPs = 2*N*Ho*Wo*Cout*KH*KW*Cin (the conv; BN and ReLU are not counted).
 
@@ -21,6 +21,7 @@ interface Case {
 }
 
 const CASES: Case[] = [
+  { hw: 28, cin: 1, cout: 32, k: 3 }, // first layer (cout4 variant)
   { hw: 28, cin: 32, cout: 32, k: 3 },
   { hw: 14, cin: 64, cout: 64, k: 3 },
 ];
@@ -66,6 +67,7 @@ async function main() {
     const mm = tf.zeros([c.cout]) as tf.Tensor1D;
     const mv = tf.ones([c.cout]) as tf.Tensor1D;
     const attrs = { strides: 1, pad: "same" as const };
+    if (only === "first" && c.cin !== 1) continue;
     const gflop = (2 * batch * c.hw * c.hw * c.cout * c.k * c.k * c.cin) / 1e9;
     const name = `x=[${batch},${c.hw},${c.hw},${c.cin}] w=[${c.k},${c.k},${c.cin},${c.cout}]`;
     const rows: [string, () => tf.Tensor][] = [];

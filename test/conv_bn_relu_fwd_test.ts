@@ -342,7 +342,7 @@ Deno.test({
 });
 
 Deno.test({
-  name: "convBnRelu forward: batch 128-like tile edges (rows not a multiple of 8, Cout % 8 == 4)",
+  name: "convBnRelu forward: tile edges (rows not a multiple of 8, Cout % 8 == 4), first layer",
   ...GPU_TEST,
   fn: () =>
     onGpu(async () => {
@@ -351,6 +351,7 @@ Deno.test({
           { n: 3, h: 7, w: 5, cin: 8, cout: 12, kh: 3, kw: 3 },
           { n: 2, h: 14, w: 14, cin: 16, cout: 32, kh: 3, kw: 3 },
           { n: 1, h: 9, w: 11, cin: 4, cout: 4, kh: 5, kw: 3 },
+          { n: 2, h: 12, w: 12, cin: 1, cout: 32, kh: 3, kw: 3 }, // first layer: cout4 variant
         ]
       ) {
         await checkGpuAgainstRef(caseData({ ...c, strides: [1, 1], pad: "same", seed: 99 }));

@@ -55,10 +55,29 @@ function splitGroups(groups: number): [number, number] {
 
 type Epilogue = "z" | "infer";
 
+/** Which tiled conv kernel a shape gets (compile-time: part of the shader key). */
+export type ConvVariant = "vec4" | "cout4" | "scalar";
+
+const VARIANTS: Record<
+  ConvVariant,
+  { file: string; tile: number; xWidth: number; wWidth: number }
+> = {
+  // Cin % 4 == 0 and Cout % 4 == 0: 8 rows x 8 channels, vec4 x and w loads.
+  vec4: { file: "conv_bn_relu_fwd_vec4", tile: 8, xWidth: 4, wWidth: 4 },
+  // Cout % 4 == 0 only (the first layer): 8 x 8, scalar x and vec4 w loads.
+  cout4: { file: "conv_bn_relu_fwd_cout4", tile: 8, xWidth: 1, wWidth: 4 },
+  // Anything else: 4 rows x 4 channels, scalar loads.
+  scalar: { file: "conv_bn_relu_fwd", tile: 4, xWidth: 1, wWidth: 1 },
+};
+
+export function convVariant(g: ConvGeometry): ConvVariant {
+  if (g.outC % 4 !== 0) return "scalar";
+  return g.inC % 4 === 0 ? "vec4" : "cout4";
+}
+
 /**
- * Tiled conv. `vec4` (Cin % 4 == 0 and Cout % 4 == 0): each invocation 8 rows x 8 channels with
- * vec4 loads, kernels/conv_bn_relu_fwd_vec4.wgsl. Otherwise `scalar`: 4 rows x 4 channels with
- * scalar loads, kernels/conv_bn_relu_fwd.wgsl.
+ * Tiled conv (v2/v3), one pass, variant by channel counts: kernels/conv_bn_relu_fwd_vec4.wgsl,
+ * conv_bn_relu_fwd_cout4.wgsl or conv_bn_relu_fwd.wgsl.
  */
 export class ConvBnReluFwdProgram implements WebGPUProgram {
   outputShape: number[];
@@ -69,17 +88,16 @@ export class ConvBnReluFwdProgram implements WebGPUProgram {
   variableComponents: number[];
   workgroupSize: [number, number, number] = [64, 1, 1];
   uniforms = "stride : vec2<i32>, pad : vec2<i32>,";
-  readonly variant: "vec4" | "scalar";
+  readonly variant: ConvVariant;
   private epilogue: Epilogue;
 
   constructor(g: ConvGeometry, epilogue: Epilogue) {
     this.outputShape = [g.batch, g.outH, g.outW, g.outC];
     this.epilogue = epilogue;
     this.variableNames = epilogue === "infer" ? ["x", "w", "scale", "shift"] : ["x", "w"];
-    this.variant = g.inC % 4 === 0 && g.outC % 4 === 0 ? "vec4" : "scalar";
-    const tile = this.variant === "vec4" ? 8 : 4; // rows and channels per invocation
-    const width = this.variant === "vec4" ? 4 : 1; // components per x / w element
-    this.variableComponents = this.variableNames.map((_, i) => (i < 2 ? width : 1));
+    this.variant = convVariant(g);
+    const { tile, xWidth, wWidth } = VARIANTS[this.variant]; // tile: rows and channels per invocation
+    this.variableComponents = this.variableNames.map((_, i) => [xWidth, wWidth][i] ?? 1);
     const rows = g.batch * g.outH * g.outW;
     const invocations = Math.ceil(rows / tile) * Math.ceil(g.outC / tile);
     // The kernel rebuilds its flat id as global_id.x + global_id.y * 64 * groups.x.
@@ -89,8 +107,7 @@ export class ConvBnReluFwdProgram implements WebGPUProgram {
   }
 
   getUserCode(): string {
-    const main = this.variant === "vec4" ? "conv_bn_relu_fwd_vec4" : "conv_bn_relu_fwd";
-    return epilogueSource(this.epilogue) + kernelSource(main);
+    return epilogueSource(this.epilogue) + kernelSource(VARIANTS[this.variant].file);
   }
 }
 
