@@ -1,0 +1,44 @@
+// `fmnist predict --run DIR FILE...`: top-3 classes for PNG images or IDX image files.
+
+import { helpText, parseFlags, UsageError } from "../cli/args.ts";
+import { formatPredictions, loadInputs, predictImages } from "../eval/predict.ts";
+import { loadModelForInference } from "../model/checkpoint.ts";
+import { initTf } from "../tf/setup.ts";
+
+const DEFS = {
+  run: { type: "string", help: "run folder (its best checkpoint is used)" },
+  checkpoint: { type: "string", help: "checkpoint folder or checkpoint.json (instead of --run)" },
+  limit: { type: "int", min: 1, default: 20, help: "images to classify per IDX file" },
+  top: { type: "int", min: 1, max: 10, default: 3, help: "classes to print per image" },
+  "batch-size": { type: "int", min: 1, max: 10000, default: 500, help: "images per forward pass" },
+  backend: { type: "enum", choices: ["webgpu", "cpu"], default: "webgpu", help: "tfjs backend" },
+} as const;
+
+const USAGE = "fmnist predict --run DIR | --checkpoint PATH FILE...";
+const INTRO = "Classifies PNG images (any size, colour or grey) or IDX image files ([n,28,28]).\n" +
+  "PNGs are converted to grey by luminance, padded to square, resized to 28x28 (area\n" +
+  "averaging) and inverted when their background (border mean) is light, to match\n" +
+  "Fashion-MNIST's light garments on black.";
+
+export async function main(argv: string[]): Promise<void> {
+  const f = parseFlags(argv, DEFS, { positionals: true });
+  if (f.help) {
+    console.log(helpText(USAGE, DEFS, INTRO));
+    return;
+  }
+  const source = f.checkpoint ?? f.run;
+  if (source === undefined) {
+    throw new UsageError("give --run DIR or --checkpoint PATH (see --help)");
+  }
+  if (f._.length === 0) throw new UsageError("give at least one PNG or IDX image file to classify");
+  // Read every input first: a bad file fails fast, before the (slow) backend and model start.
+  const images = await loadInputs(f._, f.limit);
+  await initTf(f.backend as "webgpu" | "cpu");
+  const { model } = await loadModelForInference(source);
+  try {
+    const preds = await predictImages(model, images, f.top, f["batch-size"]);
+    console.log(formatPredictions(preds));
+  } finally {
+    model.dispose();
+  }
+}
