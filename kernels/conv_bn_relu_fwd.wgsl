@@ -5,11 +5,12 @@
 // computes a 4-row x 4-channel block in 4 vec4 accumulators and walks K once: per (kh, kw, ci) it
 // loads 4 filter values (Cout contiguous) and 4 x values, then does 4 vec4 FMAs. Zero padding: a
 // tap outside the image reads x at offset 0 and multiplies it by 0 (no branch in the K loop).
-// The program (src/ops/conv_bn_relu_fwd.ts) prepends `writeOutput(index, c, v)`: store z
-// (training, conv_bn_relu_fwd_epilogue_z.wgsl) or relu(v*scale+shift) (inference).
+// The program (src/ops/conv_bn_relu_fwd.ts) prepends `alias VT = f32;` and an epilogue
+// `writeOutput(index, c, v)`: store z (training, conv_bn_relu_fwd_epilogue_z.wgsl) or
+// relu(v*scale+shift) (inference, conv_bn_relu_infer.wgsl).
 //
-// Used for channel counts that are not multiples of 4 (the first layer, Cin = 1; odd test
-// shapes); conv_bn_relu_fwd_vec4.wgsl covers the rest. On llvmpipe every scalar storage load is a
+// Used when Cout is not a multiple of 4 (odd test shapes); conv_bn_relu_fwd_vec4.wgsl and
+// conv_bn_relu_fwd_cout4.wgsl cover the rest. On llvmpipe every scalar storage load is a
 // loop over the 8 SIMD lanes, so this version is load-bound: measured 1.8 GFLOP/s at batch 128,
 // 28x28, 32->32, 3x3 on a loaded 2-core machine, tf.conv2d 1.6 in the same run, vec4 version 5.3.
 // No workgroup memory: its loads take the same per-lane path, and barriers are costly there.
@@ -23,7 +24,8 @@
 //   channels 4cg..4cg+3 (adjacent lanes share rows, so their x loads hit the same addresses).
 // Passes: 1 (the epilogue writes z or y directly).
 // Versions: v1 conv_bn_relu_fwd_v1.wgsl (one output per invocation). v2 this file (any channel
-//   count). v3 conv_bn_relu_fwd_vec4.wgsl (vec4 loads, Cin and Cout multiples of 4).
+//   count). v3 conv_bn_relu_fwd_vec4.wgsl (vec4 loads, Cin and Cout multiples of 4) and
+//   conv_bn_relu_fwd_cout4.wgsl (Cout multiple of 4).
 
 fn main() {
   let inH = uniforms.xShape[1];

@@ -15,7 +15,8 @@
 //   -> channel block cb = g % ceil(Cout/8), row block rb = g / ceil(Cout/8): rows 8rb..8rb+7,
 //   channels 8cb..8cb+7 (when Cout % 8 == 4 the last block's upper half reads the next filter row
 //   or a clamped out-of-bounds value and is never stored; rows past M repeat row M-1, not stored).
-// Passes: 1. The program (src/ops/conv_bn_relu_fwd.ts) prepends `writeOutput(index, c, v)`.
+// Passes: 1. The program (src/ops/conv_bn_relu_fwd.ts) prepends `alias VT = vec4<f32>;` and
+//   `writeOutput(index, c, v : VT)` (index and c in groups of 4 channels).
 // Versions: see conv_bn_relu_fwd_vec4.wgsl.
 
 fn main() {
@@ -155,11 +156,10 @@ fn storeRow(m : i32, rows : i32, co : i32, outC : i32, a : vec4<f32>, b : vec4<f
   if (m >= rows) {
     return;
   }
-  let base = m * outC + co;
-  for (var j = 0; j < 4; j++) {
-    writeOutput(base + j, co + j, a[j]);
-    if (co + 4 + j < outC) {
-      writeOutput(base + 4 + j, co + 4 + j, b[j]);
-    }
+  // Output as vec4 (VT): index and channel in groups of 4.
+  let base = (m * outC + co) / 4;
+  writeOutput(base, co / 4, a);
+  if (co + 4 < outC) {
+    writeOutput(base + 1, co / 4 + 1, b);
   }
 }

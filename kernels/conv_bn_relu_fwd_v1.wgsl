@@ -3,7 +3,7 @@
 // Version 1 of the forward conv: a straight port of conv2dRef (src/ops/conv_bn_relu_ref.ts). Kept
 // as oracle and fallback (FMNIST_NAIVE_KERNELS=1), like tfjs's WEBGPU_USE_NAIVE_CONV2D_DEBUG.
 // Written against tfjs-webgpu's generated prelude; the program (src/ops/conv_bn_relu_fwd.ts)
-// prepends an epilogue that defines `writeOutput(index, c, v)`:
+// prepends `alias VT = f32;` and an epilogue that defines `writeOutput(index, c, v)`:
 //   training  (conv_bn_relu_fwd_epilogue_z.wgsl): result[index] = v          (z)
 //   inference (conv_bn_relu_infer.wgsl):          result[index] = relu(v * scale[c] + shift[c])
 //

@@ -86,6 +86,7 @@ export class ConvBnReluFwdProgram implements WebGPUProgram {
   dispatch: Dispatch;
   variableNames: string[];
   variableComponents: number[];
+  outputComponent: number;
   workgroupSize: [number, number, number] = [64, 1, 1];
   uniforms = "stride : vec2<i32>, pad : vec2<i32>,";
   readonly variant: ConvVariant;
@@ -97,7 +98,9 @@ export class ConvBnReluFwdProgram implements WebGPUProgram {
     this.variableNames = epilogue === "infer" ? ["x", "w", "scale", "shift"] : ["x", "w"];
     this.variant = convVariant(g);
     const { tile, xWidth, wWidth } = VARIANTS[this.variant]; // tile: rows and channels per invocation
-    this.variableComponents = this.variableNames.map((_, i) => [xWidth, wWidth][i] ?? 1);
+    // Output (and scale/shift of the inference epilogue) as vec4 when Cout % 4 == 0.
+    this.outputComponent = wWidth;
+    this.variableComponents = this.variableNames.map((_, i) => [xWidth, wWidth][i] ?? wWidth);
     const rows = g.batch * g.outH * g.outW;
     const invocations = Math.ceil(rows / tile) * Math.ceil(g.outC / tile);
     // The kernel rebuilds its flat id as global_id.x + global_id.y * 64 * groups.x.
@@ -107,7 +110,8 @@ export class ConvBnReluFwdProgram implements WebGPUProgram {
   }
 
   getUserCode(): string {
-    return epilogueSource(this.epilogue) + kernelSource(VARIANTS[this.variant].file);
+    return vectorAlias(this.outputComponent) + epilogueSource(this.epilogue) +
+      kernelSource(VARIANTS[this.variant].file);
   }
 }
 
@@ -135,7 +139,7 @@ export class ConvBnReluFwdNaiveProgram implements WebGPUProgram {
   }
 
   getUserCode(): string {
-    return epilogueSource(this.epilogue) + kernelSource("conv_bn_relu_fwd_v1");
+    return vectorAlias(1) + epilogueSource(this.epilogue) + kernelSource("conv_bn_relu_fwd_v1");
   }
 }
 
