@@ -47,8 +47,15 @@ async function denoCompile(
   out: string,
   entry: string,
 ): Promise<{ ok: true } | { ok: false; why: string }> {
-  const r = await sh(Deno.execPath(), ["compile", "-A", "--include", "kernels", "-o", out, entry]);
-  if (r.code === 0) return { ok: true };
+  // deno compile refuses to overwrite a file it did not write (e.g. our launcher): build beside
+  // it, then rename.
+  const tmp = `${out}.compile-tmp`;
+  await Deno.remove(tmp).catch(() => {});
+  const r = await sh(Deno.execPath(), ["compile", "-A", "--include", "kernels", "-o", tmp, entry]);
+  if (r.code === 0) {
+    await Deno.rename(tmp, out);
+    return { ok: true };
+  }
   const text = r.stderr;
   const runtimeMissing = /denort|dl\.deno\.land|error sending request|dns error/i.test(text);
   if (!runtimeMissing) throw new Error(`deno compile failed:\n${text.trim()}`);
