@@ -16,6 +16,7 @@ import {
   renderMarkdown,
   renderText,
   SCHEMA,
+  sourceRevision,
   writeTextFileAtomic,
 } from "./report.ts";
 import { rooflineSizes, runRoofline } from "./roofline.ts";
@@ -163,6 +164,7 @@ export async function runBench(f: BenchFlags, argv: string[]): Promise<BenchDocu
     schema: SCHEMA,
     date: new Date().toISOString(),
     command: ["deno task bench", ...argv].join(" "),
+    revision: await sourceRevision(),
     adapter,
     clock: resolveClock(),
     host: hostInfo(),

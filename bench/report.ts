@@ -16,6 +16,8 @@ export interface BenchDocument {
   date: string;
   /** The command line that reproduces the run. */
   command: string;
+  /** `git describe --always --dirty` of the working tree, or null outside git. */
+  revision: string | null;
   adapter: AdapterReport;
   /** How times were taken on this adapter (see bench/timing.ts). */
   clock: Clock;
@@ -24,6 +26,20 @@ export interface BenchDocument {
   roofline: RooflineResult | null;
   kernels: KernelCase[] | null;
   train: TrainCase[] | null;
+}
+
+/** The source revision being measured ("abc1234", "abc1234-dirty"), or null without git. */
+export async function sourceRevision(): Promise<string | null> {
+  try {
+    const out = await new Deno.Command("git", {
+      args: ["describe", "--always", "--dirty"],
+      stdout: "piped",
+      stderr: "null",
+    }).output();
+    return out.code === 0 ? new TextDecoder().decode(out.stdout).trim() : null;
+  } catch {
+    return null;
+  }
 }
 
 export function hostInfo(): BenchDocument["host"] {
@@ -212,7 +228,7 @@ export function renderMarkdown(doc: BenchDocument): string {
     }, clock: ${doc.clock}, date: ${doc.date}, host: ${doc.host.os}/${doc.host.arch}, ` +
     `${doc.host.cpus} CPUs, Deno ${doc.host.deno}.`,
     "",
-    `Reproduce: \`${doc.command}\``,
+    `Reproduce: \`${doc.command}\`${doc.revision ? ` (source ${doc.revision})` : ""}`,
   ];
   for (const t of tables(doc)) {
     parts.push("", `**${t.title}**`, "", markdownTable(t.header, t.rows));

@@ -68,6 +68,10 @@ Deno.test({
       assert.equal(doc.schema, SCHEMA);
       assert.ok(!Number.isNaN(Date.parse(doc.date)), "date is ISO");
       assert.equal(doc.command, `deno task bench ${argv.join(" ")}`);
+      assert.ok(
+        doc.revision === null || /^[0-9a-f]{4,}(-dirty)?$/.test(doc.revision),
+        doc.revision!,
+      );
       assert.equal(doc.adapter.backend, "webgpu");
       assert.ok(doc.adapter.description.length > 0);
 
