@@ -7,8 +7,8 @@
 // (conv_bn_relu_fwd.wgsl, for any Cout: 8 scalar loads per 16 FMAs). On llvmpipe a storage load
 // costs a loop over the 8 SIMD lanes whatever its width, so loads per FMA set the speed.
 //
-// Bindings (in order): 0 result (N,Ho,Wo,Cout) f32; 1 x (N,H,W,Cin) NHWC f32;
-//   2 w (KH,KW,Cin,Cout) as vec4 (Cout/4 per (kh,kw,ci)); [3 scale, 4 shift (Cout) f32:
+// Bindings (in order): 0 result (N,Ho,Wo,Cout) as vec4; 1 x (N,H,W,Cin) NHWC f32;
+//   2 w (KH,KW,Cin,Cout) as vec4 (Cout/4 per (kh,kw,ci)); [3 scale, 4 shift (Cout) as vec4:
 //   inference epilogue]; uniforms (xShape, wShape, outShape (element shapes), stride : vec2<i32>
 //   (sh, sw), pad : vec2<i32> (top, left)).
 // Grid: flat, workgroup (64,1,1); invocation id g = global_id.x + global_id.y * 64 * groups.x

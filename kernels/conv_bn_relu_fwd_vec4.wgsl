@@ -1,6 +1,6 @@
 // conv_bn_relu_fwd_vec4 — register-tiled implicit-GEMM convolution with vec4 loads, for
-// Cin % 4 == 0 and Cout % 4 == 0 (every layer of our models but the first). Training forward pass
-// 1 (epilogue stores z) and the single pass of inference (epilogue applies scale/shift/ReLU).
+// Cin % 4 == 0 and Cout % 4 == 0 (typically every conv but the first). Training forward pass 1
+// (epilogue stores z) and the single pass of inference (epilogue applies scale/shift/ReLU).
 //
 // GEMM view: rows m = (n, oh, ow) (M = N*Ho*Wo), columns = Cout, K = KH*KW*Cin. Each invocation
 // computes an 8-row x 8-channel block (16 vec4 accumulators, unrolled by hand: the same code with
@@ -11,14 +11,16 @@
 //
 // Why (llvmpipe, Mesa 22.3, 8 lanes per AVX2 vector): every storage-buffer load becomes a loop
 // over the 8 lanes with a bounds check per lane, but one loop iteration fetches all components of
-// a vec4, so the kernel is bound by load instructions, not FMAs. Measured at batch 128, 28x28,
-// 32->32, 3x3 (median, a loaded 2-core machine, same run): scalar loads 4 rows x 4 ch 1.8 GFLOP/s;
+// a vec4, so loads per FMA matter most (bigger tiles gain less than their load counts promise:
+// 16 vec4 accumulators already exceed the register file and spill). Measured at batch 128,
+// 28x28, 32->32, 3x3 (median, a loaded 2-core machine, same run): scalar 4 rows x 4 ch 1.8 GFLOP/s;
 // vec4 loads 4x4 3.8, 4x8 5.3, 8x8 5.2-5.7, 12x8 5.9, 16x16 6.1 (more registers, slower compile);
 // fma() instead of a*b+c: no change; x loads made workgroup-uniform (lanes = channels): 3.8-4.0
-// (this Mesa has no uniform-load fast path); tf.conv2d in the same runs: 1.4-1.8 GFLOP/s.
+// (this Mesa has no uniform-load fast path); tf.conv2d in the same runs: 1.4-1.8 GFLOP/s. In a
+// quieter moment 8x8 ran 13-17 GFLOP/s best-of-5 (tf.conv2d 4-5).
 //
-// Bindings (in order): 0 result (N,Ho,Wo,Cout) f32; 1 x (N,H,W,Cin) NHWC as vec4 (Cin/4 per
-//   pixel); 2 w (KH,KW,Cin,Cout) as vec4 (Cout/4 per (kh,kw,ci)); [3 scale, 4 shift (Cout) f32:
+// Bindings (in order): 0 result (N,Ho,Wo,Cout) as vec4; 1 x (N,H,W,Cin) NHWC as vec4 (Cin/4 per
+//   pixel); 2 w (KH,KW,Cin,Cout) as vec4 (Cout/4 per (kh,kw,ci)); [3 scale, 4 shift (Cout) as vec4:
 //   inference epilogue]; uniforms (xShape, wShape, outShape (element shapes), stride : vec2<i32>
 //   (sh, sw), pad : vec2<i32> (top, left)).
 // Grid: flat, workgroup (64,1,1); invocation id g = global_id.x + global_id.y * 64 * groups.x
