@@ -6,42 +6,46 @@
 // conv_bn_relu_bwd_sum_partials.wgsl then adds the partials into dbeta and dgamma. Splitting the
 // rows over workgroups fills the device (one workgroup per channel block would leave llvmpipe's
 // threads idle); no barriers and no atomics: each invocation owns its partial outright.
+// The program prepends `alias V = vec4<f32>; const VW : i32 = 4;` when Cout % 4 == 0 (every
+// binding is then an array of vec4 and one invocation owns 4 channels), else `alias V = f32;
+// const VW : i32 = 1;`. On llvmpipe each load costs about the same whatever its width, so vec4
+// cuts this memory-bound pass ~4x.
 //
-// Bindings (in order): 0 result partials (P*8, 2, Cout) f32; 1 dy (M, Cout); 2 z (M, Cout);
-//   3 stats (3, Cout) mean/var/invStd; 4 gamma (Cout); 5 beta (Cout); then uniforms (geometry,
-//   invM, rowsPerChunk). All bound as flat 1-D views, shapes only in uniforms.
-// Grid: workgroup (8, 8): x = 8 adjacent channels (one llvmpipe SIMD row reads 8 adjacent floats),
-//   y = 8 row lanes; workgroupId.x -> channel block, workgroupId.y -> chunk p of rowsPerChunk rows.
+// Bindings (in order): 0 result partials (P*8, 2, Cout) V; 1 dy (M, Cout) V; 2 z (M, Cout) V;
+//   3 stats (3, Cout) V mean/var/invStd; 4 gamma (Cout) V; 5 beta (Cout) V; then uniforms
+//   (geometry, invM, rowsPerChunk). All bound as flat 1-D views, shapes only in uniforms.
+// Grid: workgroup (8, 8): x = 8 adjacent channel groups (of VW channels), y = 8 row lanes;
+//   workgroupId.x -> block of 8 channel groups, workgroupId.y -> chunk p of rowsPerChunk rows.
 //   Invocation (c, ly) of chunk p sums rows p*rowsPerChunk + ly, + 8, ... and writes partial row
-//   p*8 + ly. Channels past Cout read a clamped channel and store nothing (keeps control flow
+//   p*8 + ly. Groups past Cout read a clamped group and store nothing (keeps control flow
 //   uniform within a SIMD row).
 // Versions: v1 = conv_bn_relu_bwd_reduce_v1.wgsl (one invocation per channel over all rows).
 
 fn main() {
-  let outC = uniforms.outC;
+  let outCV = uniforms.outC / VW;
   let c = i32(workgroupId.x) * 8 + i32(localId.x);
-  let cc = min(c, outC - 1);
+  let cc = min(c, outCV - 1);
   let ly = i32(localId.y);
   let p = i32(workgroupId.y);
   let rows = uniforms.batch * uniforms.outH * uniforms.outW;
   let r0 = p * uniforms.rowsPerChunk;
   let r1 = min(rows, r0 + uniforms.rowsPerChunk);
   let mean = stats[cc];
-  let invStd = stats[2 * outC + cc];
+  let invStd = stats[2 * outCV + cc];
   let gam = gamma[cc];
   let bet = beta[cc];
-  var sumG = 0.0;
-  var sumGX = 0.0;
+  var sumG = V(0.0);
+  var sumGX = V(0.0);
   for (var r = r0 + ly; r < r1; r += 8) {
-    let i = r * outC + cc;
+    let i = r * outCV + cc;
     let xhat = (z[i] - mean) * invStd;
-    let g = select(0.0, dy[i], gam * xhat + bet > 0.0);
+    let g = select(V(0.0), dy[i], gam * xhat + bet > V(0.0));
     sumG += g;
     sumGX += g * xhat;
   }
-  if (c < outC) {
+  if (c < outCV) {
     let pr = p * 8 + ly;
-    result[(pr * 2) * outC + c] = sumG;
-    result[(pr * 2 + 1) * outC + c] = sumGX;
+    result[(pr * 2) * outCV + c] = sumG;
+    result[(pr * 2 + 1) * outCV + c] = sumGX;
   }
 }

@@ -19,7 +19,9 @@
 //   v2 lanes = filter rows, 4*VC channels per invocation, scalar loads: 0.37 (VC=1) .. 1.06
 //      (VC=8) GFLOP/s.
 //   v2 (file _v2) TR rows x 4*TV channel tile, scalar loads: 1.8-1.9 GFLOP/s at TR=4..8, TV=2.
-//   v3 this file, vec4 loads: 2.2-3.7 GFLOP/s at TQ=1, TV=2, vs 0.7 for _v2 in the same run.
+//   v3 this file, vec4 loads: 2.2-3.7 GFLOP/s at TQ=1, TV=2, vs 0.7 for _v2 in the same run;
+//      TQ=2, TV=2 then ran 1.2-1.7x faster than TQ=1, TV=2 at batch 32 (ratios to the dx pass of
+//      the same run, the machine being too loaded for absolute numbers).
 
 fn main() {
   let inC = uniforms.inC;

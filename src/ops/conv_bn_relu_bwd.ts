@@ -71,7 +71,12 @@ abstract class ConvBnReluBwdProgram implements WebGPUProgram {
     this.shaderKey = `cbr_bwd_${opts.kernels.join("+")}_${opts.vec4 ? "vec4_" : ""}${
       constants.map(([k, v]) => `${k}${v}`).join("_")
     }`;
+    // V / VW: the element type of every binding (see conv_bn_relu_bwd_reduce.wgsl).
+    const element = opts.vec4
+      ? "alias V = vec4<f32>;\nconst VW : i32 = 4;"
+      : "alias V = f32;\nconst VW : i32 = 1;";
     this.source = [
+      element,
       ...constants.map(([k, v]) => `const ${k} : i32 = ${v};`),
       ...opts.kernels.map(kernelSource),
     ].join("\n");
@@ -169,12 +174,14 @@ export interface BwdTuning {
   targetWorkgroups: number;
 }
 
-// 4x2 tiles (8 vec4 accumulators) won the sweeps on llvmpipe at the enhanced CNN's shapes;
-// 16 accumulators and more spill (kernel headers give the numbers).
+// Won the sweeps on llvmpipe at the enhanced CNN's shapes (kernel headers give the numbers): dx
+// 4 pixels x 2 vec4 (8 accumulators; 16 spill), dfilter 8 rows x 2 vec4 (16 accumulators: its
+// per-pixel address work needs the bigger tile to amortise; weight/data time 0.55-0.8 vs 0.9-1.4
+// for 4 rows x 2 vec4, same runs).
 export const DEFAULT_TUNING: BwdTuning = {
   dataTR: 4,
   dataTV: 2,
-  weightTQ: 1,
+  weightTQ: 2,
   weightTV: 2,
   targetWorkgroups: 64,
 };
@@ -287,8 +294,10 @@ function runFast(
   const bn = [t.dy, t.z, t.stats, t.gamma, t.beta];
   const bnNames = ["dy", "z", "stats", "gamma", "beta"];
 
-  // Pass 1: per-channel sums (row chunks of >= 64 rows; 8 partial rows per chunk).
-  const cBlocks = Math.ceil(g.outC / 8);
+  // Pass 1: per-channel sums (row chunks of >= 64 rows; 8 partial rows per chunk). Lanes own
+  // groups of 4 channels (vec4) when Cout % 4 == 0.
+  const bnVec4 = g.outC % 4 === 0;
+  const cBlocks = Math.ceil(g.outC / (bnVec4 ? 32 : 8));
   const rowChunks = chunking(rows, Math.ceil(tuning.targetWorkgroups / cBlocks), 64);
   const chunkFields: Field[] = [...geo, ["rowsPerChunk", "i32", rowChunks.per]];
   const chunkGrid = {
@@ -303,6 +312,7 @@ function runFast(
       outputSize: rowChunks.count * 8 * 2 * g.outC,
       fields: chunkFields,
       grid: chunkGrid,
+      vec4: bnVec4,
     }),
     bn,
     chunkFields,
@@ -321,6 +331,7 @@ function runFast(
       outputSize: rows * g.outC,
       fields: chunkFields,
       grid: chunkGrid,
+      vec4: bnVec4,
     }),
     [...bn, dbeta, dgamma],
     chunkFields,
