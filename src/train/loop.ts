@@ -218,6 +218,8 @@ async function loop(
 
   while (!state.done && state.epoch < cfg.epochs) {
     const e = state.epoch;
+    // Cosine is a function of (epoch, epochs): recomputed, so a resume with more --epochs works.
+    if (cfg.schedule === "cosine") state.lr = cosineLr(e, cfg.epochs, cfg.lr);
     setLearningRate(optimizer, state.lr);
     const order = batchIterator(data.trainIdx, cfg.batch, createRng(deriveSeed(cfg.seed, 5, e)));
     for (let i = 0; i < state.step; i++) order.next(); // resume mid-epoch
