@@ -1,0 +1,82 @@
+// The train command: one-line usage errors naming the flag, and SIGINT handling in a real
+// subprocess (finish the step, save checkpoints/last, exit 130 with a resume hint, resume).
+
+import assert from "node:assert/strict";
+import { UsageError } from "../src/cli/args.ts";
+import { main } from "../src/cmd/train.ts";
+
+async function usageError(argv: string[], pattern: RegExp) {
+  await assert.rejects(main(argv), (e: Error) => {
+    assert.ok(e instanceof UsageError, `${argv.join(" ")}: ${e.constructor.name} ${e.message}`);
+    assert.match(e.message, pattern);
+    return true;
+  });
+}
+
+Deno.test("train CLI: bad flags, values and config files are usage errors naming the culprit", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "train_cli_" });
+  await usageError(["--bogus"], /unknown flag --bogus/);
+  await usageError(["--model", "resnet"], /--model must be one of baseline\|enhanced\|wide/);
+  await usageError(["--epochs", "0"], /--epochs must be >= 1/);
+  await usageError(["--lr", "fast"], /--lr must be a number/);
+  await usageError(["--augment", "--no-augment"], /contradict/);
+  await usageError(["--model", "baseline", "--ops", "fused"], /--ops fused/);
+  await usageError(["--config", `${dir}/missing.json`], /--config .*missing\.json: file not found/);
+  await Deno.writeTextFile(`${dir}/bad.json`, JSON.stringify({ lr: 1e-3, learningRate: 2 }));
+  await usageError(["--config", `${dir}/bad.json`], /unknown option "learningRate"/);
+  await Deno.writeTextFile(`${dir}/range.json`, JSON.stringify({ dropout: 2 }));
+  await usageError(["--config", `${dir}/range.json`], /range\.json: --dropout must be <= 0\.95/);
+  await usageError(["--resume", `${dir}/no-run`], /--resume .*no config\.json/);
+  await Deno.remove(dir, { recursive: true });
+});
+
+async function readUntil(stream: ReadableStream<Uint8Array>, pattern: RegExp): Promise<string> {
+  const decoder = new TextDecoder();
+  let text = "";
+  const reader = stream.getReader();
+  while (!pattern.test(text)) {
+    const { value, done } = await reader.read();
+    if (done) break;
+    text += decoder.decode(value);
+  }
+  reader.releaseLock();
+  return text;
+}
+
+Deno.test("train CLI: SIGINT saves checkpoints/last, exits 130, and --resume finishes the run", async () => {
+  const out = await Deno.makeTempDir({ prefix: "train_sigint_" });
+  const args = ["run", "-A", "src/main.ts", "train", "--backend", "webgpu", "--model", "baseline"];
+  const child = new Deno.Command(Deno.execPath(), {
+    args: [
+      ...args,
+      ...["--limit", "200", "--val-split", "0.2", "--batch", "16", "--epochs", "1"],
+      ...["--eval-limit", "0", "--out", out],
+    ],
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  // Non-TTY progress prints the first step of each epoch: interrupt right after it.
+  const seen = await readUntil(child.stdout, /epoch 1\/1 1\/10 /);
+  assert.match(seen, /1\/10 loss/);
+  child.kill("SIGINT");
+  const [status, stderr] = await Promise.all([
+    child.status,
+    new Response(child.stderr).text(),
+    child.stdout.cancel(),
+  ]);
+  assert.equal(status.code, 130, stderr);
+  assert.match(stderr, new RegExp(`deno task train --resume ${out}`));
+  const ck = JSON.parse(await Deno.readTextFile(`${out}/checkpoints/last/checkpoint.json`));
+  assert.equal(ck.state.epoch, 0);
+  assert.ok(ck.state.step >= 1 && ck.state.step < 10, `stopped at step ${ck.state.step}`);
+
+  const resumed = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", "src/main.ts", "train", "--resume", out, "--quiet"],
+  }).output();
+  const log = new TextDecoder().decode(resumed.stdout);
+  assert.equal(resumed.code, 0, new TextDecoder().decode(resumed.stderr));
+  assert.match(log, /resuming at epoch 1/);
+  const history = JSON.parse(await Deno.readTextFile(`${out}/history.json`));
+  assert.equal(history.length, 1);
+  await Deno.remove(out, { recursive: true });
+});
