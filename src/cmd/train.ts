@@ -1,7 +1,7 @@
 // `deno task train`: trains a model, writes the run folder, then evaluates on the test set.
 
 import { helpText, parseFlags, UsageError } from "../cli/args.ts";
-import { loadFashionMnist } from "../data/fashion_mnist.ts";
+import { loadFashionMnist, type Split } from "../data/fashion_mnist.ts";
 import { readCheckpoint, resolveCheckpoint } from "../model/checkpoint.ts";
 import {
   CONFIG_FLAGS,
@@ -138,47 +138,33 @@ async function readSavedConfig(runDir: string): Promise<Partial<TrainConfig>> {
 }
 
 /**
- * The full report comes from the evaluation module (`evaluateRun`, best checkpoint, test set,
- * metrics.json + plots + report.html). `--eval-limit N` instead scores the first N test images
- * here (quick runs); `--eval-limit 0` skips evaluation.
+ * Evaluates the best checkpoint on the test set through the evaluation module (`evaluateRun`:
+ * metrics.json, plots, report.html); `--eval-limit N` uses the first N test images, 0 skips.
+ * Without that module in the build, prints the test accuracy from here.
  */
 async function evaluateAtEnd(
   cfg: TrainConfig,
   outDir: string,
-  test: { images: Uint8Array; labels: Uint8Array; count: number },
+  test: Split,
   result: TrainResult,
   log: (m: string) => void,
 ) {
   if (cfg.evalLimit === 0) return;
-  if (cfg.evalLimit === undefined) {
-    const evaluateRun = await loadEvaluateRun();
-    if (evaluateRun) {
-      const r = await evaluateRun(outDir, { dataDir: cfg.data, log });
-      log(`test accuracy ${r.accuracy.toFixed(4)} (report in ${outDir})`);
-      return;
-    }
-  }
   const n = Math.min(cfg.evalLimit ?? test.count, test.count);
+  let evaluateRun;
+  try {
+    ({ evaluateRun } = await import("../eval/evaluate.ts"));
+  } catch (e) {
+    if (!(e instanceof TypeError && /Module not found/i.test(e.message))) throw e;
+  }
+  if (evaluateRun) {
+    const r = await evaluateRun(outDir, { dataDir: cfg.data, log, limit: n, testSplit: test });
+    log(`test accuracy ${r.accuracy.toFixed(4)} on ${n} test images (report in ${outDir})`);
+    return;
+  }
   const indices = Int32Array.from({ length: n }, (_, i) => i);
   const { acc, loss } = await evaluate(result.model, test, indices);
-  log(`test accuracy ${acc.toFixed(4)} (loss ${loss.toFixed(4)}) on the first ${n} test images`);
-}
-
-type EvaluateRun = (
-  runDir: string,
-  opts: { dataDir?: string; log?: (m: string) => void },
-) => Promise<{ accuracy: number }>;
-
-/** The evaluation module is optional at build time; load it if this build has it. */
-async function loadEvaluateRun(): Promise<EvaluateRun | null> {
-  const specifier = new URL("../eval/evaluate.ts", import.meta.url).href;
-  try {
-    const mod = await import(specifier);
-    return typeof mod.evaluateRun === "function" ? mod.evaluateRun as EvaluateRun : null;
-  } catch (e) {
-    if (e instanceof TypeError && /Module not found/i.test(e.message)) return null;
-    throw e;
-  }
+  log(`test accuracy ${acc.toFixed(4)} (loss ${loss.toFixed(4)}) on ${n} test images`);
 }
 
 async function writeTextAtomic(path: string, text: string) {
