@@ -187,7 +187,7 @@ export async function evaluateRun(
             files: undefined,
             limit: opts.limit ?? null,
             backend: describeBackend(),
-            model: loaded.config,
+            config: loaded.config,
           },
           null,
           2,
