@@ -100,3 +100,31 @@ Deno.test({
     assert.equal(await imagesLoaded(await sampleReport(broken)), "3/4");
   },
 });
+
+Deno.test("advice: derived from confusions, recall, train/val gap and the loss curve", () => {
+  // 10 per class; Shirt (2) mostly predicted as T-shirt/top (0), the rest right.
+  const t = [...Array(10).fill(0), ...Array(10).fill(1), ...Array(10).fill(2)];
+  const p = [...Array(10).fill(0), ...Array(10).fill(1), ...Array(6).fill(0), 2, 2, 2, 2];
+  const m = classificationMetrics(t, p, NAMES);
+  const overfit = [1, 2, 3, 4].map((epoch) => ({
+    epoch,
+    loss: 1 / epoch,
+    acc: 0.9 + epoch / 50,
+    valLoss: [0.5, 0.4, 0.45, 0.5][epoch - 1],
+    valAcc: 0.85,
+    lr: 0.001,
+  }));
+  const advice = suggestions(m, overfit).join("\n");
+  assert.match(advice, /Most confused pairs: Shirt <-> T-shirt\/top \(6\), 100\.0% of all errors/);
+  assert.match(advice, /Low recall: Shirt 0\.400/);
+  assert.match(advice, /Train\/validation gap 13\.0% at epoch 4/);
+  assert.match(advice, /Validation loss bottomed out at epoch 2/);
+  assert.doesNotMatch(advice, /underfits|still at its best/);
+  // Perfect predictions, still-improving validation: no error advice, "train longer".
+  const perfect = suggestions(classificationMetrics(t, t, NAMES), [
+    { epoch: 1, loss: 0.5, acc: 0.95, valLoss: 0.4, valAcc: 0.94, lr: 0.001 },
+    { epoch: 2, loss: 0.4, acc: 0.96, valLoss: 0.3, valAcc: 0.95, lr: 0.001 },
+  ]);
+  assert.deepEqual(perfect.length, 1);
+  assert.match(perfect[0], /still at its best in the last epoch/);
+});

@@ -31,11 +31,18 @@ export function escapeHtml(s: string): string {
   return s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
 }
 
-function table(headers: readonly string[], rows: readonly (readonly string[])[]): string {
+/** First column as row headers; columns listed in `textColumns` are left-aligned. */
+function table(
+  headers: readonly string[],
+  rows: readonly (readonly string[])[],
+  textColumns: readonly number[] = [],
+): string {
   const head = headers.map((h) => `<th>${escapeHtml(h)}</th>`).join("");
-  const body = rows.map((r) =>
-    `<tr>${r.map((c, i) => (i === 0 ? `<th>` : `<td>`) + escapeHtml(c)).join("")}</tr>`
-  ).join("\n");
+  const cell = (c: string, i: number) =>
+    i === 0
+      ? `<th>${escapeHtml(c)}</th>`
+      : `<td${textColumns.includes(i) ? ' class="text"' : ""}>${escapeHtml(c)}</td>`;
+  const body = rows.map((r) => `<tr>${r.map(cell).join("")}</tr>`).join("\n");
   return `<table><thead><tr>${head}</tr></thead><tbody>\n${body}\n</tbody></table>`;
 }
 
@@ -49,7 +56,7 @@ body { font-family: "DejaVu Sans", "Liberation Sans", Arial, sans-serif; margin:
 h1 { font-size: 1.6rem; } h2 { font-size: 1.2rem; margin-top: 2rem; border-bottom: 1px solid #ddd; }
 table { border-collapse: collapse; margin: .5rem 0; font-size: .9rem; }
 th, td { padding: .2rem .7rem; border-bottom: 1px solid #eee; text-align: right; }
-th:first-child, thead th { text-align: left; }
+th:first-child, thead th, td.text { text-align: left; }
 .headline { font-size: 1.2rem; } .headline b { font-size: 1.6rem; }
 figure { margin: 1rem 0; } figure img { max-width: 100%; height: auto; border: 1px solid #eee; }
 figcaption { color: #555; font-size: .9rem; }
@@ -67,11 +74,10 @@ addEventListener("load", () => {
 
 export function buildReport(r: ReportInput): string {
   const m = r.metrics;
-  const facts = table(["", ""], Object.entries(r.facts)).replace(/<thead>.*?<\/thead>/, "");
+  const facts = table(["", ""], Object.entries(r.facts), [1]).replace(/<thead>.*?<\/thead>/, "");
   const config = Object.keys(r.config).length === 0
     ? "<p>(no config.json)</p>"
-    : table(["key", "value"], Object.entries(r.config).map(([k, v]) => [k, configValue(v)]))
-      .replace(/<td>/g, '<td style="text-align:left">');
+    : table(["key", "value"], Object.entries(r.config).map(([k, v]) => [k, configValue(v)]), [1]);
   const prob = m.probabilities;
   const headline = [
     `accuracy <b>${(100 * m.accuracy).toFixed(2)}%</b>`,
@@ -110,7 +116,7 @@ ${table(PER_CLASS_HEADERS, perClassRows(m))}
 ${
     confusions.length === 0
       ? "<p>No misclassifications.</p>"
-      : table(CONFUSION_HEADERS, confusionRows(confusions))
+      : table(CONFUSION_HEADERS, confusionRows(confusions), [1])
   }
 ${figures}
 <h2>Config</h2>
