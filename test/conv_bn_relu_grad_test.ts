@@ -416,6 +416,45 @@ Deno.test(
   },
 );
 
+Deno.test(
+  "ConvBnReluTrainGrad: a new batch size reuses the compiled pipelines",
+  GPU_TEST,
+  async () => {
+    // Shapes travel as uniforms and shader keys hold compile-time facts only, so only the first
+    // call compiles (seconds per shader on llvmpipe).
+    await useGpu();
+    const backend = tf.backend() as unknown as { pipelineCache: Record<string, unknown> };
+    const pipelines = async (n: number) => {
+      const c: GradCase = {
+        n,
+        h: 8,
+        w: 8,
+        cin: 8,
+        cout: 8,
+        kh: 3,
+        kw: 3,
+        strides: [1, 1],
+        pad: "same",
+        seed: n,
+      };
+      const d = makeCaseData(c);
+      const t = caseTensors(c, d);
+      const outs = tf.engine().runKernel(CONV_BN_RELU_TRAIN_GRAD, t, {
+        ...attrsOf(c, d),
+      }) as tf.Tensor[];
+      await readAll(outs);
+      tf.dispose([...outs, ...Object.values(t)]);
+      return Object.keys(backend.pipelineCache).filter((k) => k.startsWith("cbr_bwd_")).sort();
+    };
+    const first = await pipelines(2);
+    const second = await pipelines(3);
+    if (first.length < 5 || JSON.stringify(second) !== JSON.stringify(first)) {
+      throw new Error(`pipelines after batch 2: ${first.length}, after batch 3: ${second.length}`);
+    }
+    setPoisonOutputs(false);
+  },
+);
+
 Deno.test("ConvBnReluTrainGrad: CPU reference matches tf.grads of the stock chain", async () => {
   await fc.assert(
     fc.asyncProperty(gradCaseArb, async (c) => {
