@@ -12,6 +12,7 @@
 // checks each whole array. FMNIST_SOAK=1 runs many more cases.
 
 import fc from "fast-check";
+import { throws } from "node:assert/strict";
 import * as tf from "@tensorflow/tfjs-core";
 import type { WebGPUBackend } from "@tensorflow/tfjs-backend-webgpu";
 import { initTf } from "../src/tf/setup.ts";
@@ -454,6 +455,33 @@ Deno.test(
     setPoisonOutputs(false);
   },
 );
+
+Deno.test("ConvBnReluTrainGrad: a mis-shaped input is refused, naming the tensor", async () => {
+  await initTf("cpu");
+  const c: GradCase = {
+    n: 1,
+    h: 4,
+    w: 4,
+    cin: 2,
+    cout: 3,
+    kh: 3,
+    kw: 3,
+    strides: [2, 2],
+    pad: "same",
+    seed: 3,
+  };
+  const d = makeCaseData(c);
+  const t = caseTensors(c, d);
+  const bad = { ...t, stats: tf.zeros([2, c.cout]) };
+  try {
+    throws(
+      () => tf.engine().runKernel(CONV_BN_RELU_TRAIN_GRAD, bad, { ...attrsOf(c, d) }),
+      /ConvBnReluTrainGrad: stats must have shape \[3,3\], got \[2,3\]/,
+    );
+  } finally {
+    tf.dispose([...Object.values(t), bad.stats]);
+  }
+});
 
 Deno.test("ConvBnReluTrainGrad: CPU reference matches tf.grads of the stock chain", async () => {
   await fc.assert(
