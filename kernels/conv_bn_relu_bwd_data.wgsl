@@ -24,6 +24,8 @@
 //   v2 (file _v2) TR x 4*TV tile, scalar loads: 2.6-2.8 GFLOP/s at TR=8, TV=2 (v2 above: 0.9).
 //   v3 this file, vec4 loads and the transposed filter: 3.9-4.6 GFLOP/s at TR=4, TV=2, vs 1.1 for
 //      _v2 in the same run. Bigger tiles (TR*TV >= 16 vec4) spill and run 1.5-3x slower.
+//      Staging the filter block in workgroup memory (one barrier, then shared loads) was tried:
+//      no gain beyond the noise (+-5%, batch 32, both enhanced-CNN shapes), so it was dropped.
 
 fn main() {
   let inC4 = uniforms.inC / 4;
