@@ -4,6 +4,7 @@
 import assert from "node:assert/strict";
 import { UsageError } from "../src/cli/args.ts";
 import { main } from "../src/cmd/train.ts";
+import { PRESETS, readConfigFile, resolveConfig } from "../src/train/config.ts";
 
 async function usageError(argv: string[], pattern: RegExp) {
   await assert.rejects(main(argv), (e: Error) => {
@@ -79,4 +80,28 @@ Deno.test("train CLI: SIGINT saves checkpoints/last, exits 130, and --resume fin
   const history = JSON.parse(await Deno.readTextFile(`${out}/history.json`));
   assert.equal(history.length, 1);
   await Deno.remove(out, { recursive: true });
+});
+
+Deno.test("train CLI: options resolve as model preset < config file < explicit flags", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "train_cfg_" });
+  await Deno.writeTextFile(
+    `${dir}/c.json`,
+    JSON.stringify({
+      model: "wide",
+      lr: 0.002,
+      "label-smoothing": 0.05,
+      augment: false,
+      epochs: 4,
+    }),
+  );
+  const file = await readConfigFile(`${dir}/c.json`);
+  const cfg = resolveConfig(file, { epochs: 7 });
+  assert.equal(cfg.model, "wide");
+  assert.equal(cfg.lr, 0.002); // file over preset
+  assert.equal(cfg.labelSmoothing, 0.05);
+  assert.equal(cfg.augment, false); // wide's preset has it on
+  assert.equal(cfg.epochs, 7); // flag over file
+  assert.equal(cfg.dropout, PRESETS.wide.dropout); // untouched preset
+  assert.equal(resolveConfig({}, {}).model, "enhanced");
+  await Deno.remove(dir, { recursive: true });
 });

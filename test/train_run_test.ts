@@ -8,7 +8,7 @@ import { type FashionMnist, loadFashionMnist } from "../src/data/fashion_mnist.t
 import { loadModelForInference, readCheckpoint } from "../src/model/checkpoint.ts";
 import type { Model } from "../src/model/model.ts";
 import { resolveConfig, type TrainConfig } from "../src/train/config.ts";
-import { prepareData, runTraining } from "../src/train/loop.ts";
+import { DivergedError, prepareData, runTraining } from "../src/train/loop.ts";
 import { createProgress } from "../src/train/progress.ts";
 
 let data: FashionMnist | undefined;
@@ -65,6 +65,22 @@ Deno.test("train: baseline learns from 600 images in 2 epochs and writes the run
   assert.deepEqual(await weights(model), await weights(r.model));
   model.dispose();
   r.model.dispose();
+
+  // A NaN loss stops the run with a clear error and leaves checkpoints/last untouched.
+  const lastDir = `${out}/checkpoints/last`;
+  const bytes = await Deno.readFile(`${lastDir}/weights.bin`);
+  // Poison the logits bias (a NaN in a conv kernel can vanish: relu's max(NaN, 0) may give 0).
+  const bias = (await readCheckpoint(lastDir)).meta.tensors.find((t) => t.name === "logits/bias")!;
+  new Float32Array(bytes.buffer, bias.offset, 10).fill(NaN);
+  await Deno.writeFile(`${lastDir}/weights.bin`, bytes);
+  const poisoned = await readCheckpoint(lastDir);
+  await assert.rejects(
+    train({ ...cfg, epochs: 3 }, out, { resume: poisoned }),
+    (e: Error) =>
+      e instanceof DivergedError && /loss became NaN at epoch 3 step 1/.test(e.message) &&
+      e.message.includes(`${out}/checkpoints/last`),
+  );
+  assert.deepEqual(await Deno.readFile(`${lastDir}/weights.bin`), bytes);
   await Deno.remove(out, { recursive: true });
 });
 
