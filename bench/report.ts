@@ -103,7 +103,7 @@ function rooflineTable(r: RooflineResult): Table {
       ],
       [
         "roofline_matmul",
-        `${r.matmul.m}^3`,
+        `${r.matmul.m}x${r.matmul.k}x${r.matmul.n}`,
         fmt(r.matmul.stats.medianMs),
         fmt(r.matmul.stats.minMs),
         fmt(r.matmul.stats.maxMs),

@@ -38,22 +38,22 @@ class RooflineCopyProgram implements WebGPUProgram {
   }
 }
 
-/** Output tile per workgroup; the kernel has no bounds checks, so sizes are multiples of it. */
-const MATMUL_TILE = 32;
+const MATMUL_WORKGROUP = 64;
 
 class RooflineMatMulProgram implements WebGPUProgram {
   outputShape: number[];
   shaderKey = "roofline_matmul";
-  dispatchLayout = { x: [1], y: [0] };
+  dispatchLayout = { x: [0, 1] };
   dispatch: [number, number, number];
   variableNames = ["a", "b"];
-  workgroupSize: [number, number, number] = [8, 8, 1];
+  workgroupSize: [number, number, number] = [MATMUL_WORKGROUP, 1, 1];
   outputComponent = 4;
   variableComponents = [4, 4];
 
   constructor(m: number, n: number) {
     this.outputShape = [m, n];
-    this.dispatch = [Math.ceil(n / MATMUL_TILE), Math.ceil(m / MATMUL_TILE), 1];
+    // One invocation per 8x8 block of C.
+    this.dispatch = [Math.ceil((m / 8) * (n / 8) / MATMUL_WORKGROUP), 1, 1];
   }
 
   getUserCode(): string {
@@ -85,10 +85,12 @@ export function rooflineMatMul(a: tf.Tensor2D, b: tf.Tensor2D): tf.Tensor2D {
   if (a.shape[1] !== b.shape[0]) {
     throw new Error(`roofline matmul: inner sizes differ ([${a.shape}] x [${b.shape}])`);
   }
-  if ([...a.shape, b.shape[1]].some((d) => d % MATMUL_TILE !== 0)) {
-    throw new Error(`roofline matmul: sizes must be multiples of ${MATMUL_TILE}`);
+  const [m, k] = a.shape;
+  const n = b.shape[1];
+  if (m % 8 !== 0 || n % 8 !== 0 || k % 4 !== 0) {
+    throw new Error(`roofline matmul: M and N must be multiples of 8, K of 4 (got ${m}x${k}x${n})`);
   }
-  const program = new RooflineMatMulProgram(a.shape[0], b.shape[1]);
+  const program = new RooflineMatMulProgram(m, n);
   const info = runProgram(backend, program, [a, b]);
   return tf.engine().makeTensorFromTensorInfo(info) as tf.Tensor2D;
 }
@@ -102,15 +104,19 @@ export interface RooflineResult {
 export interface RooflineSizes {
   /** f32 elements copied (read once, written once). */
   copyElements: number;
-  /** Square matmul size. */
-  matmulSize: number;
+  /** Matmul [m, k] x [k, n]. */
+  matmul: { m: number; k: number; n: number };
 }
 
-/** 64 MiB copied each way; a 1024^3 matmul (2.1 GFLOP). Quick: 1 MiB and 128^3. */
+/**
+ * 64 MiB copied each way. The matmul has the GEMM shape of our conv layers (K = 3*3*64,
+ * N = 64 channels, M = output pixels): B stays in cache, as the filter does for a conv, so it
+ * measures arithmetic, not memory (1.2 GFLOP). Quick: 1 MiB and 256x64x32.
+ */
 export function rooflineSizes(quick: boolean): RooflineSizes {
   return quick
-    ? { copyElements: 1 << 18, matmulSize: 128 }
-    : { copyElements: 1 << 24, matmulSize: 1024 };
+    ? { copyElements: 1 << 18, matmul: { m: 256, k: 64, n: 32 } }
+    : { copyElements: 1 << 24, matmul: { m: 16384, k: 576, n: 64 } };
 }
 
 export async function runRoofline(
@@ -122,12 +128,12 @@ export async function runRoofline(
   x.dispose();
   const copyBytes = 2 * 4 * sizes.copyElements;
 
-  const s = sizes.matmulSize;
-  const a = tf.randomUniform([s, s], -1, 1, "float32", 2) as tf.Tensor2D;
-  const b = tf.randomUniform([s, s], -1, 1, "float32", 3) as tf.Tensor2D;
+  const { m, k, n } = sizes.matmul;
+  const a = tf.randomUniform([m, k], -1, 1, "float32", 2) as tf.Tensor2D;
+  const b = tf.randomUniform([k, n], -1, 1, "float32", 3) as tf.Tensor2D;
   const mmStats = await measure(() => rooflineMatMul(a, b), timing);
   tf.dispose([a, b]);
-  const flops = 2 * s * s * s;
+  const flops = 2 * m * n * k;
   return {
     copy: {
       bytes: copyBytes,
@@ -136,9 +142,9 @@ export async function runRoofline(
       gbPerS: copyBytes / (copyStats.minMs * 1e6),
     },
     matmul: {
-      m: s,
-      n: s,
-      k: s,
+      m,
+      n,
+      k,
       flops,
       stats: mmStats,
       gflopPerS: flops / (mmStats.minMs * 1e6),

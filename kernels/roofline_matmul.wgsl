@@ -1,57 +1,61 @@
-// roofline_matmul: a tiled single-precision matmul C = A * B that measures the adapter's
-// arithmetic ceiling (GFLOP/s = 2*M*N*K / time). Used only by `bench --suite roofline`.
+// roofline_matmul: C = A * B in single precision, to measure the adapter's arithmetic ceiling
+// (GFLOP/s = 2*M*N*K / time). Used only by `bench --suite roofline`.
 //
 // Written against tfjs-webgpu's generated prelude (see docs/tfjs-webgpu-custom-kernels.md):
 //   binding 0: result : array<vec4<f32>>, C row-major [M, N]   (outputComponent 4)
 //   binding 1: a      : array<vec4<f32>>, A row-major [M, K]   (variableComponents 4)
 //   binding 2: b      : array<vec4<f32>>, B row-major [K, N]
 //   uniforms: aShape = [M, K], bShape = [K, N]
-// M, N and K must be multiples of 32 (the caller checks): there are no bounds checks, the point
-// is the ceiling, not generality.
-// Grid: workgroup 8x8 invocations, one 32x32 tile of C per workgroup (x -> N/32, y -> M/32);
-// each invocation owns 4 rows x one vec4 of columns. K is walked in slabs of 32 staged in
-// workgroup memory (2 x 32x32 f32 = 8 KiB).
+// M and N must be multiples of 8, K of 4 (the caller checks): no bounds checks in the K loop.
+// Grid: flat, workgroup (64,1,1); invocation g -> column pair cp = g % (N/8) (two vec4 of C
+// columns), row block rb = g / (N/8) (8 rows). Adjacent lanes share rows, so their A loads hit
+// the same addresses and their B loads are contiguous. 8x8 outputs = 16 vec4 accumulators.
+// No workgroup memory: on llvmpipe (lanes = SIMD lanes of a CPU core) barriers are costly and
+// shared-memory loads take the same per-lane path as storage loads.
 //
-// v1: scalar 16x16 workgroups, 64x64 tiles, 4x4 register block: 2.8 GFLOP/s on llvmpipe
-//     (tf.matMul: 5.4) at 1024^3.
-// v2: vec4 loads/stores and fma, 8x8 workgroups, 32x32 tiles (the layout of tfjs's
-//     MatMulPackedVec4Program, which was the fastest matmul we had on llvmpipe).
+// v1: scalar 16x16 workgroups, 64x64 shared-memory tiles, 4x4 register block: 2.8 GFLOP/s on
+//     llvmpipe at 1024^3 (tf.matMul 5.4).
+// v2: vec4 loads and fma, 8x8 workgroups, 32x32 shared-memory tiles (tfjs's
+//     MatMulPackedVec4Program layout): 2.8-3.6 at 16384x576x64 under load (tf.matMul 3.0-4.2).
+// v3: this file, no shared memory, 8x8 register block (like our conv kernels' best tile):
+//     5.5-6.3 in the same runs, where a 4x4 register block gave 5.5-6.1.
 
-var<workgroup> aTile : array<array<vec4<f32>, 8>, 32>;  // [row][k / 4]
-var<workgroup> bTile : array<array<vec4<f32>, 8>, 32>;  // [k][col / 4]
-
-fn main() {
+fn main(index : i32) {
+  let M = uniforms.aShape[0];
   let K4 = uniforms.aShape[1] / 4;
   let N4 = uniforms.bShape[1] / 4;
-  let tx = i32(localId.x);
-  let ty = i32(localId.y);
-  let row0 = i32(workgroupId.y) * 32 + ty * 4;
-  let col4 = i32(workgroupId.x) * 8 + tx;
-
-  var acc : array<vec4<f32>, 4>;
-  for (var k0 = 0; k0 < K4; k0 = k0 + 8) {
-    // Each invocation stages 4 vec4 of A (its rows, one k-quad) and 4 vec4 of B.
-    for (var i = 0; i < 4; i = i + 1) {
-      aTile[ty * 4 + i][tx] = a[(row0 + i) * K4 + k0 + tx];
-      bTile[ty * 4 + i][tx] = b[(k0 * 4 + ty * 4 + i) * N4 + col4];
-    }
-    workgroupBarrier();
-    for (var kq = 0; kq < 8; kq = kq + 1) {
-      let b0 = bTile[kq * 4 + 0][tx];
-      let b1 = bTile[kq * 4 + 1][tx];
-      let b2 = bTile[kq * 4 + 2][tx];
-      let b3 = bTile[kq * 4 + 3][tx];
-      for (var i = 0; i < 4; i = i + 1) {
-        let av = aTile[ty * 4 + i][kq];
-        acc[i] = fma(b0, vec4<f32>(av.x), acc[i]);
-        acc[i] = fma(b1, vec4<f32>(av.y), acc[i]);
-        acc[i] = fma(b2, vec4<f32>(av.z), acc[i]);
-        acc[i] = fma(b3, vec4<f32>(av.w), acc[i]);
-      }
-    }
-    workgroupBarrier();
+  let pairs = N4 / 2;
+  let c0 = (index % pairs) * 2;
+  let row0 = (index / pairs) * 8;
+  if (row0 >= M) {
+    return;
   }
-  for (var i = 0; i < 4; i = i + 1) {
-    result[(row0 + i) * N4 + col4] = acc[i];
+  var accL : array<vec4<f32>, 8>;
+  var accR : array<vec4<f32>, 8>;
+  for (var kq = 0; kq < K4; kq = kq + 1) {
+    let k = kq * 4;
+    let bL0 = b[(k + 0) * N4 + c0];
+    let bL1 = b[(k + 1) * N4 + c0];
+    let bL2 = b[(k + 2) * N4 + c0];
+    let bL3 = b[(k + 3) * N4 + c0];
+    let bR0 = b[(k + 0) * N4 + c0 + 1];
+    let bR1 = b[(k + 1) * N4 + c0 + 1];
+    let bR2 = b[(k + 2) * N4 + c0 + 1];
+    let bR3 = b[(k + 3) * N4 + c0 + 1];
+    for (var i = 0; i < 8; i = i + 1) {
+      let av = a[(row0 + i) * K4 + kq];
+      accL[i] = fma(bL0, vec4<f32>(av.x), accL[i]);
+      accL[i] = fma(bL1, vec4<f32>(av.y), accL[i]);
+      accL[i] = fma(bL2, vec4<f32>(av.z), accL[i]);
+      accL[i] = fma(bL3, vec4<f32>(av.w), accL[i]);
+      accR[i] = fma(bR0, vec4<f32>(av.x), accR[i]);
+      accR[i] = fma(bR1, vec4<f32>(av.y), accR[i]);
+      accR[i] = fma(bR2, vec4<f32>(av.z), accR[i]);
+      accR[i] = fma(bR3, vec4<f32>(av.w), accR[i]);
+    }
+  }
+  for (var i = 0; i < 8; i = i + 1) {
+    result[(row0 + i) * N4 + c0] = accL[i];
+    result[(row0 + i) * N4 + c0 + 1] = accR[i];
   }
 }
