@@ -7,7 +7,6 @@ import { createModel } from "../model/model.ts";
 import type { TrainConfig } from "./config.ts";
 import type { PreparedData } from "./loop.ts";
 import { createOptimizer } from "./loop.ts";
-import { formatDuration } from "./progress.ts";
 import { makeTrainStep } from "./step.ts";
 
 /** Seconds per training step, measured on `timed` steps after `warmup` untimed ones. */
@@ -44,8 +43,17 @@ export async function measureStepSeconds(
   }
 }
 
-/** "~2.4 s/step x 422 steps x 15 epochs: about 4:13:12 (plus validation)". */
+/** "~2.40 s/step x 422 steps x 15 epochs: about 4 h 13 min (plus validation)". */
 export function describeEstimate(stepS: number, stepsPerEpoch: number, epochs: number): string {
   return `~${stepS.toFixed(2)} s/step x ${stepsPerEpoch} steps x ${epochs} epochs: about ` +
-    `${formatDuration(stepS * stepsPerEpoch * epochs)} (h:mm:ss, plus validation)`;
+    `${humanDuration(stepS * stepsPerEpoch * epochs)} (plus validation)`;
+}
+
+export function humanDuration(seconds: number): string {
+  const s = Math.round(seconds);
+  const h = Math.floor(s / 3600);
+  const m = Math.floor((s % 3600) / 60);
+  if (h > 0) return `${h} h ${m} min`;
+  if (m > 0) return `${m} min ${s % 60} s`;
+  return `${s} s`;
 }
