@@ -112,9 +112,11 @@ export async function main(argv: string[]): Promise<void> {
     );
     Deno.exit(INTERRUPTED_EXIT);
   }
+  const best = Number.isNaN(result.bestValAcc)
+    ? "no validation split: the best checkpoint is the last epoch"
+    : `best validation accuracy ${result.bestValAcc.toFixed(4)} at epoch ${result.bestEpoch}`;
   log(
-    `best validation accuracy ${result.bestValAcc.toFixed(4)} at epoch ${result.bestEpoch}` +
-      `${result.stoppedEarly ? " (stopped early)" : ""}; checkpoints in ${outDir}/checkpoints`,
+    `${best}${result.stoppedEarly ? " (stopped early)" : ""}; checkpoints in ${outDir}/checkpoints`,
   );
   try {
     await evaluateAtEnd(cfg, outDir, data.test, result, log);
