@@ -28,6 +28,9 @@ Deno.test("train CLI: bad flags, values and config files are usage errors naming
   await Deno.writeTextFile(`${dir}/range.json`, JSON.stringify({ dropout: 2 }));
   await usageError(["--config", `${dir}/range.json`], /range\.json: --dropout must be <= 0\.95/);
   await usageError(["--resume", `${dir}/no-run`], /--resume .*no config\.json/);
+  await Deno.mkdir(`${dir}/run/checkpoints/last`, { recursive: true });
+  await Deno.writeTextFile(`${dir}/run/checkpoints/last/checkpoint.json`, "{}");
+  await usageError(["--out", `${dir}/run`], /already holds a run; continue it with --resume/);
   await Deno.remove(dir, { recursive: true });
 });
 

@@ -61,6 +61,12 @@ export async function main(argv: string[]): Promise<void> {
     cfg = resolveConfig(f.config ? await readConfigFile(f.config) : {}, explicit);
     outDir = f.out ??
       `runs/${new Date().toISOString().slice(0, 19).replace(/:/g, "-")}-${cfg.model}`;
+    if (await isFile(`${outDir}/checkpoints/last/checkpoint.json`)) {
+      throw new UsageError(
+        `--out ${outDir}: already holds a run; continue it with --resume ${outDir} ` +
+          "or choose another folder",
+      );
+    }
   }
 
   const adapter = await startTf("train", cfg.backend, cfg.adapter, log);
@@ -167,6 +173,14 @@ async function evaluateAtEnd(
   const indices = Int32Array.from({ length: n }, (_, i) => i);
   const { acc, loss } = await evaluate(result.model, test, indices);
   log(`test accuracy ${acc.toFixed(4)} (loss ${loss.toFixed(4)}) on ${n} test images`);
+}
+
+async function isFile(path: string): Promise<boolean> {
+  try {
+    return (await Deno.stat(path)).isFile;
+  } catch {
+    return false;
+  }
 }
 
 async function writeTextAtomic(path: string, text: string) {
