@@ -2,6 +2,7 @@
 
 import { helpText, parseFlags, UsageError } from "../cli/args.ts";
 import { evaluateRun } from "../eval/evaluate.ts";
+import { startTf } from "../tf/setup.ts";
 
 const DEFS = {
   run: { type: "string", help: "run folder (its best checkpoint is evaluated; outputs go there)" },
@@ -31,12 +32,13 @@ export async function main(argv: string[]): Promise<void> {
   if (f.run === undefined && f.checkpoint === undefined) {
     throw new UsageError("give --run DIR or --checkpoint PATH (see --help)");
   }
+  const log = (m: string) => console.log(m);
+  await startTf("eval", f.backend as "webgpu" | "cpu", "any", log);
   await evaluateRun(f.run ?? "", {
     checkpoint: f.checkpoint,
     dataDir: f.data,
     limit: f.limit,
     batchSize: f["batch-size"],
-    backend: f.backend as "webgpu" | "cpu",
-    log: (m) => console.log(m),
+    log,
   });
 }

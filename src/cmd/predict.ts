@@ -3,7 +3,7 @@
 import { helpText, parseFlags, UsageError } from "../cli/args.ts";
 import { formatPredictions, loadInputs, predictImages } from "../eval/predict.ts";
 import { loadModelForInference } from "../model/checkpoint.ts";
-import { initTf } from "../tf/setup.ts";
+import { startTf } from "../tf/setup.ts";
 
 const DEFS = {
   run: { type: "string", help: "run folder (its best checkpoint is used)" },
@@ -33,7 +33,8 @@ export async function main(argv: string[]): Promise<void> {
   if (f._.length === 0) throw new UsageError("give at least one PNG or IDX image file to classify");
   // Read every input first: a bad file fails fast, before the (slow) backend and model start.
   const images = await loadInputs(f._, f.limit);
-  await initTf(f.backend as "webgpu" | "cpu");
+  // The adapter line goes to stderr: stdout carries only the predictions.
+  await startTf("predict", f.backend as "webgpu" | "cpu", "any", (m) => console.error(m));
   const { model } = await loadModelForInference(source);
   try {
     const preds = await predictImages(model, images, f.top, f["batch-size"]);

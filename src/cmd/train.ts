@@ -13,9 +13,11 @@ import {
   type TrainConfig,
 } from "../train/config.ts";
 import { describeEstimate, measureStepSeconds } from "../train/estimate.ts";
-import { evaluate, prepareData, runTraining, type TrainResult } from "../train/loop.ts";
+import { prepareData, runTraining, type TrainResult } from "../train/loop.ts";
+import { evaluateRun } from "../eval/evaluate.ts";
 import { createProgress } from "../train/progress.ts";
 import { startTf } from "../tf/setup.ts";
+import { DeviceFailureError } from "../tf/device_guard.ts";
 
 const DEFS = {
   ...CONFIG_FLAGS,
@@ -107,6 +109,14 @@ export async function main(argv: string[]): Promise<void> {
       resume,
       stopRequested: () => stop,
     });
+  } catch (e) {
+    if (!(e instanceof DeviceFailureError)) throw e;
+    // Checkpoints on disk are all that survives a lost device: say where they are.
+    throw new DeviceFailureError(
+      e.kind,
+      `${e.message}. Checkpoints of the finished epochs are in ${outDir}/checkpoints; ` +
+        `continue with: deno task train --resume ${outDir}`,
+    );
   } finally {
     Deno.removeSignalListener("SIGINT", onSigint);
   }
@@ -125,7 +135,7 @@ export async function main(argv: string[]): Promise<void> {
     `${best}${result.stoppedEarly ? " (stopped early)" : ""}; checkpoints in ${outDir}/checkpoints`,
   );
   try {
-    await evaluateAtEnd(cfg, outDir, data.test, result, log);
+    await evaluateAtEnd(cfg, outDir, data.test, log);
   } finally {
     result.model.dispose();
   }
@@ -146,33 +156,19 @@ async function readSavedConfig(runDir: string): Promise<Partial<TrainConfig>> {
 }
 
 /**
- * Evaluates the best checkpoint on the test set through the evaluation module (`evaluateRun`:
- * metrics.json, plots, report.html); `--eval-limit N` uses the first N test images, 0 skips.
- * Without that module in the build, prints the test accuracy from here.
+ * Evaluates the best checkpoint on the test set (`evaluateRun`: metrics.json, plots,
+ * report.html); `--eval-limit N` uses the first N test images, 0 skips.
  */
 async function evaluateAtEnd(
   cfg: TrainConfig,
   outDir: string,
   test: Split,
-  result: TrainResult,
   log: (m: string) => void,
 ) {
   if (cfg.evalLimit === 0) return;
   const n = Math.min(cfg.evalLimit ?? test.count, test.count);
-  let evaluateRun;
-  try {
-    ({ evaluateRun } = await import("../eval/evaluate.ts"));
-  } catch (e) {
-    if (!(e instanceof TypeError && /Module not found/i.test(e.message))) throw e;
-  }
-  if (evaluateRun) {
-    const r = await evaluateRun(outDir, { dataDir: cfg.data, log, limit: n, testSplit: test });
-    log(`test accuracy ${r.accuracy.toFixed(4)} on ${n} test images (report in ${outDir})`);
-    return;
-  }
-  const indices = Int32Array.from({ length: n }, (_, i) => i);
-  const { acc, loss } = await evaluate(result.model, test, indices);
-  log(`test accuracy ${acc.toFixed(4)} (loss ${loss.toFixed(4)}) on ${n} test images`);
+  const r = await evaluateRun(outDir, { dataDir: cfg.data, log, limit: n, testSplit: test });
+  log(`test accuracy ${r.accuracy.toFixed(4)} on ${n} test images (report in ${outDir})`);
 }
 
 async function isFile(path: string): Promise<boolean> {

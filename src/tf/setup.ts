@@ -54,8 +54,7 @@ export async function initTf(
   backend: BackendName = "webgpu",
   policy: AdapterPolicy = "any",
 ): Promise<AdapterReport> {
-  // The CPU backend prints a "install tfjs-node" banner on first use under Deno; we know.
-  tf.env().set("IS_TEST", true);
+  silenceCpuBanner();
   if (backend === "cpu") {
     await setBackend("cpu");
     current = {
@@ -84,6 +83,16 @@ export async function initTf(
   await setBackend("webgpu");
   current = report;
   return current;
+}
+
+/**
+ * The CPU backend prints an "install tfjs-node" banner on its first tensor under Deno (it
+ * detects Node). We use the CPU backend deliberately, as a reference; mark it as used. (Setting
+ * IS_TEST instead would also switch on tfjs's per-kernel leak check in production runs.)
+ */
+function silenceCpuBanner() {
+  const cpu = tf.findBackend("cpu") as unknown as { firstUse?: boolean } | null;
+  if (cpu && "firstUse" in cpu) cpu.firstUse = false;
 }
 
 async function setBackend(name: BackendName) {

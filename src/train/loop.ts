@@ -6,6 +6,7 @@
 // (epoch, step) plus the weights and Adam state to continue bit-for-bit (on the CPU backend).
 
 import * as tf from "@tensorflow/tfjs-core";
+import { assertDeviceOk, untilDeviceFailure } from "../tf/device_guard.ts";
 import {
   batchIterator,
   createRng,
@@ -236,9 +237,11 @@ async function loop(
         const r = step(x, y);
         return [r.loss, r.correct];
       });
-      const loss = (await lossT.data())[0];
-      const correct = (await correctT.data())[0];
+      // A lost device can leave a read-back pending forever: race it against the guard.
+      const loss = (await untilDeviceFailure(lossT.data()))[0];
+      const correct = (await untilDeviceFailure(correctT.data()))[0];
       tf.dispose([lossT, correctT]);
+      assertDeviceOk();
       if (!Number.isFinite(loss)) {
         opts.progress.clear();
         throw new DivergedError(

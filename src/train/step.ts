@@ -22,7 +22,7 @@ export interface StepResult {
 /**
  * Mean softmax cross-entropy, labels smoothed as y * (1 - s) + s / classes. Written from
  * logSumExp rather than `tf.losses.softmaxCrossEntropy`: that op's customGrad saves a fresh
- * tensor, which tfjs's leak check (on under IS_TEST, which initTf sets) reports as a leak.
+ * tensor, which tfjs's leak check (on under the IS_TEST flag) reports as a leak.
  */
 export function crossEntropy(
   yOneHot: tf.Tensor2D,
