@@ -50,7 +50,7 @@ export const PROFILE_FLAGS = {
   },
 } as const;
 
-const USAGE = "deno task profile -- [--model enhanced] [--steps N] [--ops stock|fused] " +
+const USAGE = "deno task profile [--model enhanced] [--steps N] [--ops stock|fused] " +
   "[--batch N] [--top N] [--trace FILE]";
 
 interface Session {
