@@ -6,7 +6,7 @@
 // recompresses the upstream .gz files (different gzip bytes, same content), so a digest of the
 // content verifies either source.
 
-import { DataError, gunzipIdxStream, writeFileAtomic } from "./idx.ts";
+import { concat, DataError, gunzipIdxStream, writeFileAtomic } from "./idx.ts";
 
 export interface RemoteFile {
   /** File name on the mirror and on disk, e.g. "train-labels-idx1-ubyte.gz". */
@@ -93,13 +93,7 @@ async function readBody(
   if (Number.isFinite(declared) && total !== declared) {
     throw new DataError(url, `download cut off: got ${total} of ${declared} bytes`);
   }
-  const out = new Uint8Array(total);
-  let offset = 0;
-  for (const c of chunks) {
-    out.set(c, offset);
-    offset += c.length;
-  }
-  return out;
+  return concat(chunks, total);
 }
 
 /** Downloads `file` from `mirror` (a base URL) into `dir`, verifying its content digest. */

@@ -254,7 +254,8 @@ export async function gunzipIdxStream(
   return concat(chunks, total);
 }
 
-function concat(chunks: Uint8Array[], total: number): Uint8Array {
+/** Joins byte chunks whose lengths add up to `total`. */
+export function concat(chunks: Uint8Array[], total: number): Uint8Array {
   if (chunks.length === 1) return chunks[0];
   const out = new Uint8Array(total);
   let offset = 0;
