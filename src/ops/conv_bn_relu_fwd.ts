@@ -61,14 +61,15 @@ export type ConvVariant = "vec4" | "cout4" | "scalar";
 
 const VARIANTS: Record<
   ConvVariant,
-  { file: string; tile: number; xWidth: number; wWidth: number }
+  { file: string; rows: number; channels: number; xWidth: number; wWidth: number }
 > = {
-  // Cin % 4 == 0 and Cout % 4 == 0: 8 rows x 8 channels, vec4 x and w loads.
-  vec4: { file: "conv_bn_relu_fwd_vec4", tile: 8, xWidth: 4, wWidth: 4 },
+  // Cin % 4 == 0 and Cout % 4 == 0: 16 rows x 16 channels, vec4 x and w loads, main() generated
+  // by vec4ConvMain below (see the kernel header for the tile-size measurements).
+  vec4: { file: "conv_bn_relu_fwd_vec4", rows: 16, channels: 16, xWidth: 4, wWidth: 4 },
   // Cout % 4 == 0 only (the first layer): 8 x 8, scalar x and vec4 w loads.
-  cout4: { file: "conv_bn_relu_fwd_cout4", tile: 8, xWidth: 1, wWidth: 4 },
+  cout4: { file: "conv_bn_relu_fwd_cout4", rows: 8, channels: 8, xWidth: 1, wWidth: 4 },
   // Anything else: 4 rows x 4 channels, scalar loads.
-  scalar: { file: "conv_bn_relu_fwd", tile: 4, xWidth: 1, wWidth: 1 },
+  scalar: { file: "conv_bn_relu_fwd", rows: 4, channels: 4, xWidth: 1, wWidth: 1 },
 };
 
 export function convVariant(g: ConvGeometry): ConvVariant {
@@ -98,22 +99,98 @@ export class ConvBnReluFwdProgram implements WebGPUProgram {
     this.epilogue = epilogue;
     this.variableNames = epilogue === "infer" ? ["x", "w", "scale", "shift"] : ["x", "w"];
     this.variant = convVariant(g);
-    const { tile, xWidth, wWidth } = VARIANTS[this.variant]; // tile: rows and channels per invocation
+    const { rows: tileRows, channels, xWidth, wWidth } = VARIANTS[this.variant];
     // Output (and scale/shift of the inference epilogue) as vec4 when Cout % 4 == 0.
     this.outputComponent = wWidth;
     this.variableComponents = this.variableNames.map((_, i) => [xWidth, wWidth][i] ?? wWidth);
     const rows = g.batch * g.outH * g.outW;
-    const invocations = Math.ceil(rows / tile) * Math.ceil(g.outC / tile);
+    const invocations = Math.ceil(rows / tileRows) * Math.ceil(g.outC / channels);
     // The kernel rebuilds its flat id as global_id.x + global_id.y * 64 * groups.x.
     const [gx, gy] = splitGroups(Math.ceil(invocations / 64));
     this.dispatch = [gx, gy, 1];
-    this.shaderKey = `convBnReluFwd_${this.variant}_${epilogue}`;
+    this.shaderKey = `convBnReluFwd_${this.variant}_${epilogue}_r${tileRows}c${channels}`;
   }
 
   getUserCode(): string {
+    const { file, rows, channels } = VARIANTS[this.variant];
+    const main = this.variant === "vec4" ? vec4ConvMain(rows, channels / 4) : "";
     return vectorAlias(this.outputComponent) + epilogueSource(this.epilogue) +
-      kernelSource(VARIANTS[this.variant].file);
+      kernelSource(file) + main;
   }
+}
+
+/**
+ * main() of conv_bn_relu_fwd_vec4.wgsl for a tile of `rows` output rows x `groups` groups of 4
+ * output channels, unrolled (one vec4 accumulator per row and group: WGSL arrays and loops went
+ * to scratch memory on llvmpipe and ran at 0.6x).
+ */
+export function vec4ConvMain(rows: number, groups: number): string {
+  const R = [...Array(rows).keys()];
+  const C = [...Array(groups).keys()];
+  const J = [0, 1, 2, 3];
+  const lines = (f: (i: number) => string, xs: number[], pad: string) =>
+    xs.map((i) => pad + f(i)).join("\n");
+  const wOffset = (j: number, c: number) =>
+    [j === 0 ? "" : j === 1 ? " + outC4" : ` + ${j} * outC4`, c === 0 ? "" : ` + ${c}`].join("");
+  return `
+const TILE_ROWS = ${rows};
+const TILE_GROUPS = ${groups};
+
+fn main() {
+  let inC4 = uniforms.xShape[3] / 4;
+  let kW = uniforms.wShape[1];
+  let outC4 = uniforms.wShape[3] / 4;
+  let rows = uniforms.outShape[0] * uniforms.outShape[1] * uniforms.outShape[2];
+  let blocks = (outC4 + TILE_GROUPS - 1) / TILE_GROUPS;
+  let g = i32(globalId.x) + i32(globalId.y) * i32(numWorkgroups.x) * 64;
+  let rb = g / blocks;
+  let cg = (g - rb * blocks) * TILE_GROUPS; // first channel group (4 channels each)
+  let m0 = rb * TILE_ROWS;
+  if (m0 >= rows) {
+    return;
+  }
+${lines((r) => `let r${r} = rowOrigin(m0 + ${r}, rows);`, R, "  ")}
+${R.map((r) => lines((c) => `var a${r}_${c} = vec4<f32>(0.0);`, C, "  ")).join("\n")}
+  for (var kh = 0; kh < uniforms.wShape[0]; kh++) {
+    for (var kw = 0; kw < kW; kw++) {
+${lines((r) => `let t${r} = tap(r${r}, kh, kw);`, R, "      ")}
+${lines((r) => `let k${r} = f32(t${r}.y); // 0 outside the image`, R, "      ")}
+      var wi = (kh * kW + kw) * inC4 * 4 * outC4 + cg;
+      for (var ci = 0; ci < inC4; ci++) {
+${
+    J.map((j) => lines((c) => `let w${j}_${c} = w[wi${wOffset(j, c)}];`, C, "        "))
+      .join("\n")
+  }
+${
+    R.map((r) =>
+      `        let x${r} = x[t${r}.x + ci] * k${r};\n` +
+      lines(
+        (c) =>
+          `a${r}_${c} += x${r}.x * w0_${c} + x${r}.y * w1_${c} + x${r}.z * w2_${c} + x${r}.w * w3_${c};`,
+        C,
+        "        ",
+      )
+    ).join("\n")
+  }
+        wi += 4 * outC4;
+      }
+    }
+  }
+${
+    R.map((r) =>
+      `  if (m0 + ${r} < rows) {\n    let base${r} = (m0 + ${r}) * outC4 + cg;\n` +
+      lines(
+        (c) =>
+          c === 0
+            ? `writeOutput(base${r}, cg, a${r}_0);`
+            : `if (cg + ${c} < outC4) { writeOutput(base${r} + ${c}, cg + ${c}, a${r}_${c}); }`,
+        C,
+        "    ",
+      ) + "\n  }"
+    ).join("\n")
+  }
+}
+`;
 }
 
 /** Naive conv (v1): one output element per invocation; see kernels/conv_bn_relu_fwd_v1.wgsl. */
