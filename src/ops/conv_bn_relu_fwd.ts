@@ -281,7 +281,7 @@ function vectorAlias(width: number): string {
 }
 
 /** Rows per invocation of the apply pass (shares the 4 per-channel loads). */
-const APPLY_ROWS = 4;
+const APPLY_ROWS = 16;
 
 /** Pass 4: y = relu(gamma * (z - mean) * invStd + beta); see kernels/bn_relu_apply.wgsl. */
 export class BnReluApplyProgram implements WebGPUProgram {
