@@ -1,13 +1,13 @@
-// `deno task profile`: per-kernel breakdown of a training step (tf.profile with GPU timestamps),
-// a top-N table, a Chrome trace, and the step time of our fused op vs the stock ops.
+// The profile behind `deno task profile` (flags: src/cmd/profile.ts): per-kernel breakdown of a
+// training step (tf.profile with GPU timestamps), a top-N table, a Chrome trace, and the step
+// time of our fused op vs the stock ops.
 
 import * as tf from "@tensorflow/tfjs-core";
-import { helpText, parseFlags } from "../src/cli/args.ts";
-import { createModel, MODEL_NAMES, type ModelName } from "../src/model/model.ts";
+import { createModel, type ModelName } from "../src/model/model.ts";
 import type { OpsKind } from "../src/model/layers.ts";
 import { makeTrainStep } from "../src/train/step.ts";
 import { describeAdapter } from "../src/tf/setup.ts";
-import { startBackend } from "./main.ts";
+import { startBackend } from "./run.ts";
 import { textTable, writeTextFileAtomic } from "./report.ts";
 import { measure, type Stats } from "./timing.ts";
 import {
@@ -19,39 +19,6 @@ import {
   summarizePrograms,
   toChromeTrace,
 } from "./trace.ts";
-
-export const PROFILE_FLAGS = {
-  model: { type: "enum", choices: MODEL_NAMES, default: "enhanced", help: "model to profile" },
-  steps: { type: "int", min: 1, max: 1000, default: 3, help: "profiled training steps" },
-  ops: {
-    type: "enum",
-    choices: ["fused", "stock"],
-    default: "fused",
-    help: "conv+BN+ReLU implementation to profile",
-  },
-  batch: { type: "int", min: 1, max: 4096, default: 128, help: "batch size" },
-  top: { type: "int", min: 1, max: 1000, default: 15, help: "rows in the kernel table" },
-  trace: { type: "string", help: "write a Chrome trace (Perfetto) JSON to this file" },
-  "no-compare": { type: "bool", help: "skip the fused-vs-stock step-time comparison" },
-  repeats: {
-    type: "int",
-    min: 1,
-    max: 1000,
-    default: 3,
-    help: "timed steps per implementation for the comparison",
-  },
-  seed: { type: "int", default: 1, help: "model initialisation seed" },
-  backend: { type: "enum", choices: ["webgpu", "cpu"], default: "webgpu", help: "tfjs backend" },
-  adapter: {
-    type: "enum",
-    choices: ["any", "hardware"],
-    default: "any",
-    help: "hardware: refuse software adapters such as llvmpipe",
-  },
-} as const;
-
-const USAGE = "deno task profile [--model enhanced] [--steps N] [--ops stock|fused] " +
-  "[--batch N] [--top N] [--trace FILE]";
 
 interface Session {
   step: (x: tf.Tensor4D, y: tf.Tensor2D) => tf.Scalar;
@@ -131,21 +98,37 @@ async function stepTime(session: Session, x: tf.Tensor4D, y: tf.Tensor2D, repeat
   return await measure(() => session.step(x, y), { warmup: 1, repeats });
 }
 
-export async function main(argv: string[]): Promise<void> {
-  const f = parseFlags(argv, PROFILE_FLAGS);
-  if (f.help) {
-    console.log(helpText(USAGE, PROFILE_FLAGS, "Per-kernel GPU time of one training step."));
-    return;
-  }
-  const adapter = await startBackend("profile", f.backend as "webgpu", f.adapter as "any");
-  const model = f.model as ModelName;
-  const ops = f.ops as OpsKind;
+export interface ProfileOptions {
+  /** The command line, recorded in the trace. */
+  command: string;
+  model: ModelName;
+  ops: OpsKind;
+  batch: number;
+  /** Profiled training steps. */
+  steps: number;
+  /** Rows in the kernel tables. */
+  top: number;
+  /** Chrome trace (Perfetto) JSON file to write. */
+  trace?: string;
+  /** Also time and profile the other implementation. */
+  compare: boolean;
+  /** Timed steps per implementation for the comparison. */
+  repeats: number;
+  seed: number;
+  backend: "webgpu" | "cpu";
+  adapter: "any" | "hardware";
+}
+
+/** Profiles, prints the tables and the fused-vs-stock step times, writes the trace. */
+export async function runProfile(f: ProfileOptions): Promise<void> {
+  const adapter = await startBackend("profile", f.backend, f.adapter);
+  const { model, ops } = f;
   const [x, y] = syntheticBatch(f.batch, f.seed);
   const runs: { label: string; steps: StepProfile[] }[] = [];
   const times: { ops: OpsKind; stats: Stats }[] = [];
   try {
     // The comparison profiles both implementations; the table is for the one asked for.
-    const order: OpsKind[] = f["no-compare"] || model === "baseline"
+    const order: OpsKind[] = !f.compare || model === "baseline"
       ? [ops]
       : [ops, ops === "fused" ? "stock" : "fused"];
     for (const kind of order) {
@@ -191,7 +174,7 @@ export async function main(argv: string[]): Promise<void> {
   }
   if (f.trace) {
     const trace = toChromeTrace(runs, {
-      command: ["deno task profile", ...argv].join(" "),
+      command: f.command,
       adapter: adapter.description,
       date: new Date().toISOString(),
       batch: f.batch,

@@ -8,8 +8,8 @@ const COMMANDS: Record<string, () => Promise<{ main(argv: string[]): Promise<voi
   eval: () => import("./cmd/eval.ts"),
   predict: () => import("./cmd/predict.ts"),
   tune: () => import("./cmd/tune.ts"),
-  bench: () => import("../bench/main.ts"),
-  profile: () => import("../bench/profile.ts"),
+  bench: () => import("./cmd/bench.ts"),
+  profile: () => import("./cmd/profile.ts"),
 };
 
 const USAGE = `usage: fmnist <${

@@ -3,10 +3,10 @@
 
 import assert from "node:assert/strict";
 import * as tf from "@tensorflow/tfjs-core";
-import { main } from "../bench/main.ts";
+import { main } from "../src/cmd/bench.ts";
 import { QUICK_LAYERS, runKernelSuite } from "../bench/kernels_suite.ts";
 import { compareDocuments, parseBenchDocument, renderComparison, SCHEMA } from "../bench/report.ts";
-import { UsageError } from "../src/cli/args.ts";
+import { UsageError } from "../src/errors.ts";
 import { initTf } from "../src/tf/setup.ts";
 
 // tfjs keeps GPU buffers and timers alive between tests by design.

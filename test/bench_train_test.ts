@@ -3,7 +3,7 @@
 
 import assert from "node:assert/strict";
 import * as tf from "@tensorflow/tfjs-core";
-import { main } from "../bench/main.ts";
+import { main } from "../src/cmd/bench.ts";
 import { parseBenchDocument } from "../bench/report.ts";
 import { TRAIN_VARIANTS } from "../bench/train_types.ts";
 import { initTf } from "../src/tf/setup.ts";

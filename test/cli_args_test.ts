@@ -1,7 +1,8 @@
 // Flag parsing: typed values, one-line errors naming the flag, help text.
 
 import assert from "node:assert/strict";
-import { type FlagDefs, helpText, parseFlags, UsageError } from "../src/cli/args.ts";
+import { type FlagDefs, helpText, parseFlags } from "../src/cli/args.ts";
+import { UsageError } from "../src/errors.ts";
 
 const DEFS = {
   epochs: { type: "int", default: 3, min: 1, max: 100, short: "e", help: "training epochs" },

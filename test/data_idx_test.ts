@@ -2,7 +2,7 @@
 
 import assert from "node:assert/strict";
 import fc from "fast-check";
-import { UsageError } from "../src/cli/args.ts";
+import { UsageError } from "../src/errors.ts";
 import { DataError, decodeIdx, encodeIdx, gzip, readIdx, writeIdx } from "../src/data/idx.ts";
 import { assertDataError, fakeBytes, listDir, withTempDir } from "./helpers/data_fixtures.ts";
 

@@ -3,7 +3,7 @@
 
 import assert from "node:assert/strict";
 import { encode } from "fast-png";
-import { UsageError } from "../src/cli/args.ts";
+import { UsageError } from "../src/errors.ts";
 import { main as evalMain } from "../src/cmd/eval.ts";
 import { loadFashionMnist, PIXELS } from "../src/data/fashion_mnist.ts";
 import { createModel } from "../src/model/model.ts";

@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import * as tf from "@tensorflow/tfjs-core";
 import { CLASS_NAMES, loadFashionMnist, PIXELS } from "../src/data/fashion_mnist.ts";
 import { limitSplit } from "../src/data/dataset.ts";
-import { nearestCentroidModel } from "../src/eval/centroid_model.ts";
+import { nearestCentroidModel } from "./helpers/centroid_model.ts";
 import { evaluateRun } from "../src/eval/evaluate.ts";
 import { pngSize } from "../src/eval/render.ts";
 import { initTf } from "../src/tf/setup.ts";

@@ -1,10 +1,10 @@
 import assert from "node:assert/strict";
 import { encode } from "fast-png";
-import { UsageError } from "../src/cli/args.ts";
+import { UsageError } from "../src/errors.ts";
 import { loadFashionMnist, PIXELS } from "../src/data/fashion_mnist.ts";
 import { limitSplit } from "../src/data/dataset.ts";
 import { writeIdx } from "../src/data/idx.ts";
-import { nearestCentroidModel } from "../src/eval/centroid_model.ts";
+import { nearestCentroidModel } from "./helpers/centroid_model.ts";
 import { borderMean, type GrayImage, padToSquare, resize } from "../src/eval/image_input.ts";
 import { predictProbabilities } from "../src/eval/inference.ts";
 import { argmaxRows } from "../src/eval/metrics.ts";

@@ -3,7 +3,7 @@
 
 import assert from "node:assert/strict";
 import * as tf from "@tensorflow/tfjs-core";
-import { main } from "../bench/profile.ts";
+import { main } from "../src/cmd/profile.ts";
 import { initTf } from "../src/tf/setup.ts";
 import {
   type ChromeTrace,

@@ -3,7 +3,7 @@
 
 import assert from "node:assert/strict";
 import * as tf from "@tensorflow/tfjs-core";
-import { UsageError } from "../src/cli/args.ts";
+import { UsageError } from "../src/errors.ts";
 import { describeAdapter, initTf, probeAdapter, startTf } from "../src/tf/setup.ts";
 import {
   clearDeviceFailure,

@@ -2,7 +2,7 @@
 // subprocess (finish the step, save checkpoints/last, exit 130 with a resume hint, resume).
 
 import assert from "node:assert/strict";
-import { UsageError } from "../src/cli/args.ts";
+import { UsageError } from "../src/errors.ts";
 import { main } from "../src/cmd/train.ts";
 import { PRESETS, readConfigFile, resolveConfig } from "../src/train/config.ts";
 

@@ -5,11 +5,7 @@
 // literally, so a leading `--` is skipped.
 
 import { parseArgs } from "node:util";
-
-/** A user mistake (bad flag, bad file): printed as one line, no stack trace, exit code 2. */
-export class UsageError extends Error {
-  override name = "UsageError";
-}
+import { UsageError } from "../errors.ts";
 
 type FlagBase = { help: string; short?: string };
 export type FlagDef =
@@ -187,3 +183,14 @@ export async function runCommand(name: string, fn: () => Promise<void>): Promise
     Deno.exit(err instanceof UsageError ? 2 : 1);
   }
 }
+
+/** `--backend` and `--adapter` for the commands that take both with these defaults. */
+export const DEVICE_FLAGS = {
+  backend: { type: "enum", choices: ["webgpu", "cpu"], default: "webgpu", help: "tfjs backend" },
+  adapter: {
+    type: "enum",
+    choices: ["any", "hardware"],
+    default: "any",
+    help: "hardware: refuse software adapters such as llvmpipe",
+  },
+} as const satisfies FlagDefs;

@@ -1,6 +1,7 @@
 // `fmnist eval --run DIR | --checkpoint PATH`: test-set metrics, pictures and report for a run.
 
-import { helpText, parseFlags, UsageError } from "../cli/args.ts";
+import { helpText, parseFlags } from "../cli/args.ts";
+import { UsageError } from "../errors.ts";
 import { evaluateRun } from "../eval/evaluate.ts";
 import { startTf } from "../tf/setup.ts";
 

@@ -1,6 +1,7 @@
 // `fmnist predict --run DIR FILE...`: top-3 classes for PNG images or IDX image files.
 
-import { helpText, parseFlags, UsageError } from "../cli/args.ts";
+import { helpText, parseFlags } from "../cli/args.ts";
+import { UsageError } from "../errors.ts";
 import { formatPredictions, loadInputs, predictImages } from "../eval/predict.ts";
 import { loadModelForInference } from "../model/checkpoint.ts";
 import { startTf } from "../tf/setup.ts";

@@ -1,6 +1,7 @@
 // `deno task train`: trains a model, writes the run folder, then evaluates on the test set.
 
-import { helpText, parseFlags, UsageError } from "../cli/args.ts";
+import { helpText, parseFlags } from "../cli/args.ts";
+import { UsageError } from "../errors.ts";
 import { loadFashionMnist, type Split } from "../data/fashion_mnist.ts";
 import { readCheckpoint, resolveCheckpoint } from "../model/checkpoint.ts";
 import {

@@ -2,7 +2,8 @@
 // epochs on a small budget; writes results.csv, results.md (ranked by validation accuracy) and
 // best-config.json for `deno task train --config FILE`.
 
-import { type FlagDefs, helpText, parseFlags, UsageError } from "../cli/args.ts";
+import { type FlagDefs, helpText, parseFlags } from "../cli/args.ts";
+import { UsageError } from "../errors.ts";
 import { loadFashionMnist } from "../data/fashion_mnist.ts";
 import { CONFIG_FLAGS, explicitOptions, resolveConfig, type TrainConfig } from "../train/config.ts";
 import { prepareData, runTraining } from "../train/loop.ts";

@@ -10,7 +10,7 @@
 // passes what the header declares (by at most ~4 MiB), so neither a corrupt header nor a gzip bomb
 // can make us allocate gigabytes.
 
-import { UsageError } from "../cli/args.ts";
+import { UsageError } from "../errors.ts";
 
 /** A bad or missing data file: one line naming the path and the problem (exit code 2). */
 export class DataError extends UsageError {

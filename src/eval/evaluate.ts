@@ -4,7 +4,7 @@
 // correct_samples,misclassified_samples}.{svg,png} and report.html (all atomically).
 
 import * as tf from "@tensorflow/tfjs-core";
-import { UsageError } from "../cli/args.ts";
+import { UsageError } from "../errors.ts";
 import { CLASS_NAMES, loadFashionMnist, PIXELS, type Split } from "../data/fashion_mnist.ts";
 import { limitSplit } from "../data/dataset.ts";
 import { writeFileAtomic } from "../data/idx.ts";

@@ -14,7 +14,7 @@
 // An IDX image file ([n, 28, 28] unsigned bytes) is taken as is: it is already in dataset format.
 
 import { convertIndexedToRgb, decode as decodePng, hasPngSignature } from "fast-png";
-import { UsageError } from "../cli/args.ts";
+import { UsageError } from "../errors.ts";
 import { decodeIdx, gunzipIdxStream } from "../data/idx.ts";
 
 export const SIZE = 28;

@@ -2,7 +2,7 @@
 // probabilities (shared by evaluation and predict).
 
 import type * as tf from "@tensorflow/tfjs-core";
-import { UsageError } from "../cli/args.ts";
+import { UsageError } from "../errors.ts";
 import { CLASS_NAMES, type Split } from "../data/fashion_mnist.ts";
 import { imagesToTensor } from "../data/dataset.ts";
 

@@ -4,7 +4,7 @@
 // so a crash leaves either the previous checkpoint or the new one, never a mix.
 
 import * as tf from "@tensorflow/tfjs-core";
-import { UsageError } from "../cli/args.ts";
+import { UsageError } from "../errors.ts";
 import { createModel, type Model, MODEL_NAMES, type ModelConfig, type ModelName } from "./model.ts";
 
 export const CHECKPOINT_FORMAT = "fmnist-checkpoint/1";

@@ -6,7 +6,7 @@
 // registered (webgpu + cpu) by src/ops/conv_bn_relu_fwd.ts, imported from src/ops/register.ts.
 
 import * as tf from "@tensorflow/tfjs-core";
-import { UsageError } from "../cli/args.ts";
+import { UsageError } from "../errors.ts";
 import { convGeometry, normalizeStrides } from "./conv_geometry.ts";
 import {
   type ConvBnReluAttrs,

@@ -2,7 +2,7 @@
 // the stock ops agree element for element): `same` gives out = ceil(in / stride) and puts the
 // odd pixel of padding at the bottom/right; `valid` gives out = ceil((in - k + 1) / stride).
 
-import { UsageError } from "../cli/args.ts";
+import { UsageError } from "../errors.ts";
 
 export interface ConvGeometry {
   batch: number;

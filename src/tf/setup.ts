@@ -7,7 +7,7 @@ import "@tensorflow/tfjs-backend-cpu";
 import "@tensorflow/tfjs-backend-webgpu";
 import "./gradients.ts";
 import "../ops/register.ts";
-import { UsageError } from "../cli/args.ts";
+import { UsageError } from "../errors.ts";
 import { installDeviceGuard } from "./device_guard.ts";
 
 export type BackendName = "webgpu" | "cpu";

@@ -1,7 +1,8 @@
 // Training options: one table of CLI flags, per-model presets, `--config FILE` (JSON with the
 // same option names) and the merge order preset < config file < explicit flags.
 
-import { type FlagDefs, parseFlags, UsageError } from "../cli/args.ts";
+import { type FlagDefs, parseFlags } from "../cli/args.ts";
+import { UsageError } from "../errors.ts";
 import { MODEL_NAMES, type ModelName, type OpsKind } from "../model/model.ts";
 import type { AdapterPolicy, BackendName } from "../tf/setup.ts";
 import type { ScheduleName } from "./schedule.ts";

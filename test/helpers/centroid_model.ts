@@ -3,8 +3,8 @@
 // whose mistakes (Shirt vs T-shirt/top, Pullover vs Coat) look like a CNN's.
 
 import * as tf from "@tensorflow/tfjs-core";
-import type { Split } from "../data/fashion_mnist.ts";
-import type { InferenceModel } from "./inference.ts";
+import type { Split } from "../../src/data/fashion_mnist.ts";
+import type { InferenceModel } from "../../src/eval/inference.ts";
 
 /**
  * Class means of `split` (pixels in [0, 1]); `predict` gives softmax(-beta * squared distance).

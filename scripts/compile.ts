@@ -8,7 +8,8 @@
 // bundled into one JS file (`deno bundle`) and the WGSL kernels. On first run it unpacks into
 // $FMNIST_HOME (default ~/.cache/fmnist/<hash>) and then execs deno on the bundle.
 
-import { helpText, parseFlags, UsageError } from "../src/cli/args.ts";
+import { helpText, parseFlags } from "../src/cli/args.ts";
+import { UsageError } from "../src/errors.ts";
 
 const FLAGS = {
   out: { type: "string", default: "dist/fmnist", help: "output executable" },
@@ -69,7 +70,7 @@ async function denoCompile(
 /** The launcher's sh header; PAYLOAD_OFFSET is patched in once the header's length is known. */
 function launcherHeader(id: string, offset: number): string {
   return `#!/bin/sh
-# fmnist: self-extracting launcher built by \`deno task compile\` (bench/compile.ts).
+# fmnist: self-extracting launcher built by \`deno task compile\` (scripts/compile.ts).
 # Payload: deno + the app bundled into one JS file + kernels/*.wgsl, as an xz tarball.
 set -e
 dir="\${FMNIST_HOME:-\${XDG_CACHE_HOME:-$HOME/.cache}/fmnist}/${id}"

@@ -1,0 +1,122 @@
+// The benchmark run behind `deno task bench` (flags and output files: src/cmd/bench.ts):
+// starts the backend, picks repeats and batch sizes for the adapter, runs the roofline, kernel
+// and training suites and returns one result document.
+
+import * as tf from "@tensorflow/tfjs-core";
+import { UsageError } from "../src/errors.ts";
+import { type AdapterReport, startTf } from "../src/tf/setup.ts";
+import { ENHANCED_LAYERS, QUICK_LAYERS, runKernelSuite } from "./kernels_suite.ts";
+import type { KernelMode } from "./work.ts";
+import { type BenchDocument, hostInfo, SCHEMA, sourceRevision } from "./report.ts";
+import { rooflineSizes, runRoofline } from "./roofline.ts";
+import { resolveClock, type TimingOptions } from "./timing.ts";
+
+export const SUITES = ["kernels", "train", "roofline", "all"] as const;
+export type BenchSuite = typeof SUITES[number];
+
+export interface BenchOptions {
+  /** The command line, recorded in the document. */
+  command: string;
+  suite: BenchSuite;
+  /** Batch sizes; null: per-suite defaults for the adapter. */
+  batches: number[] | null;
+  modes: KernelMode[];
+  quick: boolean;
+  /** Untimed and timed runs per case; undefined: defaults for the adapter. */
+  warmup?: number;
+  repeats?: number;
+  /** Train suite: also time a real pass over this many training images (0 = no). */
+  limit: number;
+  dataDir?: string;
+  /** Kernels suite: compare with the CPU backend (webgpu only). */
+  cpu: boolean;
+  backend: "webgpu" | "cpu";
+  adapter: "any" | "hardware";
+}
+
+/** Adapter selection plus the start-up line every command prints. */
+export async function startBackend(
+  command: string,
+  backend: "webgpu" | "cpu",
+  policy: "any" | "hardware",
+): Promise<AdapterReport> {
+  const adapter = await startTf(command, backend, policy);
+  // Tiny tensors would otherwise run on the CPU backend and escape the GPU clock.
+  if (backend === "webgpu") tf.env().set("WEBGPU_CPU_FORWARD", false);
+  return adapter;
+}
+
+/** Runs the selected suites; returns the whole result document. */
+export async function runBench(o: BenchOptions): Promise<BenchDocument> {
+  const suites = o.suite === "all" ? ["roofline", "kernels", "train"] : [o.suite];
+  const batchFlag = o.batches;
+  if (o.backend === "cpu" && suites.includes("roofline")) {
+    if (o.suite === "roofline") {
+      throw new UsageError("--suite roofline measures WebGPU kernels: use --backend webgpu");
+    }
+    suites.splice(suites.indexOf("roofline"), 1);
+  }
+  const adapter = await startBackend("bench", o.backend, o.adapter);
+  // llvmpipe runs a 128-image backward pass in tens of seconds: fewer runs by default there.
+  const slow = adapter.isSoftware;
+  const timing: TimingOptions = {
+    warmup: o.warmup ?? (o.quick || slow ? 1 : 2),
+    repeats: o.repeats ?? (o.quick ? 1 : slow ? 3 : 5),
+  };
+  const log = (m: string) => console.log(m);
+  const doc: BenchDocument = {
+    schema: SCHEMA,
+    date: new Date().toISOString(),
+    command: o.command,
+    revision: await sourceRevision(),
+    adapter,
+    clock: resolveClock(),
+    host: hostInfo(),
+    options: {
+      suites,
+      repeats: timing.repeats,
+      warmup: timing.warmup,
+      batches: batchFlag ?? [],
+      quick: o.quick,
+    },
+    roofline: null,
+    kernels: null,
+    train: null,
+  };
+  console.log(`bench: clock ${doc.clock}; suites ${suites.join(", ")}`);
+
+  if (suites.includes("roofline") || (suites.includes("kernels") && o.backend === "webgpu")) {
+    log("roofline ...");
+    doc.roofline = await runRoofline(rooflineSizes(o.quick), timing);
+  }
+  if (suites.includes("kernels")) {
+    log("kernels ...");
+    const batches = batchFlag ?? (o.quick ? [2] : slow ? [32, 128] : [32, 128, 256]);
+    doc.kernels = await runKernelSuite({
+      layers: o.quick ? QUICK_LAYERS : ENHANCED_LAYERS,
+      batches,
+      modes: o.modes,
+      timing,
+      ceilings: doc.roofline
+        ? { gflopPerS: doc.roofline.matmul.gflopPerS, gbPerS: doc.roofline.copy.gbPerS }
+        : null,
+      cpu: o.cpu && o.backend === "webgpu",
+      log,
+    });
+  }
+  if (suites.includes("train")) {
+    log("train ...");
+    const { runTrainSuite } = await import("./train_suite.ts");
+    const batches = batchFlag ??
+      (o.quick ? [4] : slow ? [32, 64] : [32, 64, 128, 256, 512]);
+    doc.train = await runTrainSuite({
+      batches,
+      timing,
+      limit: o.limit,
+      dataDir: o.dataDir,
+      log,
+    });
+  }
+  doc.options.batches = batchFlag ?? [];
+  return doc;
+}
