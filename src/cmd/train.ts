@@ -18,7 +18,7 @@ import { prepareData, runTraining, type TrainResult } from "../train/loop.ts";
 import { evaluateRun } from "../eval/evaluate.ts";
 import { createProgress } from "../train/progress.ts";
 import { startTf } from "../tf/setup.ts";
-import { DeviceFailureError } from "../tf/device_guard.ts";
+import { DeviceFailureError, explainDeviceError } from "../tf/device_guard.ts";
 
 const DEFS = {
   ...CONFIG_FLAGS,
@@ -111,11 +111,13 @@ export async function main(argv: string[]): Promise<void> {
       stopRequested: () => stop,
     });
   } catch (e) {
-    if (!(e instanceof DeviceFailureError)) throw e;
+    // An op on a lost device throws a cryptic error of its own: report the failure behind it.
+    const failure = explainDeviceError(e);
+    if (!(failure instanceof DeviceFailureError)) throw e;
     // Checkpoints on disk are all that survives a lost device: say where they are.
     throw new DeviceFailureError(
-      e.kind,
-      `${e.message}. Checkpoints of the finished epochs are in ${outDir}/checkpoints; ` +
+      failure.kind,
+      `${failure.message}. Checkpoints of the finished epochs are in ${outDir}/checkpoints; ` +
         `continue with: deno task train --resume ${outDir}`,
     );
   } finally {

@@ -116,32 +116,3 @@ export function untilDeviceFailure<T>(p: Promise<T>): Promise<T> {
   if (!lostSignal) return p;
   return Promise.race([p, lostSignal.then((err) => Promise.reject(err))]);
 }
-
-/**
- * Runs the synchronous, allocation-heavy part of a step (`fn`) inside an out-of-memory error
- * scope, so that a failed allocation is reported for this step (naming `what`) rather than
- * as a later uncaptured error. Returns fn's result; throws DeviceFailureError on OOM.
- */
-export async function withOutOfMemoryScope<T>(what: string, fn: () => T): Promise<T> {
-  const device = currentDevice();
-  if (!device) return fn();
-  device.pushErrorScope("out-of-memory");
-  let outcome: { ok: true; value: T } | { ok: false; error: unknown };
-  try {
-    outcome = { ok: true, value: fn() };
-  } catch (error) {
-    outcome = { ok: false, error };
-  }
-  const oom = await device.popErrorScope();
-  if (oom) {
-    // The allocation failure explains whatever fn threw after it.
-    const err = new DeviceFailureError(
-      "out-of-memory",
-      describe("out-of-memory", `${what}: ${oom.message}`),
-    );
-    record(err);
-    throw err;
-  }
-  if (!outcome.ok) throw outcome.error;
-  return outcome.value;
-}
