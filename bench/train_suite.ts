@@ -8,11 +8,11 @@ import { makeTrainStep } from "../src/train/step.ts";
 import { loadFashionMnist } from "../src/data/fashion_mnist.ts";
 import {
   batchIterator,
-  createRng,
   imagesToTensor,
   labelsToOneHot,
   shuffledIndices,
 } from "../src/data/dataset.ts";
+import { createRng } from "../src/random.ts";
 import { measure, type Stats, type TimingOptions } from "./timing.ts";
 import { EPOCH_IMAGES, TRAIN_VARIANTS, type TrainCase, type TrainVariant } from "./train_types.ts";
 

@@ -6,13 +6,13 @@ import * as tf from "@tensorflow/tfjs-core";
 import {
   batchIterator,
   classCounts,
-  createRng,
   imagesToTensor,
   labelsToOneHot,
   limitSplit,
   shuffledIndices,
   stratifiedSplit,
 } from "../src/data/dataset.ts";
+import { createRng } from "../src/random.ts";
 import type { Split } from "../src/data/fashion_mnist.ts";
 import { initTf } from "../src/tf/setup.ts";
 import { fakeBytes } from "./helpers/data_fixtures.ts";

@@ -3,7 +3,7 @@
 import assert from "node:assert/strict";
 import * as tf from "@tensorflow/tfjs-core";
 import { initTf } from "../src/tf/setup.ts";
-import { Rng } from "../src/model/random.ts";
+import { Rng } from "../src/random.ts";
 import {
   applyAugmentParams,
   augmentBatch,

@@ -6,7 +6,7 @@ import { initTf } from "../src/tf/setup.ts";
 import { createModel } from "../src/model/model.ts";
 import { makeTrainStep } from "../src/train/step.ts";
 import { augmentBatch } from "../src/train/augment.ts";
-import { Rng } from "../src/model/random.ts";
+import { Rng } from "../src/random.ts";
 
 Deno.test("train: no tensor leaks over 30 enhanced (fused) steps on webgpu", async () => {
   await initTf("webgpu");

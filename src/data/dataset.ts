@@ -1,38 +1,10 @@
 // Seeded shuffling, stratified train/validation split, batching and tensor conversion.
 //
-// Everything random takes an explicit seed or rng so a run can be repeated exactly.
+// Everything random takes an explicit seed or rng (src/random.ts) so a run can be repeated exactly.
 
 import * as tf from "@tensorflow/tfjs-core";
+import { createRng } from "../random.ts";
 import { NUM_CLASSES, PIXELS, type Split } from "./fashion_mnist.ts";
-
-/**
- * A seeded uniform [0, 1) generator: sfc32 (Chris Doty-Humphrey's Small Fast Counting PRNG,
- * passes PractRand; 128-bit state), its state filled from the seed by splitmix32 so nearby seeds
- * give unrelated streams. Any safe integer is a valid seed (both 32-bit halves are used).
- */
-export function createRng(seed: number): () => number {
-  if (!Number.isSafeInteger(seed)) throw new RangeError(`seed must be an integer, got ${seed}`);
-  let s = (seed >>> 0) ^ Math.imul(Math.floor(seed / 2 ** 32) >>> 0, 0x9e3779b9);
-  const splitmix32 = () => {
-    s = (s + 0x9e3779b9) | 0;
-    let z = s;
-    z = Math.imul(z ^ (z >>> 16), 0x85ebca6b);
-    z = Math.imul(z ^ (z >>> 13), 0xc2b2ae35);
-    return (z ^ (z >>> 16)) >>> 0;
-  };
-  let a = splitmix32(), b = splitmix32(), c = splitmix32(), d = splitmix32();
-  const next = () => {
-    const t = (((a + b) | 0) + d) | 0;
-    d = (d + 1) | 0;
-    a = b ^ (b >>> 9);
-    b = (c + (c << 3)) | 0;
-    c = (c << 21) | (c >>> 11);
-    c = (c + t) | 0;
-    return (t >>> 0) / 4294967296;
-  };
-  for (let i = 0; i < 12; i++) next(); // Mix the seed through before the first output.
-  return next;
-}
 
 /** Shuffles `array` in place (Fisher-Yates) and returns it. */
 export function shuffleInPlace<T extends { length: number; [i: number]: number }>(

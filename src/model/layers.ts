@@ -5,7 +5,7 @@ import * as tf from "@tensorflow/tfjs-core";
 import { convBnReluInfer, convBnReluTrain } from "../ops/conv_bn_relu.ts";
 import { convBnReluInferStock, convBnReluTrainStock } from "../ops/conv_bn_relu_stock.ts";
 import type { ParamStore } from "./params.ts";
-import type { Rng } from "./random.ts";
+import type { Rng } from "../random.ts";
 
 export type Layer = (x: tf.Tensor, training: boolean) => tf.Tensor;
 export type OpsKind = "fused" | "stock";

@@ -19,7 +19,7 @@ import {
   type OpsKind,
 } from "./layers.ts";
 import { type NamedVariable, ParamStore } from "./params.ts";
-import { deriveSeed, Rng } from "./random.ts";
+import { deriveSeed, Rng } from "../random.ts";
 
 export type { OpsKind } from "./layers.ts";
 export const MODEL_NAMES = ["baseline", "enhanced", "wide"] as const;

@@ -3,7 +3,7 @@
 // process may hold several models: tune trials, the estimate probe, tests).
 
 import * as tf from "@tensorflow/tfjs-core";
-import type { Rng } from "./random.ts";
+import type { Rng } from "../random.ts";
 
 export interface NamedVariable {
   /** Stable name inside the model, used as the checkpoint key. */

@@ -4,7 +4,7 @@
 // parameters are drawn in JS from a seeded Rng (n numbers, not n*784), so runs are reproducible.
 
 import * as tf from "@tensorflow/tfjs-core";
-import type { Rng } from "../model/random.ts";
+import type { Rng } from "../random.ts";
 
 export interface AugmentOptions {
   /** Largest shift in pixels in each direction (0 = none). */

@@ -9,7 +9,6 @@ import * as tf from "@tensorflow/tfjs-core";
 import { assertDeviceOk, untilDeviceFailure } from "../tf/device_guard.ts";
 import {
   batchIterator,
-  createRng,
   imagesToTensor,
   labelsToOneHot,
   limitSplit,
@@ -24,7 +23,7 @@ import {
   saveCheckpoint,
 } from "../model/checkpoint.ts";
 import { createModel, type Model } from "../model/model.ts";
-import { deriveSeed, Rng } from "../model/random.ts";
+import { createRng, deriveSeed, Rng } from "../random.ts";
 import { augmentBatch } from "./augment.ts";
 import type { TrainConfig } from "./config.ts";
 import { historyCsv } from "./history.ts";

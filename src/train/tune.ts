@@ -1,7 +1,7 @@
 // Hyperparameter search: the trial list (grid or seeded random sample), ranking and the result
 // tables. The command (src/cmd/tune.ts) runs each trial through the normal training loop.
 
-import { Rng } from "../model/random.ts";
+import { Rng } from "../random.ts";
 import type { TrainConfig } from "./config.ts";
 
 export interface SearchSpace {

@@ -3,6 +3,7 @@
 import assert from "node:assert/strict";
 import { DataError, writeIdx } from "../../src/data/idx.ts";
 import { FASHION_MNIST_FILES } from "../../src/data/fashion_mnist.ts";
+import { Rng } from "../../src/random.ts";
 
 export const REAL_DIR = "/usr/share/datasets/fashion-mnist";
 export const HAVE_REAL_DATA = (() => {
@@ -24,16 +25,11 @@ export async function withTempDir<T>(fn: (dir: string) => Promise<T>): Promise<T
   }
 }
 
-/** Deterministic pseudo-random bytes below `bound` (tests only; not the project's rng). */
+/** Deterministic pseudo-random bytes below `bound` (the project's generator, src/random.ts). */
 export function fakeBytes(n: number, seed: number, bound = 256): Uint8Array {
+  const rng = new Rng(seed);
   const out = new Uint8Array(n);
-  let s = seed >>> 0 || 1;
-  for (let i = 0; i < n; i++) {
-    s ^= s << 13;
-    s ^= s >>> 17;
-    s ^= s << 5;
-    out[i] = (s >>> 0) % bound;
-  }
+  for (let i = 0; i < n; i++) out[i] = Math.floor(rng.next() * bound);
   return out;
 }
 

@@ -1,5 +1,7 @@
-// A small seedable PRNG whose whole state is one uint32, so checkpoints can store it and a
-// resumed run draws exactly the numbers an uninterrupted run would have drawn.
+// The project's one seeded generator (init, splits, shuffles, dropout seeds, augmentation, test
+// data): mulberry32, whose whole state is one uint32, so a stream is fixed by a seed and a
+// resumed run draws exactly the numbers an uninterrupted run would have drawn. Independent
+// streams come from `deriveSeed(seed, stream ids...)`.
 
 /** mulberry32: fast, 32-bit state, good enough for init, shuffling and augmentation. */
 export class Rng {
@@ -53,4 +55,14 @@ export function deriveSeed(seed: number, ...ids: number[]): number {
     h ^= h >>> 16;
   }
   return h >>> 0;
+}
+
+/**
+ * Uniform [0, 1) draws as a plain function (for the dataset helpers), seeded by any safe integer:
+ * both 32-bit halves of the seed are mixed in, so 0 and 2^32 give unrelated streams.
+ */
+export function createRng(seed: number): () => number {
+  if (!Number.isSafeInteger(seed)) throw new RangeError(`seed must be an integer, got ${seed}`);
+  const rng = new Rng(deriveSeed(seed >>> 0, Math.floor(seed / 2 ** 32) >>> 0));
+  return () => rng.next();
 }
