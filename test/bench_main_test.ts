@@ -8,9 +8,7 @@ import { QUICK_LAYERS, runKernelSuite } from "../bench/kernels_suite.ts";
 import { compareDocuments, parseBenchDocument, renderComparison, SCHEMA } from "../bench/report.ts";
 import { UsageError } from "../src/errors.ts";
 import { initTf } from "../src/tf/setup.ts";
-
-// tfjs keeps GPU buffers and timers alive between tests by design.
-const GPU_TEST = { sanitizeOps: false, sanitizeResources: false };
+import { GPU_TEST } from "./helpers/gpu.ts";
 
 /** Runs `fn` with console.log captured; returns what it printed. */
 async function captureLog(fn: () => Promise<void>): Promise<string> {

@@ -8,8 +8,7 @@ import { rooflineCopy, rooflineMatMul } from "../bench/roofline.ts";
 import { convBnReluWork } from "../bench/work.ts";
 import { initTf } from "../src/tf/setup.ts";
 import { assertClose } from "./helpers/compare.ts";
-
-const GPU_TEST = { sanitizeOps: false, sanitizeResources: false };
+import { GPU_TEST } from "./helpers/gpu.ts";
 
 Deno.test("summarize: median, min/max and IQR", () => {
   assert.deepEqual(summarize([5, 1, 3]), { medianMs: 3, minMs: 1, maxMs: 5, iqrMs: 0 });

@@ -7,8 +7,7 @@ import { main } from "../src/cmd/bench.ts";
 import { parseBenchDocument } from "../bench/report.ts";
 import { TRAIN_VARIANTS } from "../bench/train_types.ts";
 import { initTf } from "../src/tf/setup.ts";
-
-const GPU_TEST = { sanitizeOps: false, sanitizeResources: false };
+import { GPU_TEST } from "./helpers/gpu.ts";
 
 Deno.test({
   name: "bench --suite train --quick --limit: images/s and epoch times per model",

@@ -13,8 +13,7 @@ import {
   summarizePrograms,
   toChromeTrace,
 } from "../bench/trace.ts";
-
-const GPU_TEST = { sanitizeOps: false, sanitizeResources: false };
+import { GPU_TEST } from "./helpers/gpu.ts";
 
 const STEPS: StepProfile[] = [1, 2].map((step) => ({
   step,

@@ -11,8 +11,8 @@ import {
   DeviceFailureError,
   installDeviceGuard,
 } from "../src/tf/device_guard.ts";
+import { GPU_TEST } from "./helpers/gpu.ts";
 
-const GPU_TEST = { sanitizeOps: false, sanitizeResources: false };
 const ROOT = new URL("..", import.meta.url).pathname;
 
 async function run(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
