@@ -3,6 +3,7 @@
 // batch, against the same stock chain on the CPU backend. Shapes are the enhanced CNN's layers.
 
 import * as tf from "@tensorflow/tfjs-core";
+import { convBnReluShapes } from "../src/model/model.ts";
 import { convBnReluInfer, convBnReluTrain } from "../src/ops/conv_bn_relu.ts";
 import {
   type ConvBnReluAttrs,
@@ -12,13 +13,8 @@ import {
 import { measure, type Stats, type TimingOptions, type Work } from "./timing.ts";
 import { convBnReluWork, type KernelMode, layerLabel, type LayerShape } from "./work.ts";
 
-/** The enhanced CNN's four conv + BN + ReLU layers (3x3, stride 1, same). */
-export const ENHANCED_LAYERS: LayerShape[] = [
-  { h: 28, w: 28, cin: 1, cout: 32, k: 3, stride: 1, pad: "same" },
-  { h: 28, w: 28, cin: 32, cout: 32, k: 3, stride: 1, pad: "same" },
-  { h: 14, w: 14, cin: 32, cout: 64, k: 3, stride: 1, pad: "same" },
-  { h: 14, w: 14, cin: 64, cout: 64, k: 3, stride: 1, pad: "same" },
-];
+/** The enhanced CNN's four conv + BN + ReLU layers (3x3, stride 1, same), from the model. */
+export const ENHANCED_LAYERS: LayerShape[] = convBnReluShapes("enhanced");
 
 /** `--quick`: tiny shapes that still cover the model-input layer (cin 1) and a hidden one. */
 export const QUICK_LAYERS: LayerShape[] = [

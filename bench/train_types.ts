@@ -1,12 +1,13 @@
 // Train-suite result types, kept apart from the suite so that reports and comparisons load
-// without the model code.
+// without the model code (type imports only).
 
+import type { ModelName, OpsKind } from "../src/model/model.ts";
 import type { Stats } from "./timing.ts";
 
 export interface TrainVariant {
   id: string;
-  model: "baseline" | "enhanced" | "wide";
-  ops: "fused" | "stock";
+  model: ModelName;
+  ops: OpsKind;
 }
 
 export const TRAIN_VARIANTS: TrainVariant[] = [

@@ -1,18 +1,11 @@
 // Napkin math for a conv + batch-norm + ReLU block: FLOPs and the minimum bytes a fused
 // implementation must move, so measured times turn into GFLOP/s, GB/s and % of roofline.
 
+import type { ConvShape } from "../src/model/layers.ts";
 import { convGeometry } from "../src/ops/conv_geometry.ts";
 
 /** One conv layer of a model, NHWC input, square kernel, given without the batch. */
-export interface LayerShape {
-  h: number;
-  w: number;
-  cin: number;
-  cout: number;
-  k: number;
-  stride: number;
-  pad: "same" | "valid";
-}
+export type LayerShape = ConvShape;
 
 export type KernelMode = "train-fwd" | "train-fwd-bwd" | "infer";
 

@@ -13,42 +13,44 @@ export type OpsKind = "fused" | "stock";
 /** Keras's default: moving = 0.99 * moving + 0.01 * batch. */
 export const BN_MOMENTUM = 0.99;
 
+/** A conv layer's input (NHWC without the batch), output channels, square kernel, stride, pad. */
+export interface ConvShape {
+  h: number;
+  w: number;
+  cin: number;
+  cout: number;
+  k: number;
+  stride: number;
+  pad: "same" | "valid";
+}
+
 /** Plain conv + bias + ReLU (baseline model), tfjs's fused conv2d. */
-export function convRelu(
-  store: ParamStore,
-  name: string,
-  inC: number,
-  outC: number,
-  pad: "same" | "valid",
-): Layer {
-  const filter = store.heNormal(`${name}/kernel`, [3, 3, inC, outC], 9 * inC);
-  const bias = store.constant(`${name}/bias`, [outC], 0);
+export function convRelu(store: ParamStore, name: string, s: ConvShape): Layer {
+  const filter = store.heNormal(`${name}/kernel`, [s.k, s.k, s.cin, s.cout], s.k * s.k * s.cin);
+  const bias = store.constant(`${name}/bias`, [s.cout], 0);
   return (x) =>
     tf.fused.conv2d({
       x: x as tf.Tensor4D,
       filter: filter as tf.Tensor4D,
       bias,
-      strides: 1,
-      pad,
+      strides: s.stride,
+      pad: s.pad,
       activation: "relu",
     });
 }
 
 /**
- * conv 3x3 (no bias: BN's beta replaces it) + batch norm + ReLU through our fused op or the
+ * conv (no bias: BN's beta replaces it) + batch norm + ReLU through our fused op or the
  * stock composite. Training mode normalises with batch statistics and folds them into the
  * moving averages (Keras semantics); inference uses the moving averages.
  */
-export function convBnRelu(
-  store: ParamStore,
-  name: string,
-  inC: number,
-  outC: number,
-  ops: OpsKind,
-): Layer {
-  const filter = store.heNormal(`${name}/kernel`, [3, 3, inC, outC], 9 * inC) as tf.Variable<
-    tf.Rank.R4
-  >;
+export function convBnRelu(store: ParamStore, name: string, s: ConvShape, ops: OpsKind): Layer {
+  const outC = s.cout;
+  const filter = store.heNormal(
+    `${name}/kernel`,
+    [s.k, s.k, s.cin, outC],
+    s.k * s.k * s.cin,
+  ) as tf.Variable<tf.Rank.R4>;
   const gamma = store.constant(`${name}/gamma`, [outC], 1) as tf.Variable<tf.Rank.R1>;
   const beta = store.constant(`${name}/beta`, [outC], 0) as tf.Variable<tf.Rank.R1>;
   const movingMean = store.constant(`${name}/moving_mean`, [outC], 0, false) as tf.Variable<
@@ -59,7 +61,7 @@ export function convBnRelu(
   >;
   const train = ops === "fused" ? convBnReluTrain : convBnReluTrainStock;
   const infer = ops === "fused" ? convBnReluInfer : convBnReluInferStock;
-  const attrs = { strides: 1, pad: "same" } as const;
+  const attrs = { strides: s.stride, pad: s.pad };
   return (x, training) => {
     const x4 = x as tf.Tensor4D;
     if (!training) return infer(x4, filter, gamma, beta, movingMean, movingVar, attrs);

@@ -10,6 +10,7 @@ import * as tf from "@tensorflow/tfjs-core";
 import {
   convBnRelu,
   convRelu,
+  type ConvShape,
   dense,
   dropout,
   flatten,
@@ -63,6 +64,65 @@ export interface Model {
 /** Default dropout per model when the caller does not choose one. */
 export const DEFAULT_DROPOUT: Record<ModelName, number> = { baseline: 0, enhanced: 0.3, wide: 0.3 };
 
+/** One layer of a model, in build order; conv shapes worked out from the 28x28x1 input. */
+export type LayerSpec =
+  | { kind: "conv-relu" | "conv-bn-relu"; name: string; shape: ConvShape }
+  | { kind: "dense"; name: string; inF: number; outF: number; relu: boolean }
+  | { kind: "max-pool" | "flatten" | "global-avg-pool" | "dropout" };
+
+/** What `createModel(name)` builds: the single description of each architecture. */
+export function architecture(name: ModelName): LayerSpec[] {
+  const specs: LayerSpec[] = [];
+  let [h, w, c] = [28, 28, 1];
+  const conv = (
+    kind: "conv-relu" | "conv-bn-relu",
+    id: string,
+    cout: number,
+    pad: "same" | "valid",
+  ) => {
+    const shape: ConvShape = { h, w, cin: c, cout, k: 3, stride: 1, pad };
+    specs.push({ kind, name: id, shape });
+    [h, w] = [h, w].map((n) => pad === "same" ? n : n - shape.k + 1);
+    c = cout;
+  };
+  const pool = () => {
+    specs.push({ kind: "max-pool" });
+    [h, w] = [h, w].map((n) => Math.floor(n / 2));
+  };
+  const dense = (id: string, inF: number, outF: number, relu: boolean) =>
+    specs.push({ kind: "dense", name: id, inF, outF, relu });
+  if (name === "baseline") {
+    conv("conv-relu", "conv1", 32, "valid"); // 26x26
+    pool(); // 13x13
+    conv("conv-relu", "conv2", 64, "valid"); // 11x11
+    pool(); // 5x5
+    specs.push({ kind: "flatten" }, { kind: "dropout" });
+    dense("dense1", h * w * c, 128, true);
+    dense("logits", 128, 10, false);
+    return specs;
+  }
+  const stages = name === "enhanced" ? [[32, 32], [64, 64]] : [[64, 64], [128, 128], [256, 256]];
+  stages.forEach((widths, s) => {
+    widths.forEach((cout, i) => conv("conv-bn-relu", `block${s + 1}/conv${i + 1}`, cout, "same"));
+    if (s < 2) pool(); // 28 -> 14 -> 7
+  });
+  if (name === "enhanced") {
+    specs.push({ kind: "flatten" }, { kind: "dropout" });
+    dense("dense1", h * w * c, 128, true);
+    specs.push({ kind: "dropout" });
+    dense("logits", 128, 10, false);
+  } else {
+    specs.push({ kind: "global-avg-pool" }, { kind: "dropout" });
+    dense("logits", c, 10, false);
+  }
+  return specs;
+}
+
+/** The conv + batch-norm + ReLU layers of a model (where `--ops fused` makes a difference). */
+export function convBnReluShapes(name: ModelName): ConvShape[] {
+  return architecture(name).flatMap((l) => l.kind === "conv-bn-relu" ? [l.shape] : []);
+}
+
 export function createModel(name: ModelName, opts: ModelOptions = {}): Model {
   if (!MODEL_NAMES.includes(name)) {
     throw new Error(`unknown model "${name}" (expected ${MODEL_NAMES.join("|")})`);
@@ -99,38 +159,22 @@ export function createModel(name: ModelName, opts: ModelOptions = {}): Model {
 }
 
 function buildLayers(store: ParamStore, c: ModelConfig, rng: Rng): Layer[] {
-  if (c.name === "baseline") {
-    return [
-      convRelu(store, "conv1", 1, 32, "valid"), // 26x26
-      maxPool2(), // 13x13
-      convRelu(store, "conv2", 32, 64, "valid"), // 11x11
-      maxPool2(), // 5x5
-      flatten(),
-      dropout(c.dropout, rng),
-      dense(store, "dense1", 5 * 5 * 64, 128, true),
-      dense(store, "logits", 128, 10, false),
-    ];
-  }
-  const stages = c.name === "enhanced" ? [[32, 32], [64, 64]] : [[64, 64], [128, 128], [256, 256]];
-  const layers: Layer[] = [];
-  let inC = 1;
-  stages.forEach((widths, s) => {
-    widths.forEach((w, i) => {
-      layers.push(convBnRelu(store, `block${s + 1}/conv${i + 1}`, inC, w, c.ops));
-      inC = w;
-    });
-    if (s < 2) layers.push(maxPool2()); // 28 -> 14 -> 7
+  return architecture(c.name).map((l): Layer => {
+    switch (l.kind) {
+      case "conv-relu":
+        return convRelu(store, l.name, l.shape);
+      case "conv-bn-relu":
+        return convBnRelu(store, l.name, l.shape, c.ops);
+      case "dense":
+        return dense(store, l.name, l.inF, l.outF, l.relu);
+      case "max-pool":
+        return maxPool2();
+      case "flatten":
+        return flatten();
+      case "global-avg-pool":
+        return globalAvgPool();
+      case "dropout":
+        return dropout(c.dropout, rng);
+    }
   });
-  if (c.name === "enhanced") {
-    layers.push(
-      flatten(),
-      dropout(c.dropout, rng),
-      dense(store, "dense1", 7 * 7 * inC, 128, true),
-      dropout(c.dropout, rng),
-      dense(store, "logits", 128, 10, false),
-    );
-  } else {
-    layers.push(globalAvgPool(), dropout(c.dropout, rng), dense(store, "logits", inC, 10, false));
-  }
-  return layers;
 }

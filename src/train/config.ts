@@ -3,7 +3,13 @@
 
 import { type FlagDefs, parseFlags } from "../cli/args.ts";
 import { UsageError } from "../errors.ts";
-import { MODEL_NAMES, type ModelName, type OpsKind } from "../model/model.ts";
+import {
+  convBnReluShapes,
+  DEFAULT_DROPOUT,
+  MODEL_NAMES,
+  type ModelName,
+  type OpsKind,
+} from "../model/model.ts";
 import type { AdapterPolicy, BackendName } from "../tf/setup.ts";
 import type { ScheduleName } from "./schedule.ts";
 
@@ -33,60 +39,68 @@ export interface TrainConfig {
   evalLimit?: number;
 }
 
+/** Options every preset shares. */
+const COMMON = {
+  batch: 128,
+  limit: 0,
+  valSplit: 0.1,
+  seed: 1,
+  lr: 1e-3,
+  backend: "webgpu",
+  adapter: "any",
+} as const;
+
+/** What a preset chooses per model; ops and dropout come from the model itself. */
+type PresetChoice = Pick<
+  TrainConfig,
+  "epochs" | "weightDecay" | "labelSmoothing" | "augment" | "schedule" | "patience"
+>;
+
+function preset(model: ModelName, p: PresetChoice): Omit<TrainConfig, "model"> {
+  return {
+    ops: hasConvBnRelu(model) ? "fused" : "stock",
+    epochs: p.epochs,
+    ...COMMON,
+    weightDecay: p.weightDecay,
+    dropout: DEFAULT_DROPOUT[model],
+    labelSmoothing: p.labelSmoothing,
+    augment: p.augment,
+    schedule: p.schedule,
+    patience: p.patience,
+  };
+}
+
 /** Preset per model: what `deno task train --model X` uses unless told otherwise. */
 export const PRESETS: Record<ModelName, Omit<TrainConfig, "model">> = {
-  baseline: {
-    ops: "stock",
+  baseline: preset("baseline", {
     epochs: 10,
-    batch: 128,
-    limit: 0,
-    valSplit: 0.1,
-    seed: 1,
-    lr: 1e-3,
     weightDecay: 0,
-    dropout: 0,
     labelSmoothing: 0,
     augment: false,
     schedule: "none",
     patience: 3,
-    backend: "webgpu",
-    adapter: "any",
-  },
-  enhanced: {
-    ops: "fused",
+  }),
+  enhanced: preset("enhanced", {
     epochs: 15,
-    batch: 128,
-    limit: 0,
-    valSplit: 0.1,
-    seed: 1,
-    lr: 1e-3,
     weightDecay: 1e-4,
-    dropout: 0.3,
     labelSmoothing: 0,
     augment: false,
     schedule: "cosine",
     patience: 5,
-    backend: "webgpu",
-    adapter: "any",
-  },
-  wide: {
-    ops: "fused",
+  }),
+  wide: preset("wide", {
     epochs: 30,
-    batch: 128,
-    limit: 0,
-    valSplit: 0.1,
-    seed: 1,
-    lr: 1e-3,
     weightDecay: 5e-5,
-    dropout: 0.3,
     labelSmoothing: 0.1,
     augment: true,
     schedule: "cosine",
     patience: 8,
-    backend: "webgpu",
-    adapter: "any",
-  },
+  }),
 };
+
+function hasConvBnRelu(model: ModelName): boolean {
+  return convBnReluShapes(model).length > 0;
+}
 
 /** Flags that map one-to-one onto TrainConfig fields (no defaults here: presets fill them). */
 export const CONFIG_FLAGS = {
@@ -204,10 +218,12 @@ export function resolveConfig(
     }
   }
   cfg.model = model;
-  if (model === "baseline" && fromFlags.ops === "fused") {
-    throw new UsageError("--ops fused: the baseline model has no conv+BN+ReLU blocks");
+  if (!hasConvBnRelu(model)) {
+    if (fromFlags.ops === "fused") {
+      throw new UsageError(`--ops fused: the ${model} model has no conv+BN+ReLU blocks`);
+    }
+    cfg.ops = "stock";
   }
-  if (model === "baseline") cfg.ops = "stock";
   return cfg;
 }
 
