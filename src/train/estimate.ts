@@ -3,10 +3,8 @@
 
 import * as tf from "@tensorflow/tfjs-core";
 import { imagesToTensor, labelsToOneHot } from "../data/dataset.ts";
-import { createModel } from "../model/model.ts";
 import type { TrainConfig } from "./config.ts";
-import type { PreparedData } from "./loop.ts";
-import { createOptimizer } from "./loop.ts";
+import { createOptimizer, createTrainModel, type PreparedData } from "./loop.ts";
 import { makeTrainStep } from "./step.ts";
 
 /** Seconds per training step, measured on `timed` steps after `warmup` untimed ones. */
@@ -16,12 +14,7 @@ export async function measureStepSeconds(
   warmup = 1,
   timed = 2,
 ): Promise<number> {
-  const model = createModel(cfg.model, {
-    ops: cfg.ops,
-    seed: cfg.seed,
-    dropout: cfg.dropout,
-    l2: cfg.weightDecay,
-  });
+  const model = createTrainModel(cfg);
   const optimizer = createOptimizer(cfg);
   const idx = data.trainIdx.subarray(0, cfg.batch);
   const x = imagesToTensor(data.train, idx);

@@ -1,4 +1,15 @@
-// history.csv: one row per epoch, the same fields as history.json.
+// The per-epoch record of a run: history.json and history.csv in the run folder (one row per
+// epoch), written atomically after every epoch and read back on --resume.
+
+export interface EpochRecord {
+  epoch: number;
+  loss: number;
+  acc: number;
+  valLoss: number;
+  valAcc: number;
+  lr: number;
+  epochTimeS: number;
+}
 
 export const HISTORY_COLUMNS = [
   "epoch",
@@ -8,11 +19,9 @@ export const HISTORY_COLUMNS = [
   "valAcc",
   "lr",
   "epochTimeS",
-] as const;
+] as const satisfies readonly (keyof EpochRecord)[];
 
-export function historyCsv(
-  rows: readonly Record<(typeof HISTORY_COLUMNS)[number], number>[],
-): string {
+export function historyCsv(rows: readonly EpochRecord[]): string {
   const lines = [HISTORY_COLUMNS.join(",")];
   for (const r of rows) lines.push(HISTORY_COLUMNS.map((c) => fmt(r[c])).join(","));
   return lines.join("\n") + "\n";
@@ -20,4 +29,28 @@ export function historyCsv(
 
 function fmt(v: number): string {
   return Number.isInteger(v) ? String(v) : Number.isFinite(v) ? v.toPrecision(6) : "";
+}
+
+/** The run's history.json, or [] when there is none (yet) or it is unreadable. */
+export async function readHistory(outDir: string): Promise<EpochRecord[]> {
+  try {
+    return JSON.parse(await Deno.readTextFile(`${outDir}/history.json`));
+  } catch {
+    return [];
+  }
+}
+
+/** Writes history.json and history.csv, each through a temporary file and a rename. */
+export async function writeHistory(outDir: string, history: EpochRecord[]): Promise<void> {
+  const enc = new TextEncoder();
+  for (
+    const [name, text] of [
+      ["history.json", JSON.stringify(history, null, 1) + "\n"],
+      ["history.csv", historyCsv(history)],
+    ]
+  ) {
+    const tmp = `${outDir}/.${name}.tmp`;
+    await Deno.writeFile(tmp, enc.encode(text));
+    await Deno.rename(tmp, `${outDir}/${name}`);
+  }
 }

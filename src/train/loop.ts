@@ -1,5 +1,6 @@
 // The training loop: epochs of shuffled mini-batches, validation each epoch, LR schedule, early
-// stopping, checkpoints (best + last) and history files, resumable mid-epoch.
+// stopping, checkpoints (best + last) and history files, resumable mid-epoch. The pieces live
+// beside it: validation.ts, checkpointing.ts (loop state, save, resume), history.ts, progress.ts.
 //
 // Reproducibility: every random draw comes from a stream derived from (seed, epoch, step): the
 // epoch's shuffle, each step's augmentation and dropout. A resumed run therefore needs only
@@ -15,54 +16,28 @@ import {
   stratifiedSplit,
 } from "../data/dataset.ts";
 import type { FashionMnist, Split } from "../data/fashion_mnist.ts";
-import {
-  type LoadedCheckpoint,
-  readCheckpoint,
-  restoreOptimizer,
-  restoreWeights,
-  saveCheckpoint,
-} from "../model/checkpoint.ts";
+import type { LoadedCheckpoint } from "../model/checkpoint.ts";
 import { createModel, type Model } from "../model/model.ts";
 import { createRng, deriveSeed, Rng } from "../random.ts";
 import { augmentBatch } from "./augment.ts";
-import type { TrainConfig } from "./config.ts";
-import { historyCsv } from "./history.ts";
-import type { Progress } from "./progress.ts";
 import {
-  cosineLr,
-  EarlyStopping,
-  type EarlyStoppingState,
-  type PlateauState,
-  ReduceOnPlateau,
-} from "./schedule.ts";
-import { countCorrect, crossEntropy, makeTrainStepWithMetrics } from "./step.ts";
+  checkpointSaver,
+  emptyRunningSums,
+  type LoopState,
+  restoreBestWeights,
+  type RunningSums,
+  type SaveCheckpoint,
+  startingState,
+} from "./checkpointing.ts";
+import type { TrainConfig } from "./config.ts";
+import { type EpochRecord, writeHistory } from "./history.ts";
+import type { Progress } from "./progress.ts";
+import { cosineLr, EarlyStopping, ReduceOnPlateau } from "./schedule.ts";
+import { makeTrainStepWithMetrics, type StepResult } from "./step.ts";
+import { evaluate } from "./validation.ts";
 
-export interface EpochRecord {
-  epoch: number;
-  loss: number;
-  acc: number;
-  valLoss: number;
-  valAcc: number;
-  lr: number;
-  epochTimeS: number;
-}
-
-/** Loop state stored in checkpoints (`state`), enough to continue exactly. */
-export interface LoopState {
-  /** 0-based epoch in progress. */
-  epoch: number;
-  /** Steps already taken in that epoch. */
-  step: number;
-  globalStep: number;
-  lr: number;
-  /** Partial-epoch sums, so an interrupted epoch reports the same metrics when finished. */
-  running: { lossSum: number; correct: number; seen: number; timeS: number };
-  earlyStopping: EarlyStoppingState;
-  plateau: PlateauState | null;
-  /** Streams are derived from (seed, epoch, step); recorded for the reader. */
-  rng: { seed: number; scheme: string };
-  done: boolean;
-}
+export type { EpochRecord } from "./history.ts";
+export type { LoopState } from "./checkpointing.ts";
 
 export interface TrainResult {
   history: EpochRecord[];
@@ -108,6 +83,16 @@ export function prepareData(data: FashionMnist, cfg: TrainConfig): PreparedData 
   return { train, trainIdx, valIdx };
 }
 
+/** The model a training config describes, freshly initialised from its seed. */
+export function createTrainModel(cfg: TrainConfig): Model {
+  return createModel(cfg.model, {
+    ops: cfg.ops,
+    seed: cfg.seed,
+    dropout: cfg.dropout,
+    l2: cfg.weightDecay,
+  });
+}
+
 export function createOptimizer(cfg: TrainConfig): tf.Optimizer {
   return tf.train.adam(cfg.lr);
 }
@@ -117,56 +102,12 @@ export function setLearningRate(opt: tf.Optimizer, lr: number) {
   (opt as unknown as { learningRate: number }).learningRate = lr;
 }
 
-/** Mean loss and accuracy over `indices`, inference mode, in batches of 500. */
-export async function evaluate(
-  model: Model,
-  split: Split,
-  indices: Int32Array,
-  batch = 500,
-): Promise<{ loss: number; acc: number }> {
-  if (indices.length === 0) return { loss: NaN, acc: NaN };
-  let lossSum = 0;
-  let correct = 0;
-  for (let start = 0; start < indices.length; start += batch) {
-    const idx = indices.subarray(start, start + batch);
-    const [l, c] = tf.tidy(() => {
-      const x = imagesToTensor(split, idx);
-      const y = labelsToOneHot(split, idx);
-      const logits = model.apply(x, false);
-      return [tf.mul(crossEntropy(y, logits), idx.length), countCorrect(logits, y)];
-    });
-    lossSum += (await l.data())[0];
-    correct += (await c.data())[0];
-    tf.dispose([l, c]);
-  }
-  return { loss: lossSum / indices.length, acc: correct / indices.length };
-}
-
-function initialState(cfg: TrainConfig): LoopState {
-  return {
-    epoch: 0,
-    step: 0,
-    globalStep: 0,
-    lr: cfg.schedule === "cosine" ? cosineLr(0, cfg.epochs, cfg.lr) : cfg.lr,
-    running: { lossSum: 0, correct: 0, seen: 0, timeS: 0 },
-    earlyStopping: new EarlyStopping(cfg.patience).state,
-    plateau: cfg.schedule === "plateau" ? new ReduceOnPlateau(cfg.lr).state : null,
-    rng: { seed: cfg.seed, scheme: "mulberry32(deriveSeed(seed, stream, epoch, step))" },
-    done: false,
-  };
-}
-
 export async function runTraining(
   cfg: TrainConfig,
   data: PreparedData,
   opts: LoopOptions,
 ): Promise<TrainResult> {
-  const model = createModel(cfg.model, {
-    ops: cfg.ops,
-    seed: cfg.seed,
-    dropout: cfg.dropout,
-    l2: cfg.weightDecay,
-  });
+  const model = createTrainModel(cfg);
   const optimizer = createOptimizer(cfg);
   try {
     return await loop(cfg, data, opts, model, optimizer);
@@ -178,6 +119,55 @@ export async function runTraining(
   }
 }
 
+/** What every epoch of one run shares. */
+interface RunContext {
+  cfg: TrainConfig;
+  data: PreparedData;
+  opts: LoopOptions;
+  model: Model;
+  step: (x: tf.Tensor4D, y: tf.Tensor2D) => StepResult;
+  stepsPerEpoch: number;
+}
+
+/** Early stopping and the plateau schedule, restored from and saved into the loop state. */
+class Schedules {
+  readonly early: EarlyStopping;
+  readonly plateau: ReduceOnPlateau | null;
+
+  constructor(private readonly cfg: TrainConfig, state: LoopState) {
+    this.early = new EarlyStopping(cfg.patience);
+    this.early.state = { ...state.earlyStopping };
+    this.plateau = cfg.schedule === "plateau" ? new ReduceOnPlateau(cfg.lr) : null;
+    if (this.plateau && state.plateau) this.plateau.state = { ...state.plateau };
+  }
+
+  /** Learning rate for epoch `e`. Cosine is a function of (epoch, epochs): recomputed, so a
+   * resume with more --epochs works. */
+  lrAt(e: number, current: number): number {
+    return this.cfg.schedule === "cosine" ? cosineLr(e, this.cfg.epochs, this.cfg.lr) : current;
+  }
+
+  /** After epoch `e`: whether it is the best so far, whether to stop, the next epoch's LR. */
+  update(e: number, record: EpochRecord): { improved: boolean; stop: boolean; nextLr: number } {
+    // Without a validation split every epoch counts as the best (the latest weights).
+    const { improved, stop } = Number.isNaN(record.valAcc)
+      ? { improved: true, stop: false }
+      : this.early.update(e + 1, record.valAcc);
+    let nextLr = this.lrAt(e + 1, record.lr);
+    if (this.plateau) {
+      nextLr = this.plateau.update(Number.isNaN(record.valLoss) ? record.loss : record.valLoss);
+    }
+    return { improved, stop, nextLr };
+  }
+
+  snapshot(): Pick<LoopState, "earlyStopping" | "plateau"> {
+    return {
+      earlyStopping: { ...this.early.state },
+      plateau: this.plateau ? { ...this.plateau.state } : null,
+    };
+  }
+}
+
 async function loop(
   cfg: TrainConfig,
   data: PreparedData,
@@ -185,173 +175,187 @@ async function loop(
   model: Model,
   optimizer: tf.Optimizer,
 ): Promise<TrainResult> {
-  const ckDir = `${opts.outDir}/checkpoints`;
-  let state = initialState(cfg);
-  let history: EpochRecord[] = [];
-  if (opts.resume) {
-    restoreWeights(model, opts.resume);
-    await restoreOptimizer(optimizer, model, opts.resume);
-    state = { ...state, ...(opts.resume.meta.state as unknown as LoopState) };
-    history = (await readHistory(opts.outDir)).filter((h) => h.epoch <= state.epoch);
-    if (state.done && state.epoch < cfg.epochs) state.done = false; // --epochs raised
-  }
-  const early = new EarlyStopping(cfg.patience);
-  early.state = { ...state.earlyStopping };
-  const plateau = cfg.schedule === "plateau" ? new ReduceOnPlateau(cfg.lr) : null;
-  if (plateau && state.plateau) plateau.state = { ...state.plateau };
-
+  let { state, history } = await startingState(cfg, opts.outDir, model, optimizer, opts.resume);
+  const schedules = new Schedules(cfg, state);
   opts.log(
     `model ${cfg.model} (ops ${cfg.ops}): ${
       model.paramCount.toLocaleString("en-US")
     } parameters; ` +
       `${data.trainIdx.length} training / ${data.valIdx.length} validation images`,
   );
-  const step = makeTrainStepWithMetrics(model, optimizer, { labelSmoothing: cfg.labelSmoothing });
-  const stepsPerEpoch = Math.ceil(data.trainIdx.length / cfg.batch);
-  const save = (dir: string, s: LoopState) =>
-    saveCheckpoint(`${ckDir}/${dir}`, model, {
-      config: cfg as unknown as Record<string, unknown>,
-      optimizer,
-      state: s as unknown as Record<string, unknown>,
-    });
+  const ctx: RunContext = {
+    cfg,
+    data,
+    opts,
+    model,
+    step: makeTrainStepWithMetrics(model, optimizer, { labelSmoothing: cfg.labelSmoothing }),
+    stepsPerEpoch: Math.ceil(data.trainIdx.length / cfg.batch),
+  };
+  const save = checkpointSaver(opts.outDir, cfg, model, optimizer);
+  const result = (stoppedEarly: boolean, interrupted: boolean): TrainResult => ({
+    ...summary(history, schedules.early),
+    stoppedEarly,
+    interrupted,
+    model,
+  });
   let stoppedEarly = false;
 
   while (!state.done && state.epoch < cfg.epochs) {
-    const e = state.epoch;
-    // Cosine is a function of (epoch, epochs): recomputed, so a resume with more --epochs works.
-    if (cfg.schedule === "cosine") state.lr = cosineLr(e, cfg.epochs, cfg.lr);
+    state.lr = schedules.lrAt(state.epoch, state.lr);
     setLearningRate(optimizer, state.lr);
-    const order = batchIterator(data.trainIdx, cfg.batch, createRng(deriveSeed(cfg.seed, 5, e)));
-    for (let i = 0; i < state.step; i++) order.next(); // resume mid-epoch
-    const run = { ...state.running };
-    let stepInEpoch = state.step;
-    const epochStart = performance.now() - run.timeS * 1000;
-    for (const idx of order) {
-      const t0 = performance.now();
-      const [lossT, correctT] = tf.tidy(() => {
-        let x = imagesToTensor(data.train, idx);
-        const y = labelsToOneHot(data.train, idx);
-        if (cfg.augment) x = augmentBatch(x, new Rng(deriveSeed(cfg.seed, 3, e, stepInEpoch)));
-        model.rng.state = deriveSeed(cfg.seed, 4, e, stepInEpoch);
-        const r = step(x, y);
-        return [r.loss, r.correct];
-      });
-      // A lost device can leave a read-back pending forever: race it against the guard.
-      const loss = (await untilDeviceFailure(lossT.data()))[0];
-      const correct = (await untilDeviceFailure(correctT.data()))[0];
-      tf.dispose([lossT, correctT]);
-      assertDeviceOk();
-      if (!Number.isFinite(loss)) {
-        opts.progress.clear();
-        throw new DivergedError(
-          `loss became ${loss} at epoch ${e + 1} step ${stepInEpoch + 1}: training stopped. ` +
-            (e > 0
-              ? `The last good checkpoint (end of epoch ${e}) is in ${ckDir}/last`
-              : "No checkpoint was written yet") +
-            ` (try a lower --lr, now ${state.lr.toPrecision(3)})`,
-        );
-      }
-      stepInEpoch++;
-      state.globalStep++;
-      run.lossSum += loss * idx.length;
-      run.correct += correct;
-      run.seen += idx.length;
-      const elapsed = (performance.now() - epochStart) / 1000;
-      const stepS = (performance.now() - t0) / 1000;
-      opts.progress.step({
-        epoch: e + 1,
-        epochs: cfg.epochs,
-        step: stepInEpoch,
-        steps: stepsPerEpoch,
-        loss: run.lossSum / run.seen,
-        acc: run.correct / run.seen,
-        imagesPerS: idx.length / Math.max(stepS, 1e-9),
-        etaS: (elapsed / stepInEpoch) * (stepsPerEpoch - stepInEpoch),
-      });
-      // A macrotask turn so a pending SIGINT listener can run between steps.
-      await new Promise((r) => setTimeout(r, 0));
-      if (opts.stopRequested?.() && stepInEpoch < stepsPerEpoch) {
-        run.timeS = (performance.now() - epochStart) / 1000;
-        state = { ...state, step: stepInEpoch, running: run };
-        opts.progress.clear();
-        await save("last", state);
-        return { ...summary(history, early), stoppedEarly: false, interrupted: true, model };
-      }
+    const epoch = await trainEpoch(ctx, state);
+    if (epoch.interrupted) {
+      state = { ...state, step: epoch.stepsDone, running: epoch.running };
+      opts.progress.clear();
+      await save("last", state);
+      return result(false, true);
     }
-    const epochTimeS = (performance.now() - epochStart) / 1000;
-    const val = await evaluate(model, data.train, data.valIdx);
-    const record: EpochRecord = {
-      epoch: e + 1,
-      loss: run.lossSum / run.seen,
-      acc: run.correct / run.seen,
-      valLoss: val.loss,
-      valAcc: val.acc,
-      lr: state.lr,
-      epochTimeS,
-    };
-    history.push(record);
-    // Without a validation split every epoch counts as the best (the latest weights).
-    const { improved, stop } = Number.isNaN(val.acc)
-      ? { improved: true, stop: false }
-      : early.update(e + 1, val.acc);
-    let nextLr = state.lr;
-    if (cfg.schedule === "cosine") nextLr = cosineLr(e + 1, cfg.epochs, cfg.lr);
-    if (plateau) nextLr = plateau.update(Number.isNaN(val.loss) ? record.loss : val.loss);
-    stoppedEarly = stop;
-    state = {
-      ...state,
-      epoch: e + 1,
-      step: 0,
-      lr: nextLr,
-      running: { lossSum: 0, correct: 0, seen: 0, timeS: 0 },
-      earlyStopping: { ...early.state },
-      plateau: plateau ? { ...plateau.state } : null,
-      done: stop || e + 1 >= cfg.epochs,
-    };
-    if (improved) await save("best", state);
-    await save("last", state);
-    await writeHistory(opts.outDir, history);
-    opts.progress.epochEnd({ ...record, epochs: cfg.epochs, best: improved });
-    if (opts.stopRequested?.() && !state.done) {
-      return { ...summary(history, early), stoppedEarly: false, interrupted: true, model };
-    }
-    if (stop) {
+    const end = await endEpoch(ctx, state, epoch.running, history, schedules, save);
+    state = end.state;
+    stoppedEarly = end.stop;
+    if (opts.stopRequested?.() && !state.done) return result(false, true);
+    if (end.stop) {
       opts.log(
         `early stopping: no validation-accuracy gain for ${cfg.patience} epochs ` +
-          `(best ${early.state.best.toFixed(4)} at epoch ${early.state.bestEpoch})`,
+          `(best ${schedules.early.state.best.toFixed(4)} at epoch ` +
+          `${schedules.early.state.bestEpoch})`,
       );
     }
   }
-  // Leave the model holding the best weights (Keras restore_best_weights).
-  const best = await readCheckpoint(`${ckDir}/best`).catch(() => null);
-  if (best) restoreWeights(model, best);
-  return { ...summary(history, early), stoppedEarly, interrupted: false, model };
+  await restoreBestWeights(opts.outDir, model);
+  return result(stoppedEarly, false);
+}
+
+type EpochOutcome =
+  | { interrupted: false; running: RunningSums }
+  | { interrupted: true; running: RunningSums; stepsDone: number };
+
+/**
+ * The steps of epoch `state.epoch` from step `state.step` on (a resumed epoch skips the batches
+ * it had taken). Stops early, with the sums so far, when a stop is requested mid-epoch.
+ */
+async function trainEpoch(ctx: RunContext, state: LoopState): Promise<EpochOutcome> {
+  const { cfg, data, opts } = ctx;
+  const e = state.epoch;
+  const order = batchIterator(data.trainIdx, cfg.batch, createRng(deriveSeed(cfg.seed, 5, e)));
+  for (let i = 0; i < state.step; i++) order.next(); // resume mid-epoch
+  const running = { ...state.running };
+  let stepInEpoch = state.step;
+  const epochStart = performance.now() - running.timeS * 1000;
+  for (const idx of order) {
+    const t0 = performance.now();
+    const { loss, correct } = await trainStep(ctx, state, stepInEpoch, idx);
+    stepInEpoch++;
+    state.globalStep++;
+    running.lossSum += loss * idx.length;
+    running.correct += correct;
+    running.seen += idx.length;
+    const elapsed = (performance.now() - epochStart) / 1000;
+    const stepS = (performance.now() - t0) / 1000;
+    opts.progress.step({
+      epoch: e + 1,
+      epochs: cfg.epochs,
+      step: stepInEpoch,
+      steps: ctx.stepsPerEpoch,
+      loss: running.lossSum / running.seen,
+      acc: running.correct / running.seen,
+      imagesPerS: idx.length / Math.max(stepS, 1e-9),
+      etaS: (elapsed / stepInEpoch) * (ctx.stepsPerEpoch - stepInEpoch),
+    });
+    if (await stopRequestedAfterStep(opts) && stepInEpoch < ctx.stepsPerEpoch) {
+      running.timeS = (performance.now() - epochStart) / 1000;
+      return { interrupted: true, running, stepsDone: stepInEpoch };
+    }
+  }
+  running.timeS = (performance.now() - epochStart) / 1000;
+  return { interrupted: false, running };
+}
+
+/** Gives a pending SIGINT listener a macrotask turn, then polls `stopRequested`. */
+async function stopRequestedAfterStep(opts: LoopOptions): Promise<boolean> {
+  await new Promise((r) => setTimeout(r, 0));
+  return opts.stopRequested?.() ?? false;
+}
+
+/** One optimizer step on the batch `idx`; its loss and correct count, read back. */
+async function trainStep(
+  ctx: RunContext,
+  state: LoopState,
+  stepInEpoch: number,
+  idx: Int32Array,
+): Promise<{ loss: number; correct: number }> {
+  const { cfg, data, model } = ctx;
+  const e = state.epoch;
+  const [lossT, correctT] = tf.tidy(() => {
+    let x = imagesToTensor(data.train, idx);
+    const y = labelsToOneHot(data.train, idx);
+    if (cfg.augment) x = augmentBatch(x, new Rng(deriveSeed(cfg.seed, 3, e, stepInEpoch)));
+    model.rng.state = deriveSeed(cfg.seed, 4, e, stepInEpoch);
+    const r = ctx.step(x, y);
+    return [r.loss, r.correct];
+  });
+  // A lost device can leave a read-back pending forever: race it against the guard.
+  const loss = (await untilDeviceFailure(lossT.data()))[0];
+  const correct = (await untilDeviceFailure(correctT.data()))[0];
+  tf.dispose([lossT, correctT]);
+  assertDeviceOk();
+  if (!Number.isFinite(loss)) {
+    ctx.opts.progress.clear();
+    throw new DivergedError(
+      `loss became ${loss} at epoch ${e + 1} step ${stepInEpoch + 1}: training stopped. ` +
+        (e > 0
+          ? `The last good checkpoint (end of epoch ${e}) is in ${ctx.opts.outDir}/checkpoints/last`
+          : "No checkpoint was written yet") +
+        ` (try a lower --lr, now ${state.lr.toPrecision(3)})`,
+    );
+  }
+  return { loss, correct };
+}
+
+/**
+ * After an epoch's steps: validation, the history row, schedules, checkpoints (best when it
+ * improved, always last), history files and the epoch line. Returns the next epoch's state.
+ */
+async function endEpoch(
+  ctx: RunContext,
+  state: LoopState,
+  running: RunningSums,
+  history: EpochRecord[],
+  schedules: Schedules,
+  save: SaveCheckpoint,
+): Promise<{ state: LoopState; stop: boolean }> {
+  const { cfg, data, model, opts } = ctx;
+  const e = state.epoch;
+  const val = await evaluate(model, data.train, data.valIdx);
+  const record: EpochRecord = {
+    epoch: e + 1,
+    loss: running.lossSum / running.seen,
+    acc: running.correct / running.seen,
+    valLoss: val.loss,
+    valAcc: val.acc,
+    lr: state.lr,
+    epochTimeS: running.timeS,
+  };
+  history.push(record);
+  const { improved, stop, nextLr } = schedules.update(e, record);
+  const next: LoopState = {
+    ...state,
+    epoch: e + 1,
+    step: 0,
+    lr: nextLr,
+    running: emptyRunningSums(),
+    ...schedules.snapshot(),
+    done: stop || e + 1 >= cfg.epochs,
+  };
+  if (improved) await save("best", next);
+  await save("last", next);
+  await writeHistory(opts.outDir, history);
+  opts.progress.epochEnd({ ...record, epochs: cfg.epochs, best: improved });
+  return { state: next, stop };
 }
 
 function summary(history: EpochRecord[], early: EarlyStopping) {
   const bestEpoch = early.state.bestEpoch > 0 ? early.state.bestEpoch : history.length;
   const bestValAcc = history.find((h) => h.epoch === bestEpoch)?.valAcc ?? NaN;
   return { history, bestEpoch, bestValAcc };
-}
-
-export async function readHistory(outDir: string): Promise<EpochRecord[]> {
-  try {
-    return JSON.parse(await Deno.readTextFile(`${outDir}/history.json`));
-  } catch {
-    return [];
-  }
-}
-
-async function writeHistory(outDir: string, history: EpochRecord[]) {
-  const enc = new TextEncoder();
-  for (
-    const [name, text] of [
-      ["history.json", JSON.stringify(history, null, 1) + "\n"],
-      ["history.csv", historyCsv(history)],
-    ]
-  ) {
-    const tmp = `${outDir}/.${name}.tmp`;
-    await Deno.writeFile(tmp, enc.encode(text));
-    await Deno.rename(tmp, `${outDir}/${name}`);
-  }
 }

@@ -2,6 +2,8 @@
 // epoch when stdout is a pipe or file (CI logs, tests), nothing per step with --quiet.
 // Every mode prints the one-line epoch summary.
 
+import type { EpochRecord } from "./history.ts";
+
 export interface StepInfo {
   epoch: number; // 1-based
   epochs: number;
@@ -13,17 +15,8 @@ export interface StepInfo {
   etaS: number;
 }
 
-export interface EpochSummary {
-  epoch: number;
-  epochs: number;
-  loss: number;
-  acc: number;
-  valLoss: number;
-  valAcc: number;
-  lr: number;
-  epochTimeS: number;
-  best: boolean;
-}
+/** An epoch's history row, with the epoch count and whether it was the best so far. */
+export type EpochSummary = EpochRecord & { epochs: number; best: boolean };
 
 export interface Progress {
   step(info: StepInfo): void;
