@@ -3,21 +3,28 @@
 import { helpText, parseFlags } from "../cli/args.ts";
 import { UsageError } from "../errors.ts";
 import { loadFashionMnist, type Split } from "../data/fashion_mnist.ts";
-import { readCheckpoint, resolveCheckpoint } from "../model/checkpoint.ts";
+import { type LoadedCheckpoint, readCheckpoint, resolveCheckpoint } from "../model/checkpoint.ts";
 import {
   CONFIG_FLAGS,
   configFromObject,
   explicitOptions,
+  flagOfField,
   presetHelp,
   readConfigFile,
   resolveConfig,
   type TrainConfig,
 } from "../train/config.ts";
 import { describeEstimate, measureStepSeconds } from "../train/estimate.ts";
-import { prepareData, runTraining, type TrainResult } from "../train/loop.ts";
+import {
+  type LoopOptions,
+  prepareData,
+  type PreparedData,
+  runTraining,
+  type TrainResult,
+} from "../train/loop.ts";
 import { evaluateRun } from "../eval/evaluate.ts";
 import { createProgress } from "../train/progress.ts";
-import { startTf } from "../tf/setup.ts";
+import { type AdapterReport, startTf } from "../tf/setup.ts";
 import { DeviceFailureError, explainDeviceError } from "../tf/device_guard.ts";
 
 const DEFS = {
@@ -34,95 +41,41 @@ const FIXED_ON_RESUME = ["model", "ops", "batch", "seed", "limit", "valSplit", "
 /** Exit status after SIGINT (128 + 2, the shell convention). */
 export const INTERRUPTED_EXIT = 130;
 
+type Log = (m: string) => void;
+
+/** Where a run goes and what it starts from. */
+interface RunPlan {
+  cfg: TrainConfig;
+  outDir: string;
+  resume?: LoadedCheckpoint;
+}
+
 export async function main(argv: string[]): Promise<void> {
   const f = parseFlags(argv, DEFS);
   if (f.help) {
     console.log(helpText("deno task train [flags]", DEFS, presetHelp()));
     return;
   }
-  const log = (m: string) => console.log(m);
+  const log: Log = (m) => console.log(m);
   const explicit = explicitOptions(f as unknown as Record<string, unknown>);
-  let cfg: TrainConfig;
-  let outDir: string;
-  let resume;
-  if (f.resume) {
-    if (f.out) throw new UsageError("--out: a resumed run continues in its own folder (--resume)");
-    if (f.config) throw new UsageError("--config: a resumed run uses its saved config.json");
-    outDir = f.resume.replace(/\/+$/, "");
-    const saved = await readSavedConfig(outDir);
-    for (const key of FIXED_ON_RESUME) {
-      if (explicit[key] !== undefined && explicit[key] !== saved[key]) {
-        throw new UsageError(
-          `--${key.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}: cannot change on --resume ` +
-            `(the run used ${saved[key]})`,
-        );
-      }
-    }
-    cfg = resolveConfig(saved, explicit);
-    resume = await readCheckpoint((await resolveCheckpoint(outDir, "last")).dir);
-  } else {
-    cfg = resolveConfig(f.config ? await readConfigFile(f.config) : {}, explicit);
-    outDir = f.out ??
-      `runs/${new Date().toISOString().slice(0, 19).replace(/:/g, "-")}-${cfg.model}`;
-    if (await isFile(`${outDir}/checkpoints/last/checkpoint.json`)) {
-      throw new UsageError(
-        `--out ${outDir}: already holds a run; continue it with --resume ${outDir} ` +
-          "or choose another folder",
-      );
-    }
-  }
+  const plan = f.resume
+    ? await planResume(f.resume, explicit, f)
+    : await planNewRun(explicit, f.config, f.out);
+  const { cfg, outDir, resume } = plan;
 
   const adapter = await startTf("train", cfg.backend, cfg.adapter, log);
   const data = await loadFashionMnist({ dataDir: cfg.data, log });
   const prepared = prepareData(data, cfg);
   if (prepared.trainIdx.length === 0) throw new UsageError("--limit: no training images left");
-  await Deno.mkdir(`${outDir}/checkpoints`, { recursive: true });
-  await writeTextAtomic(`${outDir}/config.json`, JSON.stringify(cfg, null, 2) + "\n");
-  log(
-    `run folder: ${outDir}${
-      resume ? ` (resuming at epoch ${Number(resume.meta.state.epoch) + 1})` : ""
-    }`,
-  );
+  await writeRunFolder(plan, log);
+  await logEstimate(adapter, cfg, prepared, log);
 
-  const stepsPerEpoch = Math.ceil(prepared.trainIdx.length / cfg.batch);
-  if (adapter.isSoftware && stepsPerEpoch * cfg.epochs > 50) {
-    const stepS = await measureStepSeconds(cfg, prepared);
-    log(
-      `software adapter (${adapter.description}): ${
-        describeEstimate(stepS, stepsPerEpoch, cfg.epochs)
-      }`,
-    );
-  }
-
-  let stop = false;
-  const onSigint = () => {
-    if (stop) Deno.exit(INTERRUPTED_EXIT); // second Ctrl-C: give up at once
-    stop = true;
-    console.error("\ninterrupt: finishing the current step, then saving checkpoints/last ...");
-  };
-  Deno.addSignalListener("SIGINT", onSigint);
-  let result: TrainResult;
-  try {
-    result = await runTraining(cfg, prepared, {
-      outDir,
-      progress: createProgress({ quiet: f.quiet }),
-      log,
-      resume,
-      stopRequested: () => stop,
-    });
-  } catch (e) {
-    // An op on a lost device throws a cryptic error of its own: report the failure behind it.
-    const failure = explainDeviceError(e);
-    if (!(failure instanceof DeviceFailureError)) throw e;
-    // Checkpoints on disk are all that survives a lost device: say where they are.
-    throw new DeviceFailureError(
-      failure.kind,
-      `${failure.message}. Checkpoints of the finished epochs are in ${outDir}/checkpoints; ` +
-        `continue with: deno task train --resume ${outDir}`,
-    );
-  } finally {
-    Deno.removeSignalListener("SIGINT", onSigint);
-  }
+  const result = await trainUntilDoneOrInterrupted(cfg, prepared, {
+    outDir,
+    progress: createProgress({ quiet: f.quiet }),
+    log,
+    resume,
+  });
   if (result.interrupted) {
     result.model.dispose();
     console.error(
@@ -131,12 +84,7 @@ export async function main(argv: string[]): Promise<void> {
     );
     Deno.exit(INTERRUPTED_EXIT);
   }
-  const best = Number.isNaN(result.bestValAcc)
-    ? "no validation split: the best checkpoint is the last epoch"
-    : `best validation accuracy ${result.bestValAcc.toFixed(4)} at epoch ${result.bestEpoch}`;
-  log(
-    `${best}${result.stoppedEarly ? " (stopped early)" : ""}; checkpoints in ${outDir}/checkpoints`,
-  );
+  logOutcome(result, outDir, log);
   try {
     await evaluateAtEnd(cfg, outDir, data.test, log);
   } finally {
@@ -144,6 +92,116 @@ export async function main(argv: string[]): Promise<void> {
   }
 }
 
+/** --resume DIR: the saved config with the allowed overrides, and checkpoints/last. */
+async function planResume(
+  dir: string,
+  explicit: Partial<TrainConfig>,
+  f: { out?: string; config?: string },
+): Promise<RunPlan> {
+  if (f.out) throw new UsageError("--out: a resumed run continues in its own folder (--resume)");
+  if (f.config) throw new UsageError("--config: a resumed run uses its saved config.json");
+  const outDir = dir.replace(/\/+$/, "");
+  const saved = await readSavedConfig(outDir);
+  for (const key of FIXED_ON_RESUME) {
+    if (explicit[key] !== undefined && explicit[key] !== saved[key]) {
+      throw new UsageError(
+        `--${flagOfField(key)}: cannot change on --resume (the run used ${saved[key]})`,
+      );
+    }
+  }
+  const cfg = resolveConfig(saved, explicit);
+  const resume = await readCheckpoint((await resolveCheckpoint(outDir, "last")).dir);
+  return { cfg, outDir, resume };
+}
+
+/** A new run: preset < --config file < flags, into --out or a fresh timestamped folder. */
+async function planNewRun(
+  explicit: Partial<TrainConfig>,
+  configFile: string | undefined,
+  out: string | undefined,
+): Promise<RunPlan> {
+  const cfg = resolveConfig(configFile ? await readConfigFile(configFile) : {}, explicit);
+  const outDir = out ??
+    `runs/${new Date().toISOString().slice(0, 19).replace(/:/g, "-")}-${cfg.model}`;
+  if (await isFile(`${outDir}/checkpoints/last/checkpoint.json`)) {
+    throw new UsageError(
+      `--out ${outDir}: already holds a run; continue it with --resume ${outDir} ` +
+        "or choose another folder",
+    );
+  }
+  return { cfg, outDir };
+}
+
+/** checkpoints/ and config.json, and the run-folder line. */
+async function writeRunFolder({ cfg, outDir, resume }: RunPlan, log: Log) {
+  await Deno.mkdir(`${outDir}/checkpoints`, { recursive: true });
+  await writeTextAtomic(`${outDir}/config.json`, JSON.stringify(cfg, null, 2) + "\n");
+  log(
+    `run folder: ${outDir}${
+      resume ? ` (resuming at epoch ${Number(resume.meta.state.epoch) + 1})` : ""
+    }`,
+  );
+}
+
+/** On a software adapter a long run gets a measured estimate before it starts. */
+async function logEstimate(
+  adapter: AdapterReport,
+  cfg: TrainConfig,
+  prepared: PreparedData,
+  log: Log,
+) {
+  const stepsPerEpoch = Math.ceil(prepared.trainIdx.length / cfg.batch);
+  if (!adapter.isSoftware || stepsPerEpoch * cfg.epochs <= 50) return;
+  const stepS = await measureStepSeconds(cfg, prepared);
+  log(
+    `software adapter (${adapter.description}): ${
+      describeEstimate(stepS, stepsPerEpoch, cfg.epochs)
+    }`,
+  );
+}
+
+/**
+ * Runs the training loop with Ctrl-C handling: the first SIGINT asks the loop to stop after the
+ * current step (it saves checkpoints/last), a second one exits at once. A failed GPU device is
+ * reported with where the checkpoints are and how to continue.
+ */
+async function trainUntilDoneOrInterrupted(
+  cfg: TrainConfig,
+  prepared: PreparedData,
+  opts: Omit<LoopOptions, "stopRequested">,
+): Promise<TrainResult> {
+  let stop = false;
+  const onSigint = () => {
+    if (stop) Deno.exit(INTERRUPTED_EXIT); // second Ctrl-C: give up at once
+    stop = true;
+    console.error("\ninterrupt: finishing the current step, then saving checkpoints/last ...");
+  };
+  Deno.addSignalListener("SIGINT", onSigint);
+  try {
+    return await runTraining(cfg, prepared, { ...opts, stopRequested: () => stop });
+  } catch (e) {
+    // An op on a lost device throws a cryptic error of its own: report the failure behind it.
+    const failure = explainDeviceError(e);
+    if (!(failure instanceof DeviceFailureError)) throw e;
+    // Checkpoints on disk are all that survives a lost device: say where they are.
+    throw new DeviceFailureError(
+      failure.kind,
+      `${failure.message}. Checkpoints of the finished epochs are in ${opts.outDir}/checkpoints; ` +
+        `continue with: deno task train --resume ${opts.outDir}`,
+    );
+  } finally {
+    Deno.removeSignalListener("SIGINT", onSigint);
+  }
+}
+
+function logOutcome(result: TrainResult, outDir: string, log: Log) {
+  const best = Number.isNaN(result.bestValAcc)
+    ? "no validation split: the best checkpoint is the last epoch"
+    : `best validation accuracy ${result.bestValAcc.toFixed(4)} at epoch ${result.bestEpoch}`;
+  log(
+    `${best}${result.stoppedEarly ? " (stopped early)" : ""}; checkpoints in ${outDir}/checkpoints`,
+  );
+}
 async function readSavedConfig(runDir: string): Promise<Partial<TrainConfig>> {
   const path = `${runDir}/config.json`;
   let raw;
