@@ -22,23 +22,12 @@ import {
   convBnReluTrainGradWebGPU,
   DEFAULT_TUNING,
 } from "../src/ops/conv_bn_relu_bwd.ts";
+import { arg, type ProbeCase } from "./probe_args.ts";
 
-interface Case {
-  hw: number;
-  cin: number;
-  cout: number;
-  k: number;
-}
-
-const CASES: Case[] = [
+const CASES: ProbeCase[] = [
   { hw: 28, cin: 32, cout: 32, k: 3 },
   { hw: 14, cin: 64, cout: 64, k: 3 },
 ];
-
-function arg(name: string, fallback: string): string {
-  const i = Deno.args.indexOf(`--${name}`);
-  return i >= 0 && i + 1 < Deno.args.length ? Deno.args[i + 1] : fallback;
-}
 
 /** Median wall time of f (which returns the tensors to await and dispose), after 2 warm-ups. */
 async function timeMs(f: () => tf.Tensor[], reps: number): Promise<number> {

@@ -12,24 +12,13 @@ import { describeAdapter, initTf } from "../src/tf/setup.ts";
 import { convBnReluInfer, convBnReluTrain } from "../src/ops/conv_bn_relu.ts";
 import { convBnReluInferStock, convBnReluTrainStock } from "../src/ops/conv_bn_relu_stock.ts";
 import { useNaiveKernels } from "../src/ops/conv_bn_relu_fwd.ts";
+import { arg, type ProbeCase } from "./probe_args.ts";
 
-interface Case {
-  hw: number;
-  cin: number;
-  cout: number;
-  k: number;
-}
-
-const CASES: Case[] = [
+const CASES: ProbeCase[] = [
   { hw: 28, cin: 1, cout: 32, k: 3 }, // first layer (cout4 variant)
   { hw: 28, cin: 32, cout: 32, k: 3 },
   { hw: 14, cin: 64, cout: 64, k: 3 },
 ];
-
-function arg(name: string, fallback: string): string {
-  const i = Deno.args.indexOf(`--${name}`);
-  return i >= 0 && i + 1 < Deno.args.length ? Deno.args[i + 1] : fallback;
-}
 
 /** Times every row once per round (round-robin, so load drift on a shared machine hits all rows
  * alike); returns per-row medians and minima in ms, after two warm-up rounds. */
