@@ -7,8 +7,7 @@ import { main } from "../src/cmd/bench.ts";
 import { QUICK_LAYERS, runKernelSuite } from "../bench/kernels_suite.ts";
 import { compareDocuments, parseBenchDocument, renderComparison, SCHEMA } from "../bench/report.ts";
 import { UsageError } from "../src/errors.ts";
-import { initTf } from "../src/tf/setup.ts";
-import { GPU_TEST } from "./helpers/gpu.ts";
+import { GPU_TEST, initWebGpu } from "./helpers/gpu.ts";
 
 /** Runs `fn` with console.log captured; returns what it printed. */
 async function captureLog(fn: () => Promise<void>): Promise<string> {
@@ -39,6 +38,8 @@ function assertStats(s: unknown, what: string) {
   assert.ok(["gpu-timestamp", "host-sync"].includes(st.clock as string), `${what}.clock`);
 }
 
+// The tests that write files share a skeleton (Deno.test with GPU_TEST, a temp folder, try/
+// finally); `duplicates` pairs them by shape. Deliberate: what differs is the whole body.
 async function tempDir() {
   return await Deno.makeTempDir({ prefix: "fmnist-bench-test-" });
 }
@@ -130,8 +131,7 @@ Deno.test({
   name: "bench: repeated kernel cases leave no tensors behind",
   ...GPU_TEST,
   fn: async () => {
-    await initTf("webgpu");
-    tf.env().set("WEBGPU_CPU_FORWARD", false);
+    await initWebGpu();
     const opts = {
       layers: QUICK_LAYERS.slice(1),
       batches: [2],

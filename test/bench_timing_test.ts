@@ -6,9 +6,8 @@ import * as tf from "@tensorflow/tfjs-core";
 import { measure, quantile, resolveClock, summarize } from "../bench/timing.ts";
 import { rooflineCopy, rooflineMatMul } from "../bench/roofline.ts";
 import { convBnReluWork } from "../bench/work.ts";
-import { initTf } from "../src/tf/setup.ts";
 import { assertClose } from "./helpers/compare.ts";
-import { GPU_TEST } from "./helpers/gpu.ts";
+import { GPU_TEST, initWebGpu } from "./helpers/gpu.ts";
 
 Deno.test("summarize: median, min/max and IQR", () => {
   assert.deepEqual(summarize([5, 1, 3]), { medianMs: 3, minMs: 1, maxMs: 5, iqrMs: 0 });
@@ -34,8 +33,7 @@ Deno.test({
   name: "roofline kernels match tfjs; tf.time counts our programs (GPU timestamps)",
   ...GPU_TEST,
   fn: async () => {
-    await initTf("webgpu");
-    tf.env().set("WEBGPU_CPU_FORWARD", false);
+    await initWebGpu();
     const x = tf.randomUniform([4096], -1, 1, "float32", 5) as tf.Tensor1D;
     const a = tf.randomUniform([64, 96], -1, 1, "float32", 6) as tf.Tensor2D;
     const b = tf.randomUniform([96, 32], -1, 1, "float32", 7) as tf.Tensor2D;

@@ -28,6 +28,9 @@ export const PROFILE_FLAGS = {
   ...DEVICE_FLAGS,
 } as const;
 
+// Every command module has this skeleton (flag table, usage line, parse, --help); `duplicates`
+// pairs it with src/cmd/bench.ts by shape. Deliberate: the parsing and help text it calls are
+// shared (src/cli/args.ts), what differs is the table.
 const USAGE = "deno task profile [--model enhanced] [--steps N] [--ops stock|fused] " +
   "[--batch N] [--top N] [--trace FILE]";
 
