@@ -9,6 +9,9 @@
 // conv + BN + ReLU chain at strides 1 and 2, same and valid (list in GRADIENTS below). A kernel
 // missing here fails loudly: tfjs throws "gradient function not found for <kernel>".
 //
+// The union package also added the chained-op methods (`x.add(y)`); tfjs-core's types still
+// declare them but tensors no longer have them at run time: use the functional ops (`tf.add`).
+//
 // Each one is the textbook derivative; test/gradients_test.ts checks every config against
 // central differences on the CPU backend over random shapes (broadcasting included). The fused
 // conv + BN + ReLU op registers its own gradient (src/ops/conv_bn_relu_grad.ts).
