@@ -8,7 +8,8 @@ import type { OpsKind } from "../src/model/layers.ts";
 import { makeTrainStep } from "../src/train/step.ts";
 import { describeAdapter } from "../src/tf/setup.ts";
 import { startBackend } from "./run.ts";
-import { textTable, writeTextFileAtomic } from "./report.ts";
+import { writeFileAtomic } from "../src/files.ts";
+import { textTable } from "./report.ts";
 import { measure, type Stats } from "./timing.ts";
 import {
   type KernelRecord,
@@ -179,7 +180,7 @@ export async function runProfile(f: ProfileOptions): Promise<void> {
       date: new Date().toISOString(),
       batch: f.batch,
     });
-    await writeTextFileAtomic(f.trace, JSON.stringify(trace) + "\n");
+    await writeFileAtomic(f.trace, JSON.stringify(trace) + "\n");
     console.log(`\nwrote ${f.trace} (open in https://ui.perfetto.dev)`);
   }
 }

@@ -315,10 +315,3 @@ export function parseBenchDocument(text: string, path: string): BenchDocument {
   }
   return d as BenchDocument;
 }
-
-/** Writes `text` to `path` via a temporary file and a rename, so readers never see half a file. */
-export async function writeTextFileAtomic(path: string, text: string): Promise<void> {
-  const tmp = `${path}.tmp-${Deno.pid}`;
-  await Deno.writeTextFile(tmp, text);
-  await Deno.rename(tmp, path);
-}

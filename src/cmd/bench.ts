@@ -4,6 +4,7 @@
 
 import { DEVICE_FLAGS, helpText, parseFlags } from "../cli/args.ts";
 import { UsageError } from "../errors.ts";
+import { writeFileAtomic } from "../files.ts";
 import { MODES } from "../../bench/kernels_suite.ts";
 import { type BenchSuite, runBench, SUITES } from "../../bench/run.ts";
 import type { KernelMode } from "../../bench/work.ts";
@@ -14,7 +15,6 @@ import {
   renderComparison,
   renderMarkdown,
   renderText,
-  writeTextFileAtomic,
 } from "../../bench/report.ts";
 
 export const BENCH_FLAGS = {
@@ -85,11 +85,11 @@ export async function main(argv: string[]): Promise<void> {
   console.log("\n" + renderText(doc));
   if (oldDoc) console.log("\n" + renderComparison(compareDocuments(oldDoc, doc), oldDoc, doc));
   if (f.json) {
-    await writeTextFileAtomic(f.json, JSON.stringify(doc, null, 2) + "\n");
+    await writeFileAtomic(f.json, JSON.stringify(doc, null, 2) + "\n");
     console.log(`\nwrote ${f.json}`);
   }
   if (f.markdown) {
-    await writeTextFileAtomic(f.markdown, renderMarkdown(doc));
+    await writeFileAtomic(f.markdown, renderMarkdown(doc));
     console.log(`wrote ${f.markdown}`);
   }
 }

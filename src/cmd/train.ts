@@ -2,6 +2,7 @@
 
 import { helpText, parseFlags } from "../cli/args.ts";
 import { UsageError } from "../errors.ts";
+import { writeFileAtomic } from "../files.ts";
 import { loadFashionMnist, type Split } from "../data/fashion_mnist.ts";
 import { type LoadedCheckpoint, readCheckpoint, resolveCheckpoint } from "../model/checkpoint.ts";
 import {
@@ -135,7 +136,7 @@ async function planNewRun(
 /** checkpoints/ and config.json, and the run-folder line. */
 async function writeRunFolder({ cfg, outDir, resume }: RunPlan, log: Log) {
   await Deno.mkdir(`${outDir}/checkpoints`, { recursive: true });
-  await writeTextAtomic(`${outDir}/config.json`, JSON.stringify(cfg, null, 2) + "\n");
+  await writeFileAtomic(`${outDir}/config.json`, JSON.stringify(cfg, null, 2) + "\n");
   log(
     `run folder: ${outDir}${
       resume ? ` (resuming at epoch ${Number(resume.meta.state.epoch) + 1})` : ""
@@ -238,10 +239,4 @@ async function isFile(path: string): Promise<boolean> {
   } catch {
     return false;
   }
-}
-
-async function writeTextAtomic(path: string, text: string) {
-  const tmp = `${path}.tmp-${Deno.pid}`;
-  await Deno.writeTextFile(tmp, text);
-  await Deno.rename(tmp, path);
 }

@@ -4,6 +4,7 @@
 
 import { type FlagDefs, helpText, parseFlags } from "../cli/args.ts";
 import { UsageError } from "../errors.ts";
+import { writeFileAtomic } from "../files.ts";
 import { loadFashionMnist } from "../data/fashion_mnist.ts";
 import { CONFIG_FLAGS, explicitOptions, resolveConfig, type TrainConfig } from "../train/config.ts";
 import { prepareData, runTraining } from "../train/loop.ts";
@@ -168,15 +169,7 @@ async function writeResults(outDir: string, results: TrialResult[], base: TrainC
     patience: base.patience,
   };
   const title = `Tuning ${base.model} (${base.limit || "all"} training images, seed ${base.seed})`;
-  for (
-    const [name, text] of [
-      ["results.csv", resultsCsv(ranked)],
-      ["results.md", resultsMarkdown(ranked, title)],
-      ["best-config.json", JSON.stringify(bestConfig, null, 2) + "\n"],
-    ]
-  ) {
-    const tmp = `${outDir}/.${name}.tmp`;
-    await Deno.writeTextFile(tmp, text);
-    await Deno.rename(tmp, `${outDir}/${name}`);
-  }
+  await writeFileAtomic(`${outDir}/results.csv`, resultsCsv(ranked));
+  await writeFileAtomic(`${outDir}/results.md`, resultsMarkdown(ranked, title));
+  await writeFileAtomic(`${outDir}/best-config.json`, JSON.stringify(bestConfig, null, 2) + "\n");
 }

@@ -6,7 +6,8 @@
 // recompresses the upstream .gz files (different gzip bytes, same content), so a digest of the
 // content verifies either source.
 
-import { concat, DataError, gunzipIdxStream, writeFileAtomic } from "./idx.ts";
+import { writeFileAtomic } from "../files.ts";
+import { concat, DataError, gunzipIdxStream } from "./idx.ts";
 
 export interface RemoteFile {
   /** File name on the mirror and on disk, e.g. "train-labels-idx1-ubyte.gz". */

@@ -11,6 +11,7 @@
 // can make us allocate gigabytes.
 
 import { UsageError } from "../errors.ts";
+import { writeFileAtomic } from "../files.ts";
 
 /** A bad or missing data file: one line naming the path and the problem (exit code 2). */
 export class DataError extends UsageError {
@@ -133,18 +134,6 @@ export async function gzip(bytes: Uint8Array): Promise<Uint8Array<ArrayBuffer>> 
 export async function writeIdx(path: string, arr: IdxArray): Promise<void> {
   const raw = encodeIdx(arr);
   await writeFileAtomic(path, path.endsWith(".gz") ? await gzip(raw) : raw);
-}
-
-/** Writes bytes to `path` via a temp file in the same folder + rename; no partial file on error. */
-export async function writeFileAtomic(path: string, bytes: Uint8Array): Promise<void> {
-  const tmp = `${path}.${crypto.randomUUID().slice(0, 8)}.tmp`;
-  try {
-    await Deno.writeFile(tmp, bytes);
-    await Deno.rename(tmp, path);
-  } catch (e) {
-    await Deno.remove(tmp).catch(() => {});
-    throw e;
-  }
 }
 
 /** Turns a file-system error into a DataError naming the path (DataErrors pass through). */

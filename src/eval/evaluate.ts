@@ -7,7 +7,7 @@ import * as tf from "@tensorflow/tfjs-core";
 import { UsageError } from "../errors.ts";
 import { CLASS_NAMES, loadFashionMnist, PIXELS, type Split } from "../data/fashion_mnist.ts";
 import { limitSplit } from "../data/dataset.ts";
-import { writeFileAtomic } from "../data/idx.ts";
+import { writeFileAtomic } from "../files.ts";
 import { loadModelForInference, resolveCheckpoint } from "../model/checkpoint.ts";
 import { type BackendName, currentAdapter, initTf } from "../tf/setup.ts";
 import { suggestions } from "./advice.ts";

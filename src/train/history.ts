@@ -1,6 +1,8 @@
 // The per-epoch record of a run: history.json and history.csv in the run folder (one row per
 // epoch), written atomically after every epoch and read back on --resume.
 
+import { writeFileAtomic } from "../files.ts";
+
 export interface EpochRecord {
   epoch: number;
   loss: number;
@@ -40,17 +42,8 @@ export async function readHistory(outDir: string): Promise<EpochRecord[]> {
   }
 }
 
-/** Writes history.json and history.csv, each through a temporary file and a rename. */
+/** Writes history.json and history.csv, each atomically. */
 export async function writeHistory(outDir: string, history: EpochRecord[]): Promise<void> {
-  const enc = new TextEncoder();
-  for (
-    const [name, text] of [
-      ["history.json", JSON.stringify(history, null, 1) + "\n"],
-      ["history.csv", historyCsv(history)],
-    ]
-  ) {
-    const tmp = `${outDir}/.${name}.tmp`;
-    await Deno.writeFile(tmp, enc.encode(text));
-    await Deno.rename(tmp, `${outDir}/${name}`);
-  }
+  await writeFileAtomic(`${outDir}/history.json`, JSON.stringify(history, null, 1) + "\n");
+  await writeFileAtomic(`${outDir}/history.csv`, historyCsv(history));
 }
