@@ -31,13 +31,15 @@
 // bwdData's strides and the epilogue.
 //
 // Measured (llvmpipe, batch 128, enhanced-CNN layers, machine shared with other builds: load
-// average 10-13 on 2 cores, so ratios within one run only; bench/conv_gemm_probe.ts per view,
-// tf.time GPU ms): see conv_tiling.ts for the per-config GFLOP/s. Against the hand-written
-// kernels this generator replaced (revision 86ef983, same fwd+bwd script, runs back to back,
-// two rounds): model-input layer (1->32, no dx now) 4.2x and 7.3x faster; 28x28 32->32 2.0x and
-// 1.7x; 14x14 32->64 1.3x and 1.9x; 14x14 64->64 1.4x and 1.6x. The staged (workgroup-memory)
-// configs are meant for discrete GPUs; on llvmpipe they are checked for correctness only (their
-// speed there: STAGED_NOTE in conv_tiling.ts).
+// average 5-13 on 2 cores, so ratios within one run only). Per view with the software defaults
+// (bench/conv_gemm_probe.ts, GPU timestamps, 14x14 64->64, one run): forward 16.4 GFLOP/s,
+// backward-data 10.3, backward-filter 9.2; at 28x28 32->32 (another run) 8.6 / 9.8 / 10.8.
+// Per-config figures in conv_tiling.ts. The staged configs run at 0.5-1.0 GFLOP/s there (a
+// barrier is a thread switch on llvmpipe, workgroup memory a plain array): they are for discrete
+// GPUs and only checked for correctness on this machine. Against the hand-written kernels this
+// generator replaced (revision 86ef983, same fwd+bwd script, back to back, four rounds;
+// BENCHMARKS.md run E): model-input layer 2.0-6.3x faster (median 3.5x; no dx any more), hidden
+// layers 1.2-5.1x (medians 2.2x, 1.6x, 2.6x).
 
 import type { ConvView, TileConfig } from "./conv_tiling.ts";
 
