@@ -4,6 +4,7 @@
 import * as tf from "@tensorflow/tfjs-core";
 import { convBnReluInfer, convBnReluTrain } from "../ops/conv_bn_relu.ts";
 import { convBnReluInferStock, convBnReluTrainStock } from "../ops/conv_bn_relu_stock.ts";
+import { convBiasRelu } from "../ops/conv_bias_relu.ts";
 import type { ParamStore } from "./params.ts";
 import type { Rng } from "../random.ts";
 
@@ -24,10 +25,20 @@ export interface ConvShape {
   pad: "same" | "valid";
 }
 
-/** Plain conv + bias + ReLU (baseline model), tfjs's fused conv2d. */
-export function convRelu(store: ParamStore, name: string, s: ConvShape): Layer {
+/**
+ * Plain conv + bias + ReLU (baseline model): our op (src/ops/conv_bias_relu.ts, the generated
+ * conv kernels) or, with `ops: "stock"`, tfjs's fused conv2d.
+ */
+export function convRelu(store: ParamStore, name: string, s: ConvShape, ops: OpsKind): Layer {
   const filter = store.heNormal(`${name}/kernel`, [s.k, s.k, s.cin, s.cout], s.k * s.k * s.cin);
   const bias = store.constant(`${name}/bias`, [s.cout], 0);
+  if (ops === "fused") {
+    return (x) =>
+      convBiasRelu(x as tf.Tensor4D, filter as tf.Tensor4D, bias as tf.Tensor1D, {
+        strides: s.stride,
+        pad: s.pad,
+      });
+  }
   return (x) =>
     tf.fused.conv2d({
       x: x as tf.Tensor4D,

@@ -1,6 +1,7 @@
 // The three Fashion-MNIST models, built functionally from named variables.
 //
-//   baseline  conv32-pool-conv64-pool-dense128-dense10, stock tfjs ops, ~225k params
+//   baseline  conv32-pool-conv64-pool-dense128-dense10, ~225k params (conv + bias + ReLU: our
+//             generated kernels, or tfjs's fused conv2d with --ops stock)
 //   enhanced  [cbr32 cbr32] pool [cbr64 cbr64] pool, dropout, dense128, dropout, dense10, ~0.47M
 //   wide      [cbr64 cbr64] pool [cbr128 cbr128] pool [cbr256 cbr256], global avg pool,
 //             dropout, dense10, ~1.15M (meant for augmentation)
@@ -162,7 +163,7 @@ function buildLayers(store: ParamStore, c: ModelConfig, rng: Rng): Layer[] {
   return architecture(c.name).map((l): Layer => {
     switch (l.kind) {
       case "conv-relu":
-        return convRelu(store, l.name, l.shape);
+        return convRelu(store, l.name, l.shape, c.ops);
       case "conv-bn-relu":
         return convBnRelu(store, l.name, l.shape, c.ops);
       case "dense":
