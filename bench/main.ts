@@ -21,8 +21,17 @@ import {
 } from "./report.ts";
 import { rooflineSizes, runRoofline } from "./roofline.ts";
 import { resolveClock, type TimingOptions } from "./timing.ts";
+import {
+  AUTOTUNE_SETTINGS,
+  type AutotuneSetting,
+  autotuneSettingFromEnv,
+} from "../src/ops/autotune.ts";
+import { installCachedResolver } from "../src/ops/autotune_conv.ts";
+import { openTuneSession, type TuneSession } from "../src/ops/autotune_model.ts";
+import { setTileConfigResolver, tileChoices } from "../src/ops/conv_tiling.ts";
+import { MODEL_NAMES, type ModelName } from "../src/model/model.ts";
 
-const SUITES = ["kernels", "train", "roofline", "all"] as const;
+const SUITES = ["kernels", "train", "roofline", "autotune", "all"] as const;
 
 export const BENCH_FLAGS = {
   suite: { type: "enum", choices: SUITES, default: "all", help: "which benchmarks to run" },
@@ -66,11 +75,21 @@ export const BENCH_FLAGS = {
     default: "any",
     help: "hardware: refuse software adapters such as llvmpipe",
   },
+  models: {
+    type: "list",
+    help: "autotune suite: models whose conv layers to tune (default enhanced)",
+  },
+  autotune: {
+    type: "enum",
+    choices: AUTOTUNE_SETTINGS,
+    help: "tile configs: on = cached choices, the autotune suite times what is missing; " +
+      "off = built-in defaults; refresh = time again (default $FMNIST_AUTOTUNE, else on)",
+  },
 } as const;
 
 type BenchFlags = Flags<typeof BENCH_FLAGS>;
 
-const USAGE = "deno task bench [--suite kernels|train|roofline|all] [--json FILE] " +
+const USAGE = "deno task bench [--suite kernels|train|roofline|autotune|all] [--json FILE] " +
   "[--compare OLD.json] [--markdown FILE] [--quick]";
 
 export async function main(argv: string[]): Promise<void> {
@@ -146,6 +165,10 @@ export async function runBench(f: BenchFlags, argv: string[]): Promise<BenchDocu
   const suites = f.suite === "all" ? ["roofline", "kernels", "train"] : [f.suite];
   const batchFlag = parseBatches(f.batches);
   const modes = parseModes(f.modes);
+  if (f.backend === "cpu" && f.suite === "autotune") {
+    throw new UsageError("--suite autotune tunes WebGPU kernels: use --backend webgpu");
+  }
+  const models = parseModels(f.models);
   if (f.backend === "cpu" && suites.includes("roofline")) {
     if (f.suite === "roofline") {
       throw new UsageError("--suite roofline measures WebGPU kernels: use --backend webgpu");
@@ -178,8 +201,29 @@ export async function runBench(f: BenchFlags, argv: string[]): Promise<BenchDocu
     roofline: null,
     kernels: null,
     train: null,
+    autotune: null,
+    tileConfigs: {},
   };
   console.log(`bench: clock ${doc.clock}; suites ${suites.join(", ")}`);
+  const setting = (f.autotune as AutotuneSetting | undefined) ?? autotuneSettingFromEnv();
+  const session = f.backend === "webgpu" ? await tileConfigSession(setting, log) : null;
+
+  if (suites.includes("autotune") && session) {
+    log("autotune ...");
+    const { runAutotuneSuite, EVAL_BATCH } = await import("./autotune_suite.ts");
+    doc.autotune = await runAutotuneSuite({
+      session,
+      setting,
+      models,
+      batches: batchFlag ?? (f.quick ? [2] : slow ? [32, 64, 128] : [32, 64, 128, 256, 512]),
+      inferBatch: f.quick ? null : EVAL_BATCH,
+      quick: f.quick,
+      timing: f.repeats || f.warmup !== undefined
+        ? { warmup: timing.warmup, repeats: timing.repeats }
+        : undefined,
+      log,
+    });
+  }
 
   if (suites.includes("roofline") || (suites.includes("kernels") && f.backend === "webgpu")) {
     log("roofline ...");
@@ -214,5 +258,41 @@ export async function runBench(f: BenchFlags, argv: string[]): Promise<BenchDocu
     });
   }
   doc.options.batches = batchFlag ?? [];
+  if (suites.includes("kernels") || suites.includes("train")) {
+    doc.tileConfigs = Object.fromEntries(
+      [...tileChoices()].sort(([a], [b]) => a.localeCompare(b)),
+    );
+  }
   return doc;
+}
+
+/**
+ * The tile configurations benchmarks run with: the autotune cache's choices for this adapter
+ * (so kernel and train figures are those a training run gets), or the built-in defaults with
+ * tuning off. The JSON and the tables name the configuration of every layer.
+ */
+export async function tileConfigSession(
+  setting: AutotuneSetting,
+  log: (m: string) => void,
+): Promise<TuneSession | null> {
+  const session = await openTuneSession((l) => console.warn(l));
+  if (!session) return null;
+  if (setting === "off") {
+    setTileConfigResolver(undefined);
+    log(`bench: autotune off: built-in tile configs for ${session.kind} adapters`);
+    return session;
+  }
+  const n = installCachedResolver(session.cache, session.adapter, session.kind);
+  log(`bench: ${n} tuned tile config(s) for this adapter from ${session.cache.path ?? "memory"}`);
+  return session;
+}
+
+function parseModels(list: string[]): ModelName[] {
+  if (list.length === 0) return ["enhanced"];
+  for (const m of list) {
+    if (!(MODEL_NAMES as readonly string[]).includes(m)) {
+      throw new UsageError(`--models must be a subset of ${MODEL_NAMES.join(",")}, got "${m}"`);
+    }
+  }
+  return list as ModelName[];
 }

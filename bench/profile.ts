@@ -7,7 +7,9 @@ import { createModel, MODEL_NAMES, type ModelName } from "../src/model/model.ts"
 import type { OpsKind } from "../src/model/layers.ts";
 import { makeTrainStep } from "../src/train/step.ts";
 import { describeAdapter } from "../src/tf/setup.ts";
-import { startBackend } from "./main.ts";
+import { startBackend, tileConfigSession } from "./main.ts";
+import { autotuneSettingFromEnv } from "../src/ops/autotune.ts";
+import { tileChoices } from "../src/ops/conv_tiling.ts";
 import { textTable, writeTextFileAtomic } from "./report.ts";
 import { measure, type Stats } from "./timing.ts";
 import {
@@ -138,6 +140,9 @@ export async function main(argv: string[]): Promise<void> {
     return;
   }
   const adapter = await startBackend("profile", f.backend as "webgpu", f.adapter as "any");
+  if (adapter.backend === "webgpu") {
+    await tileConfigSession(autotuneSettingFromEnv(), (m) => console.log(m));
+  }
   const model = f.model as ModelName;
   const ops = f.ops as OpsKind;
   const [x, y] = syntheticBatch(f.batch, f.seed);
@@ -176,6 +181,10 @@ export async function main(argv: string[]): Promise<void> {
   const programs = summarizePrograms(primary.steps);
   if (programs.length > 0) {
     console.log("\n" + summaryTable(programs, f.top, primary.steps.length, "WebGPU program"));
+  }
+  const tiles = [...tileChoices()].sort(([a], [b]) => a.localeCompare(b));
+  if (tiles.length > 0) {
+    console.log("\n" + textTable(["conv shape key", "tile config"], tiles));
   }
   if (times.length === 2) {
     const fused = times.find((t) => t.ops === "fused")!.stats;

@@ -207,7 +207,7 @@ Deno.test("autotune: cache path and FMNIST_AUTOTUNE from the environment", () =>
     set("FMNIST_AUTOTUNE", "fast");
     assert.throws(
       () => autotuneSettingFromEnv(),
-      /^Error: FMNIST_AUTOTUNE must be one of on\|off\|refresh, got "fast"$/,
+      /^UsageError: FMNIST_AUTOTUNE must be one of on\|off\|refresh, got "fast"$/,
     );
   } finally {
     for (const [k, v] of Object.entries(saved)) set(k, v);

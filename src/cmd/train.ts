@@ -18,6 +18,9 @@ import { evaluateRun } from "../eval/evaluate.ts";
 import { createProgress } from "../train/progress.ts";
 import { startTf } from "../tf/setup.ts";
 import { DeviceFailureError } from "../tf/device_guard.ts";
+import { AUTOTUNE_SETTINGS, type AutotuneSetting } from "../ops/autotune.ts";
+import { autotuneForTraining } from "../ops/autotune_model.ts";
+import { DEFAULT_BATCH as EVAL_BATCH } from "../eval/inference.ts";
 
 const DEFS = {
   ...CONFIG_FLAGS,
@@ -25,6 +28,12 @@ const DEFS = {
   resume: { type: "string", help: "continue the run in DIR from its checkpoints/last" },
   out: { type: "string", help: "run folder (default runs/<timestamp>-<model>/)" },
   quiet: { type: "bool", help: "no per-step progress (CI logs)" },
+  autotune: {
+    type: "enum",
+    choices: AUTOTUNE_SETTINGS,
+    help: "conv tile configs: on = tune once per adapter (cached), off = built-in defaults, " +
+      "refresh = time again (default $FMNIST_AUTOTUNE, else on)",
+  },
 } as const;
 
 /** Options that fix the architecture or the data order: a resumed run cannot change them. */
@@ -84,6 +93,13 @@ export async function main(argv: string[]): Promise<void> {
   );
 
   const stepsPerEpoch = Math.ceil(prepared.trainIdx.length / cfg.batch);
+  await autotuneForTraining({
+    ...cfg,
+    steps: stepsPerEpoch * cfg.epochs,
+    evalBatch: cfg.valSplit === 0 && cfg.evalLimit === 0 ? null : EVAL_BATCH,
+    setting: f.autotune as AutotuneSetting | undefined,
+    log,
+  });
   if (adapter.isSoftware && stepsPerEpoch * cfg.epochs > 50) {
     const stepS = await measureStepSeconds(cfg, prepared);
     log(

@@ -7,6 +7,8 @@
 // a measurement is a function returning milliseconds. Nothing here knows about convolutions or
 // tfjs, so the selection logic and the cache are tested with fake candidates and a fake clock.
 //
+import { UsageError } from "../cli/args.ts";
+
 // Cache file (JSON, written atomically: temp file + rename, merged with what is on disk so two
 // runs do not drop each other's entries):
 //   { format: "fmnist-autotune", version: 1,
@@ -97,7 +99,9 @@ export function autotuneSettingFromEnv(): AutotuneSetting {
   if (raw === undefined || raw === "") return "on";
   const v = raw.trim().toLowerCase();
   if ((AUTOTUNE_SETTINGS as readonly string[]).includes(v)) return v as AutotuneSetting;
-  throw new Error(`FMNIST_AUTOTUNE must be one of ${AUTOTUNE_SETTINGS.join("|")}, got "${raw}"`);
+  throw new UsageError(
+    `FMNIST_AUTOTUNE must be one of ${AUTOTUNE_SETTINGS.join("|")}, got "${raw}"`,
+  );
 }
 
 function isObject(v: unknown): v is Record<string, unknown> {

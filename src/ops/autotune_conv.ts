@@ -28,6 +28,7 @@ import {
   CONV_VIEWS,
   type ConvView,
   defaultConfig,
+  resolveTileConfig,
   setTileConfigResolver,
   shapeKey,
   type TileConfig,
@@ -320,6 +321,9 @@ export async function tuneConvProblems(
   } finally {
     await opts.cache.save(log);
   }
+  // Timing forced every candidate in turn, and the dispatch's record of choices (tileChoices,
+  // which bench and profile print) holds the last one timed: resolve each problem once more.
+  for (const p of problems) resolveTileConfig(p.view, layerGeometry(p.layer, p.batch));
   return rows;
 }
 
