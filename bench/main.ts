@@ -274,16 +274,19 @@ export async function runBench(f: BenchFlags, argv: string[]): Promise<BenchDocu
 export async function tileConfigSession(
   setting: AutotuneSetting,
   log: (m: string) => void,
+  command = "bench",
 ): Promise<TuneSession | null> {
   const session = await openTuneSession((l) => console.warn(l));
   if (!session) return null;
   if (setting === "off") {
     setTileConfigResolver(undefined);
-    log(`bench: autotune off: built-in tile configs for ${session.kind} adapters`);
+    log(`${command}: autotune off: built-in tile configs for ${session.kind} adapters`);
     return session;
   }
   const n = installCachedResolver(session.cache, session.adapter, session.kind);
-  log(`bench: ${n} tuned tile config(s) for this adapter from ${session.cache.path ?? "memory"}`);
+  log(
+    `${command}: ${n} tuned tile config(s) for this adapter from ${session.cache.path ?? "memory"}`,
+  );
   return session;
 }
 

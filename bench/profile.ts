@@ -141,7 +141,7 @@ export async function main(argv: string[]): Promise<void> {
   }
   const adapter = await startBackend("profile", f.backend as "webgpu", f.adapter as "any");
   if (adapter.backend === "webgpu") {
-    await tileConfigSession(autotuneSettingFromEnv(), (m) => console.log(m));
+    await tileConfigSession(autotuneSettingFromEnv(), (m) => console.log(m), "profile");
   }
   const model = f.model as ModelName;
   const ops = f.ops as OpsKind;

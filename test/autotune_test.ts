@@ -3,6 +3,29 @@
 // real tuning of the tiled conv's candidates on the WebGPU adapter (llvmpipe here and in CI).
 
 import assert from "node:assert/strict";
+import * as tf from "@tensorflow/tfjs-core";
+import { initTf, probeAdapter } from "../src/tf/setup.ts";
+import {
+  type ConvLayer,
+  convProblems,
+  installCachedResolver,
+  layerGeometry,
+  tuneConvProblems,
+} from "../src/ops/autotune_conv.ts";
+import {
+  autotuneForTraining,
+  discoverConvLayers,
+  MIN_STEPS_TO_TUNE,
+  openTuneSession,
+} from "../src/ops/autotune_model.ts";
+import {
+  candidateConfigs,
+  currentAdapterKind,
+  defaultConfig,
+  resolveTileConfig,
+  setTileConfigResolver,
+  tileChoices,
+} from "../src/ops/conv_tiling.ts";
 import {
   type AdapterIdentity,
   adapterIdentity,
@@ -330,4 +353,164 @@ Deno.test("autotune: tuneProblem answers from the cache, retunes stale entries a
   const refreshed = await tuneProblem({ ...args, candidates: grown, refresh: true });
   assert.equal(refreshed.reason, "refresh");
   assert.equal(refreshed.fromCache, false);
+});
+
+const GPU = await probeAdapter();
+if (!GPU) console.log("autotune_test: no WebGPU adapter: the real-tuning test is ignored");
+
+/** Runs `f` with env vars set, restoring them after. */
+async function withEnv<T>(vars: Record<string, string>, f: () => Promise<T>): Promise<T> {
+  const saved = Object.fromEntries(Object.keys(vars).map((k) => [k, Deno.env.get(k)]));
+  for (const [k, v] of Object.entries(vars)) Deno.env.set(k, v);
+  try {
+    return await f();
+  } finally {
+    for (const [k, v] of Object.entries(saved)) {
+      v === undefined ? Deno.env.delete(k) : Deno.env.set(k, v);
+    }
+  }
+}
+
+Deno.test({
+  name:
+    "autotune on the WebGPU adapter: real candidates timed, fastest installed, cached, model layers found",
+  ignore: !GPU,
+  sanitizeOps: false,
+  sanitizeResources: false,
+  fn: async () => {
+    await initTf("webgpu");
+    tf.env().set("WEBGPU_CPU_FORWARD", false);
+    const dir = await Deno.makeTempDir({ prefix: "autotune_gpu_" });
+    const path = `${dir}/autotune.json`;
+    const logs: string[] = [];
+    const log = (l: string) => logs.push(l);
+    try {
+      await withEnv({ FMNIST_AUTOTUNE_CACHE: path, FMNIST_AUTOTUNE: "on" }, async () => {
+        const session = (await openTuneSession())!;
+        assert.ok(session, "a WebGPU adapter has an identity");
+        const kind = currentAdapterKind();
+        // Two tiny layers (the model-input one without dx), training batch 3 (bucket 4) and an
+        // inference batch 5 (bucket 8): every view and every kind of work.
+        const l1: ConvLayer = {
+          name: "a",
+          h: 8,
+          w: 8,
+          cin: 1,
+          cout: 4,
+          kh: 3,
+          kw: 3,
+          stride: 1,
+          pad: "same",
+        };
+        const l2: ConvLayer = {
+          name: "b",
+          h: 6,
+          w: 6,
+          cin: 4,
+          cout: 8,
+          kh: 3,
+          kw: 3,
+          stride: 2,
+          pad: "same",
+        };
+        const problems = convProblems(
+          [{ layer: l1, needsDx: false }, { layer: l2, needsDx: true }],
+          3,
+          5,
+        );
+        assert.deepEqual(
+          problems.map((p) => `${p.view}/${p.work}/${p.layer.name}`),
+          [
+            "fwd/train-fwd/a",
+            "bwdFilter/bwd-filter/a",
+            "fwd/infer/a",
+            "fwd/train-fwd/b",
+            "bwdFilter/bwd-filter/b",
+            "bwdData/bwd-data/b",
+            "fwd/infer/b",
+          ],
+        );
+        const tensors = tf.memory().numTensors;
+        const rows = await tuneConvProblems(problems, {
+          ...session,
+          setting: "on",
+          timing: { warmup: 1, repeats: 2 },
+          log,
+        });
+        assert.equal(tf.memory().numTensors, tensors, "tuning leaks no tensor");
+        assert.equal(rows.length, problems.length);
+        for (const r of rows) {
+          const ids = candidateConfigs(r.problem.view, kind).map((c) => c.id);
+          assert.equal(r.source, "tuned");
+          assert.deepEqual(Object.keys(r.timings), ids, r.problem.key);
+          assert.deepEqual(r.errors, {}, `${r.problem.key}: every candidate runs`);
+          const ms = ids.map((id) => r.timings[id]!);
+          for (const t of ms) assert.ok(t > 0 && Number.isFinite(t), `${r.problem.key}: ${ms}`);
+          assert.equal(r.choice, ids[ms.indexOf(Math.min(...ms))], "the fastest median wins");
+          // The dispatch now gets the choice, and the record bench/profile print says so.
+          const g = layerGeometry(r.problem.layer, r.problem.batch);
+          assert.equal(resolveTileConfig(r.problem.view, g).id, r.choice);
+          assert.equal(tileChoices().get(r.problem.key), r.choice);
+        }
+        assert.equal(logs.filter((l) => l.startsWith("autotune: ")).length, problems.length);
+
+        // A restart (a new session on the same file) answers every problem from the cache.
+        setTileConfigResolver(undefined);
+        const again = await openTuneSession();
+        assert.equal(installCachedResolver(again!.cache, again!.adapter, kind), problems.length);
+        const logged = logs.length;
+        const cached = await tuneConvProblems(problems, { ...again!, setting: "on", log });
+        assert.ok(cached.every((r, i) => r.source === "cache" && r.choice === rows[i].choice));
+        assert.equal(logs.length, logged, "a cache hit times (and logs) nothing");
+
+        // Off: the built-in default for this adapter kind, and the resolver is gone.
+        const off = await tuneConvProblems(problems, { ...again!, setting: "off" });
+        for (const r of off) {
+          assert.equal(r.source, "default");
+          assert.equal(r.choice, defaultConfig(r.problem.view, kind).id);
+          const g = layerGeometry(r.problem.layer, r.problem.batch);
+          assert.equal(resolveTileConfig(r.problem.view, g).id, r.choice);
+        }
+
+        // The enhanced CNN's layers, as a training step dispatches them.
+        const layers = await discoverConvLayers("enhanced");
+        assert.deepEqual(
+          layers.map((d) =>
+            `${d.layer.h}x${d.layer.w}x${d.layer.cin}->${d.layer.cout} k${d.layer.kh} s${d.layer.stride} ${d.layer.pad} dx=${d.needsDx}`
+          ),
+          [
+            "28x28x1->32 k3 s1 same dx=false",
+            "28x28x32->32 k3 s1 same dx=true",
+            "14x14x32->64 k3 s1 same dx=true",
+            "14x14x64->64 k3 s1 same dx=true",
+          ],
+        );
+        // The training hook: a short run uses the cache only; off says so; stock ops skip it.
+        const base = {
+          model: "enhanced",
+          ops: "fused",
+          backend: "webgpu",
+          batch: 3,
+          evalBatch: null,
+          log,
+        } as const;
+        logs.length = 0;
+        assert.deepEqual(await autotuneForTraining({ ...base, steps: MIN_STEPS_TO_TUNE - 1 }), []);
+        assert.match(
+          logs.join("\n"),
+          /^autotune: short run \(99 steps\): \d+ cached choice\(s\) from .*autotune\.json, no timing$/,
+        );
+        logs.length = 0;
+        assert.deepEqual(await autotuneForTraining({ ...base, steps: 1000, setting: "off" }), []);
+        assert.match(
+          logs[0],
+          /^autotune: off: built-in tile configs for (software|discrete) adapters$/,
+        );
+        assert.deepEqual(await autotuneForTraining({ ...base, ops: "stock", steps: 1000 }), []);
+      });
+    } finally {
+      setTileConfigResolver(undefined);
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
 });

@@ -3,11 +3,12 @@
 // forced in turn, the fastest kept in the autotune cache (src/ops/autotune.ts), and a resolver
 // installed so that the dispatch (synchronous, inside tfjs kernel functions) looks the choice up.
 //
-// What is timed per problem, with the candidate forced for its view:
-//   fwd, training batch   convBnReluTrain (conv + batch statistics + apply)   kernel ConvBnReluTrain
-//   fwd, inference batch  convBnReluInfer (conv with the folded-BN epilogue)  kernel ConvBnReluInfer
-//   bwdData, bwdFilter    tf.grads through convBnReluTrain, w.r.t. the inputs training asks for
-//                         (no x for the model-input layer)                    kernel ConvBnReluTrainGrad
+// What is timed per problem, with the candidate forced for its view (tfjs kernel counted):
+//   fwd, training batch   convBnReluTrain: conv + batch statistics + apply   ConvBnReluTrain
+//   fwd, inference batch  convBnReluInfer: conv with the folded-BN epilogue  ConvBnReluInfer
+//   bwdFilter             tf.grads of convBnReluTrain w.r.t. filter, gamma,  ConvBnReluTrainParamGrads
+//                         beta (dz, dfilter, dgamma, dbeta; no dx)
+//   bwdData               convBackpropData(dz, filter): dx                   ConvBackpropData
 // With timestamp-query the figure is the GPU time of that tfjs kernel alone (tf.profile), so the
 // forward that tf.grads runs first is left out; without it, host time to the read-back of the
 // whole work, which still ranks the candidates (everything else is the same for all of them).
@@ -19,7 +20,11 @@ import {
   convBnReluInfer,
   convBnReluTrain,
 } from "./conv_bn_relu.ts";
-import { CONV_BN_RELU_TRAIN_GRAD } from "./conv_bn_relu_grad.ts";
+import {
+  CONV_BACKPROP_DATA,
+  CONV_BN_RELU_TRAIN_PARAM_GRADS,
+  convBackpropData,
+} from "./conv_bn_relu_grad.ts";
 import { type ConvGeometry, convGeometry } from "./conv_geometry.ts";
 import {
   type AdapterKind,
@@ -58,7 +63,7 @@ export interface ConvLayer {
 }
 
 /** How a problem is timed (see the header). */
-export type ProblemWork = "train-fwd" | "infer" | "train-bwd" | "train-bwd-no-dx";
+export type ProblemWork = "train-fwd" | "infer" | "bwd-filter" | "bwd-data";
 
 export interface ConvProblem {
   view: ConvView;
@@ -101,8 +106,8 @@ export function convProblems(
   for (const { layer, needsDx } of layers) {
     if (batch !== null) {
       add("fwd", layer, batch, "train-fwd");
-      add("bwdFilter", layer, batch, needsDx ? "train-bwd" : "train-bwd-no-dx");
-      if (needsDx) add("bwdData", layer, batch, "train-bwd");
+      add("bwdFilter", layer, batch, "bwd-filter");
+      if (needsDx) add("bwdData", layer, batch, "bwd-data");
     }
     if (inferBatch !== null) add("fwd", layer, inferBatch, "infer");
   }
@@ -167,24 +172,22 @@ function problemWork(p: ConvProblem, t: ProblemInputs): [() => tf.Tensor[], stri
         () => [convBnReluInfer(t.x, t.filter, t.gamma, t.beta, t.mean, t.variance, attrs)],
         CONV_BN_RELU_INFER,
       ];
-    case "train-bwd":
-      return [
-        () =>
-          tf.grads((a, f, g, b) => convBnReluTrain(T4(a), T4(f), T1(g), T1(b), attrs).y)(
-            [t.x, t.filter, t.gamma, t.beta],
-            t.dy,
-          ),
-        CONV_BN_RELU_TRAIN_GRAD,
-      ];
-    case "train-bwd-no-dx":
+    case "bwd-filter":
       return [
         () =>
           tf.grads((f, g, b) => convBnReluTrain(t.x, T4(f), T1(g), T1(b), attrs).y)(
             [t.filter, t.gamma, t.beta],
             t.dy,
           ),
-        CONV_BN_RELU_TRAIN_GRAD,
+        CONV_BN_RELU_TRAIN_PARAM_GRADS,
       ];
+    case "bwd-data": {
+      const strides: [number, number] = [p.layer.stride, p.layer.stride];
+      return [
+        () => [convBackpropData(t.dy, t.filter, t.x.shape, { strides, pad: p.layer.pad })],
+        CONV_BACKPROP_DATA,
+      ];
+    }
   }
 }
 
