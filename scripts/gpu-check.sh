@@ -173,7 +173,7 @@ if [ "$BUDGET" = full ]; then
   TRAIN=(--epochs 3)
 else
   BUDGET_S=900
-  QUICK=(--quick)
+  QUICK=(--quick --no-cpu)
   LIMITS=(120 180 300 120 300)
   PROFILE=(--batch 4 --steps 1 --no-compare --repeats 1)
   TRAIN=(--epochs 1 --limit 128 --batch 32 --eval-limit 64)
