@@ -167,13 +167,14 @@ DATA=()
 # run stops at BUDGET_S (full: 8 minutes minus a margin for the device run's start and copy).
 if [ "$BUDGET" = full ]; then
   BUDGET_S=450
-  QUICK=()
+  # --no-cpu: the tfjs CPU backend needs minutes per backward case (BENCHMARKS.md, run A).
+  BENCH_OPTS=(--no-cpu)
   LIMITS=(90 120 150 45 180)
   PROFILE=(--batch 256 --steps 3)
   TRAIN=(--epochs 3)
 else
   BUDGET_S=900
-  QUICK=(--quick --no-cpu)
+  BENCH_OPTS=(--quick --no-cpu)
   LIMITS=(120 180 300 120 300)
   PROFILE=(--batch 4 --steps 1 --no-compare --repeats 1)
   TRAIN=(--epochs 1 --limit 128 --batch 32 --eval-limit 64)
@@ -192,12 +193,12 @@ ADAPTER_LINE=$(grep -m1 '^bench: webgpu on ' "$LOG" | sed 's/^bench: //')
 if [ "$STATUS" -eq 0 ]; then
   # --- 3. Autotune -------------------------------------------------------------------------------
   run_step "autotune" "${LIMITS[1]}" "${FMNIST[@]}" bench --adapter "$ADAPTER" --suite autotune \
-    --models enhanced "${QUICK[@]}" --json "$OUTDIR/autotune.json" \
+    --models enhanced "${BENCH_OPTS[@]}" --json "$OUTDIR/autotune.json" \
     --markdown "$WORK/autotune.md" || STATUS=1
 
   # --- 4. Kernel and train suites (and the roofline, for the % columns) --------------------------
   run_step "bench kernels+train" "${LIMITS[2]}" "${FMNIST[@]}" bench --adapter "$ADAPTER" \
-    --suite all "${QUICK[@]}" --json "$OUTDIR/bench.json" --markdown "$WORK/bench.md" || STATUS=1
+    --suite all "${BENCH_OPTS[@]}" --json "$OUTDIR/bench.json" --markdown "$WORK/bench.md" || STATUS=1
 
   # --- 5. Profile --------------------------------------------------------------------------------
   run_step "profile" "${LIMITS[3]}" "${FMNIST[@]}" profile --adapter "$ADAPTER" "${PROFILE[@]}" \

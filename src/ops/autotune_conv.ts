@@ -257,8 +257,9 @@ export function defaultTuneTiming(kind: AdapterKind): TuneOptions {
 /**
  * Tunes every problem (the cache answers where it can) and installs the resolver for this
  * adapter's cached choices, updated problem by problem, so that later problems (the backward
- * of a layer, say) are timed with the forward's choice in place. The cache is saved at the
- * end; with setting "off" nothing is timed or read and every problem gets the default.
+ * of a layer, say) are timed with the forward's choice in place. The cache is saved after
+ * each timed problem; with setting "off" nothing is timed or read and every problem gets the
+ * default.
  */
 export async function tuneConvProblems(
   problems: ConvProblem[],
@@ -308,6 +309,7 @@ export async function tuneConvProblems(
         if (!r.fromCache) {
           log(`autotune: ${p.key} -> ${r.choice.id} (${describeTimings(r.entry.timings)})`);
           installCachedResolver(opts.cache, opts.adapter, opts.kind);
+          await opts.cache.save(log); // per problem: an interrupted run keeps what it measured
         }
         rows.push({
           problem: p,
