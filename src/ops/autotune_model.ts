@@ -68,7 +68,10 @@ function stridePad(
   return null;
 }
 
-/** The fused conv layers of `model` in forward order, deduplicated by shape class. */
+/**
+ * The fused conv layers of `model` in forward order, deduplicated by shape class. Leaves no
+ * resolver installed (the recording one is removed): callers install theirs after.
+ */
 export async function discoverConvLayers(model: ModelName): Promise<DiscoveredLayer[]> {
   const m = createModel(model, { ops: "fused", seed: 1 });
   const optimizer = tf.train.adam(1e-3);
@@ -182,7 +185,10 @@ export async function autotuneForTraining(req: TrainTuneRequest): Promise<ConvTu
     return [];
   }
   const layers = await discoverConvLayers(req.model);
-  if (layers.length === 0) return [];
+  if (layers.length === 0) {
+    installCachedResolver(cache, adapter, kind); // discovery removed it
+    return [];
+  }
   const problems = convProblems(layers, req.batch, req.evalBatch);
   const missing = problems.filter((p) => {
     const e = cache.lookup(adapter, p.key);
