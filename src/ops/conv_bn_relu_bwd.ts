@@ -88,10 +88,6 @@ class BnReluBwdReduceNaiveProgram extends BnReluBwdProgram {}
 class ConvBwdDataNaiveProgram extends BnReluBwdProgram {}
 class ConvBwdFilterNaiveProgram extends BnReluBwdProgram {}
 
-function size(shape: readonly number[]): number {
-  return shape.reduce((a, b) => a * b, 1);
-}
-
 function run(
   backend: WebGPUBackend,
   program: BnReluBwdProgram,

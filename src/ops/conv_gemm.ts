@@ -12,6 +12,7 @@ import type { ConvGeometry } from "./conv_geometry.ts";
 import { kernelSource, runProgram, type Uniform } from "./webgpu_program.ts";
 import {
   bindingNames,
+  columnGroups,
   type ConvEpilogue,
   convGemmSource,
   type GemmWidths,
@@ -197,7 +198,7 @@ export function convForward(
     : registerDispatch(
       config,
       Math.ceil(rows / config.rowsPerInvocation) *
-        Math.ceil(g.outC / widths.vb / (config.colsPerInvocation / widths.vb)),
+        Math.ceil(g.outC / widths.vb / columnGroups(config, widths)),
       1,
     );
   const program = new ConvFwdProgram("fwd", config, widths, epilogue, rows * g.outC, dispatch);
@@ -233,7 +234,7 @@ export function convBackpropData(
     : registerDispatch(
       config,
       Math.ceil(rows / config.rowsPerInvocation) *
-        Math.ceil(g.inC / widths.vb / Math.max(1, config.colsPerInvocation / widths.vb)),
+        Math.ceil(g.inC / widths.vb / columnGroups(config, widths)),
       phases,
     );
   const wt = transposeFilter(backend, w, g);
@@ -273,7 +274,7 @@ export function convBackpropFilter(
   } else {
     const units = numRows / widths.va;
     const tu = Math.max(1, config.rowsPerInvocation / widths.va);
-    const cg = Math.max(1, config.colsPerInvocation / widths.vb);
+    const cg = columnGroups(config, widths);
     const tiles = Math.ceil(units / tu) * Math.ceil(g.outC / widths.vb / cg);
     dispatch = registerDispatch(config, tiles * numSplits, 1);
   }

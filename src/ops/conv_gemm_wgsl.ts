@@ -106,6 +106,19 @@ const PHASE_SETUP = `
   let wq = max(0, (uniforms.inW - piw0 + sW - 1) / sW);
 `;
 
+/**
+ * Column groups (accumulators per row) of a register config at the widths a shape allows. When a
+ * vec4 config falls back to scalar columns (a channel count not a multiple of 4) it keeps the
+ * same number of accumulators (cols / 4 scalars), not 4x as many: code size and compile time stay
+ * bounded, and such layers are rare (odd channel counts).
+ */
+export function columnGroups(cfg: TileConfig, w: GemmWidths): number {
+  const cols = cfg.vecWidth === 4 && w.vb === 1
+    ? cfg.colsPerInvocation / 4
+    : cfg.colsPerInvocation / w.vb;
+  return Math.max(1, Math.floor(cols));
+}
+
 const range = (n: number) => [...Array(n).keys()];
 const indent = (pad: string, lines: string[]) => lines.map((l) => pad + l).join("\n");
 const COMPONENTS = ["x", "y", "z", "w"];
@@ -114,7 +127,7 @@ const COMPONENTS = ["x", "y", "z", "w"];
 
 function pixelRowsRegister(view: "fwd" | "bwdData", cfg: TileConfig, w: GemmWidths): string {
   const R = cfg.rowsPerInvocation;
-  const CG = Math.max(1, cfg.colsPerInvocation / w.vb);
+  const CG = columnGroups(cfg, w);
   const fwd = view === "fwd";
   const A = fwd ? "x" : "dz";
   const B = fwd ? "w" : "wt";
@@ -238,7 +251,7 @@ ${indent("  ", stores)}
 
 function filterRowsRegister(cfg: TileConfig, w: GemmWidths): string {
   const TU = Math.max(1, cfg.rowsPerInvocation / w.va); // row vectors (units) per invocation
-  const CG = Math.max(1, cfg.colsPerInvocation / w.vb);
+  const CG = columnGroups(cfg, w);
   const units = range(TU);
   const cols = range(CG);
   const js = range(w.va);
