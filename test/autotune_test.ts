@@ -265,7 +265,7 @@ Deno.test("autotune: the fastest median wins, rounds interleave, failures are sk
     { id: "c", cost: 1.5 },
   ];
   const clock = fakeClock();
-  const r = await pickFastest(cands, (c) => c.id, clock.time, { warmup: 1, repeats: 3 });
+  const r = await pickFastest(cands, (c) => c.id, clock.time, { warmup: 1, repeats: 3, prune: 0 });
   assert.equal(r.bestId, "b");
   assert.equal(r.best, cands[1]);
   // Warm-up round, then 3 timed rounds, candidate after candidate; a failed one is not retried.
@@ -290,6 +290,44 @@ Deno.test("autotune: the fastest median wins, rounds interleave, failures are sk
   assert.equal(byId.a.samples.length, 3);
   // Medians of cost + jitter: b saw (+0.1, +5, -0.1) -> median 1.1 despite the 5 ms outlier.
   assert.ok(Math.abs(byId.b.ms! - 1.1) < 1e-9, `${byId.b.ms}`);
+
+  // A candidate over 3x the fastest after the first timed round is timed no more.
+  const slow = fakeClock([0]);
+  const pruned = await pickFastest(
+    [{ id: "fast", cost: 1 }, { id: "slow", cost: 3.5 }, { id: "close", cost: 2.9 }],
+    (c) => c.id,
+    slow.time,
+    { warmup: 1, repeats: 3 },
+  );
+  assert.deepEqual(slow.calls, [
+    "fast",
+    "slow",
+    "close",
+    "fast",
+    "slow",
+    "close",
+    "fast",
+    "close",
+    "fast",
+    "close",
+  ]);
+  assert.deepEqual(pruned.timings.map((t) => [t.id, t.ms, t.pruned ?? false]), [
+    ["fast", 1, false],
+    ["slow", 3.5, true],
+    ["close", 2.9, false],
+  ]);
+  const unpruned = fakeClock([0]);
+  await pickFastest(
+    [{ id: "fast", cost: 1 }, { id: "slow", cost: 9 }],
+    (c) => c.id,
+    unpruned.time,
+    {
+      warmup: 0,
+      repeats: 2,
+      prune: 0,
+    },
+  );
+  assert.equal(unpruned.calls.length, 4);
 
   // Ties go to the earlier candidate (the default is listed first).
   const tie = await pickFastest(

@@ -265,6 +265,11 @@ export interface TuneOptions {
   warmup: number;
   /** Timed runs per candidate; the figure is their median. */
   repeats: number;
+  /**
+   * After the first timed round, drop candidates slower than this many times the fastest: they
+   * cannot win, and on a software adapter each of their runs costs seconds. Default 3; 0: never.
+   */
+  prune?: number;
 }
 
 export interface CandidateTiming {
@@ -273,6 +278,8 @@ export interface CandidateTiming {
   ms: number | null;
   samples: number[];
   error?: string;
+  /** Timed once only: its first run was over `prune` times the fastest. */
+  pruned?: boolean;
 }
 
 export interface TuneOutcome<C> {
@@ -284,7 +291,8 @@ export interface TuneOutcome<C> {
 /**
  * Times every candidate and returns the fastest by median. Rounds are interleaved (candidate
  * A, B, C, then A, B, C again) so that a slow spell of a shared machine hits all of them alike.
- * A candidate that throws is recorded as failed and left out; ties go to the earlier candidate
+ * A candidate that throws is recorded as failed and left out; one far slower than the best
+ * after the first round is pruned (see TuneOptions.prune); ties go to the earlier candidate
  * (list the default first). Throws only when every candidate failed.
  */
 export async function pickFastest<C>(
@@ -294,9 +302,15 @@ export async function pickFastest<C>(
   opts: TuneOptions,
 ): Promise<TuneOutcome<C>> {
   if (candidates.length === 0) throw new Error("autotune: no candidates");
-  const rows = candidates.map((c) => ({ c, id: idOf(c), samples: [] as number[], error: "" }));
+  const rows = candidates.map((c) => ({
+    c,
+    id: idOf(c),
+    samples: [] as number[],
+    error: "",
+    pruned: false,
+  }));
   const run = async (r: (typeof rows)[number]) => {
-    if (r.error) return null;
+    if (r.error || r.pruned) return null;
     try {
       const ms = await timeOnce(r.c);
       if (!Number.isFinite(ms) || ms < 0) throw new Error(`bad time ${ms}`);
@@ -307,10 +321,15 @@ export async function pickFastest<C>(
     }
   };
   for (let i = 0; i < opts.warmup; i++) for (const r of rows) await run(r);
+  const prune = opts.prune ?? 3;
   for (let i = 0; i < Math.max(1, opts.repeats); i++) {
     for (const r of rows) {
       const ms = await run(r);
       if (ms !== null) r.samples.push(ms);
+    }
+    if (i === 0 && prune > 0) {
+      const fastest = Math.min(...rows.filter((r) => !r.error).map((r) => r.samples[0]));
+      for (const r of rows) if (!r.error && r.samples[0] > prune * fastest) r.pruned = true;
     }
   }
   const timings: CandidateTiming[] = rows.map((r) => ({
@@ -318,6 +337,7 @@ export async function pickFastest<C>(
     ms: r.error ? null : medianOf(r.samples),
     samples: r.samples,
     ...(r.error ? { error: r.error } : {}),
+    ...(r.pruned ? { pruned: true } : {}),
   }));
   let best = -1;
   timings.forEach((t, i) => {
