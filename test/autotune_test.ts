@@ -545,6 +545,23 @@ Deno.test({
           /^autotune: off: built-in tile configs for (software|discrete) adapters$/,
         );
         assert.deepEqual(await autotuneForTraining({ ...base, ops: "stock", steps: 1000 }), []);
+        // A long enough run tunes the model's 11 problems once; the next run reads them back.
+        logs.length = 0;
+        const first = await autotuneForTraining({ ...base, steps: MIN_STEPS_TO_TUNE });
+        assert.deepEqual(
+          first.map((r) => `${r.problem.layer.name} ${r.problem.view} ${r.source}`),
+          ["conv1", "conv2", "conv3", "conv4"].flatMap((
+            n,
+          ) => [
+            `${n} fwd tuned`,
+            `${n} bwdFilter tuned`,
+            ...(n === "conv1" ? [] : [`${n} bwdData tuned`]),
+          ]),
+        );
+        assert.match(logs[0], /^autotune: timing 11 of 11 conv problems on /);
+        const second = await autotuneForTraining({ ...base, steps: MIN_STEPS_TO_TUNE });
+        assert.ok(second.every((r, i) => r.source === "cache" && r.choice === first[i].choice));
+        assert.match(logs.at(-1)!, /^autotune: 11 conv problems, 11 from the cache: conv1 fwd b3 /);
       });
     } finally {
       setTileConfigResolver(undefined);
