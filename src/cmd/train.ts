@@ -18,7 +18,11 @@ import { evaluateRun } from "../eval/evaluate.ts";
 import { createProgress } from "../train/progress.ts";
 import { startTf } from "../tf/setup.ts";
 import { DeviceFailureError } from "../tf/device_guard.ts";
-import { AUTOTUNE_SETTINGS, type AutotuneSetting } from "../ops/autotune.ts";
+import {
+  AUTOTUNE_SETTINGS,
+  type AutotuneSetting,
+  autotuneSettingFromEnv,
+} from "../ops/autotune.ts";
 import { autotuneForTraining } from "../ops/autotune_model.ts";
 import { DEFAULT_BATCH as EVAL_BATCH } from "../eval/inference.ts";
 
@@ -49,6 +53,7 @@ export async function main(argv: string[]): Promise<void> {
     return;
   }
   const log = (m: string) => console.log(m);
+  const autotune = (f.autotune as AutotuneSetting | undefined) ?? autotuneSettingFromEnv();
   const explicit = explicitOptions(f as unknown as Record<string, unknown>);
   let cfg: TrainConfig;
   let outDir: string;
@@ -97,7 +102,7 @@ export async function main(argv: string[]): Promise<void> {
     ...cfg,
     steps: stepsPerEpoch * cfg.epochs,
     evalBatch: cfg.valSplit === 0 && cfg.evalLimit === 0 ? null : EVAL_BATCH,
-    setting: f.autotune as AutotuneSetting | undefined,
+    setting: autotune,
     log,
   });
   if (adapter.isSoftware && stepsPerEpoch * cfg.epochs > 50) {
