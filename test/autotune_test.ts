@@ -478,15 +478,21 @@ Deno.test({
         assert.equal(tf.memory().numTensors, tensors, "tuning leaks no tensor");
         assert.equal(rows.length, problems.length);
         for (const r of rows) {
-          const ids = candidateConfigs(r.problem.view, kind).map((c) => c.id);
+          const g = layerGeometry(r.problem.layer, r.problem.batch);
+          const ids = Object.keys(r.timings);
           assert.equal(r.source, "tuned");
-          assert.deepEqual(Object.keys(r.timings), ids, r.problem.key);
+          // Every candidate, the dispatch's default for the shape first.
+          assert.deepEqual(
+            [...ids].sort(),
+            candidateConfigs(r.problem.view, kind).map((c) => c.id).sort(),
+            r.problem.key,
+          );
+          assert.equal(ids[0], defaultConfig(r.problem.view, kind, g).id);
           assert.deepEqual(r.errors, {}, `${r.problem.key}: every candidate runs`);
           const ms = ids.map((id) => r.timings[id]!);
           for (const t of ms) assert.ok(t > 0 && Number.isFinite(t), `${r.problem.key}: ${ms}`);
           assert.equal(r.choice, ids[ms.indexOf(Math.min(...ms))], "the fastest median wins");
           // The dispatch now gets the choice, and the record bench/profile print says so.
-          const g = layerGeometry(r.problem.layer, r.problem.batch);
           assert.equal(resolveTileConfig(r.problem.view, g).id, r.choice);
           assert.equal(tileChoices().get(r.problem.key), r.choice);
         }
@@ -505,8 +511,8 @@ Deno.test({
         const off = await tuneConvProblems(problems, { ...again!, setting: "off" });
         for (const r of off) {
           assert.equal(r.source, "default");
-          assert.equal(r.choice, defaultConfig(r.problem.view, kind).id);
           const g = layerGeometry(r.problem.layer, r.problem.batch);
+          assert.equal(r.choice, defaultConfig(r.problem.view, kind, g).id);
           assert.equal(resolveTileConfig(r.problem.view, g).id, r.choice);
         }
 

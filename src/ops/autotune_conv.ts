@@ -270,7 +270,7 @@ export async function tuneConvProblems(
     setTileConfigResolver(undefined);
     return problems.map((p) => ({
       problem: p,
-      choice: defaultConfig(p.view, opts.kind).id,
+      choice: defaultConfig(p.view, opts.kind, layerGeometry(p.layer, p.batch)).id,
       source: "default",
       timings: {},
       clock: null,
@@ -283,7 +283,7 @@ export async function tuneConvProblems(
   const rows: ConvTuneRow[] = [];
   try {
     for (const p of problems) {
-      const candidates = candidateConfigs(p.view, opts.kind);
+      const candidates = defaultFirst(p, opts.kind);
       const inputs = makeInputs(p);
       const errors: Record<string, string> = {};
       try {
@@ -330,6 +330,13 @@ export async function tuneConvProblems(
   // which bench and profile print) holds the last one timed: resolve each problem once more.
   for (const p of problems) resolveTileConfig(p.view, layerGeometry(p.layer, p.batch));
   return rows;
+}
+
+/** The view's candidates with the dispatch's default for this shape first (ties go to it). */
+function defaultFirst(p: ConvProblem, kind: AdapterKind): TileConfig[] {
+  const list = candidateConfigs(p.view, kind);
+  const d = defaultConfig(p.view, kind, layerGeometry(p.layer, p.batch));
+  return [d, ...list.filter((c) => c.id !== d.id)];
 }
 
 function describeTimings(t: Record<string, number | null>): string {
