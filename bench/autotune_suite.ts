@@ -2,17 +2,23 @@
 // the models' conv layers at the benchmark/training batch sizes (and the evaluation batch), and
 // reports the choice per (layer, view, batch bucket) with every candidate's time.
 
-import type { ModelName } from "../src/model/model.ts";
+import { UsageError } from "../src/cli/args.ts";
+import { MODEL_NAMES, type ModelName } from "../src/model/model.ts";
 import type { AdapterIdentity, AutotuneSetting, TuneOptions } from "../src/ops/autotune.ts";
 import {
   type ConvLayer,
   type ConvProblem,
   convProblems,
+  installCachedResolver,
   layerLabel,
   tuneConvProblems,
 } from "../src/ops/autotune_conv.ts";
-import { discoverConvLayers, type TuneSession } from "../src/ops/autotune_model.ts";
-import { batchBucket } from "../src/ops/conv_tiling.ts";
+import {
+  discoverConvLayers,
+  openTuneSession,
+  type TuneSession,
+} from "../src/ops/autotune_model.ts";
+import { batchBucket, setTileConfigResolver } from "../src/ops/conv_tiling.ts";
 import { DEFAULT_BATCH as EVAL_BATCH } from "../src/eval/inference.ts";
 
 export { EVAL_BATCH };
@@ -135,4 +141,39 @@ export async function runAutotuneSuite(opts: AutotuneSuiteOptions): Promise<Auto
       errors: r.errors,
     })),
   };
+}
+
+/**
+ * The tile configurations benchmarks run with: the autotune cache's choices for this adapter
+ * (so kernel and train figures are those a training run gets), or the built-in defaults with
+ * tuning off. The JSON and the tables name the configuration of every layer.
+ */
+export async function tileConfigSession(
+  setting: AutotuneSetting,
+  log: (m: string) => void,
+  command = "bench",
+): Promise<TuneSession | null> {
+  const session = await openTuneSession((l) => console.warn(l));
+  if (!session) return null;
+  if (setting === "off") {
+    setTileConfigResolver(undefined);
+    log(`${command}: autotune off: built-in tile configs for ${session.kind} adapters`);
+    return session;
+  }
+  const n = installCachedResolver(session.cache, session.adapter, session.kind);
+  log(
+    `${command}: ${n} tuned tile config(s) for this adapter from ${session.cache.path ?? "memory"}`,
+  );
+  return session;
+}
+
+/** `--models`: default enhanced; a one-line error naming the flag for an unknown model. */
+export function parseModels(list: string[]): ModelName[] {
+  if (list.length === 0) return ["enhanced"];
+  for (const m of list) {
+    if (!(MODEL_NAMES as readonly string[]).includes(m)) {
+      throw new UsageError(`--models must be a subset of ${MODEL_NAMES.join(",")}, got "${m}"`);
+    }
+  }
+  return list as ModelName[];
 }

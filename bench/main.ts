@@ -26,10 +26,8 @@ import {
   type AutotuneSetting,
   autotuneSettingFromEnv,
 } from "../src/ops/autotune.ts";
-import { installCachedResolver } from "../src/ops/autotune_conv.ts";
-import { openTuneSession, type TuneSession } from "../src/ops/autotune_model.ts";
-import { setTileConfigResolver, tileChoices } from "../src/ops/conv_tiling.ts";
-import { MODEL_NAMES, type ModelName } from "../src/model/model.ts";
+import { tileChoices } from "../src/ops/conv_tiling.ts";
+import { parseModels, tileConfigSession } from "./autotune_suite.ts";
 
 const SUITES = ["kernels", "train", "roofline", "autotune", "all"] as const;
 
@@ -264,38 +262,4 @@ export async function runBench(f: BenchFlags, argv: string[]): Promise<BenchDocu
     );
   }
   return doc;
-}
-
-/**
- * The tile configurations benchmarks run with: the autotune cache's choices for this adapter
- * (so kernel and train figures are those a training run gets), or the built-in defaults with
- * tuning off. The JSON and the tables name the configuration of every layer.
- */
-export async function tileConfigSession(
-  setting: AutotuneSetting,
-  log: (m: string) => void,
-  command = "bench",
-): Promise<TuneSession | null> {
-  const session = await openTuneSession((l) => console.warn(l));
-  if (!session) return null;
-  if (setting === "off") {
-    setTileConfigResolver(undefined);
-    log(`${command}: autotune off: built-in tile configs for ${session.kind} adapters`);
-    return session;
-  }
-  const n = installCachedResolver(session.cache, session.adapter, session.kind);
-  log(
-    `${command}: ${n} tuned tile config(s) for this adapter from ${session.cache.path ?? "memory"}`,
-  );
-  return session;
-}
-
-function parseModels(list: string[]): ModelName[] {
-  if (list.length === 0) return ["enhanced"];
-  for (const m of list) {
-    if (!(MODEL_NAMES as readonly string[]).includes(m)) {
-      throw new UsageError(`--models must be a subset of ${MODEL_NAMES.join(",")}, got "${m}"`);
-    }
-  }
-  return list as ModelName[];
 }

@@ -9,7 +9,8 @@ import { makeTrainStep } from "../src/train/step.ts";
 import { describeAdapter } from "../src/tf/setup.ts";
 import { autotuneSettingFromEnv } from "../src/ops/autotune.ts";
 import { tileChoices } from "../src/ops/conv_tiling.ts";
-import { startBackend, tileConfigSession } from "./main.ts";
+import { startBackend } from "./main.ts";
+import { tileConfigSession } from "./autotune_suite.ts";
 import { textTable, writeTextFileAtomic } from "./report.ts";
 import { measure, type Stats } from "./timing.ts";
 import {
