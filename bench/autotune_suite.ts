@@ -58,11 +58,33 @@ export interface AutotuneResult {
 /** `--quick`: tiny layers (the kernels suite's), batch 2, no inference batch. */
 const QUICK: { layer: ConvLayer; needsDx: boolean }[] = [
   {
-    layer: { name: "quick1", h: 8, w: 8, cin: 1, cout: 4, kh: 3, kw: 3, stride: 1, pad: "same" },
+    layer: {
+      name: "quick1",
+      op: "bn-relu",
+      h: 8,
+      w: 8,
+      cin: 1,
+      cout: 4,
+      kh: 3,
+      kw: 3,
+      stride: 1,
+      pad: "same",
+    },
     needsDx: false,
   },
   {
-    layer: { name: "quick2", h: 6, w: 6, cin: 4, cout: 8, kh: 3, kw: 3, stride: 1, pad: "same" },
+    layer: {
+      name: "quick2",
+      op: "bn-relu",
+      h: 6,
+      w: 6,
+      cin: 4,
+      cout: 8,
+      kh: 3,
+      kw: 3,
+      stride: 1,
+      pad: "same",
+    },
     needsDx: true,
   },
 ];

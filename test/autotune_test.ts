@@ -427,10 +427,12 @@ Deno.test({
         const session = (await openTuneSession())!;
         assert.ok(session, "a WebGPU adapter has an identity");
         const kind = currentAdapterKind();
-        // Two tiny layers (the model-input one without dx), training batch 3 (bucket 4) and an
-        // inference batch 5 (bucket 8): every view and every kind of work.
+        // Two tiny layers, training batch 3 (bucket 4) and an inference batch 5 (bucket 8): a
+        // conv+BN+ReLU model-input layer (no dx), a conv+bias+ReLU stride-2 layer with dx, so
+        // every view and every kind of work.
         const l1: ConvLayer = {
           name: "a",
+          op: "bn-relu",
           h: 8,
           w: 8,
           cin: 1,
@@ -442,14 +444,15 @@ Deno.test({
         };
         const l2: ConvLayer = {
           name: "b",
-          h: 6,
-          w: 6,
+          op: "bias-relu",
+          h: 7,
+          w: 7,
           cin: 4,
           cout: 8,
           kh: 3,
           kw: 3,
           stride: 2,
-          pad: "same",
+          pad: "valid",
         };
         const problems = convProblems(
           [{ layer: l1, needsDx: false }, { layer: l2, needsDx: true }],
@@ -462,10 +465,10 @@ Deno.test({
             "fwd/train-fwd/a",
             "bwdFilter/bwd-filter/a",
             "fwd/infer/a",
-            "fwd/train-fwd/b",
-            "bwdFilter/bwd-filter/b",
+            "fwd/bias-fwd/b",
+            "bwdFilter/bwd-filter-plain/b",
             "bwdData/bwd-data/b",
-            "fwd/infer/b",
+            "fwd/bias-fwd/b",
           ],
         );
         const tensors = tf.memory().numTensors;
@@ -528,6 +531,13 @@ Deno.test({
             "14x14x32->64 k3 s1 same dx=true",
             "14x14x64->64 k3 s1 same dx=true",
           ],
+        );
+        const baseline = await discoverConvLayers("baseline");
+        assert.deepEqual(
+          baseline.map((d) =>
+            `${d.layer.op} ${d.layer.h}x${d.layer.w}x${d.layer.cin}->${d.layer.cout} ${d.layer.pad} dx=${d.needsDx}`
+          ),
+          ["bias-relu 28x28x1->32 valid dx=false", "bias-relu 13x13x32->64 valid dx=true"],
         );
         // The training hook: a short run uses the cache only; off says so; stock ops skip it.
         const base = {

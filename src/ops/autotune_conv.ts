@@ -4,11 +4,15 @@
 // installed so that the dispatch (synchronous, inside tfjs kernel functions) looks the choice up.
 //
 // What is timed per problem, with the candidate forced for its view (tfjs kernel counted):
-//   fwd, training batch   convBnReluTrain: conv + batch statistics + apply   ConvBnReluTrain
+//   fwd, conv+BN+ReLU     convBnReluTrain: conv + batch statistics + apply   ConvBnReluTrain
 //   fwd, inference batch  convBnReluInfer: conv with the folded-BN epilogue  ConvBnReluInfer
-//   bwdFilter             tf.grads of convBnReluTrain w.r.t. filter, gamma,  ConvBnReluTrainParamGrads
+//   fwd, conv+bias+ReLU   convBiasRelu (training and inference alike)        ConvBiasRelu
+//   bwdFilter, BN layer   tf.grads of convBnReluTrain w.r.t. filter, gamma,  ConvBnReluTrainParamGrads
 //                         beta (dz, dfilter, dgamma, dbeta; no dx)
+//   bwdFilter, bias layer convBackpropFilter(dz, x)                          ConvBackpropFilter
 //   bwdData               convBackpropData(dz, filter): dx                   ConvBackpropData
+// Two layers of one shape class share a key (conv_tiling.shapeKey has no epilogue), so the
+// first layer listed decides how the problem is timed.
 // With timestamp-query the figure is the GPU time of that tfjs kernel alone (tf.profile), so the
 // forward that tf.grads runs first is left out; without it, host time to the read-back of the
 // whole work, which still ranks the candidates (everything else is the same for all of them).
@@ -20,11 +24,14 @@ import {
   convBnReluInfer,
   convBnReluTrain,
 } from "./conv_bn_relu.ts";
+import { CONV_BN_RELU_TRAIN_PARAM_GRADS } from "./conv_bn_relu_grad.ts";
 import {
   CONV_BACKPROP_DATA,
-  CONV_BN_RELU_TRAIN_PARAM_GRADS,
+  CONV_BACKPROP_FILTER,
   convBackpropData,
-} from "./conv_bn_relu_grad.ts";
+  convBackpropFilter,
+} from "./conv_backprop.ts";
+import { CONV_BIAS_RELU, convBiasRelu } from "./conv_bias_relu.ts";
 import { type ConvGeometry, convGeometry } from "./conv_geometry.ts";
 import {
   type AdapterKind,
@@ -48,10 +55,12 @@ import {
   tuneProblem,
 } from "./autotune.ts";
 
-/** A conv + BN + ReLU layer, without the batch (the model discovery or the bench fills these). */
+/** A conv layer of one of our ops, without the batch (the model discovery or the bench fills these). */
 export interface ConvLayer {
-  /** Human-readable name: "block1/conv2" or "28x28x32->32 k3 s1 same". */
+  /** Human-readable name: "conv2". */
   name: string;
+  /** conv + batch norm + ReLU (enhanced, wide) or conv + bias + ReLU (baseline). */
+  op: "bn-relu" | "bias-relu";
   h: number;
   w: number;
   cin: number;
@@ -63,7 +72,13 @@ export interface ConvLayer {
 }
 
 /** How a problem is timed (see the header). */
-export type ProblemWork = "train-fwd" | "infer" | "bwd-filter" | "bwd-data";
+export type ProblemWork =
+  | "train-fwd"
+  | "infer"
+  | "bias-fwd"
+  | "bwd-filter"
+  | "bwd-filter-plain"
+  | "bwd-data";
 
 export interface ConvProblem {
   view: ConvView;
@@ -104,12 +119,13 @@ export function convProblems(
     out.push({ view, layer, batch: b, work, key });
   };
   for (const { layer, needsDx } of layers) {
+    const bn = layer.op === "bn-relu";
     if (batch !== null) {
-      add("fwd", layer, batch, "train-fwd");
-      add("bwdFilter", layer, batch, "bwd-filter");
+      add("fwd", layer, batch, bn ? "train-fwd" : "bias-fwd");
+      add("bwdFilter", layer, batch, bn ? "bwd-filter" : "bwd-filter-plain");
       if (needsDx) add("bwdData", layer, batch, "bwd-data");
     }
-    if (inferBatch !== null) add("fwd", layer, inferBatch, "infer");
+    if (inferBatch !== null) add("fwd", layer, inferBatch, bn ? "infer" : "bias-fwd");
   }
   return out;
 }
@@ -161,6 +177,7 @@ function problemWork(p: ConvProblem, t: ProblemInputs): [() => tf.Tensor[], stri
   const attrs = { strides: p.layer.stride, pad: p.layer.pad } as const;
   const T4 = (a: tf.Tensor) => a as tf.Tensor4D;
   const T1 = (a: tf.Tensor) => a as tf.Tensor1D;
+  const strides: [number, number] = [p.layer.stride, p.layer.stride];
   switch (p.work) {
     case "train-fwd":
       return [() => {
@@ -172,6 +189,13 @@ function problemWork(p: ConvProblem, t: ProblemInputs): [() => tf.Tensor[], stri
         () => [convBnReluInfer(t.x, t.filter, t.gamma, t.beta, t.mean, t.variance, attrs)],
         CONV_BN_RELU_INFER,
       ];
+    case "bias-fwd":
+      return [() => [convBiasRelu(t.x, t.filter, t.beta, attrs)], CONV_BIAS_RELU];
+    case "bwd-filter-plain":
+      return [
+        () => [convBackpropFilter(t.dy, t.x, t.filter.shape, { strides, pad: p.layer.pad })],
+        CONV_BACKPROP_FILTER,
+      ];
     case "bwd-filter":
       return [
         () =>
@@ -181,13 +205,11 @@ function problemWork(p: ConvProblem, t: ProblemInputs): [() => tf.Tensor[], stri
           ),
         CONV_BN_RELU_TRAIN_PARAM_GRADS,
       ];
-    case "bwd-data": {
-      const strides: [number, number] = [p.layer.stride, p.layer.stride];
+    case "bwd-data":
       return [
         () => [convBackpropData(t.dy, t.filter, t.x.shape, { strides, pad: p.layer.pad })],
         CONV_BACKPROP_DATA,
       ];
-    }
   }
 }
 

@@ -13,6 +13,7 @@ import * as tf from "@tensorflow/tfjs-core";
 import { createModel, type ModelName } from "../model/model.ts";
 import { makeTrainStep } from "../train/step.ts";
 import { CONV_BN_RELU_TRAIN } from "./conv_bn_relu.ts";
+import { CONV_BIAS_RELU } from "./conv_bias_relu.ts";
 import {
   type AdapterKind,
   candidateConfigs,
@@ -69,7 +70,8 @@ function stridePad(
 }
 
 /**
- * The fused conv layers of `model` in forward order, deduplicated by shape class. Leaves no
+ * The conv layers of `model` that run our ops (conv + BN + ReLU, conv + bias + ReLU), in
+ * forward order, deduplicated by shape class and op. Leaves no
  * resolver installed (the recording one is removed): callers install theirs after.
  */
 export async function discoverConvLayers(model: ModelName): Promise<DiscoveredLayer[]> {
@@ -101,13 +103,19 @@ export async function discoverConvLayers(model: ModelName): Promise<DiscoveredLa
   const out: DiscoveredLayer[] = [];
   const seen = new Set<string>();
   for (const k of kernels) {
-    if (k.name !== CONV_BN_RELU_TRAIN) continue;
+    const op = k.name === CONV_BN_RELU_TRAIN
+      ? "bn-relu"
+      : k.name === CONV_BIAS_RELU
+      ? "bias-relu"
+      : null;
+    if (!op) continue;
     const [xs, fs] = k.inputShapes;
     const ys = k.outputShapes[0];
     const sp = stridePad(xs[1], xs[2], fs[0], fs[1], ys[1], ys[2]);
     if (!sp) continue;
     const layer: ConvLayer = {
       name: `conv${out.length + 1}`,
+      op,
       h: xs[1],
       w: xs[2],
       cin: xs[3],
@@ -116,7 +124,7 @@ export async function discoverConvLayers(model: ModelName): Promise<DiscoveredLa
       kw: fs[1],
       ...sp,
     };
-    const label = layerLabel(layer);
+    const label = `${op} ${layerLabel(layer)}`;
     if (seen.has(label)) continue;
     seen.add(label);
     const g = layerGeometry(layer, batch);
