@@ -189,9 +189,9 @@ export async function tileConfigSession(
   return session;
 }
 
-/** `--models`: default enhanced; a one-line error naming the flag for an unknown model. */
+/** `--models`: default the two the train suite runs; a one-line error naming the flag for an unknown model. */
 export function parseModels(list: string[]): ModelName[] {
-  if (list.length === 0) return ["enhanced"];
+  if (list.length === 0) return ["enhanced", "baseline"];
   for (const m of list) {
     if (!(MODEL_NAMES as readonly string[]).includes(m)) {
       throw new UsageError(`--models must be a subset of ${MODEL_NAMES.join(",")}, got "${m}"`);

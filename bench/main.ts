@@ -75,7 +75,7 @@ export const BENCH_FLAGS = {
   },
   models: {
     type: "list",
-    help: "autotune suite: models whose conv layers to tune (default enhanced)",
+    help: "autotune suite: models whose conv layers to tune (default enhanced,baseline)",
   },
   autotune: {
     type: "enum",

@@ -7,7 +7,7 @@
 #   1. Vulkan: the loader from the bundle's .debs when the system has none; the NVIDIA ICD.
 #   2. Adapter check: the start-up line must name a hardware adapter (--adapter hardware stops
 #      with exit 2 on llvmpipe); the roofline suite, --quick.
-#   3. Autotune: bench --suite autotune fills the cache for the enhanced CNN's layers at batch
+#   3. Autotune: bench --suite autotune fills the cache for the enhanced and baseline CNNs' layers at batch
 #      32..512 and the evaluation batch; the table of choices with every candidate's time.
 #   4. Benchmarks: bench --suite all (roofline, kernels, train) with the tuned tile configs.
 #   5. Profile of a training step at batch 256 (Chrome trace).
@@ -193,7 +193,7 @@ ADAPTER_LINE=$(grep -m1 '^bench: webgpu on ' "$LOG" | sed 's/^bench: //')
 if [ "$STATUS" -eq 0 ]; then
   # --- 3. Autotune -------------------------------------------------------------------------------
   run_step "autotune" "${LIMITS[1]}" "${FMNIST[@]}" bench --adapter "$ADAPTER" --suite autotune \
-    --models enhanced "${BENCH_OPTS[@]}" --json "$OUTDIR/autotune.json" \
+    --models enhanced,baseline "${BENCH_OPTS[@]}" --json "$OUTDIR/autotune.json" \
     --markdown "$WORK/autotune.md" || STATUS=1
 
   # --- 4. Kernel and train suites (and the roofline, for the % columns) --------------------------
