@@ -7,8 +7,9 @@
 #   1. Vulkan: the loader from the bundle's .debs when the system has none; the NVIDIA ICD.
 #   2. Adapter check: the start-up line must name a hardware adapter (--adapter hardware stops
 #      with exit 2 on llvmpipe); the roofline suite, --quick.
-#   3. Autotune: bench --suite autotune fills the cache for the enhanced and baseline CNNs' layers at batch
-#      32..512 and the evaluation batch; the table of choices with every candidate's time.
+#   3. Autotune: bench --suite autotune fills the cache for the enhanced and baseline CNNs'
+#      layers at batch 32..512 and the evaluation batch; the table of choices, every candidate's
+#      time.
 #   4. Benchmarks: bench --suite all (roofline, kernels, train) with the tuned tile configs.
 #   5. Profile of a training step at batch 256 (Chrome trace).
 #   6. Training: enhanced, 3 epochs on all 60,000 images, then evaluation on the test set.
