@@ -7,8 +7,10 @@ import { createModel, type ModelName } from "../src/model/model.ts";
 import type { OpsKind } from "../src/model/layers.ts";
 import { makeTrainStep } from "../src/train/step.ts";
 import { describeAdapter } from "../src/tf/setup.ts";
+import { autotuneSettingFromEnv } from "../src/ops/autotune.ts";
 import { tileChoices } from "../src/ops/conv_tiling.ts";
 import { startBackend } from "./run.ts";
+import { tileConfigSession } from "./autotune_suite.ts";
 import { writeFileAtomic } from "../src/files.ts";
 import { textTable } from "./report.ts";
 import { measure, type Stats } from "./timing.ts";
@@ -124,6 +126,9 @@ export interface ProfileOptions {
 /** Profiles, prints the tables and the fused-vs-stock step times, writes the trace. */
 export async function runProfile(f: ProfileOptions): Promise<void> {
   const adapter = await startBackend("profile", f.backend, f.adapter);
+  if (adapter.backend === "webgpu") {
+    await tileConfigSession(autotuneSettingFromEnv(), (m) => console.log(m), "profile");
+  }
   const { model, ops } = f;
   const [x, y] = syntheticBatch(f.batch, f.seed);
   const runs: { label: string; steps: StepProfile[] }[] = [];

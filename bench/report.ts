@@ -6,6 +6,7 @@ import type { KernelCase } from "./kernels_suite.ts";
 import type { RooflineResult } from "./roofline.ts";
 import type { Clock } from "./timing.ts";
 import type { TrainCase } from "./train_types.ts";
+import type { AutotuneResult } from "./autotune_suite.ts";
 import { SOFTWARE_FWD_GFLOPS_TARGET } from "./kernels_suite.ts";
 
 export const SCHEMA = "fmnist-bench/1";
@@ -26,6 +27,10 @@ export interface BenchDocument {
   roofline: RooflineResult | null;
   kernels: KernelCase[] | null;
   train: TrainCase[] | null;
+  /** `--suite autotune`: the tuned tile config per (layer, view, batch bucket). */
+  autotune?: AutotuneResult | null;
+  /** Tile config id per conv shape key (view:kernel:...:batch bucket) that the run dispatched. */
+  tileConfigs?: Record<string, string>;
 }
 
 /** The source revision being measured ("abc1234", "abc1234-dirty"), or null without git. */
@@ -208,11 +213,64 @@ function trainTable(cases: TrainCase[]): Table {
   };
 }
 
+/** The tile config chosen per problem and what each candidate took (fastest marked *). */
+function autotuneTable(r: AutotuneResult): Table {
+  const rows = r.rows.map((row) => {
+    const best = row.choice;
+    const cands = Object.entries(row.timings).map(([id, ms]) =>
+      `${id === best ? "*" : ""}${id.replace(`${row.view}.`, "")} ${
+        ms === null ? "failed" : fmt(ms)
+      }`
+    );
+    return [
+      `${row.layers[0]} ${row.shape}${row.layers.length > 1 ? ` (+${row.layers.length - 1})` : ""}`,
+      row.view,
+      row.work === "infer" ? `${row.batch} (infer)` : String(row.batch),
+      best,
+      row.source,
+      cands.length ? cands.join(", ") : "-",
+    ];
+  });
+  const notes = [
+    `adapter kind ${r.adapterKind}; ${
+      r.setting === "off"
+        ? "tuning off (built-in defaults)"
+        : `cache ${r.cachePath ?? "in memory only"}`
+    }; ` +
+    `${fmt(r.seconds, 1)} s; a choice holds for its batch bucket (power of two); ms: median ` +
+    `GPU time of the op's tfjs kernel per candidate (${
+      r.rows.find((x) => x.clock)?.clock ?? "-"
+    }).`,
+  ];
+  for (const row of r.rows) {
+    for (const [id, e] of Object.entries(row.errors)) notes.push(`FAILED ${row.key} ${id}: ${e}`);
+  }
+  return {
+    title: "Autotune: tile config per conv layer, view and batch",
+    header: ["layer", "view", "batch", "choice", "source", "candidates (ms)"],
+    rows,
+    notes,
+  };
+}
+
+function tileConfigTable(configs: Record<string, string>): Table {
+  return {
+    title: "Tile configs the run dispatched (conv shape key -> config)",
+    header: ["shape key", "config"],
+    rows: Object.entries(configs).map(([k, id]) => [k, id]),
+    notes: [],
+  };
+}
+
 function tables(doc: BenchDocument): Table[] {
   const out: Table[] = [];
+  if (doc.autotune) out.push(autotuneTable(doc.autotune));
   if (doc.roofline) out.push(rooflineTable(doc.roofline));
   if (doc.kernels) out.push(kernelsTable(doc.kernels));
   if (doc.train) out.push(trainTable(doc.train));
+  if (doc.tileConfigs && Object.keys(doc.tileConfigs).length > 0) {
+    out.push(tileConfigTable(doc.tileConfigs));
+  }
   return out;
 }
 

@@ -10,8 +10,12 @@ import type { KernelMode } from "./work.ts";
 import { type BenchDocument, hostInfo, SCHEMA, sourceRevision } from "./report.ts";
 import { rooflineSizes, runRoofline } from "./roofline.ts";
 import { resolveClock, type TimingOptions } from "./timing.ts";
+import type { AutotuneSetting } from "../src/ops/autotune.ts";
+import { tileChoices } from "../src/ops/conv_tiling.ts";
+import { tileConfigSession } from "./autotune_suite.ts";
+import type { ModelName } from "../src/model/model.ts";
 
-export const SUITES = ["kernels", "train", "roofline", "all"] as const;
+export const SUITES = ["kernels", "train", "roofline", "autotune", "all"] as const;
 export type BenchSuite = typeof SUITES[number];
 
 export interface BenchOptions {
@@ -32,6 +36,10 @@ export interface BenchOptions {
   cpu: boolean;
   backend: "webgpu" | "cpu";
   adapter: "any" | "hardware";
+  /** Autotune suite: models whose conv layers to tune. */
+  models: ModelName[];
+  /** Tile configs: cached choices (on), built-in defaults (off) or time again (refresh). */
+  autotune: AutotuneSetting;
 }
 
 /** Adapter selection plus the start-up line every command prints. */
@@ -50,6 +58,9 @@ export async function startBackend(
 export async function runBench(o: BenchOptions): Promise<BenchDocument> {
   const suites = o.suite === "all" ? ["roofline", "kernels", "train"] : [o.suite];
   const batchFlag = o.batches;
+  if (o.backend === "cpu" && o.suite === "autotune") {
+    throw new UsageError("--suite autotune tunes WebGPU kernels: use --backend webgpu");
+  }
   if (o.backend === "cpu" && suites.includes("roofline")) {
     if (o.suite === "roofline") {
       throw new UsageError("--suite roofline measures WebGPU kernels: use --backend webgpu");
@@ -82,8 +93,28 @@ export async function runBench(o: BenchOptions): Promise<BenchDocument> {
     roofline: null,
     kernels: null,
     train: null,
+    autotune: null,
+    tileConfigs: {},
   };
   console.log(`bench: clock ${doc.clock}; suites ${suites.join(", ")}`);
+  const session = o.backend === "webgpu" ? await tileConfigSession(o.autotune, log) : null;
+
+  if (suites.includes("autotune") && session) {
+    log("autotune ...");
+    const { runAutotuneSuite, EVAL_BATCH } = await import("./autotune_suite.ts");
+    doc.autotune = await runAutotuneSuite({
+      session,
+      setting: o.autotune,
+      models: o.models,
+      batches: batchFlag ?? (o.quick ? [2] : slow ? [32, 64, 128] : [32, 64, 128, 256, 512]),
+      inferBatch: o.quick ? null : EVAL_BATCH,
+      quick: o.quick,
+      timing: o.repeats || o.warmup !== undefined
+        ? { warmup: timing.warmup, repeats: timing.repeats }
+        : undefined,
+      log,
+    });
+  }
 
   if (suites.includes("roofline") || (suites.includes("kernels") && o.backend === "webgpu")) {
     log("roofline ...");
@@ -118,5 +149,10 @@ export async function runBench(o: BenchOptions): Promise<BenchDocument> {
     });
   }
   doc.options.batches = batchFlag ?? [];
+  if (suites.includes("kernels") || suites.includes("train")) {
+    doc.tileConfigs = Object.fromEntries(
+      [...tileChoices()].sort(([a], [b]) => a.localeCompare(b)),
+    );
+  }
   return doc;
 }

@@ -6,6 +6,8 @@ import { DEVICE_FLAGS, helpText, parseFlags } from "../cli/args.ts";
 import { UsageError } from "../errors.ts";
 import { writeFileAtomic } from "../files.ts";
 import { MODES } from "../../bench/kernels_suite.ts";
+import { AUTOTUNE_SETTINGS, type AutotuneSetting, autotuneSettingFromEnv } from "../ops/autotune.ts";
+import { parseModels } from "../../bench/autotune_suite.ts";
 import { type BenchSuite, runBench, SUITES } from "../../bench/run.ts";
 import type { KernelMode } from "../../bench/work.ts";
 import {
@@ -52,10 +54,20 @@ export const BENCH_FLAGS = {
   },
   data: { type: "string", help: "Fashion-MNIST folder for --limit" },
   "no-cpu": { type: "bool", help: "kernels suite: skip the CPU-backend comparison" },
+  models: {
+    type: "list",
+    help: "autotune suite: models whose conv layers to tune (default enhanced,baseline)",
+  },
+  autotune: {
+    type: "enum",
+    choices: AUTOTUNE_SETTINGS,
+    help: "tile configs: on = cached choices, the autotune suite times what is missing; " +
+      "off = built-in defaults; refresh = time again (default $FMNIST_AUTOTUNE, else on)",
+  },
   ...DEVICE_FLAGS,
 } as const;
 
-const USAGE = "deno task bench [--suite kernels|train|roofline|all] [--json FILE] " +
+const USAGE = "deno task bench [--suite kernels|train|roofline|autotune|all] [--json FILE] " +
   "[--compare OLD.json] [--markdown FILE] [--quick]";
 
 export async function main(argv: string[]): Promise<void> {
@@ -81,6 +93,8 @@ export async function main(argv: string[]): Promise<void> {
     cpu: !f["no-cpu"],
     backend: f.backend as "webgpu" | "cpu",
     adapter: f.adapter as "any" | "hardware",
+    models: parseModels(f.models),
+    autotune: (f.autotune as AutotuneSetting | undefined) ?? autotuneSettingFromEnv(),
   });
   console.log("\n" + renderText(doc));
   if (oldDoc) console.log("\n" + renderComparison(compareDocuments(oldDoc, doc), oldDoc, doc));

@@ -27,6 +27,13 @@ import { evaluateRun } from "../eval/evaluate.ts";
 import { createProgress } from "../train/progress.ts";
 import { type AdapterReport, startTf } from "../tf/setup.ts";
 import { DeviceFailureError, explainDeviceError } from "../tf/device_guard.ts";
+import {
+  AUTOTUNE_SETTINGS,
+  type AutotuneSetting,
+  autotuneSettingFromEnv,
+} from "../ops/autotune.ts";
+import { autotuneForTraining } from "../ops/autotune_model.ts";
+import { DEFAULT_BATCH as EVAL_BATCH } from "../eval/inference.ts";
 
 const DEFS = {
   ...CONFIG_FLAGS,
@@ -34,6 +41,12 @@ const DEFS = {
   resume: { type: "string", help: "continue the run in DIR from its checkpoints/last" },
   out: { type: "string", help: "run folder (default runs/<timestamp>-<model>/)" },
   quiet: { type: "bool", help: "no per-step progress (CI logs)" },
+  autotune: {
+    type: "enum",
+    choices: AUTOTUNE_SETTINGS,
+    help: "conv tile configs: on = tune once per adapter (cached), off = built-in defaults, " +
+      "refresh = time again (default $FMNIST_AUTOTUNE, else on)",
+  },
 } as const;
 
 /** Options that fix the architecture or the data order: a resumed run cannot change them. */
@@ -58,6 +71,7 @@ export async function main(argv: string[]): Promise<void> {
     return;
   }
   const log: Log = (m) => console.log(m);
+  const autotune = (f.autotune as AutotuneSetting | undefined) ?? autotuneSettingFromEnv();
   const explicit = explicitOptions(f as unknown as Record<string, unknown>);
   const plan = f.resume
     ? await planResume(f.resume, explicit, f)
@@ -69,6 +83,13 @@ export async function main(argv: string[]): Promise<void> {
   const prepared = prepareData(data, cfg);
   if (prepared.trainIdx.length === 0) throw new UsageError("--limit: no training images left");
   await writeRunFolder(plan, log);
+  await autotuneForTraining({
+    ...cfg,
+    steps: Math.ceil(prepared.trainIdx.length / cfg.batch) * cfg.epochs,
+    evalBatch: cfg.valSplit === 0 && cfg.evalLimit === 0 ? null : EVAL_BATCH,
+    setting: autotune,
+    log,
+  });
   await logEstimate(adapter, cfg, prepared, log);
 
   const result = await trainUntilDoneOrInterrupted(cfg, prepared, {

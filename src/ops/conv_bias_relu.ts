@@ -8,7 +8,7 @@
 import * as tf from "@tensorflow/tfjs-core";
 import type { WebGPUBackend } from "@tensorflow/tfjs-backend-webgpu";
 import type { KernelBackend, NamedAttrMap, TensorInfo } from "@tensorflow/tfjs-core";
-import { UsageError } from "../cli/args.ts";
+import { UsageError } from "../errors.ts";
 import { type ConvGeometry, convGeometry, normalizeStrides } from "./conv_geometry.ts";
 import { runConvForward } from "./conv_passes.ts";
 import { convBiasReluRef } from "./conv_bias_relu_ref.ts";
