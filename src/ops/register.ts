@@ -2,3 +2,4 @@
 // Importing this module once is enough; `src/tf/setup.ts` does it.
 import "./conv_bn_relu_fwd.ts";
 import "./conv_bn_relu_grad.ts";
+import "./adam_step_webgpu.ts";
