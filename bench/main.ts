@@ -21,6 +21,7 @@ import {
 } from "./report.ts";
 import { rooflineSizes, runRoofline } from "./roofline.ts";
 import { resolveClock, type TimingOptions } from "./timing.ts";
+import { OPTIMIZER_KINDS, type OptimizerKind } from "../src/train/optimizer.ts";
 
 const SUITES = ["kernels", "train", "roofline", "all"] as const;
 
@@ -58,6 +59,12 @@ export const BENCH_FLAGS = {
     help: "train suite: also time a real pass over this many training images",
   },
   data: { type: "string", help: "Fashion-MNIST folder for --limit" },
+  optimizer: {
+    type: "enum",
+    choices: OPTIMIZER_KINDS,
+    default: "fused",
+    help: "train suite: Adam as one fused kernel, or tf.train.adam (tfjs)",
+  },
   "no-cpu": { type: "bool", help: "kernels suite: skip the CPU-backend comparison" },
   backend: { type: "enum", choices: ["webgpu", "cpu"], default: "webgpu", help: "tfjs backend" },
   adapter: {
@@ -210,6 +217,7 @@ export async function runBench(f: BenchFlags, argv: string[]): Promise<BenchDocu
       timing,
       limit: f.limit,
       dataDir: f.data,
+      optimizer: f.optimizer as OptimizerKind,
       log,
     });
   }

@@ -9,13 +9,17 @@
 // with epsilon outside the square root, beta^t the running products kept by the optimizer
 // (src/train/optimizer.ts) and epsilon = the backend's (1e-7 for float32), as tf.train.adam.
 //
-// Moments live in one packed state tensor [2 * total]: all first moments back to back in
-// variable order, then all second moments. The WebGPU kernel is in adam_step_webgpu.ts (it
+// Moments live in one packed state tensor [2 * total], updated in place: all first moments back
+// to back in variable order, then all second moments. The new weights come back as fresh
+// tensors for the optimizer to assign. The WebGPU kernel is in adam_step_webgpu.ts (it
 // explains the dispatch plan), the CPU reference in adam_step_ref.ts.
 
 import * as tf from "@tensorflow/tfjs-core";
 
-/** Kernel: inputs {state, g0..gK-1, w0..wK-1}; attrs AdamStepAttrs; output: state (in place). */
+/**
+ * Kernel: inputs {state, g0..gK-1, w0..wK-1}; attrs AdamStepAttrs; outputs [state (updated in
+ * place, an alias), w0'..wK-1'].
+ */
 export const ADAM_STEP = "AdamStep";
 
 export interface AdamStepAttrs {
@@ -43,15 +47,15 @@ export function packedOffsets(sizes: number[]): { offsets: number[]; total: numb
 }
 
 /**
- * One Adam step over `weights` with `grads` (same order and shapes), updating `weights` and the
- * packed `state` in place. Returns nothing: the variables themselves change.
+ * One Adam step over `weights` with `grads` (same order and shapes): updates the packed `state`
+ * in place and returns the new weights (the caller assigns or disposes them).
  */
 export function adamStep(
   state: tf.Tensor1D,
   grads: tf.Tensor[],
   weights: tf.Tensor[],
   attrs: AdamStepAttrs,
-): void {
+): tf.Tensor[] {
   if (grads.length !== weights.length || attrs.decay.length !== weights.length) {
     throw new Error(
       `adamStep: ${grads.length} gradients, ${weights.length} weights, ${attrs.decay.length} decay flags`,
@@ -74,6 +78,7 @@ export function adamStep(
   const inputs: Record<string, tf.Tensor> = { state };
   grads.forEach((g, i) => (inputs[`g${i}`] = g));
   weights.forEach((w, i) => (inputs[`w${i}`] = w));
-  const out = tf.engine().runKernel(ADAM_STEP, inputs, { ...attrs }) as tf.Tensor;
-  out.dispose(); // an alias of `state`
+  const [alias, ...next] = tf.engine().runKernel(ADAM_STEP, inputs, { ...attrs }) as tf.Tensor[];
+  alias.dispose(); // `state` itself
+  return next;
 }

@@ -1,6 +1,6 @@
 // CPU reference of the fused Adam step (see adam_step.ts for the formula). Every intermediate
 // is rounded to float32 in the same order as tf.train.adam's separate ops on the CPU backend,
-// so on the cpu backend this matches tf.train.adam bit for bit; it mutates its arrays in place.
+// so on the cpu backend this matches tf.train.adam bit for bit. Mutates `state` and `weights`.
 
 import type { AdamStepAttrs } from "./adam_step.ts";
 

@@ -2,17 +2,20 @@
 // registrations (webgpu: the programs below; cpu: the reference in adam_step_ref.ts).
 //
 // A tfjs program has one writable binding (`result`), and a storage buffer may not be bound
-// writable and read-only in one dispatch. The weights are the model's own tf.Variables (the
-// forward ops read them), so each needs a dispatch of its own that writes it in place; the
-// moments are packed into one state tensor so that one dispatch can update the moments of
+// writable and read-only in one dispatch, so each weight tensor needs a dispatch of its own;
+// the moments are packed into one state tensor so that one dispatch can update the moments of
 // several variables. Plan for K trainable variables:
 //   1. adam_moments  in place on the state, grouped: a group takes variables while its inputs
 //      (g, plus w for decayed ones) fit the device's storage-buffer limit minus the output
 //      (8 - 1 = 7 by default: e.g. 3 decayed + 1 plain, or 7 plain): enhanced's 16 variables
 //      (6 decayed) take 4 dispatches.
-//   2. adam_weights  in place on each variable, from the state: K dispatches.
+//   2. adam_weights  one per variable, into a fresh buffer the optimizer assigns to the
+//      variable: K dispatches.
 // enhanced: 4 + 16 = 20 dispatches per step, where tf.train.adam issues ~14 elementwise
 // dispatches per variable plus the L2 penalty's forward and backward (see BENCHMARKS.md).
+// The weights are not written in place: tfjs treats tensor data as immutable (a read caches
+// the values on the CPU, clones share buffers), and a new buffer from the pool costs nothing
+// measurable. The state is ours alone; its CPU cache is dropped after each write.
 // Every array is read and written once per pass, so the step is bandwidth-bound and tiny
 // next to the convolutions (0.47M parameters: ~11 MB of traffic for enhanced).
 
@@ -20,7 +23,7 @@ import { type NamedAttrMap, registerKernel, type TensorInfo } from "@tensorflow/
 import type { WebGPUBackend, WebGPUProgram } from "@tensorflow/tfjs-backend-webgpu";
 import { ADAM_STEP, type AdamStepAttrs, packedOffsets } from "./adam_step.ts";
 import { adamScalars, adamStepRef } from "./adam_step_ref.ts";
-import { kernelSource, type Uniform } from "./webgpu_program.ts";
+import { kernelSource, runProgram, type Uniform } from "./webgpu_program.ts";
 
 type Dispatch = [number, number, number];
 const WORKGROUP = 64;
@@ -101,7 +104,7 @@ export class AdamWeightsProgram implements WebGPUProgram {
   shaderKey = "adamWeights";
   dispatchLayout = { x: [0] };
   dispatch: Dispatch;
-  variableNames = ["state"];
+  variableNames = ["w", "state"];
   workgroupSize: [number, number, number] = [WORKGROUP, 1, 1];
   uniforms = "oneMinusAccBeta1 : f32, oneMinusAccBeta2 : f32, epsilon : f32, negLr : f32, " +
     "offset : i32, total : i32, n : i32,";
@@ -126,14 +129,16 @@ function maxProgramInputs(backend: WebGPUBackend): number {
   return limit - 1;
 }
 
-/** Runs the whole step on the GPU, in place; returns the state's TensorInfo. */
+type TensorMap = { tensorMap: { get(id: unknown): { values: unknown } } };
+
+/** Runs the whole step on the GPU: the state in place; returns the new weights. */
 export function runAdamStep(
   backend: WebGPUBackend,
   state: TensorInfo,
   grads: TensorInfo[],
   weights: TensorInfo[],
   attrs: AdamStepAttrs,
-): TensorInfo {
+): TensorInfo[] {
   const sizes = weights.map((w) => w.shape.reduce((a, b) => a * b, 1));
   const { offsets, total } = packedOffsets(sizes);
   const s = adamScalars(attrs);
@@ -157,8 +162,10 @@ export function runAdamStep(
     const program = new AdamMomentsProgram(2 * total, group);
     backend.runWebGPUProgram(program, inputs, "float32", uniforms, state);
   }
-  weights.forEach((w, i) => {
-    backend.runWebGPUProgram(new AdamWeightsProgram(w.shape), [state], "float32", [
+  // A read of the state (tests, getWeights on the cpu) may have cached stale values.
+  (backend as unknown as TensorMap).tensorMap.get(state.dataId).values = null;
+  return weights.map((w, i) =>
+    runProgram(backend, new AdamWeightsProgram(w.shape), [w, state], [
       f32(s.oneMinusAccBeta1),
       f32(s.oneMinusAccBeta2),
       f32(s.epsilon),
@@ -166,14 +173,13 @@ export function runAdamStep(
       i32(offsets[i]),
       i32(total),
       i32(sizes[i]),
-    ], w);
-  });
-  return state;
+    ])
+  );
 }
 
 // ---------------------------------------------------------------------------------------------
-// Kernel registrations. The kernel returns an alias of `state` (refcount raised, like reshape);
-// the weights and the state change in place.
+// Kernel registrations. Outputs: an alias of `state` (refcount raised, like reshape), updated in
+// place, then the new weights in input order.
 
 interface KernelInputs {
   state: TensorInfo;
@@ -206,13 +212,16 @@ registerKernel({
   kernelFunc: ({ inputs, backend, attrs }) => {
     const k = kernelInputs(inputs as Record<string, TensorInfo>, attrs);
     const webgpu = backend as WebGPUBackend;
-    runAdamStep(webgpu, k.state, k.grads, k.weights, k.attrs);
+    const weights = runAdamStep(webgpu, k.state, k.grads, k.weights, k.attrs);
     (webgpu as unknown as RefCounted).incRef(k.state.dataId);
-    return { dataId: k.state.dataId, shape: k.state.shape, dtype: "float32" };
+    return [{ dataId: k.state.dataId, shape: k.state.shape, dtype: "float32" }, ...weights];
   },
 });
 
-type CpuBackend = RefCounted & { data: { get(id: unknown): { values: unknown } } };
+type CpuBackend = RefCounted & {
+  data: { get(id: unknown): { values: unknown } };
+  makeTensorInfo(shape: number[], dtype: "float32", values: Float32Array): TensorInfo;
+};
 
 /** The CPU backend's own array for `t` (mutated in place). */
 function cpuArray(cpu: CpuBackend, t: TensorInfo): Float32Array {
@@ -227,13 +236,12 @@ registerKernel({
   kernelFunc: ({ inputs, backend, attrs }) => {
     const k = kernelInputs(inputs as Record<string, TensorInfo>, attrs);
     const cpu = backend as unknown as CpuBackend;
-    adamStepRef(
-      cpuArray(cpu, k.state),
-      k.grads.map((g) => cpuArray(cpu, g)),
-      k.weights.map((w) => cpuArray(cpu, w)),
-      k.attrs,
-    );
+    const weights = k.weights.map((w) => cpuArray(cpu, w).slice());
+    adamStepRef(cpuArray(cpu, k.state), k.grads.map((g) => cpuArray(cpu, g)), weights, k.attrs);
     cpu.incRef(k.state.dataId);
-    return { dataId: k.state.dataId, shape: k.state.shape, dtype: "float32" };
+    return [
+      { dataId: k.state.dataId, shape: k.state.shape, dtype: "float32" },
+      ...weights.map((w, i) => cpu.makeTensorInfo(k.weights[i].shape, "float32", w)),
+    ];
   },
 });

@@ -5,6 +5,7 @@ import { type FlagDefs, parseFlags, UsageError } from "../cli/args.ts";
 import { MODEL_NAMES, type ModelName, type OpsKind } from "../model/model.ts";
 import type { AdapterPolicy, BackendName } from "../tf/setup.ts";
 import type { ScheduleName } from "./schedule.ts";
+import type { OptimizerKind } from "./optimizer.ts";
 
 export interface TrainConfig {
   model: ModelName;
@@ -30,6 +31,8 @@ export interface TrainConfig {
   data?: string;
   /** Test images to evaluate at the end: undefined = all, 0 = skip evaluation. */
   evalLimit?: number;
+  /** Adam implementation: "fused" (default, src/train/optimizer.ts) or "tfjs" (tf.train.adam). */
+  optimizer?: OptimizerKind;
 }
 
 /** Preset per model: what `deno task train --model X` uses unless told otherwise. */
@@ -100,6 +103,11 @@ export const CONFIG_FLAGS = {
   backend: { type: "enum", choices: ["webgpu", "cpu"], help: "tfjs backend" },
   adapter: { type: "enum", choices: ["any", "hardware"], help: "refuse software adapters" },
   lr: { type: "float", min: 0, max: 10, help: "Adam learning rate" },
+  optimizer: {
+    type: "enum",
+    choices: ["fused", "tfjs"],
+    help: "Adam as one fused kernel per step (default) or tf.train.adam (for comparison)",
+  },
   "weight-decay": { type: "float", min: 0, max: 1, help: "L2 coefficient added to the loss" },
   dropout: { type: "float", min: 0, max: 0.95, help: "dropout rate" },
   "label-smoothing": { type: "float", min: 0, max: 0.5, help: "cross-entropy label smoothing" },

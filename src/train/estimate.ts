@@ -22,7 +22,7 @@ export async function measureStepSeconds(
     dropout: cfg.dropout,
     l2: cfg.weightDecay,
   });
-  const optimizer = createOptimizer(cfg);
+  const optimizer = createOptimizer(cfg, model);
   const idx = data.trainIdx.subarray(0, cfg.batch);
   const x = imagesToTensor(data.train, idx);
   const y = labelsToOneHot(data.train, idx);

@@ -26,6 +26,7 @@ import {
 import { createModel, type Model } from "../model/model.ts";
 import { deriveSeed, Rng } from "../model/random.ts";
 import { augmentBatch } from "./augment.ts";
+import { createAdam } from "./optimizer.ts";
 import type { TrainConfig } from "./config.ts";
 import { historyCsv } from "./history.ts";
 import type { Progress } from "./progress.ts";
@@ -109,8 +110,9 @@ export function prepareData(data: FashionMnist, cfg: TrainConfig): PreparedData 
   return { train, trainIdx, valIdx };
 }
 
-export function createOptimizer(cfg: TrainConfig): tf.Optimizer {
-  return tf.train.adam(cfg.lr);
+/** Adam, fused by default (src/train/optimizer.ts); `--optimizer tfjs` gives tf.train.adam. */
+export function createOptimizer(cfg: TrainConfig, model: Model): tf.Optimizer {
+  return createAdam(model, cfg.lr, cfg.optimizer ?? "fused");
 }
 
 /** Adam reads `learningRate` on every step, so the schedule can change it between epochs. */
@@ -168,7 +170,7 @@ export async function runTraining(
     dropout: cfg.dropout,
     l2: cfg.weightDecay,
   });
-  const optimizer = createOptimizer(cfg);
+  const optimizer = createOptimizer(cfg, model);
   try {
     return await loop(cfg, data, opts, model, optimizer);
   } catch (e) {

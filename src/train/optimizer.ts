@@ -32,7 +32,6 @@ interface Block {
   offset: number;
 }
 
-type Backend = { refCount(dataId: unknown): number };
 type NamedTensor = { name: string; tensor: tf.Tensor };
 
 export class FusedAdam extends tf.Optimizer {
@@ -90,8 +89,7 @@ export class FusedAdam extends tf.Optimizer {
       );
     }
     const weights = named.map(([n]) => registered[n]);
-    weights.forEach(ownData);
-    adamStep(this.state!, named.map(([, g]) => g), weights, {
+    const next = adamStep(this.state!, named.map(([, g]) => g), weights, {
       decay: named.map(([n]) => this.l2 !== 0 && this.decayed.has(n)),
       l2: this.l2,
       lr: this.learningRate,
@@ -101,6 +99,8 @@ export class FusedAdam extends tf.Optimizer {
       accBeta1: this.accBeta1,
       accBeta2: this.accBeta2,
     });
+    weights.forEach((w, i) => w.assign(next[i]));
+    tf.dispose(next);
     this.accBeta1 = Math.fround(this.accBeta1 * Math.fround(this.beta1));
     this.accBeta2 = Math.fround(this.accBeta2 * Math.fround(this.beta2));
     this.incrementIterations();
@@ -179,20 +179,6 @@ export class FusedAdam extends tf.Optimizer {
       epsilon: this.epsilon,
       l2: this.l2,
     };
-  }
-}
-
-/**
- * The step writes each variable's buffer in place: when another tensor shares the buffer (a
- * variable made from a tensor that is still alive, `tf.clone`), give the variable its own copy
- * first, so that tensor keeps its values.
- */
-function ownData(v: tf.Variable) {
-  const backend = tf.engine().backend as unknown as Backend;
-  if (backend.refCount(v.dataId) > 1) {
-    const copy = tf.tidy(() => tf.mul(v, tf.scalar(1)));
-    v.assign(copy);
-    copy.dispose();
   }
 }
 
