@@ -3,3 +3,5 @@
 import "./conv_bn_relu_fwd.ts";
 import "./conv_bn_relu_grad.ts";
 import "./adam_step_webgpu.ts";
+import "./bn_moving_average.ts";
+import "./softmax_xent.ts";

@@ -8,6 +8,7 @@
 import * as tf from "@tensorflow/tfjs-core";
 import type { Model } from "../model/model.ts";
 import { FusedAdam } from "./optimizer.ts";
+import { softmaxCrossEntropyWithCount } from "../ops/softmax_xent.ts";
 
 export interface TrainStepOptions {
   /** Label smoothing for the cross-entropy (0 = none). */
@@ -56,6 +57,8 @@ export function makeTrainStepWithMetrics(
 ): (x: tf.Tensor4D, yOneHot: tf.Tensor2D) => StepResult {
   const smoothing = opts.labelSmoothing ?? 0;
   const fusedL2 = optimizer instanceof FusedAdam;
+  // Our loss kernels go with our conv ops; `--ops stock` keeps the whole tfjs composite.
+  const fusedLoss = model.config.ops === "fused";
   if (fusedL2 && model.config.l2 > 0 && !optimizer.appliesL2Of(model)) {
     throw new Error("FusedAdam was not made for this model's L2 penalty (use createAdam(model))");
   }
@@ -65,8 +68,15 @@ export function makeTrainStepWithMetrics(
     const total = optimizer.minimize(
       () => {
         const logits = model.apply(x, true);
-        correct = tf.keep(countCorrect(logits, yOneHot));
-        const ce = crossEntropy(yOneHot, logits, smoothing);
+        let ce: tf.Scalar;
+        if (fusedLoss) { // 3 dispatches (src/ops/softmax_xent.ts) instead of ~45 tfjs ops
+          const r = softmaxCrossEntropyWithCount(yOneHot, logits, smoothing);
+          correct = tf.keep(r.correct);
+          ce = r.loss;
+        } else {
+          correct = tf.keep(countCorrect(logits, yOneHot));
+          ce = crossEntropy(yOneHot, logits, smoothing);
+        }
         loss = tf.keep(ce);
         const penalty = fusedL2 ? null : model.regularizationLoss();
         return penalty ? tf.add(ce, penalty) : ce;
