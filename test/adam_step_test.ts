@@ -241,6 +241,7 @@ function dispose(...ts: Trained[]) {
 const GPU_STEP_TOL = { atol: 1e-7, rtol: 1e-5 };
 
 async function lockstep(exact: boolean, n: number, steps: number) {
+  const before = tf.memory().numTensors;
   const [x, y] = batch(n, 1);
   const ref = await train("tfjs", steps, x, y);
   const fused = await train("fused", steps, x, y);
@@ -258,6 +259,7 @@ async function lockstep(exact: boolean, n: number, steps: number) {
     dispose(ref, fused);
     tf.dispose([x, y]);
   }
+  assert.equal(tf.memory().numTensors, before, "models and optimizers dispose everything");
 }
 
 Deno.test({

@@ -115,7 +115,10 @@ export class FusedAdam extends tf.Optimizer {
       size: sizes[i],
       offset: offsets[i],
     }));
-    this.state = tf.variable(tf.zeros([2 * total]), false) as tf.Variable<tf.Rank.R1>;
+    // In a tidy: tf.variable shares the zeros' buffer, the zeros tensor itself must go.
+    this.state = tf.tidy(() => tf.variable(tf.zeros([2 * total]), false)) as tf.Variable<
+      tf.Rank.R1
+    >;
   }
 
   override dispose(): void {
