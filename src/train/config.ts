@@ -17,7 +17,8 @@ export interface TrainConfig {
   valSplit: number;
   seed: number;
   lr: number;
-  /** L2 coefficient added to the loss (λ·Σw² over kernels), see src/train/step.ts. */
+  /** L2 coefficient: penalty λ·Σw² over kernels (gradient applied by FusedAdam or through the
+   * loss), see src/train/step.ts. */
   weightDecay: number;
   dropout: number;
   labelSmoothing: number;
@@ -108,7 +109,12 @@ export const CONFIG_FLAGS = {
     choices: ["fused", "tfjs"],
     help: "Adam as one fused kernel per step (default) or tf.train.adam (for comparison)",
   },
-  "weight-decay": { type: "float", min: 0, max: 1, help: "L2 coefficient added to the loss" },
+  "weight-decay": {
+    type: "float",
+    min: 0,
+    max: 1,
+    help: "L2 coefficient (penalty l2 * sum w^2 on kernels)",
+  },
   dropout: { type: "float", min: 0, max: 0.95, help: "dropout rate" },
   "label-smoothing": { type: "float", min: 0, max: 0.5, help: "cross-entropy label smoothing" },
   augment: { type: "bool", help: "augment training batches (shift, flip, erasing)" },

@@ -79,6 +79,8 @@ export class FusedAdam extends tf.Optimizer {
       ? variableGradients.map((v) => [v.name, v.tensor])
       : Object.entries(variableGradients);
     const registered = tf.engine().registeredVariables;
+    const missing = named.find(([, g]) => g == null);
+    if (missing) throw new Error(`FusedAdam: no gradient for ${missing[0]} (unused variable?)`);
     if (this.state === null) this.initState(named.map(([n]) => registered[n]));
     if (
       named.length !== this.blocks.length || named.some(([n], i) => n !== this.blocks[i].name)
