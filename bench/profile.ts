@@ -1,11 +1,14 @@
 // The profile behind `deno task profile` (flags: src/cmd/profile.ts): per-kernel breakdown of a
-// training step (tf.profile with GPU timestamps), a top-N table, a Chrome trace, and the step
-// time of our fused op vs the stock ops.
+// training step (tf.profile with GPU timestamps), a top-N table, a Chrome trace, the step time of
+// our fused op vs the stock ops, and dispatches per step with the host time to issue a step vs its
+// GPU time (bench/dispatches.ts).
 
 import * as tf from "@tensorflow/tfjs-core";
 import { createModel, type ModelName } from "../src/model/model.ts";
 import type { OpsKind } from "../src/model/layers.ts";
 import { makeTrainStep } from "../src/train/step.ts";
+import { createAdam, type OptimizerKind } from "../src/train/optimizer.ts";
+import { probeStep, type StepProbe } from "./dispatches.ts";
 import { describeAdapter } from "../src/tf/setup.ts";
 import { autotuneSettingFromEnv } from "../src/ops/autotune.ts";
 import { tileChoices } from "../src/ops/conv_tiling.ts";
@@ -29,9 +32,14 @@ interface Session {
   dispose: () => void;
 }
 
-function newSession(model: ModelName, ops: OpsKind, seed: number): Session {
+function newSession(
+  model: ModelName,
+  ops: OpsKind,
+  seed: number,
+  optimizerKind: OptimizerKind,
+): Session {
   const m = createModel(model, { ops, seed });
-  const optimizer = tf.train.adam(1e-3);
+  const optimizer = createAdam(m, 1e-3, optimizerKind);
   const step = makeTrainStep(m, optimizer);
   return {
     step,
@@ -119,6 +127,7 @@ export interface ProfileOptions {
   /** Timed steps per implementation for the comparison. */
   repeats: number;
   seed: number;
+  optimizer: OptimizerKind;
   backend: "webgpu" | "cpu";
   adapter: "any" | "hardware";
 }
@@ -133,17 +142,19 @@ export async function runProfile(f: ProfileOptions): Promise<void> {
   const [x, y] = syntheticBatch(f.batch, f.seed);
   const runs: { label: string; steps: StepProfile[] }[] = [];
   const times: { ops: OpsKind; stats: Stats }[] = [];
+  let probe: StepProbe | null = null;
   try {
     // The comparison profiles both implementations; the table is for the one asked for.
     const order: OpsKind[] = !f.compare || model === "baseline"
       ? [ops]
       : [ops, ops === "fused" ? "stock" : "fused"];
     for (const kind of order) {
-      const session = newSession(model, kind, f.seed);
+      const session = newSession(model, kind, f.seed, f.optimizer as OptimizerKind);
       try {
         console.log(`profile: ${model} --ops ${kind}, batch ${f.batch}, ${f.steps} step(s) ...`);
         const steps = await profileSteps(session, x, y, kind === ops ? f.steps : 1);
         runs.push({ label: `${model} --ops ${kind}`, steps });
+        if (kind === ops) probe = await probeStep(() => session.step(x, y), f.repeats);
         if (order.length > 1) {
           times.push({ ops: kind, stats: await stepTime(session, x, y, f.repeats) });
         }
@@ -166,6 +177,16 @@ export async function runProfile(f: ProfileOptions): Promise<void> {
   const programs = summarizePrograms(primary.steps);
   if (programs.length > 0) {
     console.log("\n" + summaryTable(programs, f.top, primary.steps.length, "WebGPU program"));
+  }
+  if (probe) {
+    const p: StepProbe = probe;
+    console.log(
+      `\ndispatches per step: ${p.dispatchesPerStep ?? "- (cpu backend)"}` +
+        (p.byProgram ? ` (${p.byProgram}, ...)` : "") +
+        `\nhost time to issue a step ${p.hostIssueMs.toFixed(2)} ms, wall to loss read-back ` +
+        `${p.wallMs.toFixed(2)} ms, GPU kernel time ${total.toFixed(2)} ms ` +
+        `(median of ${f.repeats}; Adam: ${f.optimizer})`,
+    );
   }
   const tiles = tileChoices();
   if (tiles.size > 0) {

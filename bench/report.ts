@@ -187,6 +187,10 @@ function trainTable(cases: TrainCase[]): Table {
     fmt(c.imagesPerS, 1),
     c.speedupVsStock === null ? "-" : `${fmt(c.speedupVsStock)}x`,
     fmt(c.epochSExtrapolated, 1),
+    c.dispatchesPerStep === null || c.dispatchesPerStep === undefined
+      ? "-"
+      : fmt(c.dispatchesPerStep, 0),
+    c.hostIssueMs === undefined ? "-" : `${fmt(c.hostIssueMs)} / ${fmt(c.wallMs)}`,
     ...(hasSubset
       ? [
         c.subset ? `${c.subset.images}: ${fmt(c.subset.seconds, 1)}` : "-",
@@ -203,12 +207,17 @@ function trainTable(cases: TrainCase[]): Table {
       "images/s",
       "vs stock",
       "epoch s (extrap.)",
+      "dispatches",
+      "host issue / wall ms",
       ...(hasSubset ? ["subset imgs: s", "epoch s (subset)"] : []),
     ],
     rows,
     notes: [
       "epoch = 60000 images; extrapolated from the step time (no data loading); " +
       "the subset pass feeds real images through the data pipeline.",
+      "dispatches: WebGPU compute dispatches per step; host issue: time for the step call to " +
+      "return (all work encoded and submitted), wall: until the loss is read back (same runs). " +
+      `Adam: ${[...new Set(cases.map((c) => c.optimizer ?? "tfjs"))].join(", ")}.`,
     ],
   };
 }

@@ -14,6 +14,7 @@ import type { AutotuneSetting } from "../src/ops/autotune.ts";
 import { tileChoices } from "../src/ops/conv_tiling.ts";
 import { tileConfigSession } from "./autotune_suite.ts";
 import type { ModelName } from "../src/model/model.ts";
+import type { OptimizerKind } from "../src/train/optimizer.ts";
 
 export const SUITES = ["kernels", "train", "roofline", "autotune", "all"] as const;
 export type BenchSuite = typeof SUITES[number];
@@ -32,6 +33,8 @@ export interface BenchOptions {
   /** Train suite: also time a real pass over this many training images (0 = no). */
   limit: number;
   dataDir?: string;
+  /** Train suite: Adam as one fused kernel, or tf.train.adam. */
+  optimizer: OptimizerKind;
   /** Kernels suite: compare with the CPU backend (webgpu only). */
   cpu: boolean;
   backend: "webgpu" | "cpu";
@@ -145,6 +148,7 @@ export async function runBench(o: BenchOptions): Promise<BenchDocument> {
       timing,
       limit: o.limit,
       dataDir: o.dataDir,
+      optimizer: o.optimizer,
       log,
     });
   }

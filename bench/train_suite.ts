@@ -1,10 +1,13 @@
 // Train suite: images/s of one full training step (forward, backward, Adam update) for the
 // baseline CNN, the enhanced CNN with our fused op and the enhanced CNN with stock ops, over a
 // batch sweep; epoch time extrapolated from it and, with `limit`, measured on a real data subset.
+// Each case also reports dispatches per step and the host time to issue a step next to its wall
+// time (bench/dispatches.ts).
 
 import * as tf from "@tensorflow/tfjs-core";
 import { createModel } from "../src/model/model.ts";
 import { makeTrainStep } from "../src/train/step.ts";
+import { createAdam, type OptimizerKind } from "../src/train/optimizer.ts";
 import { loadFashionMnist } from "../src/data/fashion_mnist.ts";
 import {
   batchIterator,
@@ -14,6 +17,7 @@ import {
 } from "../src/data/dataset.ts";
 import { createRng } from "../src/random.ts";
 import { measure, type Stats, type TimingOptions } from "./timing.ts";
+import { probeStep, type StepProbe } from "./dispatches.ts";
 import { EPOCH_IMAGES, TRAIN_VARIANTS, type TrainCase, type TrainVariant } from "./train_types.ts";
 
 export { EPOCH_IMAGES, TRAIN_VARIANTS, type TrainCase, type TrainVariant };
@@ -26,6 +30,8 @@ export interface TrainSuiteOptions {
   limit: number;
   dataDir?: string;
   seed?: number;
+  /** Adam implementation (default fused: the AdamStep kernel). */
+  optimizer?: OptimizerKind;
   log?: (msg: string) => void;
 }
 
@@ -35,15 +41,20 @@ async function timeSteps(
   batch: number,
   timing: TimingOptions,
   seed: number,
-): Promise<Stats> {
+  optimizerKind: OptimizerKind,
+): Promise<{ stats: Stats; probe: StepProbe }> {
   const model = createModel(v.model, { ops: v.ops, seed });
-  const optimizer = tf.train.adam(1e-3);
+  const optimizer = createAdam(model, 1e-3, optimizerKind);
   const step = makeTrainStep(model, optimizer);
   const x = tf.randomUniform([batch, 28, 28, 1], 0, 1, "float32", seed) as tf.Tensor4D;
   const labels = tf.randomUniform([batch], 0, 10, "int32", seed + 1);
   const y = tf.tidy(() => tf.cast(tf.oneHot(labels as tf.Tensor1D, 10), "float32")) as tf.Tensor2D;
   try {
-    return await measure(() => step(x, y), timing);
+    const stats = await measure(() => step(x, y), timing);
+    // Separate untimed-by-GPU runs: timestamp queries end a compute pass per program, which
+    // would inflate the host figures.
+    const probe = await probeStep(() => step(x, y), Math.min(3, Math.max(1, timing.repeats)));
+    return { stats, probe };
   } finally {
     tf.dispose([x, labels, y]);
     optimizer.dispose();
@@ -57,9 +68,10 @@ async function timeSubset(
   limit: number,
   split: { images: Uint8Array; labels: Uint8Array; count: number },
   seed: number,
+  optimizerKind: OptimizerKind,
 ): Promise<number> {
   const model = createModel(v.model, { ops: v.ops, seed });
-  const optimizer = tf.train.adam(1e-3);
+  const optimizer = createAdam(model, 1e-3, optimizerKind);
   const step = makeTrainStep(model, optimizer);
   const rng = createRng(seed);
   const indices = shuffledIndices(split.count, rng).slice(0, limit);
@@ -92,6 +104,7 @@ export async function runTrainSuite(opts: TrainSuiteOptions): Promise<TrainCase[
   const log = opts.log ?? (() => {});
   const seed = opts.seed ?? 1;
   const variants = opts.variants ?? TRAIN_VARIANTS;
+  const optimizerKind = opts.optimizer ?? "fused";
   const data = opts.limit > 0
     ? (await loadFashionMnist({ dataDir: opts.dataDir, log })).train
     : null;
@@ -99,12 +112,12 @@ export async function runTrainSuite(opts: TrainSuiteOptions): Promise<TrainCase[
   for (const batch of opts.batches) {
     for (const v of variants) {
       log(`  ${v.id} b${batch} ...`);
-      const stats = await timeSteps(v, batch, opts.timing, seed);
+      const { stats, probe } = await timeSteps(v, batch, opts.timing, seed, optimizerKind);
       const imagesPerS = batch / (stats.medianMs / 1000);
       let subset = null;
       if (data) {
         const images = Math.min(opts.limit, data.count);
-        const seconds = await timeSubset(v, batch, images, data, seed);
+        const seconds = await timeSubset(v, batch, images, data, seed, optimizerKind);
         subset = { images, seconds, epochSExtrapolated: seconds * EPOCH_IMAGES / images };
       }
       cases.push({
@@ -116,6 +129,10 @@ export async function runTrainSuite(opts: TrainSuiteOptions): Promise<TrainCase[
         epochSExtrapolated: EPOCH_IMAGES / imagesPerS,
         subset,
         speedupVsStock: null,
+        optimizer: optimizerKind,
+        dispatchesPerStep: probe.dispatchesPerStep,
+        hostIssueMs: probe.hostIssueMs,
+        wallMs: probe.wallMs,
       });
     }
     const fused = cases.find((c) => c.batch === batch && c.variant.id === "enhanced (fused)");

@@ -32,4 +32,12 @@ export interface TrainCase {
   subset: { images: number; seconds: number; epochSExtrapolated: number } | null;
   /** Enhanced fused vs enhanced stock at this batch (set on the fused row only). */
   speedupVsStock: number | null;
+  /** Adam implementation: "fused" (AdamStep kernel) or "tfjs" (tf.train.adam). */
+  optimizer: "fused" | "tfjs";
+  /** WebGPU dispatches one step encodes (null on the cpu backend). */
+  dispatchesPerStep: number | null;
+  /** Median host time for the step call to return (everything encoded and submitted), ms. */
+  hostIssueMs: number;
+  /** Median wall time from the call to the loss read back, same runs, ms. */
+  wallMs: number;
 }

@@ -33,6 +33,9 @@ Deno.test({
           assert.ok(Number.isFinite(v) && v > 0, `${c.id}: ${v}`);
         }
         assert.ok(Math.abs(c.imagesPerS - 4000 / c.stats.medianMs) < 1e-6 * c.imagesPerS);
+        assert.ok(c.dispatchesPerStep! > 10, `${c.id}: ${c.dispatchesPerStep} dispatches`);
+        assert.ok(c.hostIssueMs > 0 && c.hostIssueMs <= c.wallMs, `${c.id}: host issue / wall`);
+        assert.equal(c.optimizer, "fused");
         assert.equal(c.subset?.images, 6);
         assert.ok(c.subset!.seconds > 0 && Number.isFinite(c.subset!.epochSExtrapolated));
       }

@@ -1,15 +1,18 @@
 // The enhanced model trains the same through our fused conv+BN+ReLU op and the stock
-// composite: same init, same batches, losses and weights agree after several Adam steps.
+// composite: same init, same batches, losses and weights agree after several Adam steps. The
+// fused side also runs the fused optimizer, loss and moving averages (the training default);
+// the stock side tf.train.adam and the tfjs composites.
 
 import assert from "node:assert/strict";
 import * as tf from "@tensorflow/tfjs-core";
 import { initTf } from "../src/tf/setup.ts";
 import { createModel, type OpsKind } from "../src/model/model.ts";
 import { makeTrainStep } from "../src/train/step.ts";
+import { createAdam } from "../src/train/optimizer.ts";
 
 async function trainFew(ops: OpsKind, x: tf.Tensor4D, y: tf.Tensor2D) {
   const model = createModel("enhanced", { ops, seed: 3, dropout: 0, l2: 1e-4 });
-  const optimizer = tf.train.adam(1e-3);
+  const optimizer = createAdam(model, 1e-3, ops === "fused" ? "fused" : "tfjs");
   const step = makeTrainStep(model, optimizer);
   const losses: number[] = [];
   for (let i = 0; i < 4; i++) {

@@ -1,38 +1,64 @@
-// 30 training steps of the enhanced model (fused ops, webgpu) keep tensor count and bytes flat.
+// 50 training steps of the enhanced model on the training path (fused conv ops, fused Adam,
+// fused loss and moving averages, webgpu) keep tensors, bytes and backend buffers flat.
 
 import assert from "node:assert/strict";
 import * as tf from "@tensorflow/tfjs-core";
 import { initTf } from "../src/tf/setup.ts";
 import { createModel } from "../src/model/model.ts";
-import { makeTrainStep } from "../src/train/step.ts";
+import { makeTrainStepWithMetrics } from "../src/train/step.ts";
+import { createAdam, FusedAdam } from "../src/train/optimizer.ts";
 import { augmentBatch } from "../src/train/augment.ts";
 import { Rng } from "../src/random.ts";
 
-Deno.test("train: no tensor leaks over 30 enhanced (fused) steps on webgpu", async () => {
-  await initTf("webgpu");
-  const model = createModel("enhanced", { ops: "fused", seed: 1, l2: 1e-4 });
-  const optimizer = tf.train.adam(1e-3);
-  const step = makeTrainStep(model, optimizer, { labelSmoothing: 0.1 });
-  const x = tf.randomUniform([8, 28, 28, 1], 0, 1, "float32", 1) as tf.Tensor4D;
-  const y = tf.tidy(() =>
-    tf.oneHot(tf.tensor1d([0, 1, 2, 3, 4, 5, 6, 7], "int32"), 10)
-  ) as tf.Tensor2D;
-  const rng = new Rng(1);
-  const losses: number[] = [];
-  let warm = { numTensors: 0, numBytes: 0 };
-  for (let i = 0; i < 30; i++) {
-    const xa = augmentBatch(x, rng);
-    const loss = step(xa, y);
-    losses.push((await loss.data())[0]);
-    tf.dispose([loss, xa]);
-    if (i === 4) warm = { ...tf.memory() }; // Adam's moments exist after the first step
-  }
-  const now = tf.memory();
-  assert.equal(now.numTensors, warm.numTensors);
-  assert.equal(now.numBytes, warm.numBytes);
-  assert.ok(losses.every(Number.isFinite));
-  assert.ok(losses[29] < losses[0], `loss ${losses[0]} -> ${losses[29]} on a fixed batch`);
-  tf.dispose([x, y]);
-  optimizer.dispose();
-  model.dispose();
+const STEPS = 50;
+const WARMUP = 5;
+
+/** Engine tensors and bytes, backend data ids (kernel intermediates) and GPU buffers in use. */
+function snapshot() {
+  const m = tf.memory() as tf.MemoryInfo & { numBytesInGPU?: number };
+  const backend = tf.backend() as unknown as {
+    numDataIds(): number;
+    bufferManager: { getNumUsedBuffers(): number };
+  };
+  return {
+    numTensors: m.numTensors,
+    numBytes: m.numBytes,
+    dataIds: backend.numDataIds(),
+    gpuBytes: m.numBytesInGPU,
+    gpuBuffers: backend.bufferManager.getNumUsedBuffers(),
+  };
+}
+
+Deno.test({
+  name: "train: no leaks over 50 enhanced steps (fused ops, fused Adam) on webgpu",
+  sanitizeOps: false,
+  sanitizeResources: false,
+  fn: async () => {
+    await initTf("webgpu");
+    const model = createModel("enhanced", { ops: "fused", seed: 1, l2: 1e-4 });
+    const optimizer = createAdam(model, 1e-3);
+    assert.ok(optimizer instanceof FusedAdam);
+    const step = makeTrainStepWithMetrics(model, optimizer, { labelSmoothing: 0.1 });
+    const x = tf.randomUniform([8, 28, 28, 1], 0, 1, "float32", 1) as tf.Tensor4D;
+    const y = tf.tidy(() =>
+      tf.oneHot(tf.tensor1d([0, 1, 2, 3, 4, 5, 6, 7], "int32"), 10)
+    ) as tf.Tensor2D;
+    const rng = new Rng(1);
+    const losses: number[] = [];
+    let warm = snapshot();
+    for (let i = 0; i < STEPS; i++) {
+      const xa = augmentBatch(x, rng);
+      const { loss, correct } = step(xa, y);
+      losses.push((await loss.data())[0]);
+      await correct.data();
+      tf.dispose([loss, correct, xa]);
+      if (i === WARMUP - 1) warm = snapshot(); // Adam's state exists after the first step
+    }
+    assert.deepEqual(snapshot(), warm, "memory after warm-up vs after 50 steps");
+    assert.ok(losses.every(Number.isFinite));
+    assert.ok(losses[STEPS - 1] < losses[0], `loss ${losses[0]} -> ${losses.at(-1)} (fixed batch)`);
+    tf.dispose([x, y]);
+    optimizer.dispose();
+    model.dispose();
+  },
 });

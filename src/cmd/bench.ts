@@ -6,6 +6,7 @@ import { DEVICE_FLAGS, helpText, parseFlags } from "../cli/args.ts";
 import { UsageError } from "../errors.ts";
 import { writeFileAtomic } from "../files.ts";
 import { MODES } from "../../bench/kernels_suite.ts";
+import { OPTIMIZER_KINDS, type OptimizerKind } from "../train/optimizer.ts";
 import { AUTOTUNE_SETTINGS, type AutotuneSetting, autotuneSettingFromEnv } from "../ops/autotune.ts";
 import { parseModels } from "../../bench/autotune_suite.ts";
 import { type BenchSuite, runBench, SUITES } from "../../bench/run.ts";
@@ -53,6 +54,12 @@ export const BENCH_FLAGS = {
     help: "train suite: also time a real pass over this many training images",
   },
   data: { type: "string", help: "Fashion-MNIST folder for --limit" },
+  optimizer: {
+    type: "enum",
+    choices: OPTIMIZER_KINDS,
+    default: "fused",
+    help: "train suite: Adam as one fused kernel, or tf.train.adam (tfjs)",
+  },
   "no-cpu": { type: "bool", help: "kernels suite: skip the CPU-backend comparison" },
   models: {
     type: "list",
@@ -90,6 +97,7 @@ export async function main(argv: string[]): Promise<void> {
     repeats: f.repeats,
     limit: f.limit,
     dataDir: f.data,
+    optimizer: f.optimizer as OptimizerKind,
     cpu: !f["no-cpu"],
     backend: f.backend as "webgpu" | "cpu",
     adapter: f.adapter as "any" | "hardware",

@@ -3,6 +3,7 @@
 import { DEVICE_FLAGS, helpText, parseFlags } from "../cli/args.ts";
 import { MODEL_NAMES, type ModelName, type OpsKind } from "../model/model.ts";
 import { runProfile } from "../../bench/profile.ts";
+import { OPTIMIZER_KINDS, type OptimizerKind } from "../train/optimizer.ts";
 
 export const PROFILE_FLAGS = {
   model: { type: "enum", choices: MODEL_NAMES, default: "enhanced", help: "model to profile" },
@@ -25,6 +26,12 @@ export const PROFILE_FLAGS = {
     help: "timed steps per implementation for the comparison",
   },
   seed: { type: "int", default: 1, help: "model initialisation seed" },
+  optimizer: {
+    type: "enum",
+    choices: OPTIMIZER_KINDS,
+    default: "fused",
+    help: "Adam as one fused kernel, or tf.train.adam (tfjs)",
+  },
   ...DEVICE_FLAGS,
 } as const;
 
@@ -51,6 +58,7 @@ export async function main(argv: string[]): Promise<void> {
     compare: !f["no-compare"],
     repeats: f.repeats,
     seed: f.seed,
+    optimizer: f.optimizer as OptimizerKind,
     backend: f.backend as "webgpu" | "cpu",
     adapter: f.adapter as "any" | "hardware",
   });

@@ -6,6 +6,7 @@
 import * as tf from "@tensorflow/tfjs-core";
 import { UsageError } from "../errors.ts";
 import { createModel, type Model, MODEL_NAMES, type ModelConfig, type ModelName } from "./model.ts";
+import { adamBetaPowers, isAdam, setAdamBetaPowers } from "../train/optimizer.ts";
 
 export const CHECKPOINT_FORMAT = "fmnist-checkpoint/1";
 
@@ -48,11 +49,6 @@ export interface LoadedCheckpoint {
   dir: string;
   meta: CheckpointMeta;
   weights: Float32Array;
-}
-
-interface AdamInternals {
-  accBeta1: tf.Variable;
-  accBeta2: tf.Variable;
 }
 
 /** Writes model variables (and optionally Adam's state) to `dir`, atomically. */
@@ -105,7 +101,9 @@ async function saveAdam(
   model: Model,
   put: (name: string, t: tf.Tensor) => Promise<TensorEntry>,
 ): Promise<OptimizerState> {
-  if (opt.getClassName() !== "Adam") throw new Error("checkpoints support the Adam optimizer only");
+  // tf.train.adam and FusedAdam (src/train/optimizer.ts) expose the same state: either one
+  // resumes the other's checkpoints.
+  if (!isAdam(opt)) throw new Error("checkpoints support the Adam optimizer only");
   const weights = await opt.getWeights();
   const [iter, ...moments] = weights;
   const iterations = (await iter.tensor.data())[0];
@@ -123,14 +121,10 @@ async function saveAdam(
       tensors.push(await put(`${v.name}/${i < trainable.length ? "m" : "v"}`, moments[i].tensor));
     }
   }
-  const adam = opt as unknown as AdamInternals;
-  return {
-    type: "adam",
-    iterations,
-    accBeta1: (await adam.accBeta1.data())[0],
-    accBeta2: (await adam.accBeta2.data())[0],
-    tensors,
-  };
+  // tf.train.adam hands out its moment variables, FusedAdam fresh slices of its packed state.
+  for (const m of moments) if (!(m.tensor instanceof tf.Variable)) m.tensor.dispose();
+  const [accBeta1, accBeta2] = await adamBetaPowers(opt);
+  return { type: "adam", iterations, accBeta1, accBeta2, tensors };
 }
 
 /** Writes `files` into a temp sibling folder, then swaps it in place of `dir`. */
@@ -291,9 +285,7 @@ export async function restoreOptimizer(
   });
   await opt.setWeights(values);
   tf.dispose(values.map((v) => v.tensor));
-  const adam = opt as unknown as AdamInternals;
-  adam.accBeta1.assign(tf.scalar(s.accBeta1));
-  adam.accBeta2.assign(tf.scalar(s.accBeta2));
+  setAdamBetaPowers(opt, s.accBeta1, s.accBeta2);
 }
 
 /** Contract: a model ready for inference from a run folder or checkpoint path (best preferred). */

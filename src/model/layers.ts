@@ -5,6 +5,7 @@ import * as tf from "@tensorflow/tfjs-core";
 import { convBnReluInfer, convBnReluTrain } from "../ops/conv_bn_relu.ts";
 import { convBnReluInferStock, convBnReluTrainStock } from "../ops/conv_bn_relu_stock.ts";
 import { convBiasRelu } from "../ops/conv_bias_relu.ts";
+import { bnMovingAverage } from "../ops/bn_moving_average.ts";
 import type { ParamStore } from "./params.ts";
 import type { Rng } from "../random.ts";
 
@@ -78,6 +79,11 @@ export function convBnRelu(store: ParamStore, name: string, s: ConvShape, ops: O
     if (!training) return infer(x4, filter, gamma, beta, movingMean, movingVar, attrs);
     const { y, mean, variance } = train(x4, filter, gamma, beta, attrs);
     tf.tidy(() => {
+      if (ops === "fused") { // one kernel per statistic (src/ops/bn_moving_average.ts)
+        movingMean.assign(bnMovingAverage(movingMean, mean, BN_MOMENTUM));
+        movingVar.assign(bnMovingAverage(movingVar, variance, BN_MOMENTUM));
+        return;
+      }
       movingMean.assign(tf.add(tf.mul(movingMean, BN_MOMENTUM), tf.mul(mean, 1 - BN_MOMENTUM)));
       movingVar.assign(tf.add(tf.mul(movingVar, BN_MOMENTUM), tf.mul(variance, 1 - BN_MOMENTUM)));
     });

@@ -12,6 +12,7 @@ import {
 } from "../model/model.ts";
 import type { AdapterPolicy, BackendName } from "../tf/setup.ts";
 import type { ScheduleName } from "./schedule.ts";
+import type { OptimizerKind } from "./optimizer.ts";
 
 export interface TrainConfig {
   model: ModelName;
@@ -23,7 +24,8 @@ export interface TrainConfig {
   valSplit: number;
   seed: number;
   lr: number;
-  /** L2 coefficient added to the loss (λ·Σw² over kernels), see src/train/step.ts. */
+  /** L2 coefficient: penalty λ·Σw² over kernels (gradient applied by FusedAdam or through the
+   * loss), see src/train/step.ts. */
   weightDecay: number;
   dropout: number;
   labelSmoothing: number;
@@ -37,6 +39,8 @@ export interface TrainConfig {
   data?: string;
   /** Test images to evaluate at the end: undefined = all, 0 = skip evaluation. */
   evalLimit?: number;
+  /** Adam implementation: "fused" (default, src/train/optimizer.ts) or "tfjs" (tf.train.adam). */
+  optimizer?: OptimizerKind;
 }
 
 /** Options every preset shares. */
@@ -115,7 +119,17 @@ export const CONFIG_FLAGS = {
   backend: { type: "enum", choices: ["webgpu", "cpu"], help: "tfjs backend" },
   adapter: { type: "enum", choices: ["any", "hardware"], help: "refuse software adapters" },
   lr: { type: "float", min: 0, max: 10, help: "Adam learning rate" },
-  "weight-decay": { type: "float", min: 0, max: 1, help: "L2 coefficient added to the loss" },
+  optimizer: {
+    type: "enum",
+    choices: ["fused", "tfjs"],
+    help: "Adam as one fused kernel per step (default) or tf.train.adam (for comparison)",
+  },
+  "weight-decay": {
+    type: "float",
+    min: 0,
+    max: 1,
+    help: "L2 coefficient (penalty l2 * sum w^2 on kernels)",
+  },
   dropout: { type: "float", min: 0, max: 0.95, help: "dropout rate" },
   "label-smoothing": { type: "float", min: 0, max: 0.5, help: "cross-entropy label smoothing" },
   augment: { type: "bool", help: "augment training batches (shift, flip, erasing)" },

@@ -15,7 +15,7 @@ export async function measureStepSeconds(
   timed = 2,
 ): Promise<number> {
   const model = createTrainModel(cfg);
-  const optimizer = createOptimizer(cfg);
+  const optimizer = createOptimizer(cfg, model);
   const idx = data.trainIdx.subarray(0, cfg.batch);
   const x = imagesToTensor(data.train, idx);
   const y = labelsToOneHot(data.train, idx);

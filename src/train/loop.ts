@@ -20,6 +20,7 @@ import type { LoadedCheckpoint } from "../model/checkpoint.ts";
 import { createModel, type Model } from "../model/model.ts";
 import { createRng, deriveSeed, Rng } from "../random.ts";
 import { augmentBatch } from "./augment.ts";
+import { createAdam } from "./optimizer.ts";
 import {
   checkpointSaver,
   emptyRunningSums,
@@ -93,8 +94,9 @@ export function createTrainModel(cfg: TrainConfig): Model {
   });
 }
 
-export function createOptimizer(cfg: TrainConfig): tf.Optimizer {
-  return tf.train.adam(cfg.lr);
+/** Adam, fused by default (src/train/optimizer.ts); `--optimizer tfjs` gives tf.train.adam. */
+export function createOptimizer(cfg: TrainConfig, model: Model): tf.Optimizer {
+  return createAdam(model, cfg.lr, cfg.optimizer ?? "fused");
 }
 
 /** Adam reads `learningRate` on every step, so the schedule can change it between epochs. */
@@ -108,7 +110,7 @@ export async function runTraining(
   opts: LoopOptions,
 ): Promise<TrainResult> {
   const model = createTrainModel(cfg);
-  const optimizer = createOptimizer(cfg);
+  const optimizer = createOptimizer(cfg, model);
   try {
     return await loop(cfg, data, opts, model, optimizer);
   } catch (e) {

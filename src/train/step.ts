@@ -2,10 +2,13 @@
 //
 // Weight decay is L2 added to the loss (Keras `kernel_regularizer=l2(λ)`: λ·Σw² over conv and
 // dense kernels, via `model.regularizationLoss()`), not decoupled AdamW: with Adam the penalty's
-// gradient is rescaled per weight like any other gradient.
+// gradient is rescaled per weight like any other gradient. With FusedAdam (src/train/optimizer.ts)
+// the optimizer adds the penalty's gradient l2 * 2w itself and the loss leaves it out.
 
 import * as tf from "@tensorflow/tfjs-core";
 import type { Model } from "../model/model.ts";
+import { FusedAdam } from "./optimizer.ts";
+import { softmaxCrossEntropyWithCount } from "../ops/softmax_xent.ts";
 
 export interface TrainStepOptions {
   /** Label smoothing for the cross-entropy (0 = none). */
@@ -53,16 +56,29 @@ export function makeTrainStepWithMetrics(
   opts: TrainStepOptions = {},
 ): (x: tf.Tensor4D, yOneHot: tf.Tensor2D) => StepResult {
   const smoothing = opts.labelSmoothing ?? 0;
+  const fusedL2 = optimizer instanceof FusedAdam;
+  // Our loss kernels go with our conv ops; `--ops stock` keeps the whole tfjs composite.
+  const fusedLoss = model.config.ops === "fused";
+  if (fusedL2 && model.config.l2 > 0 && !optimizer.appliesL2Of(model)) {
+    throw new Error("FusedAdam was not made for this model's L2 penalty (use createAdam(model))");
+  }
   return (x, yOneHot) => {
     let loss: tf.Scalar | undefined;
     let correct: tf.Scalar | undefined;
     const total = optimizer.minimize(
       () => {
         const logits = model.apply(x, true);
-        correct = tf.keep(countCorrect(logits, yOneHot));
-        const ce = crossEntropy(yOneHot, logits, smoothing);
+        let ce: tf.Scalar;
+        if (fusedLoss) { // 3 dispatches (src/ops/softmax_xent.ts) instead of ~45 tfjs ops
+          const r = softmaxCrossEntropyWithCount(yOneHot, logits, smoothing);
+          correct = tf.keep(r.correct);
+          ce = r.loss;
+        } else {
+          correct = tf.keep(countCorrect(logits, yOneHot));
+          ce = crossEntropy(yOneHot, logits, smoothing);
+        }
         loss = tf.keep(ce);
-        const penalty = model.regularizationLoss();
+        const penalty = fusedL2 ? null : model.regularizationLoss();
         return penalty ? tf.add(ce, penalty) : ce;
       },
       true,

@@ -1,0 +1,109 @@
+// Dispatch counting for the webgpu backend: wraps the backend's recordAndSubmit (the one place
+// where tfjs-webgpu encodes a compute dispatch, for stock and custom programs alike) and counts
+// calls, per program class. On a GPU each dispatch costs tens of microseconds of host time in
+// tfjs, so the count per training step is a figure of its own next to the kernel times.
+
+import * as tf from "@tensorflow/tfjs-core";
+
+export interface DispatchCount {
+  total: number;
+  /** Dispatches per program class name (e.g. BinaryOpProgram, AdamWeightsProgram). */
+  byProgram: Map<string, number>;
+}
+
+type Recorder = (program: { constructor: { name: string } }, ...rest: unknown[]) => void;
+interface Countable {
+  recordAndSubmit: Recorder;
+}
+
+let active: DispatchCount[] = [];
+const wrapped = new WeakSet<object>();
+
+/** Installs the counting wrapper on the active webgpu backend (once per backend instance). */
+function install(): boolean {
+  if (tf.getBackend() !== "webgpu") return false;
+  const backend = tf.backend() as unknown as Countable;
+  if (wrapped.has(backend)) return true;
+  const original = backend.recordAndSubmit.bind(backend);
+  backend.recordAndSubmit = (program, ...rest) => {
+    const name = program.constructor.name;
+    for (const c of active) {
+      c.total++;
+      c.byProgram.set(name, (c.byProgram.get(name) ?? 0) + 1);
+    }
+    original(program, ...rest);
+  };
+  wrapped.add(backend);
+  return true;
+}
+
+/**
+ * Runs `fn` and counts the dispatches it encodes. Returns null for the count on a backend that
+ * does not dispatch (cpu). Counting nests: an outer count includes an inner one's dispatches.
+ */
+export function countDispatches<T>(fn: () => T): { result: T; count: DispatchCount | null } {
+  if (!install()) return { result: fn(), count: null };
+  const count: DispatchCount = { total: 0, byProgram: new Map() };
+  active = [...active, count];
+  try {
+    return { result: fn(), count };
+  } finally {
+    active = active.filter((c) => c !== count);
+  }
+}
+
+/** "BinaryOpProgram 120, ..." most frequent first, `top` entries. */
+export function formatByProgram(count: DispatchCount, top = 8, per = 1): string {
+  return [...count.byProgram.entries()].sort((a, b) => b[1] - a[1]).slice(0, top)
+    .map(([name, n]) => `${name} ${Number.isInteger(n / per) ? n / per : (n / per).toFixed(1)}`)
+    .join(", ");
+}
+
+export interface StepProbe {
+  /** Dispatches one step encodes (null on the cpu backend). */
+  dispatchesPerStep: number | null;
+  /** Median host time to issue the step: the JS call returning, all work encoded/submitted. */
+  hostIssueMs: number;
+  /** Median wall time from the call to the loss read back (queue drained). */
+  wallMs: number;
+  /** Per program class, per step. */
+  byProgram: string;
+}
+
+/** Times `repeats` steps after a warm-up one: dispatch count, issue time and wall time. */
+export async function probeStep(work: () => tf.Tensor, repeats = 3): Promise<StepProbe> {
+  const warm = work();
+  await warm.data();
+  warm.dispose();
+  const issue: number[] = [];
+  const wall: number[] = [];
+  let total: DispatchCount | null = null;
+  for (let r = 0; r < repeats; r++) {
+    const t0 = performance.now();
+    const { result, count } = countDispatches(work);
+    const t1 = performance.now();
+    await result.data();
+    wall.push(performance.now() - t0);
+    issue.push(t1 - t0);
+    result.dispose();
+    if (count) {
+      total ??= { total: 0, byProgram: new Map() };
+      total.total += count.total;
+      for (const [k, n] of count.byProgram) {
+        total.byProgram.set(k, (total.byProgram.get(k) ?? 0) + n);
+      }
+    }
+  }
+  return {
+    dispatchesPerStep: total ? total.total / repeats : null,
+    hostIssueMs: median(issue),
+    wallMs: median(wall),
+    byProgram: total ? formatByProgram(total, 8, repeats) : "",
+  };
+}
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
+}

@@ -1,0 +1,66 @@
+// Same-run A/B of the training step across source trees. Copy this file into each tree's bench/
+// (it must resolve that tree's tfjs) and run it from the tree's root:
+//   cd <tree> && deno run -A bench/step_ab.ts BATCH STEPS
+// It imports the tree's src/ by path, so an old checkout works too. Prints one JSON line for
+// enhanced (fused ops, the tree's default optimizer): dispatches per step and the median wall,
+// issue and process CPU time per step (CPU time: all llvmpipe threads; steadier under load).
+import * as tf from "@tensorflow/tfjs-core";
+import process from "node:process";
+const root = Deno.cwd();
+const { initTf, describeAdapter } = await import(`${root}/src/tf/setup.ts`);
+const { createModel } = await import(`${root}/src/model/model.ts`);
+const { makeTrainStepWithMetrics } = await import(`${root}/src/train/step.ts`);
+let createAdam: ((m: unknown, lr: number) => tf.Optimizer) | null = null;
+try {
+  createAdam = (await import(`${root}/src/train/optimizer.ts`)).createAdam;
+} catch { /* old tree */ }
+const adapter = await initTf("webgpu");
+const batch = Number(Deno.args[0] ?? 64), steps = Number(Deno.args[1] ?? 3);
+const backend = tf.backend() as unknown as { recordAndSubmit: (...a: unknown[]) => void };
+let dispatches = 0;
+const orig = backend.recordAndSubmit.bind(backend);
+backend.recordAndSubmit = (...a: unknown[]) => {
+  dispatches++;
+  orig(...a);
+};
+const model = createModel("enhanced", { ops: "fused", seed: 1, l2: 1e-4 });
+const opt = createAdam ? createAdam(model, 1e-3) : tf.train.adam(1e-3);
+const step = makeTrainStepWithMetrics(model, opt);
+const x = tf.randomUniform([batch, 28, 28, 1], 0, 1, "float32", 1) as tf.Tensor4D;
+const y = tf.tidy(() =>
+  tf.cast(tf.oneHot(tf.randomUniform([batch], 0, 10, "int32", 2) as tf.Tensor1D, 10), "float32")
+) as tf.Tensor2D;
+const run = async () => {
+  const d0 = dispatches;
+  const c0 = process.cpuUsage();
+  const t0 = performance.now();
+  const [l, c] = tf.tidy(() => {
+    const r = step(x, y);
+    return [r.loss, r.correct];
+  });
+  const t1 = performance.now();
+  await l.data();
+  await c.data();
+  const t2 = performance.now();
+  tf.dispose([l, c]);
+  const cu = process.cpuUsage(c0);
+  return { wall: t2 - t0, issue: t1 - t0, d: dispatches - d0, cpu: (cu.user + cu.system) / 1000 };
+};
+await run();
+await run();
+const rs: { wall: number; issue: number; d: number; cpu: number }[] = [];
+for (let i = 0; i < steps; i++) rs.push(await run());
+const med = (k: "wall" | "issue" | "cpu") =>
+  rs.map((r) => r[k]).sort((a, b) => a - b)[rs.length >> 1];
+console.log(JSON.stringify({
+  tree: root,
+  adapter: describeAdapter(adapter),
+  batch,
+  optimizer: opt.getClassName(),
+  dispatches: rs[0].d,
+  wallMs: med("wall"),
+  issueMs: med("issue"),
+  imagesPerS: batch / (med("wall") / 1000),
+  cpuMs: med("cpu"),
+  samples: rs.map((r) => Math.round(r.wall)),
+}));

@@ -1,0 +1,70 @@
+// softmax_xent_loss — training loss and accuracy counter of a batch, one workgroup each:
+//   MODE 0: result[0] = -mean_r sum_c t[r,c] * (logits[r,c] - logSumExp(logits[r,:]))
+//   MODE 1: result[0] = #rows with argmax(logits[r,:]) == argmax(labels[r,:]) (first max wins,
+//           as tf.argMax)
+// with t = labels * (1 - s) + s / C (label smoothing s). 64 invocations stride over the rows
+// (a row's classes in a loop: <= 8192 / 64 * 3 * C iterations, far under llvmpipe's 65,535
+// loop cap for C = 10), then a tree reduction in workgroup memory. The program prepends
+// `const MODE = 0|1;`. Bindings: 0 result (1); 1 logits (N, C); 2 labels (N, C), f32 or i32
+// (tf.oneHot; read through f32()); uniforms: s.
+
+var<workgroup> partial : array<f32, 64>;
+
+fn rowLoss(r : i32, classes : i32) -> f32 {
+  let base = r * classes;
+  var mx = logits[base];
+  for (var c = 1; c < classes; c++) {
+    mx = max(mx, logits[base + c]);
+  }
+  var sumExp = 0.0;
+  for (var c = 0; c < classes; c++) {
+    sumExp += exp(logits[base + c] - mx);
+  }
+  let lse = mx + log(sumExp);
+  var acc = 0.0;
+  let off = uniforms.smoothing / f32(classes);
+  for (var c = 0; c < classes; c++) {
+    let t = f32(labels[base + c]) * (1.0 - uniforms.smoothing) + off;
+    acc += t * (logits[base + c] - lse);
+  }
+  return acc;
+}
+
+fn argMaxOf(r : i32, classes : i32, ofLabels : bool) -> i32 {
+  let base = r * classes;
+  var best = 0;
+  var bestValue = select(logits[base], f32(labels[base]), ofLabels);
+  for (var c = 1; c < classes; c++) {
+    let v = select(logits[base + c], f32(labels[base + c]), ofLabels);
+    if (v > bestValue) {
+      best = c;
+      bestValue = v;
+    }
+  }
+  return best;
+}
+
+fn main() {
+  let rows = uniforms.logitsShape[0];
+  let classes = uniforms.logitsShape[1];
+  let lid = i32(localId.x);
+  var acc = 0.0;
+  for (var r = lid; r < rows; r += 64) {
+    if (MODE == 0) {
+      acc += rowLoss(r, classes);
+    } else if (argMaxOf(r, classes, false) == argMaxOf(r, classes, true)) {
+      acc += 1.0;
+    }
+  }
+  partial[lid] = acc;
+  workgroupBarrier();
+  for (var stride = 32; stride > 0; stride = stride / 2) {
+    if (lid < stride) {
+      partial[lid] += partial[lid + stride];
+    }
+    workgroupBarrier();
+  }
+  if (lid == 0) {
+    result[0] = select(partial[0], -partial[0] / f32(rows), MODE == 0);
+  }
+}

@@ -1,0 +1,227 @@
+// Training loss and accuracy counter of the step as our own kernels (float32):
+//   SoftmaxXent      inputs {logits (N, C), labels (N, C)}, attrs {smoothing};
+//                    outputs [loss (scalar), correct (scalar)]: mean smoothed cross-entropy and
+//                    the count of rows with argmax(logits) == argmax(labels)
+//   SoftmaxXentGrad  inputs {logits, labels, dy}, attrs {smoothing}; output dlogits (N, C)
+// 3 dispatches per step (kernels/softmax_xent_loss.wgsl twice, softmax_xent_grad.wgsl once)
+// where crossEntropy + countCorrect (src/train/step.ts) and their backward issue ~45 tfjs ops.
+// Same math as crossEntropy: t = labels * (1 - s) + s / C, loss = -mean_r sum_c t (l - lse).
+// The cpu reference below (float64 accumulation) serves the cpu backend and the tests.
+// Measured (bench/step_parts_probe.ts, llvmpipe, batch 128): loss + count + dlogits 21.0 ms and
+// 41 dispatches with tfjs ops, 14.0 ms and 5 here (that probe runs the forward twice).
+
+import * as tf from "@tensorflow/tfjs-core";
+import { registerGradient, registerKernel, type TensorInfo } from "@tensorflow/tfjs-core";
+import type { WebGPUBackend, WebGPUProgram } from "@tensorflow/tfjs-backend-webgpu";
+import { kernelSource, runProgram } from "./webgpu_program.ts";
+
+export const SOFTMAX_XENT = "SoftmaxXent";
+export const SOFTMAX_XENT_GRAD = "SoftmaxXentGrad";
+
+/** Mean cross-entropy and correct count of a batch; differentiable w.r.t. the logits. */
+export function softmaxCrossEntropyWithCount(
+  labels: tf.Tensor2D,
+  logits: tf.Tensor2D,
+  smoothing = 0,
+): { loss: tf.Scalar; correct: tf.Scalar } {
+  if (logits.rank !== 2 || labels.shape.join() !== logits.shape.join()) {
+    throw new Error(`softmaxCrossEntropy: logits [${logits.shape}], labels [${labels.shape}]`);
+  }
+  if (!(smoothing >= 0 && smoothing < 1)) throw new Error(`label smoothing ${smoothing}`);
+  if (logits.dtype !== "float32") throw new Error(`softmaxCrossEntropy: logits ${logits.dtype}`);
+  // Labels may be int32 (tf.oneHot): the kernels convert (f32(...)) as they read.
+  const [loss, correct] = tf.engine().runKernel(SOFTMAX_XENT, { logits, labels }, {
+    smoothing,
+  }) as tf.Scalar[];
+  return { loss, correct };
+}
+
+// ---- CPU reference ------------------------------------------------------------------------------
+
+function rowStats(l: Float32Array, base: number, classes: number) {
+  let mx = l[base];
+  for (let c = 1; c < classes; c++) mx = Math.max(mx, l[base + c]);
+  let sumExp = 0;
+  for (let c = 0; c < classes; c++) sumExp += Math.exp(l[base + c] - mx);
+  return { mx, sumExp, lse: mx + Math.log(sumExp) };
+}
+
+function argMax(a: Float32Array, base: number, classes: number): number {
+  let best = 0;
+  for (let c = 1; c < classes; c++) if (a[base + c] > a[base + best]) best = c;
+  return best;
+}
+
+export function softmaxXentRef(
+  logits: Float32Array,
+  labels: Float32Array,
+  rows: number,
+  classes: number,
+  s: number,
+): { loss: number; correct: number } {
+  let sum = 0, correct = 0;
+  for (let r = 0; r < rows; r++) {
+    const base = r * classes;
+    const { lse } = rowStats(logits, base, classes);
+    for (let c = 0; c < classes; c++) {
+      sum += (labels[base + c] * (1 - s) + s / classes) * (logits[base + c] - lse);
+    }
+    if (argMax(logits, base, classes) === argMax(labels, base, classes)) correct++;
+  }
+  return { loss: -sum / rows, correct };
+}
+
+export function softmaxXentGradRef(
+  logits: Float32Array,
+  labels: Float32Array,
+  rows: number,
+  classes: number,
+  s: number,
+  dy: number,
+): Float32Array {
+  const out = new Float32Array(rows * classes);
+  for (let r = 0; r < rows; r++) {
+    const base = r * classes;
+    const { mx, sumExp } = rowStats(logits, base, classes);
+    let total = 0;
+    for (let c = 0; c < classes; c++) total += labels[base + c] * (1 - s) + s / classes;
+    for (let c = 0; c < classes; c++) {
+      const p = Math.exp(logits[base + c] - mx) / sumExp;
+      const t = labels[base + c] * (1 - s) + s / classes;
+      out[base + c] = (p * total - t) * dy / rows;
+    }
+  }
+  return out;
+}
+
+// ---- WebGPU programs ----------------------------------------------------------------------------
+
+/** One workgroup reduces the batch: MODE 0 loss, MODE 1 correct count. */
+class SoftmaxXentLossProgram implements WebGPUProgram {
+  outputShape = [1];
+  shaderKey: string;
+  dispatchLayout = { x: [] as number[], y: [0] }; // not flat: main() takes no index
+  dispatch: [number, number, number] = [1, 1, 1];
+  variableNames = ["logits", "labels"];
+  workgroupSize: [number, number, number] = [64, 1, 1];
+  uniforms = "smoothing : f32,";
+  private mode: 0 | 1;
+
+  constructor(mode: 0 | 1) {
+    this.mode = mode;
+    this.shaderKey = `softmaxXentLoss_${mode}`;
+  }
+
+  getUserCode(): string {
+    return `const MODE = ${this.mode};\n` + kernelSource("softmax_xent_loss");
+  }
+}
+
+class SoftmaxXentGradProgram implements WebGPUProgram {
+  outputShape: number[];
+  shaderKey = "softmaxXentGrad";
+  dispatchLayout = { x: [0, 1] };
+  dispatch: [number, number, number];
+  variableNames = ["logits", "labels", "dy"];
+  workgroupSize: [number, number, number] = [64, 1, 1];
+  uniforms = "smoothing : f32,";
+
+  constructor(shape: number[]) {
+    this.outputShape = shape;
+    this.dispatch = [Math.ceil(shape[0] / 64), 1, 1];
+  }
+
+  getUserCode(): string {
+    return kernelSource("softmax_xent_grad");
+  }
+}
+
+type CpuBackend = {
+  data: { get(id: unknown): { values: unknown } };
+  makeTensorInfo(shape: number[], dtype: "float32", values: Float32Array): TensorInfo;
+};
+/** float32 values, or int32 labels as numbers (read by index only). */
+const cpuValues = (cpu: CpuBackend, t: TensorInfo) => cpu.data.get(t.dataId).values as Float32Array;
+const smoothingOf = (attrs: unknown) => Math.fround((attrs as { smoothing: number }).smoothing);
+const asScalar = (t: TensorInfo): TensorInfo => ({ dataId: t.dataId, shape: [], dtype: t.dtype });
+
+registerKernel({
+  kernelName: SOFTMAX_XENT,
+  backendName: "webgpu",
+  kernelFunc: ({ inputs, backend, attrs }) => {
+    const { logits, labels } = inputs as { logits: TensorInfo; labels: TensorInfo };
+    const s = [{ type: "float32" as const, data: [smoothingOf(attrs)] }];
+    const webgpu = backend as WebGPUBackend;
+    return [0, 1].map((mode) =>
+      asScalar(runProgram(webgpu, new SoftmaxXentLossProgram(mode as 0 | 1), [logits, labels], s))
+    );
+  },
+});
+
+registerKernel({
+  kernelName: SOFTMAX_XENT,
+  backendName: "cpu",
+  kernelFunc: ({ inputs, backend, attrs }) => {
+    const { logits, labels } = inputs as { logits: TensorInfo; labels: TensorInfo };
+    const cpu = backend as unknown as CpuBackend;
+    const [rows, classes] = logits.shape;
+    const r = softmaxXentRef(
+      cpuValues(cpu, logits),
+      cpuValues(cpu, labels),
+      rows,
+      classes,
+      smoothingOf(attrs),
+    );
+    return [r.loss, r.correct].map((v) => cpu.makeTensorInfo([], "float32", Float32Array.of(v)));
+  },
+});
+
+registerKernel({
+  kernelName: SOFTMAX_XENT_GRAD,
+  backendName: "webgpu",
+  kernelFunc: ({ inputs, backend, attrs }) => {
+    const { logits, labels, dy } = inputs as Record<string, TensorInfo>;
+    return runProgram(
+      backend as WebGPUBackend,
+      new SoftmaxXentGradProgram(logits.shape),
+      [logits, labels, dy],
+      [{ type: "float32", data: [smoothingOf(attrs)] }],
+    );
+  },
+});
+
+registerKernel({
+  kernelName: SOFTMAX_XENT_GRAD,
+  backendName: "cpu",
+  kernelFunc: ({ inputs, backend, attrs }) => {
+    const { logits, labels, dy } = inputs as Record<string, TensorInfo>;
+    const cpu = backend as unknown as CpuBackend;
+    const [rows, classes] = logits.shape;
+    const out = softmaxXentGradRef(
+      cpuValues(cpu, logits),
+      cpuValues(cpu, labels),
+      rows,
+      classes,
+      smoothingOf(attrs),
+      cpuValues(cpu, dy)[0],
+    );
+    return cpu.makeTensorInfo(logits.shape, "float32", out);
+  },
+});
+
+registerGradient({
+  kernelName: SOFTMAX_XENT,
+  inputsToSave: ["logits", "labels"],
+  gradFunc: (dy, saved, attrs) => {
+    const [logits, labels] = saved;
+    // dy = [dLoss, dCorrect]; the count is not differentiable.
+    const dLoss = Array.isArray(dy) ? dy[0] : dy;
+    return {
+      logits: () =>
+        tf.engine().runKernel(SOFTMAX_XENT_GRAD, { logits, labels, dy: dLoss }, {
+          ...(attrs as unknown as Record<string, number>),
+        }) as tf.Tensor,
+      labels: () => tf.zerosLike(labels),
+    };
+  },
+});

@@ -1,0 +1,182 @@
+// The step's small kernels against their CPU references and the tfjs composites they replace:
+//   1. SoftmaxXent (loss + correct count) and its gradient on random batches (fast-check,
+//      seeded; outputs NaN-poisoned), webgpu vs the float64 CPU reference and vs tfjs's
+//      crossEntropy / countCorrect / tf.grad of crossEntropy.
+//   2. BnMovingAverage vs the tfjs mul/mul/add it replaces (exact on cpu, poisoned on webgpu).
+
+import assert from "node:assert/strict";
+import fc from "fast-check";
+import * as tf from "@tensorflow/tfjs-core";
+import type { WebGPUBackend } from "@tensorflow/tfjs-backend-webgpu";
+import { initTf } from "../src/tf/setup.ts";
+import { setPoisonOutputs } from "../src/ops/webgpu_program.ts";
+import {
+  softmaxCrossEntropyWithCount,
+  softmaxXentGradRef,
+  softmaxXentRef,
+} from "../src/ops/softmax_xent.ts";
+import { bnMovingAverage, bnMovingAverageRef } from "../src/ops/bn_moving_average.ts";
+import { countCorrect, crossEntropy } from "../src/train/step.ts";
+import { assertClose } from "./helpers/compare.ts";
+
+const GPU_TEST = { sanitizeOps: false, sanitizeResources: false };
+
+async function onGpu<T>(f: () => Promise<T>): Promise<T> {
+  await initTf("webgpu");
+  const prevForward = tf.env().getBool("WEBGPU_CPU_FORWARD");
+  tf.env().set("WEBGPU_CPU_FORWARD", false);
+  setPoisonOutputs(true);
+  const device = (tf.backend() as WebGPUBackend).device;
+  device.pushErrorScope("validation");
+  let result: T;
+  try {
+    result = await f();
+  } finally {
+    setPoisonOutputs(false);
+    tf.env().set("WEBGPU_CPU_FORWARD", prevForward);
+  }
+  const error = await device.popErrorScope();
+  if (error) throw new Error(`WebGPU validation error: ${error.message}`);
+  return result;
+}
+
+interface XentCase {
+  rows: number;
+  classes: number;
+  smoothing: number;
+  scale: number;
+  seed: number;
+}
+
+const xentArb: fc.Arbitrary<XentCase> = fc.record({
+  rows: fc.integer({ min: 1, max: 300 }),
+  classes: fc.integer({ min: 2, max: 12 }),
+  smoothing: fc.constantFrom(0, 0.1, 0.3),
+  scale: fc.constantFrom(0.1, 3, 30), // logit spread: up to saturated softmax rows
+  seed: fc.integer({ min: 1, max: 1 << 30 }),
+});
+
+function xentData(c: XentCase) {
+  let s = c.seed;
+  const rnd = () => ((s = (s * 1103515245 + 12345) >>> 0) / 2 ** 32);
+  const logits = Float32Array.from({ length: c.rows * c.classes }, () => (rnd() - 0.5) * c.scale);
+  const labels = new Float32Array(c.rows * c.classes);
+  for (let r = 0; r < c.rows; r++) labels[r * c.classes + Math.floor(rnd() * c.classes)] = 1;
+  return { logits, labels };
+}
+
+/**
+ * Loss: float32 sums over <= 300 rows x 12 classes, log/exp within a few ulps: rtol 2e-5 on
+ * values ~0.1..30. Correct count: exact (ties do not occur with random float logits). Gradient:
+ * (p * T - t) / N cancels when a row saturates (p -> 1): its absolute error is a few ulps of
+ * 1 (exp, division) over N: atol 5e-7 / N, rtol 1e-5.
+ */
+async function checkXent(c: XentCase) {
+  const d = xentData(c);
+  const logits = tf.tensor2d(d.logits, [c.rows, c.classes]);
+  // Odd seeds: int32 one-hot labels, as tf.oneHot makes them (the kernels convert on read).
+  const labels = tf.tensor2d(d.labels, [c.rows, c.classes], c.seed % 2 ? "int32" : "float32");
+  const label = JSON.stringify(c);
+  try {
+    const { loss, correct } = softmaxCrossEntropyWithCount(labels, logits, c.smoothing);
+    const ref = softmaxXentRef(d.logits, d.labels, c.rows, c.classes, c.smoothing);
+    assertClose(await loss.data(), [ref.loss], { atol: 1e-6, rtol: 2e-5 }, `${label}: loss`);
+    assert.equal((await correct.data())[0], ref.correct, `${label}: correct`);
+    // The tfjs composite the kernel replaces, on the same backend.
+    const stock = crossEntropy(labels, logits, c.smoothing);
+    const stockCorrect = countCorrect(logits, labels);
+    assertClose(await loss.data(), await stock.data(), { atol: 1e-6, rtol: 2e-5 }, label);
+    assert.equal((await correct.data())[0], (await stockCorrect.data())[0]);
+    const dy = 1.7; // a non-unit upstream gradient
+    const grad = tf.grad((l: tf.Tensor) =>
+      tf.mul(softmaxCrossEntropyWithCount(labels, l as tf.Tensor2D, c.smoothing).loss, dy)
+    )(logits);
+    const gradRef = softmaxXentGradRef(d.logits, d.labels, c.rows, c.classes, c.smoothing, dy);
+    const tol = { atol: 5e-7 / c.rows, rtol: 1e-5 };
+    assertClose(await grad.data(), gradRef, tol, `${label}: dlogits`);
+    const stockGrad = tf.grad((l: tf.Tensor) =>
+      tf.mul(crossEntropy(labels, l as tf.Tensor2D, c.smoothing), dy)
+    )(logits);
+    assertClose(await grad.data(), await stockGrad.data(), tol, label);
+    tf.dispose([loss, correct, stock, stockCorrect, grad, stockGrad]);
+  } finally {
+    tf.dispose([logits, labels]);
+  }
+}
+
+Deno.test({
+  name: "SoftmaxXent: webgpu loss, count and gradient match the references on random batches",
+  ...GPU_TEST,
+  fn: () =>
+    onGpu(() => fc.assert(fc.asyncProperty(xentArb, checkXent), { seed: 20261201, numRuns: 30 })),
+});
+
+Deno.test({
+  name: "SoftmaxXent: cpu kernels match tfjs's crossEntropy and countCorrect",
+  ...GPU_TEST,
+  fn: async () => {
+    await initTf("cpu");
+    await fc.assert(fc.asyncProperty(xentArb, checkXent), { seed: 5, numRuns: 10 });
+  },
+});
+
+Deno.test({
+  name: "SoftmaxXent: a hand-checkable batch",
+  ...GPU_TEST,
+  fn: () =>
+    onGpu(async () => {
+      // Row 0: logits (0, ln 3): p = (1/4, 3/4), label 1 -> -ln(3/4); argmax right.
+      // Row 1: logits (0, 0): p = (1/2, 1/2), label 0 -> ln 2; argmax 0 (first max) right.
+      const logits = tf.tensor2d([0, Math.log(3), 0, 0], [2, 2]);
+      const labels = tf.tensor2d([0, 1, 1, 0], [2, 2]);
+      const { loss, correct } = softmaxCrossEntropyWithCount(labels, logits);
+      const want = (-Math.log(0.75) + Math.log(2)) / 2;
+      assertClose(await loss.data(), [want], { atol: 1e-7, rtol: 1e-6 }, "loss");
+      assert.equal((await correct.data())[0], 2);
+      const g = tf.grad((l: tf.Tensor) =>
+        softmaxCrossEntropyWithCount(labels, l as tf.Tensor2D).loss
+      )(logits);
+      // (p - t) / N
+      assertClose(await g.data(), [0.125, -0.125, -0.25, 0.25], { atol: 1e-7, rtol: 1e-6 }, "g");
+      tf.dispose([logits, labels, loss, correct, g]);
+    }),
+});
+
+// ---- BnMovingAverage -----------------------------------------------------------------------------
+
+async function checkMovingAverage(exact: boolean) {
+  await fc.assert(
+    fc.asyncProperty(
+      fc.integer({ min: 1, max: 700 }),
+      fc.integer({ min: 1, max: 1 << 30 }),
+      fc.constantFrom(0.99, 0.9, 0.5),
+      async (n, seed, momentum) => {
+        const moving = tf.randomUniform([n], 0, 2, "float32", seed) as tf.Tensor1D;
+        const batch = tf.randomUniform([n], -1, 3, "float32", seed + 1) as tf.Tensor1D;
+        const got = bnMovingAverage(moving, batch, momentum);
+        const stock = tf.tidy(() => tf.add(tf.mul(moving, momentum), tf.mul(batch, 1 - momentum)));
+        const ref = bnMovingAverageRef(
+          await moving.data() as Float32Array,
+          await batch.data() as Float32Array,
+          momentum,
+        );
+        // GPU: an FMA contraction may skip one rounding: 1 ulp.
+        const tol = exact ? { atol: 0, rtol: 0 } : { atol: 1e-7, rtol: 1.2e-7 };
+        assertClose(await got.data(), ref, tol, `n ${n} momentum ${momentum}: reference`);
+        assertClose(await got.data(), await stock.data(), tol, `n ${n}: tfjs mul/mul/add`);
+        tf.dispose([moving, batch, got, stock]);
+      },
+    ),
+    { seed: 11, numRuns: 20 },
+  );
+}
+
+Deno.test({
+  name: "BnMovingAverage: webgpu and cpu match tfjs's mul/mul/add",
+  ...GPU_TEST,
+  fn: async () => {
+    await onGpu(() => checkMovingAverage(false));
+    await initTf("cpu");
+    await checkMovingAverage(true);
+  },
+});
