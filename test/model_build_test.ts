@@ -3,7 +3,7 @@
 import assert from "node:assert/strict";
 import * as tf from "@tensorflow/tfjs-core";
 import { initTf } from "../src/tf/setup.ts";
-import { createModel, type Model } from "../src/model/model.ts";
+import { architecture, convBnReluShapes, createModel, type Model } from "../src/model/model.ts";
 
 async function values(m: Model): Promise<Map<string, Float32Array>> {
   const out = new Map<string, Float32Array>();
@@ -79,4 +79,32 @@ Deno.test("models: L2 penalty is l2 * sum of squared kernels (not biases or BN)"
   const none = createModel("baseline", { l2: 0 });
   assert.equal(none.regularizationLoss(), null);
   none.dispose();
+});
+
+Deno.test("architecture: the conv shapes bench and the presets read match the built variables", async () => {
+  await initTf("cpu");
+  for (const name of ["baseline", "enhanced", "wide"] as const) {
+    const m = createModel(name, { ops: "stock" });
+    const kernels = new Map(m.variables.map((v) => [v.name, v.variable.shape]));
+    const convs = architecture(name).flatMap((l) =>
+      l.kind === "conv-relu" || l.kind === "conv-bn-relu" ? [l] : []
+    );
+    assert.ok(convs.length > 0, name);
+    convs.forEach(({ name: layer, shape: s }, i) => {
+      assert.deepEqual(
+        kernels.get(`${layer}/kernel`),
+        [s.k, s.k, s.cin, s.cout],
+        `${name} ${layer}`,
+      );
+      // Consecutive convs chain: each one's input channels are the previous one's outputs.
+      if (i > 0) assert.equal(s.cin, convs[i - 1].shape.cout, `${name} ${layer}: input channels`);
+    });
+    assert.equal(convBnReluShapes(name).length, name === "baseline" ? 0 : convs.length);
+    m.dispose();
+  }
+  assert.deepEqual(
+    convBnReluShapes("enhanced").map((s) => `${s.h}x${s.w}x${s.cin}->${s.cout}`),
+    ["28x28x1->32", "28x28x32->32", "14x14x32->64", "14x14x64->64"],
+    "the README's enhanced model",
+  );
 });
