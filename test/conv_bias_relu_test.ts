@@ -227,3 +227,27 @@ Deno.test("convBiasRelu: bad inputs throw errors naming the tensor", async () =>
   );
   tf.dispose([x, w]);
 });
+
+Deno.test({
+  name: "convBiasRelu: no tensor leaks across forward + gradient steps",
+  ...GPU_TEST,
+  fn: () =>
+    withGpu(async () => {
+      const d = caseData({
+        n: 2,
+        h: 6,
+        w: 6,
+        cin: 4,
+        cout: 8,
+        kh: 3,
+        kw: 3,
+        strides: [1, 1],
+        pad: "same",
+        seed: 3,
+      });
+      await ours(d);
+      const before = tf.memory().numTensors;
+      for (let i = 0; i < 3; i++) await ours(d);
+      assert.equal(tf.memory().numTensors, before);
+    }),
+});
