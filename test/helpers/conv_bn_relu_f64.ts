@@ -15,6 +15,8 @@ export interface F64Forward {
   /** Biased variance over M = N·Ho·Wo. */
   variance: Float64Array;
   y: Float64Array;
+  /** Pre-activation gamma·xhat + beta (its sign is the ReLU mask). */
+  pre: Float64Array;
 }
 
 export interface F64Grads {
@@ -22,6 +24,8 @@ export interface F64Grads {
   dfilter: Float64Array;
   dgamma: Float64Array;
   dbeta: Float64Array;
+  /** Per element, the sum of |terms| behind each gradient (for conditioning-aware tolerances). */
+  abs: { dx: Float64Array; dfilter: Float64Array; dgamma: Float64Array; dbeta: Float64Array };
 }
 
 /** z = conv2d(x, filter) in float64. */
@@ -79,13 +83,15 @@ export function convBnReluForwardF64(
   const z = conv2dF64(x, filter, g);
   const { mean, variance } = batchStatsF64(z, g.outC);
   const y = new Float64Array(z.length);
+  const pre = new Float64Array(z.length);
   const outC = g.outC;
   for (let i = 0; i < z.length; i++) {
     const c = i % outC;
     const v = gamma[c] * (z[i] - mean[c]) / Math.sqrt(variance[c] + epsilon) + beta[c];
+    pre[i] = v;
     y[i] = v > 0 ? v : 0;
   }
-  return { z, mean, variance, y };
+  return { z, mean, variance, y, pre };
 }
 
 /** y = relu(z * scale + shift) with scale = gamma / sqrt(movingVar + eps), from float64 z. */
@@ -108,7 +114,11 @@ export function convBnReluInferF64(
   return y;
 }
 
-/** All four gradients of sum(y * dy) (training-mode batch norm: statistics depend on z). */
+/**
+ * All four gradients of sum(y * dy) (training-mode batch norm: statistics depend on z). `mask`
+ * overrides the ReLU mask (1 = passes): a float32 op and this reference can disagree on the sign
+ * of a pre-activation within rounding of 0, and one such element moves 9·Cin entries of dx.
+ */
 export function convBnReluGradsF64(
   x: ArrayLike<number>,
   filter: ArrayLike<number>,
@@ -118,6 +128,7 @@ export function convBnReluGradsF64(
   fwd: F64Forward,
   g: ConvGeometry,
   epsilon: number,
+  mask?: Uint8Array,
 ): F64Grads {
   const { batch, inH, inW, inC, outH, outW, outC, kH, kW } = g;
   const rows = batch * outH * outW;
@@ -126,20 +137,29 @@ export function convBnReluGradsF64(
   const gm = new Float64Array(fwd.z.length); // dy masked by ReLU
   const dbeta = new Float64Array(outC);
   const dgamma = new Float64Array(outC);
+  const dbetaAbs = new Float64Array(outC);
+  const dgammaAbs = new Float64Array(outC);
   for (let i = 0; i < fwd.z.length; i++) {
     const c = i % outC;
     xhat[i] = (fwd.z[i] - fwd.mean[c]) * invStd[c];
-    gm[i] = fwd.y[i] > 0 ? dy[i] : 0;
+    gm[i] = (mask ? mask[i] === 1 : fwd.y[i] > 0) ? dy[i] : 0;
     dbeta[c] += gm[i];
     dgamma[c] += gm[i] * xhat[i];
+    dbetaAbs[c] += Math.abs(gm[i]);
+    dgammaAbs[c] += Math.abs(gm[i] * xhat[i]);
   }
   const dz = new Float64Array(fwd.z.length);
+  const dzAbs = new Float64Array(fwd.z.length);
   for (let i = 0; i < dz.length; i++) {
     const c = i % outC;
+    const k = Math.abs(gamma[c] * invStd[c]);
     dz[i] = gamma[c] * invStd[c] * (gm[i] - dbeta[c] / rows - xhat[i] * dgamma[c] / rows);
+    dzAbs[i] = k * (Math.abs(gm[i]) + dbetaAbs[c] / rows + Math.abs(xhat[i]) * dgammaAbs[c] / rows);
   }
   const dx = new Float64Array(batch * inH * inW * inC);
   const dfilter = new Float64Array(kH * kW * inC * outC);
+  const dxAbs = new Float64Array(dx.length);
+  const dfilterAbs = new Float64Array(dfilter.length);
   for (let n = 0; n < batch; n++) {
     for (let oh = 0; oh < outH; oh++) {
       for (let ow = 0; ow < outW; ow++) {
@@ -155,20 +175,31 @@ export function convBnReluGradsF64(
             for (let ci = 0; ci < inC; ci++) {
               const wRow = (wTap + ci) * outC;
               const xv = x[xRow + ci];
-              let acc = 0;
+              const xa = Math.abs(xv);
+              let acc = 0, accAbs = 0;
               for (let co = 0; co < outC; co++) {
                 const d = dz[zRow + co];
+                const da = dzAbs[zRow + co];
                 acc += d * filter[wRow + co];
+                accAbs += da * Math.abs(filter[wRow + co]);
                 dfilter[wRow + co] += xv * d;
+                dfilterAbs[wRow + co] += xa * da;
               }
               dx[xRow + ci] += acc;
+              dxAbs[xRow + ci] += accAbs;
             }
           }
         }
       }
     }
   }
-  return { dx, dfilter, dgamma, dbeta };
+  return {
+    dx,
+    dfilter,
+    dgamma,
+    dbeta,
+    abs: { dx: dxAbs, dfilter: dfilterAbs, dgamma: dgammaAbs, dbeta: dbetaAbs },
+  };
 }
 
 /** Seeded uniform floats in [lo, hi) (xorshift32; tests only). */
