@@ -123,7 +123,7 @@ export function convBnReluGradsF64(
   x: ArrayLike<number>,
   filter: ArrayLike<number>,
   gamma: ArrayLike<number>,
-  beta: ArrayLike<number>,
+  _beta: ArrayLike<number>, // enters through fwd (the ReLU mask)
   dy: ArrayLike<number>,
   fwd: F64Forward,
   g: ConvGeometry,
