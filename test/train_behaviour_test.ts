@@ -18,6 +18,10 @@ async function dataset() {
   return data ??= await loadFashionMnist({ dataDir: LOCAL_DATA_DIR!, download: false });
 }
 
+// tfjs-webgpu's WEBGPU_MATMUL_PROGRAM_TYPE: -1 picks per shape, 3 = MatMulPackedProgram.
+const MATMUL_AUTO = -1;
+const MATMUL_PACKED = 3;
+
 const quiet = createProgress({ quiet: true, write: () => {} });
 
 async function train(cfg: TrainConfig, outDir: string, prepared?: PreparedData, resume?: string) {
@@ -34,6 +38,24 @@ async function weights(m: Model): Promise<Map<string, Float32Array>> {
   const out = new Map<string, Float32Array>();
   for (const v of m.variables) out.set(v.name, (await v.variable.data()) as Float32Array);
   return out;
+}
+
+/**
+ * Bit-equal weight maps, else names of the variables that differ and the first difference
+ * (node's deepEqual would build a diff of 468k floats).
+ */
+function sameWeights(a: Map<string, Float32Array>, b: Map<string, Float32Array>): string[] {
+  const off: string[] = [];
+  for (const [name, va] of a) {
+    const vb = b.get(name);
+    if (!vb || vb.length !== va.length) {
+      off.push(`${name}: missing or resized`);
+      continue;
+    }
+    const i = va.findIndex((v, k) => !Object.is(v, vb[k]));
+    if (i >= 0) off.push(`${name}[${i}]: ${va[i]} vs ${vb[i]}`);
+  }
+  return off;
 }
 
 /** The weights stored in a checkpoint folder, by variable name. */
@@ -96,8 +118,8 @@ Deno.test(
     const got = await weights(r.model);
     const best = await checkpointWeights(full, `${root}/run/checkpoints/best`);
     const last = await checkpointWeights(full, `${root}/run/checkpoints/last`);
-    assert.deepEqual(got, best, "the returned model holds the best checkpoint's weights");
-    assert.notDeepEqual(got, last, "... not the last epoch's");
+    assert.deepEqual(sameWeights(got, best), [], "the returned model holds the best weights");
+    assert.ok(sameWeights(got, last).length > 0, "... not the last epoch's");
     const again = await predictLabels(r.model, relabelled.train.images, prepared.valIdx);
     assert.deepEqual(again, predicted, "best weights predict as epoch 1 did");
     r.model.dispose();
@@ -110,6 +132,11 @@ Deno.test(
   { ignore: needsRealData("enhanced resume") },
   async () => {
     await initTf("webgpu");
+    // tfjs-webgpu picks its split-K matMul (float atomics: the summation order varies run to
+    // run) for enhanced's dense1 (K = 3136), so two identical runs differ in the last bits
+    // (measured on llvmpipe; baseline's K = 1600 does not take it). The packed program is
+    // deterministic; with it, identical runs are bit-equal and so is a resumed one.
+    tf.env().set("WEBGPU_MATMUL_PROGRAM_TYPE", MATMUL_PACKED);
     const root = await Deno.makeTempDir({ prefix: "train_resume_enh_" });
     const cfg = resolveConfig({}, {
       model: "enhanced",
@@ -132,12 +159,13 @@ Deno.test(
     const first = await train({ ...cfg, epochs: 1 }, `${root}/split`);
     first.model.dispose();
     const resumed = await train(cfg, `${root}/split`, undefined, `${root}/split/checkpoints/last`);
-    assert.deepEqual(await weights(resumed.model), want);
+    assert.deepEqual(sameWeights(await weights(resumed.model), want), []);
     assert.deepEqual(
       resumed.history.map((h) => [h.loss, h.valLoss, h.valAcc]),
       straight.history.map((h) => [h.loss, h.valLoss, h.valAcc]),
     );
     resumed.model.dispose();
+    tf.env().set("WEBGPU_MATMUL_PROGRAM_TYPE", MATMUL_AUTO);
     await Deno.remove(root, { recursive: true });
   },
 );
