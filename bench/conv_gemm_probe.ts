@@ -27,7 +27,6 @@ import {
 import { ENHANCED_LAYERS } from "./kernels_suite.ts";
 import { arg } from "./probe_args.ts";
 
-
 async function gpuMs(f: () => tf.Tensor, reps: number): Promise<number> {
   const once = async () => {
     let out: tf.Tensor | undefined;

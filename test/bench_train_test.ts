@@ -8,9 +8,11 @@ import { parseBenchDocument } from "../bench/report.ts";
 import { TRAIN_VARIANTS } from "../bench/train_types.ts";
 import { initTf } from "../src/tf/setup.ts";
 import { GPU_TEST } from "./helpers/gpu.ts";
+import { LOCAL_DATA_DIR, needsRealData } from "./helpers/data_fixtures.ts";
 
 Deno.test({
   name: "bench --suite train --quick --limit: images/s and epoch times per model",
+  ignore: needsRealData("bench --suite train --limit"),
   ...GPU_TEST,
   fn: async () => {
     const dir = await Deno.makeTempDir({ prefix: "fmnist-bench-train-" });
@@ -21,7 +23,10 @@ Deno.test({
       await initTf("webgpu");
       const before = tf.memory().numTensors;
       const json = `${dir}/train.json`;
-      await main(["--suite", "train", "--quick", "--limit", "6", "--json", json]);
+      await main([
+        ...["--suite", "train", "--quick", "--limit", "6", "--json", json],
+        ...["--data", LOCAL_DATA_DIR!],
+      ]);
       assert.equal(tf.memory().numTensors, before, "models, optimizers and batches disposed");
       const doc = parseBenchDocument(await Deno.readTextFile(json), json);
       assert.equal(doc.roofline, null, "train alone does not run the roofline");

@@ -9,6 +9,7 @@ import { loadFashionMnist, PIXELS } from "../src/data/fashion_mnist.ts";
 import { createModel } from "../src/model/model.ts";
 import { saveCheckpoint } from "../src/model/checkpoint.ts";
 import { initTf } from "../src/tf/setup.ts";
+import { LOCAL_DATA_DIR, needsRealData } from "./helpers/data_fixtures.ts";
 
 const MAIN = new URL("../src/main.ts", import.meta.url).pathname;
 
@@ -36,17 +37,21 @@ async function makeRun(): Promise<string> {
   return runDir;
 }
 
-Deno.test("eval and predict CLIs on a real checkpoint (cpu backend, 64 images)", async () => {
+Deno.test("eval and predict CLIs on a real checkpoint (cpu backend, 64 images)", {
+  ignore: needsRealData("eval and predict CLIs on a real checkpoint (cpu backend, 64 images)"),
+}, async () => {
   const runDir = await makeRun();
   try {
-    const ev = await fmnist("eval", "--run", runDir, "--limit", "64", "--backend", "cpu");
+    const ev = await fmnist(
+      ...["eval", "--run", runDir, "--limit", "64", "--backend", "cpu", "--data", LOCAL_DATA_DIR!],
+    );
     assert.equal(ev.code, 0, ev.stderr);
     assert.match(ev.stdout, /macro avg/);
     const metrics = JSON.parse(await Deno.readTextFile(`${runDir}/metrics.json`));
     assert.equal(metrics.n, 64);
     assert.ok((await Deno.stat(`${runDir}/report.html`)).size > 10_000);
 
-    const test = (await loadFashionMnist({})).test;
+    const test = (await loadFashionMnist({ dataDir: LOCAL_DATA_DIR!, download: false })).test;
     const png = encode({
       width: 28,
       height: 28,

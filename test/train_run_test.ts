@@ -10,10 +10,11 @@ import type { Model } from "../src/model/model.ts";
 import { resolveConfig, type TrainConfig } from "../src/train/config.ts";
 import { DivergedError, prepareData, runTraining } from "../src/train/loop.ts";
 import { createProgress } from "../src/train/progress.ts";
+import { LOCAL_DATA_DIR, needsRealData } from "./helpers/data_fixtures.ts";
 
 let data: FashionMnist | undefined;
 async function dataset() {
-  return data ??= await loadFashionMnist({});
+  return data ??= await loadFashionMnist({ dataDir: LOCAL_DATA_DIR!, download: false });
 }
 
 const quiet = createProgress({ quiet: true, write: () => {} });
@@ -37,7 +38,11 @@ async function weights(m: Model): Promise<Float32Array[]> {
   return await Promise.all(m.variables.map(async (v) => (await v.variable.data()) as Float32Array));
 }
 
-Deno.test("train: baseline learns from 600 images in 2 epochs and writes the run folder", async () => {
+Deno.test("train: baseline learns from 600 images in 2 epochs and writes the run folder", {
+  ignore: needsRealData(
+    "train: baseline learns from 600 images in 2 epochs and writes the run folder",
+  ),
+}, async () => {
   await initTf("webgpu");
   const out = await Deno.makeTempDir({ prefix: "train_run_" });
   const cfg = resolveConfig({}, { model: "baseline", limit: 600, batch: 32, epochs: 2 });
@@ -84,7 +89,9 @@ Deno.test("train: baseline learns from 600 images in 2 epochs and writes the run
   await Deno.remove(out, { recursive: true });
 });
 
-Deno.test("train: resume (epoch boundary and mid-epoch) continues bit-for-bit", async () => {
+Deno.test("train: resume (epoch boundary and mid-epoch) continues bit-for-bit", {
+  ignore: needsRealData("train: resume (epoch boundary and mid-epoch) continues bit-for-bit"),
+}, async () => {
   await initTf("webgpu");
   const root = await Deno.makeTempDir({ prefix: "train_resume_" });
   // Dropout and augmentation on, so the per-step random streams are exercised too.

@@ -12,15 +12,38 @@ Deno.test("cosineLr: starts at base, halves at mid-run, ends at min, never rises
   for (let e = 1; e <= 10; e++) assert.ok(cosineLr(e, 10, 1e-3) < cosineLr(e - 1, 10, 1e-3));
 });
 
-Deno.test("ReduceOnPlateau: halves the LR after `patience` epochs without improvement", () => {
+Deno.test("ReduceOnPlateau: cuts on the patience-th epoch without gain, as Keras does", () => {
   const p = new ReduceOnPlateau(1e-3, { factor: 0.5, patience: 2, minLr: 1e-4 });
-  // Improves 3 epochs, then flat: epochs 4, 5 wait, epoch 6 (third without gain) reduces.
+  // Hand trace of Keras's ReduceLROnPlateau (mode min, min_delta 1e-4): best = 0.7 after epoch 3;
+  // epoch 4 (0.7, not below 0.7 - 1e-4) wait 1; epoch 5 wait 2 >= 2: cut to 5e-4, wait 0;
+  // epochs 6, 7: wait 1, 2: cut to 2.5e-4; epochs 8, 9: cut to 1.25e-4; epoch 10 (0.65) is a
+  // new best; epoch 11 wait 1.
   const curve = [1.0, 0.8, 0.7, 0.7, 0.71, 0.72, 0.72, 0.72, 0.72, 0.65, 0.7];
   const lrs = curve.map((loss) => p.update(loss));
-  assert.deepEqual(lrs, [1e-3, 1e-3, 1e-3, 1e-3, 1e-3, 5e-4, 5e-4, 5e-4, 2.5e-4, 2.5e-4, 2.5e-4]);
+  assert.deepEqual(lrs, [
+    1e-3,
+    1e-3,
+    1e-3,
+    1e-3,
+    5e-4,
+    5e-4,
+    2.5e-4,
+    2.5e-4,
+    1.25e-4,
+    1.25e-4,
+    1.25e-4,
+  ]);
   // Floors at minLr.
   for (let i = 0; i < 20; i++) p.update(1);
   assert.deepEqual(p.state.lr, 1e-4);
+});
+
+Deno.test("ReduceOnPlateau: cooldown as Keras (counts down first, clears wait, blocks counting)", () => {
+  const p = new ReduceOnPlateau(1, { factor: 0.5, patience: 1, minLr: 0, cooldown: 2 });
+  // Keras trace: e1 best 1; e2 wait 1 >= 1: cut to 0.5, cooldown 2; e3 cooldown -> 1, wait 0,
+  // still in cooldown: no count; e4 cooldown -> 0, wait 1: cut to 0.25, cooldown 2; e5 (0.5) new
+  // best, cooldown -> 1; e6 cooldown -> 0, wait 1: cut to 0.125.
+  assert.deepEqual([1, 1, 1, 1, 0.5, 1].map((m) => p.update(m)), [1, 0.5, 0.5, 0.25, 0.25, 0.125]);
 });
 
 Deno.test("ReduceOnPlateau: state survives a JSON round trip (checkpoint resume)", () => {

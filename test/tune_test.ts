@@ -4,6 +4,7 @@ import assert from "node:assert/strict";
 import { main } from "../src/cmd/tune.ts";
 import { readConfigFile, resolveConfig } from "../src/train/config.ts";
 import { gridTrials, randomTrials, rankResults, type TrialResult } from "../src/train/tune.ts";
+import { LOCAL_DATA_DIR, needsRealData } from "./helpers/data_fixtures.ts";
 
 const SPACE = {
   lr: [1e-3, 2e-3],
@@ -35,7 +36,11 @@ Deno.test("tune: ranking by validation accuracy, then loss; failed trials last",
   assert.deepEqual(rankResults(rows).map((r) => r.trial), [4, 3, 1, 2]);
 });
 
-Deno.test("tune: a tiny grid writes ranked CSV/markdown and a best config train accepts", async () => {
+Deno.test("tune: a tiny grid writes ranked CSV/markdown and a best config train accepts", {
+  ignore: needsRealData(
+    "tune: a tiny grid writes ranked CSV/markdown and a best config train accepts",
+  ),
+}, async () => {
   const out = await Deno.makeTempDir({ prefix: "tune_test_" });
   const origLog = console.log;
   console.log = () => {};
@@ -43,7 +48,7 @@ Deno.test("tune: a tiny grid writes ranked CSV/markdown and a best config train 
     await main([
       ...["--backend", "webgpu", "--model", "baseline", "--limit", "120", "--val-split", "0.25"],
       ...["--lr", "1e-3,3e-3", "--batch", "32", "--dropout", "0", "--weight-decay", "0"],
-      ...["--epochs", "1", "--out", out, "--quiet"],
+      ...["--epochs", "1", "--out", out, "--quiet", "--data", LOCAL_DATA_DIR!],
     ]);
   } finally {
     console.log = origLog;

@@ -7,7 +7,11 @@ import { UsageError } from "../errors.ts";
 import { writeFileAtomic } from "../files.ts";
 import { MODES } from "../../bench/kernels_suite.ts";
 import { OPTIMIZER_KINDS, type OptimizerKind } from "../train/optimizer.ts";
-import { AUTOTUNE_SETTINGS, type AutotuneSetting, autotuneSettingFromEnv } from "../ops/autotune.ts";
+import {
+  AUTOTUNE_SETTINGS,
+  type AutotuneSetting,
+  autotuneSettingFromEnv,
+} from "../ops/autotune.ts";
 import { parseModels } from "../../bench/autotune_suite.ts";
 import { type BenchSuite, runBench, SUITES } from "../../bench/run.ts";
 import type { KernelMode } from "../../bench/work.ts";

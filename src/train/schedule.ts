@@ -19,7 +19,12 @@ export interface PlateauState {
   cooldown: number;
 }
 
-/** Keras ReduceLROnPlateau on a metric to minimise (validation loss). */
+/**
+ * Keras ReduceLROnPlateau (mode "min") on a metric to minimise (validation loss), step for step:
+ * an epoch in cooldown counts down and clears `wait`; an epoch that does not beat `best - minDelta`
+ * outside cooldown adds to `wait`, and when `wait >= patience` the LR is cut (if above minLr),
+ * cooldown starts and `wait` clears. With patience p the cut comes on the p-th epoch without gain.
+ */
 export class ReduceOnPlateau {
   state: PlateauState;
 
@@ -40,11 +45,14 @@ export class ReduceOnPlateau {
   update(metric: number): number {
     const { factor = 0.5, patience = 2, minLr = 1e-6, minDelta = 1e-4, cooldown = 0 } = this.opts;
     const s = this.state;
-    if (s.cooldown > 0) s.cooldown--;
+    if (s.cooldown > 0) {
+      s.cooldown--;
+      s.wait = 0;
+    }
     if (metric < s.best - minDelta) {
       s.best = metric;
       s.wait = 0;
-    } else if (s.cooldown === 0 && ++s.wait > patience) {
+    } else if (s.cooldown === 0 && ++s.wait >= patience && s.lr > minLr) {
       s.lr = Math.max(s.lr * factor, minLr);
       s.wait = 0;
       s.cooldown = cooldown;

@@ -14,6 +14,32 @@ export const HAVE_REAL_DATA = (() => {
   }
 })();
 
+/**
+ * The real dataset for tests, found as the CLI finds it (FASHION_MNIST_DIR, ./data/fashion-mnist,
+ * Debian's folder) but never downloaded: tests touch no network. Null when absent.
+ */
+export const LOCAL_DATA_DIR: string | null = (() => {
+  const env = Deno.env.get("FASHION_MNIST_DIR");
+  for (const dir of [env, "data/fashion-mnist", REAL_DIR]) {
+    if (!dir) continue;
+    for (const f of ["train-images-idx3-ubyte.gz", "train-images-idx3-ubyte"]) {
+      try {
+        if (Deno.statSync(`${dir}/${f}`).isFile) return dir;
+      } catch { /* next */ }
+    }
+  }
+  return null;
+})();
+
+/** `ignore` for a test that needs the real data; prints why once per test when it is missing. */
+export function needsRealData(test: string): boolean {
+  if (LOCAL_DATA_DIR) return false;
+  console.log(
+    `ignored: ${test} (no Fashion-MNIST: set FASHION_MNIST_DIR or apt install dataset-fashion-mnist)`,
+  );
+  return true;
+}
+
 /** Runs `fn` with a fresh temp folder, removed afterwards. */
 export async function withTempDir<T>(fn: (dir: string) => Promise<T>): Promise<T> {
   const dir = await Deno.makeTempDir({ prefix: "fmnist-data-test-" });
