@@ -40,6 +40,13 @@ const STANDARD_OPS = new Set([
   "Softmax",
 ]);
 
+if (!HAVE_REAL_DATA) {
+  console.log(
+    "export_onnx_test: the ONNX Runtime comparison and CLI tests are ignored: no Fashion-MNIST " +
+      "in /usr/share/datasets/fashion-mnist (apt-get install dataset-fashion-mnist)",
+  );
+}
+
 /** Seeded uniform in [0, 1) (mulberry32): test fixtures only. */
 function rng(seed: number): () => number {
   let s = seed >>> 0;
@@ -326,6 +333,57 @@ Deno.test({
       const bad = await fmnist("export", "--run", `${root}/missing`);
       assert.equal(bad.code, 2);
       assert.match(bad.stderr, /export: error: .*missing: no such file or folder/);
+    } finally {
+      await Deno.remove(root, { recursive: true });
+    }
+  },
+});
+
+/** Debian's python3-onnx (onnx.checker), when installed: an independent reading of the spec. */
+const PYTHON_ONNX = (() => {
+  try {
+    return new Deno.Command("/usr/bin/python3", { args: ["-c", "import onnx"], stderr: "null" })
+      .outputSync().success;
+  } catch {
+    return false;
+  }
+})();
+if (!PYTHON_ONNX) {
+  console.log(
+    "export_onnx_test: onnx.checker test ignored: /usr/bin/python3 has no onnx module " +
+      "(apt-get install python3-onnx)",
+  );
+}
+
+Deno.test({
+  name: "export: onnx.checker (full check, shape inference) passes for every model at opsets " +
+    "11, 13, 17",
+  ignore: !PYTHON_ONNX,
+  ...GPU_TEST,
+  fn: async () => {
+    await initTf("cpu");
+    const root = await Deno.makeTempDir({ prefix: "fmnist-onnx-checker-" });
+    try {
+      const files: string[] = [];
+      for (const [i, name] of MODEL_NAMES.entries()) {
+        await makeCheckpoint(name, `${root}/${name}`, 21 + i);
+        for (const opset of [11, 13, 17]) {
+          const out = `${root}/${name}-${opset}.onnx`;
+          await exportToOnnxFile(`${root}/${name}`, { out, opset, logits: opset === 17 });
+          files.push(out);
+        }
+      }
+      const script = "import sys, onnx\n" +
+        "for path in sys.argv[1:]:\n" +
+        "    m = onnx.load(path)\n" +
+        "    onnx.checker.check_model(m, full_check=True)\n" +
+        "    onnx.shape_inference.infer_shapes(m, check_type=True, strict_mode=True)\n" +
+        "    print('ok', path)\n";
+      const r = new Deno.Command("/usr/bin/python3", { args: ["-c", script, ...files] })
+        .outputSync();
+      const dec = new TextDecoder();
+      assert.ok(r.success, dec.decode(r.stderr));
+      assert.equal(dec.decode(r.stdout).trim().split("\n").length, files.length);
     } finally {
       await Deno.remove(root, { recursive: true });
     }

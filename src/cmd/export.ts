@@ -1,7 +1,7 @@
 // `fmnist export --run DIR | --checkpoint PATH [--out FILE] [--opset N]`: the trained model as ONNX.
 
 import { helpText, parseFlags, UsageError } from "../cli/args.ts";
-import { exportToOnnxFile } from "../export/export_run.ts";
+import { exportToOnnxFile, onnxTestAccuracy } from "../export/export_run.ts";
 import { DEFAULT_OPSET, MAX_OPSET, MIN_OPSET } from "../export/onnx_export.ts";
 import { initTf } from "../tf/setup.ts";
 
@@ -17,6 +17,11 @@ const DEFS = {
     help: "ONNX operator set version",
   },
   logits: { type: "bool", help: "also output `logits` (pre-softmax) beside `probabilities`" },
+  verify: {
+    type: "bool",
+    help: "then run the file in ONNX Runtime on the 10k test images and print its accuracy",
+  },
+  data: { type: "string", help: "Fashion-MNIST folder for --verify (default: as train/eval)" },
 } as const;
 
 const USAGE = "fmnist export --run DIR | --checkpoint PATH [--out FILE] [--opset N]";
@@ -52,4 +57,15 @@ export async function main(argv: string[]): Promise<void> {
       `${r.parameters.toLocaleString("en-US")} parameters, operators ${r.operators.join(" ")}; ` +
       "checked in ONNX Runtime",
   );
+  if (f.verify) {
+    const v = await onnxTestAccuracy(r.out, { dataDir: f.data, log: () => {} });
+    const evalAcc = r.metadata.test_accuracy
+      ? ` (eval: ${(100 * Number(r.metadata.test_accuracy)).toFixed(2)}% on ` +
+        `${r.metadata.test_images}, metrics.json)`
+      : "";
+    console.log(
+      `ONNX Runtime test accuracy ${(100 * v.accuracy).toFixed(2)}% on ${v.images} images` +
+        `${evalAcc}, ${v.seconds.toFixed(1)} s`,
+    );
+  }
 }

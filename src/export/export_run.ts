@@ -5,9 +5,10 @@
 import { UsageError } from "../cli/args.ts";
 import { writeFileAtomic } from "../data/idx.ts";
 import { readCheckpoint, resolveCheckpoint } from "../model/checkpoint.ts";
-import { IMAGE_SIZE } from "../data/fashion_mnist.ts";
+import { IMAGE_SIZE, loadFashionMnist } from "../data/fashion_mnist.ts";
+import { argmaxRows } from "../eval/metrics.ts";
 import { exportCheckpoint, type ExportOptions, type ExportResult } from "./onnx_export.ts";
-import { openOnnxClassifier } from "./onnx_runtime.ts";
+import { onnxPredictProbabilities, openOnnxClassifier } from "./onnx_runtime.ts";
 
 export interface ExportRunResult extends ExportResult {
   checkpoint: string;
@@ -79,6 +80,28 @@ async function verifyInOnnxRuntime(bytes: Uint8Array, out: string): Promise<void
         throw new Error(`${what}: ONNX Runtime gives probabilities summing to ${sum}`);
       }
     }
+  } finally {
+    await model.close();
+  }
+}
+
+/** Accuracy of an exported model in ONNX Runtime on the Fashion-MNIST test set (`--verify`). */
+export async function onnxTestAccuracy(
+  onnxPath: string,
+  opts: { dataDir?: string; log?: (m: string) => void } = {},
+): Promise<{ accuracy: number; images: number; seconds: number }> {
+  const test = (await loadFashionMnist({ dataDir: opts.dataDir, log: opts.log })).test;
+  const started = performance.now();
+  const model = await openOnnxClassifier(onnxPath);
+  try {
+    const probs = await onnxPredictProbabilities(model, test);
+    const predicted = argmaxRows(probs, model.classNames.length);
+    const correct = predicted.filter((c, i) => c === test.labels[i]).length;
+    return {
+      accuracy: correct / test.count,
+      images: test.count,
+      seconds: (performance.now() - started) / 1000,
+    };
   } finally {
     await model.close();
   }
