@@ -24,7 +24,7 @@ import { HAVE_REAL_DATA } from "./helpers/data_fixtures.ts";
 const GPU_TEST = { sanitizeOps: false, sanitizeResources: false };
 const MAIN = new URL("../src/main.ts", import.meta.url).pathname;
 const IMAGES = 300;
-const TRAIN_STEPS = 2;
+const TRAIN_STEPS = 3;
 const TRAIN_BATCH = 16;
 const CALIBRATION_BATCH = 64;
 /** Absolute, on probabilities: float32 sums in another order (ORT's im2col GEMM vs our tiles). */
@@ -99,7 +99,7 @@ async function makeCheckpoint(
 
 /** A few Adam steps on real images: weights as a (briefly) trained model's, not init's. */
 async function trainSteps(model: Model, train: Split) {
-  const optimizer = tf.train.adam(3e-3);
+  const optimizer = tf.train.adam(1e-3);
   const step = makeTrainStep(model, optimizer);
   for (let i = 0; i < TRAIN_STEPS; i++) {
     const idx = Int32Array.from({ length: TRAIN_BATCH }, (_, j) => i * TRAIN_BATCH + j);

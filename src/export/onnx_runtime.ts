@@ -2,7 +2,7 @@
 // (used to check every export before it is written), and batched class probabilities for Fashion-
 // MNIST images prepared exactly as for our own inference (bytes / 255, NHWC).
 
-import * as ort from "onnxruntime-node";
+import type * as Ort from "onnxruntime-node";
 import { UsageError } from "../cli/args.ts";
 import { CLASS_NAMES, IMAGE_SIZE, PIXELS, type Split } from "../data/fashion_mnist.ts";
 import { imagesToSplit, type Prediction } from "../eval/predict.ts";
@@ -10,6 +10,25 @@ import type { PreparedImage } from "../eval/image_input.ts";
 import { topK } from "../eval/metrics.ts";
 import { decodeModel } from "./onnx_proto.ts";
 import { INPUT_NAME, OUTPUT_NAME } from "./onnx_export.ts";
+
+let ortModule: Promise<typeof Ort> | undefined;
+
+/**
+ * onnxruntime-node is a native addon, loaded on first use: `deno bundle` (the compiled launcher)
+ * cannot inline it, and commands that never touch ONNX should not pay for loading it.
+ */
+async function loadOrt(): Promise<typeof Ort> {
+  ortModule ??= import("onnxruntime-node");
+  try {
+    return await ortModule;
+  } catch (e) {
+    ortModule = undefined;
+    throw new UsageError(
+      `ONNX Runtime (npm:onnxruntime-node) cannot be loaded here (${firstLine(e)}); ` +
+        "run from the repository after `deno install`",
+    );
+  }
+}
 
 export interface OnnxClassifier {
   /** Class names from the model's metadata (`class_names`), else Fashion-MNIST's. */
@@ -46,7 +65,8 @@ export async function openOnnxClassifier(
   } catch (e) {
     throw new UsageError(`${what}: not an ONNX model (${(e as Error).message})`);
   }
-  let session: ort.InferenceSession;
+  const ort = await loadOrt();
+  let session: Ort.InferenceSession;
   try {
     session = await ort.InferenceSession.create(bytes, { logSeverityLevel: logLevel });
   } catch (e) {
@@ -65,7 +85,7 @@ export async function openOnnxClassifier(
     metadata,
     async probabilities(images, n) {
       const input = new ort.Tensor("float32", images, [n, IMAGE_SIZE, IMAGE_SIZE, 1]);
-      let result: ort.InferenceSession.ReturnType;
+      let result: Ort.InferenceSession.ReturnType;
       try {
         result = await session.run({ [INPUT_NAME]: input }, [OUTPUT_NAME]);
       } catch (e) {
