@@ -300,6 +300,7 @@ Deno.test({
       const ex = await fmnist("export", "--run", root, "--opset", "15", "--logits");
       assert.equal(ex.code, 0, ex.stderr);
       assert.match(ex.stdout, /wrote .*model\.onnx: .* opset 15, .* checked in ONNX Runtime/);
+      assert.doesNotMatch(ex.stderr, /\[[WE]:onnxruntime/);
       const proto = decodeModel(await Deno.readFile(`${root}/model.onnx`));
       assert.deepEqual((proto.graph?.output ?? []).map((o) => o.name), ["probabilities", "logits"]);
 

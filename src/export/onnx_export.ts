@@ -256,27 +256,18 @@ async function buildGraph(model: Model, withLogits: boolean): Promise<Graph> {
         }
         const weight = hwioToOihw(kernel, c, outC, scale);
         const pad = step.kind === "convRelu" && step.pad === "valid" ? 0 : 1;
+        const W = init(`${step.name}/weight`, [outC, c, 3, 3], weight);
+        const B = init(`${step.name}/bias`, [outC], bias);
         const y = `${step.name}/conv`;
+        const attrs = {
+          kernel_shape: [3, 3],
+          strides: [1, 1],
+          pads: [pad, pad, pad, pad],
+          dilations: [1, 1],
+          group: 1,
+        };
         nodes.push(
-          node(
-            "Conv",
-            [
-              x,
-              init(`${step.name}/weight`, [outC, c, 3, 3], weight),
-              init(`${step.name}/bias`, [
-                outC,
-              ], bias),
-            ],
-            [y],
-            `${step.name}/conv`,
-            {
-              kernel_shape: [3, 3],
-              strides: [1, 1],
-              pads: [pad, pad, pad, pad],
-              dilations: [1, 1],
-              group: 1,
-            },
-          ),
+          node("Conv", [x, W, B], [y], y, attrs),
           node("Relu", [y], [`${step.name}/relu`], `${step.name}/relu`),
         );
         x = `${step.name}/relu`;
@@ -317,24 +308,10 @@ async function buildGraph(model: Model, withLogits: boolean): Promise<Graph> {
         if (flattened) kernel = nhwcRowsToNchw(kernel, flattened, outF);
         flattened = null;
         const bias = await take(`${step.name}/bias`, [outF]);
+        const W = init(`${step.name}/weight`, [features, outF], kernel);
+        const B = init(`${step.name}/bias`, [outF], bias);
         const y = step.relu ? `${step.name}/gemm` : step.name;
-        nodes.push(
-          node(
-            "Gemm",
-            [
-              x,
-              init(`${step.name}/weight`, [features, outF], kernel),
-              init(
-                `${step.name}/bias`,
-                [outF],
-                bias,
-              ),
-            ],
-            [y],
-            `${step.name}/gemm`,
-            { transA: 0, transB: 0 },
-          ),
-        );
+        nodes.push(node("Gemm", [x, W, B], [y], `${step.name}/gemm`, { transA: 0, transB: 0 }));
         x = y;
         if (step.relu) {
           nodes.push(node("Relu", [y], [`${step.name}/relu`], `${step.name}/relu`));
