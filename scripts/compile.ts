@@ -23,8 +23,11 @@ const FLAGS = {
   xz: { type: "bool", help: "also report the size after xz -T2 -6 (what a GPU run carries)" },
 } as const;
 
-/** deno bundle cannot inline a native N-API addon; eval loads it lazily and skips PNGs without. */
-const EXTERNAL = ["@resvg/resvg-js"];
+/**
+ * deno bundle cannot inline a native N-API addon: eval loads resvg lazily and skips PNGs without;
+ * export and predict --onnx load ONNX Runtime lazily and say it is missing.
+ */
+const EXTERNAL = ["@resvg/resvg-js", "onnxruntime-node"];
 
 async function sh(cmd: string, args: string[], opts: { cwd?: string } = {}) {
   const env = { NO_COLOR: "1" }; // plain messages to match on

@@ -7,6 +7,7 @@ const COMMANDS: Record<string, () => Promise<{ main(argv: string[]): Promise<voi
   train: () => import("./cmd/train.ts"),
   eval: () => import("./cmd/eval.ts"),
   predict: () => import("./cmd/predict.ts"),
+  export: () => import("./cmd/export.ts"),
   tune: () => import("./cmd/tune.ts"),
   bench: () => import("./cmd/bench.ts"),
   profile: () => import("./cmd/profile.ts"),
