@@ -8,6 +8,7 @@ const COMMANDS: Record<string, () => Promise<{ main(argv: string[]): Promise<voi
   eval: () => import("./cmd/eval.ts"),
   predict: () => import("./cmd/predict.ts"),
   tune: () => import("./cmd/tune.ts"),
+  serve: () => import("./cmd/serve.ts"),
   bench: () => import("../bench/main.ts"),
   profile: () => import("../bench/profile.ts"),
 };

@@ -72,9 +72,24 @@ const VARIANTS: Record<
   scalar: { file: "conv_bn_relu_fwd", rows: 4, channels: 4, xWidth: 1, wWidth: 1 },
 };
 
+/** Tiled variants from largest to smallest tile. */
+const VARIANT_ORDER: ConvVariant[] = ["vec4", "cout4", "scalar"];
+let largestVariant: ConvVariant = "vec4";
+
+/**
+ * Caps the forward conv tile (default: no cap, "vec4"). The browser pages cap it at "scalar"
+ * (4 x 4): in Chromium 156's SwiftShader (Dawn/Tint) the 16 x 16 vec4 program kills the GPU
+ * process at pipeline creation, and the 8 x 8 cout4 inference program did not finish within
+ * 60 s (measured under load; the 4 x 4 one compiles and runs a 28x28 layer in ~0.2 s).
+ */
+export function setLargestConvVariant(v: ConvVariant): void {
+  largestVariant = v;
+}
+
 export function convVariant(g: ConvGeometry): ConvVariant {
-  if (g.outC % 4 !== 0) return "scalar";
-  return g.inC % 4 === 0 ? "vec4" : "cout4";
+  const wanted: ConvVariant = g.outC % 4 !== 0 ? "scalar" : g.inC % 4 === 0 ? "vec4" : "cout4";
+  const cap = VARIANT_ORDER.indexOf(largestVariant);
+  return VARIANT_ORDER[Math.max(VARIANT_ORDER.indexOf(wanted), cap)];
 }
 
 /**
