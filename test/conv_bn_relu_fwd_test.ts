@@ -1,21 +1,19 @@
 // Forward of the fused conv + batch-norm + ReLU op (ConvBnReluTrain, ConvBnReluInfer):
 //   1. hand-checkable cases on webgpu and cpu;
-//   2. WGSL kernels (tiled scalar/vec4 versions, and v1 under FMNIST_NAIVE_KERNELS=1) vs the
-//      plain-loop CPU reference on random shapes (fast-check, seeded): y, z, stats, inference y;
+//   2. the generated WGSL kernels under every tile configuration (conv_tiling.ts: software and
+//      discrete candidates, each pinned on the fixed edge cases, plus random (case, config)
+//      pairs), and the naive oracle kernels, vs the plain-loop CPU reference (fast-check,
+//      seeded): y, z, stats, mean, variance, inference y;
 //   3. the CPU reference vs the stock tfjs chain (conv2d, moments, batchNorm, relu) on the cpu
 //      backend;
 //   4. input validation, one pipeline for two batch sizes, no tensor leaks.
-// GPU runs use poisoned outputs (unwritten elements read as NaN) and a WebGPU validation error
-// scope: an invalid shader dispatches nothing, and its read-back may return a stale buffer that
-// happens to hold the right answer, so a compile error must fail the test by itself.
-// FMNIST_SOAK=1 runs many more random cases.
+// GPU runs go through withGpu (test/helpers/op_check.ts): poisoned outputs, validation error
+// scope, flags restored. FMNIST_SOAK=1 runs many more random cases.
 
 import assert from "node:assert/strict";
 import fc from "fast-check";
 import * as tf from "@tensorflow/tfjs-core";
-import type { WebGPUBackend } from "@tensorflow/tfjs-backend-webgpu";
 import { initTf } from "../src/tf/setup.ts";
-import { setPoisonOutputs } from "../src/ops/webgpu_program.ts";
 import {
   convBnRelu,
   convBnReluInfer,
@@ -25,10 +23,22 @@ import {
 import { convBnReluInferStock, convBnReluTrainStock } from "../src/ops/conv_bn_relu_stock.ts";
 import { convBnReluInferRef, convBnReluTrainRef } from "../src/ops/conv_bn_relu_ref.ts";
 import { type ConvGeometry, convGeometry } from "../src/ops/conv_geometry.ts";
-import { assertClose, type Tolerance } from "./helpers/compare.ts";
+import { defaultConfig } from "../src/ops/conv_tiling.ts";
+import { type Tolerance } from "./helpers/compare.ts";
+import {
+  checkOp,
+  configuredCases,
+  type ConvCase,
+  convCaseArb,
+  describeCase,
+  GPU_TEST,
+  runs,
+  seededUniform,
+  TILE_EDGE_CASES,
+  withGpu,
+  withTileConfig,
+} from "./helpers/op_check.ts";
 
-const GPU_TEST = { sanitizeOps: false, sanitizeResources: false };
-const SOAK = Deno.env.get("FMNIST_SOAK") === "1";
 const EPS = 1e-3;
 
 // ---- tolerances (pass rule |a - e| <= atol + rtol * |e|) --------------------------------------
@@ -48,52 +58,8 @@ const STOCK_TOL: Tolerance = { atol: 2e-3, rtol: 2e-3 };
 
 // ---- helpers ----------------------------------------------------------------------------------
 
-/** Runs `f` on webgpu with tiny ops forced onto the GPU, poisoned outputs, a validation scope. */
-async function onGpu<T>(f: () => Promise<T>): Promise<T> {
-  await initTf("webgpu");
-  const prevForward = tf.env().getBool("WEBGPU_CPU_FORWARD");
-  tf.env().set("WEBGPU_CPU_FORWARD", false);
-  setPoisonOutputs(true);
-  const device = (tf.backend() as WebGPUBackend).device;
-  device.pushErrorScope("validation");
-  let result: T;
-  try {
-    result = await f();
-  } finally {
-    setPoisonOutputs(false);
-    tf.env().set("WEBGPU_CPU_FORWARD", prevForward);
-  }
-  const error = await device.popErrorScope();
-  if (error) throw new Error(`WebGPU validation error: ${error.message}`);
-  return result;
-}
-
-/** Seeded U(-1, 1) values (mulberry32), so a failing case can be rebuilt from its seed. */
-function uniform(n: number, seed: number): Float32Array {
-  let s = seed >>> 0;
-  const out = new Float32Array(n);
-  for (let i = 0; i < n; i++) {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    out[i] = (((t ^ (t >>> 14)) >>> 0) / 4294967296) * 2 - 1;
-  }
-  return out;
-}
-
-interface FwdCase {
-  n: number;
-  h: number;
-  w: number;
-  cin: number;
-  cout: number;
-  kh: number;
-  kw: number;
-  strides: [number, number];
-  pad: "same" | "valid";
-  seed: number;
-}
+const onGpu = withGpu;
+type FwdCase = ConvCase;
 
 interface CaseData {
   c: FwdCase;
@@ -117,18 +83,13 @@ function caseData(c: FwdCase): CaseData {
   return {
     c,
     g,
-    x: uniform(c.n * c.h * c.w * c.cin, c.seed),
-    filter: uniform(c.kh * c.kw * c.cin * c.cout, c.seed + 1),
-    gamma: uniform(c.cout, c.seed + 2).map((v) => 1 + 0.5 * v),
-    beta: uniform(c.cout, c.seed + 3),
-    movingMean: uniform(c.cout, c.seed + 4),
-    movingVariance: uniform(c.cout, c.seed + 5).map((v) => 1 + 0.9 * v),
+    x: seededUniform(c.n * c.h * c.w * c.cin, c.seed),
+    filter: seededUniform(c.kh * c.kw * c.cin * c.cout, c.seed + 1),
+    gamma: seededUniform(c.cout, c.seed + 2).map((v) => 1 + 0.5 * v),
+    beta: seededUniform(c.cout, c.seed + 3),
+    movingMean: seededUniform(c.cout, c.seed + 4),
+    movingVariance: seededUniform(c.cout, c.seed + 5).map((v) => 1 + 0.9 * v),
   };
-}
-
-function describe(c: FwdCase): string {
-  return `x=[${c.n},${c.h},${c.w},${c.cin}] w=[${c.kh},${c.kw},${c.cin},${c.cout}] ` +
-    `strides=[${c.strides}] pad=${c.pad} seed=${c.seed}`;
 }
 
 /** Tensors of one case on the current backend. */
@@ -196,64 +157,34 @@ function refInfer(d: CaseData): Float32Array {
 }
 
 /** Checks the GPU kernels against the CPU reference for one case (webgpu must be current). */
-async function checkGpuAgainstRef(d: CaseData) {
-  const label = describe(d.c);
+async function checkGpuAgainstRef(d: CaseData, label = describeCase(d.c)) {
   const ref = convBnReluTrainRef(d.x, d.filter, d.gamma, d.beta, d.g, EPS);
   const k = await runTrainKernel(d);
-  assertClose(k.z, ref.z, Z_TOL, `z ${label}`);
-  assertClose(k.stats, ref.stats, STATS_TOL, `stats ${label}`);
-  assertClose(k.y, ref.y, Y_TOL, `y ${label}`);
   const ours = await runOurs(d);
   const outC = d.g.outC;
-  assertClose(ours.mean, ref.stats.subarray(0, outC), STATS_TOL, `mean ${label}`);
-  assertClose(ours.variance, ref.stats.subarray(outC, 2 * outC), STATS_TOL, `variance ${label}`);
-  assertClose(ours.yInfer, refInfer(d), Y_TOL, `inference y ${label}`);
+  checkOp(
+    { ...k, mean: ours.mean, variance: ours.variance, yInfer: ours.yInfer },
+    {
+      ...ref,
+      mean: ref.stats.subarray(0, outC),
+      variance: ref.stats.subarray(outC, 2 * outC),
+      yInfer: refInfer(d),
+    },
+    {
+      z: Z_TOL,
+      stats: STATS_TOL,
+      y: Y_TOL,
+      mean: STATS_TOL,
+      variance: STATS_TOL,
+      yInfer: Y_TOL,
+    },
+    label,
+  );
 }
 
 // ---- random shapes ----------------------------------------------------------------------------
 
-const CHANNELS = [1, 3, 4, 5, 8, 17];
-const KERNELS = [1, 3, 5];
-
-/**
- * Batch 1..4, H, W 1..9 (12..16 for some stride-2 cases), channels from {1,3,4,5,8,17}, kernels
- * 1/3/5 square or rectangular, strides 1/2 per axis, same/valid. `valid` cases whose output would
- * be empty grow H, W to fit the kernel.
- */
-const caseArb: fc.Arbitrary<FwdCase> = fc.record({
-  n: fc.integer({ min: 1, max: 4 }),
-  h: fc.integer({ min: 1, max: 9 }),
-  w: fc.integer({ min: 1, max: 9 }),
-  large: fc.boolean(),
-  cin: fc.constantFrom(...CHANNELS),
-  cout: fc.constantFrom(...CHANNELS),
-  kh: fc.constantFrom(...KERNELS),
-  kw: fc.constantFrom(...KERNELS),
-  sh: fc.constantFrom(1, 2),
-  sw: fc.constantFrom(1, 2),
-  pad: fc.constantFrom("same" as const, "valid" as const),
-  seed: fc.integer({ min: 1, max: 1 << 30 }),
-}).map((r) => {
-  const big = r.large && (r.sh === 2 || r.sw === 2);
-  let h = big ? r.h + 7 : r.h;
-  let w = big ? r.w + 7 : r.w;
-  if (r.pad === "valid") {
-    h = Math.max(h, r.kh);
-    w = Math.max(w, r.kw);
-  }
-  return {
-    n: r.n,
-    h,
-    w,
-    cin: r.cin,
-    cout: r.cout,
-    kh: r.kh,
-    kw: r.kw,
-    strides: [r.sh, r.sw] as [number, number],
-    pad: r.pad,
-    seed: r.seed,
-  };
-});
+const caseArb = convCaseArb();
 
 // ---- 1. hand-checkable cases ------------------------------------------------------------------
 
@@ -275,9 +206,16 @@ async function checkHandCase() {
   const attrs = { strides: 1, pad: "valid" as const, epsilon: EPS };
   const r = convBnReluTrain(x, filter, gamma, beta, attrs);
   assert.deepEqual(r.y.shape, [1, 2, 2, 1]);
-  assertClose(await r.y.data(), HAND.y, { atol: 1e-5, rtol: 1e-5 }, "hand y");
-  assertClose(await r.mean.data(), [57], { atol: 1e-5, rtol: 1e-6 }, "hand mean");
-  assertClose(await r.variance.data(), [250], { atol: 1e-4, rtol: 1e-6 }, "hand variance");
+  checkOp(
+    { y: await r.y.data(), mean: await r.mean.data(), variance: await r.variance.data() },
+    { y: HAND.y, mean: [57], variance: [250] },
+    {
+      y: { atol: 1e-5, rtol: 1e-5 },
+      mean: { atol: 1e-5, rtol: 1e-6 },
+      variance: { atol: 1e-4, rtol: 1e-6 },
+    },
+    "hand",
+  );
   // Inference with running mean 0 and variance 1 - eps: scale = 2, shift = -100:
   // y = relu(2 z - 100) = [0, 0, 34, 54].
   const yi = convBnReluInfer(
@@ -289,7 +227,12 @@ async function checkHandCase() {
     tf.tensor1d([1 - EPS]),
     attrs,
   );
-  assertClose(await yi.data(), [0, 0, 34, 54], { atol: 1e-4, rtol: 1e-6 }, "hand inference y");
+  checkOp(
+    { y: await yi.data() },
+    { y: [0, 0, 34, 54] },
+    { y: { atol: 1e-4, rtol: 1e-6 } },
+    "hand inference",
+  );
   tf.dispose([x, filter, gamma, beta, r.y, r.mean, r.variance, yi]);
 }
 
@@ -311,34 +254,33 @@ Deno.test({
 // ---- 2. GPU vs CPU reference ------------------------------------------------------------------
 
 Deno.test({
-  name: "convBnRelu forward: webgpu kernels match the CPU reference on random shapes",
+  name: "convBnRelu forward: every forward tile config matches the CPU reference",
   ...GPU_TEST,
   fn: () =>
     onGpu(async () => {
+      const { arb, examples, numRuns } = configuredCases(["fwd"], TILE_EDGE_CASES);
       await fc.assert(
-        fc.asyncProperty(caseArb, async (c) => await checkGpuAgainstRef(caseData(c))),
-        { seed: 20261125, numRuns: SOAK ? 300 : 40 },
+        fc.asyncProperty(arb, async ({ c, config }) => {
+          await withTileConfig(
+            config,
+            () => checkGpuAgainstRef(caseData(c), `${config.id} ${describeCase(c)}`),
+          );
+        }),
+        { seed: 20261125, numRuns: numRuns(20), examples },
       );
     }),
 });
 
 Deno.test({
-  name: "convBnRelu forward: naive v1 kernels (FMNIST_NAIVE_KERNELS=1) match the CPU reference",
+  name: "convBnRelu forward: naive oracle kernels (FMNIST_NAIVE_KERNELS) match the CPU reference",
   ...GPU_TEST,
   fn: () =>
     onGpu(async () => {
-      const prev = Deno.env.get("FMNIST_NAIVE_KERNELS");
-      Deno.env.set("FMNIST_NAIVE_KERNELS", "1");
-      try {
-        await fc.assert(
-          fc.asyncProperty(caseArb, async (c) => await checkGpuAgainstRef(caseData(c))),
-          { seed: 7, numRuns: SOAK ? 100 : 10 },
-        );
-      } finally {
-        if (prev === undefined) Deno.env.delete("FMNIST_NAIVE_KERNELS");
-        else Deno.env.set("FMNIST_NAIVE_KERNELS", prev);
-      }
-    }),
+      await fc.assert(
+        fc.asyncProperty(caseArb, async (c) => await checkGpuAgainstRef(caseData(c))),
+        { seed: 7, numRuns: runs(10) },
+      );
+    }, { naive: true }),
 });
 
 Deno.test({
@@ -351,7 +293,7 @@ Deno.test({
           { n: 3, h: 7, w: 5, cin: 8, cout: 12, kh: 3, kw: 3 },
           { n: 2, h: 14, w: 14, cin: 16, cout: 32, kh: 3, kw: 3 },
           { n: 1, h: 9, w: 11, cin: 4, cout: 4, kh: 5, kw: 3 },
-          { n: 2, h: 12, w: 12, cin: 1, cout: 32, kh: 3, kw: 3 }, // first layer: cout4 variant
+          { n: 2, h: 12, w: 12, cin: 1, cout: 32, kh: 3, kw: 3 }, // first layer: scalar x
         ]
       ) {
         await checkGpuAgainstRef(caseData({ ...c, strides: [1, 1], pad: "same", seed: 99 }));
@@ -385,8 +327,7 @@ Deno.test({
       const ref = convBnReluTrainRef(d.x, d.filter, d.gamma, d.beta, d.g, EPS);
       assert.ok(ref.stats[0] > 40, `mean ${ref.stats[0]}`);
       const k = await runTrainKernel(d);
-      assertClose(k.stats, ref.stats, STATS_TOL, "stats with a large mean");
-      assertClose(k.y, ref.y, Y_TOL, "y with a large mean");
+      checkOp(k, { ...ref }, { stats: STATS_TOL, y: Y_TOL }, "with a large mean");
     }),
 });
 
@@ -400,7 +341,7 @@ Deno.test({
     await fc.assert(
       fc.asyncProperty(caseArb, async (c) => {
         const d = caseData(c);
-        const label = describe(c);
+        const label = describeCase(c);
         const ours = await runOurs(d); // the cpu kernels are the reference
         const t = tensors(d);
         const attrs = { strides: c.strides, pad: c.pad, epsilon: EPS };
@@ -414,13 +355,20 @@ Deno.test({
           t.movingVariance,
           attrs,
         );
-        assertClose(ours.y, await s.y.data(), STOCK_TOL, `y ${label}`);
-        assertClose(ours.mean, await s.mean.data(), STOCK_TOL, `mean ${label}`);
-        assertClose(ours.variance, await s.variance.data(), STOCK_TOL, `variance ${label}`);
-        assertClose(ours.yInfer, await si.data(), STOCK_TOL, `inference y ${label}`);
+        checkOp(
+          { ...ours },
+          {
+            y: await s.y.data(),
+            mean: await s.mean.data(),
+            variance: await s.variance.data(),
+            yInfer: await si.data(),
+          },
+          { y: STOCK_TOL, mean: STOCK_TOL, variance: STOCK_TOL, yInfer: STOCK_TOL },
+          label,
+        );
         tf.dispose([s.y, s.mean, s.variance, si, ...Object.values(t)]);
       }),
-      { seed: 4242, numRuns: SOAK ? 200 : 25 },
+      { seed: 4242, numRuns: runs(25) },
     );
   },
 });
@@ -490,16 +438,15 @@ Deno.test({
     onGpu(async () => {
       const backend = tf.backend() as unknown as { pipelineCache: Record<string, unknown> };
       const ours = () =>
-        Object.keys(backend.pipelineCache).filter((k) =>
-          /^(convBnReluFwd|bnStats|bnReluApply)/.test(k)
-        );
+        Object.keys(backend.pipelineCache).filter((k) => /^(convGemm|bnStats|bnReluApply)/.test(k));
       const base = { h: 6, w: 6, cin: 8, cout: 8, kh: 3, kw: 3, pad: "same" as const };
       const run = (n: number) => runOurs(caseData({ ...base, n, strides: [1, 1], seed: n }));
       await run(2);
       const keys = ours();
       await run(3);
       assert.deepEqual(ours(), keys, "a new batch size compiled new pipelines");
-      assert.ok(keys.some((k) => k.startsWith("convBnReluFwd_vec4_z")), keys.join(" "));
+      const fwd = `convGemm_${defaultConfig("fwd", "software").id}_va4vb4_store`;
+      assert.ok(keys.some((k) => k.startsWith(fwd)), `${fwd} not in ${keys.join(" ")}`);
     }),
 });
 

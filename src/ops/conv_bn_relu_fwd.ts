@@ -26,6 +26,9 @@ import {
 } from "@tensorflow/tfjs-core";
 import type { WebGPUBackend, WebGPUProgram } from "@tensorflow/tfjs-backend-webgpu";
 import { kernelSource, runProgram } from "./webgpu_program.ts";
+import { bindingNames, type ConvEpilogue, epilogueSnippet } from "./conv_gemm_wgsl.ts";
+import { convForward } from "./conv_gemm.ts";
+import { useNaiveKernels } from "./kernel_flags.ts";
 import { type ConvGeometry, convGeometry } from "./conv_geometry.ts";
 import {
   CONV_BN_RELU_INFER,
@@ -37,15 +40,6 @@ import { convBnReluInferRef, convBnReluTrainRef } from "./conv_bn_relu_ref.ts";
 type DispatchLayout = { x: number[]; y?: number[]; z?: number[] };
 type Dispatch = [number, number, number];
 
-/** `FMNIST_NAIVE_KERNELS=1` selects the v1 conv (one output per invocation): oracle, fallback. */
-export function useNaiveKernels(): boolean {
-  try {
-    return Deno.env.get("FMNIST_NAIVE_KERNELS") === "1";
-  } catch {
-    return false; // no --allow-env: default kernels
-  }
-}
-
 const MAX_GROUPS_PER_DIM = 65535;
 /** Splits `groups` workgroups over two grid axes (x <= 65535). */
 function splitGroups(groups: number): [number, number] {
@@ -54,162 +48,8 @@ function splitGroups(groups: number): [number, number] {
   return [Math.ceil(groups / z), z];
 }
 
-type Epilogue = "z" | "infer";
-
-/** Which tiled conv kernel a shape gets (compile-time: part of the shader key). */
-export type ConvVariant = "vec4" | "cout4" | "scalar";
-
-const VARIANTS: Record<
-  ConvVariant,
-  { file: string; rows: number; channels: number; xWidth: number; wWidth: number }
-> = {
-  // Cin % 4 == 0 and Cout % 4 == 0: 16 rows x 16 channels, vec4 x and w loads, main() generated
-  // by vec4ConvMain below (see the kernel header for the tile-size measurements).
-  vec4: { file: "conv_bn_relu_fwd_vec4", rows: 16, channels: 16, xWidth: 4, wWidth: 4 },
-  // Cout % 4 == 0 only (the first layer): 8 x 8, scalar x and vec4 w loads.
-  cout4: { file: "conv_bn_relu_fwd_cout4", rows: 8, channels: 8, xWidth: 1, wWidth: 4 },
-  // Anything else: 4 rows x 4 channels, scalar loads.
-  scalar: { file: "conv_bn_relu_fwd", rows: 4, channels: 4, xWidth: 1, wWidth: 1 },
-};
-
-/** Tiled variants from largest to smallest tile. */
-const VARIANT_ORDER: ConvVariant[] = ["vec4", "cout4", "scalar"];
-let largestVariant: ConvVariant = "vec4";
-
-/**
- * Caps the forward conv tile (default: no cap, "vec4"). The browser pages cap it at "scalar"
- * (4 x 4): in Chromium 156's SwiftShader (Dawn/Tint) the 16 x 16 vec4 program kills the GPU
- * process at pipeline creation, and the 8 x 8 cout4 inference program did not finish within
- * 60 s (measured under load; the 4 x 4 one compiles and runs a 28x28 layer in ~0.2 s).
- */
-export function setLargestConvVariant(v: ConvVariant): void {
-  largestVariant = v;
-}
-
-export function convVariant(g: ConvGeometry): ConvVariant {
-  const wanted: ConvVariant = g.outC % 4 !== 0 ? "scalar" : g.inC % 4 === 0 ? "vec4" : "cout4";
-  const cap = VARIANT_ORDER.indexOf(largestVariant);
-  return VARIANT_ORDER[Math.max(VARIANT_ORDER.indexOf(wanted), cap)];
-}
-
-/**
- * Tiled conv (v2/v3), one pass, variant by channel counts: kernels/conv_bn_relu_fwd_vec4.wgsl,
- * conv_bn_relu_fwd_cout4.wgsl or conv_bn_relu_fwd.wgsl.
- */
-export class ConvBnReluFwdProgram implements WebGPUProgram {
-  outputShape: number[];
-  shaderKey: string;
-  dispatchLayout: DispatchLayout = { x: [1, 2], y: [3], z: [0] }; // not flat: main() takes no index
-  dispatch: Dispatch;
-  variableNames: string[];
-  variableComponents: number[];
-  outputComponent: number;
-  workgroupSize: [number, number, number] = [64, 1, 1];
-  uniforms = "stride : vec2<i32>, pad : vec2<i32>,";
-  readonly variant: ConvVariant;
-  private epilogue: Epilogue;
-
-  constructor(g: ConvGeometry, epilogue: Epilogue) {
-    this.outputShape = [g.batch, g.outH, g.outW, g.outC];
-    this.epilogue = epilogue;
-    this.variableNames = epilogue === "infer" ? ["x", "w", "scale", "shift"] : ["x", "w"];
-    this.variant = convVariant(g);
-    const { rows: tileRows, channels, xWidth, wWidth } = VARIANTS[this.variant];
-    // Output (and scale/shift of the inference epilogue) as vec4 when Cout % 4 == 0.
-    this.outputComponent = wWidth;
-    this.variableComponents = this.variableNames.map((_, i) => [xWidth, wWidth][i] ?? wWidth);
-    const rows = g.batch * g.outH * g.outW;
-    const invocations = Math.ceil(rows / tileRows) * Math.ceil(g.outC / channels);
-    // The kernel rebuilds its flat id as global_id.x + global_id.y * 64 * groups.x.
-    const [gx, gy] = splitGroups(Math.ceil(invocations / 64));
-    this.dispatch = [gx, gy, 1];
-    this.shaderKey = `convBnReluFwd_${this.variant}_${epilogue}_r${tileRows}c${channels}`;
-  }
-
-  getUserCode(): string {
-    const { file, rows, channels } = VARIANTS[this.variant];
-    const main = this.variant === "vec4" ? vec4ConvMain(rows, channels / 4) : "";
-    return vectorAlias(this.outputComponent) + epilogueSource(this.epilogue) +
-      kernelSource(file) + main;
-  }
-}
-
-/**
- * main() of conv_bn_relu_fwd_vec4.wgsl for a tile of `rows` output rows x `groups` groups of 4
- * output channels, unrolled (one vec4 accumulator per row and group: WGSL arrays and loops went
- * to scratch memory on llvmpipe and ran at 0.6x).
- */
-export function vec4ConvMain(rows: number, groups: number): string {
-  const R = [...Array(rows).keys()];
-  const C = [...Array(groups).keys()];
-  const J = [0, 1, 2, 3];
-  const lines = (f: (i: number) => string, xs: number[], pad: string) =>
-    xs.map((i) => pad + f(i)).join("\n");
-  const wOffset = (j: number, c: number) =>
-    [j === 0 ? "" : j === 1 ? " + outC4" : ` + ${j} * outC4`, c === 0 ? "" : ` + ${c}`].join("");
-  return `
-const TILE_ROWS = ${rows};
-const TILE_GROUPS = ${groups};
-
-fn main() {
-  let inC4 = uniforms.xShape[3] / 4;
-  let kW = uniforms.wShape[1];
-  let outC4 = uniforms.wShape[3] / 4;
-  let rows = uniforms.outShape[0] * uniforms.outShape[1] * uniforms.outShape[2];
-  let blocks = (outC4 + TILE_GROUPS - 1) / TILE_GROUPS;
-  let g = i32(globalId.x) + i32(globalId.y) * i32(numWorkgroups.x) * 64;
-  let rb = g / blocks;
-  let cg = (g - rb * blocks) * TILE_GROUPS; // first channel group (4 channels each)
-  let m0 = rb * TILE_ROWS;
-  if (m0 >= rows) {
-    return;
-  }
-${lines((r) => `let r${r} = rowOrigin(m0 + ${r}, rows);`, R, "  ")}
-${R.map((r) => lines((c) => `var a${r}_${c} = vec4<f32>(0.0);`, C, "  ")).join("\n")}
-  for (var kh = 0; kh < uniforms.wShape[0]; kh++) {
-    for (var kw = 0; kw < kW; kw++) {
-${lines((r) => `let t${r} = tap(r${r}, kh, kw);`, R, "      ")}
-${lines((r) => `let k${r} = f32(t${r}.y); // 0 outside the image`, R, "      ")}
-      var wi = (kh * kW + kw) * inC4 * 4 * outC4 + cg;
-      for (var ci = 0; ci < inC4; ci++) {
-${
-    J.map((j) => lines((c) => `let w${j}_${c} = w[wi${wOffset(j, c)}];`, C, "        "))
-      .join("\n")
-  }
-${
-    R.map((r) =>
-      `        let x${r} = x[t${r}.x + ci] * k${r};\n` +
-      lines(
-        (c) =>
-          `a${r}_${c} += x${r}.x * w0_${c} + x${r}.y * w1_${c} + x${r}.z * w2_${c} + x${r}.w * w3_${c};`,
-        C,
-        "        ",
-      )
-    ).join("\n")
-  }
-        wi += 4 * outC4;
-      }
-    }
-  }
-${
-    R.map((r) =>
-      `  if (m0 + ${r} < rows) {\n    let base${r} = (m0 + ${r}) * outC4 + cg;\n` +
-      lines(
-        (c) =>
-          c === 0
-            ? `writeOutput(base${r}, cg, a${r}_0);`
-            : `if (cg + ${c} < outC4) { writeOutput(base${r} + ${c}, cg + ${c}, a${r}_${c}); }`,
-        C,
-        "    ",
-      ) + "\n  }"
-    ).join("\n")
-  }
-}
-`;
-}
-
-/** Naive conv (v1): one output element per invocation; see kernels/conv_bn_relu_fwd_v1.wgsl. */
-export class ConvBnReluFwdNaiveProgram implements WebGPUProgram {
+/** Naive conv (oracle): one output element per invocation; see kernels/conv_fwd_naive.wgsl. */
+export class ConvFwdNaiveProgram implements WebGPUProgram {
   outputShape: number[];
   shaderKey: string;
   dispatchLayout: DispatchLayout;
@@ -218,26 +58,22 @@ export class ConvBnReluFwdNaiveProgram implements WebGPUProgram {
   workgroupSize: [number, number, number] = [64, 1, 1];
   uniforms = "stride : vec2<i32>, pad : vec2<i32>,";
   size = true;
-  private epilogue: Epilogue;
+  private epilogue: ConvEpilogue;
 
-  constructor(g: ConvGeometry, epilogue: Epilogue) {
+  constructor(g: ConvGeometry, epilogue: ConvEpilogue) {
     this.outputShape = [g.batch, g.outH, g.outW, g.outC];
     this.epilogue = epilogue;
-    this.variableNames = epilogue === "infer" ? ["x", "w", "scale", "shift"] : ["x", "w"];
+    this.variableNames = bindingNames("fwd", epilogue);
     this.dispatchLayout = { x: [0, 1, 2, 3] };
     const size = this.outputShape.reduce((a, b) => a * b, 1);
     const [gx, gz] = splitGroups(Math.ceil(size / 64));
     this.dispatch = [gx, 1, gz];
-    this.shaderKey = `convBnReluFwd_v1_${epilogue}`;
+    this.shaderKey = `convFwdNaive_${epilogue}`;
   }
 
   getUserCode(): string {
-    return vectorAlias(1) + epilogueSource(this.epilogue) + kernelSource("conv_bn_relu_fwd_v1");
+    return epilogueSnippet(this.epilogue, 1) + kernelSource("conv_fwd_naive");
   }
-}
-
-function epilogueSource(epilogue: Epilogue): string {
-  return kernelSource(epilogue === "infer" ? "conv_bn_relu_infer" : "conv_bn_relu_fwd_epilogue_z");
 }
 
 /** Pass 2: per-chunk (count, mean, M2) of z; see kernels/bn_stats.wgsl. */
@@ -328,17 +164,20 @@ export class BnReluApplyProgram implements WebGPUProgram {
   }
 }
 
-function convProgram(g: ConvGeometry, epilogue: Epilogue): WebGPUProgram {
-  return useNaiveKernels()
-    ? new ConvBnReluFwdNaiveProgram(g, epilogue)
-    : new ConvBnReluFwdProgram(g, epilogue);
-}
-
-function convUniforms(g: ConvGeometry) {
-  return [
+/** The conv main pass: the generated tiled kernel, or the naive oracle under the flag. */
+export function runConv(
+  backend: WebGPUBackend,
+  x: TensorInfo,
+  filter: TensorInfo,
+  g: ConvGeometry,
+  epilogue: ConvEpilogue,
+  perChannel: TensorInfo[] = [],
+): TensorInfo {
+  if (!useNaiveKernels()) return convForward(backend, x, filter, g, epilogue, perChannel);
+  return runProgram(backend, new ConvFwdNaiveProgram(g, epilogue), [x, filter, ...perChannel], [
     { type: "int32" as const, data: [g.strideH, g.strideW] },
     { type: "int32" as const, data: [g.padTop, g.padLeft] },
-  ];
+  ]);
 }
 
 /** Training forward on the GPU: returns [y, z, stats]; intermediate partials are released. */
@@ -351,7 +190,7 @@ export function runConvBnReluTrain(
   g: ConvGeometry,
   epsilon: number,
 ): [TensorInfo, TensorInfo, TensorInfo] {
-  const z = runProgram(backend, convProgram(g, "z"), [x, filter], convUniforms(g));
+  const z = runConv(backend, x, filter, g, "store");
   const statsProgram = new BnStatsPartialProgram(g.batch * g.outH * g.outW, g.outC);
   const partials = runProgram(backend, statsProgram, [z], [
     { type: "int32", data: [statsProgram.rowsPerChunk] },
@@ -373,7 +212,7 @@ export function runConvBnReluInfer(
   shift: TensorInfo,
   g: ConvGeometry,
 ): TensorInfo {
-  return runProgram(backend, convProgram(g, "infer"), [x, filter, scale, shift], convUniforms(g));
+  return runConv(backend, x, filter, g, "scaleShiftRelu", [scale, shift]);
 }
 
 // ---------------------------------------------------------------------------------------------

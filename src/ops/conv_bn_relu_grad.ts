@@ -12,8 +12,13 @@ import * as tf from "@tensorflow/tfjs-core";
 import type { WebGPUBackend } from "@tensorflow/tfjs-backend-webgpu";
 import type { KernelBackend, NamedAttrMap, TensorInfo } from "@tensorflow/tfjs-core";
 import { convGeometry } from "./conv_geometry.ts";
-import { type ConvBnReluGradTensors, convBnReluTrainGradWebGPU } from "./conv_bn_relu_bwd.ts";
-import { convBnReluGradRef } from "./conv_bn_relu_grad_ref.ts";
+import {
+  type ConvBnReluGradTensors,
+  convBnReluParamGradsWebGPU,
+  convBnReluTrainGradWebGPU,
+  runBackpropData,
+} from "./conv_bn_relu_bwd.ts";
+import { bnReluBackwardRef, convBackpropRef, convBnReluGradRef } from "./conv_bn_relu_grad_ref.ts";
 import { DEFAULT_EPSILON } from "./conv_bn_relu_stock.ts";
 import { CONV_BN_RELU_TRAIN, type ConvBnReluKernelAttrs } from "./conv_bn_relu.ts";
 
@@ -22,6 +27,10 @@ import { CONV_BN_RELU_TRAIN, type ConvBnReluKernelAttrs } from "./conv_bn_relu.t
  * (ConvBnReluKernelAttrs), outputs [dx, dfilter, dgamma, dbeta].
  */
 export const CONV_BN_RELU_TRAIN_GRAD = "ConvBnReluTrainGrad";
+/** Inputs and attrs as ConvBnReluTrainGrad; outputs [dz, dfilter, dgamma, dbeta]. */
+export const CONV_BN_RELU_TRAIN_PARAM_GRADS = "ConvBnReluTrainParamGrads";
+/** Inputs {dz, filter}; attrs {strides, pad, inShape: [N, H, W, Cin]}; output dx. */
+export const CONV_BACKPROP_DATA = "ConvBackpropData";
 
 type GradInputs = Record<keyof ConvBnReluGradTensors, TensorInfo>;
 const INPUT_NAMES: (keyof ConvBnReluGradTensors)[] = [
@@ -116,6 +125,89 @@ tf.registerKernel({
   },
 });
 
+tf.registerKernel({
+  kernelName: CONV_BN_RELU_TRAIN_PARAM_GRADS,
+  backendName: "webgpu",
+  kernelFunc: ({ inputs, attrs, backend }) => {
+    const ins = inputs as unknown as GradInputs;
+    const g = validate(ins, kernelAttrs(attrs));
+    return convBnReluParamGradsWebGPU(backend as unknown as WebGPUBackend, ins, g);
+  },
+});
+
+tf.registerKernel({
+  kernelName: CONV_BN_RELU_TRAIN_PARAM_GRADS,
+  backendName: "cpu",
+  kernelFunc: ({ inputs, attrs, backend }) => {
+    const ins = inputs as unknown as GradInputs;
+    const g = validate(ins, kernelAttrs(attrs));
+    const cpu = backend as unknown as CpuBackend;
+    const values = (name: keyof ConvBnReluGradTensors) => cpu.data.get(ins[name].dataId).values;
+    const bn = bnReluBackwardRef(
+      values("dy"),
+      values("z"),
+      values("stats"),
+      values("gamma"),
+      values("beta"),
+    );
+    const { dfilter } = convBackpropRef(bn.dz, values("x"), null, g);
+    return [
+      cpu.makeTensorInfo([...ins.dy.shape], "float32", Float32Array.from(bn.dz)),
+      cpu.makeTensorInfo([...ins.filter.shape], "float32", Float32Array.from(dfilter)),
+      cpu.makeTensorInfo([...ins.gamma.shape], "float32", Float32Array.from(bn.dgamma)),
+      cpu.makeTensorInfo([...ins.beta.shape], "float32", Float32Array.from(bn.dbeta)),
+    ];
+  },
+});
+
+/** Geometry of ConvBackpropData from its attrs and inputs; throws naming the mismatch. */
+function backpropDataGeometry(inputs: tf.NamedTensorInfoMap, attrs: NamedAttrMap = {}) {
+  const { dz, filter } = inputs;
+  if (!dz || !filter) throw new Error(`${CONV_BACKPROP_DATA}: needs inputs dz and filter`);
+  const a = kernelAttrs(attrs);
+  const g = convGeometry(attrs.inShape as number[], filter.shape, a.strides, a.pad);
+  const zShape = [g.batch, g.outH, g.outW, g.outC];
+  if (!tf.util.arraysEqual(dz.shape, zShape)) {
+    throw new Error(`${CONV_BACKPROP_DATA}: dz must have shape [${zShape}], got [${dz.shape}]`);
+  }
+  return { g, dz, filter };
+}
+
+tf.registerKernel({
+  kernelName: CONV_BACKPROP_DATA,
+  backendName: "webgpu",
+  kernelFunc: ({ inputs, attrs, backend }) => {
+    const { g, dz, filter } = backpropDataGeometry(inputs, attrs);
+    return runBackpropData(backend as unknown as WebGPUBackend, dz, filter, g);
+  },
+});
+
+tf.registerKernel({
+  kernelName: CONV_BACKPROP_DATA,
+  backendName: "cpu",
+  kernelFunc: ({ inputs, attrs, backend }) => {
+    const { g, dz, filter } = backpropDataGeometry(inputs, attrs);
+    const cpu = backend as unknown as CpuBackend;
+    const values = (t: TensorInfo) => cpu.data.get(t.dataId).values;
+    const { dx } = convBackpropRef(values(dz), null, values(filter), g);
+    return cpu.makeTensorInfo([g.batch, g.inH, g.inW, g.inC], "float32", Float32Array.from(dx));
+  },
+});
+
+/** dx = conv2d backprop-input of dz for an input of shape `inShape`. */
+export function convBackpropData(
+  dz: tf.Tensor4D,
+  filter: tf.Tensor4D,
+  inShape: readonly number[],
+  attrs: { strides: [number, number]; pad: "same" | "valid" },
+): tf.Tensor4D {
+  return tf.engine().runKernel(
+    CONV_BACKPROP_DATA,
+    { dz, filter },
+    { ...attrs, inShape: [...inShape] } as unknown as NamedAttrMap,
+  ) as tf.Tensor4D;
+}
+
 /** Runs the backward kernel: [dx, dfilter, dgamma, dbeta] for dy = dLoss/dy. */
 export function convBnReluTrainGrad(
   t: Record<keyof ConvBnReluGradTensors, tf.Tensor>,
@@ -137,12 +229,20 @@ tf.registerGradient({
     // Multi-output kernel: dy = [dL/dy, dL/dz, dL/dstats]; only dL/dy is propagated (see top).
     const dyY = Array.isArray(dy) ? dy[0] : dy;
     const [x, filter, gamma, beta, z, stats] = saved;
-    // One kernel computes all four gradients; run it once, eagerly. The results live in the
-    // backward pass's tidy scope: those tfjs asks for are returned, the others disposed with it.
-    const [dx, dfilter, dgamma, dbeta] = convBnReluTrainGrad(
+    // The parameter gradients and dz run once, eagerly; they live in the backward pass's tidy
+    // scope (those tfjs asks for are returned, the rest disposed with it). dx runs only if tfjs
+    // calls the x thunk, i.e. if x leads to a variable (not for the model-input layer).
+    const ka = kernelAttrs(attrs);
+    const [dz, dfilter, dgamma, dbeta] = tf.engine().runKernel(
+      CONV_BN_RELU_TRAIN_PARAM_GRADS,
       { dy: dyY, x, filter, gamma, beta, z, stats },
-      kernelAttrs(attrs),
-    );
-    return { x: () => dx, filter: () => dfilter, gamma: () => dgamma, beta: () => dbeta };
+      ka as unknown as NamedAttrMap,
+    ) as tf.Tensor[];
+    return {
+      x: () => convBackpropData(dz as tf.Tensor4D, filter as tf.Tensor4D, x.shape, ka),
+      filter: () => dfilter,
+      gamma: () => dgamma,
+      beta: () => dbeta,
+    };
   },
 });

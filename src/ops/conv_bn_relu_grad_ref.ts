@@ -72,12 +72,19 @@ export function bnReluBackwardRef(
   return { dz, dgamma, dbeta };
 }
 
-/** All four gradients of ConvBnReluTrain's `y` output, given dy = dLoss/dy. */
-export function convBnReluGradRef(inp: ConvBnReluGradInputs, g: ConvGeometry): ConvBnReluGrads {
+/**
+ * Both convolution backprops of dz (N, Ho, Wo, Cout), float64 sums: dx = backprop-input (needs
+ * the filter), dfilter = backprop-filter (needs x). Pass null to skip one.
+ */
+export function convBackpropRef(
+  dz: ArrayLike<number>,
+  x: ArrayLike<number> | null,
+  filter: ArrayLike<number> | null,
+  g: ConvGeometry,
+): { dx: Float64Array; dfilter: Float64Array } {
   const { batch, inH, inW, inC, outH, outW, outC, kH, kW } = g;
-  const { dz, dgamma, dbeta } = bnReluBackwardRef(inp.dy, inp.z, inp.stats, inp.gamma, inp.beta);
-  const dx = new Float64Array(batch * inH * inW * inC);
-  const dfilter = new Float64Array(kH * kW * inC * outC);
+  const dx = new Float64Array(filter ? batch * inH * inW * inC : 0);
+  const dfilter = new Float64Array(x ? kH * kW * inC * outC : 0);
   // Scatter form of both convolution backprops: every (output pixel, tap) pair that the forward
   // read from a real input pixel sends dz back to it (padding taps are skipped, as the forward
   // skipped them), so untouched input pixels keep dx = 0.
@@ -94,18 +101,28 @@ export function convBnReluGradRef(inp: ConvBnReluGradInputs, g: ConvGeometry): C
             const xRow = ((n * inH + ih) * inW + iw) * inC;
             for (let ci = 0; ci < inC; ci++) {
               const wRow = ((kh * kW + kw) * inC + ci) * outC;
-              let acc = 0;
-              for (let co = 0; co < outC; co++) {
-                acc += dz[zRow + co] * inp.filter[wRow + co];
-                dfilter[wRow + co] += inp.x[xRow + ci] * dz[zRow + co];
+              if (filter) {
+                let acc = 0;
+                for (let co = 0; co < outC; co++) acc += dz[zRow + co] * filter[wRow + co];
+                dx[xRow + ci] += acc;
               }
-              dx[xRow + ci] += acc;
+              if (x) {
+                const xv = x[xRow + ci];
+                for (let co = 0; co < outC; co++) dfilter[wRow + co] += xv * dz[zRow + co];
+              }
             }
           }
         }
       }
     }
   }
+  return { dx, dfilter };
+}
+
+/** All four gradients of ConvBnReluTrain's `y` output, given dy = dLoss/dy. */
+export function convBnReluGradRef(inp: ConvBnReluGradInputs, g: ConvGeometry): ConvBnReluGrads {
+  const { dz, dgamma, dbeta } = bnReluBackwardRef(inp.dy, inp.z, inp.stats, inp.gamma, inp.beta);
+  const { dx, dfilter } = convBackpropRef(dz, inp.x, inp.filter, g);
   return {
     dx: Float32Array.from(dx),
     dfilter: Float32Array.from(dfilter),

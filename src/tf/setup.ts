@@ -9,6 +9,7 @@ import "./gradients.ts";
 import "../ops/register.ts";
 import { UsageError } from "../cli/args.ts";
 import { installDeviceGuard } from "./device_guard.ts";
+import { setAdapterKind } from "../ops/conv_tiling.ts";
 
 export type BackendName = "webgpu" | "cpu";
 /** `any`: take what the system offers; `hardware`: refuse software/fallback adapters. */
@@ -81,6 +82,7 @@ export async function initTf(
     );
   }
   await setBackend("webgpu");
+  setAdapterKind(report.isSoftware ? "software" : "discrete"); // tile-config defaults
   current = report;
   return current;
 }

@@ -1,9 +1,9 @@
-// conv_bn_relu_bwd_reduce — per-channel partial sums of the batch-norm backward (pass 1 of 4).
+// bn_relu_bwd_reduce — per-channel partial sums of the batch-norm backward (pass 1 of 4).
 //
 // For every channel c and every chunk of rows (M = N*Ho*Wo rows of Cout channels):
 //   partial[p, 0, c] = sum g,   partial[p, 1, c] = sum g * xhat,
 //   xhat = (z - mean) * invStd, g = dy * (gamma * xhat + beta > 0).
-// conv_bn_relu_bwd_sum_partials.wgsl then adds the partials into dbeta and dgamma. Splitting the
+// sum_partials.wgsl then adds the partials into dbeta and dgamma. Splitting the
 // rows over workgroups fills the device (one workgroup per channel block would leave llvmpipe's
 // threads idle); no barriers and no atomics: each invocation owns its partial outright.
 // The program prepends `alias V = vec4<f32>; const VW : i32 = 4;` when Cout % 4 == 0 (every
@@ -19,7 +19,7 @@
 //   Invocation (c, ly) of chunk p sums rows p*rowsPerChunk + ly, + 8, ... and writes partial row
 //   p*8 + ly. Groups past Cout read a clamped group and store nothing (keeps control flow
 //   uniform within a SIMD row).
-// Versions: v1 = conv_bn_relu_bwd_reduce_v1.wgsl (one invocation per channel over all rows).
+// Oracle: bn_relu_bwd_reduce_naive.wgsl (one invocation per channel over all rows).
 
 fn main() {
   let outCV = uniforms.outC / VW;

@@ -1,8 +1,8 @@
-// conv_bn_relu_bwd_filter_t — filter transposed for the dx kernel: wt[kh, kw, co, ci] =
+// conv_filter_transpose — the filter transposed for the bwdData view: wt[kh, kw, co, ci] =
 // w[kh, kw, ci, co], so that 4 adjacent input channels are one vec4 load.
 //
 // Bindings (in order): 0 result wt (KH*KW*Cout*Cin) f32; 1 w (KH*KW*Cin*Cout) f32; then
-//   uniforms (geometry, invM). Flat 1-D views.
+//   uniforms (inC, outC, kH, kW). Flat 1-D views.
 // Grid: flat, one invocation per element of wt (adjacent lanes write adjacent ci), workgroup 64.
 
 fn main(index : i32) {

@@ -1,8 +1,8 @@
-// conv_bn_relu_bwd_sum_partials — finalize of a split reduction: adds P partial rows.
+// sum_partials — finalize of a split reduction: adds P partial rows.
 //
 //   result[i] = sum_{p < numPartials} partials[p * rowLen + offset + i],   i < count
-// Used for dbeta (offset 0) and dgamma (offset Cout) from conv_bn_relu_bwd_reduce's
-// (P*8, 2, Cout) partials, and for dfilter from conv_bn_relu_bwd_weight's (S, KH*KW*Cin*Cout)
+// Used for dbeta (offset 0) and dgamma (offset Cout) from bn_relu_bwd_reduce's
+// (P*8, 2, Cout) partials, and for dfilter from the generated bwdFilter view's (S, KH*KW*Cin*Cout)
 // partials. Partials are added in a fixed order, so results are deterministic.
 //
 // Bindings (in order): 0 result (count) f32; 1 partials (flat) f32; then uniforms

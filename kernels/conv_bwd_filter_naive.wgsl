@@ -1,13 +1,13 @@
-// conv_bn_relu_bwd_weight_v1 — naive dfilter = conv2d backprop-filter of (x, dz) (version 1).
+// conv_bwd_filter_naive — naive dfilter = conv2d backprop-filter of (x, dz), one weight per
+// invocation.
 //
-// One invocation per weight (kh, kw, ci, co) loops over all M = N*Ho*Wo output pixels, skipping
-// taps that fall in the zero padding, with dz computed on the fly (bnDz). Oracle/fallback for
-// conv_bn_relu_bwd_weight.wgsl (FMNIST_NAIVE_KERNELS=1).
-// Prepended: conv_bn_relu_bwd_bn_fn.wgsl.
+// The oracle of the generated bwdFilter view (src/ops/conv_gemm_wgsl.ts), selected by the
+// FMNIST_NAIVE_KERNELS flag. One invocation loops over all M = N*Ho*Wo output pixels, skipping
+// taps in the zero padding. Test shapes only: on llvmpipe a loop stops silently after 65,535
+// iterations, so past M ~ 65k this kernel is wrong there (the generated one splits M).
 //
-// Bindings (in order): 0 result dfilter (KH*KW*Cin*Cout) f32; 1 dy; 2 z; 3 stats; 4 gamma;
-//   5 beta; 6 sums (2, Cout) = dbeta; dgamma; 7 x (N,H,W,Cin) f32; then uniforms (geometry,
-//   invM). Flat 1-D views.
+// Bindings (in order): 0 result dfilter (KH*KW*Cin*Cout) f32; 1 dz (N*Ho*Wo*Cout) f32;
+//   2 x (N,H,W,Cin) f32; then uniforms (geometry). Flat 1-D views.
 // Grid: flat, one invocation per weight, workgroup 64.
 
 fn main(index : i32) {
@@ -33,7 +33,7 @@ fn main(index : i32) {
           continue;
         }
         let zi = ((n * uniforms.outH + oh) * uniforms.outW + ow) * outC + co;
-        acc += x[((n * uniforms.inH + ih) * uniforms.inW + iw) * inC + ci] * bnDz(zi, co);
+        acc += x[((n * uniforms.inH + ih) * uniforms.inW + iw) * inC + ci] * dz[zi];
       }
     }
   }

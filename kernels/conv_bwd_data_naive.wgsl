@@ -1,15 +1,12 @@
-// conv_bn_relu_bwd_data_v1 — naive dx = conv2d backprop-input of dz (version 1).
+// conv_bwd_data_naive — naive dx = conv2d backprop-input of dz, one dx element per invocation.
 //
-// One invocation per dx element (n, ih, iw, ci) gathers over the taps (kh, kw) and output
-// channels co: output pixel oh = (ih + padTop - kh) / strideH when that divides exactly and lies
-// in [0, Ho) (same for w); dz is computed on the fly from dy, z, stats, gamma, beta and the
-// reduced sums (bnDz). Straight port of the scatter loop in convBnReluGradRef, turned into a
-// gather. Oracle/fallback for conv_bn_relu_bwd_data.wgsl (FMNIST_NAIVE_KERNELS=1).
-// Prepended: conv_bn_relu_bwd_bn_fn.wgsl.
+// The oracle of the generated bwdData view (src/ops/conv_gemm_wgsl.ts), selected by the
+// FMNIST_NAIVE_KERNELS flag: a gather over the taps (kh, kw) and output channels co, with output
+// pixel oh = (ih + padTop - kh) / strideH when that divides exactly and lies in [0, Ho) (same
+// for w). Straight port of the scatter loop in convBnReluGradRef, turned into a gather.
 //
-// Bindings (in order): 0 result dx (N*H*W*Cin) f32; 1 dy; 2 z; 3 stats; 4 gamma; 5 beta;
-//   6 sums (2, Cout) = dbeta; dgamma; 7 w (KH,KW,Cin,Cout) f32; then uniforms (geometry,
-//   invM). Flat 1-D views.
+// Bindings (in order): 0 result dx (N*H*W*Cin) f32; 1 dz (N*Ho*Wo*Cout) f32 (bn_relu_bwd_dz.wgsl);
+//   2 w (KH,KW,Cin,Cout) f32; then uniforms (geometry). Flat 1-D views.
 // Grid: flat, one invocation per dx element, workgroup 64.
 
 fn main(index : i32) {
@@ -39,7 +36,7 @@ fn main(index : i32) {
       let zRow = ((n * uniforms.outH + oh) * uniforms.outW + ow) * outC;
       let wRow = ((kh * uniforms.kW + kw) * inC + ci) * outC;
       for (var co = 0; co < outC; co++) {
-        acc += bnDz(zRow + co, co) * w[wRow + co];
+        acc += dz[zRow + co] * w[wRow + co];
       }
     }
   }

@@ -1,8 +1,8 @@
-// conv_bn_relu_bwd_reduce_v1 — naive per-channel sums of the batch-norm backward (version 1).
+// bn_relu_bwd_reduce_naive — naive per-channel sums of the batch-norm backward (oracle).
 //
 // One invocation per (row, channel) of sums (2, Cout) loops over all M = N*Ho*Wo rows:
 //   sums[0, c] = dbeta[c] = sum_M g        sums[1, c] = dgamma[c] = sum_M g * xhat
-// Oracle/fallback for conv_bn_relu_bwd_reduce.wgsl + conv_bn_relu_bwd_sum_partials.wgsl
+// Oracle/fallback for bn_relu_bwd_reduce.wgsl + sum_partials.wgsl
 // (FMNIST_NAIVE_KERNELS=1).
 //
 // Bindings (in order): 0 result sums (2, Cout) f32; 1 dy (M*Cout); 2 z (M*Cout); 3 stats (3*Cout);

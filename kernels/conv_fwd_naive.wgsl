@@ -1,11 +1,10 @@
-// conv_bn_relu_fwd_v1 — naive direct convolution, one output element per invocation.
+// conv_fwd_naive — naive direct convolution, one output element per invocation.
 //
-// Version 1 of the forward conv: a straight port of conv2dRef (src/ops/conv_bn_relu_ref.ts). Kept
-// as oracle and fallback (FMNIST_NAIVE_KERNELS=1), like tfjs's WEBGPU_USE_NAIVE_CONV2D_DEBUG.
-// Written against tfjs-webgpu's generated prelude; the program (src/ops/conv_bn_relu_fwd.ts)
-// prepends `alias VT = f32;` and an epilogue that defines `writeOutput(index, c, v)`:
-//   training  (conv_bn_relu_fwd_epilogue_z.wgsl): result[index] = v          (z)
-//   inference (conv_bn_relu_infer.wgsl):          result[index] = relu(v * scale[c] + shift[c])
+// The oracle of the generated forward (src/ops/conv_gemm_wgsl.ts): a straight port of conv2dRef
+// (src/ops/conv_bn_relu_ref.ts), selected by the FMNIST_NAIVE_KERNELS flag
+// (src/ops/kernel_flags.ts), like tfjs's WEBGPU_USE_NAIVE_CONV2D_DEBUG. The program prepends the
+// generator's epilogue snippet (`alias VB = f32;` and `store(index, c, v)`: z as is, or
+// relu(v * scale[c] + shift[c]) for inference, or relu(v + bias[c])).
 //
 // Bindings (in order): 0 result (N,Ho,Wo,Cout) f32; 1 x (N,H,W,Cin) NHWC f32;
 //   2 w (KH,KW,Cin,Cout) f32; [3 scale (Cout), 4 shift (Cout): inference only]; then uniforms
@@ -46,5 +45,5 @@ fn main(index : i32) {
       }
     }
   }
-  writeOutput(index, co, acc);
+  store(index, co, acc);
 }

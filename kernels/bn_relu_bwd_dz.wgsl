@@ -1,17 +1,17 @@
-// conv_bn_relu_bwd_dz — materialises dz = dLoss/dz, the batch-norm + ReLU backward (pass 2 of 4).
+// bn_relu_bwd_dz — materialises dz = dLoss/dz, the batch-norm + ReLU backward (pass 2 of 4).
 //
 //   dz = gamma * invStd * (g - (dbeta + xhat * dgamma) / M),
 //   xhat = (z - mean) * invStd, g = dy * (gamma * xhat + beta > 0).
-// dz is written once and read by both convolution backprops (bwd_data, bwd_weight). Computing it
+// dz is written once and read by both convolution backprops (the generated bwdData and bwdFilter views). Computing it
 // on the fly there would redo this math, with its 6 loads, at every read (KH*KW times per
 // element in dx), and on llvmpipe loads cost as much as the FMAs they feed.
-// Like conv_bn_relu_bwd_reduce.wgsl, the program prepends `alias V = vec4<f32>; const VW = 4;`
+// Like bn_relu_bwd_reduce.wgsl, the program prepends `alias V = vec4<f32>; const VW = 4;`
 // when Cout % 4 == 0, else `alias V = f32; const VW = 1;`.
 //
 // Bindings (in order): 0 result dz (M, Cout) V; 1 dy (M, Cout) V; 2 z (M, Cout) V; 3 stats
 //   (3, Cout) V; 4 gamma; 5 beta; 6 dbeta; 7 dgamma (Cout each) V; then uniforms (geometry,
 //   invM, rowsPerChunk). Flat 1-D views.
-// Grid: as conv_bn_relu_bwd_reduce.wgsl: workgroup (8, 8), x -> 8 adjacent channel groups,
+// Grid: as bn_relu_bwd_reduce.wgsl: workgroup (8, 8), x -> 8 adjacent channel groups,
 //   y -> row lanes, workgroupId.y -> chunk of rowsPerChunk rows. The per-channel factors are
 //   loaded once per invocation and kept in registers.
 

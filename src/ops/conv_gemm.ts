@@ -1,0 +1,307 @@
+// Dispatch of the generated tiled convolution (WGSL from conv_gemm_wgsl.ts): picks the tile
+// configuration (conv_tiling.ts: forced, autotuned or the adapter kind's default), the vector
+// widths the shape allows, the grid, and runs it. One function per view:
+//   convForward(x, w, epilogue)      z or y (N, Ho, Wo, Cout)
+//   convBackpropData(dz, w)          dx (N, H, W, Cin); transposes the small filter first
+//   convBackpropFilter(dz, x)        dfilter (KH, KW, Cin, Cout): slice partials + their sum
+// `FMNIST_PRINT_SHADER=<config id or shader-key substring | all>` prints the generated code.
+
+import type { TensorInfo } from "@tensorflow/tfjs-core";
+import type { WebGPUBackend, WebGPUProgram } from "@tensorflow/tfjs-backend-webgpu";
+import type { ConvGeometry } from "./conv_geometry.ts";
+import { kernelSource, runProgram, type Uniform } from "./webgpu_program.ts";
+import {
+  bindingNames,
+  columnGroups,
+  type ConvEpilogue,
+  convGemmSource,
+  type GemmWidths,
+  GEOMETRY_FIELDS,
+} from "./conv_gemm_wgsl.ts";
+import { type ConvView, resolveTileConfig, type TileConfig } from "./conv_tiling.ts";
+
+type Dispatch = [number, number, number];
+const MAX_GROUPS = 65535;
+/** llvmpipe stops every loop after 65,535 iterations; nested loops count together. */
+const LOOP_CAP = 60000;
+
+/** Splits `groups` workgroups over grid x and y (x <= 65535). */
+function grid2d(groups: number): [number, number] {
+  if (groups <= MAX_GROUPS) return [Math.max(1, groups), 1];
+  const y = Math.ceil(groups / MAX_GROUPS);
+  return [Math.ceil(groups / y), y];
+}
+
+function printShader(key: string, id: string, code: string) {
+  let spec: string | undefined;
+  try {
+    spec = Deno.env.get("FMNIST_PRINT_SHADER");
+  } catch {
+    return;
+  }
+  if (spec && (spec === "all" || id === spec || key.includes(spec))) {
+    console.error(`// ---- ${key}\n${code}`);
+  }
+}
+
+/** One generated kernel. The class per view names it in tfjs profiles and GPU timestamps. */
+abstract class ConvGemmProgram implements WebGPUProgram {
+  outputShape: number[];
+  shaderKey: string;
+  dispatchLayout = { x: [0], y: [0] }; // two axes: main() takes no index
+  dispatch: Dispatch;
+  workgroupSize: [number, number, number];
+  variableNames: string[];
+  variableComponents: number[];
+  outputComponent: number;
+  uniforms = GEOMETRY_FIELDS.map((f) => `${f} : i32,`).join(" ");
+  readonly config: TileConfig;
+  private readonly code: string;
+
+  constructor(
+    view: ConvView,
+    config: TileConfig,
+    widths: GemmWidths,
+    epilogue: ConvEpilogue,
+    outputSize: number,
+    dispatch: Dispatch,
+  ) {
+    this.config = config;
+    this.outputShape = [outputSize];
+    this.variableNames = bindingNames(view, epilogue);
+    // Component per binding: the reduction operand has VA, everything per column VB.
+    const aFirst = view !== "bwdFilter"; // fwd: x(VA), w(VB); bwdData: dz(VA), wt(VB)
+    this.variableComponents = this.variableNames.map((_, i) =>
+      i === 0
+        ? (aFirst ? widths.va : widths.vb)
+        : i === 1
+        ? (aFirst ? widths.vb : widths.va)
+        : widths.vb
+    );
+    this.outputComponent = widths.vb;
+    this.workgroupSize = [config.workgroupSize, 1, 1];
+    this.dispatch = dispatch;
+    this.shaderKey = `convGemm_${config.id}_va${widths.va}vb${widths.vb}_${epilogue}`;
+    this.code = convGemmSource(view, config, widths, epilogue);
+    printShader(this.shaderKey, config.id, this.code);
+  }
+
+  getUserCode(): string {
+    return this.code;
+  }
+}
+
+class ConvFwdProgram extends ConvGemmProgram {}
+class ConvBwdDataProgram extends ConvGemmProgram {}
+class ConvBwdFilterProgram extends ConvGemmProgram {}
+class ConvFilterTransposeProgram implements WebGPUProgram {
+  outputShape: number[];
+  shaderKey = "convFilterTranspose";
+  dispatchLayout = { x: [0] };
+  dispatch: Dispatch;
+  workgroupSize: [number, number, number] = [64, 1, 1];
+  variableNames = ["w"];
+  uniforms = "inC : i32, outC : i32, kH : i32, kW : i32,";
+  constructor(size: number) {
+    this.outputShape = [size];
+    this.dispatch = [Math.ceil(size / 64), 1, 1];
+  }
+  getUserCode() {
+    return kernelSource("conv_filter_transpose");
+  }
+}
+class ConvSumPartialsProgram implements WebGPUProgram {
+  outputShape: number[];
+  shaderKey = "convSumPartials";
+  dispatchLayout = { x: [0] };
+  dispatch: Dispatch;
+  workgroupSize: [number, number, number] = [64, 1, 1];
+  variableNames = ["partials"];
+  uniforms = "numPartials : i32, rowLen : i32, offset : i32, count : i32,";
+  constructor(count: number) {
+    this.outputShape = [count];
+    this.dispatch = [Math.ceil(count / 64), 1, 1];
+  }
+  getUserCode() {
+    return kernelSource("sum_partials");
+  }
+}
+
+function size(shape: readonly number[]): number {
+  return shape.reduce((a, b) => a * b, 1);
+}
+
+/** The same buffer as a flat vector (program inputs only; nothing is allocated). */
+export function flat(t: TensorInfo): TensorInfo {
+  return { dataId: t.dataId, shape: [size(t.shape)], dtype: t.dtype };
+}
+
+function int(...values: number[]): Uniform[] {
+  return values.map((v) => ({ type: "int32" as const, data: [v] }));
+}
+
+function geometryUniforms(g: ConvGeometry, rowsPerSplit = 0, numSplits = 0): Uniform[] {
+  return int(
+    g.batch,
+    g.inH,
+    g.inW,
+    g.inC,
+    g.outH,
+    g.outW,
+    g.outC,
+    g.kH,
+    g.kW,
+    g.strideH,
+    g.strideW,
+    g.padTop,
+    g.padLeft,
+    rowsPerSplit,
+    numSplits,
+  );
+}
+
+/** Vector widths a config gets at a shape: 4 where its channel counts are multiples of 4. */
+export function gemmWidths(view: ConvView, config: TileConfig, g: ConvGeometry): GemmWidths {
+  if (config.stageInWorkgroupMemory || config.vecWidth === 1) return { va: 1, vb: 1 };
+  const w = (c: number) => (c % 4 === 0 ? 4 : 1) as 1 | 4;
+  if (view === "fwd") return { va: w(g.inC), vb: w(g.outC) };
+  if (view === "bwdData") return { va: w(g.outC), vb: w(g.inC) };
+  return { va: w(g.inC), vb: w(g.outC) };
+}
+
+/** Workgroups of a staged config for GEMM rows x cols (x/y), with `z` layers. */
+function stagedDispatch(config: TileConfig, rows: number, cols: number, z: number): Dispatch {
+  const [wr, wc] = config.workgroupGrid!;
+  const blocks = Math.ceil(rows / (wr * config.rowsPerInvocation)) *
+    Math.ceil(cols / (wc * config.colsPerInvocation));
+  return [...grid2d(blocks), z];
+}
+
+function registerDispatch(config: TileConfig, invocations: number, z: number): Dispatch {
+  return [...grid2d(Math.ceil(invocations / config.workgroupSize)), z];
+}
+
+/** Forward conv (z, or y with a fused epilogue): output (N, Ho, Wo, Cout) flat. */
+export function convForward(
+  backend: WebGPUBackend,
+  x: TensorInfo,
+  w: TensorInfo,
+  g: ConvGeometry,
+  epilogue: ConvEpilogue,
+  perChannel: TensorInfo[] = [],
+  config: TileConfig = resolveTileConfig("fwd", g),
+): TensorInfo {
+  const widths = gemmWidths("fwd", config, g);
+  const rows = g.batch * g.outH * g.outW;
+  const dispatch = config.stageInWorkgroupMemory
+    ? stagedDispatch(config, rows, g.outC, 1)
+    : registerDispatch(
+      config,
+      Math.ceil(rows / config.rowsPerInvocation) *
+        Math.ceil(g.outC / widths.vb / columnGroups(config, widths)),
+      1,
+    );
+  const program = new ConvFwdProgram("fwd", config, widths, epilogue, rows * g.outC, dispatch);
+  const out = runProgram(backend, program, [x, w, ...perChannel].map(flat), geometryUniforms(g));
+  return { dataId: out.dataId, shape: [g.batch, g.outH, g.outW, g.outC], dtype: "float32" };
+}
+
+/** (KH, KW, Cin, Cout) -> (KH, KW, Cout, Cin): Cin innermost, so dx reads 4 of them as a vec4. */
+function transposeFilter(backend: WebGPUBackend, w: TensorInfo, g: ConvGeometry): TensorInfo {
+  const n = g.kH * g.kW * g.inC * g.outC;
+  return runProgram(
+    backend,
+    new ConvFilterTransposeProgram(n),
+    [flat(w)],
+    int(g.inC, g.outC, g.kH, g.kW),
+  );
+}
+
+/** dx = conv2d backprop-input of dz: (N, H, W, Cin). Every element written (phases partition). */
+export function convBackpropData(
+  backend: WebGPUBackend,
+  dz: TensorInfo,
+  w: TensorInfo,
+  g: ConvGeometry,
+  config: TileConfig = resolveTileConfig("bwdData", g),
+): TensorInfo {
+  const widths = gemmWidths("bwdData", config, g);
+  const phases = g.strideH * g.strideW;
+  // The largest phase has ceil(H / sH) x ceil(W / sW) pixels per image.
+  const rows = g.batch * Math.ceil(g.inH / g.strideH) * Math.ceil(g.inW / g.strideW);
+  const dispatch = config.stageInWorkgroupMemory
+    ? stagedDispatch(config, rows, g.inC, phases)
+    : registerDispatch(
+      config,
+      Math.ceil(rows / config.rowsPerInvocation) *
+        Math.ceil(g.inC / widths.vb / columnGroups(config, widths)),
+      phases,
+    );
+  const wt = transposeFilter(backend, w, g);
+  const size = g.batch * g.inH * g.inW * g.inC;
+  const program = new ConvBwdDataProgram("bwdData", config, widths, "store", size, dispatch);
+  const out = runProgram(backend, program, [flat(dz), wt], geometryUniforms(g));
+  backend.disposeData(wt.dataId);
+  return { dataId: out.dataId, shape: [g.batch, g.inH, g.inW, g.inC], dtype: "float32" };
+}
+
+/**
+ * Slices of the N*Ho output rows for the filter gradient: about `config.splitK`, each with
+ * fewer than LOOP_CAP pixel iterations per invocation.
+ */
+export function filterSplits(config: TileConfig, g: ConvGeometry) {
+  const outRows = g.batch * g.outH;
+  const capRows = Math.max(1, Math.floor(LOOP_CAP / g.outW));
+  let per = Math.ceil(outRows / Math.max(1, Math.min(config.splitK ?? 1, outRows)));
+  per = Math.min(per, capRows);
+  return { rowsPerSplit: per, numSplits: Math.ceil(outRows / per) };
+}
+
+/** dfilter = conv2d backprop-filter of (x, dz): (KH, KW, Cin, Cout). */
+export function convBackpropFilter(
+  backend: WebGPUBackend,
+  dz: TensorInfo,
+  x: TensorInfo,
+  g: ConvGeometry,
+  config: TileConfig = resolveTileConfig("bwdFilter", g),
+): TensorInfo {
+  const widths = gemmWidths("bwdFilter", config, g);
+  const { rowsPerSplit, numSplits } = filterSplits(config, g);
+  const numRows = g.kH * g.kW * g.inC;
+  let dispatch: Dispatch;
+  if (config.stageInWorkgroupMemory) {
+    dispatch = stagedDispatch(config, numRows, g.outC, numSplits);
+  } else {
+    const units = numRows / widths.va;
+    const tu = Math.max(1, config.rowsPerInvocation / widths.va);
+    const cg = columnGroups(config, widths);
+    const tiles = Math.ceil(units / tu) * Math.ceil(g.outC / widths.vb / cg);
+    dispatch = registerDispatch(config, tiles * numSplits, 1);
+  }
+  const count = numRows * g.outC;
+  const program = new ConvBwdFilterProgram(
+    "bwdFilter",
+    config,
+    widths,
+    "store",
+    numSplits * count,
+    dispatch,
+  );
+  const partials = runProgram(
+    backend,
+    program,
+    [flat(dz), flat(x)],
+    geometryUniforms(g, rowsPerSplit, numSplits),
+  );
+  let out = partials;
+  if (numSplits > 1) {
+    out = runProgram(
+      backend,
+      new ConvSumPartialsProgram(count),
+      [partials],
+      int(numSplits, count, 0, count),
+    );
+    backend.disposeData(partials.dataId);
+  }
+  return { dataId: out.dataId, shape: [g.kH, g.kW, g.inC, g.outC], dtype: "float32" };
+}

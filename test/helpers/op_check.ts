@@ -1,0 +1,232 @@
+// Shared pieces of the conv-op tests (forward, gradients, every tile configuration):
+//   - ConvCase and its fast-check arbitrary (random NHWC shapes, kernels, strides, padding);
+//   - seeded data (mulberry32), so a failing case can be rebuilt from its printed seed;
+//   - withGpu: webgpu backend, tiny ops kept on the GPU, outputs poisoned with NaN (an element a
+//     kernel fails to write then mismatches instead of showing a stale pooled buffer), a WebGPU
+//     validation error scope (an invalid shader dispatches nothing and its read-back may hold a
+//     stale right answer, so a compile error must fail by itself), and every flag restored;
+//   - checkOp: one comparison of named outputs with stated tolerances, all failures in one error;
+//   - the tile-configuration dimension: every candidate of every view (conv_tiling.ts).
+
+import fc from "fast-check";
+import * as tf from "@tensorflow/tfjs-core";
+import type { WebGPUBackend } from "@tensorflow/tfjs-backend-webgpu";
+import { initTf } from "../../src/tf/setup.ts";
+import { setPoisonOutputs } from "../../src/ops/webgpu_program.ts";
+import { NAIVE_KERNELS_FLAG } from "../../src/ops/kernel_flags.ts";
+import {
+  allConfigs,
+  CONV_VIEWS,
+  type ConvView,
+  type TileConfig,
+  withForcedTileConfig,
+} from "../../src/ops/conv_tiling.ts";
+import { compareArrays, type Tolerance } from "./compare.ts";
+
+/** Deno.test options for GPU tests: the webgpu backend keeps buffers and timers across tests. */
+export const GPU_TEST = { sanitizeOps: false, sanitizeResources: false };
+/** FMNIST_SOAK=1: many more random cases (long runs, not CI). */
+export const SOAK = Deno.env.get("FMNIST_SOAK") === "1";
+/** Run count: `quick` in CI, 10x under FMNIST_SOAK=1. */
+export const runs = (quick: number): number => (SOAK ? quick * 10 : quick);
+
+export interface ConvCase {
+  n: number;
+  h: number;
+  w: number;
+  cin: number;
+  cout: number;
+  kh: number;
+  kw: number;
+  strides: [number, number];
+  pad: "same" | "valid";
+  seed: number;
+}
+
+export const CHANNELS = [1, 3, 4, 5, 8, 17];
+export const KERNELS = [1, 3, 5];
+
+/**
+ * Batch 1..4, H, W 1..9 (up to 16 along a stride-2 axis, so several output rows exist),
+ * channels from `channels`, kernels 1/3/5 square or rectangular, strides 1/2 per axis,
+ * same/valid. `valid` cases grow H, W to fit the kernel (tfjs rejects an empty output).
+ */
+export function convCaseArb(channels: number[] = CHANNELS): fc.Arbitrary<ConvCase> {
+  return fc.record({
+    n: fc.integer({ min: 1, max: 4 }),
+    h: fc.integer({ min: 1, max: 9 }),
+    w: fc.integer({ min: 1, max: 9 }),
+    extraH: fc.integer({ min: 0, max: 7 }),
+    extraW: fc.integer({ min: 0, max: 7 }),
+    cin: fc.constantFrom(...channels),
+    cout: fc.constantFrom(...channels),
+    kh: fc.constantFrom(...KERNELS),
+    kw: fc.constantFrom(...KERNELS),
+    sh: fc.constantFrom(1, 2),
+    sw: fc.constantFrom(1, 2),
+    pad: fc.constantFrom("same" as const, "valid" as const),
+    seed: fc.integer({ min: 1, max: 2 ** 30 }),
+  }).map((r) => {
+    let h = r.h + (r.sh === 2 ? r.extraH : 0);
+    let w = r.w + (r.sw === 2 ? r.extraW : 0);
+    if (r.pad === "valid") {
+      h = Math.max(h, r.kh);
+      w = Math.max(w, r.kw);
+    }
+    return {
+      n: r.n,
+      h,
+      w,
+      cin: r.cin,
+      cout: r.cout,
+      kh: r.kh,
+      kw: r.kw,
+      strides: [r.sh, r.sw] as [number, number],
+      pad: r.pad,
+      seed: r.seed,
+    };
+  });
+}
+
+export function describeCase(c: ConvCase): string {
+  return `x=[${c.n},${c.h},${c.w},${c.cin}] w=[${c.kh},${c.kw},${c.cin},${c.cout}] ` +
+    `strides=[${c.strides}] pad=${c.pad} seed=${c.seed}`;
+}
+
+/** mulberry32: a small seeded generator of uniform [0, 1) floats. */
+export function seededRandom(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/** `n` seeded values, uniform in [lo, hi). */
+export function seededUniform(n: number, seed: number, lo = -1, hi = 1): Float32Array {
+  const rand = seededRandom(seed);
+  return Float32Array.from({ length: n }, () => lo + (hi - lo) * rand());
+}
+
+export interface GpuOptions {
+  /** Run the naive oracle kernels (the FMNIST_NAIVE_KERNELS flag). */
+  naive?: boolean;
+}
+
+/**
+ * Runs `f` on webgpu with WEBGPU_CPU_FORWARD off, poisoned outputs and a validation error
+ * scope; restores the flags (and the naive-kernel flag) whatever happens; throws on a
+ * validation error.
+ */
+export async function withGpu<T>(f: () => Promise<T>, opts: GpuOptions = {}): Promise<T> {
+  await initTf("webgpu");
+  const env = tf.env();
+  const prevForward = env.getBool("WEBGPU_CPU_FORWARD");
+  const prevNaive = env.getBool(NAIVE_KERNELS_FLAG);
+  env.set("WEBGPU_CPU_FORWARD", false);
+  env.set(NAIVE_KERNELS_FLAG, opts.naive ?? false);
+  setPoisonOutputs(true);
+  const device = (tf.backend() as WebGPUBackend).device;
+  device.pushErrorScope("validation");
+  let result: T;
+  try {
+    result = await f();
+  } finally {
+    setPoisonOutputs(false);
+    env.set("WEBGPU_CPU_FORWARD", prevForward);
+    env.set(NAIVE_KERNELS_FLAG, prevNaive);
+  }
+  const error = await device.popErrorScope();
+  if (error) throw new Error(`WebGPU validation error: ${error.message}`);
+  return result;
+}
+
+/** Tolerance of one output: |a - e| <= atol + rtol*|e|; optionally a relative L2 bound. */
+export interface OpTolerance extends Tolerance {
+  /** Floor of the relative-L2 denominator (default tiny): max(||e||_2, l2Floor). */
+  l2Floor?: number;
+}
+
+/**
+ * Compares named outputs with their tolerances; NaN (a poisoned, unwritten element) always
+ * fails. Throws one error listing every failing output.
+ */
+export function checkOp(
+  actual: Record<string, ArrayLike<number>>,
+  expected: Record<string, ArrayLike<number>>,
+  tolerances: Record<string, OpTolerance>,
+  label: string,
+): void {
+  const failures: string[] = [];
+  for (const [name, tol] of Object.entries(tolerances)) {
+    const a = actual[name], e = expected[name];
+    if (!a || !e) {
+      failures.push(`${label} ${name}: missing (${!a ? "actual" : "expected"})`);
+      continue;
+    }
+    const r = compareArrays(a, e, { atol: tol.atol, rtol: tol.rtol }, `${label} ${name}`);
+    if (!r.ok) failures.push(r.message);
+    if (tol.relL2 !== undefined && r.ok) {
+      let diff2 = 0, ref2 = 0;
+      for (let i = 0; i < e.length; i++) {
+        diff2 += (a[i] - e[i]) ** 2;
+        ref2 += e[i] ** 2;
+      }
+      const relL2 = Math.sqrt(diff2) / Math.max(Math.sqrt(ref2), tol.l2Floor ?? 1e-30);
+      if (!(relL2 <= tol.relL2)) {
+        failures.push(`${label} ${name}: rel L2 ${relL2.toExponential(3)} > ${tol.relL2}`);
+      }
+    }
+  }
+  if (failures.length > 0) throw new Error(failures.join("\n"));
+}
+
+/** Every tile configuration of every view (software and discrete candidates). */
+export const ALL_TILE_CONFIGS: TileConfig[] = CONV_VIEWS.flatMap((v) => allConfigs(v));
+
+/** Runs `f` with `config` forced for its view (the other views keep their default). */
+export function withTileConfig<T>(config: TileConfig | undefined, f: () => T): T {
+  return config ? withForcedTileConfig(config, f) : f();
+}
+
+/** A case plus the tile configuration it runs under (fast-check dimension). */
+export interface ConfiguredCase {
+  c: ConvCase;
+  config: TileConfig;
+}
+
+/**
+ * Random (case, configuration) pairs; `examples` pins every configuration on the given fixed
+ * cases, so each candidate of the space runs at least once per fixed case, whatever the seed.
+ * fast-check counts examples within numRuns: pass `numRuns(quick)` (examples + runs(quick)).
+ */
+export function configuredCases(
+  views: readonly ConvView[],
+  fixed: ConvCase[] = [],
+  channels: number[] = CHANNELS,
+): {
+  arb: fc.Arbitrary<ConfiguredCase>;
+  examples: [ConfiguredCase][];
+  numRuns: (quick: number) => number;
+} {
+  const configs = views.flatMap((v) => allConfigs(v));
+  const examples = configs.flatMap((config) => fixed.map((c): [ConfiguredCase] => [{ c, config }]));
+  return {
+    arb: fc.record({ c: convCaseArb(channels), config: fc.constantFrom(...configs) }),
+    examples,
+    numRuns: (quick) => examples.length + runs(quick),
+  };
+}
+
+/**
+ * Fixed cases every configuration runs on: vec4 widths with partial tiles (84 rows, Cout 12),
+ * scalar widths with stride-2 phases, and a first-layer shape (Cin 1, stride 2 x 1, valid).
+ */
+export const TILE_EDGE_CASES: ConvCase[] = [
+  { n: 2, h: 7, w: 6, cin: 8, cout: 12, kh: 3, kw: 3, strides: [1, 1], pad: "same", seed: 11 },
+  { n: 2, h: 9, w: 8, cin: 3, cout: 5, kh: 3, kw: 3, strides: [2, 2], pad: "same", seed: 12 },
+  { n: 3, h: 10, w: 7, cin: 1, cout: 8, kh: 5, kw: 3, strides: [2, 1], pad: "valid", seed: 13 },
+];
