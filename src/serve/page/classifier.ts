@@ -6,7 +6,7 @@ import * as tf from "@tensorflow/tfjs-core";
 import "@tensorflow/tfjs-backend-cpu";
 import "@tensorflow/tfjs-backend-webgpu";
 import "../../ops/register.ts";
-import { setLargestConvVariant } from "../../ops/conv_bn_relu_fwd.ts";
+import { useBrowserTiles } from "./browser_tiles.ts";
 import { UsageError } from "../../cli/args.ts";
 import { CLASS_NAMES } from "../../data/fashion_mnist.ts";
 import {
@@ -38,7 +38,6 @@ export interface BackendInfo {
 /** Tries WebGPU; falls back to the CPU backend and says why. */
 export async function startBackend(): Promise<BackendInfo> {
   silenceCpuBanner();
-  setLargestConvVariant("scalar"); // see there: SwiftShader cannot build the larger tiles
   let reason: string;
   const gpu = (navigator as Navigator & { gpu?: GPU }).gpu;
   if (!gpu) {
@@ -49,7 +48,9 @@ export async function startBackend(): Promise<BackendInfo> {
       reason = "WebGPU is present but offers no adapter (disabled, or no usable GPU)";
     } else {
       const info = adapter.info;
-      const name = [info.vendor, info.architecture, info.description].filter((s) => s).join(" | ");
+      const kind = useBrowserTiles(info);
+      const name = [info.vendor, info.architecture, info.description].filter((s) => s).join(" | ") +
+        (kind === "software" ? " (software adapter)" : "");
       try {
         if (await tf.setBackend("webgpu")) {
           await tf.ready();
