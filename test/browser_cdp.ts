@@ -156,6 +156,14 @@ export class Browser {
     return r.result.value as T;
   }
 
+  /** Sets the file of an <input type=file> (fires its change event, as a user's pick does). */
+  async setInputFile(selector: string, path: string): Promise<void> {
+    const { root } = await this.send("DOM.getDocument");
+    const { nodeId } = await this.send("DOM.querySelector", { nodeId: root.nodeId, selector });
+    if (!nodeId) throw new Error(`page: no element matches ${selector}`);
+    await this.send("DOM.setFileInputFiles", { nodeId, files: [path] });
+  }
+
   /** PNG screenshot of the viewport. */
   async screenshot(): Promise<Uint8Array> {
     const { data } = await this.send("Page.captureScreenshot", { format: "png" });
