@@ -138,7 +138,7 @@ export class Browser {
 
   /** Evaluates `expression` in the page, awaiting a promise; returns its JSON value. */
   async eval<T = unknown>(expression: string, timeoutMs = 120_000): Promise<T> {
-    let timer = 0;
+    let timer: ReturnType<typeof setTimeout> | undefined;
     const timeout = new Promise<never>((_, reject) => {
       timer = setTimeout(() => {
         const seen = this.console.map((c) => `${c.type}: ${c.text}`).join("\n");
