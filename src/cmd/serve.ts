@@ -16,7 +16,8 @@ const DEFS = {
 } as const;
 
 const USAGE = "fmnist serve --run DIR [--port N]";
-const INTRO = "Serves a page that classifies dropped PNG/JPEG images and test-set samples in the\n" +
+const INTRO =
+  "Serves a page that classifies dropped PNG/JPEG images and test-set samples in the\n" +
   "browser, on WebGPU with our inference kernel (tfjs's CPU backend where WebGPU is missing).\n" +
   "Only the page, its bundled script and the run's model weights are served. Ctrl-C stops it.";
 
