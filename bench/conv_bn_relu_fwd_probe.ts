@@ -11,7 +11,7 @@ import * as tf from "@tensorflow/tfjs-core";
 import { describeAdapter, initTf } from "../src/tf/setup.ts";
 import { convBnReluInfer, convBnReluTrain } from "../src/ops/conv_bn_relu.ts";
 import { convBnReluInferStock, convBnReluTrainStock } from "../src/ops/conv_bn_relu_stock.ts";
-import { useNaiveKernels } from "../src/ops/conv_bn_relu_fwd.ts";
+import { useNaiveKernels } from "../src/ops/kernel_flags.ts";
 
 interface Case {
   hw: number;
@@ -21,7 +21,7 @@ interface Case {
 }
 
 const CASES: Case[] = [
-  { hw: 28, cin: 1, cout: 32, k: 3 }, // first layer (cout4 variant)
+  { hw: 28, cin: 1, cout: 32, k: 3 }, // first layer (scalar x)
   { hw: 28, cin: 32, cout: 32, k: 3 },
   { hw: 14, cin: 64, cout: 64, k: 3 },
 ];
@@ -57,7 +57,7 @@ async function main() {
   const report = await initTf("webgpu");
   console.log(
     `${describeAdapter(report)}; batch ${batch}; median of ${reps}` +
-      `${useNaiveKernels() ? "; NAIVE v1 kernels" : ""}`,
+      `${useNaiveKernels() ? "; NAIVE oracle kernels" : ""}`,
   );
   for (const c of CASES) {
     const x = tf.randomNormal([batch, c.hw, c.hw, c.cin], 0, 1, "float32", 1) as tf.Tensor4D;

@@ -9,6 +9,8 @@ import {
   convBnReluInferStock,
   convBnReluTrainStock,
 } from "../src/ops/conv_bn_relu_stock.ts";
+import { convGeometry } from "../src/ops/conv_geometry.ts";
+import { CONV_VIEWS, shapeKey, tileChoices } from "../src/ops/conv_tiling.ts";
 import { measure, type Stats, type TimingOptions, type Work } from "./timing.ts";
 import { convBnReluWork, type KernelMode, layerLabel, type LayerShape } from "./work.ts";
 
@@ -69,6 +71,15 @@ export interface KernelCase {
   targetMet: boolean;
   /** "fused: message" for each implementation that threw; the suite goes on with the rest. */
   errors: string[];
+  /** Tile configurations the fused op's views ran with (conv_tiling.ts ids), e.g. fwd.r16c16v4. */
+  tileConfigs: string[];
+}
+
+/** The tile configurations recorded for a layer's views since the process started. */
+export function layerTileConfigs(l: LayerShape, batch: number): string[] {
+  const g = convGeometry([batch, l.h, l.w, l.cin], [l.k, l.k, l.cin, l.cout], l.stride, l.pad);
+  const choices = tileChoices();
+  return CONV_VIEWS.map((v) => choices.get(shapeKey(v, g))).filter((id): id is string => !!id);
 }
 
 export interface Ceilings {
@@ -270,6 +281,7 @@ export async function runKernelSuite(opts: KernelSuiteOptions): Promise<KernelCa
             target: SPEEDUP_TARGETS[mode],
             targetMet: speedupVsStock !== null && speedupVsStock >= SPEEDUP_TARGETS[mode],
             errors,
+            tileConfigs: layerTileConfigs(layer, batch),
           });
         }
       } finally {

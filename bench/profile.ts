@@ -7,6 +7,7 @@ import { createModel, MODEL_NAMES, type ModelName } from "../src/model/model.ts"
 import type { OpsKind } from "../src/model/layers.ts";
 import { makeTrainStep } from "../src/train/step.ts";
 import { describeAdapter } from "../src/tf/setup.ts";
+import { tileChoices } from "../src/ops/conv_tiling.ts";
 import { startBackend } from "./main.ts";
 import { textTable, writeTextFileAtomic } from "./report.ts";
 import { measure, type Stats } from "./timing.ts";
@@ -176,6 +177,11 @@ export async function main(argv: string[]): Promise<void> {
   const programs = summarizePrograms(primary.steps);
   if (programs.length > 0) {
     console.log("\n" + summaryTable(programs, f.top, primary.steps.length, "WebGPU program"));
+  }
+  const tiles = tileChoices();
+  if (tiles.size > 0) {
+    console.log("\ntile configs (view:shape class -> config):");
+    for (const [key, id] of tiles) console.log(`  ${key} -> ${id}`);
   }
   if (times.length === 2) {
     const fused = times.find((t) => t.ops === "fused")!.stats;

@@ -146,6 +146,11 @@ function kernelsTable(cases: KernelCase[]): Table {
     "fused/stock ms: median; speed-up = stock / fused; cpu = stock ops on the tfjs CPU backend " +
       "(host clock, vs the fused op's host clock); GFLOP/s, GB/s and % of roofline are the fused op's.",
   );
+  const configs = new Map<string, string>();
+  for (const c of cases) {
+    if (c.tileConfigs?.length) configs.set(`${c.label} b${c.batch}`, c.tileConfigs.join(", "));
+  }
+  for (const [layer, ids] of configs) notes.push(`tile configs ${layer}: ${ids}`);
   for (const c of cases) for (const e of c.errors) notes.push(`FAILED ${c.id}: ${e}`);
   return {
     title: "Kernels: fused conv+BN+ReLU vs stock tfjs ops",

@@ -2,19 +2,20 @@
 //
 // Training forward (ConvBnReluTrain) = 4 dispatches, because batch statistics need a grid-wide
 // reduction between the conv and the normalisation:
-//   1. conv        x, w -> z                    conv_bn_relu_fwd_{vec4,cout4,}.wgsl + epilogue_z
+//   1. conv        x, w -> z                    generated forward view (conv_gemm.ts), `store`
 //   2. bn_stats    z -> partials (P, 3, Cout)   per-chunk count/mean/M2, fully parallel
 //   3. finalize    partials -> stats (3, Cout)  Chan's merge; Cout invocations
 //   4. apply       z, stats, gamma, beta -> y   elementwise normalise + ReLU
 // The conv writes z (a kernel output saved for backward); passes 2-3 re-read it once. Fusing the
 // partials into the conv epilogue would need a second output buffer, which tfjs programs do not
 // have (one `result` binding), or a packed buffer and a copy of z out of it.
-// Inference (ConvBnReluInfer) = 1 dispatch: the same conv main loop with a scale/shift/ReLU
-// epilogue (BN folded on the host). On llvmpipe (batch 128, 3x3, 32->32 at 28x28 and 64->64 at
+// Inference (ConvBnReluInfer) = 1 dispatch: the same generated conv with the scaleShiftRelu
+// epilogue (BN folded on the host). The naive oracle (kernels/conv_fwd_naive.wgsl) replaces the
+// conv under the FMNIST_NAIVE_KERNELS flag. On llvmpipe (batch 128, 3x3, 32->32 at 28x28 and 64->64 at
 // 14x14) the conv is ~85% of the training forward, bn_stats ~5%, apply ~8%, finalize < 0.1%.
 //
-// Shader keys hold compile-time facts only (kernel version, epilogue, tile size, vector width);
-// every shape travels as a uniform, so one pipeline serves all batch sizes.
+// Shader keys hold compile-time facts only (tile config, epilogue, vector widths); every shape
+// travels as a uniform, so one pipeline serves all batch sizes.
 //
 // Importing this module registers both kernels for webgpu and cpu (src/ops/register.ts does).
 

@@ -81,7 +81,8 @@ abstract class ConvGemmProgram implements WebGPUProgram {
     this.outputComponent = widths.vb;
     this.workgroupSize = [config.workgroupSize, 1, 1];
     this.dispatch = dispatch;
-    this.shaderKey = `convGemm_${config.id}_va${widths.va}vb${widths.vb}_${epilogue}`;
+    const strides = widths.strides ? `_s${widths.strides.join("x")}` : "";
+    this.shaderKey = `convGemm_${config.id}_va${widths.va}vb${widths.vb}${strides}_${epilogue}`;
     this.code = convGemmSource(view, config, widths, epilogue);
     printShader(this.shaderKey, config.id, this.code);
   }
@@ -162,10 +163,17 @@ function geometryUniforms(g: ConvGeometry, rowsPerSplit = 0, numSplits = 0): Uni
 
 /** Vector widths a config gets at a shape: 4 where its channel counts are multiples of 4. */
 export function gemmWidths(view: ConvView, config: TileConfig, g: ConvGeometry): GemmWidths {
-  if (config.stageInWorkgroupMemory || config.vecWidth === 1) return { va: 1, vb: 1 };
+  if (config.stageInWorkgroupMemory) return { va: 1, vb: 1 };
+  if (config.vecWidth === 1) {
+    return view === "bwdData"
+      ? { va: 1, vb: 1, strides: [g.strideH, g.strideW] }
+      : { va: 1, vb: 1 };
+  }
   const w = (c: number) => (c % 4 === 0 ? 4 : 1) as 1 | 4;
   if (view === "fwd") return { va: w(g.inC), vb: w(g.outC) };
-  if (view === "bwdData") return { va: w(g.outC), vb: w(g.inC) };
+  if (view === "bwdData") {
+    return { va: w(g.outC), vb: w(g.inC), strides: [g.strideH, g.strideW] };
+  }
   return { va: w(g.inC), vb: w(g.outC) };
 }
 

@@ -39,6 +39,12 @@ export type ConvEpilogue = "store" | "scaleShiftRelu" | "biasRelu";
 export interface GemmWidths {
   va: 1 | 4;
   vb: 1 | 4;
+  /**
+   * bwdData register kernels: the strides as compile-time constants (part of the shader key).
+   * Their tap loops divide by the stride per row and tap; by a constant 1 or 2 that folds away
+   * or becomes a shift, by a uniform it is a scalarised per-lane division on llvmpipe.
+   */
+  strides?: [number, number];
 }
 
 /** Uniform fields every generated kernel reads (order = uniform struct order). */
@@ -95,8 +101,8 @@ function flatId(wg: number): string {
 
 /** bwdData: stride phase of this workgroup (grid z) and its pixel lattice. */
 const PHASE_SETUP = `
-  let sH = uniforms.strideH;
-  let sW = uniforms.strideW;
+  let sH = SH;
+  let sW = SW;
   let ph = i32(workgroupId.z) / sW;
   let pw = i32(workgroupId.z) - ph * sW;
   // First ih with (ih + padTop) % sH == ph, and how many such rows (likewise for columns).
@@ -539,10 +545,13 @@ export function convGemmSource(
     `alias VB = ${
       vecType(widths.vb)
     };\nconst VA : i32 = ${widths.va};\nconst VB_W : i32 = ${widths.vb};\n`;
+  const strides = widths.strides && view === "bwdData" && !cfg.stageInWorkgroupMemory
+    ? `const SH : i32 = ${widths.strides[0]};\nconst SW : i32 = ${widths.strides[1]};\n`
+    : "const SH : i32 = 0;\nconst SW : i32 = 0;\n"; // unused
   const body = cfg.stageInWorkgroupMemory
     ? workgroupTiles(view, cfg)
     : view === "bwdFilter"
     ? filterRowsRegister(cfg, widths)
     : pixelRowsRegister(view, cfg, widths);
-  return header + EPILOGUES[epilogue] + body;
+  return header + strides + EPILOGUES[epilogue] + body;
 }

@@ -106,17 +106,26 @@ function make(view: ConvView, kind: AdapterKind, shapes: Shape[]): TileConfig[] 
   return shapes.map((s) => ({ id: configId(view, s), view, kind, ...s }));
 }
 
-// Software candidates: tiles around the measured llvmpipe optima (kernel headers: forward 16x16
-// vec4; backward data 4 pixels x 8 channels; backward filter 8 rows x 8 channels), one smaller
-// and one larger each, so the tuner can move when an adapter differs.
+// Software candidates: tiles around the llvmpipe optima (bench/conv_gemm_probe.ts, batch 128,
+// enhanced-CNN layers, GPU timestamps on the shared 2-core machine, so ratios only):
+//   fwd       r16c16 5.0 / 3.8 / 4.1 GFLOP/s (28x28 32->32, 14x14 32->64, 64->64), r16c32 4.6 /
+//             4.8 / 4.4, r8c8 2.8 / 3.5 / 3.3, scalar r4c4 0.8 / 1.1 / 0.9;
+//   bwdData   r8c16 2.8 / 4.7 / 3.4, r8c8 2.9 / 3.5 / 3.0, r4c8 2.1 / 2.5 / 2.3;
+//   bwdFilter r8c16 s32 3.1 / 3.0 / 2.8, r8c8 s64 2.1 / 2.2 / 1.9, r4c8 1.6 / 1.6 / 1.5.
+// Tiles of 32-64 vec4 accumulators win: llvmpipe spills them, but loads per FMA matter more.
 const SOFTWARE: Record<ConvView, TileConfig[]> = {
-  fwd: make("fwd", "software", [reg(16, 16, 4), reg(8, 8, 4), reg(16, 32, 4), reg(4, 4, 1)]),
-  bwdData: make("bwdData", "software", [reg(4, 8, 4), reg(8, 8, 4), reg(8, 16, 4), reg(4, 4, 1)]),
+  fwd: make("fwd", "software", [reg(16, 16, 4), reg(16, 32, 4), reg(8, 8, 4), reg(4, 4, 1)]),
+  bwdData: make("bwdData", "software", [
+    reg(8, 16, 4),
+    reg(16, 16, 4),
+    reg(8, 8, 4),
+    reg(4, 8, 4),
+  ]),
   bwdFilter: make("bwdFilter", "software", [
-    reg(8, 8, 4, { splitK: 64 }),
-    reg(4, 8, 4, { splitK: 64 }),
     reg(8, 16, 4, { splitK: 32 }),
-    reg(8, 8, 4, { splitK: 256 }),
+    reg(16, 16, 4, { splitK: 32 }),
+    reg(8, 32, 4, { splitK: 32 }),
+    reg(8, 8, 4, { splitK: 64 }),
   ]),
 };
 
@@ -149,9 +158,18 @@ export function candidateConfigs(view: ConvView, kind: AdapterKind): TileConfig[
   return (kind === "software" ? SOFTWARE : DISCRETE)[view];
 }
 
-/** The built-in choice when tuning is off or has no entry. */
-export function defaultConfig(view: ConvView, kind: AdapterKind): TileConfig {
-  return candidateConfigs(view, kind)[0];
+/**
+ * The built-in choice when tuning is off or has no entry. With the geometry, one shape rule on
+ * software adapters: a forward with Cin < 4 (the model-input layer: K = KH*KW, scalar x) spends
+ * its time on per-tap address work, not FMAs, so it takes the widest column tile (r16c32: 46
+ * vs 66 ms for r16c16 at batch 128, 28x28 1->32, same run).
+ */
+export function defaultConfig(view: ConvView, kind: AdapterKind, g?: ConvGeometry): TileConfig {
+  const list = candidateConfigs(view, kind);
+  if (g && kind === "software" && view === "fwd" && g.inC < 4) {
+    return list.find((c) => c.id === "fwd.r16c32v4") ?? list[0];
+  }
+  return list[0];
 }
 
 /** Every configuration of a view, both kinds (tests run each against the CPU reference). */
@@ -265,7 +283,7 @@ export function resolveTileConfig(view: ConvView, g: ConvGeometry): TileConfig {
   const pinned = [...forced].reverse().find((c) => c.view === view) ?? envForced(view);
   let config = pinned ?? resolver?.(view, key);
   if (config && config.view !== view) config = undefined; // a stale cache entry: ignore it
-  config ??= defaultConfig(view, adapterKind);
+  config ??= defaultConfig(view, adapterKind, g);
   choices.set(key, config.id);
   return config;
 }

@@ -1,0 +1,92 @@
+// Per-view timing of the generated tiled convolution (src/ops/conv_gemm.ts) at the enhanced
+// CNN's layer shapes: every candidate tile configuration of the adapter's kind (or all of them)
+// for forward, backward-data and backward-filter, each view alone, plus forward + backward of
+// the whole fused op with the defaults. Figures behind the defaults in conv_tiling.ts.
+//
+//   deno run -A bench/conv_gemm_probe.ts [--batch 128] [--reps 5] [--all] [--layers 0,1]
+//       [--views fwd,bwdData,bwdFilter]
+//
+// Times are GPU timestamps (tf.time kernelMs, the sum over the view's dispatches: bwdData
+// includes the filter transpose, bwdFilter the partial sum), median of --reps after a warm-up
+// (first use compiles). FLOPs per view = 2*N*Ho*Wo*Cout*KH*KW*Cin.
+
+import * as tf from "@tensorflow/tfjs-core";
+import type { WebGPUBackend } from "@tensorflow/tfjs-backend-webgpu";
+import { describeAdapter, initTf } from "../src/tf/setup.ts";
+import { convGeometry } from "../src/ops/conv_geometry.ts";
+import { convBackpropData, convBackpropFilter, convForward } from "../src/ops/conv_gemm.ts";
+import {
+  allConfigs,
+  candidateConfigs,
+  CONV_VIEWS,
+  type ConvView,
+  currentAdapterKind,
+  defaultConfig,
+  type TileConfig,
+} from "../src/ops/conv_tiling.ts";
+import { ENHANCED_LAYERS } from "./kernels_suite.ts";
+
+function arg(name: string, fallback: string): string {
+  const i = Deno.args.indexOf(`--${name}`);
+  return i >= 0 && i + 1 < Deno.args.length ? Deno.args[i + 1] : fallback;
+}
+
+async function gpuMs(f: () => tf.Tensor, reps: number): Promise<number> {
+  const once = async () => {
+    let out: tf.Tensor | undefined;
+    const t = await tf.time(() => {
+      out = f();
+    });
+    await out!.data();
+    out!.dispose();
+    return t.kernelMs as number;
+  };
+  await once();
+  const times: number[] = [];
+  for (let i = 0; i < reps; i++) times.push(await once());
+  times.sort((a, b) => a - b);
+  return times[Math.floor(times.length / 2)];
+}
+
+async function main() {
+  const batch = Number(arg("batch", "128"));
+  const reps = Number(arg("reps", "5"));
+  const views = arg("views", CONV_VIEWS.join(",")).split(",") as ConvView[];
+  const layerIdx = arg("layers", "0,1,2,3").split(",").map(Number);
+  const report = await initTf("webgpu");
+  tf.env().set("WEBGPU_CPU_FORWARD", false);
+  const backend = tf.backend() as unknown as WebGPUBackend;
+  const kind = currentAdapterKind();
+  console.log(`${describeAdapter(report)}; ${kind} configs; batch ${batch}; median of ${reps}`);
+  for (const li of layerIdx) {
+    const l = ENHANCED_LAYERS[li];
+    const g = convGeometry([batch, l.h, l.w, l.cin], [l.k, l.k, l.cin, l.cout], 1, "same");
+    const x = tf.randomNormal([batch, l.h, l.w, l.cin], 0, 1, "float32", 1);
+    const w = tf.randomNormal([l.k, l.k, l.cin, l.cout], 0, 0.1, "float32", 2);
+    const dz = tf.randomNormal([batch, g.outH, g.outW, l.cout], 0, 1, "float32", 3);
+    const gflop = (2 * batch * g.outH * g.outW * l.cout * l.k * l.k * l.cin) / 1e9;
+    const name = `${l.h}x${l.w} ${l.cin}->${l.cout}`;
+    const tensor = (info: tf.TensorInfo) => tf.engine().makeTensorFromTensorInfo(info);
+    const run: Record<ConvView, (c: TileConfig) => tf.Tensor> = {
+      fwd: (c) => tensor(convForward(backend, x, w, g, "store", [], c)),
+      bwdData: (c) => tensor(convBackpropData(backend, dz, w, g, c)),
+      bwdFilter: (c) => tensor(convBackpropFilter(backend, dz, x, g, c)),
+    };
+    for (const view of views) {
+      const configs = Deno.args.includes("--all") ? allConfigs(view) : candidateConfigs(view, kind);
+      for (const c of configs) {
+        const ms = await gpuMs(() => run[view](c), reps);
+        const mark = c.id === defaultConfig(view, kind).id ? " (default)" : "";
+        console.log(
+          `${name.padEnd(14)} ${view.padEnd(9)} ${c.id.padEnd(28)} ${
+            ms.toFixed(1).padStart(8)
+          } ms ` +
+            `${(gflop / (ms / 1e3)).toFixed(1).padStart(6)} GFLOP/s${mark}`,
+        );
+      }
+    }
+    tf.dispose([x, w, dz]);
+  }
+}
+
+if (import.meta.main) await main();
