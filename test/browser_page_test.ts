@@ -9,6 +9,7 @@ import { CLASS_NAMES } from "../src/data/fashion_mnist.ts";
 import { loadInputs, predictImages } from "../src/eval/predict.ts";
 import { loadModelForInference } from "../src/model/checkpoint.ts";
 import { type RunningServer, startServer } from "../src/serve/server.ts";
+import { MAX_FILE_BYTES } from "../src/serve/page/classifier.ts";
 import { initTf } from "../src/tf/setup.ts";
 import { Browser, chromiumMissing } from "./browser_cdp.ts";
 import { greyPng, pngDeclaring, writeUntrainedRun } from "./browser_fixtures.ts";
@@ -83,6 +84,10 @@ Deno.test({
       await Deno.writeFile(broken, bytes.slice(0, 60)); // signature and IHDR, data cut off
       const bomb = `${dir}/bomb.png`;
       await Deno.writeFile(bomb, pngDeclaring(30000, 30000));
+      const huge = `${dir}/huge.png`; // a valid start, then padding past the page's file limit
+      const hugeBytes = new Uint8Array(MAX_FILE_BYTES + 1);
+      hugeBytes.set(bytes);
+      await Deno.writeFile(huge, hugeBytes);
 
       // What `deno task predict --run DIR garment.png` computes (same functions, all 10 classes),
       // on Deno's WebGPU (wgpu), and the command's own printed top-1.
@@ -123,6 +128,8 @@ Deno.test({
             assert.ok(bad.errorShown && !bad.outputShown, "the message replaces the result");
             const big = await classifyFile(b, bomb);
             assert.match(big.error ?? "", /bomb\.png: image declares 30000x30000 pixels/);
+            const tooLong = await classifyFile(b, huge);
+            assert.match(tooLong.error ?? "", /huge\.png: 20\.0 MB, over the 20 MB limit/);
             const sample = await b.eval<{ error: string | null; source: string }>(`(async () => {
             document.getElementById("next").click();
             await fmnist.idle;

@@ -1,3 +1,4 @@
+/// <reference lib="dom" />
 // The page's model side: backend start-up (WebGPU, else tfjs's CPU backend), the run's model from
 // the server, and classification through the same modules as `deno task predict`
 // (image_preprocess.ts for the pixels, eval/predict.ts for the forward pass and top-k).
