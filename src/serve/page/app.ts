@@ -13,6 +13,7 @@ import {
   loadModel,
   MAX_FILE_BYTES,
   prepareImage,
+  setDeviceLostHandler,
   startBackend,
 } from "./classifier.ts";
 
@@ -45,6 +46,9 @@ async function start() {
   $("limits").textContent = `PNG or JPEG, up to ${MAX_FILE_BYTES / 1024 / 1024} MB and ` +
     `${MAX_IMAGE_SIDE} px per side (${MAX_IMAGE_PIXELS / 1e6} megapixels).`;
   wireInputs();
+  setDeviceLostHandler((reason) =>
+    showError(`The GPU device was lost (${reason}); reload the page to start again.`)
+  );
   try {
     const backend = await startBackend();
     const status = $("backend");

@@ -36,6 +36,12 @@ export interface BackendInfo {
   fallback: string | null;
 }
 
+/** Called when the WebGPU device is lost (a driver reset or crash): pending GPU reads never end. */
+let onDeviceLost: ((reason: string) => void) | null = null;
+export function setDeviceLostHandler(f: (reason: string) => void): void {
+  onDeviceLost = f;
+}
+
 /** Tries WebGPU; falls back to the CPU backend and says why. */
 export async function startBackend(): Promise<BackendInfo> {
   silenceCpuBanner();
@@ -55,6 +61,8 @@ export async function startBackend(): Promise<BackendInfo> {
       try {
         if (await tf.setBackend("webgpu")) {
           await tf.ready();
+          const device = (tf.backend() as unknown as { device: GPUDevice }).device;
+          device.lost.then((lost) => onDeviceLost?.(lost.message || lost.reason));
           return { backend: "webgpu", adapter: name || "unnamed adapter", fallback: null };
         }
         reason = "the tfjs WebGPU backend did not start";
