@@ -53,6 +53,9 @@ export async function main(argv: string[]): Promise<void> {
   Deno.addSignalListener("SIGINT", stop);
   Deno.addSignalListener("SIGTERM", stop);
   console.log(`serve: ${server.url} (model from ${f.run}; Ctrl-C stops)`);
+  if (!["127.0.0.1", "localhost", "::1"].includes(f.host)) {
+    console.log(`serve: bound to ${f.host}: other machines on the network can open the page`);
+  }
   if (f["kernel-tests"]) console.log(`serve: kernel tests at ${server.url}kernel-tests.html`);
   await server.finished;
   Deno.removeSignalListener("SIGINT", stop);

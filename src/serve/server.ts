@@ -7,8 +7,8 @@
 // in the table (404). The model is the run's best checkpoint reduced to the inference weights
 // (no optimizer state, no training configuration). Classification happens in the browser, so the
 // server accepts no uploads: a request body over MAX_REQUEST_BODY_BYTES is refused with 413
-// without being read in full, and any method other than GET/HEAD gets 405. Requests whose Host is
-// not this machine's loopback name get 403 (a DNS-rebinding page cannot read the model).
+// without being read in full, and any method other than GET/HEAD gets 405. Bound to loopback,
+// requests whose Host is not a loopback name get 403 (a DNS-rebinding page cannot read them).
 
 import { readIdx } from "../data/idx.ts";
 import { IMAGE_SIZE, LOCAL_DIR, SYSTEM_DIR } from "../data/fashion_mnist.ts";
@@ -178,10 +178,13 @@ export function makeHandler(
   hostname: string,
 ): (req: Request) => Promise<Response> {
   const built = new Map<string, Promise<Uint8Array | string>>();
+  // Bound to loopback, only loopback names are expected in Host; bound elsewhere (--host), the
+  // user has chosen to expose the page and its clients use whatever name reaches the machine.
+  const loopbackOnly = LOOPBACK_HOSTS.has(hostname) || hostname === "::1";
   return async (req) => {
     const url = new URL(req.url);
     const host = (req.headers.get("host") ?? "").replace(/:\d+$/, "");
-    if (!LOOPBACK_HOSTS.has(host) && host !== hostname) {
+    if (loopbackOnly && !LOOPBACK_HOSTS.has(host)) {
       return text(403, `forbidden: unexpected Host "${host}"`);
     }
     if (req.method !== "GET" && req.method !== "HEAD") {
