@@ -34,6 +34,13 @@ export async function readKernelSources(): Promise<Record<string, string>> {
  * deno bundle's message when the build fails.
  */
 export async function bundleForBrowser(entry: string | URL): Promise<string> {
+  const deno = Deno.execPath();
+  if (!/^deno(\.exe)?$/.test(deno.split(/[\\/]/).pop() ?? "")) {
+    throw new Error(
+      `the page is bundled with \`deno bundle\`, and this program runs as ${deno}, not deno: ` +
+        "start it with `deno task serve` from the project folder",
+    );
+  }
   const config = JSON.parse(await Deno.readTextFile(new URL("deno.json", ROOT)));
   const importMap = {
     imports: {
@@ -47,7 +54,7 @@ export async function bundleForBrowser(entry: string | URL): Promise<string> {
     const outPath = `${tmp}/bundle.js`;
     await Deno.writeTextFile(mapPath, JSON.stringify(importMap));
     const entryPath = entry instanceof URL ? entry.pathname : entry;
-    const { success, stderr } = await new Deno.Command(Deno.execPath(), {
+    const { success, stderr } = await new Deno.Command(deno, {
       args: [
         "bundle",
         "--quiet",
