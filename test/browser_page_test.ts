@@ -110,7 +110,7 @@ Deno.test({
       server = await startServer({ run: dir, port: 0 });
 
       await t.step(
-        "WebGPU: loads cleanly, same result as predict, messages for bad images",
+        "WebGPU: loads cleanly, PNG as predict, a JPEG, messages for bad images",
         async () => {
           const b = await Browser.launch({ webgpu: true });
           try {
@@ -130,6 +130,22 @@ Deno.test({
             assert.match(big.error ?? "", /bomb\.png: image declares 30000x30000 pixels/);
             const tooLong = await classifyFile(b, huge);
             assert.match(tooLong.error ?? "", /huge\.png: 20\.0 MB, over the 20 MB limit/);
+            // A JPEG made by the browser's own encoder (no JPEG encoder in our dependencies).
+            const jpeg = `${dir}/drawn.jpg`;
+            const b64 = await b.eval<string>(`(async () => {
+            const c = new OffscreenCanvas(50, 70);
+            const g = c.getContext("2d");
+            g.fillStyle = "#eee"; g.fillRect(0, 0, 50, 70);
+            g.fillStyle = "#222"; g.fillRect(12, 8, 26, 54);
+            const blob = await c.convertToBlob({ type: "image/jpeg", quality: 0.9 });
+            const bytes = new Uint8Array(await blob.arrayBuffer());
+            return btoa(String.fromCharCode(...bytes));
+          })()`);
+            await Deno.writeFile(jpeg, Uint8Array.from(atob(b64), (ch) => ch.charCodeAt(0)));
+            const fromJpeg = await classifyFile(b, jpeg);
+            assert.equal(fromJpeg.error, null, fromJpeg.error ?? "");
+            assert.equal(fromJpeg.source, "drawn.jpg");
+            assert.ok(Math.abs(fromJpeg.probabilities!.reduce((a, p) => a + p, 0) - 1) < 1e-4);
             const sample = await b.eval<{ error: string | null; source: string }>(`(async () => {
             document.getElementById("next").click();
             await fmnist.idle;
