@@ -17,14 +17,23 @@ const { values } = parseArgs({
 });
 if (!values.run) throw new Error("give --run DIR");
 const server = await startServer({ run: values.run, port: 0 });
-const b = await Browser.launch({ webgpu: true, width: 960, height: 420 });
+const b = await Browser.launch({ webgpu: true });
 try {
+  await b.send("Emulation.setDeviceMetricsOverride", {
+    width: 960,
+    height: 400,
+    deviceScaleFactor: 1,
+    mobile: false,
+  });
   await b.open(server.url);
   await b.eval("fmnist.ready");
   const target = Number(values.sample);
-  for (let i = 0; i <= target; i++) {
-    await b.eval(`(async () => { document.getElementById("next").click(); await fmnist.idle; })()`);
-  }
+  const click = (id: string) =>
+    b.eval(`(async () => { document.getElementById("${id}").click(); await fmnist.idle; })()`);
+  for (let i = 0; i <= target; i++) await click("next");
+  // Once more (away and back), so the time shown is not the first call's shader compilation.
+  await click("prev");
+  await click("next");
   const error = await b.eval<string | null>("fmnist.error");
   if (error) throw new Error(error);
   await Deno.writeFile(values.out!, await b.screenshot());
