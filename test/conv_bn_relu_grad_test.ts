@@ -20,8 +20,8 @@ import * as tf from "@tensorflow/tfjs-core";
 import { initTf } from "../src/tf/setup.ts";
 import { convBnReluTrain } from "../src/ops/conv_bn_relu.ts";
 import { convBnReluTrainStock } from "../src/ops/conv_bn_relu_stock.ts";
+import { CONV_BACKPROP_DATA } from "../src/ops/conv_backprop.ts";
 import {
-  CONV_BACKPROP_DATA,
   CONV_BN_RELU_TRAIN_GRAD,
   CONV_BN_RELU_TRAIN_PARAM_GRADS,
 } from "../src/ops/conv_bn_relu_grad.ts";

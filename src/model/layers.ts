@@ -4,6 +4,7 @@
 import * as tf from "@tensorflow/tfjs-core";
 import { convBnReluInfer, convBnReluTrain } from "../ops/conv_bn_relu.ts";
 import { convBnReluInferStock, convBnReluTrainStock } from "../ops/conv_bn_relu_stock.ts";
+import { convBiasRelu } from "../ops/conv_bias_relu.ts";
 import type { ParamStore } from "./params.ts";
 import type { Rng } from "./random.ts";
 
@@ -13,16 +14,27 @@ export type OpsKind = "fused" | "stock";
 /** Keras's default: moving = 0.99 * moving + 0.01 * batch. */
 export const BN_MOMENTUM = 0.99;
 
-/** Plain conv + bias + ReLU (baseline model), tfjs's fused conv2d. */
+/**
+ * Plain conv 3x3 + bias + ReLU (baseline model): our op (src/ops/conv_bias_relu.ts, the
+ * generated conv kernels) or, with `ops: "stock"`, tfjs's fused conv2d.
+ */
 export function convRelu(
   store: ParamStore,
   name: string,
   inC: number,
   outC: number,
   pad: "same" | "valid",
+  ops: OpsKind = "fused",
 ): Layer {
   const filter = store.heNormal(`${name}/kernel`, [3, 3, inC, outC], 9 * inC);
   const bias = store.constant(`${name}/bias`, [outC], 0);
+  if (ops === "fused") {
+    return (x) =>
+      convBiasRelu(x as tf.Tensor4D, filter as tf.Tensor4D, bias as tf.Tensor1D, {
+        strides: 1,
+        pad,
+      });
+  }
   return (x) =>
     tf.fused.conv2d({
       x: x as tf.Tensor4D,

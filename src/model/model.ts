@@ -1,6 +1,7 @@
 // The three Fashion-MNIST models, built functionally from named variables.
 //
-//   baseline  conv32-pool-conv64-pool-dense128-dense10, stock tfjs ops, ~225k params
+//   baseline  conv32-pool-conv64-pool-dense128-dense10, ~225k params (conv + bias + ReLU: our
+//             generated kernels, or tfjs's fused conv2d with --ops stock)
 //   enhanced  [cbr32 cbr32] pool [cbr64 cbr64] pool, dropout, dense128, dropout, dense10, ~0.47M
 //   wide      [cbr64 cbr64] pool [cbr128 cbr128] pool [cbr256 cbr256], global avg pool,
 //             dropout, dense10, ~1.15M (meant for augmentation)
@@ -101,9 +102,9 @@ export function createModel(name: ModelName, opts: ModelOptions = {}): Model {
 function buildLayers(store: ParamStore, c: ModelConfig, rng: Rng): Layer[] {
   if (c.name === "baseline") {
     return [
-      convRelu(store, "conv1", 1, 32, "valid"), // 26x26
+      convRelu(store, "conv1", 1, 32, "valid", c.ops), // 26x26
       maxPool2(), // 13x13
-      convRelu(store, "conv2", 32, 64, "valid"), // 11x11
+      convRelu(store, "conv2", 32, 64, "valid", c.ops), // 11x11
       maxPool2(), // 5x5
       flatten(),
       dropout(c.dropout, rng),

@@ -21,7 +21,8 @@ import type { WebGPUBackend, WebGPUProgram } from "@tensorflow/tfjs-backend-webg
 import type { ConvGeometry } from "./conv_geometry.ts";
 import { kernelSource, runProgram, type Uniform } from "./webgpu_program.ts";
 import { useNaiveKernels } from "./kernel_flags.ts";
-import { convBackpropData, convBackpropFilter, flat } from "./conv_gemm.ts";
+import { flat } from "./conv_gemm.ts";
+import { runBackpropData, runBackpropFilter } from "./conv_passes.ts";
 
 /** One uniform field: WGSL name, WGSL type, value. */
 type Field = [name: string, type: "i32" | "f32", value: number];
@@ -85,8 +86,6 @@ class BnReluBwdReduceProgram extends BnReluBwdProgram {}
 class BnReluBwdDzProgram extends BnReluBwdProgram {}
 class SumPartialsProgram extends BnReluBwdProgram {}
 class BnReluBwdReduceNaiveProgram extends BnReluBwdProgram {}
-class ConvBwdDataNaiveProgram extends BnReluBwdProgram {}
-class ConvBwdFilterNaiveProgram extends BnReluBwdProgram {}
 
 function run(
   backend: WebGPUBackend,
@@ -230,44 +229,6 @@ function bnReluBackward(backend: WebGPUBackend, t: ConvBnReluGradTensors, g: Con
     chunkFields,
   );
   return { dz, dbeta, dgamma };
-}
-
-/** dx (N, H, W, Cin) from dz: the generated bwdData view, or the naive oracle. */
-export function runBackpropData(
-  backend: WebGPUBackend,
-  dz: TensorInfo,
-  filter: TensorInfo,
-  g: ConvGeometry,
-): TensorInfo {
-  if (!useNaiveKernels()) return convBackpropData(backend, dz, filter, g);
-  const geo = geometryFields(g);
-  const program = new ConvBwdDataNaiveProgram({
-    kernel: "conv_bwd_data_naive",
-    variableNames: ["dz", "w"],
-    outputSize: g.batch * g.inH * g.inW * g.inC,
-    fields: geo,
-  });
-  const dx = run(backend, program, [dz, filter], geo);
-  return { dataId: dx.dataId, shape: [g.batch, g.inH, g.inW, g.inC], dtype: "float32" };
-}
-
-/** dfilter (KH, KW, Cin, Cout) from dz and x: the generated bwdFilter view, or the oracle. */
-export function runBackpropFilter(
-  backend: WebGPUBackend,
-  dz: TensorInfo,
-  x: TensorInfo,
-  g: ConvGeometry,
-): TensorInfo {
-  if (!useNaiveKernels()) return convBackpropFilter(backend, dz, x, g);
-  const geo = geometryFields(g);
-  const program = new ConvBwdFilterNaiveProgram({
-    kernel: "conv_bwd_filter_naive",
-    variableNames: ["dz", "x"],
-    outputSize: g.kH * g.kW * g.inC * g.outC,
-    fields: geo,
-  });
-  const df = run(backend, program, [dz, x], geo);
-  return { dataId: df.dataId, shape: [g.kH, g.kW, g.inC, g.outC], dtype: "float32" };
 }
 
 /**

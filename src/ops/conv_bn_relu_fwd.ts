@@ -27,9 +27,7 @@ import {
 } from "@tensorflow/tfjs-core";
 import type { WebGPUBackend, WebGPUProgram } from "@tensorflow/tfjs-backend-webgpu";
 import { kernelSource, runProgram } from "./webgpu_program.ts";
-import { bindingNames, type ConvEpilogue, epilogueSnippet } from "./conv_gemm_wgsl.ts";
-import { convForward } from "./conv_gemm.ts";
-import { useNaiveKernels } from "./kernel_flags.ts";
+import { runConvForward as runConv } from "./conv_passes.ts";
 import { type ConvGeometry, convGeometry } from "./conv_geometry.ts";
 import {
   CONV_BN_RELU_INFER,
@@ -47,34 +45,6 @@ function splitGroups(groups: number): [number, number] {
   if (groups <= MAX_GROUPS_PER_DIM) return [groups, 1];
   const z = Math.ceil(groups / MAX_GROUPS_PER_DIM);
   return [Math.ceil(groups / z), z];
-}
-
-/** Naive conv (oracle): one output element per invocation; see kernels/conv_fwd_naive.wgsl. */
-export class ConvFwdNaiveProgram implements WebGPUProgram {
-  outputShape: number[];
-  shaderKey: string;
-  dispatchLayout: DispatchLayout;
-  dispatch: Dispatch;
-  variableNames: string[];
-  workgroupSize: [number, number, number] = [64, 1, 1];
-  uniforms = "stride : vec2<i32>, pad : vec2<i32>,";
-  size = true;
-  private epilogue: ConvEpilogue;
-
-  constructor(g: ConvGeometry, epilogue: ConvEpilogue) {
-    this.outputShape = [g.batch, g.outH, g.outW, g.outC];
-    this.epilogue = epilogue;
-    this.variableNames = bindingNames("fwd", epilogue);
-    this.dispatchLayout = { x: [0, 1, 2, 3] };
-    const size = this.outputShape.reduce((a, b) => a * b, 1);
-    const [gx, gz] = splitGroups(Math.ceil(size / 64));
-    this.dispatch = [gx, 1, gz];
-    this.shaderKey = `convFwdNaive_${epilogue}`;
-  }
-
-  getUserCode(): string {
-    return epilogueSnippet(this.epilogue, 1) + kernelSource("conv_fwd_naive");
-  }
 }
 
 /** Pass 2: per-chunk (count, mean, M2) of z; see kernels/bn_stats.wgsl. */
@@ -163,22 +133,6 @@ export class BnReluApplyProgram implements WebGPUProgram {
     return vectorAlias(this.outputComponent) + `const ROWS = ${APPLY_ROWS};\n` +
       kernelSource("bn_relu_apply");
   }
-}
-
-/** The conv main pass: the generated tiled kernel, or the naive oracle under the flag. */
-export function runConv(
-  backend: WebGPUBackend,
-  x: TensorInfo,
-  filter: TensorInfo,
-  g: ConvGeometry,
-  epilogue: ConvEpilogue,
-  perChannel: TensorInfo[] = [],
-): TensorInfo {
-  if (!useNaiveKernels()) return convForward(backend, x, filter, g, epilogue, perChannel);
-  return runProgram(backend, new ConvFwdNaiveProgram(g, epilogue), [x, filter, ...perChannel], [
-    { type: "int32" as const, data: [g.strideH, g.strideW] },
-    { type: "int32" as const, data: [g.padTop, g.padLeft] },
-  ]);
 }
 
 /** Training forward on the GPU: returns [y, z, stats]; intermediate partials are released. */

@@ -16,9 +16,9 @@ import {
   type ConvBnReluGradTensors,
   convBnReluParamGradsWebGPU,
   convBnReluTrainGradWebGPU,
-  runBackpropData,
 } from "./conv_bn_relu_bwd.ts";
 import { bnReluBackwardRef, convBackpropRef, convBnReluGradRef } from "./conv_bn_relu_grad_ref.ts";
+import { convBackpropData } from "./conv_backprop.ts";
 import { DEFAULT_EPSILON } from "./conv_bn_relu_stock.ts";
 import { CONV_BN_RELU_TRAIN, type ConvBnReluKernelAttrs } from "./conv_bn_relu.ts";
 
@@ -29,8 +29,6 @@ import { CONV_BN_RELU_TRAIN, type ConvBnReluKernelAttrs } from "./conv_bn_relu.t
 export const CONV_BN_RELU_TRAIN_GRAD = "ConvBnReluTrainGrad";
 /** Inputs and attrs as ConvBnReluTrainGrad; outputs [dz, dfilter, dgamma, dbeta]. */
 export const CONV_BN_RELU_TRAIN_PARAM_GRADS = "ConvBnReluTrainParamGrads";
-/** Inputs {dz, filter}; attrs {strides, pad, inShape: [N, H, W, Cin]}; output dx. */
-export const CONV_BACKPROP_DATA = "ConvBackpropData";
 
 type GradInputs = Record<keyof ConvBnReluGradTensors, TensorInfo>;
 const INPUT_NAMES: (keyof ConvBnReluGradTensors)[] = [
@@ -159,54 +157,6 @@ tf.registerKernel({
     ];
   },
 });
-
-/** Geometry of ConvBackpropData from its attrs and inputs; throws naming the mismatch. */
-function backpropDataGeometry(inputs: tf.NamedTensorInfoMap, attrs: NamedAttrMap = {}) {
-  const { dz, filter } = inputs;
-  if (!dz || !filter) throw new Error(`${CONV_BACKPROP_DATA}: needs inputs dz and filter`);
-  const a = kernelAttrs(attrs);
-  const g = convGeometry(attrs.inShape as number[], filter.shape, a.strides, a.pad);
-  const zShape = [g.batch, g.outH, g.outW, g.outC];
-  if (!tf.util.arraysEqual(dz.shape, zShape)) {
-    throw new Error(`${CONV_BACKPROP_DATA}: dz must have shape [${zShape}], got [${dz.shape}]`);
-  }
-  return { g, dz, filter };
-}
-
-tf.registerKernel({
-  kernelName: CONV_BACKPROP_DATA,
-  backendName: "webgpu",
-  kernelFunc: ({ inputs, attrs, backend }) => {
-    const { g, dz, filter } = backpropDataGeometry(inputs, attrs);
-    return runBackpropData(backend as unknown as WebGPUBackend, dz, filter, g);
-  },
-});
-
-tf.registerKernel({
-  kernelName: CONV_BACKPROP_DATA,
-  backendName: "cpu",
-  kernelFunc: ({ inputs, attrs, backend }) => {
-    const { g, dz, filter } = backpropDataGeometry(inputs, attrs);
-    const cpu = backend as unknown as CpuBackend;
-    const values = (t: TensorInfo) => cpu.data.get(t.dataId).values;
-    const { dx } = convBackpropRef(values(dz), null, values(filter), g);
-    return cpu.makeTensorInfo([g.batch, g.inH, g.inW, g.inC], "float32", Float32Array.from(dx));
-  },
-});
-
-/** dx = conv2d backprop-input of dz for an input of shape `inShape`. */
-export function convBackpropData(
-  dz: tf.Tensor4D,
-  filter: tf.Tensor4D,
-  inShape: readonly number[],
-  attrs: { strides: [number, number]; pad: "same" | "valid" },
-): tf.Tensor4D {
-  return tf.engine().runKernel(
-    CONV_BACKPROP_DATA,
-    { dz, filter },
-    { ...attrs, inShape: [...inShape] } as unknown as NamedAttrMap,
-  ) as tf.Tensor4D;
-}
 
 /** Runs the backward kernel: [dx, dfilter, dgamma, dbeta] for dy = dLoss/dy. */
 export function convBnReluTrainGrad(

@@ -2,3 +2,5 @@
 // Importing this module once is enough; `src/tf/setup.ts` does it.
 import "./conv_bn_relu_fwd.ts";
 import "./conv_bn_relu_grad.ts";
+import "./conv_backprop.ts";
+import "./conv_bias_relu.ts";
