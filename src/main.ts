@@ -9,6 +9,7 @@ const COMMANDS: Record<string, () => Promise<{ main(argv: string[]): Promise<voi
   predict: () => import("./cmd/predict.ts"),
   export: () => import("./cmd/export.ts"),
   tune: () => import("./cmd/tune.ts"),
+  serve: () => import("./cmd/serve.ts"),
   bench: () => import("./cmd/bench.ts"),
   profile: () => import("./cmd/profile.ts"),
 };

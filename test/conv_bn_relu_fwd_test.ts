@@ -21,8 +21,7 @@ import {
   foldBatchNorm,
 } from "../src/ops/conv_bn_relu.ts";
 import { convBnReluInferStock, convBnReluTrainStock } from "../src/ops/conv_bn_relu_stock.ts";
-import { convBnReluInferRef, convBnReluTrainRef } from "../src/ops/conv_bn_relu_ref.ts";
-import { type ConvGeometry, convGeometry } from "../src/ops/conv_geometry.ts";
+import { convBnReluTrainRef } from "../src/ops/conv_bn_relu_ref.ts";
 import { defaultConfig } from "../src/ops/conv_tiling.ts";
 import { type Tolerance } from "./helpers/compare.ts";
 import {
@@ -33,154 +32,25 @@ import {
   describeCase,
   GPU_TEST,
   runs,
-  seededUniform,
   TILE_EDGE_CASES,
   withGpu,
   withTileConfig,
 } from "./helpers/op_check.ts";
+import {
+  caseData,
+  checkGpuAgainstRef,
+  EPS,
+  runOurs,
+  runTrainKernel,
+  STATS_TOL,
+  tensors,
+  Y_TOL,
+} from "./helpers/conv_bn_relu_checks.ts";
 
-const EPS = 1e-3;
-
-// ---- tolerances (pass rule |a - e| <= atol + rtol * |e|) --------------------------------------
-// Inputs are U(-1, 1), so one z element sums K = KH*KW*Cin <= 425 products of size <= 1: float32
-// accumulation (in a different order than the float64 reference) is off by about
-// sqrt(K) * 2^-24 * |partial sums| ~ 1e-5 in the worst cases here.
-const Z_TOL: Tolerance = { atol: 1e-4, rtol: 1e-4 };
-// mean/variance: float32 reductions over M = N*Ho*Wo <= ~400 values of z (two-pass within
-// chunks, Chan's merge across chunks); invStd inherits the variance's relative error / 2, and
-// var + eps >= 1e-3 bounds it.
-const STATS_TOL: Tolerance = { atol: 1e-4, rtol: 1e-4 };
-// y = gamma*(z - mean)*invStd + beta: the absolute error of z - mean (~1e-5) is multiplied by
-// invStd, up to 1/sqrt(eps) ~ 32 when a channel's variance is ~0 (e.g. a single output pixel).
-const Y_TOL: Tolerance = { atol: 1e-3, rtol: 1e-3 };
 // The stock chain runs in float32 too (its moments and batchNorm formulas differ from ours).
 const STOCK_TOL: Tolerance = { atol: 2e-3, rtol: 2e-3 };
-
-// ---- helpers ----------------------------------------------------------------------------------
-
 const onGpu = withGpu;
 type FwdCase = ConvCase;
-
-interface CaseData {
-  c: FwdCase;
-  g: ConvGeometry;
-  x: Float32Array;
-  filter: Float32Array;
-  gamma: Float32Array;
-  beta: Float32Array;
-  /** Running statistics for inference (variance > 0). */
-  movingMean: Float32Array;
-  movingVariance: Float32Array;
-}
-
-function caseData(c: FwdCase): CaseData {
-  const g = convGeometry(
-    [c.n, c.h, c.w, c.cin],
-    [c.kh, c.kw, c.cin, c.cout],
-    c.strides,
-    c.pad,
-  );
-  return {
-    c,
-    g,
-    x: seededUniform(c.n * c.h * c.w * c.cin, c.seed),
-    filter: seededUniform(c.kh * c.kw * c.cin * c.cout, c.seed + 1),
-    gamma: seededUniform(c.cout, c.seed + 2).map((v) => 1 + 0.5 * v),
-    beta: seededUniform(c.cout, c.seed + 3),
-    movingMean: seededUniform(c.cout, c.seed + 4),
-    movingVariance: seededUniform(c.cout, c.seed + 5).map((v) => 1 + 0.9 * v),
-  };
-}
-
-/** Tensors of one case on the current backend. */
-function tensors(d: CaseData) {
-  const { c } = d;
-  return {
-    x: tf.tensor4d(d.x, [c.n, c.h, c.w, c.cin]),
-    filter: tf.tensor4d(d.filter, [c.kh, c.kw, c.cin, c.cout]),
-    gamma: tf.tensor1d(d.gamma),
-    beta: tf.tensor1d(d.beta),
-    movingMean: tf.tensor1d(d.movingMean),
-    movingVariance: tf.tensor1d(d.movingVariance),
-  };
-}
-
-interface FwdResult {
-  y: Float32Array;
-  mean: Float32Array;
-  variance: Float32Array;
-  yInfer: Float32Array;
-}
-
-/** Runs our op (training and inference) on the current backend and reads everything back. */
-async function runOurs(d: CaseData): Promise<FwdResult> {
-  const t = tensors(d);
-  const attrs = { strides: d.c.strides, pad: d.c.pad, epsilon: EPS };
-  const r = convBnReluTrain(t.x, t.filter, t.gamma, t.beta, attrs);
-  const yi = convBnReluInfer(
-    t.x,
-    t.filter,
-    t.gamma,
-    t.beta,
-    t.movingMean,
-    t.movingVariance,
-    attrs,
-  );
-  const out = {
-    y: (await r.y.data()) as Float32Array,
-    mean: (await r.mean.data()) as Float32Array,
-    variance: (await r.variance.data()) as Float32Array,
-    yInfer: (await yi.data()) as Float32Array,
-  };
-  tf.dispose([r.y, r.mean, r.variance, yi, ...Object.values(t)]);
-  return out;
-}
-
-/** The raw kernel outputs [y, z, stats] on the current backend. */
-async function runTrainKernel(d: CaseData) {
-  const t = tensors(d);
-  const outs = tf.engine().runKernel("ConvBnReluTrain", {
-    x: t.x,
-    filter: t.filter,
-    gamma: t.gamma,
-    beta: t.beta,
-  }, { strides: d.c.strides, pad: d.c.pad, epsilon: EPS }) as tf.Tensor[];
-  const [y, z, stats] = await Promise.all(outs.map((o) => o.data()));
-  tf.dispose([...outs, ...Object.values(t)]);
-  return { y: y as Float32Array, z: z as Float32Array, stats: stats as Float32Array };
-}
-
-function refInfer(d: CaseData): Float32Array {
-  const scale = d.gamma.map((g, i) => g / Math.sqrt(d.movingVariance[i] + EPS));
-  const shift = d.beta.map((b, i) => b - d.movingMean[i] * scale[i]);
-  return convBnReluInferRef(d.x, d.filter, scale, shift, d.g);
-}
-
-/** Checks the GPU kernels against the CPU reference for one case (webgpu must be current). */
-async function checkGpuAgainstRef(d: CaseData, label = describeCase(d.c)) {
-  const ref = convBnReluTrainRef(d.x, d.filter, d.gamma, d.beta, d.g, EPS);
-  const k = await runTrainKernel(d);
-  const ours = await runOurs(d);
-  const outC = d.g.outC;
-  checkOp(
-    { ...k, mean: ours.mean, variance: ours.variance, yInfer: ours.yInfer },
-    {
-      ...ref,
-      mean: ref.stats.subarray(0, outC),
-      variance: ref.stats.subarray(outC, 2 * outC),
-      yInfer: refInfer(d),
-    },
-    {
-      z: Z_TOL,
-      stats: STATS_TOL,
-      y: Y_TOL,
-      mean: STATS_TOL,
-      variance: STATS_TOL,
-      yInfer: Y_TOL,
-    },
-    label,
-  );
-}
 
 // ---- random shapes ----------------------------------------------------------------------------
 

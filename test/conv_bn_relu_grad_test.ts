@@ -25,28 +25,30 @@ import {
   CONV_BN_RELU_TRAIN_GRAD,
   CONV_BN_RELU_TRAIN_PARAM_GRADS,
 } from "../src/ops/conv_bn_relu_grad.ts";
-import {
-  bnReluBackwardRef,
-  type ConvBnReluGradInputs,
-  convBnReluGradRef,
-  type ConvBnReluGrads,
-} from "../src/ops/conv_bn_relu_grad_ref.ts";
-import { type ConvGeometry, convGeometry } from "../src/ops/conv_geometry.ts";
-import { batchStatsRef, conv2dRef } from "../src/ops/conv_bn_relu_ref.ts";
+import { convBnReluGradRef, type ConvBnReluGrads } from "../src/ops/conv_bn_relu_grad_ref.ts";
 import { compareArrays } from "./helpers/compare.ts";
 import {
-  checkOp,
   configuredCases,
   type ConvCase,
   convCaseArb,
   describeCase,
   GPU_TEST,
   runs,
-  seededRandom,
   TILE_EDGE_CASES,
   withGpu,
   withTileConfig,
 } from "./helpers/op_check.ts";
+import {
+  attrsOf,
+  caseTensors,
+  checkGrads,
+  type GradCaseData,
+  KERNEL_TOL,
+  makeCaseData,
+  NAMES,
+  readAll,
+  type Tol,
+} from "./helpers/conv_bn_relu_checks.ts";
 
 // ---- random cases: shapes from fast-check, values from a seeded generator, z and stats from
 // the forward reference.
@@ -57,169 +59,9 @@ const gradCaseArb = convCaseArb();
 const vec4CaseArb = convCaseArb([4, 8, 12, 20]);
 const describeGradCase = describeCase;
 
-interface GradCaseData extends ConvBnReluGradInputs {
-  x: Float32Array;
-  filter: Float32Array;
-  gamma: Float32Array;
-  beta: Float32Array;
-  dy: Float32Array;
-  z: Float32Array;
-  stats: Float32Array;
-  geometry: ConvGeometry;
-  epsilon: number;
-}
-
-/**
- * Elements whose pre-activation gamma*xhat + beta lies within this distance of 0 get dy = 0.
- * Implementations compute z and the statistics with different rounding (float32 vs float64,
- * other summation orders: relative differences around 1e-6), so such an element's ReLU mask can
- * flip between them and its whole dy would change every gradient. With dy = 0 there, the mask
- * no longer matters and the comparison is exact up to rounding, for every implementation.
- */
-const RELU_MARGIN = 1e-3;
-
-/** Values for a case: x, filter, dy in [-1, 1), |gamma| in [0.25, 1.5) with random sign. */
-function makeCaseData(c: GradCase, epsilon = 1e-3): GradCaseData {
-  const geometry = convGeometry(
-    [c.n, c.h, c.w, c.cin],
-    [c.kh, c.kw, c.cin, c.cout],
-    c.strides,
-    c.pad,
-  );
-  const rand = seededRandom(c.seed);
-  const uniform = (size: number, lo: number, hi: number) =>
-    Float32Array.from({ length: size }, () => lo + (hi - lo) * rand());
-  const x = uniform(c.n * c.h * c.w * c.cin, -1, 1);
-  const filter = uniform(c.kh * c.kw * c.cin * c.cout, -1, 1);
-  const gamma = Float32Array.from(
-    { length: c.cout },
-    () => (rand() < 0.5 ? -1 : 1) * (0.25 + 1.25 * rand()),
-  );
-  const beta = uniform(c.cout, -0.5, 0.5);
-  const z = conv2dRef(x, filter, geometry);
-  const stats = batchStatsRef(z, c.cout, epsilon);
-  const dy = uniform(z.length, -1, 1);
-  for (let i = 0; i < z.length; i++) {
-    const ch = i % c.cout;
-    const pre = gamma[ch] * (z[i] - stats[ch]) * stats[2 * c.cout + ch] + beta[ch];
-    if (Math.abs(pre) < RELU_MARGIN) dy[i] = 0;
-  }
-  return { x, filter, gamma, beta, dy, z, stats, geometry, epsilon };
-}
-
-const NAMES = ["dx", "dfilter", "dgamma", "dbeta"] as const;
-
-interface Tol {
-  /** atol = scaledAtol * scale, scale = the largest sum of |terms| of the gradient. */
-  scaledAtol: number;
-  rtol: number;
-  /** Bound on ||a - e||_2 / max(||e||_2, 1e-3 * scale * sqrt(length)). */
-  relL2: number;
-}
-
-// Kernels vs the float64 reference: float32 rounding only (about 1e-7 relative per operation,
-// growing like the square root of the number of terms).
-const KERNEL_TOL: Tol = { scaledAtol: 1e-5, rtol: 1e-4, relL2: 1e-4 };
 // Anything vs tfjs's stock chain: it also rounds z, the moments and the batch-norm chain in
 // float32 in another order (x - mean, then / sqrt(var + eps), ...).
 const STOCK_TOL: Tol = { scaledAtol: 1e-4, rtol: 1e-3, relL2: 1e-3 };
-
-/**
- * Per gradient, an upper bound of the sum of |terms| that make one element: the scale of its
- * float32 rounding error. A gradient can be far smaller than its terms (dfilter of a 1x1 conv
- * with one channel is exactly 0: dz is orthogonal to xhat, and x is proportional to it), so
- * tolerances relative to the result alone would demand more than float32 can give.
- */
-function gradScales(d: GradCaseData): Record<(typeof NAMES)[number], number> {
-  const g = d.geometry;
-  const { dgamma: sumGX, dbeta: sumG } = bnReluBackwardRef(d.dy, d.z, d.stats, d.gamma, d.beta);
-  const rows = d.z.length / g.outC;
-  // |terms| of dz = gamma*invStd * (g - (dbeta + xhat*dgamma) / M): dz itself can be pure
-  // rounding noise (with M = 2, xhat = +-1 and dz vanishes), its terms are not.
-  const dzMag = new Float64Array(d.z.length);
-  for (let i = 0; i < d.z.length; i++) {
-    const c = i % g.outC;
-    const xhat = (d.z[i] - d.stats[c]) * d.stats[2 * g.outC + c];
-    const k = Math.abs(d.gamma[c] * d.stats[2 * g.outC + c]);
-    dzMag[i] = k * (Math.abs(d.dy[i]) + (Math.abs(sumG[c]) + Math.abs(xhat * sumGX[c])) / rows);
-  }
-  const maxAbs = (a: ArrayLike<number>) => {
-    let m = 0;
-    for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i]));
-    return m;
-  };
-  let colSum = 0, rowSum = 0, dbeta = 0, dgamma = 0;
-  for (let c = 0; c < g.outC; c++) {
-    let s = 0, sb = 0, sg = 0;
-    for (let r = 0; r < rows; r++) {
-      const i = r * g.outC + c;
-      const xhat = (d.z[i] - d.stats[c]) * d.stats[2 * g.outC + c];
-      s += dzMag[i];
-      sb += Math.abs(d.dy[i]);
-      sg += Math.abs(d.dy[i] * xhat);
-    }
-    colSum = Math.max(colSum, s);
-    dbeta = Math.max(dbeta, sb);
-    dgamma = Math.max(dgamma, sg);
-  }
-  for (let r = 0; r < rows; r++) {
-    let s = 0;
-    for (let c = 0; c < g.outC; c++) s += dzMag[r * g.outC + c];
-    rowSum = Math.max(rowSum, s);
-  }
-  return {
-    dx: maxAbs(d.filter) * rowSum * g.kH * g.kW,
-    dfilter: maxAbs(d.x) * colSum,
-    dgamma,
-    dbeta,
-  };
-}
-
-function checkGrads(
-  actual: Record<(typeof NAMES)[number], ArrayLike<number>>,
-  expected: ConvBnReluGrads,
-  d: GradCaseData,
-  tol: Tol,
-  label: string,
-) {
-  const scales = gradScales(d);
-  const tolerances = Object.fromEntries(NAMES.map((name) => {
-    const scale = Math.max(scales[name], 1e-12);
-    const floor = 1e-3 * scale * Math.sqrt(expected[name].length);
-    return [name, {
-      atol: tol.scaledAtol * scale,
-      rtol: tol.rtol,
-      relL2: tol.relL2,
-      l2Floor: floor,
-    }];
-  }));
-  checkOp({ ...actual }, { ...expected }, tolerances, label);
-}
-
-function attrsOf(c: GradCase, d: GradCaseData) {
-  return { strides: c.strides, pad: c.pad, epsilon: d.epsilon };
-}
-
-/** Tensors of a case on the current backend (x, filter, gamma, beta, dy, z, stats). */
-function caseTensors(c: GradCase, d: GradCaseData) {
-  const g = d.geometry;
-  const zShape: [number, number, number, number] = [g.batch, g.outH, g.outW, g.outC];
-  return {
-    dy: tf.tensor4d(d.dy, zShape),
-    x: tf.tensor4d(d.x, [c.n, c.h, c.w, c.cin]),
-    filter: tf.tensor4d(d.filter, [c.kh, c.kw, c.cin, c.cout]),
-    gamma: tf.tensor1d(d.gamma),
-    beta: tf.tensor1d(d.beta),
-    z: tf.tensor4d(d.z, zShape),
-    stats: tf.tensor2d(d.stats, [3, c.cout]),
-  };
-}
-
-async function readAll(ts: tf.Tensor[]): Promise<ConvBnReluGrads> {
-  const out: Record<string, Float32Array> = {};
-  for (let i = 0; i < NAMES.length; i++) out[NAMES[i]] = (await ts[i].data()) as Float32Array;
-  return out as unknown as ConvBnReluGrads;
-}
 
 /** Gradients of sum(stockChain(x, filter, gamma, beta).y * dy) on the cpu backend. */
 async function stockGradsOnCpu(c: GradCase, d: GradCaseData): Promise<ConvBnReluGrads> {

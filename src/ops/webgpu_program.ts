@@ -36,15 +36,26 @@ export function runProgram(
 
 const sources = new Map<string, string>();
 
+/** Where the browser bundle (src/serve/bundle.ts) puts the kernels/ sources: name -> WGSL. */
+export const EMBEDDED_WGSL_GLOBAL = "FMNIST_EMBEDDED_WGSL";
+
 /**
  * The WGSL body of `kernels/<name>.wgsl`. Read once and cached. `deno compile` embeds the folder
- * (`--include kernels`), so this works from the single binary too.
+ * (`--include kernels`), so this works from the single binary too; in the browser the bundle
+ * carries the sources (there is no file system to read).
  */
 export function kernelSource(name: string): string {
   let src = sources.get(name);
   if (src === undefined) {
-    const url = new URL(`../../kernels/${name}.wgsl`, import.meta.url);
-    src = Deno.readTextFileSync(url);
+    const embedded = (globalThis as Record<string, unknown>)[EMBEDDED_WGSL_GLOBAL] as
+      | Record<string, string>
+      | undefined;
+    if (embedded) {
+      src = embedded[name];
+      if (src === undefined) throw new Error(`kernel ${name}.wgsl is not in the bundle`);
+    } else {
+      src = Deno.readTextFileSync(new URL(`../../kernels/${name}.wgsl`, import.meta.url));
+    }
     sources.set(name, src);
   }
   return src;

@@ -26,7 +26,7 @@ import { compareArrays, type Tolerance } from "./compare.ts";
 /** Deno.test options for GPU tests: the webgpu backend keeps buffers and timers across tests. */
 export const GPU_TEST = { sanitizeOps: false, sanitizeResources: false };
 /** FMNIST_SOAK=1: many more random cases (long runs, not CI). */
-export const SOAK = Deno.env.get("FMNIST_SOAK") === "1";
+export const SOAK = typeof Deno !== "undefined" && Deno.env.get("FMNIST_SOAK") === "1";
 /** Run count: `quick` in CI, 10x under FMNIST_SOAK=1. */
 export const runs = (quick: number): number => (SOAK ? quick * 10 : quick);
 
