@@ -259,7 +259,11 @@ export function convBackpropData(
  */
 export function filterSplits(config: TileConfig, g: ConvGeometry) {
   const outRows = g.batch * g.outH;
-  const capRows = Math.max(1, Math.floor(LOOP_CAP / g.outW));
+  // Staged configs loop over their slice in chunks, with up to 2 staging-loop steps per
+  // reduction step (every staged config here: (BM + BN) / WG <= 1 load per step, plus the
+  // compute loop), so their slices get half the cap.
+  const cap = config.stageInWorkgroupMemory ? LOOP_CAP / 2 : LOOP_CAP;
+  const capRows = Math.max(1, Math.floor(cap / g.outW));
   let per = Math.ceil(outRows / Math.max(1, Math.min(config.splitK ?? 1, outRows)));
   per = Math.min(per, capRows);
   return { rowsPerSplit: per, numSplits: Math.ceil(outRows / per) };
