@@ -57,6 +57,8 @@ export function convBnRelu(
   inC: number,
   outC: number,
   ops: OpsKind,
+  /** false for a layer that reads the model input: its backward then skips dx. */
+  inputGradient = true,
 ): Layer {
   const filter = store.heNormal(`${name}/kernel`, [3, 3, inC, outC], 9 * inC) as tf.Variable<
     tf.Rank.R4
@@ -71,7 +73,7 @@ export function convBnRelu(
   >;
   const train = ops === "fused" ? convBnReluTrain : convBnReluTrainStock;
   const infer = ops === "fused" ? convBnReluInfer : convBnReluInferStock;
-  const attrs = { strides: 1, pad: "same" } as const;
+  const attrs = { strides: 1, pad: "same", inputGradient } as const;
   return (x, training) => {
     const x4 = x as tf.Tensor4D;
     if (!training) return infer(x4, filter, gamma, beta, movingMean, movingVar, attrs);

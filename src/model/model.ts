@@ -117,7 +117,9 @@ function buildLayers(store: ParamStore, c: ModelConfig, rng: Rng): Layer[] {
   let inC = 1;
   stages.forEach((widths, s) => {
     widths.forEach((w, i) => {
-      layers.push(convBnRelu(store, `block${s + 1}/conv${i + 1}`, inC, w, c.ops));
+      // The first conv reads the images: nothing needs its input gradient.
+      const first = s === 0 && i === 0;
+      layers.push(convBnRelu(store, `block${s + 1}/conv${i + 1}`, inC, w, c.ops, !first));
       inC = w;
     });
     if (s < 2) layers.push(maxPool2()); // 28 -> 14 -> 7
