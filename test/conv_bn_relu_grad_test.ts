@@ -22,6 +22,7 @@ import { convBnReluTrain } from "../src/ops/conv_bn_relu.ts";
 import { convBnReluTrainStock } from "../src/ops/conv_bn_relu_stock.ts";
 import { CONV_BACKPROP_DATA } from "../src/ops/conv_backprop.ts";
 import {
+  CONV_BN_RELU_TRAIN_FILTER_GRADS,
   CONV_BN_RELU_TRAIN_GRAD,
   CONV_BN_RELU_TRAIN_PARAM_GRADS,
 } from "../src/ops/conv_bn_relu_grad.ts";
@@ -428,5 +429,86 @@ Deno.test(
         KERNEL_TOL,
         "x and filter",
       );
+    }),
+);
+
+Deno.test(
+  "ConvBnReluTrainFilterGrads (inputGradient: false): every bwdFilter config matches the reference",
+  GPU_TEST,
+  () =>
+    withGpu(async () => {
+      // dz is computed inside the filter pass (no dz pass) on register configs; staged configs
+      // and the naive path materialise it. Same tolerances as the full backward.
+      const { arb, examples, numRuns } = configuredCases(["bwdFilter"], TILE_EDGE_CASES);
+      await fc.assert(
+        fc.asyncProperty(arb, async ({ c, config }) => {
+          const d = makeCaseData(c);
+          const expected = convBnReluGradRef(d, d.geometry);
+          const r = await withTileConfig(config, async () => {
+            const t = caseTensors(c, d);
+            const outs = tf.engine().runKernel(CONV_BN_RELU_TRAIN_FILTER_GRADS, t, {
+              ...attrsOf(c, d),
+              inputGradient: false,
+            }) as tf.Tensor[];
+            const [dfilter, dgamma, dbeta] = await Promise.all(outs.map((o) => o.data()));
+            tf.dispose([...outs, ...Object.values(t)]);
+            return { dx: expected.dx, dfilter, dgamma, dbeta };
+          });
+          checkGrads(r, expected, d, KERNEL_TOL, `${config.id} ${describeGradCase(c)}`);
+        }),
+        { seed: 20261127, numRuns: numRuns(10), examples },
+      );
+    }),
+);
+
+Deno.test(
+  "convBnReluTrain (inputGradient: false): tf.grads w.r.t. the parameters work, w.r.t. x throws",
+  GPU_TEST,
+  () =>
+    withGpu(async () => {
+      const c: GradCase = {
+        n: 2,
+        h: 6,
+        w: 6,
+        cin: 1,
+        cout: 8,
+        kh: 3,
+        kw: 3,
+        strides: [1, 1],
+        pad: "same",
+        seed: 19,
+      };
+      const d = makeCaseData(c);
+      const expected = await withGpu(async () => {
+        const t = caseTensors(c, d);
+        const g = fusedGrads(c, d, t, ["filter", "gamma", "beta"]);
+        const v = await Promise.all(g.map((q) => q.data()));
+        tf.dispose([...g, ...Object.values(t)]);
+        return v;
+      });
+      const t = caseTensors(c, d);
+      const attrs = { ...attrsOf(c, d), inputGradient: false };
+      const loss = (x: tf.Tensor, filter: tf.Tensor, gamma: tf.Tensor, beta: tf.Tensor) =>
+        tf.sum(tf.mul(
+          convBnReluTrain(
+            x as tf.Tensor4D,
+            filter as tf.Tensor4D,
+            gamma as tf.Tensor1D,
+            beta as tf.Tensor1D,
+            attrs,
+          ).y,
+          t.dy,
+        ));
+      const g = tf.grads((f, gm, b) => loss(t.x, f, gm, b))([t.filter, t.gamma, t.beta]);
+      const got = await Promise.all(g.map((q) => q.data()));
+      for (let i = 0; i < 3; i++) {
+        const r = compareArrays(got[i], expected[i], { atol: 1e-5, rtol: 1e-4 }, `grad ${i}`);
+        assert.ok(r.ok, r.message);
+      }
+      assert.throws(
+        () => tf.grads((x) => loss(x, t.filter, t.gamma, t.beta))([t.x]),
+        /gradient w.r.t. x was requested from a layer built with inputGradient: false/,
+      );
+      tf.dispose([...g, ...Object.values(t)]);
     }),
 );

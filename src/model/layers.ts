@@ -56,7 +56,14 @@ export function convRelu(store: ParamStore, name: string, s: ConvShape, ops: Ops
  * stock composite. Training mode normalises with batch statistics and folds them into the
  * moving averages (Keras semantics); inference uses the moving averages.
  */
-export function convBnRelu(store: ParamStore, name: string, s: ConvShape, ops: OpsKind): Layer {
+export function convBnRelu(
+  store: ParamStore,
+  name: string,
+  s: ConvShape,
+  ops: OpsKind,
+  /** false for a layer that reads the model input: its backward then skips dx. */
+  inputGradient = true,
+): Layer {
   const outC = s.cout;
   const filter = store.heNormal(
     `${name}/kernel`,
@@ -73,7 +80,7 @@ export function convBnRelu(store: ParamStore, name: string, s: ConvShape, ops: O
   >;
   const train = ops === "fused" ? convBnReluTrain : convBnReluTrainStock;
   const infer = ops === "fused" ? convBnReluInfer : convBnReluInferStock;
-  const attrs = { strides: s.stride, pad: s.pad };
+  const attrs = { strides: s.stride, pad: s.pad, inputGradient };
   return (x, training) => {
     const x4 = x as tf.Tensor4D;
     if (!training) return infer(x4, filter, gamma, beta, movingMean, movingVar, attrs);

@@ -160,12 +160,15 @@ export function createModel(name: ModelName, opts: ModelOptions = {}): Model {
 }
 
 function buildLayers(store: ParamStore, c: ModelConfig, rng: Rng): Layer[] {
-  return architecture(c.name).map((l): Layer => {
+  const specs = architecture(c.name);
+  // The first conv reads the images: nothing needs its input gradient.
+  const firstConv = specs.findIndex((l) => l.kind === "conv-relu" || l.kind === "conv-bn-relu");
+  return specs.map((l, i): Layer => {
     switch (l.kind) {
       case "conv-relu":
         return convRelu(store, l.name, l.shape, c.ops);
       case "conv-bn-relu":
-        return convBnRelu(store, l.name, l.shape, c.ops);
+        return convBnRelu(store, l.name, l.shape, c.ops, i !== firstConv);
       case "dense":
         return dense(store, l.name, l.inF, l.outF, l.relu);
       case "max-pool":

@@ -26,6 +26,8 @@ export interface ConvBnReluKernelAttrs {
   strides: [number, number];
   pad: "same" | "valid";
   epsilon: number;
+  /** false: the gradient skips dx (see ConvBnReluAttrs.inputGradient). */
+  inputGradient?: boolean;
 }
 
 export interface ConvBnReluOptions extends ConvBnReluAttrs {
@@ -42,7 +44,7 @@ function kernelAttrs(attrs: ConvBnReluAttrs): ConvBnReluKernelAttrs {
   }
   const epsilon = attrs.epsilon ?? DEFAULT_EPSILON;
   if (!(epsilon > 0)) throw new UsageError(`epsilon must be > 0, got ${epsilon}`);
-  return { strides, pad: attrs.pad, epsilon };
+  return { strides, pad: attrs.pad, epsilon, inputGradient: attrs.inputGradient ?? true };
 }
 
 function checkFloat32(name: string, t: tf.Tensor) {

@@ -11,6 +11,10 @@
 //   4. dx:      the generated bwdData view, only when asked for (`runBackpropData`): the
 //      gradient of ConvBnReluTrain computes dx in the x thunk, which tfjs calls only when x
 //      leads to a variable, so the model-input layer (x = the images) never pays for it.
+// A layer built with `inputGradient: false` (the model-input layer) goes further: no dz pass at
+// all, the filter pass computes dz as it loads it (convBnReluFilterGradsWebGPU; the terms it
+// needs packed by kernels/bn_relu_bwd_terms.wgsl): at batch 128, 28x28 1->32 that pass cost
+// 7.3 of the layer's 32 ms of kernel time.
 // Naive oracle (FMNIST_NAIVE_KERNELS flag, kernel_flags.ts): bn_relu_bwd_reduce_naive, the same
 // dz pass, conv_bwd_data_naive and conv_bwd_filter_naive (one output element per invocation).
 // Every input is bound as a flat 1-D view; shapes travel as uniforms, one pipeline per config
@@ -21,7 +25,8 @@ import type { WebGPUBackend, WebGPUProgram } from "@tensorflow/tfjs-backend-webg
 import type { ConvGeometry } from "./conv_geometry.ts";
 import { kernelSource, runProgram, type Uniform } from "./webgpu_program.ts";
 import { useNaiveKernels } from "./kernel_flags.ts";
-import { flat } from "./conv_gemm.ts";
+import { convBackpropFilter, flat } from "./conv_gemm.ts";
+import { resolveTileConfig } from "./conv_tiling.ts";
 import { runBackpropData, runBackpropFilter } from "./conv_passes.ts";
 
 /** One uniform field: WGSL name, WGSL type, value. */
@@ -86,6 +91,7 @@ class BnReluBwdReduceProgram extends BnReluBwdProgram {}
 class BnReluBwdDzProgram extends BnReluBwdProgram {}
 class SumPartialsProgram extends BnReluBwdProgram {}
 class BnReluBwdReduceNaiveProgram extends BnReluBwdProgram {}
+class BnReluBwdTermsProgram extends BnReluBwdProgram {}
 
 function run(
   backend: WebGPUBackend,
@@ -164,8 +170,13 @@ function chunking(total: number, target: number, minChunk: number) {
   return { per, count: Math.ceil(total / per) };
 }
 
-/** dz, dbeta, dgamma: the batch-norm + ReLU backward (passes 1-2). */
-function bnReluBackward(backend: WebGPUBackend, t: ConvBnReluGradTensors, g: ConvGeometry) {
+/** dbeta, dgamma (pass 1) and, unless `withDz` is false, dz (pass 2). */
+function bnReluBackward(
+  backend: WebGPUBackend,
+  t: ConvBnReluGradTensors,
+  g: ConvGeometry,
+  withDz = true,
+) {
   const geo = geometryFields(g);
   const rows = g.batch * g.outH * g.outW;
   const bn = [t.dy, t.z, t.stats, t.gamma, t.beta];
@@ -215,6 +226,7 @@ function bnReluBackward(backend: WebGPUBackend, t: ConvBnReluGradTensors, g: Con
     dgamma = sumPartials(backend, partials, numPartials, 2 * g.outC, g.outC, g.outC);
     backend.disposeData(partials.dataId);
   }
+  if (!withDz) return { dz: undefined, dbeta, dgamma };
   const dz = run(
     backend,
     new BnReluBwdDzProgram({
@@ -232,6 +244,44 @@ function bnReluBackward(backend: WebGPUBackend, t: ConvBnReluGradTensors, g: Con
 }
 
 /**
+ * Backward for a layer whose dx nobody needs: [dfilter, dgamma, dbeta], with dz computed inside
+ * the filter pass (the generator's bnReluDz prologue) instead of a dz pass, on register configs;
+ * staged configs and the naive oracle materialise dz as usual.
+ */
+export function convBnReluFilterGradsWebGPU(
+  backend: WebGPUBackend,
+  t: ConvBnReluGradTensors,
+  g: ConvGeometry,
+): TensorInfo[] {
+  const config = resolveTileConfig("bwdFilter", g);
+  if (useNaiveKernels() || config.stageInWorkgroupMemory) {
+    const [dz, ...rest] = convBnReluParamGradsWebGPU(backend, t, g);
+    backend.disposeData(dz.dataId);
+    return rest;
+  }
+  const { dbeta, dgamma } = bnReluBackward(backend, t, g, false);
+  const geo = geometryFields(g);
+  const terms = run(
+    backend,
+    new BnReluBwdTermsProgram({
+      kernel: "bn_relu_bwd_terms",
+      variableNames: ["stats", "gamma", "beta", "dbeta", "dgamma"],
+      outputSize: 7 * g.outC,
+      fields: geo,
+    }),
+    [t.stats, t.gamma, t.beta, dbeta, dgamma],
+    geo,
+  );
+  const dfilter = convBackpropFilter(backend, { dy: t.dy, z: t.z, terms }, t.x, g, config);
+  backend.disposeData(terms.dataId);
+  return [
+    dfilter,
+    { dataId: dgamma.dataId, shape: [g.outC], dtype: "float32" },
+    { dataId: dbeta.dataId, shape: [g.outC], dtype: "float32" },
+  ];
+}
+
+/**
  * Backward without dx: [dz (N, Ho, Wo, Cout), dfilter, dgamma, dbeta]. dz stays available for
  * runBackpropData when dx turns out to be needed.
  */
@@ -241,6 +291,7 @@ export function convBnReluParamGradsWebGPU(
   g: ConvGeometry,
 ): TensorInfo[] {
   const { dz, dbeta, dgamma } = bnReluBackward(backend, t, g);
+  if (!dz) throw new Error("unreachable: dz requested");
   const dfilter = runBackpropFilter(backend, dz, t.x, g);
   const zShape = [g.batch, g.outH, g.outW, g.outC];
   return [

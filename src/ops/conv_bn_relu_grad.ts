@@ -13,6 +13,7 @@ import type { WebGPUBackend } from "@tensorflow/tfjs-backend-webgpu";
 import type { KernelBackend, NamedAttrMap, TensorInfo } from "@tensorflow/tfjs-core";
 import { convGeometry } from "./conv_geometry.ts";
 import {
+  convBnReluFilterGradsWebGPU,
   type ConvBnReluGradTensors,
   convBnReluParamGradsWebGPU,
   convBnReluTrainGradWebGPU,
@@ -29,6 +30,8 @@ import { CONV_BN_RELU_TRAIN, type ConvBnReluKernelAttrs } from "./conv_bn_relu.t
 export const CONV_BN_RELU_TRAIN_GRAD = "ConvBnReluTrainGrad";
 /** Inputs and attrs as ConvBnReluTrainGrad; outputs [dz, dfilter, dgamma, dbeta]. */
 export const CONV_BN_RELU_TRAIN_PARAM_GRADS = "ConvBnReluTrainParamGrads";
+/** Inputs and attrs as ConvBnReluTrainGrad; outputs [dfilter, dgamma, dbeta] (no dz pass). */
+export const CONV_BN_RELU_TRAIN_FILTER_GRADS = "ConvBnReluTrainFilterGrads";
 
 type GradInputs = Record<keyof ConvBnReluGradTensors, TensorInfo>;
 const INPUT_NAMES: (keyof ConvBnReluGradTensors)[] = [
@@ -78,6 +81,7 @@ function kernelAttrs(attrs: NamedAttrMap = {}): ConvBnReluKernelAttrs {
     strides: typeof strides === "number" ? [strides, strides] : strides,
     pad: attrs.pad as "same" | "valid",
     epsilon: (attrs.epsilon as number | undefined) ?? DEFAULT_EPSILON,
+    inputGradient: (attrs.inputGradient as boolean | undefined) ?? true,
   };
 }
 
@@ -158,6 +162,40 @@ tf.registerKernel({
   },
 });
 
+tf.registerKernel({
+  kernelName: CONV_BN_RELU_TRAIN_FILTER_GRADS,
+  backendName: "webgpu",
+  kernelFunc: ({ inputs, attrs, backend }) => {
+    const ins = inputs as unknown as GradInputs;
+    const g = validate(ins, kernelAttrs(attrs));
+    return convBnReluFilterGradsWebGPU(backend as unknown as WebGPUBackend, ins, g);
+  },
+});
+
+tf.registerKernel({
+  kernelName: CONV_BN_RELU_TRAIN_FILTER_GRADS,
+  backendName: "cpu",
+  kernelFunc: ({ inputs, attrs, backend }) => {
+    const ins = inputs as unknown as GradInputs;
+    const g = validate(ins, kernelAttrs(attrs));
+    const cpu = backend as unknown as CpuBackend;
+    const values = (name: keyof ConvBnReluGradTensors) => cpu.data.get(ins[name].dataId).values;
+    const bn = bnReluBackwardRef(
+      values("dy"),
+      values("z"),
+      values("stats"),
+      values("gamma"),
+      values("beta"),
+    );
+    const { dfilter } = convBackpropRef(bn.dz, values("x"), null, g);
+    return [
+      cpu.makeTensorInfo([...ins.filter.shape], "float32", Float32Array.from(dfilter)),
+      cpu.makeTensorInfo([...ins.gamma.shape], "float32", Float32Array.from(bn.dgamma)),
+      cpu.makeTensorInfo([...ins.beta.shape], "float32", Float32Array.from(bn.dbeta)),
+    ];
+  },
+});
+
 /** Runs the backward kernel: [dx, dfilter, dgamma, dbeta] for dy = dLoss/dy. */
 export function convBnReluTrainGrad(
   t: Record<keyof ConvBnReluGradTensors, tf.Tensor>,
@@ -183,6 +221,25 @@ tf.registerGradient({
     // scope (those tfjs asks for are returned, the rest disposed with it). dx runs only if tfjs
     // calls the x thunk, i.e. if x leads to a variable (not for the model-input layer).
     const ka = kernelAttrs(attrs);
+    const inputs = { dy: dyY, x, filter, gamma, beta, z, stats };
+    if (!ka.inputGradient) {
+      const [dfilter, dgamma, dbeta] = tf.engine().runKernel(
+        CONV_BN_RELU_TRAIN_FILTER_GRADS,
+        inputs,
+        ka as unknown as NamedAttrMap,
+      ) as tf.Tensor[];
+      return {
+        x: () => {
+          throw new Error(
+            "convBnReluTrain: the gradient w.r.t. x was requested from a layer built with " +
+              "inputGradient: false",
+          );
+        },
+        filter: () => dfilter,
+        gamma: () => dgamma,
+        beta: () => dbeta,
+      };
+    }
     const [dz, dfilter, dgamma, dbeta] = tf.engine().runKernel(
       CONV_BN_RELU_TRAIN_PARAM_GRADS,
       { dy: dyY, x, filter, gamma, beta, z, stats },

@@ -13,6 +13,12 @@ export interface ConvBnReluAttrs {
   pad: "same" | "valid";
   /** Added to the variance before the square root. Default 1e-3 (Keras). */
   epsilon?: number;
+  /**
+   * false: x never needs a gradient (the model-input layer), so the fused op's backward skips
+   * dx and computes dz inside the filter pass (no dz pass). Asking for dx then throws. Default
+   * true. The stock chain ignores it.
+   */
+  inputGradient?: boolean;
 }
 
 export const DEFAULT_EPSILON = 1e-3;

@@ -65,25 +65,30 @@ abstract class ConvGemmProgram implements WebGPUProgram {
     epilogue: ConvEpilogue,
     outputSize: number,
     dispatch: Dispatch,
+    fusedDz = false,
   ) {
     this.config = config;
     this.outputShape = [outputSize];
-    this.variableNames = bindingNames(view, epilogue);
+    this.variableNames = bindingNames(view, epilogue, fusedDz);
     // Component per binding: the reduction operand has VA, everything per column VB.
     const aFirst = view !== "bwdFilter"; // fwd: x(VA), w(VB); bwdData: dz(VA), wt(VB)
-    this.variableComponents = this.variableNames.map((_, i) =>
-      i === 0
-        ? (aFirst ? widths.va : widths.vb)
-        : i === 1
-        ? (aFirst ? widths.vb : widths.va)
-        : widths.vb
-    );
+    this.variableComponents = fusedDz
+      ? [widths.vb, widths.vb, widths.va, widths.vb] // dy, z, x, terms
+      : this.variableNames.map((_, i) =>
+        i === 0
+          ? (aFirst ? widths.va : widths.vb)
+          : i === 1
+          ? (aFirst ? widths.vb : widths.va)
+          : widths.vb
+      );
     this.outputComponent = widths.vb;
     this.workgroupSize = [config.workgroupSize, 1, 1];
     this.dispatch = dispatch;
     const strides = widths.strides ? `_s${widths.strides.join("x")}` : "";
-    this.shaderKey = `convGemm_${config.id}_va${widths.va}vb${widths.vb}${strides}_${epilogue}`;
-    this.code = convGemmSource(view, config, widths, epilogue);
+    const prologue = fusedDz ? "_bnReluDz" : "";
+    this.shaderKey =
+      `convGemm_${config.id}_va${widths.va}vb${widths.vb}${strides}${prologue}_${epilogue}`;
+    this.code = convGemmSource(view, config, widths, epilogue, fusedDz);
     printShader(this.shaderKey, config.id, this.code);
   }
 
@@ -259,20 +264,39 @@ export function convBackpropData(
  */
 export function filterSplits(config: TileConfig, g: ConvGeometry) {
   const outRows = g.batch * g.outH;
-  const capRows = Math.max(1, Math.floor(LOOP_CAP / g.outW));
+  // Staged configs loop over their slice in chunks, with up to 2 staging-loop steps per
+  // reduction step (every staged config here: (BM + BN) / WG <= 1 load per step, plus the
+  // compute loop), so their slices get half the cap.
+  const cap = config.stageInWorkgroupMemory ? LOOP_CAP / 2 : LOOP_CAP;
+  const capRows = Math.max(1, Math.floor(cap / g.outW));
   let per = Math.ceil(outRows / Math.max(1, Math.min(config.splitK ?? 1, outRows)));
   per = Math.min(per, capRows);
   return { rowsPerSplit: per, numSplits: Math.ceil(outRows / per) };
 }
 
-/** dfilter = conv2d backprop-filter of (x, dz): (KH, KW, Cin, Cout). */
+/**
+ * The batch-norm + ReLU backward inputs from which the bwdFilter register kernel computes dz as
+ * it loads it (no dz pass): dy and z (N, Ho, Wo, Cout) and terms (7, Cout) = mean, invStd,
+ * gamma, beta, gamma*invStd, dbeta/M, dgamma/M (kernels/bn_relu_bwd_terms.wgsl).
+ */
+export interface BnReluDzSource {
+  dy: TensorInfo;
+  z: TensorInfo;
+  terms: TensorInfo;
+}
+
+/**
+ * dfilter = conv2d backprop-filter of (x, dz): (KH, KW, Cin, Cout). `dz` is a tensor, or the
+ * BnReluDzSource to compute it from (register configs only: staged ones need dz itself).
+ */
 export function convBackpropFilter(
   backend: WebGPUBackend,
-  dz: TensorInfo,
+  dz: TensorInfo | BnReluDzSource,
   x: TensorInfo,
   g: ConvGeometry,
   config: TileConfig = resolveTileConfig("bwdFilter", g),
 ): TensorInfo {
+  const fused = !("dataId" in dz);
   const widths = gemmWidths("bwdFilter", config, g);
   const { rowsPerSplit, numSplits } = filterSplits(config, g);
   const numRows = g.kH * g.kW * g.inC;
@@ -294,11 +318,13 @@ export function convBackpropFilter(
     "store",
     numSplits * count,
     dispatch,
+    fused,
   );
+  const inputs = fused ? [dz.dy, dz.z, x, dz.terms].map(flat) : [flat(dz as TensorInfo), flat(x)];
   const partials = runProgram(
     backend,
     program,
-    [flat(dz), flat(x)],
+    inputs,
     geometryUniforms(g, rowsPerSplit, numSplits),
   );
   let out = partials;

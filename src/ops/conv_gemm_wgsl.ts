@@ -78,8 +78,9 @@ export const GEOMETRY_FIELDS = [
   "numSplits",
 ] as const;
 
-/** Binding names (after `result`) per view and epilogue. */
-export function bindingNames(view: ConvView, epilogue: ConvEpilogue): string[] {
+/** Binding names (after `result`) per view and epilogue (fusedDz: bwdFilter's bnReluDz prologue). */
+export function bindingNames(view: ConvView, epilogue: ConvEpilogue, fusedDz = false): string[] {
+  if (fusedDz) return ["dy", "z", "x", "terms"];
   const base = view === "fwd" ? ["x", "w"] : view === "bwdData" ? ["dz", "wt"] : ["dz", "x"];
   if (epilogue === "scaleShiftRelu") return [...base, "scale", "shift"];
   if (epilogue === "biasRelu") return [...base, "bias"];
@@ -266,7 +267,24 @@ ${indent("  ", stores)}
 
 // ---- register tiles: bwdFilter ------------------------------------------------------------------
 
-function filterRowsRegister(cfg: TileConfig, w: GemmWidths): string {
+/**
+ * The bnReluDz prologue of the bwdFilter register kernel: dz computed from dy and z as it is
+ * loaded (per column group the 7 batch-norm terms are loaded once per invocation), for the
+ * layers whose dz nobody else reads (no dx): saves the dz pass.
+ */
+function bnReluDzPrologue(cols: number[]): { setup: string[]; load: string[] } {
+  const names = ["mean", "invStd", "gam", "bet", "k", "a", "b"];
+  return {
+    setup: cols.flatMap((c) => names.map((n, i) => `let ${n}${c} = terms[${i} * outCG + cb${c}];`)),
+    load: cols.flatMap((c) => [
+      `let xh${c} = (z[zi + cb${c}] - mean${c}) * invStd${c};`,
+      `let g${c} = select(VB(0.0), dy[zi + cb${c}], gam${c} * xh${c} + bet${c} > VB(0.0));`,
+      `let d${c} = k${c} * (g${c} - a${c} - xh${c} * b${c});`,
+    ]),
+  };
+}
+
+function filterRowsRegister(cfg: TileConfig, w: GemmWidths, fusedDz: boolean): string {
   const TU = Math.max(1, cfg.rowsPerInvocation / w.va); // row vectors (units) per invocation
   const CG = columnGroups(cfg, w);
   const units = range(TU);
@@ -284,8 +302,9 @@ function filterRowsRegister(cfg: TileConfig, w: GemmWidths): string {
     `let hv${t} = hh${t} >= 0 && hh${t} < uniforms.inH;`,
     `let xr${t} = (n * uniforms.inH + hh${t}) * uniforms.inW * inCG + ci${t};`,
   ]);
+  const bn = bnReluDzPrologue(cols);
   const pixelStep = [
-    ...cols.map((c) => `let d${c} = dz[zi + cb${c}];`),
+    ...(fusedDz ? bn.load : cols.map((c) => `let d${c} = dz[zi + cb${c}];`)),
     "let iw = ow * uniforms.strideW - uniforms.padLeft;",
     ...units.flatMap((t) => [
       `let ww${t} = iw + kw${t};`,
@@ -326,7 +345,7 @@ fn main() {
   let c0 = (tile - ut * colTiles) * ${CG};
   let ub = ut * ${TU};
 ${indent("  ", cols.map((c) => `let cb${c} = min(c0 + ${c}, outCG - 1);`))}
-${indent("  ", unitSetup)}
+${fusedDz ? indent("  ", bn.setup) + "\n" : ""}${indent("  ", unitSetup)}
 ${
     indent(
       "  ",
@@ -550,7 +569,11 @@ export function convGemmSource(
   cfg: TileConfig,
   widths: GemmWidths,
   epilogue: ConvEpilogue,
+  fusedDz = false,
 ): string {
+  if (fusedDz && (view !== "bwdFilter" || cfg.stageInWorkgroupMemory)) {
+    throw new Error(`the bnReluDz prologue needs a register bwdFilter config, got ${cfg.id}`);
+  }
   const header =
     `// ${view} ${cfg.id} va${widths.va} vb${widths.vb} ${epilogue} (src/ops/conv_gemm_wgsl.ts)\n` +
     `alias VB = ${
@@ -562,7 +585,7 @@ export function convGemmSource(
   const body = cfg.stageInWorkgroupMemory
     ? workgroupTiles(view, cfg)
     : view === "bwdFilter"
-    ? filterRowsRegister(cfg, widths)
+    ? filterRowsRegister(cfg, widths, fusedDz)
     : pixelRowsRegister(view, cfg, widths);
   return header + strides + EPILOGUES[epilogue] + body;
 }
