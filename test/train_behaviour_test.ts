@@ -18,8 +18,7 @@ async function dataset() {
   return data ??= await loadFashionMnist({ dataDir: LOCAL_DATA_DIR!, download: false });
 }
 
-// tfjs-webgpu's WEBGPU_MATMUL_PROGRAM_TYPE: -1 picks per shape, 3 = MatMulPackedProgram.
-const MATMUL_AUTO = -1;
+// tfjs-webgpu's WEBGPU_MATMUL_PROGRAM_TYPE: 3 = MatMulPackedProgram.
 const MATMUL_PACKED = 3;
 
 const quiet = createProgress({ quiet: true, write: () => {} });
@@ -132,11 +131,9 @@ Deno.test(
   { ignore: needsRealData("enhanced resume") },
   async () => {
     await initTf("webgpu");
-    // tfjs-webgpu picks its split-K matMul (float atomics: the summation order varies run to
-    // run) for enhanced's dense1 (K = 3136), so two identical runs differ in the last bits
-    // (measured on llvmpipe; baseline's K = 1600 does not take it). The packed program is
-    // deterministic; with it, identical runs are bit-equal and so is a resumed one.
-    tf.env().set("WEBGPU_MATMUL_PROGRAM_TYPE", MATMUL_PACKED);
+    // initTf pins tfjs-webgpu's packed matMul: its split-K program (float atomics, picked for
+    // enhanced's dense1, K = 3136) made two identical runs differ in the last bits.
+    assert.equal(tf.env().get("WEBGPU_MATMUL_PROGRAM_TYPE"), MATMUL_PACKED);
     const root = await Deno.makeTempDir({ prefix: "train_resume_enh_" });
     const cfg = resolveConfig({}, {
       model: "enhanced",
@@ -165,7 +162,6 @@ Deno.test(
       straight.history.map((h) => [h.loss, h.valLoss, h.valAcc]),
     );
     resumed.model.dispose();
-    tf.env().set("WEBGPU_MATMUL_PROGRAM_TYPE", MATMUL_AUTO);
     await Deno.remove(root, { recursive: true });
   },
 );

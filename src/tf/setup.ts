@@ -26,6 +26,9 @@ export interface AdapterReport {
   features: string[];
 }
 
+/** tfjs-webgpu's MatMulProgramType.MatMulPackedProgram. */
+const MATMUL_PACKED = 3;
+
 const SOFTWARE_ADAPTER = /llvmpipe|lavapipe|softpipe|swiftshader|warp|software/i;
 
 /** Describes the adapter the webgpu backend will get (it asks for high-performance, as we do). */
@@ -83,6 +86,11 @@ export async function initTf(
   }
   await setBackend("webgpu");
   setAdapterKind(report.isSoftware ? "software" : "discrete"); // tile-config defaults
+  // Reproducible training: for some shapes (enhanced's dense1, K = 3136) tfjs-webgpu picks its
+  // split-K matMul, which sums with float atomics in a run-dependent order, so two identical runs
+  // (and a resumed one) differed in the last bits (measured on llvmpipe). Its packed program has
+  // a fixed summation order.
+  tf.env().set("WEBGPU_MATMUL_PROGRAM_TYPE", MATMUL_PACKED);
   current = report;
   return current;
 }
