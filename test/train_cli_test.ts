@@ -21,7 +21,7 @@ Deno.test("train CLI: bad flags, values and config files are usage errors naming
   await usageError(["--epochs", "0"], /--epochs must be >= 1/);
   await usageError(["--lr", "fast"], /--lr must be a number/);
   await usageError(["--augment", "--no-augment"], /contradict/);
-  await usageError(["--model", "baseline", "--ops", "fused"], /--ops fused/);
+  await usageError(["--model", "baseline", "--ops", "cuda"], /--ops must be one of fused\|stock/);
   await usageError(["--config", `${dir}/missing.json`], /--config .*missing\.json: file not found/);
   await Deno.writeTextFile(`${dir}/bad.json`, JSON.stringify({ lr: 1e-3, learningRate: 2 }));
   await usageError(["--config", `${dir}/bad.json`], /unknown option "learningRate"/);

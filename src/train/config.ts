@@ -3,13 +3,7 @@
 
 import { type FlagDefs, parseFlags } from "../cli/args.ts";
 import { UsageError } from "../errors.ts";
-import {
-  convBnReluShapes,
-  DEFAULT_DROPOUT,
-  MODEL_NAMES,
-  type ModelName,
-  type OpsKind,
-} from "../model/model.ts";
+import { DEFAULT_DROPOUT, MODEL_NAMES, type ModelName, type OpsKind } from "../model/model.ts";
 import type { AdapterPolicy, BackendName } from "../tf/setup.ts";
 import type { ScheduleName } from "./schedule.ts";
 import type { OptimizerKind } from "./optimizer.ts";
@@ -54,7 +48,8 @@ const COMMON = {
   adapter: "any",
 } as const;
 
-/** What a preset chooses per model; ops and dropout come from the model itself. */
+/** What a preset chooses per model; dropout comes from the model itself. Every model's conv
+ * blocks run on our kernels (conv + BN + ReLU, or conv + bias + ReLU for baseline) by default. */
 type PresetChoice = Pick<
   TrainConfig,
   "epochs" | "weightDecay" | "labelSmoothing" | "augment" | "schedule" | "patience"
@@ -62,7 +57,7 @@ type PresetChoice = Pick<
 
 function preset(model: ModelName, p: PresetChoice): Omit<TrainConfig, "model"> {
   return {
-    ops: hasConvBnRelu(model) ? "fused" : "stock",
+    ops: "fused",
     epochs: p.epochs,
     ...COMMON,
     weightDecay: p.weightDecay,
@@ -102,15 +97,15 @@ export const PRESETS: Record<ModelName, Omit<TrainConfig, "model">> = {
   }),
 };
 
-function hasConvBnRelu(model: ModelName): boolean {
-  return convBnReluShapes(model).length > 0;
-}
-
 /** Flags that map one-to-one onto TrainConfig fields (no defaults here: presets fill them). */
 export const CONFIG_FLAGS = {
   data: { type: "string", help: "Fashion-MNIST folder (default: search, then download)" },
   model: { type: "enum", choices: MODEL_NAMES, help: "model (default enhanced)" },
-  ops: { type: "enum", choices: ["fused", "stock"], help: "conv+BN+ReLU ops for enhanced/wide" },
+  ops: {
+    type: "enum",
+    choices: ["fused", "stock"],
+    help: "conv blocks on our WGSL kernels (fused) or on stock tfjs ops",
+  },
   epochs: { type: "int", min: 1, max: 10000, help: "training epochs" },
   batch: { type: "int", min: 1, max: 8192, help: "batch size" },
   limit: { type: "int", min: 0, help: "use only the first N training images (0 = all)" },
@@ -232,12 +227,6 @@ export function resolveConfig(
     }
   }
   cfg.model = model;
-  if (!hasConvBnRelu(model)) {
-    if (fromFlags.ops === "fused") {
-      throw new UsageError(`--ops fused: the ${model} model has no conv+BN+ReLU blocks`);
-    }
-    cfg.ops = "stock";
-  }
   return cfg;
 }
 
