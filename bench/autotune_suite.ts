@@ -56,37 +56,10 @@ export interface AutotuneResult {
 }
 
 /** `--quick`: tiny layers (the kernels suite's), batch 2, no inference batch. */
+const QUICK_CONV = { op: "bn-relu", kh: 3, kw: 3, stride: 1, pad: "same" } as const;
 const QUICK: { layer: ConvLayer; needsDx: boolean }[] = [
-  {
-    layer: {
-      name: "quick1",
-      op: "bn-relu",
-      h: 8,
-      w: 8,
-      cin: 1,
-      cout: 4,
-      kh: 3,
-      kw: 3,
-      stride: 1,
-      pad: "same",
-    },
-    needsDx: false,
-  },
-  {
-    layer: {
-      name: "quick2",
-      op: "bn-relu",
-      h: 6,
-      w: 6,
-      cin: 4,
-      cout: 8,
-      kh: 3,
-      kw: 3,
-      stride: 1,
-      pad: "same",
-    },
-    needsDx: true,
-  },
+  { layer: { ...QUICK_CONV, name: "quick1", h: 8, w: 8, cin: 1, cout: 4 }, needsDx: false },
+  { layer: { ...QUICK_CONV, name: "quick2", h: 6, w: 6, cin: 4, cout: 8 }, needsDx: true },
 ];
 
 export interface AutotuneSuiteOptions {

@@ -8,6 +8,7 @@ import { QUICK_LAYERS, runKernelSuite } from "../bench/kernels_suite.ts";
 import { compareDocuments, parseBenchDocument, renderComparison, SCHEMA } from "../bench/report.ts";
 import { UsageError } from "../src/errors.ts";
 import { GPU_TEST, initWebGpu } from "./helpers/gpu.ts";
+import { withTempDir } from "./helpers/data_fixtures.ts";
 
 /** Runs `fn` with console.log captured; returns what it printed. */
 async function captureLog(fn: () => Promise<void>): Promise<string> {
@@ -38,18 +39,13 @@ function assertStats(s: unknown, what: string) {
   assert.ok(["gpu-timestamp", "host-sync"].includes(st.clock as string), `${what}.clock`);
 }
 
-// The tests that write files share a skeleton (Deno.test with GPU_TEST, a temp folder, try/
-// finally); `duplicates` pairs them by shape. Deliberate: what differs is the whole body.
-async function tempDir() {
-  return await Deno.makeTempDir({ prefix: "fmnist-bench-test-" });
-}
-
+// The tests that write files share a skeleton (Deno.test with GPU_TEST, then withTempDir);
+// `duplicates` pairs them by shape. Deliberate: what differs is the whole body.
 Deno.test({
   name: "bench --quick: roofline + kernels JSON has every figure, markdown table, compare",
   ...GPU_TEST,
   fn: async () => {
-    const dir = await tempDir();
-    try {
+    await withTempDir(async (dir) => {
       const json = `${dir}/run.json`;
       const md = `${dir}/run.md`;
       const argv = [
@@ -121,9 +117,7 @@ Deno.test({
       assert.match(text, /roofline copy\s+\S+\s+\S+\s+\S+x/, "roofline rows in common");
       assert.doesNotMatch(text, /kernels .* fused/, "only cases in both runs");
       assert.match(renderComparison(rows, old, doc), /2\.00x/);
-    } finally {
-      await Deno.remove(dir, { recursive: true });
-    }
+    }, "fmnist-bench-test-");
   },
 });
 
@@ -154,8 +148,7 @@ Deno.test({
   name: "bench: bad flags and files give one-line UsageErrors naming the flag",
   ...GPU_TEST,
   fn: async () => {
-    const dir = await tempDir();
-    try {
+    await withTempDir(async (dir) => {
       const bad = `${dir}/bad.json`;
       await Deno.writeTextFile(bad, JSON.stringify({ hello: 1 }));
       const cases: [string[], RegExp][] = [
@@ -177,8 +170,6 @@ Deno.test({
           },
         );
       }
-    } finally {
-      await Deno.remove(dir, { recursive: true });
-    }
+    }, "fmnist-bench-test-");
   },
 });

@@ -13,6 +13,7 @@ import { MAX_FILE_BYTES } from "../src/serve/page/classifier.ts";
 import { initTf } from "../src/tf/setup.ts";
 import { Browser, chromiumMissing } from "./browser_cdp.ts";
 import { greyPng, pngDeclaring, writeUntrainedRun } from "./browser_fixtures.ts";
+import { fmnist } from "./helpers/cli.ts";
 
 const missing = chromiumMissing();
 if (missing) console.log(`browser_page_test: skipped: ${missing}`);
@@ -67,6 +68,33 @@ function assertSameAsPredict(r: PageResult, expected: number[], label: string) {
   );
 }
 
+/**
+ * Opens the served page in a fresh headless Chromium (WebGPU on or off), waits until it is ready,
+ * runs `fn` with the backend it reports and its status line, then asserts no console errors.
+ */
+async function withPage(
+  url: string,
+  webgpu: boolean,
+  fn: (
+    b: Browser,
+    backend: { backend: string; adapter?: string; fallback?: string },
+    status: string,
+  ) => Promise<void>,
+): Promise<void> {
+  const b = await Browser.launch({ webgpu });
+  try {
+    await b.open(url);
+    const ready = await b.eval<{ backend: { backend: string; adapter?: string } }>(
+      "fmnist.ready",
+    );
+    const status = await b.eval<string>(`document.getElementById("backend").textContent`);
+    await fn(b, ready.backend, status);
+    assert.deepEqual(b.errors(), [], "console errors");
+  } finally {
+    await b.close();
+  }
+}
+
 Deno.test({
   name: "page: classifies in headless Chromium on WebGPU and on the CPU fallback, like predict",
   ignore: missing !== null,
@@ -98,29 +126,17 @@ Deno.test({
       model.dispose();
       const expected = new Array(10).fill(0);
       for (const r of pred.top) expected[r.label] = r.p;
-      const cli = await new Deno.Command(Deno.execPath(), {
-        args: ["run", "-A", new URL("../src/main.ts", import.meta.url).pathname, "predict"]
-          .concat(["--run", dir, image]),
-        stdout: "piped",
-        stderr: "null",
-      }).output();
-      const printed = new TextDecoder().decode(cli.stdout);
+      const { stdout: printed } = await fmnist("predict", "--run", dir, image);
       assert.match(printed, new RegExp(`1\\. ${pred.top[0].name.replace("/", "\\/")}\\s`));
 
       server = await startServer({ run: dir, port: 0 });
 
       await t.step(
         "WebGPU: loads cleanly, PNG as predict, a JPEG, messages for bad images",
-        async () => {
-          const b = await Browser.launch({ webgpu: true });
-          try {
-            await b.open(server!.url);
-            const ready = await b.eval<{ backend: { backend: string; adapter: string } }>(
-              "fmnist.ready",
-            );
-            assert.equal(ready.backend.backend, "webgpu");
-            console.log(`page adapter: ${ready.backend.adapter}`);
-            const status = await b.eval<string>(`document.getElementById("backend").textContent`);
+        () =>
+          withPage(server!.url, true, async (b, backend, status) => {
+            assert.equal(backend.backend, "webgpu");
+            console.log(`page adapter: ${backend.adapter}`);
             assert.match(status, /Running on WebGPU/);
             assertSameAsPredict(await classifyFile(b, image), expected, "webgpu page");
             const bad = await classifyFile(b, broken);
@@ -153,29 +169,18 @@ Deno.test({
           })()`);
             assert.equal(sample.error, null);
             assert.match(sample.source ?? "", /^test sample 0 \(true class: /);
-            assert.deepEqual(b.errors(), [], "console errors");
-          } finally {
-            await b.close();
-          }
-        },
+          }),
       );
 
-      await t.step("no WebGPU: CPU backend, said on the page, same result", async () => {
-        const b = await Browser.launch({ webgpu: false });
-        try {
-          await b.open(server!.url);
-          const ready = await b.eval<{ backend: { backend: string; fallback: string } }>(
-            "fmnist.ready",
-          );
-          assert.equal(ready.backend.backend, "cpu");
-          const status = await b.eval<string>(`document.getElementById("backend").textContent`);
-          assert.match(status, /tfjs CPU backend.*WebGPU/);
-          assertSameAsPredict(await classifyFile(b, image), expected, "cpu-fallback page");
-          assert.deepEqual(b.errors(), [], "console errors");
-        } finally {
-          await b.close();
-        }
-      });
+      await t.step(
+        "no WebGPU: CPU backend, said on the page, same result",
+        () =>
+          withPage(server!.url, false, async (b, backend, status) => {
+            assert.equal(backend.backend, "cpu");
+            assert.match(status, /tfjs CPU backend.*WebGPU/);
+            assertSameAsPredict(await classifyFile(b, image), expected, "cpu-fallback page");
+          }),
+      );
     } finally {
       await server?.shutdown();
       await Deno.remove(dir, { recursive: true });

@@ -1,7 +1,7 @@
 // Flag parsing: typed values, one-line errors naming the flag, help text.
 
 import assert from "node:assert/strict";
-import { type FlagDefs, helpText, parseFlags } from "../src/cli/args.ts";
+import { type FlagDefs, helpText, parseCommandFlags, parseFlags } from "../src/cli/args.ts";
 import { UsageError } from "../src/errors.ts";
 
 const DEFS = {
@@ -117,4 +117,24 @@ Deno.test("helpText lists every flag with its value kind, short form and default
   const helps = [...Object.values(DEFS).map((d) => d.help), "print this help"];
   const columns = helps.map((h) => lines.find((l) => l.endsWith(h) || l.includes(`${h} (`))!);
   assert.equal(new Set(columns.map((l, i) => l.indexOf(helps[i]))).size, 1, text);
+});
+
+Deno.test("parseCommandFlags: --help prints the help text and gives null, else the flags", () => {
+  const printed: unknown[] = [];
+  const log = console.log;
+  console.log = (...a: unknown[]) => printed.push(a.join(" "));
+  try {
+    assert.equal(
+      parseCommandFlags(["--help"], DEFS, { usage: "fmnist x", intro: "Does x." }),
+      null,
+    );
+    assert.deepEqual(printed, [helpText("fmnist x", DEFS, "Does x.")]);
+    assert.equal(parseCommandFlags(["-e", "4"], DEFS, { usage: "fmnist x" })?.epochs, 4);
+    assert.equal(printed.length, 1, "no help printed without --help");
+    assert.throws(() => parseCommandFlags(["a"], DEFS, { usage: "fmnist x" }), UsageError);
+    const f = parseCommandFlags(["a"], DEFS, { usage: "fmnist x", positionals: true });
+    assert.deepEqual(f?._, ["a"]);
+  } finally {
+    console.log = log;
+  }
 });

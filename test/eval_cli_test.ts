@@ -10,18 +10,7 @@ import { createModel } from "../src/model/model.ts";
 import { saveCheckpoint } from "../src/model/checkpoint.ts";
 import { initTf } from "../src/tf/setup.ts";
 import { LOCAL_DATA_DIR, needsRealData } from "./helpers/data_fixtures.ts";
-
-const MAIN = new URL("../src/main.ts", import.meta.url).pathname;
-
-async function fmnist(...args: string[]) {
-  const { code, stdout, stderr } = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", MAIN, ...args],
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  const dec = new TextDecoder();
-  return { code, stdout: dec.decode(stdout), stderr: dec.decode(stderr) };
-}
+import { fmnist } from "./helpers/cli.ts";
 
 async function makeRun(): Promise<string> {
   await initTf("cpu");

@@ -19,10 +19,10 @@ import { createModel, type Model, MODEL_NAMES, type ModelName } from "../src/mod
 import { BN_MOMENTUM } from "../src/model/layers.ts";
 import { makeTrainStep } from "../src/train/step.ts";
 import { initTf } from "../src/tf/setup.ts";
-import { HAVE_REAL_DATA } from "./helpers/data_fixtures.ts";
+import { HAVE_REAL_DATA, withTempDir } from "./helpers/data_fixtures.ts";
+import { fmnist } from "./helpers/cli.ts";
 
 const GPU_TEST = { sanitizeOps: false, sanitizeResources: false };
-const MAIN = new URL("../src/main.ts", import.meta.url).pathname;
 const IMAGES = 300;
 const TRAIN_STEPS = 3;
 const TRAIN_BATCH = 16;
@@ -145,8 +145,7 @@ Deno.test({
     await initTf("webgpu");
     const data = await loadFashionMnist({});
     const test = limitSplit(data.test, IMAGES);
-    const root = await Deno.makeTempDir({ prefix: "fmnist-onnx-" });
-    try {
+    await withTempDir(async (root) => {
       for (const [i, name] of MODEL_NAMES.entries()) {
         const runDir = `${root}/${name}`;
         const started = performance.now();
@@ -194,9 +193,7 @@ Deno.test({
         // A degenerate fixture (all inputs to one class) would make the agreement meaningless.
         assert.ok(classes >= 3, `${name}: only ${classes} classes predicted`);
       }
-    } finally {
-      await Deno.remove(root, { recursive: true });
-    }
+    }, "fmnist-onnx-");
   },
 });
 
@@ -222,8 +219,7 @@ Deno.test({
       m.dispose();
     }
 
-    const root = await Deno.makeTempDir({ prefix: "fmnist-onnx-err-" });
-    try {
+    await withTempDir(async (root) => {
       const ckDir = await makeCheckpoint("baseline", root, 5);
       const out = `${root}/model.onnx`;
       await exportToOnnxFile(root, { out });
@@ -272,21 +268,9 @@ Deno.test({
       // A file that is not ONNX is refused by name.
       await Deno.writeTextFile(`${root}/bogus.onnx`, "not a model");
       await assert.rejects(openOnnxClassifier(`${root}/bogus.onnx`), /bogus\.onnx: /);
-    } finally {
-      await Deno.remove(root, { recursive: true });
-    }
+    }, "fmnist-onnx-err-");
   },
 });
-
-async function fmnist(...args: string[]) {
-  const { code, stdout, stderr } = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", MAIN, ...args],
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  const dec = new TextDecoder();
-  return { code, stdout: dec.decode(stdout), stderr: dec.decode(stderr) };
-}
 
 Deno.test({
   name: "export CLI + predict --onnx: same top-3 as predict --run, no ONNX Runtime warnings",
@@ -294,8 +278,7 @@ Deno.test({
   ...GPU_TEST,
   fn: async () => {
     await initTf("cpu");
-    const root = await Deno.makeTempDir({ prefix: "fmnist-onnx-cli-" });
-    try {
+    await withTempDir(async (root) => {
       await makeCheckpoint("enhanced", root, 9);
       const ex = await fmnist("export", "--run", root, "--opset", "15", "--logits");
       assert.equal(ex.code, 0, ex.stderr);
@@ -334,9 +317,7 @@ Deno.test({
       const bad = await fmnist("export", "--run", `${root}/missing`);
       assert.equal(bad.code, 2);
       assert.match(bad.stderr, /export: error: .*missing: no such file or folder/);
-    } finally {
-      await Deno.remove(root, { recursive: true });
-    }
+    }, "fmnist-onnx-cli-");
   },
 });
 
@@ -363,8 +344,7 @@ Deno.test({
   ...GPU_TEST,
   fn: async () => {
     await initTf("cpu");
-    const root = await Deno.makeTempDir({ prefix: "fmnist-onnx-checker-" });
-    try {
+    await withTempDir(async (root) => {
       const files: string[] = [];
       for (const [i, name] of MODEL_NAMES.entries()) {
         await makeCheckpoint(name, `${root}/${name}`, 21 + i);
@@ -385,8 +365,6 @@ Deno.test({
       const dec = new TextDecoder();
       assert.ok(r.success, dec.decode(r.stderr));
       assert.equal(dec.decode(r.stdout).trim().split("\n").length, files.length);
-    } finally {
-      await Deno.remove(root, { recursive: true });
-    }
+    }, "fmnist-onnx-checker-");
   },
 });

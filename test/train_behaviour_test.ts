@@ -4,14 +4,14 @@
 
 import assert from "node:assert/strict";
 import * as tf from "@tensorflow/tfjs-core";
-import { initTf } from "../src/tf/setup.ts";
 import { type FashionMnist, loadFashionMnist, PIXELS } from "../src/data/fashion_mnist.ts";
 import { readCheckpoint, restoreWeights } from "../src/model/checkpoint.ts";
 import { createModel, type Model } from "../src/model/model.ts";
 import { resolveConfig, type TrainConfig } from "../src/train/config.ts";
 import { prepareData, type PreparedData, runTraining } from "../src/train/loop.ts";
 import { createProgress } from "../src/train/progress.ts";
-import { LOCAL_DATA_DIR, needsRealData } from "./helpers/data_fixtures.ts";
+import { LOCAL_DATA_DIR } from "./helpers/data_fixtures.ts";
+import { trainingTest } from "./helpers/train_fixtures.ts";
 
 let data: FashionMnist | undefined;
 async function dataset() {
@@ -79,12 +79,9 @@ async function predictLabels(m: Model, images: Uint8Array, idx: Int32Array): Pro
   return out;
 }
 
-Deno.test(
+trainingTest(
   "train: early stopping leaves the best epoch's weights when the best is not the last",
-  { ignore: needsRealData("early stopping restores the best weights") },
-  async () => {
-    await initTf("webgpu");
-    const root = await Deno.makeTempDir({ prefix: "train_best_" });
+  async (root) => {
     const cfg = resolveConfig({}, {
       model: "baseline",
       limit: 400,
@@ -122,19 +119,16 @@ Deno.test(
     const again = await predictLabels(r.model, relabelled.train.images, prepared.valIdx);
     assert.deepEqual(again, predicted, "best weights predict as epoch 1 did");
     r.model.dispose();
-    await Deno.remove(root, { recursive: true });
   },
 );
 
-Deno.test(
+trainingTest(
   "train: enhanced (fused) resumes bit for bit, batch-norm moving statistics included",
-  { ignore: needsRealData("enhanced resume") },
-  async () => {
-    await initTf("webgpu");
-    // initTf pins tfjs-webgpu's packed matMul: its split-K program (float atomics, picked for
-    // enhanced's dense1, K = 3136) made two identical runs differ in the last bits.
+  async (root) => {
+    // initTf (trainingTest calls it) pins tfjs-webgpu's packed matMul: its split-K program
+    // (float atomics, picked for enhanced's dense1, K = 3136) made two identical runs differ in
+    // the last bits.
     assert.equal(tf.env().get("WEBGPU_MATMUL_PROGRAM_TYPE"), MATMUL_PACKED);
-    const root = await Deno.makeTempDir({ prefix: "train_resume_enh_" });
     const cfg = resolveConfig({}, {
       model: "enhanced",
       limit: 160,
@@ -162,16 +156,12 @@ Deno.test(
       straight.history.map((h) => [h.loss, h.valLoss, h.valAcc]),
     );
     resumed.model.dispose();
-    await Deno.remove(root, { recursive: true });
   },
 );
 
-Deno.test(
+trainingTest(
   "train: enhanced on the fused op learns well above chance from 800 images in 2 epochs",
-  { ignore: needsRealData("enhanced learns") },
-  async () => {
-    await initTf("webgpu");
-    const out = await Deno.makeTempDir({ prefix: "train_learn_enh_" });
+  async (out) => {
     const cfg = resolveConfig({}, { model: "enhanced", limit: 800, batch: 32, epochs: 2 });
     assert.equal(cfg.ops, "fused");
     const r = await train(cfg, out);
@@ -181,6 +171,5 @@ Deno.test(
     assert.ok(r.history[1].loss < r.history[0].loss, "training loss falls");
     console.log(`  enhanced, 720 training images, 2 epochs: val acc ${last.valAcc}`);
     r.model.dispose();
-    await Deno.remove(out, { recursive: true });
   },
 );

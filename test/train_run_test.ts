@@ -3,14 +3,14 @@
 // continuation after a resume, both at an epoch boundary and mid-epoch (the SIGINT path).
 
 import assert from "node:assert/strict";
-import { initTf } from "../src/tf/setup.ts";
 import { type FashionMnist, loadFashionMnist } from "../src/data/fashion_mnist.ts";
 import { loadModelForInference, readCheckpoint } from "../src/model/checkpoint.ts";
 import type { Model } from "../src/model/model.ts";
 import { resolveConfig, type TrainConfig } from "../src/train/config.ts";
 import { DivergedError, prepareData, runTraining } from "../src/train/loop.ts";
 import { createProgress } from "../src/train/progress.ts";
-import { LOCAL_DATA_DIR, needsRealData } from "./helpers/data_fixtures.ts";
+import { LOCAL_DATA_DIR } from "./helpers/data_fixtures.ts";
+import { trainingTest } from "./helpers/train_fixtures.ts";
 
 let data: FashionMnist | undefined;
 async function dataset() {
@@ -38,62 +38,56 @@ async function weights(m: Model): Promise<Float32Array[]> {
   return await Promise.all(m.variables.map(async (v) => (await v.variable.data()) as Float32Array));
 }
 
-Deno.test("train: baseline learns from 600 images in 2 epochs and writes the run folder", {
-  ignore: needsRealData(
-    "train: baseline learns from 600 images in 2 epochs and writes the run folder",
-  ),
-}, async () => {
-  await initTf("webgpu");
-  const out = await Deno.makeTempDir({ prefix: "train_run_" });
-  const cfg = resolveConfig({}, { model: "baseline", limit: 600, batch: 32, epochs: 2 });
-  const r = await train(cfg, out);
-  assert.equal(r.history.length, 2);
-  const last = r.history[1];
-  // Chance is 0.1; 2 epochs over 540 images reach ~0.7 validation accuracy.
-  assert.ok(last.valAcc > 0.4, `val acc ${last.valAcc}`);
-  assert.ok(last.loss < r.history[0].loss, "training loss falls");
-  for (
-    const f of [
-      "history.json",
-      "history.csv",
-      "checkpoints/best/weights.bin",
-      "checkpoints/last/checkpoint.json",
-    ]
-  ) {
-    await Deno.stat(`${out}/${f}`);
-  }
-  const csv = (await Deno.readTextFile(`${out}/history.csv`)).trim().split("\n");
-  assert.equal(csv[0], "epoch,loss,acc,valLoss,valAcc,lr,epochTimeS");
-  assert.equal(csv.length, 3);
-  // The returned model holds the best checkpoint's weights, and it loads for inference.
-  const { model } = await loadModelForInference(out);
-  assert.deepEqual(await weights(model), await weights(r.model));
-  model.dispose();
-  r.model.dispose();
+trainingTest(
+  "train: baseline learns from 600 images in 2 epochs and writes the run folder",
+  async (out) => {
+    const cfg = resolveConfig({}, { model: "baseline", limit: 600, batch: 32, epochs: 2 });
+    const r = await train(cfg, out);
+    assert.equal(r.history.length, 2);
+    const last = r.history[1];
+    // Chance is 0.1; 2 epochs over 540 images reach ~0.7 validation accuracy.
+    assert.ok(last.valAcc > 0.4, `val acc ${last.valAcc}`);
+    assert.ok(last.loss < r.history[0].loss, "training loss falls");
+    for (
+      const f of [
+        "history.json",
+        "history.csv",
+        "checkpoints/best/weights.bin",
+        "checkpoints/last/checkpoint.json",
+      ]
+    ) {
+      await Deno.stat(`${out}/${f}`);
+    }
+    const csv = (await Deno.readTextFile(`${out}/history.csv`)).trim().split("\n");
+    assert.equal(csv[0], "epoch,loss,acc,valLoss,valAcc,lr,epochTimeS");
+    assert.equal(csv.length, 3);
+    // The returned model holds the best checkpoint's weights, and it loads for inference.
+    const { model } = await loadModelForInference(out);
+    assert.deepEqual(await weights(model), await weights(r.model));
+    model.dispose();
+    r.model.dispose();
 
-  // A NaN loss stops the run with a clear error and leaves checkpoints/last untouched.
-  const lastDir = `${out}/checkpoints/last`;
-  const bytes = await Deno.readFile(`${lastDir}/weights.bin`);
-  // Poison the logits bias (a NaN in a conv kernel can vanish: relu's max(NaN, 0) may give 0).
-  const bias = (await readCheckpoint(lastDir)).meta.tensors.find((t) => t.name === "logits/bias")!;
-  new Float32Array(bytes.buffer, bias.offset, 10).fill(NaN);
-  await Deno.writeFile(`${lastDir}/weights.bin`, bytes);
-  const poisoned = await readCheckpoint(lastDir);
-  await assert.rejects(
-    train({ ...cfg, epochs: 3 }, out, { resume: poisoned }),
-    (e: Error) =>
-      e instanceof DivergedError && /loss became NaN at epoch 3 step 1/.test(e.message) &&
-      e.message.includes(`${out}/checkpoints/last`),
-  );
-  assert.deepEqual(await Deno.readFile(`${lastDir}/weights.bin`), bytes);
-  await Deno.remove(out, { recursive: true });
-});
+    // A NaN loss stops the run with a clear error and leaves checkpoints/last untouched.
+    const lastDir = `${out}/checkpoints/last`;
+    const bytes = await Deno.readFile(`${lastDir}/weights.bin`);
+    // Poison the logits bias (a NaN in a conv kernel can vanish: relu's max(NaN, 0) may give 0).
+    const bias = (await readCheckpoint(lastDir)).meta.tensors.find((t) =>
+      t.name === "logits/bias"
+    )!;
+    new Float32Array(bytes.buffer, bias.offset, 10).fill(NaN);
+    await Deno.writeFile(`${lastDir}/weights.bin`, bytes);
+    const poisoned = await readCheckpoint(lastDir);
+    await assert.rejects(
+      train({ ...cfg, epochs: 3 }, out, { resume: poisoned }),
+      (e: Error) =>
+        e instanceof DivergedError && /loss became NaN at epoch 3 step 1/.test(e.message) &&
+        e.message.includes(`${out}/checkpoints/last`),
+    );
+    assert.deepEqual(await Deno.readFile(`${lastDir}/weights.bin`), bytes);
+  },
+);
 
-Deno.test("train: resume (epoch boundary and mid-epoch) continues bit-for-bit", {
-  ignore: needsRealData("train: resume (epoch boundary and mid-epoch) continues bit-for-bit"),
-}, async () => {
-  await initTf("webgpu");
-  const root = await Deno.makeTempDir({ prefix: "train_resume_" });
+trainingTest("train: resume (epoch boundary and mid-epoch) continues bit-for-bit", async (root) => {
   // Dropout and augmentation on, so the per-step random streams are exercised too.
   const cfg = resolveConfig({}, {
     model: "baseline",
@@ -128,5 +122,4 @@ Deno.test("train: resume (epoch boundary and mid-epoch) continues bit-for-bit", 
   const done = await train(cfg, `${root}/cut`, { resume: ck2 });
   assert.deepEqual(await weights(done.model), want);
   done.model.dispose();
-  await Deno.remove(root, { recursive: true });
 });

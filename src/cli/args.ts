@@ -169,6 +169,21 @@ export function helpText(usage: string, defs: FlagDefs, intro = ""): string {
 }
 
 /**
+ * The start of every command's main: parses `argv` against `defs`; on `--help` prints the help
+ * text and returns null, and the command then returns without doing anything.
+ */
+export function parseCommandFlags<D extends FlagDefs>(
+  argv: readonly string[],
+  defs: D,
+  help: { usage: string; intro?: string; positionals?: boolean },
+): Flags<D> | null {
+  const f = parseFlags(argv, defs, { positionals: help.positionals });
+  if (!f.help) return f;
+  console.log(helpText(help.usage, defs, help.intro));
+  return null;
+}
+
+/**
  * Runs a command's main. A UsageError prints one line and exits 2; any other error prints its
  * message (stack only with FMNIST_DEBUG=1) and exits 1.
  */

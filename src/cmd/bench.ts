@@ -2,7 +2,7 @@
 // Prints a terminal table, writes a JSON document (every figure + adapter + date + command) and
 // a markdown summary, and compares with an earlier JSON run.
 
-import { DEVICE_FLAGS, helpText, parseFlags } from "../cli/args.ts";
+import { DEVICE_FLAGS, parseCommandFlags } from "../cli/args.ts";
 import { UsageError } from "../errors.ts";
 import { writeFileAtomic } from "../files.ts";
 import { MODES } from "../../bench/kernels_suite.ts";
@@ -82,11 +82,11 @@ const USAGE = "deno task bench [--suite kernels|train|roofline|autotune|all] [--
   "[--compare OLD.json] [--markdown FILE] [--quick]";
 
 export async function main(argv: string[]): Promise<void> {
-  const f = parseFlags(argv, BENCH_FLAGS);
-  if (f.help) {
-    console.log(helpText(USAGE, BENCH_FLAGS, "Benchmarks: roofline, fused kernels, training."));
-    return;
-  }
+  const f = parseCommandFlags(argv, BENCH_FLAGS, {
+    usage: USAGE,
+    intro: "Benchmarks: roofline, fused kernels, training.",
+  });
+  if (f === null) return;
   const batches = parseBatches(f.batches);
   const modes = parseModes(f.modes);
   // Read the comparison file first: a typo should not cost a whole benchmark run.

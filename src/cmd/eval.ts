@@ -1,6 +1,6 @@
 // `fmnist eval --run DIR | --checkpoint PATH`: test-set metrics, pictures and report for a run.
 
-import { helpText, parseFlags } from "../cli/args.ts";
+import { parseCommandFlags } from "../cli/args.ts";
 import { UsageError } from "../errors.ts";
 import { evaluateRun } from "../eval/evaluate.ts";
 import { startTf } from "../tf/setup.ts";
@@ -25,11 +25,8 @@ const INTRO = "Evaluates a trained model on the Fashion-MNIST test set and write
   "plots/ (SVG + PNG) and report.html into the run folder.";
 
 export async function main(argv: string[]): Promise<void> {
-  const f = parseFlags(argv, DEFS);
-  if (f.help) {
-    console.log(helpText(USAGE, DEFS, INTRO));
-    return;
-  }
+  const f = parseCommandFlags(argv, DEFS, { usage: USAGE, intro: INTRO });
+  if (f === null) return;
   if (f.run === undefined && f.checkpoint === undefined) {
     throw new UsageError("give --run DIR or --checkpoint PATH (see --help)");
   }

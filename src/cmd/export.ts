@@ -1,11 +1,14 @@
 // `fmnist export --run DIR | --checkpoint PATH [--out FILE] [--opset N]`: the trained model as ONNX.
 
-import { helpText, parseFlags } from "../cli/args.ts";
+import { parseCommandFlags } from "../cli/args.ts";
 import { UsageError } from "../errors.ts";
 import { exportToOnnxFile, onnxTestAccuracy } from "../export/export_run.ts";
 import { DEFAULT_OPSET, MAX_OPSET, MIN_OPSET } from "../export/onnx_export.ts";
 import { initTf } from "../tf/setup.ts";
 
+// Every command module has this skeleton (flag table, USAGE/INTRO, then parseCommandFlags);
+// `duplicates` pairs it by shape with src/cmd/train.ts and src/cmd/serve.ts. Deliberate: parsing and help are shared
+// (src/cli/args.ts), what is left is the command's own flags and text.
 const DEFS = {
   run: { type: "string", help: "run folder (its best checkpoint, else last, is exported)" },
   checkpoint: { type: "string", help: "checkpoint folder or checkpoint.json (instead of --run)" },
@@ -33,11 +36,8 @@ const INTRO =
   "is written (atomically: an existing file is replaced whole or not at all).";
 
 export async function main(argv: string[]): Promise<void> {
-  const f = parseFlags(argv, DEFS);
-  if (f.help) {
-    console.log(helpText(USAGE, DEFS, INTRO));
-    return;
-  }
+  const f = parseCommandFlags(argv, DEFS, { usage: USAGE, intro: INTRO });
+  if (f === null) return;
   if (f.run !== undefined && f.checkpoint !== undefined) {
     throw new UsageError("give --run DIR or --checkpoint PATH, not both");
   }

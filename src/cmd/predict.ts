@@ -1,6 +1,6 @@
 // `fmnist predict --run DIR FILE...`: top-3 classes for PNG images or IDX image files.
 
-import { helpText, parseFlags } from "../cli/args.ts";
+import { parseCommandFlags } from "../cli/args.ts";
 import { UsageError } from "../errors.ts";
 import { formatPredictions, loadInputs, predictImages } from "../eval/predict.ts";
 import { loadModelForInference } from "../model/checkpoint.ts";
@@ -26,11 +26,8 @@ const INTRO = "Classifies PNG images (any size, colour or grey) or IDX image fil
   "Fashion-MNIST's light garments on black.";
 
 export async function main(argv: string[]): Promise<void> {
-  const f = parseFlags(argv, DEFS, { positionals: true });
-  if (f.help) {
-    console.log(helpText(USAGE, DEFS, INTRO));
-    return;
-  }
+  const f = parseCommandFlags(argv, DEFS, { usage: USAGE, intro: INTRO, positionals: true });
+  if (f === null) return;
   const source = f.checkpoint ?? f.run;
   if (source === undefined && f.onnx === undefined) {
     throw new UsageError("give --run DIR, --checkpoint PATH or --onnx FILE (see --help)");

@@ -1,6 +1,6 @@
 // `deno task profile`: flags for the per-kernel profile of a training step (bench/profile.ts).
 
-import { DEVICE_FLAGS, helpText, parseFlags } from "../cli/args.ts";
+import { DEVICE_FLAGS, parseCommandFlags } from "../cli/args.ts";
 import { MODEL_NAMES, type ModelName, type OpsKind } from "../model/model.ts";
 import { runProfile } from "../../bench/profile.ts";
 import { OPTIMIZER_KINDS, type OptimizerKind } from "../train/optimizer.ts";
@@ -35,18 +35,18 @@ export const PROFILE_FLAGS = {
   ...DEVICE_FLAGS,
 } as const;
 
-// Every command module has this skeleton (flag table, usage line, parse, --help); `duplicates`
-// pairs it with src/cmd/bench.ts by shape. Deliberate: the parsing and help text it calls are
-// shared (src/cli/args.ts), what differs is the table.
+// Every command module has this skeleton (flag table, USAGE/INTRO, then parseCommandFlags);
+// `duplicates` pairs it by shape with src/cmd/bench.ts. Deliberate: parsing and help are shared
+// (src/cli/args.ts), what is left is the command's own flags and text.
 const USAGE = "deno task profile [--model enhanced] [--steps N] [--ops stock|fused] " +
   "[--batch N] [--top N] [--trace FILE]";
 
 export async function main(argv: string[]): Promise<void> {
-  const f = parseFlags(argv, PROFILE_FLAGS);
-  if (f.help) {
-    console.log(helpText(USAGE, PROFILE_FLAGS, "Per-kernel GPU time of one training step."));
-    return;
-  }
+  const f = parseCommandFlags(argv, PROFILE_FLAGS, {
+    usage: USAGE,
+    intro: "Per-kernel GPU time of one training step.",
+  });
+  if (f === null) return;
   await runProfile({
     command: ["deno task profile", ...argv].join(" "),
     model: f.model as ModelName,

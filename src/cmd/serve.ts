@@ -1,6 +1,6 @@
 // `fmnist serve --run DIR [--port N]`: the classifier page for a run, on http://127.0.0.1:N/.
 
-import { helpText, parseFlags } from "../cli/args.ts";
+import { parseCommandFlags } from "../cli/args.ts";
 import { UsageError } from "../errors.ts";
 import { startServer } from "../serve/server.ts";
 
@@ -23,11 +23,8 @@ const INTRO =
   "Only the page, its bundled script and the run's model weights are served. Ctrl-C stops it.";
 
 export async function main(argv: string[]): Promise<void> {
-  const f = parseFlags(argv, DEFS);
-  if (f.help) {
-    console.log(helpText(USAGE, DEFS, INTRO));
-    return;
-  }
+  const f = parseCommandFlags(argv, DEFS, { usage: USAGE, intro: INTRO });
+  if (f === null) return;
   if (f.run === undefined) throw new UsageError("give --run DIR (see --help)");
   let server;
   try {

@@ -1,6 +1,6 @@
 // `deno task train`: trains a model, writes the run folder, then evaluates on the test set.
 
-import { helpText, parseFlags } from "../cli/args.ts";
+import { parseCommandFlags } from "../cli/args.ts";
 import { UsageError } from "../errors.ts";
 import { writeFileAtomic } from "../files.ts";
 import { loadFashionMnist, type Split } from "../data/fashion_mnist.ts";
@@ -65,11 +65,11 @@ interface RunPlan {
 }
 
 export async function main(argv: string[]): Promise<void> {
-  const f = parseFlags(argv, DEFS);
-  if (f.help) {
-    console.log(helpText("deno task train [flags]", DEFS, presetHelp()));
-    return;
-  }
+  const f = parseCommandFlags(argv, DEFS, {
+    usage: "deno task train [flags]",
+    intro: presetHelp(),
+  });
+  if (f === null) return;
   const log: Log = (m) => console.log(m);
   const autotune = (f.autotune as AutotuneSetting | undefined) ?? autotuneSettingFromEnv();
   const explicit = explicitOptions(f as unknown as Record<string, unknown>);

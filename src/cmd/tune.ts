@@ -2,7 +2,7 @@
 // epochs on a small budget; writes results.csv, results.md (ranked by validation accuracy) and
 // best-config.json for `deno task train --config FILE`.
 
-import { type FlagDefs, helpText, parseFlags } from "../cli/args.ts";
+import { type FlagDefs, parseCommandFlags } from "../cli/args.ts";
 import { UsageError } from "../errors.ts";
 import { writeFileAtomic } from "../files.ts";
 import { loadFashionMnist } from "../data/fashion_mnist.ts";
@@ -63,17 +63,12 @@ function numbers(flag: (typeof SEARCHED)[number], items: string[]): number[] {
 }
 
 export async function main(argv: string[]): Promise<void> {
-  const f = parseFlags(argv, DEFS) as Record<string, unknown> & { help: boolean };
-  if (f.help) {
-    console.log(
-      helpText(
-        "deno task tune [flags]",
-        DEFS,
-        "Searches hyperparameters on a small budget (--limit, --epochs).",
-      ),
-    );
-    return;
-  }
+  const parsed = parseCommandFlags(argv, DEFS, {
+    usage: "deno task tune [flags]",
+    intro: "Searches hyperparameters on a small budget (--limit, --epochs).",
+  });
+  if (parsed === null) return;
+  const f = parsed as Record<string, unknown> & { help: boolean };
   const space: SearchSpace = {
     lr: numbers("lr", f.lr as string[]),
     batch: numbers("batch", f.batch as string[]),

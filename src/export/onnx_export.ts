@@ -69,8 +69,17 @@ type Step =
   | { kind: "globalAvgPool" }
   | { kind: "dense"; name: string; relu: boolean };
 
-const convBnRelu = (name: string): Step => ({ kind: "convBnRelu", name });
 const POOL: Step = { kind: "maxPool2" };
+const LOGITS: Step = { kind: "dense", name: "logits", relu: false };
+/** flatten, a ReLU dense layer, then the logits layer. */
+const DENSE_HEAD: readonly Step[] = [
+  { kind: "flatten" },
+  { kind: "dense", name: "dense1", relu: true },
+  LOGITS,
+];
+/** Block `b` of the BN models: two conv+BN+ReLU layers `block<b>/conv1`, `block<b>/conv2`. */
+const bnBlock = (b: number): Step[] =>
+  [1, 2].map((c) => ({ kind: "convBnRelu", name: `block${b}/conv${c}` }));
 
 /** The inference-time layers of each model (src/model/model.ts, `buildLayers`), dropout omitted. */
 export const EXPORT_PLANS: Record<ModelName, readonly Step[]> = {
@@ -79,32 +88,17 @@ export const EXPORT_PLANS: Record<ModelName, readonly Step[]> = {
     POOL,
     { kind: "convRelu", name: "conv2", pad: "valid" },
     POOL,
-    { kind: "flatten" },
-    { kind: "dense", name: "dense1", relu: true },
-    { kind: "dense", name: "logits", relu: false },
+    ...DENSE_HEAD,
   ],
-  enhanced: [
-    convBnRelu("block1/conv1"),
-    convBnRelu("block1/conv2"),
-    POOL,
-    convBnRelu("block2/conv1"),
-    convBnRelu("block2/conv2"),
-    POOL,
-    { kind: "flatten" },
-    { kind: "dense", name: "dense1", relu: true },
-    { kind: "dense", name: "logits", relu: false },
-  ],
+  enhanced: [...bnBlock(1), POOL, ...bnBlock(2), POOL, ...DENSE_HEAD],
   wide: [
-    convBnRelu("block1/conv1"),
-    convBnRelu("block1/conv2"),
+    ...bnBlock(1),
     POOL,
-    convBnRelu("block2/conv1"),
-    convBnRelu("block2/conv2"),
+    ...bnBlock(2),
     POOL,
-    convBnRelu("block3/conv1"),
-    convBnRelu("block3/conv2"),
+    ...bnBlock(3),
     { kind: "globalAvgPool" },
-    { kind: "dense", name: "logits", relu: false },
+    LOGITS,
   ],
 };
 

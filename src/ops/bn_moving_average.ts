@@ -10,6 +10,7 @@ import * as tf from "@tensorflow/tfjs-core";
 import { registerKernel, type TensorInfo } from "@tensorflow/tfjs-core";
 import type { WebGPUBackend, WebGPUProgram } from "@tensorflow/tfjs-backend-webgpu";
 import { kernelSource, runProgram } from "./webgpu_program.ts";
+import { cpuValues, registerCpuKernel } from "./cpu_kernel.ts";
 
 /** Kernel: inputs {moving, batch} (same 1-D shape); attrs {momentum}; output moving'. */
 export const BN_MOVING_AVERAGE = "BnMovingAverage";
@@ -71,24 +72,12 @@ registerKernel({
   },
 });
 
-type CpuBackend = {
-  data: { get(id: unknown): { values: unknown } };
-  makeTensorInfo(shape: number[], dtype: "float32", values: Float32Array): TensorInfo;
-};
-
-registerKernel({
-  kernelName: BN_MOVING_AVERAGE,
-  backendName: "cpu",
-  kernelFunc: ({ inputs, backend, attrs }) => {
-    const { moving, batch } = inputs as { moving: TensorInfo; batch: TensorInfo };
-    const cpu = backend as unknown as CpuBackend;
-    const values = (t: TensorInfo) =>
-      Float32Array.from(cpu.data.get(t.dataId).values as Float32Array);
-    const out = bnMovingAverageRef(
-      values(moving),
-      values(batch),
-      (attrs as { momentum: number }).momentum,
-    );
-    return cpu.makeTensorInfo(moving.shape, "float32", out);
-  },
+registerCpuKernel(BN_MOVING_AVERAGE, ({ moving, batch }, cpu, attrs) => {
+  const values = (t: TensorInfo) => Float32Array.from(cpuValues(cpu, t));
+  const out = bnMovingAverageRef(
+    values(moving),
+    values(batch),
+    (attrs as { momentum: number }).momentum,
+  );
+  return cpu.makeTensorInfo(moving.shape, "float32", out);
 });

@@ -14,6 +14,7 @@ import * as tf from "@tensorflow/tfjs-core";
 import { registerGradient, registerKernel, type TensorInfo } from "@tensorflow/tfjs-core";
 import type { WebGPUBackend, WebGPUProgram } from "@tensorflow/tfjs-backend-webgpu";
 import { kernelSource, runProgram } from "./webgpu_program.ts";
+import { type CpuBackend, cpuValues, registerCpuKernel } from "./cpu_kernel.ts";
 
 export const SOFTMAX_XENT = "SoftmaxXent";
 export const SOFTMAX_XENT_GRAD = "SoftmaxXentGrad";
@@ -136,12 +137,6 @@ class SoftmaxXentGradProgram implements WebGPUProgram {
   }
 }
 
-type CpuBackend = {
-  data: { get(id: unknown): { values: unknown } };
-  makeTensorInfo(shape: number[], dtype: "float32", values: Float32Array): TensorInfo;
-};
-/** float32 values, or int32 labels as numbers (read by index only). */
-const cpuValues = (cpu: CpuBackend, t: TensorInfo) => cpu.data.get(t.dataId).values as Float32Array;
 const smoothingOf = (attrs: unknown) => Math.fround((attrs as { smoothing: number }).smoothing);
 const asScalar = (t: TensorInfo): TensorInfo => ({ dataId: t.dataId, shape: [], dtype: t.dtype });
 
@@ -158,22 +153,16 @@ registerKernel({
   },
 });
 
-registerKernel({
-  kernelName: SOFTMAX_XENT,
-  backendName: "cpu",
-  kernelFunc: ({ inputs, backend, attrs }) => {
-    const { logits, labels } = inputs as { logits: TensorInfo; labels: TensorInfo };
-    const cpu = backend as unknown as CpuBackend;
-    const [rows, classes] = logits.shape;
-    const r = softmaxXentRef(
-      cpuValues(cpu, logits),
-      cpuValues(cpu, labels),
-      rows,
-      classes,
-      smoothingOf(attrs),
-    );
-    return [r.loss, r.correct].map((v) => cpu.makeTensorInfo([], "float32", Float32Array.of(v)));
-  },
+/** The CPU kernels' shared arguments: logits and labels on the host, [rows, classes], smoothing. */
+function refInputs(inputs: Record<string, TensorInfo>, cpu: CpuBackend, attrs: unknown) {
+  const [rows, classes] = inputs.logits.shape;
+  const logits = cpuValues(cpu, inputs.logits);
+  return [logits, cpuValues(cpu, inputs.labels), rows, classes, smoothingOf(attrs)] as const;
+}
+
+registerCpuKernel(SOFTMAX_XENT, (inputs, cpu, attrs) => {
+  const r = softmaxXentRef(...refInputs(inputs, cpu, attrs));
+  return [r.loss, r.correct].map((v) => cpu.makeTensorInfo([], "float32", Float32Array.of(v)));
 });
 
 registerKernel({
@@ -190,23 +179,9 @@ registerKernel({
   },
 });
 
-registerKernel({
-  kernelName: SOFTMAX_XENT_GRAD,
-  backendName: "cpu",
-  kernelFunc: ({ inputs, backend, attrs }) => {
-    const { logits, labels, dy } = inputs as Record<string, TensorInfo>;
-    const cpu = backend as unknown as CpuBackend;
-    const [rows, classes] = logits.shape;
-    const out = softmaxXentGradRef(
-      cpuValues(cpu, logits),
-      cpuValues(cpu, labels),
-      rows,
-      classes,
-      smoothingOf(attrs),
-      cpuValues(cpu, dy)[0],
-    );
-    return cpu.makeTensorInfo(logits.shape, "float32", out);
-  },
+registerCpuKernel(SOFTMAX_XENT_GRAD, (inputs, cpu, attrs) => {
+  const out = softmaxXentGradRef(...refInputs(inputs, cpu, attrs), cpuValues(cpu, inputs.dy)[0]);
+  return cpu.makeTensorInfo(inputs.logits.shape, "float32", out);
 });
 
 registerGradient({

@@ -40,9 +40,12 @@ export function needsRealData(test: string): boolean {
   return true;
 }
 
-/** Runs `fn` with a fresh temp folder, removed afterwards. */
-export async function withTempDir<T>(fn: (dir: string) => Promise<T>): Promise<T> {
-  const dir = await Deno.makeTempDir({ prefix: "fmnist-data-test-" });
+/** Runs `fn` with a fresh temp folder (named `<prefix>XXXX`), removed afterwards. */
+export async function withTempDir<T>(
+  fn: (dir: string) => Promise<T>,
+  prefix = "fmnist-data-test-",
+): Promise<T> {
+  const dir = await Deno.makeTempDir({ prefix });
   try {
     return await fn(dir);
   } finally {
