@@ -243,6 +243,11 @@ function bnReluBackward(
   return { dz, dbeta, dgamma };
 }
 
+/** Per-channel results (dgamma, dbeta) as (Cout) tensors. */
+function channelVectors(g: ConvGeometry, ...ts: TensorInfo[]): TensorInfo[] {
+  return ts.map((t) => ({ dataId: t.dataId, shape: [g.outC], dtype: "float32" }));
+}
+
 /**
  * Backward for a layer whose dx nobody needs: [dfilter, dgamma, dbeta], with dz computed inside
  * the filter pass (the generator's bnReluDz prologue) instead of a dz pass, on register configs;
@@ -274,11 +279,7 @@ export function convBnReluFilterGradsWebGPU(
   );
   const dfilter = convBackpropFilter(backend, { dy: t.dy, z: t.z, terms }, t.x, g, config);
   backend.disposeData(terms.dataId);
-  return [
-    dfilter,
-    { dataId: dgamma.dataId, shape: [g.outC], dtype: "float32" },
-    { dataId: dbeta.dataId, shape: [g.outC], dtype: "float32" },
-  ];
+  return [dfilter, ...channelVectors(g, dgamma, dbeta)];
 }
 
 /**
@@ -297,8 +298,7 @@ export function convBnReluParamGradsWebGPU(
   return [
     { dataId: dz.dataId, shape: zShape, dtype: "float32" },
     dfilter,
-    { dataId: dgamma.dataId, shape: [g.outC], dtype: "float32" },
-    { dataId: dbeta.dataId, shape: [g.outC], dtype: "float32" },
+    ...channelVectors(g, dgamma, dbeta),
   ];
 }
 
