@@ -30,7 +30,9 @@ import {
   type ConvCase,
   convCaseArb,
   describeCase,
+  fixedCase,
   GPU_TEST,
+  gpuPropertyTest,
   runs,
   TILE_EDGE_CASES,
   withGpu,
@@ -40,6 +42,7 @@ import {
   caseData,
   checkGpuAgainstRef,
   EPS,
+  inferOn,
   runOurs,
   runTrainKernel,
   STATS_TOL,
@@ -123,35 +126,24 @@ Deno.test({
 
 // ---- 2. GPU vs CPU reference ------------------------------------------------------------------
 
-Deno.test({
-  name: "convBnRelu forward: every forward tile config matches the CPU reference",
-  ...GPU_TEST,
-  fn: () =>
-    onGpu(async () => {
-      const { arb, examples, numRuns } = configuredCases(["fwd"], TILE_EDGE_CASES);
-      await fc.assert(
-        fc.asyncProperty(arb, async ({ c, config }) => {
-          await withTileConfig(
-            config,
-            () => checkGpuAgainstRef(caseData(c), `${config.id} ${describeCase(c)}`),
-          );
-        }),
-        { seed: 20261125, numRuns: numRuns(20), examples },
-      );
-    }),
-});
+const fwdTiles = configuredCases(["fwd"], TILE_EDGE_CASES);
+gpuPropertyTest(
+  "convBnRelu forward: every forward tile config matches the CPU reference",
+  fwdTiles.arb,
+  ({ c, config }) =>
+    withTileConfig(
+      config,
+      () => checkGpuAgainstRef(caseData(c), `${config.id} ${describeCase(c)}`),
+    ),
+  { seed: 20261125, numRuns: fwdTiles.numRuns(20), examples: fwdTiles.examples },
+);
 
-Deno.test({
-  name: "convBnRelu forward: naive oracle kernels (FMNIST_NAIVE_KERNELS) match the CPU reference",
-  ...GPU_TEST,
-  fn: () =>
-    onGpu(async () => {
-      await fc.assert(
-        fc.asyncProperty(caseArb, async (c) => await checkGpuAgainstRef(caseData(c))),
-        { seed: 7, numRuns: runs(10) },
-      );
-    }, { naive: true }),
-});
+gpuPropertyTest(
+  "convBnRelu forward: naive oracle kernels (FMNIST_NAIVE_KERNELS) match the CPU reference",
+  caseArb,
+  (c) => checkGpuAgainstRef(caseData(c)),
+  { seed: 7, numRuns: runs(10), naive: true },
+);
 
 Deno.test({
   name: "convBnRelu forward: tile edges (rows not a multiple of 8, Cout % 8 == 4), first layer",
@@ -180,18 +172,7 @@ Deno.test({
       // 1x1 conv of x ~ 20 + U(-1, 1) with positive weights: z has mean ~60 and std ~1, over
       // 4*12*12 = 576 rows = 36 chunks of bn_stats. sum/sumsq in float32 would lose ~2e-4 of the
       // variance here (eps * mean^2); the chunked two-pass + Chan merge must not.
-      const d = caseData({
-        n: 4,
-        h: 12,
-        w: 12,
-        cin: 4,
-        cout: 8,
-        kh: 1,
-        kw: 1,
-        strides: [1, 1],
-        pad: "same",
-        seed: 5,
-      });
+      const d = caseData(fixedCase({ x: [4, 12, 12, 4], k: 1, cout: 8, seed: 5 }));
       d.x = d.x.map((v) => 20 + v);
       d.filter = d.filter.map((v) => 0.75 + 0.25 * v);
       const ref = convBnReluTrainRef(d.x, d.filter, d.gamma, d.beta, d.g, EPS);
@@ -216,15 +197,7 @@ Deno.test({
         const t = tensors(d);
         const attrs = { strides: c.strides, pad: c.pad, epsilon: EPS };
         const s = convBnReluTrainStock(t.x, t.filter, t.gamma, t.beta, attrs);
-        const si = convBnReluInferStock(
-          t.x,
-          t.filter,
-          t.gamma,
-          t.beta,
-          t.movingMean,
-          t.movingVariance,
-          attrs,
-        );
+        const si = inferOn(t, attrs, convBnReluInferStock);
         checkOp(
           { ...ours },
           {
@@ -325,30 +298,11 @@ Deno.test({
   ...GPU_TEST,
   fn: () =>
     onGpu(async () => {
-      const d = caseData({
-        n: 2,
-        h: 5,
-        w: 5,
-        cin: 4,
-        cout: 8,
-        kh: 3,
-        kw: 3,
-        strides: [1, 1],
-        pad: "same",
-        seed: 3,
-      });
+      const d = caseData(fixedCase({ x: [2, 5, 5, 4], k: 3, cout: 8, seed: 3 }));
       const t = tensors(d);
       const step = async () => {
         const r = convBnReluTrain(t.x, t.filter, t.gamma, t.beta, { strides: 1, pad: "same" });
-        const yi = convBnReluInfer(
-          t.x,
-          t.filter,
-          t.gamma,
-          t.beta,
-          t.movingMean,
-          t.movingVariance,
-          { strides: 1, pad: "same" },
-        );
+        const yi = inferOn(t, { strides: 1, pad: "same" });
         const f = foldBatchNorm(t.gamma, t.beta, t.movingMean, t.movingVariance);
         await yi.data();
         tf.dispose([r.y, r.mean, r.variance, yi, f.scale, f.shift]);

@@ -33,7 +33,9 @@ import {
   type ConvCase,
   convCaseArb,
   describeCase,
+  fixedCase,
   GPU_TEST,
+  gpuPropertyTest,
   runs,
   TILE_EDGE_CASES,
   withGpu,
@@ -94,6 +96,13 @@ async function runGradKernel(c: GradCase, d: GradCaseData): Promise<ConvBnReluGr
   return r;
 }
 
+/** The backward kernel on the current backend vs the CPU reference (kernel tolerances). */
+async function checkGradKernel(c: GradCase, label: string): Promise<void> {
+  const d = makeCaseData(c);
+  const r = await runGradKernel(c, d);
+  checkGrads(r, convBnReluGradRef(d, d.geometry), d, KERNEL_TOL, `${label} ${describeGradCase(c)}`);
+}
+
 Deno.test(
   "ConvBnReluTrainGrad: hand-checkable identities on webgpu and cpu",
   GPU_TEST,
@@ -101,18 +110,7 @@ Deno.test(
     // No ReLU clipping (beta = 10) and dy = 1: the loss is sum(gamma * xhat + beta), whose
     // gradient w.r.t. z vanishes (xhat sums to 0 over the batch), so dx = dfilter = 0, dbeta = M,
     // dgamma = sum xhat = 0. With beta = -10 every output is clipped: all gradients are 0.
-    const c: GradCase = {
-      n: 2,
-      h: 5,
-      w: 4,
-      cin: 3,
-      cout: 5,
-      kh: 3,
-      kw: 3,
-      strides: [1, 1],
-      pad: "same",
-      seed: 7,
-    };
+    const c: GradCase = fixedCase({ x: [2, 5, 4, 3], k: 3, cout: 5, seed: 7 });
     for (const backend of ["cpu", "webgpu"] as const) {
       for (const beta of [10, -10]) {
         const d = makeCaseData(c);
@@ -138,66 +136,26 @@ Deno.test(
   },
 );
 
-Deno.test(
+const bwdTiles = configuredCases(["bwdData", "bwdFilter"], TILE_EDGE_CASES);
+gpuPropertyTest(
   "ConvBnReluTrainGrad: every backward tile config matches the CPU reference",
-  GPU_TEST,
-  () =>
-    withGpu(async () => {
-      const { arb, examples, numRuns } = configuredCases(["bwdData", "bwdFilter"], TILE_EDGE_CASES);
-      await fc.assert(
-        fc.asyncProperty(arb, async ({ c, config }) => {
-          const d = makeCaseData(c);
-          const expected = convBnReluGradRef(d, d.geometry);
-          const r = await withTileConfig(config, () => runGradKernel(c, d));
-          checkGrads(r, expected, d, KERNEL_TOL, `${config.id} ${describeGradCase(c)}`);
-        }),
-        { seed: 20261125, numRuns: numRuns(20), examples },
-      );
-    }),
+  bwdTiles.arb,
+  ({ c, config }) => withTileConfig(config, () => checkGradKernel(c, config.id)),
+  { seed: 20261125, numRuns: bwdTiles.numRuns(20), examples: bwdTiles.examples },
 );
 
-Deno.test(
+gpuPropertyTest(
   "ConvBnReluTrainGrad: naive oracle kernels (FMNIST_NAIVE_KERNELS) match the CPU reference",
-  GPU_TEST,
-  () =>
-    withGpu(async () => {
-      await fc.assert(
-        fc.asyncProperty(gradCaseArb, async (c) => {
-          const d = makeCaseData(c);
-          const r = await runGradKernel(c, d);
-          checkGrads(
-            r,
-            convBnReluGradRef(d, d.geometry),
-            d,
-            KERNEL_TOL,
-            `naive ${describeGradCase(c)}`,
-          );
-        }),
-        { seed: 20261126, numRuns: runs(10) },
-      );
-    }, { naive: true }),
+  gradCaseArb,
+  (c) => checkGradKernel(c, "naive"),
+  { seed: 20261126, numRuns: runs(10), naive: true },
 );
 
-Deno.test(
+gpuPropertyTest(
   "ConvBnReluTrainGrad: vec4 paths (channels % 4 == 0) match the CPU reference",
-  GPU_TEST,
-  () =>
-    withGpu(async () => {
-      await fc.assert(
-        fc.asyncProperty(vec4CaseArb, async (c) => {
-          const d = makeCaseData(c);
-          const r = await runGradKernel(c, d);
-          checkGrads(
-            r,
-            convBnReluGradRef(d, d.geometry),
-            d,
-            KERNEL_TOL,
-            `vec4 ${describeGradCase(c)}`,
-          );
-        }),
-        { seed: 4444, numRuns: runs(15) },
-      );
-    }),
+  vec4CaseArb,
+  (c) => checkGradKernel(c, "vec4"),
+  { seed: 4444, numRuns: runs(15) },
 );
 
 Deno.test(
@@ -208,18 +166,7 @@ Deno.test(
       // The model-input layer at batch 96: M = 96*28*28 = 75,264 pixels. llvmpipe silently stops
       // a loop after 65,535 iterations, so a kernel that loops over all of M per invocation gets
       // ~13% of the sum wrong; the split reduction must not.
-      const c: GradCase = {
-        n: 96,
-        h: 28,
-        w: 28,
-        cin: 1,
-        cout: 8,
-        kh: 3,
-        kw: 3,
-        strides: [1, 1],
-        pad: "same",
-        seed: 21,
-      };
+      const c: GradCase = fixedCase({ x: [96, 28, 28, 1], k: 3, cout: 8, seed: 21 });
       const d = makeCaseData(c);
       const expected = convBnReluGradRef(d, d.geometry);
       const t = caseTensors(c, d);
@@ -283,18 +230,7 @@ Deno.test(
 
 Deno.test("ConvBnReluTrainGrad: a mis-shaped input is refused, naming the tensor", async () => {
   await initTf("cpu");
-  const c: GradCase = {
-    n: 1,
-    h: 4,
-    w: 4,
-    cin: 2,
-    cout: 3,
-    kh: 3,
-    kw: 3,
-    strides: [2, 2],
-    pad: "same",
-    seed: 3,
-  };
+  const c: GradCase = fixedCase({ x: [1, 4, 4, 2], k: 3, cout: 3, seed: 3, strides: [2, 2] });
   const d = makeCaseData(c);
   const t = caseTensors(c, d);
   const bad = { ...t, stats: tf.zeros([2, c.cout]) };
@@ -377,18 +313,7 @@ Deno.test(
   GPU_TEST,
   () =>
     withGpu(async () => {
-      const c: GradCase = {
-        n: 2,
-        h: 6,
-        w: 6,
-        cin: 1,
-        cout: 8,
-        kh: 3,
-        kw: 3,
-        strides: [1, 1],
-        pad: "same",
-        seed: 9,
-      };
+      const c: GradCase = fixedCase({ x: [2, 6, 6, 1], k: 3, cout: 8, seed: 9 });
       const d = makeCaseData(c);
       const expected = convBnReluGradRef(d, d.geometry);
       const t = caseTensors(c, d);
@@ -466,18 +391,7 @@ Deno.test(
   GPU_TEST,
   () =>
     withGpu(async () => {
-      const c: GradCase = {
-        n: 2,
-        h: 6,
-        w: 6,
-        cin: 1,
-        cout: 8,
-        kh: 3,
-        kw: 3,
-        strides: [1, 1],
-        pad: "same",
-        seed: 19,
-      };
+      const c: GradCase = fixedCase({ x: [2, 6, 6, 1], k: 3, cout: 8, seed: 19 });
       const d = makeCaseData(c);
       const expected = await withGpu(async () => {
         const t = caseTensors(c, d);

@@ -5,7 +5,11 @@
 // Shapes and seeded values come from op_check.ts.
 
 import * as tf from "@tensorflow/tfjs-core";
-import { convBnReluInfer, convBnReluTrain } from "../../src/ops/conv_bn_relu.ts";
+import {
+  type ConvBnReluAttrs,
+  convBnReluInfer,
+  convBnReluTrain,
+} from "../../src/ops/conv_bn_relu.ts";
 import { convBnReluInferRef, convBnReluTrainRef } from "../../src/ops/conv_bn_relu_ref.ts";
 import { type ConvGeometry, convGeometry } from "../../src/ops/conv_geometry.ts";
 import {
@@ -80,6 +84,15 @@ export function tensors(d: CaseData) {
   };
 }
 
+/** An inference op (ours or the stock one) on a case's tensors: the six inputs in order. */
+export function inferOn(
+  t: ReturnType<typeof tensors>,
+  attrs: ConvBnReluAttrs,
+  op: typeof convBnReluInfer = convBnReluInfer,
+): tf.Tensor4D {
+  return op(t.x, t.filter, t.gamma, t.beta, t.movingMean, t.movingVariance, attrs);
+}
+
 export interface FwdResult {
   y: Float32Array;
   mean: Float32Array;
@@ -92,15 +105,7 @@ export async function runOurs(d: CaseData): Promise<FwdResult> {
   const t = tensors(d);
   const attrs = { strides: d.c.strides, pad: d.c.pad, epsilon: EPS };
   const r = convBnReluTrain(t.x, t.filter, t.gamma, t.beta, attrs);
-  const yi = convBnReluInfer(
-    t.x,
-    t.filter,
-    t.gamma,
-    t.beta,
-    t.movingMean,
-    t.movingVariance,
-    attrs,
-  );
+  const yi = inferOn(t, attrs);
   const out = {
     y: (await r.y.data()) as Float32Array,
     mean: (await r.mean.data()) as Float32Array,
