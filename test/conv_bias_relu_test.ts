@@ -28,6 +28,7 @@ import {
   fixedCase,
   GPU_TEST,
   gpuPropertyTest,
+  gpuTest,
   type OpTolerance,
   runs,
   seededUniform,
@@ -207,15 +208,10 @@ Deno.test("convBiasRelu: bad inputs throw errors naming the tensor", async () =>
   tf.dispose([x, w]);
 });
 
-Deno.test({
-  name: "convBiasRelu: no tensor leaks across forward + gradient steps",
-  ...GPU_TEST,
-  fn: () =>
-    withGpu(async () => {
-      const d = caseData(fixedCase({ x: [2, 6, 6, 4], k: 3, cout: 8, seed: 3 }));
-      await ours(d);
-      const before = tf.memory().numTensors;
-      for (let i = 0; i < 3; i++) await ours(d);
-      assert.equal(tf.memory().numTensors, before);
-    }),
+gpuTest("convBiasRelu: no tensor leaks across forward + gradient steps", async () => {
+  const d = caseData(fixedCase({ x: [2, 6, 6, 4], k: 3, cout: 8, seed: 3 }));
+  await ours(d);
+  const before = tf.memory().numTensors;
+  for (let i = 0; i < 3; i++) await ours(d);
+  assert.equal(tf.memory().numTensors, before);
 });

@@ -36,6 +36,7 @@ import {
   fixedCase,
   GPU_TEST,
   gpuPropertyTest,
+  gpuTest,
   runs,
   TILE_EDGE_CASES,
   withGpu,
@@ -50,6 +51,7 @@ import {
   makeCaseData,
   NAMES,
   readAll,
+  runGradKernel,
   type Tol,
 } from "./helpers/conv_bn_relu_checks.ts";
 
@@ -82,17 +84,6 @@ async function stockGradsOnCpu(c: GradCase, d: GradCaseData): Promise<ConvBnRelu
   })([t.x, t.filter, t.gamma, t.beta]);
   const r = await readAll(grads);
   tf.dispose([...grads, ...Object.values(t)]);
-  return r;
-}
-
-/** Runs the 4-output backward kernel on the current backend and reads the gradients. */
-async function runGradKernel(c: GradCase, d: GradCaseData): Promise<ConvBnReluGrads> {
-  const t = caseTensors(c, d);
-  const outs = tf.engine().runKernel(CONV_BN_RELU_TRAIN_GRAD, t, {
-    ...attrsOf(c, d),
-  }) as tf.Tensor[];
-  const r = await readAll(outs);
-  tf.dispose([...outs, ...Object.values(t)]);
   return r;
 }
 
@@ -158,31 +149,24 @@ gpuPropertyTest(
   { seed: 4444, numRuns: runs(15) },
 );
 
-Deno.test(
+gpuTest(
   "ConvBnReluTrainParamGrads: dfilter stays right past 65,535 output pixels (loop cap)",
-  GPU_TEST,
-  () =>
-    withGpu(async () => {
-      // The model-input layer at batch 96: M = 96*28*28 = 75,264 pixels. llvmpipe silently stops
-      // a loop after 65,535 iterations, so a kernel that loops over all of M per invocation gets
-      // ~13% of the sum wrong; the split reduction must not.
-      const c: GradCase = fixedCase({ x: [96, 28, 28, 1], k: 3, cout: 8, seed: 21 });
-      const d = makeCaseData(c);
-      const expected = convBnReluGradRef(d, d.geometry);
-      const t = caseTensors(c, d);
-      const outs = tf.engine().runKernel(CONV_BN_RELU_TRAIN_PARAM_GRADS, t, {
-        ...attrsOf(c, d),
-      }) as tf.Tensor[];
-      const [, dfilter, dgamma, dbeta] = await Promise.all(outs.map((o) => o.data()));
-      tf.dispose([...outs, ...Object.values(t)]);
-      checkGrads(
-        { dx: expected.dx, dfilter, dgamma, dbeta },
-        expected,
-        d,
-        KERNEL_TOL,
-        `large M ${describeGradCase(c)}`,
-      );
-    }),
+  async () => {
+    // The model-input layer at batch 96: M = 96*28*28 = 75,264 pixels. llvmpipe silently stops
+    // a loop after 65,535 iterations, so a kernel that loops over all of M per invocation gets
+    // ~13% of the sum wrong; the split reduction must not.
+    const c: GradCase = fixedCase({ x: [96, 28, 28, 1], k: 3, cout: 8, seed: 21 });
+    const d = makeCaseData(c);
+    const expected = convBnReluGradRef(d, d.geometry);
+    const r = await runGradKernel(c, d, CONV_BN_RELU_TRAIN_PARAM_GRADS);
+    checkGrads(
+      { ...r, dx: expected.dx }, // its first output is dz
+      expected,
+      d,
+      KERNEL_TOL,
+      `large M ${describeGradCase(c)}`,
+    );
+  },
 );
 
 Deno.test(
@@ -308,121 +292,115 @@ Deno.test(
   },
 );
 
-Deno.test(
+gpuTest(
   "convBnReluTrain: no dx is computed when x needs no gradient (model-input layer)",
-  GPU_TEST,
-  () =>
-    withGpu(async () => {
-      const c: GradCase = fixedCase({ x: [2, 6, 6, 1], k: 3, cout: 8, seed: 9 });
-      const d = makeCaseData(c);
-      const expected = convBnReluGradRef(d, d.geometry);
-      const t = caseTensors(c, d);
-      const kernelsOf = async (wrt: ("x" | "filter" | "gamma" | "beta")[]) => {
-        let grads: tf.Tensor[] = [];
-        const info = await tf.profile(() => {
-          grads = fusedGrads(c, d, t, wrt);
-          return grads;
-        });
-        const values = await Promise.all(grads.map((g) => g.data()));
-        tf.dispose(grads);
-        return { names: info.kernelNames, values };
-      };
-      const params = await kernelsOf(["filter", "gamma", "beta"]);
-      assert.ok(!params.names.includes(CONV_BACKPROP_DATA), params.names.join(" "));
-      assert.ok(params.names.includes(CONV_BN_RELU_TRAIN_PARAM_GRADS), params.names.join(" "));
-      const withX = await kernelsOf(["x", "filter"]);
-      assert.ok(withX.names.includes(CONV_BACKPROP_DATA), withX.names.join(" "));
-      tf.dispose(Object.values(t));
-      // Same filter gradient either way (tolerances as in the kernel tests).
-      const [dfilter, dgamma, dbeta] = params.values;
-      checkGrads(
-        { dx: expected.dx, dfilter, dgamma, dbeta },
-        expected,
-        d,
-        KERNEL_TOL,
-        "params only",
-      );
-      checkGrads(
-        {
-          dx: withX.values[0],
-          dfilter: withX.values[1],
-          dgamma: expected.dgamma,
-          dbeta: expected.dbeta,
-        },
-        expected,
-        d,
-        KERNEL_TOL,
-        "x and filter",
-      );
-    }),
-);
-
-Deno.test(
-  "ConvBnReluTrainFilterGrads (inputGradient: false): every bwdFilter config matches the reference",
-  GPU_TEST,
-  () =>
-    withGpu(async () => {
-      // dz is computed inside the filter pass (no dz pass) on register configs; staged configs
-      // and the naive path materialise it. Same tolerances as the full backward.
-      const { arb, examples, numRuns } = configuredCases(["bwdFilter"], TILE_EDGE_CASES);
-      await fc.assert(
-        fc.asyncProperty(arb, async ({ c, config }) => {
-          const d = makeCaseData(c);
-          const expected = convBnReluGradRef(d, d.geometry);
-          const r = await withTileConfig(config, async () => {
-            const t = caseTensors(c, d);
-            const outs = tf.engine().runKernel(CONV_BN_RELU_TRAIN_FILTER_GRADS, t, {
-              ...attrsOf(c, d),
-              inputGradient: false,
-            }) as tf.Tensor[];
-            const [dfilter, dgamma, dbeta] = await Promise.all(outs.map((o) => o.data()));
-            tf.dispose([...outs, ...Object.values(t)]);
-            return { dx: expected.dx, dfilter, dgamma, dbeta };
-          });
-          checkGrads(r, expected, d, KERNEL_TOL, `${config.id} ${describeGradCase(c)}`);
-        }),
-        { seed: 20261127, numRuns: numRuns(10), examples },
-      );
-    }),
-);
-
-Deno.test(
-  "convBnReluTrain (inputGradient: false): tf.grads w.r.t. the parameters work, w.r.t. x throws",
-  GPU_TEST,
-  () =>
-    withGpu(async () => {
-      const c: GradCase = fixedCase({ x: [2, 6, 6, 1], k: 3, cout: 8, seed: 19 });
-      const d = makeCaseData(c);
-      const expected = await withGpu(async () => {
-        const t = caseTensors(c, d);
-        const g = fusedGrads(c, d, t, ["filter", "gamma", "beta"]);
-        const v = await Promise.all(g.map((q) => q.data()));
-        tf.dispose([...g, ...Object.values(t)]);
-        return v;
+  async () => {
+    const c: GradCase = fixedCase({ x: [2, 6, 6, 1], k: 3, cout: 8, seed: 9 });
+    const d = makeCaseData(c);
+    const expected = convBnReluGradRef(d, d.geometry);
+    const t = caseTensors(c, d);
+    const kernelsOf = async (wrt: ("x" | "filter" | "gamma" | "beta")[]) => {
+      let grads: tf.Tensor[] = [];
+      const info = await tf.profile(() => {
+        grads = fusedGrads(c, d, t, wrt);
+        return grads;
       });
+      const values = await Promise.all(grads.map((g) => g.data()));
+      tf.dispose(grads);
+      return { names: info.kernelNames, values };
+    };
+    const params = await kernelsOf(["filter", "gamma", "beta"]);
+    assert.ok(!params.names.includes(CONV_BACKPROP_DATA), params.names.join(" "));
+    assert.ok(params.names.includes(CONV_BN_RELU_TRAIN_PARAM_GRADS), params.names.join(" "));
+    const withX = await kernelsOf(["x", "filter"]);
+    assert.ok(withX.names.includes(CONV_BACKPROP_DATA), withX.names.join(" "));
+    tf.dispose(Object.values(t));
+    // Same filter gradient either way (tolerances as in the kernel tests).
+    const [dfilter, dgamma, dbeta] = params.values;
+    checkGrads(
+      { dx: expected.dx, dfilter, dgamma, dbeta },
+      expected,
+      d,
+      KERNEL_TOL,
+      "params only",
+    );
+    checkGrads(
+      {
+        dx: withX.values[0],
+        dfilter: withX.values[1],
+        dgamma: expected.dgamma,
+        dbeta: expected.dbeta,
+      },
+      expected,
+      d,
+      KERNEL_TOL,
+      "x and filter",
+    );
+  },
+);
+
+gpuTest(
+  "ConvBnReluTrainFilterGrads (inputGradient: false): every bwdFilter config matches the reference",
+  async () => {
+    // dz is computed inside the filter pass (no dz pass) on register configs; staged configs
+    // and the naive path materialise it. Same tolerances as the full backward.
+    const { arb, examples, numRuns } = configuredCases(["bwdFilter"], TILE_EDGE_CASES);
+    await fc.assert(
+      fc.asyncProperty(arb, async ({ c, config }) => {
+        const d = makeCaseData(c);
+        const expected = convBnReluGradRef(d, d.geometry);
+        const r = await withTileConfig(config, async () => {
+          const t = caseTensors(c, d);
+          const outs = tf.engine().runKernel(CONV_BN_RELU_TRAIN_FILTER_GRADS, t, {
+            ...attrsOf(c, d),
+            inputGradient: false,
+          }) as tf.Tensor[];
+          const [dfilter, dgamma, dbeta] = await Promise.all(outs.map((o) => o.data()));
+          tf.dispose([...outs, ...Object.values(t)]);
+          return { dx: expected.dx, dfilter, dgamma, dbeta };
+        });
+        checkGrads(r, expected, d, KERNEL_TOL, `${config.id} ${describeGradCase(c)}`);
+      }),
+      { seed: 20261127, numRuns: numRuns(10), examples },
+    );
+  },
+);
+
+gpuTest(
+  "convBnReluTrain (inputGradient: false): tf.grads w.r.t. the parameters work, w.r.t. x throws",
+  async () => {
+    const c: GradCase = fixedCase({ x: [2, 6, 6, 1], k: 3, cout: 8, seed: 19 });
+    const d = makeCaseData(c);
+    const expected = await withGpu(async () => {
       const t = caseTensors(c, d);
-      const attrs = { ...attrsOf(c, d), inputGradient: false };
-      const loss = (x: tf.Tensor, filter: tf.Tensor, gamma: tf.Tensor, beta: tf.Tensor) =>
-        tf.sum(tf.mul(
-          convBnReluTrain(
-            x as tf.Tensor4D,
-            filter as tf.Tensor4D,
-            gamma as tf.Tensor1D,
-            beta as tf.Tensor1D,
-            attrs,
-          ).y,
-          t.dy,
-        ));
-      const g = tf.grads((f, gm, b) => loss(t.x, f, gm, b))([t.filter, t.gamma, t.beta]);
-      const got = await Promise.all(g.map((q) => q.data()));
-      for (let i = 0; i < 3; i++) {
-        const r = compareArrays(got[i], expected[i], { atol: 1e-5, rtol: 1e-4 }, `grad ${i}`);
-        assert.ok(r.ok, r.message);
-      }
-      assert.throws(
-        () => tf.grads((x) => loss(x, t.filter, t.gamma, t.beta))([t.x]),
-        /gradient w.r.t. x was requested from a layer built with inputGradient: false/,
-      );
+      const g = fusedGrads(c, d, t, ["filter", "gamma", "beta"]);
+      const v = await Promise.all(g.map((q) => q.data()));
       tf.dispose([...g, ...Object.values(t)]);
-    }),
+      return v;
+    });
+    const t = caseTensors(c, d);
+    const attrs = { ...attrsOf(c, d), inputGradient: false };
+    const loss = (x: tf.Tensor, filter: tf.Tensor, gamma: tf.Tensor, beta: tf.Tensor) =>
+      tf.sum(tf.mul(
+        convBnReluTrain(
+          x as tf.Tensor4D,
+          filter as tf.Tensor4D,
+          gamma as tf.Tensor1D,
+          beta as tf.Tensor1D,
+          attrs,
+        ).y,
+        t.dy,
+      ));
+    const g = tf.grads((f, gm, b) => loss(t.x, f, gm, b))([t.filter, t.gamma, t.beta]);
+    const got = await Promise.all(g.map((q) => q.data()));
+    for (let i = 0; i < 3; i++) {
+      const r = compareArrays(got[i], expected[i], { atol: 1e-5, rtol: 1e-4 }, `grad ${i}`);
+      assert.ok(r.ok, r.message);
+    }
+    assert.throws(
+      () => tf.grads((x) => loss(x, t.filter, t.gamma, t.beta))([t.x]),
+      /gradient w.r.t. x was requested from a layer built with inputGradient: false/,
+    );
+    tf.dispose([...g, ...Object.values(t)]);
+  },
 );

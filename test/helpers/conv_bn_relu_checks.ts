@@ -5,6 +5,7 @@
 // Shapes and seeded values come from op_check.ts.
 
 import * as tf from "@tensorflow/tfjs-core";
+import { CONV_BN_RELU_TRAIN_GRAD } from "../../src/ops/conv_bn_relu_grad.ts";
 import {
   type ConvBnReluAttrs,
   convBnReluInfer,
@@ -323,4 +324,20 @@ export async function readAll(ts: tf.Tensor[]): Promise<ConvBnReluGrads> {
   const out: Record<string, Float32Array> = {};
   for (let i = 0; i < NAMES.length; i++) out[NAMES[i]] = (await ts[i].data()) as Float32Array;
   return out as unknown as ConvBnReluGrads;
+}
+
+/**
+ * Runs a backward kernel (the 4-output ConvBnReluTrainGrad unless given) on the current backend
+ * and reads its outputs as [dx, dfilter, dgamma, dbeta] (ConvBnReluTrainParamGrads puts dz first).
+ */
+export async function runGradKernel(
+  c: ConvCase,
+  d: GradCaseData,
+  kernel = CONV_BN_RELU_TRAIN_GRAD,
+): Promise<ConvBnReluGrads> {
+  const t = caseTensors(c, d);
+  const outs = tf.engine().runKernel(kernel, t, { ...attrsOf(c, d) }) as tf.Tensor[];
+  const r = await readAll(outs);
+  tf.dispose([...outs, ...Object.values(t)]);
+  return r;
 }

@@ -163,6 +163,11 @@ export async function withGpu<T>(f: () => Promise<T>, opts: GpuOptions = {}): Pr
   return result;
 }
 
+/** Registers a GPU test: `fn` inside withGpu. */
+export function gpuTest(name: string, fn: () => Promise<void>, opts: GpuOptions = {}): void {
+  Deno.test({ name, ...GPU_TEST, fn: () => withGpu(fn, opts) });
+}
+
 /**
  * Registers a GPU property test: `check` on every value of `arb`, inside withGpu (fast-check,
  * seeded; `examples` run first and count within numRuns).
