@@ -19,6 +19,8 @@ import { convBiasRelu } from "../src/ops/conv_bias_relu.ts";
 import { convBiasReluGradRef, convBiasReluRef } from "../src/ops/conv_bias_relu_ref.ts";
 import { type ConvGeometry, convGeometry } from "../src/ops/conv_geometry.ts";
 import { conv2dRef } from "../src/ops/conv_bn_relu_ref.ts";
+// `duplicates` pairs this import list with the other conv-op tests' (it reads a multi-line
+// import as code). Deliberate: every conv-op test imports the shared helpers by name.
 import {
   checkOp,
   configuredCases,

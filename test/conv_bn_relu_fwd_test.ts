@@ -24,6 +24,8 @@ import { convBnReluInferStock, convBnReluTrainStock } from "../src/ops/conv_bn_r
 import { convBnReluTrainRef } from "../src/ops/conv_bn_relu_ref.ts";
 import { defaultConfig } from "../src/ops/conv_tiling.ts";
 import { type Tolerance } from "./helpers/compare.ts";
+// `duplicates` pairs this import list with the other conv-op tests' (it reads a multi-line
+// import as code). Deliberate: every conv-op test imports the shared helpers by name.
 import {
   checkOp,
   configuredCases,

@@ -28,6 +28,8 @@ import {
 } from "../src/ops/conv_bn_relu_grad.ts";
 import { convBnReluGradRef, type ConvBnReluGrads } from "../src/ops/conv_bn_relu_grad_ref.ts";
 import { compareArrays } from "./helpers/compare.ts";
+// `duplicates` pairs this import list with the other conv-op tests' (it reads a multi-line
+// import as code). Deliberate: every conv-op test imports the shared helpers by name.
 import {
   configuredCases,
   type ConvCase,
@@ -158,14 +160,9 @@ gpuTest(
     const c: GradCase = fixedCase({ x: [96, 28, 28, 1], k: 3, cout: 8, seed: 21 });
     const d = makeCaseData(c);
     const expected = convBnReluGradRef(d, d.geometry);
-    const r = await runGradKernel(c, d, CONV_BN_RELU_TRAIN_PARAM_GRADS);
-    checkGrads(
-      { ...r, dx: expected.dx }, // its first output is dz
-      expected,
-      d,
-      KERNEL_TOL,
-      `large M ${describeGradCase(c)}`,
-    );
+    const r = await runGradKernel(c, d, CONV_BN_RELU_TRAIN_PARAM_GRADS); // r.dx holds dz
+    const label = `large M ${describeGradCase(c)}`;
+    checkGrads({ ...r, dx: expected.dx }, expected, d, KERNEL_TOL, label);
   },
 );
 

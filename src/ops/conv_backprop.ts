@@ -85,6 +85,8 @@ function registerBackprop(
     values: ArrayLike<number>;
   },
 ) {
+  // The two registrations share their shape (`duplicates` pairs them). Deliberate: tfjs takes one
+  // registration object per backend; what differs is the function each runs.
   tf.registerKernel({
     kernelName,
     backendName: "webgpu",
@@ -115,6 +117,9 @@ registerBackprop(CONV_BACKPROP_FILTER, filterGeometry, runBackpropFilter, (dz, x
   shape: [g.kH, g.kW, g.inC, g.outC],
   values: convBackpropRef(dz, x, null, g).dfilter,
 }));
+
+// The two entry points share their shape (`duplicates` pairs them). Deliberate: one typed call
+// per kernel; they differ in the input and the shape attribute each kernel needs.
 
 /** dx = conv2d backprop-input of dz for an input of shape `inShape`. */
 export function convBackpropData(

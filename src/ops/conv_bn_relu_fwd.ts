@@ -197,6 +197,9 @@ function geometryOf(x: TensorInfo, filter: TensorInfo, attrs?: NamedAttrMap): Co
   return convGeometry(x.shape, filter.shape, a.strides, a.pad);
 }
 
+// Each kernel registers a webgpu and a cpu function of one shape (take the inputs, the geometry,
+// run); `duplicates` pairs them. Deliberate: tfjs takes one registration object per backend and
+// what differs is the inputs and what runs; the plumbing (take, geometryOf, cpuValues) is shared.
 registerKernel({
   kernelName: CONV_BN_RELU_TRAIN,
   backendName: "webgpu",

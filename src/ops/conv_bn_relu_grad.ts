@@ -105,6 +105,8 @@ function registerGradKernel(
     g: ConvGeometry,
   ) => [number[], ArrayLike<number>][],
 ) {
+  // The two registrations share their shape (`duplicates` pairs them). Deliberate: tfjs takes one
+  // registration object per backend; what differs is the function each runs.
   tf.registerKernel({
     kernelName,
     backendName: "webgpu",

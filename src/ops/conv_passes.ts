@@ -79,6 +79,36 @@ export function runConvForward(
   ]);
 }
 
+/** The naive backward kernels: program class (its name is what profiles show), WGSL, bindings. */
+const NAIVE_BWD = {
+  data: { Program: ConvBwdDataNaiveProgram, kernel: "conv_bwd_data_naive", bindings: ["dz", "w"] },
+  filter: {
+    Program: ConvBwdFilterNaiveProgram,
+    kernel: "conv_bwd_filter_naive",
+    bindings: ["dz", "x"],
+  },
+};
+
+/** Runs a naive backward kernel on flat views of its two inputs; returns the output as `shape`. */
+function runNaiveBackward(
+  backend: WebGPUBackend,
+  k: (typeof NAIVE_BWD)["data"],
+  inputs: TensorInfo[],
+  shape: number[],
+  g: ConvGeometry,
+): TensorInfo {
+  const program = new k.Program(k.kernel, {
+    variableNames: k.bindings,
+    uniforms: NAIVE_BWD_UNIFORMS,
+    outputSize: shape.reduce((a, b) => a * b, 1),
+  });
+  const out = runProgram(backend, program, inputs.map(flat), geometryUniforms(g));
+  return { dataId: out.dataId, shape, dtype: "float32" };
+}
+
+// The two backprops below share their signature's shape (`duplicates` pairs them). Deliberate:
+// each is one entry point per kernel; the naive path they share is runNaiveBackward.
+
 /** dx (N, H, W, Cin) from dz (N, Ho, Wo, Cout) and the filter. */
 export function runBackpropData(
   backend: WebGPUBackend,
@@ -88,13 +118,7 @@ export function runBackpropData(
 ): TensorInfo {
   if (!useNaiveKernels()) return convBackpropData(backend, dz, filter, g);
   const shape = [g.batch, g.inH, g.inW, g.inC];
-  const program = new ConvBwdDataNaiveProgram("conv_bwd_data_naive", {
-    variableNames: ["dz", "w"],
-    uniforms: NAIVE_BWD_UNIFORMS,
-    outputSize: shape.reduce((a, b) => a * b, 1),
-  });
-  const dx = runProgram(backend, program, [flat(dz), flat(filter)], geometryUniforms(g));
-  return { dataId: dx.dataId, shape, dtype: "float32" };
+  return runNaiveBackward(backend, NAIVE_BWD.data, [dz, filter], shape, g);
 }
 
 /** dfilter (KH, KW, Cin, Cout) from dz and x. */
@@ -106,11 +130,5 @@ export function runBackpropFilter(
 ): TensorInfo {
   if (!useNaiveKernels()) return convBackpropFilter(backend, dz, x, g);
   const shape = [g.kH, g.kW, g.inC, g.outC];
-  const program = new ConvBwdFilterNaiveProgram("conv_bwd_filter_naive", {
-    variableNames: ["dz", "x"],
-    uniforms: NAIVE_BWD_UNIFORMS,
-    outputSize: shape.reduce((a, b) => a * b, 1),
-  });
-  const df = runProgram(backend, program, [flat(dz), flat(x)], geometryUniforms(g));
-  return { dataId: df.dataId, shape, dtype: "float32" };
+  return runNaiveBackward(backend, NAIVE_BWD.filter, [dz, x], shape, g);
 }

@@ -31,6 +31,8 @@ export const SOAK = typeof Deno !== "undefined" && Deno.env.get("FMNIST_SOAK") =
 /** Run count: `quick` in CI, 10x under FMNIST_SOAK=1. */
 export const runs = (quick: number): number => (SOAK ? quick * 10 : quick);
 
+// The fields of src/ops/autotune_conv.ts's ConvLayer, which `duplicates` pairs this with.
+// Deliberate: a test case has a batch, per-axis strides and a seed; a layer a name and an op.
 export interface ConvCase {
   n: number;
   h: number;
