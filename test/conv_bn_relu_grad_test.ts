@@ -48,6 +48,7 @@ import {
   attrsOf,
   caseTensors,
   checkGrads,
+  fixedGradCase,
   type GradCaseData,
   KERNEL_TOL,
   makeCaseData,
@@ -157,9 +158,7 @@ gpuTest(
     // The model-input layer at batch 96: M = 96*28*28 = 75,264 pixels. llvmpipe silently stops
     // a loop after 65,535 iterations, so a kernel that loops over all of M per invocation gets
     // ~13% of the sum wrong; the split reduction must not.
-    const c: GradCase = fixedCase({ x: [96, 28, 28, 1], k: 3, cout: 8, seed: 21 });
-    const d = makeCaseData(c);
-    const expected = convBnReluGradRef(d, d.geometry);
+    const { c, d, expected } = fixedGradCase({ x: [96, 28, 28, 1], k: 3, cout: 8, seed: 21 });
     const r = await runGradKernel(c, d, CONV_BN_RELU_TRAIN_PARAM_GRADS); // r.dx holds dz
     const label = `large M ${describeGradCase(c)}`;
     checkGrads({ ...r, dx: expected.dx }, expected, d, KERNEL_TOL, label);
@@ -292,9 +291,7 @@ Deno.test(
 gpuTest(
   "convBnReluTrain: no dx is computed when x needs no gradient (model-input layer)",
   async () => {
-    const c: GradCase = fixedCase({ x: [2, 6, 6, 1], k: 3, cout: 8, seed: 9 });
-    const d = makeCaseData(c);
-    const expected = convBnReluGradRef(d, d.geometry);
+    const { c, d, expected } = fixedGradCase({ x: [2, 6, 6, 1], k: 3, cout: 8, seed: 9 });
     const t = caseTensors(c, d);
     const kernelsOf = async (wrt: ("x" | "filter" | "gamma" | "beta")[]) => {
       let grads: tf.Tensor[] = [];

@@ -16,11 +16,19 @@ import { type ConvGeometry, convGeometry } from "../../src/ops/conv_geometry.ts"
 import {
   bnReluBackwardRef,
   type ConvBnReluGradInputs,
+  convBnReluGradRef,
   type ConvBnReluGrads,
 } from "../../src/ops/conv_bn_relu_grad_ref.ts";
 import { batchStatsRef, conv2dRef } from "../../src/ops/conv_bn_relu_ref.ts";
 import type { Tolerance } from "./compare.ts";
-import { checkOp, type ConvCase, describeCase, seededRandom, seededUniform } from "./op_check.ts";
+import {
+  checkOp,
+  type ConvCase,
+  describeCase,
+  fixedCase,
+  seededRandom,
+  seededUniform,
+} from "./op_check.ts";
 
 // ---- forward ----------------------------------------------------------------------------------
 
@@ -340,4 +348,11 @@ export async function runGradKernel(
   const r = await readAll(outs);
   tf.dispose([...outs, ...Object.values(t)]);
   return r;
+}
+
+/** A fixed case (fixedCase's fields), its data and its CPU-reference gradients. */
+export function fixedGradCase(p: Parameters<typeof fixedCase>[0]) {
+  const c = fixedCase(p);
+  const d = makeCaseData(c);
+  return { c, d, expected: convBnReluGradRef(d, d.geometry) };
 }
