@@ -5,10 +5,10 @@
 // channel axis innermost and contiguous, so a 32->32 layer at batch 128 on 28x28 (0.9 GMAC per
 // pass) takes seconds, where the tfjs CPU backend takes much longer.
 //
-// Deliberate: the conv loops walk the taps with the references' geometry helper
-// (forEachConvTap, src/ops/conv_geometry.ts) and so look like conv_bn_relu_ref.ts's, but the
-// arithmetic here is its own (float64 throughout, abs-sum terms for the tolerances): `duplicates`
-// pairs the two, and merging them would make the oracle check the op against itself.
+// The conv loops walk the taps with the references' geometry helper (forEachConvTap,
+// src/ops/conv_geometry.ts), so they read like conv_bn_relu_ref.ts's. Deliberate: only the
+// geometry is shared; the arithmetic here is its own (float64 throughout, abs-sum terms for the
+// tolerances), and merging it with the reference would make the oracle check the op against itself.
 //
 // Layouts as the op: x (N, H, W, Cin), filter (KH, KW, Cin, Cout), z/y/dy (N, Ho, Wo, Cout).
 
