@@ -30,28 +30,7 @@ import {
 } from "../src/model/checkpoint.ts";
 import { countDispatches } from "../bench/dispatches.ts";
 import { assertClose } from "./helpers/compare.ts";
-import { setPoisonOutputs } from "../src/ops/webgpu_program.ts";
-
-const GPU_TEST = { sanitizeOps: false, sanitizeResources: false };
-
-async function onGpu<T>(f: () => Promise<T>): Promise<T> {
-  await initTf("webgpu");
-  const prevForward = tf.env().getBool("WEBGPU_CPU_FORWARD");
-  tf.env().set("WEBGPU_CPU_FORWARD", false);
-  setPoisonOutputs(true);
-  const device = (tf.backend() as WebGPUBackend).device;
-  device.pushErrorScope("validation");
-  let result: T;
-  try {
-    result = await f();
-  } finally {
-    setPoisonOutputs(false);
-    tf.env().set("WEBGPU_CPU_FORWARD", prevForward);
-  }
-  const error = await device.popErrorScope();
-  if (error) throw new Error(`WebGPU validation error: ${error.message}`);
-  return result;
-}
+import { GPU_TEST, withGpu as onGpu } from "./helpers/op_check.ts";
 
 function xorshift(seed: number) {
   let s = seed >>> 0 || 1;

@@ -12,9 +12,7 @@
 // failing case stops the run and is reported with its shape and seed.
 
 import fc from "fast-check";
-import * as tf from "@tensorflow/tfjs-core";
-import { CONV_BN_RELU_TRAIN_GRAD } from "../src/ops/conv_bn_relu_grad.ts";
-import { convBnReluGradRef, type ConvBnReluGrads } from "../src/ops/conv_bn_relu_grad_ref.ts";
+import { convBnReluGradRef } from "../src/ops/conv_bn_relu_grad_ref.ts";
 import { convBnReluTrainRef } from "../src/ops/conv_bn_relu_ref.ts";
 import { tileChoices } from "../src/ops/conv_tiling.ts";
 import { useBrowserTiles } from "../src/serve/page/browser_tiles.ts";
@@ -27,15 +25,13 @@ import {
   withGpu,
 } from "./helpers/op_check.ts";
 import {
-  attrsOf,
   caseData,
-  caseTensors,
   checkGpuAgainstRef,
   checkGrads,
   EPS,
   KERNEL_TOL,
   makeCaseData,
-  readAll,
+  runGradKernel,
   runOurs,
   runTrainKernel,
 } from "./helpers/conv_bn_relu_checks.ts";
@@ -79,12 +75,7 @@ async function forwardCase(c: ConvCase) {
 async function backwardCase(c: ConvCase) {
   const d = makeCaseData(c);
   const expected = convBnReluGradRef(d, d.geometry);
-  const t = caseTensors(c, d);
-  const outs = tf.engine().runKernel(CONV_BN_RELU_TRAIN_GRAD, t, {
-    ...attrsOf(c, d),
-  }) as tf.Tensor[];
-  const r: ConvBnReluGrads = await readAll(outs);
-  tf.dispose([...outs, ...Object.values(t)]);
+  const r = await runGradKernel(c, d);
   checkGrads(r, expected, d, KERNEL_TOL, `backward ${describeCase(c)}`);
   for (const name of ["dx", "dfilter", "dgamma", "dbeta"] as const) {
     track(name, r[name], expected[name]);

@@ -19,13 +19,18 @@ import { convBiasRelu } from "../src/ops/conv_bias_relu.ts";
 import { convBiasReluGradRef, convBiasReluRef } from "../src/ops/conv_bias_relu_ref.ts";
 import { type ConvGeometry, convGeometry } from "../src/ops/conv_geometry.ts";
 import { conv2dRef } from "../src/ops/conv_bn_relu_ref.ts";
+// `duplicates` pairs this import list with the other conv-op tests' (it reads a multi-line
+// import as code). Deliberate: every conv-op test imports the shared helpers by name.
 import {
   checkOp,
   configuredCases,
   type ConvCase,
   convCaseArb,
   describeCase,
+  fixedCase,
   GPU_TEST,
+  gpuPropertyTest,
+  gpuTest,
   type OpTolerance,
   runs,
   seededUniform,
@@ -104,18 +109,7 @@ Deno.test({
     // x = 1..9 (3x3), filter [[1, 2], [3, 4]], valid: z = [37, 47, 67, 77]; bias -50:
     // y = [0, 0, 17, 27]. With dy = 1 only outputs (1,0) and (1,1) pass the ReLU: dbias = 2,
     // dfilter = the sum of their two input windows = [4+5, 5+6, 7+8, 8+9].
-    const c: ConvCase = {
-      n: 1,
-      h: 3,
-      w: 3,
-      cin: 1,
-      cout: 1,
-      kh: 2,
-      kw: 2,
-      strides: [1, 1],
-      pad: "valid",
-      seed: 1,
-    };
+    const c: ConvCase = fixedCase({ x: [1, 3, 3, 1], k: 2, cout: 1, seed: 1, pad: "valid" });
     const d: Data = {
       c,
       g: convGeometry([1, 3, 3, 1], [2, 2, 1, 1], 1, "valid"),
@@ -139,40 +133,28 @@ Deno.test({
   },
 });
 
-Deno.test({
-  name: "convBiasRelu: every tile config matches the CPU reference (outputs and gradients)",
-  ...GPU_TEST,
-  fn: () =>
-    withGpu(async () => {
-      const fixed: ConvCase[] = [
-        { n: 2, h: 9, w: 8, cin: 4, cout: 8, kh: 3, kw: 3, strides: [2, 2], pad: "valid", seed: 5 },
-      ];
-      const { arb, examples, numRuns } = configuredCases(["fwd", "bwdData", "bwdFilter"], fixed);
-      await fc.assert(
-        fc.asyncProperty(arb, async ({ c, config }) => {
-          const d = caseData(c);
-          const r = await withTileConfig(config, () => ours(d));
-          checkOp({ ...r }, { ...reference(d) }, tolerances(d), `${config.id} ${describeCase(c)}`);
-        }),
-        { seed: 1107, numRuns: numRuns(10), examples },
-      );
-    }),
-});
+/** Our op on the current backend vs the CPU reference (outputs and gradients). */
+async function checkOurs(c: ConvCase, label: string): Promise<void> {
+  const d = caseData(c);
+  checkOp({ ...(await ours(d)) }, { ...reference(d) }, tolerances(d), label + describeCase(c));
+}
 
-Deno.test({
-  name: "convBiasRelu: naive oracle kernels match the CPU reference",
-  ...GPU_TEST,
-  fn: () =>
-    withGpu(async () => {
-      await fc.assert(
-        fc.asyncProperty(convCaseArb(), async (c) => {
-          const d = caseData(c);
-          checkOp({ ...(await ours(d)) }, { ...reference(d) }, tolerances(d), describeCase(c));
-        }),
-        { seed: 1108, numRuns: runs(6) },
-      );
-    }, { naive: true }),
-});
+const allTiles = configuredCases(["fwd", "bwdData", "bwdFilter"], [
+  { n: 2, h: 9, w: 8, cin: 4, cout: 8, kh: 3, kw: 3, strides: [2, 2], pad: "valid", seed: 5 },
+]);
+gpuPropertyTest(
+  "convBiasRelu: every tile config matches the CPU reference (outputs and gradients)",
+  allTiles.arb,
+  ({ c, config }) => withTileConfig(config, () => checkOurs(c, `${config.id} `)),
+  { seed: 1107, numRuns: allTiles.numRuns(10), examples: allTiles.examples },
+);
+
+gpuPropertyTest(
+  "convBiasRelu: naive oracle kernels match the CPU reference",
+  convCaseArb(),
+  (c) => checkOurs(c, ""),
+  { seed: 1108, numRuns: runs(6), naive: true },
+);
 
 Deno.test({
   name: "convBiasRelu: CPU reference matches tfjs's fused conv2d and its gradients (cpu)",
@@ -228,26 +210,10 @@ Deno.test("convBiasRelu: bad inputs throw errors naming the tensor", async () =>
   tf.dispose([x, w]);
 });
 
-Deno.test({
-  name: "convBiasRelu: no tensor leaks across forward + gradient steps",
-  ...GPU_TEST,
-  fn: () =>
-    withGpu(async () => {
-      const d = caseData({
-        n: 2,
-        h: 6,
-        w: 6,
-        cin: 4,
-        cout: 8,
-        kh: 3,
-        kw: 3,
-        strides: [1, 1],
-        pad: "same",
-        seed: 3,
-      });
-      await ours(d);
-      const before = tf.memory().numTensors;
-      for (let i = 0; i < 3; i++) await ours(d);
-      assert.equal(tf.memory().numTensors, before);
-    }),
+gpuTest("convBiasRelu: no tensor leaks across forward + gradient steps", async () => {
+  const d = caseData(fixedCase({ x: [2, 6, 6, 4], k: 3, cout: 8, seed: 3 }));
+  await ours(d);
+  const before = tf.memory().numTensors;
+  for (let i = 0; i < 3; i++) await ours(d);
+  assert.equal(tf.memory().numTensors, before);
 });

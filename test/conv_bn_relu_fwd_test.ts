@@ -24,13 +24,18 @@ import { convBnReluInferStock, convBnReluTrainStock } from "../src/ops/conv_bn_r
 import { convBnReluTrainRef } from "../src/ops/conv_bn_relu_ref.ts";
 import { defaultConfig } from "../src/ops/conv_tiling.ts";
 import { type Tolerance } from "./helpers/compare.ts";
+// `duplicates` pairs this import list with the other conv-op tests' (it reads a multi-line
+// import as code). Deliberate: every conv-op test imports the shared helpers by name.
 import {
   checkOp,
   configuredCases,
   type ConvCase,
   convCaseArb,
   describeCase,
+  fixedCase,
   GPU_TEST,
+  gpuPropertyTest,
+  gpuTest,
   runs,
   TILE_EDGE_CASES,
   withGpu,
@@ -40,6 +45,7 @@ import {
   caseData,
   checkGpuAgainstRef,
   EPS,
+  inferOn,
   runOurs,
   runTrainKernel,
   STATS_TOL,
@@ -123,83 +129,57 @@ Deno.test({
 
 // ---- 2. GPU vs CPU reference ------------------------------------------------------------------
 
-Deno.test({
-  name: "convBnRelu forward: every forward tile config matches the CPU reference",
-  ...GPU_TEST,
-  fn: () =>
-    onGpu(async () => {
-      const { arb, examples, numRuns } = configuredCases(["fwd"], TILE_EDGE_CASES);
-      await fc.assert(
-        fc.asyncProperty(arb, async ({ c, config }) => {
-          await withTileConfig(
-            config,
-            () => checkGpuAgainstRef(caseData(c), `${config.id} ${describeCase(c)}`),
-          );
-        }),
-        { seed: 20261125, numRuns: numRuns(20), examples },
-      );
-    }),
-});
+const fwdTiles = configuredCases(["fwd"], TILE_EDGE_CASES);
+gpuPropertyTest(
+  "convBnRelu forward: every forward tile config matches the CPU reference",
+  fwdTiles.arb,
+  ({ c, config }) =>
+    withTileConfig(
+      config,
+      () => checkGpuAgainstRef(caseData(c), `${config.id} ${describeCase(c)}`),
+    ),
+  { seed: 20261125, numRuns: fwdTiles.numRuns(20), examples: fwdTiles.examples },
+);
 
-Deno.test({
-  name: "convBnRelu forward: naive oracle kernels (FMNIST_NAIVE_KERNELS) match the CPU reference",
-  ...GPU_TEST,
-  fn: () =>
-    onGpu(async () => {
-      await fc.assert(
-        fc.asyncProperty(caseArb, async (c) => await checkGpuAgainstRef(caseData(c))),
-        { seed: 7, numRuns: runs(10) },
-      );
-    }, { naive: true }),
-});
+gpuPropertyTest(
+  "convBnRelu forward: naive oracle kernels (FMNIST_NAIVE_KERNELS) match the CPU reference",
+  caseArb,
+  (c) => checkGpuAgainstRef(caseData(c)),
+  { seed: 7, numRuns: runs(10), naive: true },
+);
 
-Deno.test({
-  name: "convBnRelu forward: tile edges (rows not a multiple of 8, Cout % 8 == 4), first layer",
-  ...GPU_TEST,
-  fn: () =>
-    onGpu(async () => {
-      for (
-        const c of [
-          { n: 3, h: 7, w: 5, cin: 8, cout: 12, kh: 3, kw: 3 },
-          { n: 2, h: 14, w: 14, cin: 16, cout: 32, kh: 3, kw: 3 },
-          { n: 1, h: 9, w: 11, cin: 4, cout: 4, kh: 5, kw: 3 },
-          { n: 2, h: 12, w: 12, cin: 1, cout: 32, kh: 3, kw: 3 }, // first layer: scalar x
-        ]
-      ) {
-        await checkGpuAgainstRef(caseData({ ...c, strides: [1, 1], pad: "same", seed: 99 }));
-        await checkGpuAgainstRef(caseData({ ...c, strides: [2, 2], pad: "valid", seed: 98 }));
-      }
-    }),
-});
+gpuTest(
+  "convBnRelu forward: tile edges (rows not a multiple of 8, Cout % 8 == 4), first layer",
+  async () => {
+    for (
+      const c of [
+        { n: 3, h: 7, w: 5, cin: 8, cout: 12, kh: 3, kw: 3 },
+        { n: 2, h: 14, w: 14, cin: 16, cout: 32, kh: 3, kw: 3 },
+        { n: 1, h: 9, w: 11, cin: 4, cout: 4, kh: 5, kw: 3 },
+        { n: 2, h: 12, w: 12, cin: 1, cout: 32, kh: 3, kw: 3 }, // first layer: scalar x
+      ]
+    ) {
+      await checkGpuAgainstRef(caseData({ ...c, strides: [1, 1], pad: "same", seed: 99 }));
+      await checkGpuAgainstRef(caseData({ ...c, strides: [2, 2], pad: "valid", seed: 98 }));
+    }
+  },
+);
 
-Deno.test({
-  name: "convBnRelu forward: batch statistics stay accurate when |mean| >> std (many chunks)",
-  ...GPU_TEST,
-  fn: () =>
-    onGpu(async () => {
-      // 1x1 conv of x ~ 20 + U(-1, 1) with positive weights: z has mean ~60 and std ~1, over
-      // 4*12*12 = 576 rows = 36 chunks of bn_stats. sum/sumsq in float32 would lose ~2e-4 of the
-      // variance here (eps * mean^2); the chunked two-pass + Chan merge must not.
-      const d = caseData({
-        n: 4,
-        h: 12,
-        w: 12,
-        cin: 4,
-        cout: 8,
-        kh: 1,
-        kw: 1,
-        strides: [1, 1],
-        pad: "same",
-        seed: 5,
-      });
-      d.x = d.x.map((v) => 20 + v);
-      d.filter = d.filter.map((v) => 0.75 + 0.25 * v);
-      const ref = convBnReluTrainRef(d.x, d.filter, d.gamma, d.beta, d.g, EPS);
-      assert.ok(ref.stats[0] > 40, `mean ${ref.stats[0]}`);
-      const k = await runTrainKernel(d);
-      checkOp(k, { ...ref }, { stats: STATS_TOL, y: Y_TOL }, "with a large mean");
-    }),
-});
+gpuTest(
+  "convBnRelu forward: batch statistics stay accurate when |mean| >> std (many chunks)",
+  async () => {
+    // 1x1 conv of x ~ 20 + U(-1, 1) with positive weights: z has mean ~60 and std ~1, over
+    // 4*12*12 = 576 rows = 36 chunks of bn_stats. sum/sumsq in float32 would lose ~2e-4 of the
+    // variance here (eps * mean^2); the chunked two-pass + Chan merge must not.
+    const d = caseData(fixedCase({ x: [4, 12, 12, 4], k: 1, cout: 8, seed: 5 }));
+    d.x = d.x.map((v) => 20 + v);
+    d.filter = d.filter.map((v) => 0.75 + 0.25 * v);
+    const ref = convBnReluTrainRef(d.x, d.filter, d.gamma, d.beta, d.g, EPS);
+    assert.ok(ref.stats[0] > 40, `mean ${ref.stats[0]}`);
+    const k = await runTrainKernel(d);
+    checkOp(k, { ...ref }, { stats: STATS_TOL, y: Y_TOL }, "with a large mean");
+  },
+);
 
 // ---- 3. CPU reference vs the stock chain --------------------------------------------------------
 
@@ -216,15 +196,7 @@ Deno.test({
         const t = tensors(d);
         const attrs = { strides: c.strides, pad: c.pad, epsilon: EPS };
         const s = convBnReluTrainStock(t.x, t.filter, t.gamma, t.beta, attrs);
-        const si = convBnReluInferStock(
-          t.x,
-          t.filter,
-          t.gamma,
-          t.beta,
-          t.movingMean,
-          t.movingVariance,
-          attrs,
-        );
+        const si = inferOn(t, attrs, convBnReluInferStock);
         checkOp(
           { ...ours },
           {
@@ -301,62 +273,33 @@ Deno.test({
   },
 });
 
-Deno.test({
-  name: "convBnRelu forward: two batch sizes share one compiled pipeline per kernel",
-  ...GPU_TEST,
-  fn: () =>
-    onGpu(async () => {
-      const backend = tf.backend() as unknown as { pipelineCache: Record<string, unknown> };
-      const ours = () =>
-        Object.keys(backend.pipelineCache).filter((k) => /^(convGemm|bnStats|bnReluApply)/.test(k));
-      const base = { h: 6, w: 6, cin: 8, cout: 8, kh: 3, kw: 3, pad: "same" as const };
-      const run = (n: number) => runOurs(caseData({ ...base, n, strides: [1, 1], seed: n }));
-      await run(2);
-      const keys = ours();
-      await run(3);
-      assert.deepEqual(ours(), keys, "a new batch size compiled new pipelines");
-      const fwd = `convGemm_${defaultConfig("fwd", "software").id}_va4vb4_store`;
-      assert.ok(keys.some((k) => k.startsWith(fwd)), `${fwd} not in ${keys.join(" ")}`);
-    }),
+gpuTest("convBnRelu forward: two batch sizes share one compiled pipeline per kernel", async () => {
+  const backend = tf.backend() as unknown as { pipelineCache: Record<string, unknown> };
+  const ours = () =>
+    Object.keys(backend.pipelineCache).filter((k) => /^(convGemm|bnStats|bnReluApply)/.test(k));
+  const base = { h: 6, w: 6, cin: 8, cout: 8, kh: 3, kw: 3, pad: "same" as const };
+  const run = (n: number) => runOurs(caseData({ ...base, n, strides: [1, 1], seed: n }));
+  await run(2);
+  const keys = ours();
+  await run(3);
+  assert.deepEqual(ours(), keys, "a new batch size compiled new pipelines");
+  const fwd = `convGemm_${defaultConfig("fwd", "software").id}_va4vb4_store`;
+  assert.ok(keys.some((k) => k.startsWith(fwd)), `${fwd} not in ${keys.join(" ")}`);
 });
 
-Deno.test({
-  name: "convBnRelu forward: no tensor leaks (training, inference, foldBatchNorm)",
-  ...GPU_TEST,
-  fn: () =>
-    onGpu(async () => {
-      const d = caseData({
-        n: 2,
-        h: 5,
-        w: 5,
-        cin: 4,
-        cout: 8,
-        kh: 3,
-        kw: 3,
-        strides: [1, 1],
-        pad: "same",
-        seed: 3,
-      });
-      const t = tensors(d);
-      const step = async () => {
-        const r = convBnReluTrain(t.x, t.filter, t.gamma, t.beta, { strides: 1, pad: "same" });
-        const yi = convBnReluInfer(
-          t.x,
-          t.filter,
-          t.gamma,
-          t.beta,
-          t.movingMean,
-          t.movingVariance,
-          { strides: 1, pad: "same" },
-        );
-        const f = foldBatchNorm(t.gamma, t.beta, t.movingMean, t.movingVariance);
-        await yi.data();
-        tf.dispose([r.y, r.mean, r.variance, yi, f.scale, f.shift]);
-      };
-      await step();
-      const before = tf.memory().numTensors;
-      for (let i = 0; i < 5; i++) await step();
-      assert.equal(tf.memory().numTensors, before);
-      tf.dispose(Object.values(t));
-    }),
+gpuTest("convBnRelu forward: no tensor leaks (training, inference, foldBatchNorm)", async () => {
+  const d = caseData(fixedCase({ x: [2, 5, 5, 4], k: 3, cout: 8, seed: 3 }));
+  const t = tensors(d);
+  const step = async () => {
+    const r = convBnReluTrain(t.x, t.filter, t.gamma, t.beta, { strides: 1, pad: "same" });
+    const yi = inferOn(t, { strides: 1, pad: "same" });
+    const f = foldBatchNorm(t.gamma, t.beta, t.movingMean, t.movingVariance);
+    await yi.data();
+    tf.dispose([r.y, r.mean, r.variance, yi, f.scale, f.shift]);
+  };
+  await step();
+  const before = tf.memory().numTensors;
+  for (let i = 0; i < 5; i++) await step();
+  assert.equal(tf.memory().numTensors, before);
+  tf.dispose(Object.values(t));
 });

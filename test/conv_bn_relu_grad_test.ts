@@ -28,12 +28,17 @@ import {
 } from "../src/ops/conv_bn_relu_grad.ts";
 import { convBnReluGradRef, type ConvBnReluGrads } from "../src/ops/conv_bn_relu_grad_ref.ts";
 import { compareArrays } from "./helpers/compare.ts";
+// `duplicates` pairs this import list with the other conv-op tests' (it reads a multi-line
+// import as code). Deliberate: every conv-op test imports the shared helpers by name.
 import {
   configuredCases,
   type ConvCase,
   convCaseArb,
   describeCase,
+  fixedCase,
   GPU_TEST,
+  gpuPropertyTest,
+  gpuTest,
   runs,
   TILE_EDGE_CASES,
   withGpu,
@@ -43,11 +48,13 @@ import {
   attrsOf,
   caseTensors,
   checkGrads,
+  fixedGradCase,
   type GradCaseData,
   KERNEL_TOL,
   makeCaseData,
   NAMES,
   readAll,
+  runGradKernel,
   type Tol,
 } from "./helpers/conv_bn_relu_checks.ts";
 
@@ -83,15 +90,11 @@ async function stockGradsOnCpu(c: GradCase, d: GradCaseData): Promise<ConvBnRelu
   return r;
 }
 
-/** Runs the 4-output backward kernel on the current backend and reads the gradients. */
-async function runGradKernel(c: GradCase, d: GradCaseData): Promise<ConvBnReluGrads> {
-  const t = caseTensors(c, d);
-  const outs = tf.engine().runKernel(CONV_BN_RELU_TRAIN_GRAD, t, {
-    ...attrsOf(c, d),
-  }) as tf.Tensor[];
-  const r = await readAll(outs);
-  tf.dispose([...outs, ...Object.values(t)]);
-  return r;
+/** The backward kernel on the current backend vs the CPU reference (kernel tolerances). */
+async function checkGradKernel(c: GradCase, label: string): Promise<void> {
+  const d = makeCaseData(c);
+  const r = await runGradKernel(c, d);
+  checkGrads(r, convBnReluGradRef(d, d.geometry), d, KERNEL_TOL, `${label} ${describeGradCase(c)}`);
 }
 
 Deno.test(
@@ -101,18 +104,7 @@ Deno.test(
     // No ReLU clipping (beta = 10) and dy = 1: the loss is sum(gamma * xhat + beta), whose
     // gradient w.r.t. z vanishes (xhat sums to 0 over the batch), so dx = dfilter = 0, dbeta = M,
     // dgamma = sum xhat = 0. With beta = -10 every output is clipped: all gradients are 0.
-    const c: GradCase = {
-      n: 2,
-      h: 5,
-      w: 4,
-      cin: 3,
-      cout: 5,
-      kh: 3,
-      kw: 3,
-      strides: [1, 1],
-      pad: "same",
-      seed: 7,
-    };
+    const c: GradCase = fixedCase({ x: [2, 5, 4, 3], k: 3, cout: 5, seed: 7 });
     for (const backend of ["cpu", "webgpu"] as const) {
       for (const beta of [10, -10]) {
         const d = makeCaseData(c);
@@ -138,104 +130,39 @@ Deno.test(
   },
 );
 
-Deno.test(
+const bwdTiles = configuredCases(["bwdData", "bwdFilter"], TILE_EDGE_CASES);
+gpuPropertyTest(
   "ConvBnReluTrainGrad: every backward tile config matches the CPU reference",
-  GPU_TEST,
-  () =>
-    withGpu(async () => {
-      const { arb, examples, numRuns } = configuredCases(["bwdData", "bwdFilter"], TILE_EDGE_CASES);
-      await fc.assert(
-        fc.asyncProperty(arb, async ({ c, config }) => {
-          const d = makeCaseData(c);
-          const expected = convBnReluGradRef(d, d.geometry);
-          const r = await withTileConfig(config, () => runGradKernel(c, d));
-          checkGrads(r, expected, d, KERNEL_TOL, `${config.id} ${describeGradCase(c)}`);
-        }),
-        { seed: 20261125, numRuns: numRuns(20), examples },
-      );
-    }),
+  bwdTiles.arb,
+  ({ c, config }) => withTileConfig(config, () => checkGradKernel(c, config.id)),
+  { seed: 20261125, numRuns: bwdTiles.numRuns(20), examples: bwdTiles.examples },
 );
 
-Deno.test(
+gpuPropertyTest(
   "ConvBnReluTrainGrad: naive oracle kernels (FMNIST_NAIVE_KERNELS) match the CPU reference",
-  GPU_TEST,
-  () =>
-    withGpu(async () => {
-      await fc.assert(
-        fc.asyncProperty(gradCaseArb, async (c) => {
-          const d = makeCaseData(c);
-          const r = await runGradKernel(c, d);
-          checkGrads(
-            r,
-            convBnReluGradRef(d, d.geometry),
-            d,
-            KERNEL_TOL,
-            `naive ${describeGradCase(c)}`,
-          );
-        }),
-        { seed: 20261126, numRuns: runs(10) },
-      );
-    }, { naive: true }),
+  gradCaseArb,
+  (c) => checkGradKernel(c, "naive"),
+  { seed: 20261126, numRuns: runs(10), naive: true },
 );
 
-Deno.test(
+gpuPropertyTest(
   "ConvBnReluTrainGrad: vec4 paths (channels % 4 == 0) match the CPU reference",
-  GPU_TEST,
-  () =>
-    withGpu(async () => {
-      await fc.assert(
-        fc.asyncProperty(vec4CaseArb, async (c) => {
-          const d = makeCaseData(c);
-          const r = await runGradKernel(c, d);
-          checkGrads(
-            r,
-            convBnReluGradRef(d, d.geometry),
-            d,
-            KERNEL_TOL,
-            `vec4 ${describeGradCase(c)}`,
-          );
-        }),
-        { seed: 4444, numRuns: runs(15) },
-      );
-    }),
+  vec4CaseArb,
+  (c) => checkGradKernel(c, "vec4"),
+  { seed: 4444, numRuns: runs(15) },
 );
 
-Deno.test(
+gpuTest(
   "ConvBnReluTrainParamGrads: dfilter stays right past 65,535 output pixels (loop cap)",
-  GPU_TEST,
-  () =>
-    withGpu(async () => {
-      // The model-input layer at batch 96: M = 96*28*28 = 75,264 pixels. llvmpipe silently stops
-      // a loop after 65,535 iterations, so a kernel that loops over all of M per invocation gets
-      // ~13% of the sum wrong; the split reduction must not.
-      const c: GradCase = {
-        n: 96,
-        h: 28,
-        w: 28,
-        cin: 1,
-        cout: 8,
-        kh: 3,
-        kw: 3,
-        strides: [1, 1],
-        pad: "same",
-        seed: 21,
-      };
-      const d = makeCaseData(c);
-      const expected = convBnReluGradRef(d, d.geometry);
-      const t = caseTensors(c, d);
-      const outs = tf.engine().runKernel(CONV_BN_RELU_TRAIN_PARAM_GRADS, t, {
-        ...attrsOf(c, d),
-      }) as tf.Tensor[];
-      const [, dfilter, dgamma, dbeta] = await Promise.all(outs.map((o) => o.data()));
-      tf.dispose([...outs, ...Object.values(t)]);
-      checkGrads(
-        { dx: expected.dx, dfilter, dgamma, dbeta },
-        expected,
-        d,
-        KERNEL_TOL,
-        `large M ${describeGradCase(c)}`,
-      );
-    }),
+  async () => {
+    // The model-input layer at batch 96: M = 96*28*28 = 75,264 pixels. llvmpipe silently stops
+    // a loop after 65,535 iterations, so a kernel that loops over all of M per invocation gets
+    // ~13% of the sum wrong; the split reduction must not.
+    const { c, d, expected } = fixedGradCase({ x: [96, 28, 28, 1], k: 3, cout: 8, seed: 21 });
+    const r = await runGradKernel(c, d, CONV_BN_RELU_TRAIN_PARAM_GRADS); // r.dx holds dz
+    const label = `large M ${describeGradCase(c)}`;
+    checkGrads({ ...r, dx: expected.dx }, expected, d, KERNEL_TOL, label);
+  },
 );
 
 Deno.test(
@@ -283,18 +210,7 @@ Deno.test(
 
 Deno.test("ConvBnReluTrainGrad: a mis-shaped input is refused, naming the tensor", async () => {
   await initTf("cpu");
-  const c: GradCase = {
-    n: 1,
-    h: 4,
-    w: 4,
-    cin: 2,
-    cout: 3,
-    kh: 3,
-    kw: 3,
-    strides: [2, 2],
-    pad: "same",
-    seed: 3,
-  };
+  const c: GradCase = fixedCase({ x: [1, 4, 4, 2], k: 3, cout: 3, seed: 3, strides: [2, 2] });
   const d = makeCaseData(c);
   const t = caseTensors(c, d);
   const bad = { ...t, stats: tf.zeros([2, c.cout]) };
@@ -372,143 +288,113 @@ Deno.test(
   },
 );
 
-Deno.test(
+gpuTest(
   "convBnReluTrain: no dx is computed when x needs no gradient (model-input layer)",
-  GPU_TEST,
-  () =>
-    withGpu(async () => {
-      const c: GradCase = {
-        n: 2,
-        h: 6,
-        w: 6,
-        cin: 1,
-        cout: 8,
-        kh: 3,
-        kw: 3,
-        strides: [1, 1],
-        pad: "same",
-        seed: 9,
-      };
-      const d = makeCaseData(c);
-      const expected = convBnReluGradRef(d, d.geometry);
-      const t = caseTensors(c, d);
-      const kernelsOf = async (wrt: ("x" | "filter" | "gamma" | "beta")[]) => {
-        let grads: tf.Tensor[] = [];
-        const info = await tf.profile(() => {
-          grads = fusedGrads(c, d, t, wrt);
-          return grads;
-        });
-        const values = await Promise.all(grads.map((g) => g.data()));
-        tf.dispose(grads);
-        return { names: info.kernelNames, values };
-      };
-      const params = await kernelsOf(["filter", "gamma", "beta"]);
-      assert.ok(!params.names.includes(CONV_BACKPROP_DATA), params.names.join(" "));
-      assert.ok(params.names.includes(CONV_BN_RELU_TRAIN_PARAM_GRADS), params.names.join(" "));
-      const withX = await kernelsOf(["x", "filter"]);
-      assert.ok(withX.names.includes(CONV_BACKPROP_DATA), withX.names.join(" "));
-      tf.dispose(Object.values(t));
-      // Same filter gradient either way (tolerances as in the kernel tests).
-      const [dfilter, dgamma, dbeta] = params.values;
-      checkGrads(
-        { dx: expected.dx, dfilter, dgamma, dbeta },
-        expected,
-        d,
-        KERNEL_TOL,
-        "params only",
-      );
-      checkGrads(
-        {
-          dx: withX.values[0],
-          dfilter: withX.values[1],
-          dgamma: expected.dgamma,
-          dbeta: expected.dbeta,
-        },
-        expected,
-        d,
-        KERNEL_TOL,
-        "x and filter",
-      );
-    }),
-);
-
-Deno.test(
-  "ConvBnReluTrainFilterGrads (inputGradient: false): every bwdFilter config matches the reference",
-  GPU_TEST,
-  () =>
-    withGpu(async () => {
-      // dz is computed inside the filter pass (no dz pass) on register configs; staged configs
-      // and the naive path materialise it. Same tolerances as the full backward.
-      const { arb, examples, numRuns } = configuredCases(["bwdFilter"], TILE_EDGE_CASES);
-      await fc.assert(
-        fc.asyncProperty(arb, async ({ c, config }) => {
-          const d = makeCaseData(c);
-          const expected = convBnReluGradRef(d, d.geometry);
-          const r = await withTileConfig(config, async () => {
-            const t = caseTensors(c, d);
-            const outs = tf.engine().runKernel(CONV_BN_RELU_TRAIN_FILTER_GRADS, t, {
-              ...attrsOf(c, d),
-              inputGradient: false,
-            }) as tf.Tensor[];
-            const [dfilter, dgamma, dbeta] = await Promise.all(outs.map((o) => o.data()));
-            tf.dispose([...outs, ...Object.values(t)]);
-            return { dx: expected.dx, dfilter, dgamma, dbeta };
-          });
-          checkGrads(r, expected, d, KERNEL_TOL, `${config.id} ${describeGradCase(c)}`);
-        }),
-        { seed: 20261127, numRuns: numRuns(10), examples },
-      );
-    }),
-);
-
-Deno.test(
-  "convBnReluTrain (inputGradient: false): tf.grads w.r.t. the parameters work, w.r.t. x throws",
-  GPU_TEST,
-  () =>
-    withGpu(async () => {
-      const c: GradCase = {
-        n: 2,
-        h: 6,
-        w: 6,
-        cin: 1,
-        cout: 8,
-        kh: 3,
-        kw: 3,
-        strides: [1, 1],
-        pad: "same",
-        seed: 19,
-      };
-      const d = makeCaseData(c);
-      const expected = await withGpu(async () => {
-        const t = caseTensors(c, d);
-        const g = fusedGrads(c, d, t, ["filter", "gamma", "beta"]);
-        const v = await Promise.all(g.map((q) => q.data()));
-        tf.dispose([...g, ...Object.values(t)]);
-        return v;
+  async () => {
+    const { c, d, expected } = fixedGradCase({ x: [2, 6, 6, 1], k: 3, cout: 8, seed: 9 });
+    const t = caseTensors(c, d);
+    const kernelsOf = async (wrt: ("x" | "filter" | "gamma" | "beta")[]) => {
+      let grads: tf.Tensor[] = [];
+      const info = await tf.profile(() => {
+        grads = fusedGrads(c, d, t, wrt);
+        return grads;
       });
+      const values = await Promise.all(grads.map((g) => g.data()));
+      tf.dispose(grads);
+      return { names: info.kernelNames, values };
+    };
+    const params = await kernelsOf(["filter", "gamma", "beta"]);
+    assert.ok(!params.names.includes(CONV_BACKPROP_DATA), params.names.join(" "));
+    assert.ok(params.names.includes(CONV_BN_RELU_TRAIN_PARAM_GRADS), params.names.join(" "));
+    const withX = await kernelsOf(["x", "filter"]);
+    assert.ok(withX.names.includes(CONV_BACKPROP_DATA), withX.names.join(" "));
+    tf.dispose(Object.values(t));
+    // Same filter gradient either way (tolerances as in the kernel tests).
+    const [dfilter, dgamma, dbeta] = params.values;
+    checkGrads(
+      { dx: expected.dx, dfilter, dgamma, dbeta },
+      expected,
+      d,
+      KERNEL_TOL,
+      "params only",
+    );
+    checkGrads(
+      {
+        dx: withX.values[0],
+        dfilter: withX.values[1],
+        dgamma: expected.dgamma,
+        dbeta: expected.dbeta,
+      },
+      expected,
+      d,
+      KERNEL_TOL,
+      "x and filter",
+    );
+  },
+);
+
+gpuTest(
+  "ConvBnReluTrainFilterGrads (inputGradient: false): every bwdFilter config matches the reference",
+  async () => {
+    // dz is computed inside the filter pass (no dz pass) on register configs; staged configs
+    // and the naive path materialise it. Same tolerances as the full backward.
+    const { arb, examples, numRuns } = configuredCases(["bwdFilter"], TILE_EDGE_CASES);
+    await fc.assert(
+      fc.asyncProperty(arb, async ({ c, config }) => {
+        const d = makeCaseData(c);
+        const expected = convBnReluGradRef(d, d.geometry);
+        const r = await withTileConfig(config, async () => {
+          const t = caseTensors(c, d);
+          const outs = tf.engine().runKernel(CONV_BN_RELU_TRAIN_FILTER_GRADS, t, {
+            ...attrsOf(c, d),
+            inputGradient: false,
+          }) as tf.Tensor[];
+          const [dfilter, dgamma, dbeta] = await Promise.all(outs.map((o) => o.data()));
+          tf.dispose([...outs, ...Object.values(t)]);
+          return { dx: expected.dx, dfilter, dgamma, dbeta };
+        });
+        checkGrads(r, expected, d, KERNEL_TOL, `${config.id} ${describeGradCase(c)}`);
+      }),
+      { seed: 20261127, numRuns: numRuns(10), examples },
+    );
+  },
+);
+
+gpuTest(
+  "convBnReluTrain (inputGradient: false): tf.grads w.r.t. the parameters work, w.r.t. x throws",
+  async () => {
+    const c: GradCase = fixedCase({ x: [2, 6, 6, 1], k: 3, cout: 8, seed: 19 });
+    const d = makeCaseData(c);
+    const expected = await withGpu(async () => {
       const t = caseTensors(c, d);
-      const attrs = { ...attrsOf(c, d), inputGradient: false };
-      const loss = (x: tf.Tensor, filter: tf.Tensor, gamma: tf.Tensor, beta: tf.Tensor) =>
-        tf.sum(tf.mul(
-          convBnReluTrain(
-            x as tf.Tensor4D,
-            filter as tf.Tensor4D,
-            gamma as tf.Tensor1D,
-            beta as tf.Tensor1D,
-            attrs,
-          ).y,
-          t.dy,
-        ));
-      const g = tf.grads((f, gm, b) => loss(t.x, f, gm, b))([t.filter, t.gamma, t.beta]);
-      const got = await Promise.all(g.map((q) => q.data()));
-      for (let i = 0; i < 3; i++) {
-        const r = compareArrays(got[i], expected[i], { atol: 1e-5, rtol: 1e-4 }, `grad ${i}`);
-        assert.ok(r.ok, r.message);
-      }
-      assert.throws(
-        () => tf.grads((x) => loss(x, t.filter, t.gamma, t.beta))([t.x]),
-        /gradient w.r.t. x was requested from a layer built with inputGradient: false/,
-      );
+      const g = fusedGrads(c, d, t, ["filter", "gamma", "beta"]);
+      const v = await Promise.all(g.map((q) => q.data()));
       tf.dispose([...g, ...Object.values(t)]);
-    }),
+      return v;
+    });
+    const t = caseTensors(c, d);
+    const attrs = { ...attrsOf(c, d), inputGradient: false };
+    const loss = (x: tf.Tensor, filter: tf.Tensor, gamma: tf.Tensor, beta: tf.Tensor) =>
+      tf.sum(tf.mul(
+        convBnReluTrain(
+          x as tf.Tensor4D,
+          filter as tf.Tensor4D,
+          gamma as tf.Tensor1D,
+          beta as tf.Tensor1D,
+          attrs,
+        ).y,
+        t.dy,
+      ));
+    const g = tf.grads((f, gm, b) => loss(t.x, f, gm, b))([t.filter, t.gamma, t.beta]);
+    const got = await Promise.all(g.map((q) => q.data()));
+    for (let i = 0; i < 3; i++) {
+      const r = compareArrays(got[i], expected[i], { atol: 1e-5, rtol: 1e-4 }, `grad ${i}`);
+      assert.ok(r.ok, r.message);
+    }
+    assert.throws(
+      () => tf.grads((x) => loss(x, t.filter, t.gamma, t.beta))([t.x]),
+      /gradient w.r.t. x was requested from a layer built with inputGradient: false/,
+    );
+    tf.dispose([...g, ...Object.values(t)]);
+  },
 );

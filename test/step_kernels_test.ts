@@ -7,9 +7,7 @@
 import assert from "node:assert/strict";
 import fc from "fast-check";
 import * as tf from "@tensorflow/tfjs-core";
-import type { WebGPUBackend } from "@tensorflow/tfjs-backend-webgpu";
 import { initTf } from "../src/tf/setup.ts";
-import { setPoisonOutputs } from "../src/ops/webgpu_program.ts";
 import {
   softmaxCrossEntropyWithCount,
   softmaxXentGradRef,
@@ -18,27 +16,7 @@ import {
 import { bnMovingAverage, bnMovingAverageRef } from "../src/ops/bn_moving_average.ts";
 import { countCorrect, crossEntropy } from "../src/train/step.ts";
 import { assertClose } from "./helpers/compare.ts";
-
-const GPU_TEST = { sanitizeOps: false, sanitizeResources: false };
-
-async function onGpu<T>(f: () => Promise<T>): Promise<T> {
-  await initTf("webgpu");
-  const prevForward = tf.env().getBool("WEBGPU_CPU_FORWARD");
-  tf.env().set("WEBGPU_CPU_FORWARD", false);
-  setPoisonOutputs(true);
-  const device = (tf.backend() as WebGPUBackend).device;
-  device.pushErrorScope("validation");
-  let result: T;
-  try {
-    result = await f();
-  } finally {
-    setPoisonOutputs(false);
-    tf.env().set("WEBGPU_CPU_FORWARD", prevForward);
-  }
-  const error = await device.popErrorScope();
-  if (error) throw new Error(`WebGPU validation error: ${error.message}`);
-  return result;
-}
+import { GPU_TEST, withGpu as onGpu } from "./helpers/op_check.ts";
 
 interface XentCase {
   rows: number;

@@ -35,6 +35,8 @@ const CASES: Case[] = [
   { name: "1->8 same 28x28", hw: 28, cin: 1, cout: 8, pad: "same", batches: [256] },
 ];
 
+// The xorshift of test/helpers/conv_bn_relu_f64.ts's uniformArray (`duplicates` pairs them).
+// Deliberate: this repro stands alone (tfjs packages only), to be run or filed upstream as is.
 function randomArray(n: number, seed: number): Float32Array {
   let s = seed >>> 0 || 1;
   const out = new Float32Array(n);

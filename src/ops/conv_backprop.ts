@@ -67,47 +67,59 @@ const filterGeometry = (inputs: tf.NamedTensorInfoMap, attrs: NamedAttrMap = {})
     attrs,
   );
 
-tf.registerKernel({
-  kernelName: CONV_BACKPROP_DATA,
-  backendName: "webgpu",
-  kernelFunc: ({ inputs, attrs, backend }) => {
-    const { g, dz, other } = dataGeometry(inputs, attrs);
-    return runBackpropData(backend as unknown as WebGPUBackend, dz, other, g);
+/**
+ * Registers one backprop on webgpu and cpu; `ref` computes the output on the host from dz's and
+ * the other input's values.
+ */
+function registerBackprop(
+  kernelName: string,
+  geometryOf: typeof dataGeometry,
+  webgpu: (
+    backend: WebGPUBackend,
+    dz: TensorInfo,
+    other: TensorInfo,
+    g: ConvGeometry,
+  ) => TensorInfo,
+  ref: (dz: ArrayLike<number>, other: ArrayLike<number>, g: ConvGeometry) => {
+    shape: number[];
+    values: ArrayLike<number>;
   },
-});
+) {
+  // The two registrations share their shape (`duplicates` pairs them). Deliberate: tfjs takes one
+  // registration object per backend; what differs is the function each runs.
+  tf.registerKernel({
+    kernelName,
+    backendName: "webgpu",
+    kernelFunc: ({ inputs, attrs, backend }) => {
+      const { g, dz, other } = geometryOf(inputs, attrs);
+      return webgpu(backend as unknown as WebGPUBackend, dz, other, g);
+    },
+  });
+  tf.registerKernel({
+    kernelName,
+    backendName: "cpu",
+    kernelFunc: ({ inputs, attrs, backend }) => {
+      const { g, dz, other } = geometryOf(inputs, attrs);
+      const cpu = backend as unknown as CpuBackend;
+      const values = (t: TensorInfo) => cpu.data.get(t.dataId).values;
+      const out = ref(values(dz), values(other), g);
+      return cpu.makeTensorInfo(out.shape, "float32", Float32Array.from(out.values));
+    },
+  });
+}
 
-tf.registerKernel({
-  kernelName: CONV_BACKPROP_DATA,
-  backendName: "cpu",
-  kernelFunc: ({ inputs, attrs, backend }) => {
-    const { g, dz, other } = dataGeometry(inputs, attrs);
-    const cpu = backend as unknown as CpuBackend;
-    const values = (t: TensorInfo) => cpu.data.get(t.dataId).values;
-    const { dx } = convBackpropRef(values(dz), null, values(other), g);
-    return cpu.makeTensorInfo([g.batch, g.inH, g.inW, g.inC], "float32", Float32Array.from(dx));
-  },
-});
+registerBackprop(CONV_BACKPROP_DATA, dataGeometry, runBackpropData, (dz, filter, g) => ({
+  shape: [g.batch, g.inH, g.inW, g.inC],
+  values: convBackpropRef(dz, null, filter, g).dx,
+}));
 
-tf.registerKernel({
-  kernelName: CONV_BACKPROP_FILTER,
-  backendName: "webgpu",
-  kernelFunc: ({ inputs, attrs, backend }) => {
-    const { g, dz, other } = filterGeometry(inputs, attrs);
-    return runBackpropFilter(backend as unknown as WebGPUBackend, dz, other, g);
-  },
-});
+registerBackprop(CONV_BACKPROP_FILTER, filterGeometry, runBackpropFilter, (dz, x, g) => ({
+  shape: [g.kH, g.kW, g.inC, g.outC],
+  values: convBackpropRef(dz, x, null, g).dfilter,
+}));
 
-tf.registerKernel({
-  kernelName: CONV_BACKPROP_FILTER,
-  backendName: "cpu",
-  kernelFunc: ({ inputs, attrs, backend }) => {
-    const { g, dz, other } = filterGeometry(inputs, attrs);
-    const cpu = backend as unknown as CpuBackend;
-    const values = (t: TensorInfo) => cpu.data.get(t.dataId).values;
-    const { dfilter } = convBackpropRef(values(dz), values(other), null, g);
-    return cpu.makeTensorInfo([g.kH, g.kW, g.inC, g.outC], "float32", Float32Array.from(dfilter));
-  },
-});
+// The two entry points share their shape (`duplicates` pairs them). Deliberate: one typed call
+// per kernel; they differ in the input and the shape attribute each kernel needs.
 
 /** dx = conv2d backprop-input of dz for an input of shape `inShape`. */
 export function convBackpropData(

@@ -26,6 +26,7 @@ import type { ConvGeometry } from "./conv_geometry.ts";
 import { kernelSource, runProgram, type Uniform } from "./webgpu_program.ts";
 import { useNaiveKernels } from "./kernel_flags.ts";
 import { convBackpropFilter, flat } from "./conv_gemm.ts";
+import { GEOMETRY_FIELDS } from "./conv_gemm_wgsl.ts";
 import { resolveTileConfig } from "./conv_tiling.ts";
 import { runBackpropData, runBackpropFilter } from "./conv_passes.ts";
 
@@ -106,23 +107,15 @@ function run(
   return runProgram(backend, program, inputs.map(flat), uniforms);
 }
 
+/** The conv geometry as i32 uniforms (GEOMETRY_FIELDS less the bwdFilter split pair), then 1/M. */
 function geometryFields(g: ConvGeometry): Field[] {
-  const m = g.batch * g.outH * g.outW;
+  const names = GEOMETRY_FIELDS.filter(
+    (f): f is Exclude<typeof f, "rowsPerSplit" | "numSplits"> =>
+      f !== "rowsPerSplit" && f !== "numSplits",
+  );
   return [
-    ["batch", "i32", g.batch],
-    ["inH", "i32", g.inH],
-    ["inW", "i32", g.inW],
-    ["inC", "i32", g.inC],
-    ["outH", "i32", g.outH],
-    ["outW", "i32", g.outW],
-    ["outC", "i32", g.outC],
-    ["kH", "i32", g.kH],
-    ["kW", "i32", g.kW],
-    ["strideH", "i32", g.strideH],
-    ["strideW", "i32", g.strideW],
-    ["padTop", "i32", g.padTop],
-    ["padLeft", "i32", g.padLeft],
-    ["invM", "f32", 1 / m],
+    ...names.map((f): Field => [f, "i32", g[f]]),
+    ["invM", "f32", 1 / (g.batch * g.outH * g.outW)],
   ];
 }
 
@@ -243,6 +236,11 @@ function bnReluBackward(
   return { dz, dbeta, dgamma };
 }
 
+/** Per-channel results (dgamma, dbeta) as (Cout) tensors. */
+function channelVectors(g: ConvGeometry, ...ts: TensorInfo[]): TensorInfo[] {
+  return ts.map((t) => ({ dataId: t.dataId, shape: [g.outC], dtype: "float32" }));
+}
+
 /**
  * Backward for a layer whose dx nobody needs: [dfilter, dgamma, dbeta], with dz computed inside
  * the filter pass (the generator's bnReluDz prologue) instead of a dz pass, on register configs;
@@ -274,11 +272,7 @@ export function convBnReluFilterGradsWebGPU(
   );
   const dfilter = convBackpropFilter(backend, { dy: t.dy, z: t.z, terms }, t.x, g, config);
   backend.disposeData(terms.dataId);
-  return [
-    dfilter,
-    { dataId: dgamma.dataId, shape: [g.outC], dtype: "float32" },
-    { dataId: dbeta.dataId, shape: [g.outC], dtype: "float32" },
-  ];
+  return [dfilter, ...channelVectors(g, dgamma, dbeta)];
 }
 
 /**
@@ -297,8 +291,7 @@ export function convBnReluParamGradsWebGPU(
   return [
     { dataId: dz.dataId, shape: zShape, dtype: "float32" },
     dfilter,
-    { dataId: dgamma.dataId, shape: [g.outC], dtype: "float32" },
-    { dataId: dbeta.dataId, shape: [g.outC], dtype: "float32" },
+    ...channelVectors(g, dgamma, dbeta),
   ];
 }
 

@@ -26,7 +26,13 @@ import {
   type TensorInfo,
 } from "@tensorflow/tfjs-core";
 import type { WebGPUBackend, WebGPUProgram } from "@tensorflow/tfjs-backend-webgpu";
-import { kernelSource, runProgram } from "./webgpu_program.ts";
+import {
+  type Dispatch,
+  type DispatchLayout,
+  kernelSource,
+  runProgram,
+  splitGroups,
+} from "./webgpu_program.ts";
 import { runConvForward as runConv } from "./conv_passes.ts";
 import { type ConvGeometry, convGeometry } from "./conv_geometry.ts";
 import {
@@ -35,17 +41,6 @@ import {
   type ConvBnReluKernelAttrs,
 } from "./conv_bn_relu.ts";
 import { convBnReluInferRef, convBnReluTrainRef } from "./conv_bn_relu_ref.ts";
-
-type DispatchLayout = { x: number[]; y?: number[]; z?: number[] };
-type Dispatch = [number, number, number];
-
-const MAX_GROUPS_PER_DIM = 65535;
-/** Splits `groups` workgroups over two grid axes (x <= 65535). */
-function splitGroups(groups: number): [number, number] {
-  if (groups <= MAX_GROUPS_PER_DIM) return [groups, 1];
-  const z = Math.ceil(groups / MAX_GROUPS_PER_DIM);
-  return [Math.ceil(groups / z), z];
-}
 
 /** Pass 2: per-chunk (count, mean, M2) of z; see kernels/bn_stats.wgsl. */
 export class BnStatsPartialProgram implements WebGPUProgram {
@@ -202,6 +197,9 @@ function geometryOf(x: TensorInfo, filter: TensorInfo, attrs?: NamedAttrMap): Co
   return convGeometry(x.shape, filter.shape, a.strides, a.pad);
 }
 
+// Each kernel registers a webgpu and a cpu function of one shape (take the inputs, the geometry,
+// run); `duplicates` pairs them. Deliberate: tfjs takes one registration object per backend and
+// what differs is the inputs and what runs; the plumbing (take, geometryOf, cpuValues) is shared.
 registerKernel({
   kernelName: CONV_BN_RELU_TRAIN,
   backendName: "webgpu",

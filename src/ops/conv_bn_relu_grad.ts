@@ -11,7 +11,7 @@
 import * as tf from "@tensorflow/tfjs-core";
 import type { WebGPUBackend } from "@tensorflow/tfjs-backend-webgpu";
 import type { KernelBackend, NamedAttrMap, TensorInfo } from "@tensorflow/tfjs-core";
-import { convGeometry } from "./conv_geometry.ts";
+import { type ConvGeometry, convGeometry } from "./conv_geometry.ts";
 import {
   convBnReluFilterGradsWebGPU,
   type ConvBnReluGradTensors,
@@ -85,116 +85,101 @@ function kernelAttrs(attrs: NamedAttrMap = {}): ConvBnReluKernelAttrs {
   };
 }
 
-tf.registerKernel({
-  kernelName: CONV_BN_RELU_TRAIN_GRAD,
-  backendName: "webgpu",
-  kernelFunc: ({ inputs, attrs, backend }) => {
-    const ins = inputs as unknown as GradInputs;
-    const g = validate(ins, kernelAttrs(attrs));
-    return convBnReluTrainGradWebGPU(backend as unknown as WebGPUBackend, ins, g);
-  },
-});
-
 /** Read access to the CPU backend's typed arrays (tfjs-backend-cpu's MathBackendCPU). */
 type CpuBackend = KernelBackend & {
   data: { get(id: unknown): { values: ArrayLike<number> } };
   makeTensorInfo(shape: number[], dtype: "float32", values: Float32Array): TensorInfo;
 };
+type InputValues = (name: keyof ConvBnReluGradTensors) => ArrayLike<number>;
 
-tf.registerKernel({
-  kernelName: CONV_BN_RELU_TRAIN_GRAD,
-  backendName: "cpu",
-  kernelFunc: ({ inputs, attrs, backend }) => {
-    const ins = inputs as unknown as GradInputs;
-    const g = validate(ins, kernelAttrs(attrs));
-    const cpu = backend as unknown as CpuBackend;
-    const values = (name: keyof ConvBnReluGradTensors) => cpu.data.get(ins[name].dataId).values;
-    const r = convBnReluGradRef({
-      dy: values("dy"),
-      x: values("x"),
-      filter: values("filter"),
-      gamma: values("gamma"),
-      beta: values("beta"),
-      z: values("z"),
-      stats: values("stats"),
-    }, g);
-    return [
-      cpu.makeTensorInfo([...ins.x.shape], "float32", r.dx),
-      cpu.makeTensorInfo([...ins.filter.shape], "float32", r.dfilter),
-      cpu.makeTensorInfo([...ins.gamma.shape], "float32", r.dgamma),
-      cpu.makeTensorInfo([...ins.beta.shape], "float32", r.dbeta),
-    ];
-  },
+/**
+ * Registers one backward kernel on webgpu and cpu: both validate the inputs the same way; the
+ * cpu reference returns its outputs as [shape, values] pairs.
+ */
+function registerGradKernel(
+  kernelName: string,
+  webgpu: (backend: WebGPUBackend, ins: GradInputs, g: ConvGeometry) => TensorInfo[],
+  cpuRef: (
+    values: InputValues,
+    ins: GradInputs,
+    g: ConvGeometry,
+  ) => [number[], ArrayLike<number>][],
+) {
+  // The two registrations share their shape (`duplicates` pairs them). Deliberate: tfjs takes one
+  // registration object per backend; what differs is the function each runs.
+  tf.registerKernel({
+    kernelName,
+    backendName: "webgpu",
+    kernelFunc: ({ inputs, attrs, backend }) => {
+      const ins = inputs as unknown as GradInputs;
+      const g = validate(ins, kernelAttrs(attrs));
+      return webgpu(backend as unknown as WebGPUBackend, ins, g);
+    },
+  });
+  tf.registerKernel({
+    kernelName,
+    backendName: "cpu",
+    kernelFunc: ({ inputs, attrs, backend }) => {
+      const ins = inputs as unknown as GradInputs;
+      const g = validate(ins, kernelAttrs(attrs));
+      const cpu = backend as unknown as CpuBackend;
+      const values: InputValues = (name) => cpu.data.get(ins[name].dataId).values;
+      return cpuRef(values, ins, g).map(([shape, v]) =>
+        cpu.makeTensorInfo([...shape], "float32", Float32Array.from(v))
+      );
+    },
+  });
+}
+
+/** CPU reference of the parameter gradients: dz (BN + ReLU backward), then dfilter from it. */
+function paramGradsRef(values: InputValues, g: ConvGeometry) {
+  const bn = bnReluBackwardRef(
+    values("dy"),
+    values("z"),
+    values("stats"),
+    values("gamma"),
+    values("beta"),
+  );
+  const { dfilter } = convBackpropRef(bn.dz, values("x"), null, g);
+  return { ...bn, dfilter };
+}
+
+registerGradKernel(CONV_BN_RELU_TRAIN_GRAD, convBnReluTrainGradWebGPU, (values, ins, g) => {
+  const r = convBnReluGradRef({
+    dy: values("dy"),
+    x: values("x"),
+    filter: values("filter"),
+    gamma: values("gamma"),
+    beta: values("beta"),
+    z: values("z"),
+    stats: values("stats"),
+  }, g);
+  return [
+    [ins.x.shape, r.dx],
+    [ins.filter.shape, r.dfilter],
+    [ins.gamma.shape, r.dgamma],
+    [ins.beta.shape, r.dbeta],
+  ];
 });
 
-tf.registerKernel({
-  kernelName: CONV_BN_RELU_TRAIN_PARAM_GRADS,
-  backendName: "webgpu",
-  kernelFunc: ({ inputs, attrs, backend }) => {
-    const ins = inputs as unknown as GradInputs;
-    const g = validate(ins, kernelAttrs(attrs));
-    return convBnReluParamGradsWebGPU(backend as unknown as WebGPUBackend, ins, g);
-  },
+registerGradKernel(CONV_BN_RELU_TRAIN_PARAM_GRADS, convBnReluParamGradsWebGPU, (values, ins, g) => {
+  const r = paramGradsRef(values, g);
+  return [
+    [ins.dy.shape, r.dz],
+    [ins.filter.shape, r.dfilter],
+    [ins.gamma.shape, r.dgamma],
+    [ins.beta.shape, r.dbeta],
+  ];
 });
 
-tf.registerKernel({
-  kernelName: CONV_BN_RELU_TRAIN_PARAM_GRADS,
-  backendName: "cpu",
-  kernelFunc: ({ inputs, attrs, backend }) => {
-    const ins = inputs as unknown as GradInputs;
-    const g = validate(ins, kernelAttrs(attrs));
-    const cpu = backend as unknown as CpuBackend;
-    const values = (name: keyof ConvBnReluGradTensors) => cpu.data.get(ins[name].dataId).values;
-    const bn = bnReluBackwardRef(
-      values("dy"),
-      values("z"),
-      values("stats"),
-      values("gamma"),
-      values("beta"),
-    );
-    const { dfilter } = convBackpropRef(bn.dz, values("x"), null, g);
-    return [
-      cpu.makeTensorInfo([...ins.dy.shape], "float32", Float32Array.from(bn.dz)),
-      cpu.makeTensorInfo([...ins.filter.shape], "float32", Float32Array.from(dfilter)),
-      cpu.makeTensorInfo([...ins.gamma.shape], "float32", Float32Array.from(bn.dgamma)),
-      cpu.makeTensorInfo([...ins.beta.shape], "float32", Float32Array.from(bn.dbeta)),
-    ];
+registerGradKernel(
+  CONV_BN_RELU_TRAIN_FILTER_GRADS,
+  convBnReluFilterGradsWebGPU,
+  (values, ins, g) => {
+    const r = paramGradsRef(values, g);
+    return [[ins.filter.shape, r.dfilter], [ins.gamma.shape, r.dgamma], [ins.beta.shape, r.dbeta]];
   },
-});
-
-tf.registerKernel({
-  kernelName: CONV_BN_RELU_TRAIN_FILTER_GRADS,
-  backendName: "webgpu",
-  kernelFunc: ({ inputs, attrs, backend }) => {
-    const ins = inputs as unknown as GradInputs;
-    const g = validate(ins, kernelAttrs(attrs));
-    return convBnReluFilterGradsWebGPU(backend as unknown as WebGPUBackend, ins, g);
-  },
-});
-
-tf.registerKernel({
-  kernelName: CONV_BN_RELU_TRAIN_FILTER_GRADS,
-  backendName: "cpu",
-  kernelFunc: ({ inputs, attrs, backend }) => {
-    const ins = inputs as unknown as GradInputs;
-    const g = validate(ins, kernelAttrs(attrs));
-    const cpu = backend as unknown as CpuBackend;
-    const values = (name: keyof ConvBnReluGradTensors) => cpu.data.get(ins[name].dataId).values;
-    const bn = bnReluBackwardRef(
-      values("dy"),
-      values("z"),
-      values("stats"),
-      values("gamma"),
-      values("beta"),
-    );
-    const { dfilter } = convBackpropRef(bn.dz, values("x"), null, g);
-    return [
-      cpu.makeTensorInfo([...ins.filter.shape], "float32", Float32Array.from(dfilter)),
-      cpu.makeTensorInfo([...ins.gamma.shape], "float32", Float32Array.from(bn.dgamma)),
-      cpu.makeTensorInfo([...ins.beta.shape], "float32", Float32Array.from(bn.dbeta)),
-    ];
-  },
-});
+);
 
 /** Runs the backward kernel: [dx, dfilter, dgamma, dbeta] for dy = dLoss/dy. */
 export function convBnReluTrainGrad(

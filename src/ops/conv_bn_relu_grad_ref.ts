@@ -20,7 +20,7 @@
 //   dx   = conv2d backprop-input of dz (transposed conv with the same stride and padding; input
 //          pixels that no output touches get 0),  dfilter = conv2d backprop-filter of (x, dz).
 
-import type { ConvGeometry } from "./conv_geometry.ts";
+import { type ConvGeometry, forEachConvTap } from "./conv_geometry.ts";
 
 export interface ConvBnReluGradInputs {
   dy: ArrayLike<number>;
@@ -82,40 +82,26 @@ export function convBackpropRef(
   filter: ArrayLike<number> | null,
   g: ConvGeometry,
 ): { dx: Float64Array; dfilter: Float64Array } {
-  const { batch, inH, inW, inC, outH, outW, outC, kH, kW } = g;
+  const { batch, inH, inW, inC, outC, kH, kW } = g;
   const dx = new Float64Array(filter ? batch * inH * inW * inC : 0);
   const dfilter = new Float64Array(x ? kH * kW * inC * outC : 0);
   // Scatter form of both convolution backprops: every (output pixel, tap) pair that the forward
   // read from a real input pixel sends dz back to it (padding taps are skipped, as the forward
   // skipped them), so untouched input pixels keep dx = 0.
-  for (let n = 0; n < batch; n++) {
-    for (let oh = 0; oh < outH; oh++) {
-      for (let ow = 0; ow < outW; ow++) {
-        const zRow = ((n * outH + oh) * outW + ow) * outC;
-        for (let kh = 0; kh < kH; kh++) {
-          const ih = oh * g.strideH - g.padTop + kh;
-          if (ih < 0 || ih >= inH) continue;
-          for (let kw = 0; kw < kW; kw++) {
-            const iw = ow * g.strideW - g.padLeft + kw;
-            if (iw < 0 || iw >= inW) continue;
-            const xRow = ((n * inH + ih) * inW + iw) * inC;
-            for (let ci = 0; ci < inC; ci++) {
-              const wRow = ((kh * kW + kw) * inC + ci) * outC;
-              if (filter) {
-                let acc = 0;
-                for (let co = 0; co < outC; co++) acc += dz[zRow + co] * filter[wRow + co];
-                dx[xRow + ci] += acc;
-              }
-              if (x) {
-                const xv = x[xRow + ci];
-                for (let co = 0; co < outC; co++) dfilter[wRow + co] += xv * dz[zRow + co];
-              }
-            }
-          }
-        }
+  forEachConvTap(g, (zRow, xRow, wTap) => {
+    for (let ci = 0; ci < inC; ci++) {
+      const wRow = (wTap + ci) * outC;
+      if (filter) {
+        let acc = 0;
+        for (let co = 0; co < outC; co++) acc += dz[zRow + co] * filter[wRow + co];
+        dx[xRow + ci] += acc;
+      }
+      if (x) {
+        const xv = x[xRow + ci];
+        for (let co = 0; co < outC; co++) dfilter[wRow + co] += xv * dz[zRow + co];
       }
     }
-  }
+  });
   return { dx, dfilter };
 }
 

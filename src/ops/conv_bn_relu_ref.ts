@@ -11,36 +11,21 @@
 //   z, y   are (N, Ho, Wo, Cout)
 //   stats  is (3, Cout)             rows: mean, biased variance, invStd = 1/sqrt(var + eps)
 
-import type { ConvGeometry } from "./conv_geometry.ts";
+import { type ConvGeometry, forEachConvTap } from "./conv_geometry.ts";
 
 /** z = conv2d(x, filter) with tfjs `same`/`valid` padding (zeros outside the input). */
 export function conv2dRef(x: Float32Array, filter: Float32Array, g: ConvGeometry): Float32Array {
-  const { batch, inH, inW, inC, outH, outW, outC, kH, kW } = g;
-  const z = new Float32Array(batch * outH * outW * outC);
-  for (let n = 0; n < batch; n++) {
-    for (let oh = 0; oh < outH; oh++) {
-      for (let ow = 0; ow < outW; ow++) {
-        for (let co = 0; co < outC; co++) {
-          let acc = 0;
-          for (let kh = 0; kh < kH; kh++) {
-            const ih = oh * g.strideH - g.padTop + kh;
-            if (ih < 0 || ih >= inH) continue;
-            for (let kw = 0; kw < kW; kw++) {
-              const iw = ow * g.strideW - g.padLeft + kw;
-              if (iw < 0 || iw >= inW) continue;
-              for (let ci = 0; ci < inC; ci++) {
-                const xv = x[((n * inH + ih) * inW + iw) * inC + ci];
-                const wv = filter[((kh * kW + kw) * inC + ci) * outC + co];
-                acc += xv * wv;
-              }
-            }
-          }
-          z[((n * outH + oh) * outW + ow) * outC + co] = acc;
-        }
-      }
+  const { inC, outC } = g;
+  // Float64 sums, each element's terms in tap order, then one rounding to float32.
+  const acc = new Float64Array(g.batch * g.outH * g.outW * outC);
+  forEachConvTap(g, (zRow, xRow, wTap) => {
+    for (let ci = 0; ci < inC; ci++) {
+      const xv = x[xRow + ci];
+      const wRow = (wTap + ci) * outC;
+      for (let co = 0; co < outC; co++) acc[zRow + co] += xv * filter[wRow + co];
     }
-  }
-  return z;
+  });
+  return Float32Array.from(acc);
 }
 
 /**

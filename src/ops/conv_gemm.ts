@@ -9,7 +9,13 @@
 import type { TensorInfo } from "@tensorflow/tfjs-core";
 import type { WebGPUBackend, WebGPUProgram } from "@tensorflow/tfjs-backend-webgpu";
 import type { ConvGeometry } from "./conv_geometry.ts";
-import { kernelSource, runProgram, type Uniform } from "./webgpu_program.ts";
+import {
+  type Dispatch,
+  FlatKernelProgram,
+  runProgram,
+  splitGroups,
+  type Uniform,
+} from "./webgpu_program.ts";
 import {
   bindingNames,
   columnGroups,
@@ -20,17 +26,8 @@ import {
 } from "./conv_gemm_wgsl.ts";
 import { type ConvView, resolveTileConfig, type TileConfig } from "./conv_tiling.ts";
 
-type Dispatch = [number, number, number];
-const MAX_GROUPS = 65535;
 /** llvmpipe stops every loop after 65,535 iterations; nested loops count together. */
 const LOOP_CAP = 60000;
-
-/** Splits `groups` workgroups over grid x and y (x <= 65535). */
-function grid2d(groups: number): [number, number] {
-  if (groups <= MAX_GROUPS) return [Math.max(1, groups), 1];
-  const y = Math.ceil(groups / MAX_GROUPS);
-  return [Math.ceil(groups / y), y];
-}
 
 function printShader(key: string, id: string, code: string) {
   let spec: string | undefined;
@@ -100,38 +97,8 @@ abstract class ConvGemmProgram implements WebGPUProgram {
 class ConvFwdProgram extends ConvGemmProgram {}
 class ConvBwdDataProgram extends ConvGemmProgram {}
 class ConvBwdFilterProgram extends ConvGemmProgram {}
-class ConvFilterTransposeProgram implements WebGPUProgram {
-  outputShape: number[];
-  shaderKey = "convFilterTranspose";
-  dispatchLayout = { x: [0] };
-  dispatch: Dispatch;
-  workgroupSize: [number, number, number] = [64, 1, 1];
-  variableNames = ["w"];
-  uniforms = "inC : i32, outC : i32, kH : i32, kW : i32,";
-  constructor(size: number) {
-    this.outputShape = [size];
-    this.dispatch = [Math.ceil(size / 64), 1, 1];
-  }
-  getUserCode() {
-    return kernelSource("conv_filter_transpose");
-  }
-}
-class ConvSumPartialsProgram implements WebGPUProgram {
-  outputShape: number[];
-  shaderKey = "convSumPartials";
-  dispatchLayout = { x: [0] };
-  dispatch: Dispatch;
-  workgroupSize: [number, number, number] = [64, 1, 1];
-  variableNames = ["partials"];
-  uniforms = "numPartials : i32, rowLen : i32, offset : i32, count : i32,";
-  constructor(count: number) {
-    this.outputShape = [count];
-    this.dispatch = [Math.ceil(count / 64), 1, 1];
-  }
-  getUserCode() {
-    return kernelSource("sum_partials");
-  }
-}
+class ConvFilterTransposeProgram extends FlatKernelProgram {}
+class ConvSumPartialsProgram extends FlatKernelProgram {}
 
 function size(shape: readonly number[]): number {
   return shape.reduce((a, b) => a * b, 1);
@@ -146,7 +113,8 @@ function int(...values: number[]): Uniform[] {
   return values.map((v) => ({ type: "int32" as const, data: [v] }));
 }
 
-function geometryUniforms(g: ConvGeometry, rowsPerSplit = 0, numSplits = 0): Uniform[] {
+/** The GEOMETRY_FIELDS uniforms, in order; the last two only for the split bwdFilter view. */
+export function geometryUniforms(g: ConvGeometry, rowsPerSplit = 0, numSplits = 0): Uniform[] {
   return int(
     g.batch,
     g.inH,
@@ -187,11 +155,11 @@ function stagedDispatch(config: TileConfig, rows: number, cols: number, z: numbe
   const [wr, wc] = config.workgroupGrid!;
   const blocks = Math.ceil(rows / (wr * config.rowsPerInvocation)) *
     Math.ceil(cols / (wc * config.colsPerInvocation));
-  return [...grid2d(blocks), z];
+  return [...splitGroups(blocks), z];
 }
 
 function registerDispatch(config: TileConfig, invocations: number, z: number): Dispatch {
-  return [...grid2d(Math.ceil(invocations / config.workgroupSize)), z];
+  return [...splitGroups(Math.ceil(invocations / config.workgroupSize)), z];
 }
 
 /** Forward conv (z, or y with a fused epilogue): output (N, Ho, Wo, Cout) flat. */
@@ -224,7 +192,12 @@ function transposeFilter(backend: WebGPUBackend, w: TensorInfo, g: ConvGeometry)
   const n = g.kH * g.kW * g.inC * g.outC;
   return runProgram(
     backend,
-    new ConvFilterTransposeProgram(n),
+    new ConvFilterTransposeProgram("conv_filter_transpose", {
+      shaderKey: "convFilterTranspose",
+      variableNames: ["w"],
+      uniforms: "inC : i32, outC : i32, kH : i32, kW : i32,",
+      outputSize: n,
+    }),
     [flat(w)],
     int(g.inC, g.outC, g.kH, g.kW),
   );
@@ -331,7 +304,12 @@ export function convBackpropFilter(
   if (numSplits > 1) {
     out = runProgram(
       backend,
-      new ConvSumPartialsProgram(count),
+      new ConvSumPartialsProgram("sum_partials", {
+        shaderKey: "convSumPartials",
+        variableNames: ["partials"],
+        uniforms: "numPartials : i32, rowLen : i32, offset : i32, count : i32,",
+        outputSize: count,
+      }),
       [partials],
       int(numSplits, count, 0, count),
     );

@@ -60,3 +60,33 @@ export function convGeometry(
   }
   return { batch, inH, inW, inC, outH, outW, outC, kH, kW, strideH, strideW, padTop, padLeft };
 }
+
+/**
+ * Calls `visit` for every (output pixel, filter tap) pair whose input pixel lies inside the image
+ * (taps on the zero padding are skipped), in order n, oh, ow, kh, kw: the walk of the host
+ * references. Offsets are in elements: zRow of the output pixel's Cout channels, xRow of the
+ * input pixel's Cin channels, wTap = (kh·KW + kw)·Cin (channel ci's Cout weights start at
+ * (wTap + ci)·Cout).
+ */
+export function forEachConvTap(
+  g: ConvGeometry,
+  visit: (zRow: number, xRow: number, wTap: number) => void,
+): void {
+  const { batch, inH, inW, inC, outH, outW, outC, kH, kW } = g;
+  for (let n = 0; n < batch; n++) {
+    for (let oh = 0; oh < outH; oh++) {
+      for (let ow = 0; ow < outW; ow++) {
+        const zRow = ((n * outH + oh) * outW + ow) * outC;
+        for (let kh = 0; kh < kH; kh++) {
+          const ih = oh * g.strideH - g.padTop + kh;
+          if (ih < 0 || ih >= inH) continue;
+          for (let kw = 0; kw < kW; kw++) {
+            const iw = ow * g.strideW - g.padLeft + kw;
+            if (iw < 0 || iw >= inW) continue;
+            visit(zRow, ((n * inH + ih) * inW + iw) * inC, (kh * kW + kw) * inC);
+          }
+        }
+      }
+    }
+  }
+}

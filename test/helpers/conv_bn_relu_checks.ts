@@ -5,17 +5,30 @@
 // Shapes and seeded values come from op_check.ts.
 
 import * as tf from "@tensorflow/tfjs-core";
-import { convBnReluInfer, convBnReluTrain } from "../../src/ops/conv_bn_relu.ts";
+import { CONV_BN_RELU_TRAIN_GRAD } from "../../src/ops/conv_bn_relu_grad.ts";
+import {
+  type ConvBnReluAttrs,
+  convBnReluInfer,
+  convBnReluTrain,
+} from "../../src/ops/conv_bn_relu.ts";
 import { convBnReluInferRef, convBnReluTrainRef } from "../../src/ops/conv_bn_relu_ref.ts";
 import { type ConvGeometry, convGeometry } from "../../src/ops/conv_geometry.ts";
 import {
   bnReluBackwardRef,
   type ConvBnReluGradInputs,
+  convBnReluGradRef,
   type ConvBnReluGrads,
 } from "../../src/ops/conv_bn_relu_grad_ref.ts";
 import { batchStatsRef, conv2dRef } from "../../src/ops/conv_bn_relu_ref.ts";
 import type { Tolerance } from "./compare.ts";
-import { checkOp, type ConvCase, describeCase, seededRandom, seededUniform } from "./op_check.ts";
+import {
+  checkOp,
+  type ConvCase,
+  describeCase,
+  fixedCase,
+  seededRandom,
+  seededUniform,
+} from "./op_check.ts";
 
 // ---- forward ----------------------------------------------------------------------------------
 
@@ -80,6 +93,15 @@ export function tensors(d: CaseData) {
   };
 }
 
+/** An inference op (ours or the stock one) on a case's tensors: the six inputs in order. */
+export function inferOn(
+  t: ReturnType<typeof tensors>,
+  attrs: ConvBnReluAttrs,
+  op: typeof convBnReluInfer = convBnReluInfer,
+): tf.Tensor4D {
+  return op(t.x, t.filter, t.gamma, t.beta, t.movingMean, t.movingVariance, attrs);
+}
+
 export interface FwdResult {
   y: Float32Array;
   mean: Float32Array;
@@ -92,15 +114,7 @@ export async function runOurs(d: CaseData): Promise<FwdResult> {
   const t = tensors(d);
   const attrs = { strides: d.c.strides, pad: d.c.pad, epsilon: EPS };
   const r = convBnReluTrain(t.x, t.filter, t.gamma, t.beta, attrs);
-  const yi = convBnReluInfer(
-    t.x,
-    t.filter,
-    t.gamma,
-    t.beta,
-    t.movingMean,
-    t.movingVariance,
-    attrs,
-  );
+  const yi = inferOn(t, attrs);
   const out = {
     y: (await r.y.data()) as Float32Array,
     mean: (await r.mean.data()) as Float32Array,
@@ -318,4 +332,27 @@ export async function readAll(ts: tf.Tensor[]): Promise<ConvBnReluGrads> {
   const out: Record<string, Float32Array> = {};
   for (let i = 0; i < NAMES.length; i++) out[NAMES[i]] = (await ts[i].data()) as Float32Array;
   return out as unknown as ConvBnReluGrads;
+}
+
+/**
+ * Runs a backward kernel (the 4-output ConvBnReluTrainGrad unless given) on the current backend
+ * and reads its outputs as [dx, dfilter, dgamma, dbeta] (ConvBnReluTrainParamGrads puts dz first).
+ */
+export async function runGradKernel(
+  c: ConvCase,
+  d: GradCaseData,
+  kernel = CONV_BN_RELU_TRAIN_GRAD,
+): Promise<ConvBnReluGrads> {
+  const t = caseTensors(c, d);
+  const outs = tf.engine().runKernel(kernel, t, { ...attrsOf(c, d) }) as tf.Tensor[];
+  const r = await readAll(outs);
+  tf.dispose([...outs, ...Object.values(t)]);
+  return r;
+}
+
+/** A fixed case (fixedCase's fields), its data and its CPU-reference gradients. */
+export function fixedGradCase(p: Parameters<typeof fixedCase>[0]) {
+  const c = fixedCase(p);
+  const d = makeCaseData(c);
+  return { c, d, expected: convBnReluGradRef(d, d.geometry) };
 }

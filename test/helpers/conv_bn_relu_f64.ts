@@ -5,9 +5,14 @@
 // channel axis innermost and contiguous, so a 32->32 layer at batch 128 on 28x28 (0.9 GMAC per
 // pass) takes seconds, where the tfjs CPU backend takes much longer.
 //
+// The conv loops walk the taps with the references' geometry helper (forEachConvTap,
+// src/ops/conv_geometry.ts), so they read like conv_bn_relu_ref.ts's. Deliberate: only the
+// geometry is shared; the arithmetic here is its own (float64 throughout, abs-sum terms for the
+// tolerances), and merging it with the reference would make the oracle check the op against itself.
+//
 // Layouts as the op: x (N, H, W, Cin), filter (KH, KW, Cin, Cout), z/y/dy (N, Ho, Wo, Cout).
 
-import type { ConvGeometry } from "../../src/ops/conv_geometry.ts";
+import { type ConvGeometry, forEachConvTap } from "../../src/ops/conv_geometry.ts";
 
 export interface F64Forward {
   z: Float64Array;
@@ -30,31 +35,16 @@ export interface F64Grads {
 
 /** z = conv2d(x, filter) in float64. */
 export function conv2dF64(x: ArrayLike<number>, filter: ArrayLike<number>, g: ConvGeometry) {
-  const { batch, inH, inW, inC, outH, outW, outC, kH, kW } = g;
-  const z = new Float64Array(batch * outH * outW * outC);
-  for (let n = 0; n < batch; n++) {
-    for (let oh = 0; oh < outH; oh++) {
-      for (let ow = 0; ow < outW; ow++) {
-        const zRow = ((n * outH + oh) * outW + ow) * outC;
-        for (let kh = 0; kh < kH; kh++) {
-          const ih = oh * g.strideH - g.padTop + kh;
-          if (ih < 0 || ih >= inH) continue;
-          for (let kw = 0; kw < kW; kw++) {
-            const iw = ow * g.strideW - g.padLeft + kw;
-            if (iw < 0 || iw >= inW) continue;
-            const xRow = ((n * inH + ih) * inW + iw) * inC;
-            const wTap = (kh * kW + kw) * inC;
-            for (let ci = 0; ci < inC; ci++) {
-              const xv = x[xRow + ci];
-              if (xv === 0) continue;
-              const wRow = (wTap + ci) * outC;
-              for (let co = 0; co < outC; co++) z[zRow + co] += xv * filter[wRow + co];
-            }
-          }
-        }
-      }
+  const { inC, outC } = g;
+  const z = new Float64Array(g.batch * g.outH * g.outW * outC);
+  forEachConvTap(g, (zRow, xRow, wTap) => {
+    for (let ci = 0; ci < inC; ci++) {
+      const xv = x[xRow + ci];
+      if (xv === 0) continue;
+      const wRow = (wTap + ci) * outC;
+      for (let co = 0; co < outC; co++) z[zRow + co] += xv * filter[wRow + co];
     }
-  }
+  });
   return z;
 }
 
@@ -160,39 +150,24 @@ export function convBnReluGradsF64(
   const dfilter = new Float64Array(kH * kW * inC * outC);
   const dxAbs = new Float64Array(dx.length);
   const dfilterAbs = new Float64Array(dfilter.length);
-  for (let n = 0; n < batch; n++) {
-    for (let oh = 0; oh < outH; oh++) {
-      for (let ow = 0; ow < outW; ow++) {
-        const zRow = ((n * outH + oh) * outW + ow) * outC;
-        for (let kh = 0; kh < kH; kh++) {
-          const ih = oh * g.strideH - g.padTop + kh;
-          if (ih < 0 || ih >= inH) continue;
-          for (let kw = 0; kw < kW; kw++) {
-            const iw = ow * g.strideW - g.padLeft + kw;
-            if (iw < 0 || iw >= inW) continue;
-            const xRow = ((n * inH + ih) * inW + iw) * inC;
-            const wTap = (kh * kW + kw) * inC;
-            for (let ci = 0; ci < inC; ci++) {
-              const wRow = (wTap + ci) * outC;
-              const xv = x[xRow + ci];
-              const xa = Math.abs(xv);
-              let acc = 0, accAbs = 0;
-              for (let co = 0; co < outC; co++) {
-                const d = dz[zRow + co];
-                const da = dzAbs[zRow + co];
-                acc += d * filter[wRow + co];
-                accAbs += da * Math.abs(filter[wRow + co]);
-                dfilter[wRow + co] += xv * d;
-                dfilterAbs[wRow + co] += xa * da;
-              }
-              dx[xRow + ci] += acc;
-              dxAbs[xRow + ci] += accAbs;
-            }
-          }
-        }
+  forEachConvTap(g, (zRow, xRow, wTap) => {
+    for (let ci = 0; ci < inC; ci++) {
+      const wRow = (wTap + ci) * outC;
+      const xv = x[xRow + ci];
+      const xa = Math.abs(xv);
+      let acc = 0, accAbs = 0;
+      for (let co = 0; co < outC; co++) {
+        const d = dz[zRow + co];
+        const da = dzAbs[zRow + co];
+        acc += d * filter[wRow + co];
+        accAbs += da * Math.abs(filter[wRow + co]);
+        dfilter[wRow + co] += xv * d;
+        dfilterAbs[wRow + co] += xa * da;
       }
+      dx[xRow + ci] += acc;
+      dxAbs[xRow + ci] += accAbs;
     }
-  }
+  });
   return {
     dx,
     dfilter,

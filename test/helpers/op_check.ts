@@ -1,4 +1,5 @@
-// Shared pieces of the conv-op tests (forward, gradients, every tile configuration):
+// Shared pieces of the conv-op tests (forward, gradients, every tile configuration; GPU_TEST and
+// withGpu serve every GPU kernel test):
 //   - ConvCase and its fast-check arbitrary (random NHWC shapes, kernels, strides, padding);
 //   - seeded data (mulberry32), so a failing case can be rebuilt from its printed seed;
 //   - withGpu: webgpu backend, tiny ops kept on the GPU, outputs poisoned with NaN (an element a
@@ -30,6 +31,8 @@ export const SOAK = typeof Deno !== "undefined" && Deno.env.get("FMNIST_SOAK") =
 /** Run count: `quick` in CI, 10x under FMNIST_SOAK=1. */
 export const runs = (quick: number): number => (SOAK ? quick * 10 : quick);
 
+// The fields of src/ops/autotune_conv.ts's ConvLayer, which `duplicates` pairs this with.
+// Deliberate: a test case has a batch, per-axis strides and a seed; a layer a name and an op.
 export interface ConvCase {
   n: number;
   h: number;
@@ -41,6 +44,24 @@ export interface ConvCase {
   strides: [number, number];
   pad: "same" | "valid";
   seed: number;
+}
+
+/**
+ * A fixed case in one line: x [n, h, w, cin], a k x k (or [kh, kw]) filter to `cout` channels,
+ * stride 1 and `same` unless given.
+ */
+export function fixedCase(p: {
+  x: [number, number, number, number];
+  k: number | [number, number];
+  cout: number;
+  seed: number;
+  strides?: [number, number];
+  pad?: "same" | "valid";
+}): ConvCase {
+  const [n, h, w, cin] = p.x;
+  const [kh, kw] = typeof p.k === "number" ? [p.k, p.k] : p.k;
+  const { cout, seed, strides = [1, 1], pad = "same" } = p;
+  return { n, h, w, cin, cout, kh, kw, strides, pad, seed };
 }
 
 export const CHANNELS = [1, 3, 4, 5, 8, 17];
@@ -142,6 +163,29 @@ export async function withGpu<T>(f: () => Promise<T>, opts: GpuOptions = {}): Pr
   const error = await device.popErrorScope();
   if (error) throw new Error(`WebGPU validation error: ${error.message}`);
   return result;
+}
+
+/** Registers a GPU test: `fn` inside withGpu. */
+export function gpuTest(name: string, fn: () => Promise<void>, opts: GpuOptions = {}): void {
+  Deno.test({ name, ...GPU_TEST, fn: () => withGpu(fn, opts) });
+}
+
+/**
+ * Registers a GPU property test: `check` on every value of `arb`, inside withGpu (fast-check,
+ * seeded; `examples` run first and count within numRuns).
+ */
+export function gpuPropertyTest<T>(
+  name: string,
+  arb: fc.Arbitrary<T>,
+  check: (value: T) => Promise<void>,
+  opts: { seed: number; numRuns: number; examples?: [T][]; naive?: boolean },
+): void {
+  const { naive, ...params } = opts;
+  Deno.test({
+    name,
+    ...GPU_TEST,
+    fn: () => withGpu(() => fc.assert(fc.asyncProperty(arb, check), params), { naive }),
+  });
 }
 
 /** Tolerance of one output: |a - e| <= atol + rtol*|e|; optionally a relative L2 bound. */
