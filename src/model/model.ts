@@ -170,7 +170,7 @@ function buildLayers(store: ParamStore, c: ModelConfig, rng: Rng): Layer[] {
       case "conv-bn-relu":
         return convBnRelu(store, l.name, l.shape, c.ops, i !== firstConv);
       case "dense":
-        return dense(store, l.name, l.inF, l.outF, l.relu);
+        return dense(store, l.name, l.inF, l.outF, l.relu, c.ops);
       case "max-pool":
         return maxPool2();
       case "flatten":

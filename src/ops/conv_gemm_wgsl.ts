@@ -44,7 +44,7 @@
 import type { ConvView, TileConfig } from "./conv_tiling.ts";
 
 /** What the kernel does with each finished accumulator (`store(i, c, v)`, i and c in VB units). */
-export type ConvEpilogue = "store" | "scaleShiftRelu" | "biasRelu";
+export type ConvEpilogue = "store" | "scaleShiftRelu" | "biasRelu" | "bias";
 
 /** Vector widths actually used: VA along the reduction operand's channels, VB along columns. */
 export interface GemmWidths {
@@ -83,7 +83,7 @@ export function bindingNames(view: ConvView, epilogue: ConvEpilogue, fusedDz = f
   if (fusedDz) return ["dy", "z", "x", "terms"];
   const base = view === "fwd" ? ["x", "w"] : view === "bwdData" ? ["dz", "wt"] : ["dz", "x"];
   if (epilogue === "scaleShiftRelu") return [...base, "scale", "shift"];
-  if (epilogue === "biasRelu") return [...base, "bias"];
+  if (epilogue === "biasRelu" || epilogue === "bias") return [...base, "bias"];
   return base;
 }
 
@@ -99,6 +99,8 @@ const EPILOGUES: Record<ConvEpilogue, string> = {
   scaleShiftRelu: "// Inference: batch norm folded into scale/shift on the host, then ReLU.\n" +
     "fn store(i : i32, c : i32, v : VB) {\n  result[i] = max(v * scale[c] + shift[c], VB(0.0));\n}\n",
   biasRelu: "fn store(i : i32, c : i32, v : VB) {\n  result[i] = max(v + bias[c], VB(0.0));\n}\n",
+  // Linear layers (the dense logits, src/ops/dense_bias_act.ts).
+  bias: "fn store(i : i32, c : i32, v : VB) {\n  result[i] = v + bias[c];\n}\n",
 };
 
 /** `alias VB` and the epilogue's `store(i, c, v)`, for kernels outside the generator (naive). */
