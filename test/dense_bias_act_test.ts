@@ -17,13 +17,17 @@ import fc from "fast-check";
 import * as tf from "@tensorflow/tfjs-core";
 import { initTf } from "../src/tf/setup.ts";
 import {
+  defaultDenseImpl,
   DENSE_FLAG,
+  DENSE_IMPLS,
   type DenseActivation,
   denseBiasAct,
   denseUsesGemm,
 } from "../src/ops/dense_bias_act.ts";
+import { denseProblems, tuneDenseProblems } from "../src/ops/autotune_dense.ts";
+import { adapterIdentity, AutotuneCache } from "../src/ops/autotune.ts";
 import { denseBiasActGradRef, denseBiasActRef } from "../src/ops/dense_bias_act_ref.ts";
-import { allConfigs, type TileConfig } from "../src/ops/conv_tiling.ts";
+import { allConfigs, currentAdapterKind, type TileConfig } from "../src/ops/conv_tiling.ts";
 import {
   checkOp,
   GPU_TEST,
@@ -184,7 +188,7 @@ Deno.test({
   },
 });
 
-Deno.test("denseBiasAct: bad inputs throw errors naming the tensor; FMNIST_DENSE rule", async () => {
+Deno.test("denseBiasAct: bad inputs throw errors naming the tensor", async () => {
   await initTf("cpu");
   const x = tf.zeros([2, 5]) as tf.Tensor2D;
   const w = tf.zeros([5, 3]) as tf.Tensor2D;
@@ -200,20 +204,6 @@ Deno.test("denseBiasAct: bad inputs throw errors naming the tensor; FMNIST_DENSE
     () => denseBiasAct(x, w, tf.zeros([3]) as tf.Tensor1D, "tanh" as DenseActivation),
     /activation must be relu or linear, got tanh/,
   );
-  const env = tf.env();
-  const prev = env.get(DENSE_FLAG);
-  try {
-    env.set(DENSE_FLAG, "auto");
-    assert.equal(denseUsesGemm(), false, "auto on the cpu backend: tfjs's matMul");
-    env.set(DENSE_FLAG, "gemm");
-    assert.equal(denseUsesGemm(), true);
-    env.set(DENSE_FLAG, "matmul");
-    assert.equal(denseUsesGemm(), false);
-    env.set(DENSE_FLAG, "fast");
-    assert.throws(() => denseUsesGemm(), /FMNIST_DENSE must be one of auto\|gemm\|matmul/);
-  } finally {
-    env.set(DENSE_FLAG, prev);
-  }
   tf.dispose([x, w]);
 });
 
@@ -228,4 +218,73 @@ Deno.test({
       for (let i = 0; i < 3; i++) await ours(data);
       assert.equal(tf.memory().numTensors, before);
     }),
+});
+
+Deno.test({
+  name: "denseBiasAct: FMNIST_DENSE, tuned choices and the rule pick our GEMM or tfjs's matMul",
+  ...GPU_TEST,
+  fn: async () => {
+    const env = tf.env();
+    const prev = env.get(DENSE_FLAG);
+    try {
+      env.set(DENSE_FLAG, "auto");
+      await initTf("cpu");
+      assert.equal(denseUsesGemm(8, 20, 6, "relu"), false, "cpu backend: tfjs's matMul");
+      await initTf("webgpu");
+      const kind = currentAdapterKind();
+      const rule = defaultDenseImpl(kind) === "gemm";
+      assert.equal(denseUsesGemm(8, 20, 6, "relu"), rule, `untuned on a ${kind} adapter`);
+
+      // Tuning (tiny shapes, in-memory cache): one row per key, both candidates timed, and the
+      // installed lookup follows each choice.
+      const cache = AutotuneCache.inMemory();
+      const adapter = adapterIdentity({ vendor: "test", description: "dense test" });
+      const layers = [
+        { name: "a", k: 20, c: 6, activation: "relu" as const },
+        { name: "b", k: 20, c: 6, activation: "relu" as const },
+        { name: "c", k: 9, c: 3, activation: "linear" as const },
+      ];
+      const problems = denseProblems(layers, 8);
+      assert.deepEqual(problems.map((p) => p.key), ["dense:20>6:relu:b8", "dense:9>3:linear:b8"]);
+      const opts = { cache, adapter, kind, timing: { warmup: 0, repeats: 1 } };
+      const tuned = await tuneDenseProblems(problems, { ...opts, setting: "on" });
+      for (const r of tuned) {
+        assert.equal(r.source, "tuned");
+        assert.deepEqual(Object.keys(r.timings).sort(), [...DENSE_IMPLS].sort());
+        const p = r.problem;
+        assert.equal(denseUsesGemm(p.batch, p.k, p.c, p.activation), r.choice === "gemm");
+      }
+      // A cached entry decides over the rule, for its batch bucket only.
+      const entry = (choice: string) => ({
+        choice,
+        timings: { gemm: 1, matmul: 2 },
+        clock: "host-sync",
+        date: "2026-12-01",
+      });
+      cache.record(adapter, problems[0].key, entry(rule ? "matmul" : "gemm"));
+      cache.record(adapter, problems[1].key, entry(rule ? "gemm" : "matmul"));
+      const again = await tuneDenseProblems(problems, { ...opts, setting: "on" });
+      assert.ok(again.every((r) => r.source === "cache"));
+      assert.equal(denseUsesGemm(8, 20, 6, "relu"), !rule);
+      assert.equal(denseUsesGemm(7, 20, 6, "relu"), !rule, "7 and 8 share the bucket");
+      assert.equal(denseUsesGemm(9, 20, 6, "relu"), rule, "another bucket: the rule");
+      assert.equal(denseUsesGemm(8, 9, 3, "linear"), rule);
+      // FMNIST_DENSE forces either; a bad value is a clear error.
+      env.set(DENSE_FLAG, "matmul");
+      assert.equal(denseUsesGemm(8, 9, 3, "linear"), false);
+      env.set(DENSE_FLAG, "gemm");
+      assert.equal(denseUsesGemm(8, 20, 6, "relu"), true);
+      env.set(DENSE_FLAG, "fast");
+      assert.throws(
+        () => denseUsesGemm(8, 20, 6, "relu"),
+        /FMNIST_DENSE must be one of auto\|gemm\|matmul, got "fast"/,
+      );
+      // Tuning off removes the lookup: the rule again.
+      env.set(DENSE_FLAG, "auto");
+      assert.deepEqual(await tuneDenseProblems(problems, { ...opts, setting: "off" }), []);
+      assert.equal(denseUsesGemm(8, 20, 6, "relu"), rule);
+    } finally {
+      env.set(DENSE_FLAG, prev);
+    }
+  },
 });

@@ -6,7 +6,7 @@ import { convBnReluInfer, convBnReluTrain } from "../ops/conv_bn_relu.ts";
 import { convBnReluInferStock, convBnReluTrainStock } from "../ops/conv_bn_relu_stock.ts";
 import { convBiasRelu } from "../ops/conv_bias_relu.ts";
 import { bnMovingAverage } from "../ops/bn_moving_average.ts";
-import { denseBiasAct, denseUsesGemm } from "../ops/dense_bias_act.ts";
+import { denseLayer } from "../ops/dense_bias_act.ts";
 import type { ParamStore } from "./params.ts";
 import type { Rng } from "../random.ts";
 
@@ -115,9 +115,9 @@ export function globalAvgPool(): Layer {
 
 /**
  * Dense layer; `relu` for hidden layers (He init), linear logits otherwise (Glorot). With
- * `ops: "fused"` it runs our GEMM (src/ops/dense_bias_act.ts) where that measured faster than
- * tfjs's matMul (denseUsesGemm: software adapters), else and with `ops: "stock"` tfjs's fused
- * matMul. Same variables either way.
+ * `ops: "fused"` it runs our GEMM (src/ops/dense_bias_act.ts) where that is faster than tfjs's
+ * matMul (denseUsesGemm: the autotuner's choice, else the measured rule), else and with
+ * `ops: "stock"` tfjs's fused matMul. Same variables either way.
  */
 export function dense(
   store: ParamStore,
@@ -131,20 +131,11 @@ export function dense(
     ? store.heNormal(`${name}/kernel`, [inF, outF], inF)
     : store.glorotUniform(`${name}/kernel`, [inF, outF]);
   const bias = store.constant(`${name}/bias`, [outF], 0);
+  const activation = relu ? "relu" : "linear";
   return (x) =>
-    ops === "fused" && denseUsesGemm()
-      ? denseBiasAct(
-        x as tf.Tensor2D,
-        kernel as tf.Tensor2D,
-        bias as tf.Tensor1D,
-        relu ? "relu" : "linear",
-      )
-      : tf.fused.matMul({
-        a: x as tf.Tensor2D,
-        b: kernel as tf.Tensor2D,
-        bias,
-        activation: relu ? "relu" : "linear",
-      });
+    ops === "fused"
+      ? denseLayer(x as tf.Tensor2D, kernel as tf.Tensor2D, bias as tf.Tensor1D, activation)
+      : tf.fused.matMul({ a: x as tf.Tensor2D, b: kernel as tf.Tensor2D, bias, activation });
 }
 
 /** Inverted dropout, seeded from the model's RNG so a CPU run is reproducible. */

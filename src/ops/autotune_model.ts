@@ -1,6 +1,7 @@
 // Autotuning for a model: find the conv layers a training step dispatches, tune them for the
 // training batch (and the forward for the evaluation batch), and leave the resolver installed.
-// `deno task train` calls `autotuneForTraining` before its loop; `bench --suite autotune` calls
+// `deno task train` calls `autotuneForTraining` before its loop (it also tunes the dense layers'
+// implementation, autotune_dense.ts); `bench --suite autotune` calls
 // `discoverConvLayers` + `tuneConvProblems` for several models and batches.
 //
 // The layers are found by running one training step of a throwaway copy of the model at batch 2
@@ -10,7 +11,7 @@
 // needs no table of layer shapes kept in step with src/model/model.ts.
 
 import * as tf from "@tensorflow/tfjs-core";
-import { createModel, type ModelName } from "../model/model.ts";
+import { architecture, createModel, type ModelName } from "../model/model.ts";
 import { makeTrainStep } from "../train/step.ts";
 import { CONV_BN_RELU_TRAIN } from "./conv_bn_relu.ts";
 import { CONV_BIAS_RELU } from "./conv_bias_relu.ts";
@@ -41,6 +42,13 @@ import {
   layerLabel,
   tuneConvProblems,
 } from "./autotune_conv.ts";
+import {
+  denseProblems,
+  type DenseTuneRow,
+  installCachedDenseResolver,
+  tuneDenseProblems,
+} from "./autotune_dense.ts";
+import { setDenseImplResolver } from "./dense_bias_act.ts";
 
 export interface DiscoveredLayer {
   layer: ConvLayer;
@@ -180,6 +188,7 @@ export async function autotuneForTraining(req: TrainTuneRequest): Promise<ConvTu
   const setting = req.setting ?? autotuneSettingFromEnv();
   if (setting === "off") {
     setTileConfigResolver(undefined);
+    setDenseImplResolver(undefined);
     log(`autotune: off: built-in tile configs for ${currentAdapterKind()} adapters`);
     return [];
   }
@@ -188,7 +197,8 @@ export async function autotuneForTraining(req: TrainTuneRequest): Promise<ConvTu
   const { cache, adapter, kind } = session;
   const where = cache.path ?? "memory only";
   if (req.steps < MIN_STEPS_TO_TUNE && setting !== "refresh") {
-    const n = installCachedResolver(cache, adapter, kind);
+    const n = installCachedResolver(cache, adapter, kind) +
+      installCachedDenseResolver(cache, adapter);
     log(`autotune: short run (${req.steps} steps): ${n} cached choice(s) from ${where}, no timing`);
     return [];
   }
@@ -211,15 +221,44 @@ export async function autotuneForTraining(req: TrainTuneRequest): Promise<ConvTu
   }
   const t0 = performance.now();
   const rows = await tuneConvProblems(problems, { cache, adapter, kind, setting, log });
+  const dense = await tuneDenseProblems(modelDenseProblems(req.model, req.batch), {
+    cache,
+    adapter,
+    kind,
+    setting,
+    log,
+  });
   const cached = rows.filter((r) => r.source === "cache").length;
   log(
     `autotune: ${rows.length} conv problems, ${cached} from the cache` +
       (missing.length
         ? `, ${missing.length} timed in ${((performance.now() - t0) / 1000).toFixed(1)} s`
         : "") +
-      `: ${summarizeChoices(rows)}`,
+      `: ${summarizeChoices(rows)}${summarizeDense(dense)}`,
   );
   return rows;
+}
+
+/** The model's dense layers (our GEMM or tfjs's matMul: autotune_dense.ts) at `batch`. */
+function modelDenseProblems(model: ModelName, batch: number) {
+  return denseProblems(
+    architecture(model).flatMap((l) =>
+      l.kind === "dense"
+        ? [{
+          name: l.name,
+          k: l.inF,
+          c: l.outF,
+          activation: l.relu ? "relu" as const : "linear" as const,
+        }]
+        : []
+    ),
+    batch,
+  );
+}
+
+/** "; dense1 b128 gemm; logits b128 gemm", or "" without dense rows. */
+function summarizeDense(rows: DenseTuneRow[]): string {
+  return rows.map((r) => `; ${r.problem.name} b${r.problem.batch} ${r.choice}`).join("");
 }
 
 /** "fwd 28x28x1->32 k3 s1 same b128 fwd.r16c16v4; ..." in one line. */

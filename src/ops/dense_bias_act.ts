@@ -36,7 +36,13 @@ import { UsageError } from "../errors.ts";
 import { type ConvGeometry, convGeometry } from "./conv_geometry.ts";
 import { runBackpropData, runBackpropFilter, runConvForward } from "./conv_passes.ts";
 import { convBackpropFilter } from "./conv_gemm.ts";
-import { currentAdapterKind, resolveTileConfig, type TileConfig } from "./conv_tiling.ts";
+import {
+  type AdapterKind,
+  batchBucket,
+  currentAdapterKind,
+  resolveTileConfig,
+  type TileConfig,
+} from "./conv_tiling.ts";
 import { useNaiveKernels } from "./kernel_flags.ts";
 import { cpuValues, registerCpuKernel } from "./cpu_kernel.ts";
 import {
@@ -74,15 +80,51 @@ function denseMode(): DenseMode {
   throw new UsageError(`${DENSE_FLAG} must be one of ${DENSE_MODES.join("|")}, got "${v}"`);
 }
 
+/** Which matrix product a dense layer runs: this op (our GEMM) or tfjs's fused matMul. */
+export type DenseImpl = "gemm" | "matmul";
+/** Autotune candidates, in the order the tuner times them (ties go to the first). */
+export const DENSE_IMPLS: readonly DenseImpl[] = ["gemm", "matmul"];
+
+/** The measured rule when nothing is tuned: ours on software adapters (header), else tfjs's. */
+export function defaultDenseImpl(kind: AdapterKind): DenseImpl {
+  return kind === "software" ? "gemm" : "matmul";
+}
+
+/** Autotune cache key of a dense layer: `dense:3136>128:relu:b128` (batch bucket as for convs). */
+export function denseProblemKey(
+  batch: number,
+  k: number,
+  c: number,
+  activation: DenseActivation,
+): string {
+  return `dense:${k}>${c}:${activation}:b${batchBucket(batch)}`;
+}
+
+let implResolver: ((key: string) => DenseImpl | undefined) | undefined;
+
+/** Installs (undefined: removes) the autotuner's lookup of tuned choices (autotune_dense.ts). */
+export function setDenseImplResolver(fn: ((key: string) => DenseImpl | undefined) | undefined) {
+  implResolver = fn;
+}
+
 /**
- * Whether `dense()` with fused ops runs this op (true) or tfjs's fused matMul: ours on webgpu
- * software adapters, where it measured 4-8x faster (header); tfjs's on discrete GPUs (not
- * measured yet) and on the cpu backend (our cpu kernels are plain-loop references).
+ * Whether a fused-ops dense layer of this shape runs this op (true) or tfjs's fused matMul:
+ * FMNIST_DENSE when it forces one; on webgpu the autotuner's choice for the shape, else the
+ * measured rule (defaultDenseImpl: ours on software adapters, where it measured 3.5-7x faster;
+ * tfjs's on discrete GPUs until tuning measures them); tfjs's on the cpu backend (our cpu kernels
+ * are plain-loop references).
  */
-export function denseUsesGemm(): boolean {
+export function denseUsesGemm(
+  batch: number,
+  k: number,
+  c: number,
+  activation: DenseActivation,
+): boolean {
   const mode = denseMode();
   if (mode !== "auto") return mode === "gemm";
-  return tf.getBackend() === "webgpu" && currentAdapterKind() === "software";
+  if (tf.getBackend() !== "webgpu") return false;
+  const tuned = implResolver?.(denseProblemKey(batch, k, c, activation));
+  return (tuned ?? defaultDenseImpl(currentAdapterKind())) === "gemm";
 }
 
 /** The conv geometry of the dense layer: a 1x1 valid conv over [N, 1, 1, K] -> [N, 1, 1, C]. */
@@ -281,4 +323,20 @@ export function denseBiasAct(
   return tf.engine().runKernel(DENSE_BIAS_ACT, { x, kernel, bias }, {
     activation,
   } as unknown as NamedAttrMap) as tf.Tensor2D;
+}
+
+/**
+ * A fused-ops dense layer: this op or tfjs's fused matMul, per denseUsesGemm. Same math, same
+ * variables; layers.ts's dense() and the autotuner's timing run it.
+ */
+export function denseLayer(
+  x: tf.Tensor2D,
+  kernel: tf.Tensor2D,
+  bias: tf.Tensor1D,
+  activation: DenseActivation,
+): tf.Tensor2D {
+  const [n, k] = x.shape;
+  return denseUsesGemm(n, k, kernel.shape[1], activation)
+    ? denseBiasAct(x, kernel, bias, activation)
+    : tf.fused.matMul({ a: x, b: kernel, bias, activation }) as tf.Tensor2D;
 }
