@@ -19,15 +19,24 @@
 // (32 x K x C floats) and their sum cost more than the GEMM. bench/dense_probe.ts, llvmpipe,
 // batch 128, GPU ms, dkernel of 3136 -> 128 with r16c32: 1 slice 9.8, 4 slices 15.4, 16 slices 44.
 //
-// Where it is used (denseUsesGemm): measured on llvmpipe only, where it wins by 4-8x, so the
-// rule picks it on software adapters and keeps tfjs's matMul elsewhere until a GPU measures it
-// (FMNIST_DENSE=gemm|matmul overrides the rule). bench/dense_probe.ts, llvmpipe (LLVM 15.0.6,
+// Where it is used (denseUsesGemm): the autotuner's choice per shape and batch bucket where it
+// timed both (autotune_dense.ts); else the rule, ours on software adapters, where it measured
+// 3.5-7x faster, and tfjs's matMul on GPUs, not measured yet (FMNIST_DENSE=gemm|matmul forces
+// one). bench/dense_probe.ts, llvmpipe (LLVM 15.0.6,
 // 256 bits), batch 128, GPU timestamps, median of 3, software default configs vs tfjs-webgpu's
 // packed matMul (the project pins MatMulPacked), ms:
 //   shape (N x K -> C)   tfjs fwd / dx / dW        ours fwd / dx / dW
 //   128 x 3136 -> 128    14.4 / 84.4 / 36.8        5.7 / 10.6 /  9.8   (5.2x on the sum)
 //   128 x 1600 -> 128    14.3 / 40.3 / 16.9        3.0 /  4.1 /  3.2   (7.0x)
 //   128 x  128 -> 10     0.63 / 0.74 / 0.62        0.20 / 0.16 / 0.21  (3.5x)
+// The autotuner's host-sync A/B (autotune_dense.ts, forward + the three gradients to read-back,
+// median of 5, ms, ours vs tfjs): batch 64 / 128, 3136 -> 128: 46.7 vs 164 / 90.3 vs 344;
+// 1600 -> 128: 23.9 vs 73.3 / 37.8 vs 198; 128 -> 10: 13.7 vs 13.9 / 19.7 vs 22.7. In the enhanced
+// step at batch 128 (deno task profile, GPU timestamps, vs 208f240 back to back) the dense kernels
+// went from 148 to 34 ms per step (9.4% -> 2.6% of kernel time), dispatches per step unchanged
+// (115 enhanced, 49 baseline); process CPU time per step -7% (enhanced) and -10% (baseline) in
+// bench/step_ab.ts (four rounds each; wall times too noisy on the shared machine to state).
+// tileChoices() lists the resolved bwdFilter id (e.g. ...s32); this dispatch runs it with one slice.
 
 import * as tf from "@tensorflow/tfjs-core";
 import type { WebGPUBackend } from "@tensorflow/tfjs-backend-webgpu";
