@@ -125,7 +125,7 @@ export function dense(
   inF: number,
   outF: number,
   relu: boolean,
-  ops: OpsKind = "stock",
+  ops: OpsKind,
 ): Layer {
   const kernel = relu
     ? store.heNormal(`${name}/kernel`, [inF, outF], inF)
