@@ -204,6 +204,18 @@ Deno.test("denseBiasAct: bad inputs throw errors naming the tensor", async () =>
     () => denseBiasAct(x, w, tf.zeros([3]) as tf.Tensor1D, "tanh" as DenseActivation),
     /activation must be relu or linear, got tanh/,
   );
+  const wide = tf.zeros([1, 30001]) as tf.Tensor2D;
+  assert.throws(
+    () =>
+      denseBiasAct(
+        wide,
+        tf.zeros([30001, 1]) as tf.Tensor2D,
+        tf.zeros([1]) as tf.Tensor1D,
+        "linear",
+      ),
+    /K and C must be <= 30000, got 30001, 1/,
+  );
+  wide.dispose();
   tf.dispose([x, w]);
 });
 

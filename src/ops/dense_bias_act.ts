@@ -12,7 +12,9 @@
 //
 // Loop bounds (llvmpipe stops any loop after 65,535 iterations): forward K / 4 (K / 1 when K is
 // not a multiple of 4) reduction steps per invocation, dx C / 4 (or C), dkernel the batch rows of
-// its slice (filterSplits caps a slice at 60,000 rows). K and C above 60,000 are refused.
+// its slice (filterSplits caps a slice at 60,000 rows, 30,000 for staged configs). The staged
+// (workgroup-memory) configs loop about twice per reduction step (staging plus compute loops, as
+// filterSplits assumes), so K and C above 30,000 are refused.
 //
 // Why one slice for dkernel: the conv default splits the N*Ho*Wo reduction into ~32 slices, but
 // here a pixel is a whole batch row: at batch 128 a slice would hold 4 rows and the partials
@@ -66,8 +68,8 @@ export const DENSE_BACKPROP_INPUT = "DenseBackpropInput";
 export const DENSE_BACKPROP_KERNEL = "DenseBackpropKernel";
 export type { DenseActivation };
 
-/** Longest reduction or column count the kernels' loops allow (llvmpipe's cap, with margin). */
-const MAX_EXTENT = 60000;
+/** Longest reduction or column count the kernels' loops allow (llvmpipe's cap over 2, margin). */
+const MAX_EXTENT = 30000;
 
 /** `FMNIST_DENSE`: auto (the measured rule), gemm (always ours), matmul (always tfjs's). */
 export const DENSE_FLAG = "FMNIST_DENSE";
