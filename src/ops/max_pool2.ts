@@ -1,0 +1,139 @@
+// 2x2 / stride-2 `valid` max-pool as our own op, NHWC float32, any N, H, W, C (odd H / W: the
+// last row / column is dropped, as tf.maxPool(x, 2, 2, "valid") does):
+//   MaxPool2      inputs {x}; output y (N, floor(H / 2), floor(W / 2), C)
+//   MaxPool2Grad  inputs {dy, x}; output dx (N, H, W, C): each window's dy to its first maximum
+//                 in row-major order (tfjs-backend-cpu's tie rule), 0 elsewhere
+// One dispatch each (kernels/max_pool2.wgsl, kernels/max_pool2_grad.wgsl; vec4 when C % 4 == 0),
+// no loops. The gradient recomputes the argmax from the saved input, so a pool costs 2 dispatches
+// per training step where tf.maxPool on webgpu costs 3 (forward, a second Pool2D pass that writes
+// the argmax positions, MaxPool2DBackprop). The cpu kernels are the plain-loop reference
+// (max_pool2_ref.ts), which follows tfjs's CPU maxPool / maxPoolGrad exactly.
+
+import * as tf from "@tensorflow/tfjs-core";
+import { registerGradient, registerKernel, type TensorInfo } from "@tensorflow/tfjs-core";
+import type { WebGPUBackend, WebGPUProgram } from "@tensorflow/tfjs-backend-webgpu";
+import { UsageError } from "../errors.ts";
+import { type Dispatch, kernelSource, runProgram, splitGroups } from "./webgpu_program.ts";
+import { cpuValues, registerCpuKernel } from "./cpu_kernel.ts";
+import { maxPool2GradRef, maxPool2Ref, maxPool2Shape } from "./max_pool2_ref.ts";
+
+export const MAX_POOL2 = "MaxPool2";
+export const MAX_POOL2_GRAD = "MaxPool2Grad";
+
+/**
+ * A flat program over `invocations` (one per output element or window, in units of VW
+ * channels), reading `variableNames` as VT = vec4<f32> when C % 4 == 0, else f32.
+ */
+abstract class MaxPool2Program implements WebGPUProgram {
+  outputShape: number[];
+  abstract shaderKey: string;
+  abstract variableNames: string[];
+  dispatchLayout = { x: [0, 1, 2, 3] };
+  dispatch: Dispatch;
+  workgroupSize: [number, number, number] = [64, 1, 1];
+  outputComponent: number;
+  variableComponents: number[];
+  protected readonly width: number;
+
+  constructor(outputShape: number[], channels: number, inputs: number, invocations: number) {
+    this.outputShape = outputShape;
+    this.width = channels % 4 === 0 ? 4 : 1;
+    this.outputComponent = this.width;
+    this.variableComponents = new Array(inputs).fill(this.width);
+    const [gx, gz] = splitGroups(Math.ceil(invocations / this.width / 64));
+    this.dispatch = [gx, 1, gz];
+  }
+
+  abstract getUserCode(): string;
+
+  protected source(kernel: string): string {
+    const vt = this.width === 4 ? "vec4<f32>" : "f32";
+    return `alias VT = ${vt};\nconst VW = ${this.width};\n` + kernelSource(kernel);
+  }
+}
+
+class MaxPool2ForwardProgram extends MaxPool2Program {
+  shaderKey: string;
+  variableNames = ["x"];
+
+  constructor(xShape: number[]) {
+    const yShape = maxPool2Shape(xShape);
+    super(yShape, xShape[3], 1, yShape.reduce((a, b) => a * b, 1));
+    this.shaderKey = `maxPool2_w${this.width}`;
+  }
+
+  getUserCode(): string {
+    return this.source("max_pool2");
+  }
+}
+
+class MaxPool2GradProgram extends MaxPool2Program {
+  shaderKey: string;
+  variableNames = ["dy", "x"];
+
+  constructor(xShape: number[]) {
+    const [n, h, w, c] = xShape;
+    super(xShape, c, 2, n * Math.ceil(h / 2) * Math.ceil(w / 2) * c);
+    this.shaderKey = `maxPool2Grad_w${this.width}`;
+  }
+
+  getUserCode(): string {
+    return this.source("max_pool2_grad");
+  }
+}
+
+registerKernel({
+  kernelName: MAX_POOL2,
+  backendName: "webgpu",
+  kernelFunc: ({ inputs, backend }) => {
+    const { x } = inputs as { x: TensorInfo };
+    return runProgram(backend as WebGPUBackend, new MaxPool2ForwardProgram(x.shape), [x]);
+  },
+});
+
+registerCpuKernel(MAX_POOL2, ({ x }, cpu) => {
+  return cpu.makeTensorInfo(
+    maxPool2Shape(x.shape),
+    "float32",
+    maxPool2Ref(cpuValues(cpu, x), x.shape),
+  );
+});
+
+registerKernel({
+  kernelName: MAX_POOL2_GRAD,
+  backendName: "webgpu",
+  kernelFunc: ({ inputs, backend }) => {
+    const { dy, x } = inputs as { dy: TensorInfo; x: TensorInfo };
+    return runProgram(backend as WebGPUBackend, new MaxPool2GradProgram(x.shape), [dy, x]);
+  },
+});
+
+registerCpuKernel(MAX_POOL2_GRAD, ({ dy, x }, cpu) => {
+  const dx = maxPool2GradRef(cpuValues(cpu, dy), cpuValues(cpu, x), x.shape);
+  return cpu.makeTensorInfo(x.shape, "float32", dx);
+});
+
+registerGradient({
+  kernelName: MAX_POOL2,
+  inputsToSave: ["x"],
+  gradFunc: (dy, saved) => {
+    const [x] = saved;
+    return {
+      x: () =>
+        tf.engine().runKernel(MAX_POOL2_GRAD, {
+          dy: Array.isArray(dy) ? dy[0] : dy,
+          x,
+        }) as tf.Tensor,
+    };
+  },
+});
+
+/** tf.maxPool(x, 2, 2, "valid") on our kernels; differentiable w.r.t. x. */
+export function maxPool2(x: tf.Tensor4D): tf.Tensor4D {
+  if (x.rank !== 4) throw new UsageError(`maxPool2: x must be NHWC (rank 4), got [${x.shape}]`);
+  if (x.dtype !== "float32") throw new UsageError(`maxPool2: x must be float32, got ${x.dtype}`);
+  if (x.shape.some((d) => d < 1) || x.shape[1] < 2 || x.shape[2] < 2) {
+    throw new UsageError(`maxPool2: x must be non-empty and at least 2x2, got [${x.shape}]`);
+  }
+  return tf.engine().runKernel(MAX_POOL2, { x }) as tf.Tensor4D;
+}
