@@ -8,6 +8,21 @@
 // per training step where tf.maxPool on webgpu costs 3 (forward, a second Pool2D pass that writes
 // the argmax positions, MaxPool2DBackprop). The cpu kernels are the plain-loop reference
 // (max_pool2_ref.ts), which follows tfjs's CPU maxPool / maxPoolGrad exactly.
+//
+// Measured on llvmpipe (LLVM 15, 2 busy cores, load ~6; same-run A/B, batch 128):
+//   pool forward + backward alone (bench/max_pool2_probe.ts, median of 15, alternating):
+//     [128,28,28,32] tfjs 306 ms wall / 294 ms GPU, ours 30.6 / 17.5  (10.0x wall, 16.8x GPU)
+//     [128,14,14,64] tfjs 156 / 142,               ours 18.1 / 5.4   (8.6x, 26x)
+//     [128,26,26,32] tfjs 265 / 251,               ours 26.5 / 14.6  (10.0x, 17x)
+//     [128,11,11,64] tfjs 93 / 82,                 ours 20.3 / 8.0   (4.6x, 10x)
+//   (tfjs's MaxPool2DBackprop loops over the window per dx element and reads the positions
+//   tensor; wall includes ~12 ms of read-back per call.)
+//   whole training step (bench/step_ab.ts, main 208f240 vs this, alternating, 2 rounds, median
+//   of 5 steps; process CPU time is the steadier figure under load):
+//     enhanced: 115 -> 113 dispatches; CPU 1536 / 1517 -> 1299 / 1239 ms (0.83x);
+//               wall 1844 / 2308 -> 1917 / 1805 ms (69 / 55 -> 67 / 71 images/s)
+//     baseline:  49 ->  47 dispatches; CPU 575 / 580 -> 362 / 347 ms (0.61x);
+//               wall 851 / 903 -> 562 / 540 ms (150 / 142 -> 228 / 237 images/s)
 
 import * as tf from "@tensorflow/tfjs-core";
 import { registerGradient, registerKernel, type TensorInfo } from "@tensorflow/tfjs-core";
