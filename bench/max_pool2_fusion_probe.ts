@@ -8,6 +8,9 @@
 //             reduce and dz passes would still read z and dy (one dy load per window instead of
 //             four) and recompute each window's argmax from z.
 //   deno run -A bench/max_pool2_fusion_probe.ts [--batch 128] [--repeats 15]
+// Measured (llvmpipe, load 4-5, two runs): 28x28x32 apply + pool 10.1 / 26.1 ms, prototype
+// 6.8 / 12.6 ms, pool grad 11.3 / 16.1 ms; 14x14x64 4.4 / 6.6, 1.9 / 3.6, 2.6 / 4.8 ms. Outputs
+// identical (max |diff| 0). Decision and step context: src/ops/max_pool2.ts's header.
 
 import * as tf from "@tensorflow/tfjs-core";
 import type { TensorInfo } from "@tensorflow/tfjs-core";

@@ -17,12 +17,19 @@
 //     [128,11,11,64] tfjs 93 / 82,                 ours 20.3 / 8.0   (4.6x, 10x)
 //   (tfjs's MaxPool2DBackprop loops over the window per dx element and reads the positions
 //   tensor; wall includes ~12 ms of read-back per call.)
-//   whole training step (bench/step_ab.ts, main 208f240 vs this, alternating, 2 rounds, median
-//   of 5 steps; process CPU time is the steadier figure under load):
-//     enhanced: 115 -> 113 dispatches; CPU 1536 / 1517 -> 1299 / 1239 ms (0.83x);
-//               wall 1844 / 2308 -> 1917 / 1805 ms (69 / 55 -> 67 / 71 images/s)
-//     baseline:  49 ->  47 dispatches; CPU 575 / 580 -> 362 / 347 ms (0.61x);
-//               wall 851 / 903 -> 562 / 540 ms (150 / 142 -> 228 / 237 images/s)
+//   whole training step (bench/step_ab.ts, main 208f240 vs this, alternating, median of 5
+//   steps; two rounds without and two with FMNIST_AUTOTUNE=off; process CPU time is the
+//   steadier figure under load):
+//     enhanced: 115 -> 113 dispatches; CPU 1536 / 1517 / 1496 / 1509 -> 1299 / 1239 / 1263 /
+//               1234 ms (0.83x); wall 1844 / 2308 / 3020 / 2906 -> 1917 / 1805 / 2657 / 2299 ms
+//     baseline:  49 ->  47 dispatches; CPU 575 / 580 / 581 / 569 -> 362 / 347 / 362 / 351 ms
+//               (0.62x); wall 851 / 903 / 957 / 990 -> 562 / 540 / 584 / 577 ms (1.5-1.7x)
+//   profile (enhanced, batch 128): MaxPool2Grad 1.8% + MaxPool2 0.6% of the GPU time, where
+//   MaxPool2DBackprop + Pool2D were 20.6%.
+// Not fused into the conv block: bench/max_pool2_fusion_probe.ts measures a prototype BN apply
+// pass that writes the pooled output at 3.3-13.5 ms less than apply + this forward (28x28x32)
+// and 2.5-3.0 ms (14x14x64), and this gradient (what a backward fusion could at most remove) at
+// 11-16 and 2.6-4.8 ms: at most 20-37 ms of a ~1.9 s step (1-2%) and 4 dispatches on llvmpipe.
 
 import * as tf from "@tensorflow/tfjs-core";
 import { registerGradient, registerKernel, type TensorInfo } from "@tensorflow/tfjs-core";
