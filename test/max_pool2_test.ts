@@ -8,7 +8,8 @@
 //      finite values, as WGSL lets the adapter do);
 //   4. the model's pool shapes at batch 128 and a grid past 65,535 workgroups on webgpu vs the
 //      reference;
-//   5. input validation.
+//   5. the model layer: `ops: "fused"` runs this op, `ops: "stock"` tf.maxPool;
+//   6. input validation.
 // Tolerance: exact (0). The forward copies one input per window and the gradient copies one dy
 // per window (windows do not overlap), so any difference is a wrong element or a wrong tie.
 
@@ -16,7 +17,8 @@ import assert from "node:assert/strict";
 import fc from "fast-check";
 import * as tf from "@tensorflow/tfjs-core";
 import { initTf } from "../src/tf/setup.ts";
-import { maxPool2 } from "../src/ops/max_pool2.ts";
+import { MAX_POOL2, MAX_POOL2_GRAD, maxPool2 } from "../src/ops/max_pool2.ts";
+import { maxPool2 as maxPool2Layer } from "../src/model/layers.ts";
 import { maxPool2GradRef, maxPool2Ref, maxPool2Shape } from "../src/ops/max_pool2_ref.ts";
 import { checkOp, GPU_TEST, runs, seededRandom, withGpu } from "./helpers/op_check.ts";
 
@@ -173,6 +175,21 @@ Deno.test({
         checkOp({ ...(await ours(c)) }, reference(c), BOTH, `webgpu ${c.label}`);
       }
     }),
+});
+
+Deno.test("maxPool2: the model's pool layer runs this op with fused ops, tf.maxPool with stock", async () => {
+  await initTf("cpu");
+  const x = tf.tensor4d(quantised([2, 5, 6, 3], 3, 7).x, [2, 5, 6, 3]);
+  const kernelsOf = async (ops: "fused" | "stock") => {
+    const layer = maxPool2Layer(ops);
+    const info = await tf.profile(() => tf.grad((a) => tf.sum(layer(a, true)))(x));
+    return new Set(info.kernelNames);
+  };
+  const fused = await kernelsOf("fused"), stock = await kernelsOf("stock");
+  assert.ok(fused.has(MAX_POOL2) && fused.has(MAX_POOL2_GRAD), [...fused].join());
+  assert.ok(!fused.has("MaxPool") && !fused.has("MaxPoolGrad"), [...fused].join());
+  assert.ok(stock.has("MaxPool") && stock.has("MaxPoolGrad") && !stock.has(MAX_POOL2));
+  x.dispose();
 });
 
 Deno.test("maxPool2: rejects what it cannot pool with a clear error", async () => {
