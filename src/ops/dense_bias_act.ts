@@ -37,7 +37,8 @@
 // step at batch 128 (deno task profile, GPU timestamps, vs 208f240 back to back) the dense kernels
 // went from 148 to 34 ms per step (9.4% -> 2.6% of kernel time), dispatches per step unchanged
 // (115 enhanced, 49 baseline); process CPU time per step -7% (enhanced) and -10% (baseline) in
-// bench/step_ab.ts (four rounds each; wall times too noisy on the shared machine to state).
+// bench/step_ab.ts (four rounds each; wall times too noisy on the shared machine to state), and
+// -7.5% / -21% against main with the max-pool op (1ee7766, two rounds).
 // tileChoices() lists the resolved bwdFilter id (e.g. ...s32); this dispatch runs it with one slice.
 
 import * as tf from "@tensorflow/tfjs-core";
