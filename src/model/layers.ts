@@ -2,7 +2,7 @@
 // its variables through the model's ParamStore. Conv weights are HWIO ([KH, KW, Cin, Cout]).
 
 import * as tf from "@tensorflow/tfjs-core";
-import { convBnReluInfer, convBnReluTrain } from "../ops/conv_bn_relu.ts";
+import { convBnReluInfer, convBnReluTrainPacked } from "../ops/conv_bn_relu.ts";
 import { convBnReluInferStock, convBnReluTrainStock } from "../ops/conv_bn_relu_stock.ts";
 import { convBiasRelu } from "../ops/conv_bias_relu.ts";
 import { bnMovingAverage } from "../ops/bn_moving_average.ts";
@@ -78,19 +78,21 @@ export function convBnRelu(
   const movingVar = store.constant(`${name}/moving_variance`, [outC], 1, false) as tf.Variable<
     tf.Rank.R1
   >;
-  const train = ops === "fused" ? convBnReluTrain : convBnReluTrainStock;
   const infer = ops === "fused" ? convBnReluInfer : convBnReluInferStock;
   const attrs = { strides: s.stride, pad: s.pad, inputGradient };
   return (x, training) => {
     const x4 = x as tf.Tensor4D;
     if (!training) return infer(x4, filter, gamma, beta, movingMean, movingVar, attrs);
-    const { y, mean, variance } = train(x4, filter, gamma, beta, attrs);
+    if (ops === "fused") { // one kernel for both statistics (src/ops/bn_moving_average.ts)
+      const { y, stats } = convBnReluTrainPacked(x4, filter, gamma, beta, attrs);
+      const next = bnMovingAverage(movingMean, movingVar, stats, BN_MOMENTUM);
+      movingMean.assign(next.mean);
+      movingVar.assign(next.variance);
+      tf.dispose([stats, next.mean, next.variance]);
+      return y;
+    }
+    const { y, mean, variance } = convBnReluTrainStock(x4, filter, gamma, beta, attrs);
     tf.tidy(() => {
-      if (ops === "fused") { // one kernel per statistic (src/ops/bn_moving_average.ts)
-        movingMean.assign(bnMovingAverage(movingMean, mean, BN_MOMENTUM));
-        movingVar.assign(bnMovingAverage(movingVar, variance, BN_MOMENTUM));
-        return;
-      }
       movingMean.assign(tf.add(tf.mul(movingMean, BN_MOMENTUM), tf.mul(mean, 1 - BN_MOMENTUM)));
       movingVar.assign(tf.add(tf.mul(movingVar, BN_MOMENTUM), tf.mul(variance, 1 - BN_MOMENTUM)));
     });
