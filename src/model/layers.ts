@@ -6,6 +6,7 @@ import { convBnReluInfer, convBnReluTrainPacked } from "../ops/conv_bn_relu.ts";
 import { convBnReluInferStock, convBnReluTrainStock } from "../ops/conv_bn_relu_stock.ts";
 import { convBiasRelu } from "../ops/conv_bias_relu.ts";
 import { bnMovingAverage } from "../ops/bn_moving_average.ts";
+import { dropout as seededDropout } from "../ops/dropout.ts";
 import type { ParamStore } from "./params.ts";
 import type { Rng } from "../random.ts";
 
@@ -135,7 +136,14 @@ export function dense(
     });
 }
 
-/** Inverted dropout, seeded from the model's RNG so a CPU run is reproducible. */
-export function dropout(rate: number, rng: Rng): Layer {
-  return (x, training) => (training && rate > 0 ? tf.dropout(x, rate, undefined, rng.seed()) : x);
+/**
+ * Inverted dropout, seeded from the model's RNG (one seed per call) so that a run, and a resumed
+ * run, is reproducible: our counter-based kernel (src/ops/dropout.ts, the same mask on webgpu and
+ * cpu, 1 dispatch each way) or, with `ops: "stock"`, tf.dropout (host-drawn noise).
+ */
+export function dropout(rate: number, rng: Rng, ops: OpsKind = "fused"): Layer {
+  const drop = ops === "fused"
+    ? (x: tf.Tensor, seed: number) => seededDropout(x, rate, seed)
+    : (x: tf.Tensor, seed: number) => tf.dropout(x, rate, undefined, seed);
+  return (x, training) => (training && rate > 0 ? drop(x, rng.seed()) : x);
 }

@@ -7,3 +7,4 @@ import "./conv_bias_relu.ts";
 import "./adam_step_webgpu.ts";
 import "./bn_moving_average.ts";
 import "./softmax_xent.ts";
+import "./dropout.ts";
