@@ -102,24 +102,26 @@ type Recorder = {
 };
 
 /**
- * Runs `program` over `size` indices with fresh float32 outputs of `outputShapes`; returns them
- * in order (the caller owns them, as with any kernel output).
+ * Runs `program` over `size` indices. Each entry of `outputs` is a shape (a fresh float32 output)
+ * or a tensor the program updates in place (it is bound read_write: the program may read it;
+ * its owner must drop any CPU copy of the values). Returns the outputs in order; the fresh ones
+ * belong to the caller, as with any kernel output.
  */
 export function runMultiOutputProgram(
   backend: WebGPUBackend,
   program: MultiOutputProgram,
-  outputShapes: number[][],
+  outputSpecs: (number[] | TensorInfo)[],
   inputs: TensorInfo[],
   size: number,
   uniforms: Uniform[] = [],
 ): TensorInfo[] {
-  if (outputShapes.length !== program.outputNames.length || outputShapes.length === 0) {
-    throw new Error(`${program.constructor.name}: ${outputShapes.length} output shapes`);
+  if (outputSpecs.length !== program.outputNames.length || outputSpecs.length === 0) {
+    throw new Error(`${program.constructor.name}: ${outputSpecs.length} outputs`);
   }
   if (inputs.length !== program.variableNames.length) {
     throw new Error(`${program.constructor.name}: ${inputs.length} inputs`);
   }
-  const outputs = outputShapes.map((s) => makeOutput(backend, s));
+  const outputs = outputSpecs.map((s) => Array.isArray(s) ? makeOutput(backend, s) : s);
   if (size === 0) return outputs;
   const recorder = backend as unknown as Recorder;
   for (const t of [...outputs, ...inputs]) recorder.uploadToGPU(t.dataId);
