@@ -16,6 +16,8 @@ import { convBnReluTrain } from "../src/ops/conv_bn_relu.ts";
 import { bnMovingAverageRef } from "../src/ops/bn_moving_average.ts";
 
 async function trainFew(ops: OpsKind, x: tf.Tensor4D, y: tf.Tensor2D) {
+  // Dropout 0 here and below: the fused path's SeededDropout and the stock path's tf.dropout
+  // draw different masks from the same seed (test/dropout_test.ts checks ours).
   const model = createModel("enhanced", { ops, seed: 3, dropout: 0, l2: 1e-4 });
   const optimizer = createAdam(model, 1e-3, ops === "fused" ? "fused" : "tfjs");
   const step = makeTrainStep(model, optimizer);
