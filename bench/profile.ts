@@ -145,9 +145,7 @@ export async function runProfile(f: ProfileOptions): Promise<void> {
   let probe: StepProbe | null = null;
   try {
     // The comparison profiles both implementations; the table is for the one asked for.
-    const order: OpsKind[] = !f.compare || model === "baseline"
-      ? [ops]
-      : [ops, ops === "fused" ? "stock" : "fused"];
+    const order: OpsKind[] = !f.compare ? [ops] : [ops, ops === "fused" ? "stock" : "fused"];
     for (const kind of order) {
       const session = newSession(model, kind, f.seed, f.optimizer as OptimizerKind);
       try {

@@ -5,7 +5,7 @@ import type { AdapterReport } from "../src/tf/setup.ts";
 import type { KernelCase } from "./kernels_suite.ts";
 import type { RooflineResult } from "./roofline.ts";
 import type { Clock } from "./timing.ts";
-import type { TrainCase } from "./train_types.ts";
+import { EPOCH_IMAGES, type TrainCase } from "./train_types.ts";
 import type { AutotuneResult } from "./autotune_suite.ts";
 import { SOFTWARE_FWD_GFLOPS_TARGET } from "./kernels_suite.ts";
 
@@ -213,7 +213,8 @@ function trainTable(cases: TrainCase[]): Table {
     ],
     rows,
     notes: [
-      "epoch = 60000 images; extrapolated from the step time (no data loading); " +
+      `epoch = ${EPOCH_IMAGES} training images (default split); extrapolated from the step ` +
+      "time (no data loading); " +
       "the subset pass feeds real images through the data pipeline.",
       "dispatches: WebGPU compute dispatches per step; host issue: time for the step call to " +
       "return (all work encoded and submitted), wall: until the loss is read back (same runs). " +

@@ -1,8 +1,8 @@
 // Same-run A/B of the training step across source trees. Copy this file into each tree's bench/
 // (it must resolve that tree's tfjs) and run it from the tree's root:
-//   cd <tree> && deno run -A bench/step_ab.ts BATCH STEPS
+//   cd <tree> && deno run -A bench/step_ab.ts BATCH STEPS [MODEL]
 // It imports the tree's src/ by path, so an old checkout works too. Prints one JSON line for
-// enhanced (fused ops, the tree's default optimizer): dispatches per step and the median wall,
+// MODEL (default enhanced; fused ops, the tree's default optimizer): dispatches per step and the median wall,
 // issue and process CPU time per step (CPU time: all llvmpipe threads; steadier under load).
 import * as tf from "@tensorflow/tfjs-core";
 import process from "node:process";
@@ -16,6 +16,7 @@ try {
 } catch { /* old tree */ }
 const adapter = await initTf("webgpu");
 const batch = Number(Deno.args[0] ?? 64), steps = Number(Deno.args[1] ?? 3);
+const modelName = Deno.args[2] ?? "enhanced";
 const backend = tf.backend() as unknown as { recordAndSubmit: (...a: unknown[]) => void };
 let dispatches = 0;
 const orig = backend.recordAndSubmit.bind(backend);
@@ -23,7 +24,7 @@ backend.recordAndSubmit = (...a: unknown[]) => {
   dispatches++;
   orig(...a);
 };
-const model = createModel("enhanced", { ops: "fused", seed: 1, l2: 1e-4 });
+const model = createModel(modelName, { ops: "fused", seed: 1, l2: 1e-4 });
 const opt = createAdam ? createAdam(model, 1e-3) : tf.train.adam(1e-3);
 const step = makeTrainStepWithMetrics(model, opt);
 const x = tf.randomUniform([batch, 28, 28, 1], 0, 1, "float32", 1) as tf.Tensor4D;
@@ -54,6 +55,7 @@ const med = (k: "wall" | "issue" | "cpu") =>
   rs.map((r) => r[k]).sort((a, b) => a - b)[rs.length >> 1];
 console.log(JSON.stringify({
   tree: root,
+  model: modelName,
   adapter: describeAdapter(adapter),
   batch,
   optimizer: opt.getClassName(),

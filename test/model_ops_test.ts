@@ -1,8 +1,9 @@
-// The enhanced model trains the same through our fused conv+BN+ReLU op and the stock
-// composite: same init, same batches, losses and weights agree after several Adam steps (the
-// fused side also runs the fused optimizer, loss and moving averages, the training default; the
-// stock side tf.train.adam and the tfjs composites), and the gradient of every variable agrees at
-// batch 128. baseline with stock ops on webgpu gives the CPU backend's gradients at batch 128.
+// Both models train the same through our ops (enhanced: fused conv+BN+ReLU; baseline: conv +
+// bias + ReLU) and the stock tfjs ops: same init, same batches, losses and weights agree after
+// several Adam steps (the fused side also runs the fused optimizer, loss and moving averages, the
+// training default; the stock side tf.train.adam and the tfjs composites), and the gradient of
+// every variable agrees at batch 128 for enhanced. baseline with stock ops on webgpu gives the CPU
+// backend's gradients at batch 128.
 
 import assert from "node:assert/strict";
 import * as tf from "@tensorflow/tfjs-core";
@@ -15,10 +16,15 @@ import { GPU_TEST, withGpu } from "./helpers/op_check.ts";
 import { convBnReluTrain } from "../src/ops/conv_bn_relu.ts";
 import { bnMovingAverageRef } from "../src/ops/bn_moving_average.ts";
 
-async function trainFew(ops: OpsKind, x: tf.Tensor4D, y: tf.Tensor2D) {
+async function trainFew(
+  name: "baseline" | "enhanced",
+  ops: OpsKind,
+  x: tf.Tensor4D,
+  y: tf.Tensor2D,
+) {
   // Dropout 0 here and below: the fused path's SeededDropout and the stock path's tf.dropout
   // draw different masks from the same seed (test/dropout_test.ts checks ours).
-  const model = createModel("enhanced", { ops, seed: 3, dropout: 0, l2: 1e-4 });
+  const model = createModel(name, { ops, seed: 3, dropout: 0, l2: 1e-4 });
   const optimizer = createAdam(model, 1e-3, ops === "fused" ? "fused" : "tfjs");
   const step = makeTrainStep(model, optimizer);
   const losses: number[] = [];
@@ -39,26 +45,28 @@ async function trainFew(ops: OpsKind, x: tf.Tensor4D, y: tf.Tensor2D) {
   return result;
 }
 
-Deno.test("enhanced: fused and stock ops train in lockstep on webgpu", async () => {
-  await initTf("webgpu");
-  const x = tf.randomUniform([8, 28, 28, 1], 0, 1, "float32", 5) as tf.Tensor4D;
-  const y = tf.tidy(() =>
-    tf.oneHot(tf.tensor1d([9, 8, 7, 6, 5, 4, 3, 2], "int32"), 10)
-  ) as tf.Tensor2D;
-  const fused = await trainFew("fused", x, y);
-  const stock = await trainFew("stock", x, y);
-  fused.losses.forEach((l, i) =>
-    assert.ok(
-      Math.abs(l - stock.losses[i]) < 2e-3 * Math.max(1, Math.abs(l)),
-      `step ${i}: ${l} vs ${stock.losses[i]}`,
-    )
-  );
-  assert.ok(fused.losses[3] < fused.losses[0], "loss falls on a fixed batch");
-  // Inference mode (folded BN with moving statistics) agrees too.
-  fused.probs.forEach((p, i) => assert.ok(Math.abs(p - stock.probs[i]) < 2e-3, `prob ${i}`));
-  fused.kernel.forEach((w, i) => assert.ok(Math.abs(w - stock.kernel[i]) < 1e-3, `kernel ${i}`));
-  tf.dispose([x, y]);
-});
+for (const name of ["enhanced", "baseline"] as const) {
+  Deno.test(`${name}: fused and stock ops train in lockstep on webgpu`, async () => {
+    await initTf("webgpu");
+    const x = tf.randomUniform([8, 28, 28, 1], 0, 1, "float32", 5) as tf.Tensor4D;
+    const y = tf.tidy(() =>
+      tf.oneHot(tf.tensor1d([9, 8, 7, 6, 5, 4, 3, 2], "int32"), 10)
+    ) as tf.Tensor2D;
+    const fused = await trainFew(name, "fused", x, y);
+    const stock = await trainFew(name, "stock", x, y);
+    fused.losses.forEach((l, i) =>
+      assert.ok(
+        Math.abs(l - stock.losses[i]) < 2e-3 * Math.max(1, Math.abs(l)),
+        `step ${i}: ${l} vs ${stock.losses[i]}`,
+      )
+    );
+    assert.ok(fused.losses[3] < fused.losses[0], "loss falls on a fixed batch");
+    // Inference mode (folded BN with moving statistics for enhanced) agrees too.
+    fused.probs.forEach((p, i) => assert.ok(Math.abs(p - stock.probs[i]) < 2e-3, `prob ${i}`));
+    fused.kernel.forEach((w, i) => assert.ok(Math.abs(w - stock.kernel[i]) < 1e-3, `kernel ${i}`));
+    tf.dispose([x, y]);
+  });
+}
 
 // ---- Gradients of every variable at the default batch (128), compared directly: after Adam
 // steps a uniformly scaled gradient would barely move the weights, so weights alone do not show it.

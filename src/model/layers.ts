@@ -7,6 +7,7 @@ import { convBnReluInferStock, convBnReluTrainStock } from "../ops/conv_bn_relu_
 import { convBiasRelu } from "../ops/conv_bias_relu.ts";
 import { bnMovingAverage } from "../ops/bn_moving_average.ts";
 import { dropout as seededDropout } from "../ops/dropout.ts";
+import { maxPool2 as maxPool2Op } from "../ops/max_pool2.ts";
 import type { ParamStore } from "./params.ts";
 import type { Rng } from "../random.ts";
 
@@ -103,7 +104,9 @@ export function convBnRelu(
   };
 }
 
-export function maxPool2(): Layer {
+/** 2x2 / stride-2 `valid` max-pool: our op (src/ops/max_pool2.ts), or tf.maxPool with "stock". */
+export function maxPool2(ops: OpsKind): Layer {
+  if (ops === "fused") return (x) => maxPool2Op(x as tf.Tensor4D);
   return (x) => tf.maxPool(x as tf.Tensor4D, 2, 2, "valid");
 }
 

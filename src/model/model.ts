@@ -172,7 +172,7 @@ function buildLayers(store: ParamStore, c: ModelConfig, rng: Rng): Layer[] {
       case "dense":
         return dense(store, l.name, l.inF, l.outF, l.relu);
       case "max-pool":
-        return maxPool2();
+        return maxPool2(c.ops);
       case "flatten":
         return flatten();
       case "global-avg-pool":

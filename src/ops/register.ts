@@ -8,3 +8,4 @@ import "./adam_step_webgpu.ts";
 import "./bn_moving_average.ts";
 import "./softmax_xent.ts";
 import "./dropout.ts";
+import "./max_pool2.ts";
