@@ -18,7 +18,7 @@ import type { WebGPUBackend } from "@tensorflow/tfjs-backend-webgpu";
 import { initTf } from "../src/tf/setup.ts";
 import { adamStep, type AdamStepAttrs, packedOffsets } from "../src/ops/adam_step.ts";
 import { adamStepRef } from "../src/ops/adam_step_ref.ts";
-import { momentGroups } from "../src/ops/adam_step_webgpu.ts";
+import { adamGroups, BINDINGS_PER_VARIABLE } from "../src/ops/adam_step_webgpu.ts";
 import { createModel, type Model } from "../src/model/model.ts";
 import { makeTrainStep } from "../src/train/step.ts";
 import { createAdam, FusedAdam, type OptimizerKind } from "../src/train/optimizer.ts";
@@ -141,27 +141,27 @@ Deno.test({
     }),
 });
 
-Deno.test("AdamStep: moment groups fit the binding limit and cover every variable once", () => {
+Deno.test("AdamStep: groups fit the binding limit and cover every variable once, in order", () => {
   fc.assert(
     fc.property(
       fc.array(fc.boolean(), { minLength: 1, maxLength: 30 }),
-      fc.integer({ min: 2, max: 15 }),
-      (decay, maxInputs) => {
+      fc.integer({ min: 4, max: 16 }),
+      (decay, maxBuffers) => {
         const sizes = decay.map((_, i) => i + 1);
-        const groups = momentGroups(sizes, decay, maxInputs);
+        const groups = adamGroups(sizes, decay, maxBuffers);
         assert.deepEqual(groups.flat().map((s) => s.variable), sizes.map((_, i) => i));
-        for (const g of groups) {
-          assert.ok(g.reduce((a, s) => a + (s.decay ? 2 : 1), 0) <= maxInputs);
-        }
-        // Greedy packing: a group closes only when the next variable would not fit.
-        for (let i = 0; i + 1 < groups.length; i++) {
-          const used = groups[i].reduce((a, s) => a + (s.decay ? 2 : 1), 0);
-          assert.ok(used + (groups[i + 1][0].decay ? 2 : 1) > maxInputs);
-        }
+        assert.deepEqual(groups.flat().map((s) => s.decay), decay);
+        const perGroup = Math.floor((maxBuffers - 1) / BINDINGS_PER_VARIABLE);
+        // The state plus g, w, w' per variable fit; every group but the last is full.
+        groups.forEach((g, i) => {
+          assert.ok(1 + BINDINGS_PER_VARIABLE * g.length <= maxBuffers);
+          if (i + 1 < groups.length) assert.equal(g.length, perGroup);
+        });
       },
     ),
     { seed: 3, numRuns: 200 },
   );
+  assert.throws(() => adamGroups([1], [false], 3), /too few/);
 });
 
 // ---- 2. FusedAdam vs tf.train.adam -------------------------------------------------------------
@@ -305,7 +305,7 @@ Deno.test({
 // ---- 4. Dispatch counting ----------------------------------------------------------------------
 
 Deno.test({
-  name: "dispatch counter: known ops, and AdamStep's plan (groups + one per variable)",
+  name: "dispatch counter: known ops, and AdamStep's plan (one dispatch per group)",
   ...GPU_TEST,
   fn: () =>
     onGpu(async () => {
@@ -344,9 +344,10 @@ Deno.test({
       const step = countDispatches(() => adamStep(state as tf.Tensor1D, gs, ws, attrs));
       tf.dispose(step.result);
       const limit = (tf.backend() as WebGPUBackend).device.limits.maxStorageBuffersPerShaderStage;
-      const groups = momentGroups(sizes, decay, limit - 1).length;
-      assert.equal(step.count?.total, groups + sizes.length);
-      assert.equal(step.count?.byProgram.get("AdamWeightsProgram"), sizes.length);
+      const groups = adamGroups(sizes, decay, limit).length;
+      assert.equal(groups, Math.ceil(sizes.length / Math.floor((limit - 1) / 3)));
+      assert.equal(step.count?.total, groups);
+      assert.equal(step.count?.byProgram.get("AdamUpdateProgram"), groups);
       tf.dispose([a, b, state, ...ws, ...gs]);
     }),
 });

@@ -11,7 +11,10 @@ import { initTf } from "../src/tf/setup.ts";
 import { createModel, type OpsKind } from "../src/model/model.ts";
 import { createAdam } from "../src/train/optimizer.ts";
 import { crossEntropy, makeTrainStep } from "../src/train/step.ts";
-import { compareArrays } from "./helpers/compare.ts";
+import { assertClose, compareArrays } from "./helpers/compare.ts";
+import { GPU_TEST, withGpu } from "./helpers/op_check.ts";
+import { convBnReluTrain } from "../src/ops/conv_bn_relu.ts";
+import { bnMovingAverageRef } from "../src/ops/bn_moving_average.ts";
 
 async function trainFew(
   name: "baseline" | "enhanced",
@@ -19,6 +22,8 @@ async function trainFew(
   x: tf.Tensor4D,
   y: tf.Tensor2D,
 ) {
+  // Dropout 0 here and below: the fused path's SeededDropout and the stock path's tf.dropout
+  // draw different masks from the same seed (test/dropout_test.ts checks ours).
   const model = createModel(name, { ops, seed: 3, dropout: 0, l2: 1e-4 });
   const optimizer = createAdam(model, 1e-3, ops === "fused" ? "fused" : "tfjs");
   const step = makeTrainStep(model, optimizer);
@@ -168,4 +173,55 @@ Deno.test("enhanced: fused and stock ops give the same gradient for every variab
     { atol: Infinity, rtol: 0, relL2: 2e-2 },
     "enhanced fused vs stock",
   );
+});
+
+// ---- The fused layer's moving-average update: one BnMovingAverage dispatch per layer reading the
+// packed batch statistics must give what convBnReluTrain's mean/variance and the float32
+// reference (tfjs's mul/mul/add rounding) give: exact on cpu, 1 ulp on webgpu (FMA contraction).
+
+async function checkMovingStats(backend: "webgpu" | "cpu") {
+  await initTf(backend);
+  const model = createModel("enhanced", { ops: "fused", seed: 3, dropout: 0 });
+  const v = (name: string) => model.variables.find((e) => e.name === `block1/conv1/${name}`)!;
+  // Off the 0 / 1 init, so that the moving * momentum term is checked too.
+  v("moving_mean").variable.assign(tf.randomUniform([32], -0.5, 0.5, "float32", 8));
+  v("moving_variance").variable.assign(tf.randomUniform([32], 0.5, 2, "float32", 9));
+  const before = {
+    mean: await v("moving_mean").variable.data() as Float32Array,
+    variance: await v("moving_variance").variable.data() as Float32Array,
+  };
+  const x = tf.randomUniform([4, 28, 28, 1], 0, 1, "float32", 5) as tf.Tensor4D;
+  const batch = convBnReluTrain(
+    x,
+    v("kernel").variable as tf.Tensor4D,
+    v("gamma").variable as tf.Tensor1D,
+    v("beta").variable as tf.Tensor1D,
+    { strides: 1, pad: "same" },
+  );
+  tf.dispose(model.apply(x, true));
+  const tol = backend === "cpu" ? { atol: 0, rtol: 0 } : { atol: 1e-7, rtol: 1.2e-7 };
+  for (const stat of ["mean", "variance"] as const) {
+    const want = bnMovingAverageRef(before[stat], await batch[stat].data() as Float32Array, 0.99);
+    const got = await v(`moving_${stat}`).variable.data();
+    assertClose(got, want, tol, `${backend} moving_${stat}`);
+  }
+  for (const e of model.variables.filter((e) => e.name.includes("moving_"))) {
+    const init = e.name.endsWith("moving_mean") ? 0 : 1;
+    const values = await e.variable.data();
+    if (!e.name.startsWith("block1/conv1/")) {
+      assert.ok(values.some((x) => x !== init), `${e.name} updated`);
+    }
+  }
+  tf.dispose([x, batch.y, batch.mean, batch.variance]);
+  model.dispose();
+}
+
+Deno.test({
+  name: "enhanced (fused): a training forward folds the batch statistics into the moving ones",
+  ...GPU_TEST,
+  fn: async () => {
+    await withGpu(() => checkMovingStats("webgpu"));
+    await checkMovingStats("cpu");
+    await initTf("webgpu");
+  },
 });

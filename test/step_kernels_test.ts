@@ -129,20 +129,35 @@ async function checkMovingAverage(exact: boolean) {
       fc.integer({ min: 1, max: 1 << 30 }),
       fc.constantFrom(0.99, 0.9, 0.5),
       async (n, seed, momentum) => {
-        const moving = tf.randomUniform([n], 0, 2, "float32", seed) as tf.Tensor1D;
-        const batch = tf.randomUniform([n], -1, 3, "float32", seed + 1) as tf.Tensor1D;
-        const got = bnMovingAverage(moving, batch, momentum);
-        const stock = tf.tidy(() => tf.add(tf.mul(moving, momentum), tf.mul(batch, 1 - momentum)));
-        const ref = bnMovingAverageRef(
-          await moving.data() as Float32Array,
-          await batch.data() as Float32Array,
-          momentum,
-        );
+        const movingMean = tf.randomUniform([n], -1, 1, "float32", seed) as tf.Tensor1D;
+        const movingVar = tf.randomUniform([n], 0, 2, "float32", seed + 1) as tf.Tensor1D;
+        // Packed as ConvBnReluTrain writes them: rows mean, variance, invStd (unread).
+        const stats = tf.randomUniform([3, n], -1, 3, "float32", seed + 2) as tf.Tensor2D;
+        const got = bnMovingAverage(movingMean, movingVar, stats, momentum);
+        const rows = await stats.data() as Float32Array;
+        const [mean, variance] = [0, 1].map((r) => tf.tensor1d(rows.subarray(r * n, (r + 1) * n)));
+        const stock = (moving: tf.Tensor, batch: tf.Tensor) =>
+          tf.tidy(() => tf.add(tf.mul(moving, momentum), tf.mul(batch, 1 - momentum)));
         // GPU: an FMA contraction may skip one rounding: 1 ulp.
         const tol = exact ? { atol: 0, rtol: 0 } : { atol: 1e-7, rtol: 1.2e-7 };
-        assertClose(await got.data(), ref, tol, `n ${n} momentum ${momentum}: reference`);
-        assertClose(await got.data(), await stock.data(), tol, `n ${n}: tfjs mul/mul/add`);
-        tf.dispose([moving, batch, got, stock]);
+        for (
+          const [label, moving, row, out] of [
+            ["mean", movingMean, 0, got.mean],
+            ["variance", movingVar, 1, got.variance],
+          ] as const
+        ) {
+          const ref = bnMovingAverageRef(
+            await moving.data() as Float32Array,
+            rows.subarray(row * n, (row + 1) * n),
+            momentum,
+          );
+          const want = stock(moving, row === 0 ? mean : variance);
+          const at = `n ${n} momentum ${momentum} ${label}`;
+          assertClose(await out.data(), ref, tol, `${at}: reference`);
+          assertClose(await out.data(), await want.data(), tol, `${at}: tfjs mul/mul/add`);
+          want.dispose();
+        }
+        tf.dispose([movingMean, movingVar, stats, got.mean, got.variance, mean, variance]);
       },
     ),
     { seed: 11, numRuns: 20 },

@@ -2,11 +2,12 @@
 // its variables through the model's ParamStore. Conv weights are HWIO ([KH, KW, Cin, Cout]).
 
 import * as tf from "@tensorflow/tfjs-core";
-import { convBnReluInfer, convBnReluTrain } from "../ops/conv_bn_relu.ts";
+import { convBnReluInfer, convBnReluTrainPacked } from "../ops/conv_bn_relu.ts";
 import { convBnReluInferStock, convBnReluTrainStock } from "../ops/conv_bn_relu_stock.ts";
 import { convBiasRelu } from "../ops/conv_bias_relu.ts";
 import { bnMovingAverage } from "../ops/bn_moving_average.ts";
 import { denseLayer } from "../ops/dense_bias_act.ts";
+import { dropout as seededDropout } from "../ops/dropout.ts";
 import { maxPool2 as maxPool2Op } from "../ops/max_pool2.ts";
 import type { ParamStore } from "./params.ts";
 import type { Rng } from "../random.ts";
@@ -80,19 +81,21 @@ export function convBnRelu(
   const movingVar = store.constant(`${name}/moving_variance`, [outC], 1, false) as tf.Variable<
     tf.Rank.R1
   >;
-  const train = ops === "fused" ? convBnReluTrain : convBnReluTrainStock;
   const infer = ops === "fused" ? convBnReluInfer : convBnReluInferStock;
   const attrs = { strides: s.stride, pad: s.pad, inputGradient };
   return (x, training) => {
     const x4 = x as tf.Tensor4D;
     if (!training) return infer(x4, filter, gamma, beta, movingMean, movingVar, attrs);
-    const { y, mean, variance } = train(x4, filter, gamma, beta, attrs);
+    if (ops === "fused") { // one kernel for both statistics (src/ops/bn_moving_average.ts)
+      const { y, stats } = convBnReluTrainPacked(x4, filter, gamma, beta, attrs);
+      const next = bnMovingAverage(movingMean, movingVar, stats, BN_MOMENTUM);
+      movingMean.assign(next.mean);
+      movingVar.assign(next.variance);
+      tf.dispose([stats, next.mean, next.variance]);
+      return y;
+    }
+    const { y, mean, variance } = convBnReluTrainStock(x4, filter, gamma, beta, attrs);
     tf.tidy(() => {
-      if (ops === "fused") { // one kernel per statistic (src/ops/bn_moving_average.ts)
-        movingMean.assign(bnMovingAverage(movingMean, mean, BN_MOMENTUM));
-        movingVar.assign(bnMovingAverage(movingVar, variance, BN_MOMENTUM));
-        return;
-      }
       movingMean.assign(tf.add(tf.mul(movingMean, BN_MOMENTUM), tf.mul(mean, 1 - BN_MOMENTUM)));
       movingVar.assign(tf.add(tf.mul(movingVar, BN_MOMENTUM), tf.mul(variance, 1 - BN_MOMENTUM)));
     });
@@ -141,7 +144,14 @@ export function dense(
       : tf.fused.matMul({ a: x as tf.Tensor2D, b: kernel as tf.Tensor2D, bias, activation });
 }
 
-/** Inverted dropout, seeded from the model's RNG so a CPU run is reproducible. */
-export function dropout(rate: number, rng: Rng): Layer {
-  return (x, training) => (training && rate > 0 ? tf.dropout(x, rate, undefined, rng.seed()) : x);
+/**
+ * Inverted dropout, seeded from the model's RNG (one seed per call) so that a run, and a resumed
+ * run, is reproducible: our counter-based kernel (src/ops/dropout.ts, the same mask on webgpu and
+ * cpu, 1 dispatch each way) or, with `ops: "stock"`, tf.dropout (host-drawn noise).
+ */
+export function dropout(rate: number, rng: Rng, ops: OpsKind = "fused"): Layer {
+  const drop = ops === "fused"
+    ? (x: tf.Tensor, seed: number) => seededDropout(x, rate, seed)
+    : (x: tf.Tensor, seed: number) => tf.dropout(x, rate, undefined, seed);
+  return (x, training) => (training && rate > 0 ? drop(x, rng.seed()) : x);
 }

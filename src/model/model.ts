@@ -178,7 +178,7 @@ function buildLayers(store: ParamStore, c: ModelConfig, rng: Rng): Layer[] {
       case "global-avg-pool":
         return globalAvgPool();
       case "dropout":
-        return dropout(c.dropout, rng);
+        return dropout(c.dropout, rng, c.ops);
     }
   });
 }

@@ -86,22 +86,39 @@ export function convBnReluTrain(
   beta: tf.Tensor1D,
   attrs: ConvBnReluAttrs,
 ): ConvBnReluTrainResult {
+  const { y, stats } = convBnReluTrainPacked(x, filter, gamma, beta, attrs);
+  const outC = filter.shape[3];
+  const [mean, variance] = tf.tidy(() => [
+    tf.reshape(tf.slice(stats, [0, 0], [1, outC]), [outC]) as tf.Tensor1D,
+    tf.reshape(tf.slice(stats, [1, 0], [1, outC]), [outC]) as tf.Tensor1D,
+  ]);
+  stats.dispose();
+  return { y, mean, variance };
+}
+
+/**
+ * convBnReluTrain with the batch statistics left packed as the kernel writes them: `stats`
+ * [3, Cout], rows mean / biased variance / invStd. The model's layers feed it to
+ * bnMovingAverage (src/ops/bn_moving_average.ts) as is: no Slice dispatches. The caller owns
+ * `stats` (not differentiable).
+ */
+export function convBnReluTrainPacked(
+  x: tf.Tensor4D,
+  filter: tf.Tensor4D,
+  gamma: tf.Tensor1D,
+  beta: tf.Tensor1D,
+  attrs: ConvBnReluAttrs,
+): { y: tf.Tensor4D; stats: tf.Tensor2D } {
   const ka = validate(x, filter, { gamma, beta }, attrs);
   const [y, z, stats] = tf.engine().runKernel(
     CONV_BN_RELU_TRAIN,
     { x, filter, gamma, beta },
     { ...ka },
   ) as tf.Tensor[];
-  const outC = filter.shape[3];
-  const [mean, variance] = tf.tidy(() => [
-    tf.reshape(tf.slice(stats, [0, 0], [1, outC]), [outC]) as tf.Tensor1D,
-    tf.reshape(tf.slice(stats, [1, 0], [1, outC]), [outC]) as tf.Tensor1D,
-  ]);
   // The gradient tape keeps its own clones of what backward needs (outputsToSave), so our
-  // references to z and stats can go.
+  // reference to z can go.
   z.dispose();
-  stats.dispose();
-  return { y: y as tf.Tensor4D, mean, variance };
+  return { y: y as tf.Tensor4D, stats: stats as tf.Tensor2D };
 }
 
 /** Folds running batch-norm statistics into scale = gamma/sqrt(var+eps), shift = beta-mean*scale. */

@@ -8,4 +8,5 @@ import "./adam_step_webgpu.ts";
 import "./bn_moving_average.ts";
 import "./softmax_xent.ts";
 import "./dense_bias_act.ts";
+import "./dropout.ts";
 import "./max_pool2.ts";

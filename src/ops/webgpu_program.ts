@@ -65,6 +65,13 @@ export function setPoisonOutputs(on: boolean): void {
   poisonOutputs = on;
 }
 
+/** A fresh float32 output tensor: unallocated, or NaN-filled while outputs are poisoned. */
+export function makeOutput(backend: WebGPUBackend, shape: number[]): TensorInfo {
+  if (!poisonOutputs) return backend.makeTensorInfo(shape, "float32");
+  const size = shape.reduce((a, b) => a * b, 1);
+  return backend.makeTensorInfo(shape, "float32", new Float32Array(size).fill(NaN));
+}
+
 /** Runs `program` on the webgpu backend; returns its single output. */
 export function runProgram(
   backend: WebGPUBackend,
@@ -73,12 +80,7 @@ export function runProgram(
   uniforms: Uniform[] = [],
 ): TensorInfo {
   if (!poisonOutputs) return backend.runWebGPUProgram(program, inputs, "float32", uniforms);
-  const size = program.outputShape.reduce((a, b) => a * b, 1);
-  const output = backend.makeTensorInfo(
-    program.outputShape,
-    "float32",
-    new Float32Array(size).fill(NaN),
-  );
+  const output = makeOutput(backend, program.outputShape);
   return backend.runWebGPUProgram(program, inputs, "float32", uniforms, output);
 }
 
