@@ -1,7 +1,9 @@
 // WebGPU side of the fused conv + batch-norm + ReLU backward (the kernel registrations live in
 // conv_bn_relu_grad.ts). Passes:
 //   1. reduce:  per-channel partial sums of g and g*xhat over row chunks -> (P*8, 2, Cout);
-//      sum_partials twice -> dbeta, dgamma. dz needs these grid-wide sums before it exists.
+//      bn_relu_bwd_sums -> dbeta and dgamma in one multi-output dispatch (two sum_partials
+//      dispatches until then: enhanced's step 79 -> 75). dz needs these grid-wide sums before
+//      it exists.
 //   2. dz:      materialise dz (M, Cout) once (kernels/bn_relu_bwd_dz.wgsl); both convolution
 //      backprops read it. Computing it on the fly inside them would redo the batch-norm math
 //      (6 loads: dy, z + 4 per-channel factors) at every read, KH*KW times per element in dx,
@@ -25,6 +27,7 @@ import type { WebGPUBackend, WebGPUProgram } from "@tensorflow/tfjs-backend-webg
 import type { ConvGeometry } from "./conv_geometry.ts";
 import { kernelSource, runProgram, type Uniform } from "./webgpu_program.ts";
 import { useNaiveKernels } from "./kernel_flags.ts";
+import { MultiOutputProgram, runMultiOutputProgram } from "./webgpu_multi_output.ts";
 import { convBackpropFilter, flat } from "./conv_gemm.ts";
 import { GEOMETRY_FIELDS } from "./conv_gemm_wgsl.ts";
 import { resolveTileConfig } from "./conv_tiling.ts";
@@ -90,7 +93,6 @@ abstract class BnReluBwdProgram implements WebGPUProgram {
 // One subclass per kernel: tfjs labels pipelines and GPU timestamps with the class name.
 class BnReluBwdReduceProgram extends BnReluBwdProgram {}
 class BnReluBwdDzProgram extends BnReluBwdProgram {}
-class SumPartialsProgram extends BnReluBwdProgram {}
 class BnReluBwdReduceNaiveProgram extends BnReluBwdProgram {}
 class BnReluBwdTermsProgram extends BnReluBwdProgram {}
 
@@ -132,28 +134,35 @@ export interface ConvBnReluGradTensors {
 /** Workgroups the split per-channel reductions aim for (fills llvmpipe's threads). */
 const TARGET_WORKGROUPS = 64;
 
-/** Sums `numPartials` rows of `rowLen` floats, starting at `offset` in each row. */
-function sumPartials(
+/** dbeta and dgamma from the reduce pass's partials in one dispatch (bn_relu_bwd_sums.wgsl). */
+class BnReluBwdSumsProgram extends MultiOutputProgram {
+  readonly shaderKey = "bnReluBwdSums";
+  readonly outputNames = ["dbeta", "dgamma"];
+  readonly variableNames = ["partials"];
+  override readonly uniforms = "numPartials : i32,";
+
+  getUserCode(): string {
+    return kernelSource("bn_relu_bwd_sums");
+  }
+}
+
+/** [dbeta, dgamma] (Cout each): sums of the `numPartials` rows (2, Cout) of `partials`. */
+function bnSums(
   backend: WebGPUBackend,
   partials: TensorInfo,
   numPartials: number,
-  rowLen: number,
-  offset: number,
-  count: number,
-): TensorInfo {
-  const fields: Field[] = [
-    ["numPartials", "i32", numPartials],
-    ["rowLen", "i32", rowLen],
-    ["offset", "i32", offset],
-    ["count", "i32", count],
-  ];
-  const program = new SumPartialsProgram({
-    kernel: "sum_partials",
-    variableNames: ["partials"],
-    outputSize: count,
-    fields,
-  });
-  return run(backend, program, [partials], fields);
+  outC: number,
+): { dbeta: TensorInfo; dgamma: TensorInfo } {
+  const [dbeta, dgamma] = runMultiOutputProgram(
+    backend,
+    new BnReluBwdSumsProgram(),
+    [[outC], [outC]],
+    [flat(partials)],
+    outC,
+    [{ type: "int32", data: [numPartials] }],
+  );
+  backend.disposeData(partials.dataId);
+  return { dbeta, dgamma };
 }
 
 /** Splits `total` items into chunks so that about `target` chunks exist, each >= `minChunk`. */
@@ -197,9 +206,7 @@ function bnReluBackward(
       bn,
       geo,
     );
-    dbeta = sumPartials(backend, sums, 1, 2 * g.outC, 0, g.outC);
-    dgamma = sumPartials(backend, sums, 1, 2 * g.outC, g.outC, g.outC);
-    backend.disposeData(sums.dataId);
+    ({ dbeta, dgamma } = bnSums(backend, sums, 1, g.outC));
   } else {
     const partials = run(
       backend,
@@ -214,10 +221,7 @@ function bnReluBackward(
       bn,
       chunkFields,
     );
-    const numPartials = rowChunks.count * 8;
-    dbeta = sumPartials(backend, partials, numPartials, 2 * g.outC, 0, g.outC);
-    dgamma = sumPartials(backend, partials, numPartials, 2 * g.outC, g.outC, g.outC);
-    backend.disposeData(partials.dataId);
+    ({ dbeta, dgamma } = bnSums(backend, partials, rowChunks.count * 8, g.outC));
   }
   if (!withDz) return { dz: undefined, dbeta, dgamma };
   const dz = run(
