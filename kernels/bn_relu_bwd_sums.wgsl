@@ -5,10 +5,14 @@
 // Partials are added in a fixed order (p ascending, as sum_partials.wgsl does), so results are
 // deterministic and the same as two sum_partials dispatches would give.
 //
-// Bindings: 0 dbeta (Cout), 1 dgamma (Cout), 2 partials (flat) f32; uniforms: size = Cout,
-// numPartials. Grid: one invocation per channel (P <= 512 iterations each).
+// The program generates main(): channelSums, then dbeta/dgamma (and, for a layer without dx,
+// the packed terms of bn_relu_bwd_terms.wgsl from the same sums: no dispatch of their own).
+// Bindings: 0 dbeta (Cout), 1 dgamma (Cout) [, 2 terms (7, Cout)], then partials (flat) f32
+// [, stats, gamma, beta]; uniforms: size = Cout, numPartials [, invM]. Grid: one invocation per
+// channel (P <= 512 iterations each).
 
-fn main(c : i32) {
+/** (dbeta, dgamma) of channel c. */
+fn channelSums(c : i32) -> vec2<f32> {
   let outC = uniforms.size;
   var sumG = 0.0;
   var sumGXhat = 0.0;
@@ -18,6 +22,5 @@ fn main(c : i32) {
     sumGXhat += partials[i + outC];
     i += 2 * outC;
   }
-  dbeta[c] = sumG;
-  dgamma[c] = sumGXhat;
+  return vec2<f32>(sumG, sumGXhat);
 }
