@@ -7,8 +7,8 @@
 //       [--views fwd,bwdData,bwdFilter]
 //
 // Times are GPU timestamps (tf.time kernelMs, the sum over the view's dispatches: bwdData
-// includes the filter transpose, bwdFilter the partial sum), median of --reps after a warm-up
-// (first use compiles). FLOPs per view = 2*N*Ho*Wo*Cout*KH*KW*Cin.
+// includes the filter transpose where one runs, bwdFilter the partial sum), median of --reps
+// after a warm-up (first use compiles). FLOPs per view = 2*N*Ho*Wo*Cout*KH*KW*Cin.
 
 import * as tf from "@tensorflow/tfjs-core";
 import type { WebGPUBackend } from "@tensorflow/tfjs-backend-webgpu";

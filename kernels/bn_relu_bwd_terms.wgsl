@@ -4,22 +4,20 @@
 //   dz = k * (dy * (gamma * xhat + beta > 0) - a - xhat * b), xhat = (z - mean) * invStd
 // (the math of bn_relu_bwd_dz.wgsl). One buffer instead of five keeps that kernel within the
 // 8 storage buffers a stage may bind.
-//
-// Bindings (in order): 0 result terms (7, Cout) f32; 1 stats (3, Cout); 2 gamma; 3 beta;
-//   4 dbeta; 5 dgamma (Cout each) f32; then uniforms (geometry, invM). Flat 1-D views.
-// Grid: flat, one invocation per channel (the output has 7 * Cout elements), workgroup 64.
+// Written by the dbeta/dgamma pass (bn_relu_bwd_sums.wgsl, included after it) as soon as a
+// channel's sums exist: a separate pass until then (1 dispatch per step for enhanced's
+// model-input layer).
+// Bindings read: stats (3, Cout), gamma, beta (Cout); written: terms (7, Cout); uniforms: size =
+// Cout, invM.
 
-fn main(index : i32) {
-  let outC = uniforms.outC;
-  if (index >= outC) {
-    return;
-  }
-  let invStd = stats[2 * outC + index];
-  result[index] = stats[index];
-  result[outC + index] = invStd;
-  result[2 * outC + index] = gamma[index];
-  result[3 * outC + index] = beta[index];
-  result[4 * outC + index] = gamma[index] * invStd;
-  result[5 * outC + index] = dbeta[index] * uniforms.invM;
-  result[6 * outC + index] = dgamma[index] * uniforms.invM;
+fn writeTerms(c : i32, sums : vec2<f32>) {
+  let outC = uniforms.size;
+  let invStd = stats[2 * outC + c];
+  terms[c] = stats[c];
+  terms[outC + c] = invStd;
+  terms[2 * outC + c] = gamma[c];
+  terms[3 * outC + c] = beta[c];
+  terms[4 * outC + c] = gamma[c] * invStd;
+  terms[5 * outC + c] = sums.x * uniforms.invM;
+  terms[6 * outC + c] = sums.y * uniforms.invM;
 }

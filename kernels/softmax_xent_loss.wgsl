@@ -1,14 +1,17 @@
-// softmax_xent_loss — training loss and accuracy counter of a batch, one workgroup each:
-//   MODE 0: result[0] = -mean_r sum_c t[r,c] * (logits[r,c] - logSumExp(logits[r,:]))
-//   MODE 1: result[0] = #rows with argmax(logits[r,:]) == argmax(labels[r,:]) (first max wins,
-//           as tf.argMax)
+// softmax_xent_loss — training loss and accuracy counter of a batch, in one workgroup:
+//   loss[0]    = -mean_r sum_c t[r,c] * (logits[r,c] - logSumExp(logits[r,:]))
+//   correct[0] = #rows with argmax(logits[r,:]) == argmax(labels[r,:]) (first max wins, as
+//                tf.argMax)
 // with t = labels * (1 - s) + s / C (label smoothing s). 64 invocations stride over the rows
-// (a row's classes in a loop: <= 8192 / 64 * 3 * C iterations, far under llvmpipe's 65,535
-// loop cap for C = 10), then a tree reduction in workgroup memory. The program prepends
-// `const MODE = 0|1;`. Bindings: 0 result (1); 1 logits (N, C); 2 labels (N, C), f32 or i32
-// (tf.oneHot; read through f32()); uniforms: s.
+// (a row's classes in a loop: <= 8192 / 64 * 5 * C iterations, far under llvmpipe's 65,535
+// loop cap for C = 10), then one tree reduction of both sums in workgroup memory. A
+// multi-output program (src/ops/webgpu_multi_output.ts, everyInvocation: the barriers need
+// all 64 invocations; size = 64): both outputs in one dispatch (two dispatches until then, one
+// per output; the loss's additions, lane sums then the tree, are in the same order as then).
+// Bindings: 0 loss (1), 1 correct (1); 2 logits (N, C); 3 labels (N, C), f32 or i32
+// (tf.oneHot; read through f32()); uniforms: size, smoothing.
 
-var<workgroup> partial : array<f32, 64>;
+var<workgroup> partial : array<vec2<f32>, 64>;
 
 fn rowLoss(r : i32, classes : i32) -> f32 {
   let base = r * classes;
@@ -44,19 +47,18 @@ fn argMaxOf(r : i32, classes : i32, ofLabels : bool) -> i32 {
   return best;
 }
 
-fn main() {
+fn main(lid : i32) {
   let rows = uniforms.logitsShape[0];
   let classes = uniforms.logitsShape[1];
-  let lid = i32(localId.x);
-  var acc = 0.0;
+  var lossSum = 0.0;
+  var hits = 0.0;
   for (var r = lid; r < rows; r += 64) {
-    if (MODE == 0) {
-      acc += rowLoss(r, classes);
-    } else if (argMaxOf(r, classes, false) == argMaxOf(r, classes, true)) {
-      acc += 1.0;
+    lossSum += rowLoss(r, classes);
+    if (argMaxOf(r, classes, false) == argMaxOf(r, classes, true)) {
+      hits += 1.0;
     }
   }
-  partial[lid] = acc;
+  partial[lid] = vec2<f32>(lossSum, hits);
   workgroupBarrier();
   for (var stride = 32; stride > 0; stride = stride / 2) {
     if (lid < stride) {
@@ -65,6 +67,7 @@ fn main() {
     workgroupBarrier();
   }
   if (lid == 0) {
-    result[0] = select(partial[0], -partial[0] / f32(rows), MODE == 0);
+    loss[0] = -partial[0].x / f32(rows);
+    correct[0] = partial[0].y;
   }
 }

@@ -3,9 +3,9 @@
 //   2. the generated WGSL kernels under every tile configuration (conv_tiling.ts: software and
 //      discrete candidates, each pinned on the fixed edge cases, plus random (case, config)
 //      pairs), and the naive oracle kernels, vs the plain-loop CPU reference (fast-check,
-//      seeded): y, z, stats, mean, variance, inference y;
+//      seeded): y, z, stats, mean, variance, inference y, the running statistics (1 ulp);
 //   3. the CPU reference vs the stock tfjs chain (conv2d, moments, batchNorm, relu) on the cpu
-//      backend;
+//      backend, and its running-statistics update vs tfjs's mul/mul/add (exact);
 //   4. input validation, one pipeline for two batch sizes, no tensor leaks.
 // GPU runs go through withGpu (test/helpers/op_check.ts): poisoned outputs, validation error
 // scope, flags restored. FMNIST_SOAK=1 runs many more random cases.
@@ -18,6 +18,7 @@ import {
   convBnRelu,
   convBnReluInfer,
   convBnReluTrain,
+  convBnReluTrainWithMovingStats,
   foldBatchNorm,
 } from "../src/ops/conv_bn_relu.ts";
 import { convBnReluInferStock, convBnReluTrainStock } from "../src/ops/conv_bn_relu_stock.ts";
@@ -46,6 +47,7 @@ import {
   checkGpuAgainstRef,
   EPS,
   inferOn,
+  MOMENTUM,
   runOurs,
   runTrainKernel,
   STATS_TOL,
@@ -208,7 +210,21 @@ Deno.test({
           { y: STOCK_TOL, mean: STOCK_TOL, variance: STOCK_TOL, yInfer: STOCK_TOL },
           label,
         );
-        tf.dispose([s.y, s.mean, s.variance, si, ...Object.values(t)]);
+        // The running statistics (the layer's update): exactly tfjs's mul/mul/add on the
+        // kernel's own batch statistics (float32, same roundings).
+        const k = await runTrainKernel(d);
+        const c3 = d.g.outC;
+        const stock = (moving: tf.Tensor, batch: Float32Array) =>
+          tf.tidy(() => tf.add(tf.mul(moving, MOMENTUM), tf.mul(tf.tensor1d(batch), 1 - MOMENTUM)));
+        const wantMean = stock(t.movingMean, k.stats.subarray(0, c3));
+        const wantVariance = stock(t.movingVariance, k.stats.subarray(c3, 2 * c3));
+        checkOp(
+          { newMean: k.newMean, newVariance: k.newVariance },
+          { newMean: await wantMean.data(), newVariance: await wantVariance.data() },
+          { newMean: { atol: 0, rtol: 0 }, newVariance: { atol: 0, rtol: 0 } },
+          `${label}: running statistics vs tfjs mul/mul/add`,
+        );
+        tf.dispose([s.y, s.mean, s.variance, si, wantMean, wantVariance, ...Object.values(t)]);
       }),
       { seed: 4242, numRuns: runs(25) },
     );
@@ -250,6 +266,24 @@ Deno.test({
       {
         f: () => convBnReluTrain(x, filter, gamma, beta, { strides: 3, pad: "same" }),
         msg: /strides must be 1 or 2/,
+      },
+      {
+        f: () =>
+          convBnReluTrainWithMovingStats(x, filter, gamma, beta, attrs, {
+            mean: beta,
+            variance: gamma,
+            momentum: 1.5,
+          }),
+        msg: /momentum must be in \[0, 1\], got 1.5/,
+      },
+      {
+        f: () =>
+          convBnReluTrainWithMovingStats(x, filter, gamma, beta, attrs, {
+            mean: tf.zeros([3]) as tf.Tensor1D,
+            variance: gamma,
+            momentum: 0.99,
+          }),
+        msg: /movingMean must have shape \[4\].*got \[3\]/,
       },
       {
         f: () => convBnReluInfer(x, filter, gamma, beta, gamma, tf.ones([2]) as tf.Tensor1D, attrs),

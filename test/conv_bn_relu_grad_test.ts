@@ -130,7 +130,20 @@ Deno.test(
   },
 );
 
-const bwdTiles = configuredCases(["bwdData", "bwdFilter"], TILE_EDGE_CASES);
+// The register bwdData kernels read the filter as it is except at Cout % 4 != 0 with
+// Cin % 4 == 0 (GemmWidths.directFilter): the edge cases cover the direct reads at va/vb 4/4,
+// 1/1 and 4/1; this one pins the transposed copy (va 1, vb 4) on every config.
+const TRANSPOSED_FILTER_CASE: ConvCase = fixedCase({
+  x: [2, 6, 5, 8],
+  k: 3,
+  cout: 5,
+  seed: 14,
+  strides: [2, 1],
+});
+const bwdTiles = configuredCases(["bwdData", "bwdFilter"], [
+  ...TILE_EDGE_CASES,
+  TRANSPOSED_FILTER_CASE,
+]);
 gpuPropertyTest(
   "ConvBnReluTrainGrad: every backward tile config matches the CPU reference",
   bwdTiles.arb,

@@ -14,7 +14,7 @@ import { crossEntropy, makeTrainStep } from "../src/train/step.ts";
 import { assertClose, compareArrays } from "./helpers/compare.ts";
 import { GPU_TEST, withGpu } from "./helpers/op_check.ts";
 import { convBnReluTrain } from "../src/ops/conv_bn_relu.ts";
-import { bnMovingAverageRef } from "../src/ops/bn_moving_average.ts";
+import { bnMovingAverageRef } from "../src/ops/conv_bn_relu_ref.ts";
 
 async function trainFew(
   name: "baseline" | "enhanced",
@@ -175,8 +175,8 @@ Deno.test("enhanced: fused and stock ops give the same gradient for every variab
   );
 });
 
-// ---- The fused layer's moving-average update: one BnMovingAverage dispatch per layer reading the
-// packed batch statistics must give what convBnReluTrain's mean/variance and the float32
+// ---- The fused layer's moving-average update, written by the statistics pass of its conv block,
+// must give what convBnReluTrain's mean/variance and the float32
 // reference (tfjs's mul/mul/add rounding) give: exact on cpu, 1 ulp on webgpu (FMA contraction).
 
 async function checkMovingStats(backend: "webgpu" | "cpu") {

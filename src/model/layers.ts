@@ -2,10 +2,9 @@
 // its variables through the model's ParamStore. Conv weights are HWIO ([KH, KW, Cin, Cout]).
 
 import * as tf from "@tensorflow/tfjs-core";
-import { convBnReluInfer, convBnReluTrainPacked } from "../ops/conv_bn_relu.ts";
+import { convBnReluInfer, convBnReluTrainWithMovingStats } from "../ops/conv_bn_relu.ts";
 import { convBnReluInferStock, convBnReluTrainStock } from "../ops/conv_bn_relu_stock.ts";
 import { convBiasRelu } from "../ops/conv_bias_relu.ts";
-import { bnMovingAverage } from "../ops/bn_moving_average.ts";
 import { denseLayer } from "../ops/dense_bias_act.ts";
 import { dropout as seededDropout } from "../ops/dropout.ts";
 import { maxPool2 as maxPool2Op } from "../ops/max_pool2.ts";
@@ -86,12 +85,15 @@ export function convBnRelu(
   return (x, training) => {
     const x4 = x as tf.Tensor4D;
     if (!training) return infer(x4, filter, gamma, beta, movingMean, movingVar, attrs);
-    if (ops === "fused") { // one kernel for both statistics (src/ops/bn_moving_average.ts)
-      const { y, stats } = convBnReluTrainPacked(x4, filter, gamma, beta, attrs);
-      const next = bnMovingAverage(movingMean, movingVar, stats, BN_MOMENTUM);
-      movingMean.assign(next.mean);
-      movingVar.assign(next.variance);
-      tf.dispose([stats, next.mean, next.variance]);
+    if (ops === "fused") { // the statistics pass updates the running statistics too
+      const { y, mean, variance } = convBnReluTrainWithMovingStats(x4, filter, gamma, beta, attrs, {
+        mean: movingMean,
+        variance: movingVar,
+        momentum: BN_MOMENTUM,
+      });
+      movingMean.assign(mean);
+      movingVar.assign(variance);
+      tf.dispose([mean, variance]);
       return y;
     }
     const { y, mean, variance } = convBnReluTrainStock(x4, filter, gamma, beta, attrs);

@@ -16,7 +16,11 @@ import {
 
 export type { ConvBnReluAttrs, ConvBnReluTrainResult };
 
-/** Kernel: inputs {x, filter, gamma, beta}; attrs {strides, pad, epsilon}; outputs [y, z, stats]. */
+/**
+ * Kernel: inputs {x, filter, gamma, beta[, movingMean, movingVariance]}; attrs {strides, pad,
+ * epsilon[, momentum]}; outputs [y, z, stats[, movingMean', movingVariance']]: given the running
+ * statistics, the statistics pass also writes their update (no extra dispatch).
+ */
 export const CONV_BN_RELU_TRAIN = "ConvBnReluTrain";
 /** Kernel: inputs {x, filter, scale, shift}; attrs {strides, pad}; output y. */
 export const CONV_BN_RELU_INFER = "ConvBnReluInfer";
@@ -28,6 +32,8 @@ export interface ConvBnReluKernelAttrs {
   epsilon: number;
   /** false: the gradient skips dx (see ConvBnReluAttrs.inputGradient). */
   inputGradient?: boolean;
+  /** With the movingMean/movingVariance inputs: moving' = moving * momentum + batch * (1 - it). */
+  momentum?: number;
 }
 
 export interface ConvBnReluOptions extends ConvBnReluAttrs {
@@ -86,29 +92,6 @@ export function convBnReluTrain(
   beta: tf.Tensor1D,
   attrs: ConvBnReluAttrs,
 ): ConvBnReluTrainResult {
-  const { y, stats } = convBnReluTrainPacked(x, filter, gamma, beta, attrs);
-  const outC = filter.shape[3];
-  const [mean, variance] = tf.tidy(() => [
-    tf.reshape(tf.slice(stats, [0, 0], [1, outC]), [outC]) as tf.Tensor1D,
-    tf.reshape(tf.slice(stats, [1, 0], [1, outC]), [outC]) as tf.Tensor1D,
-  ]);
-  stats.dispose();
-  return { y, mean, variance };
-}
-
-/**
- * convBnReluTrain with the batch statistics left packed as the kernel writes them: `stats`
- * [3, Cout], rows mean / biased variance / invStd. The model's layers feed it to
- * bnMovingAverage (src/ops/bn_moving_average.ts) as is: no Slice dispatches. The caller owns
- * `stats` (not differentiable).
- */
-export function convBnReluTrainPacked(
-  x: tf.Tensor4D,
-  filter: tf.Tensor4D,
-  gamma: tf.Tensor1D,
-  beta: tf.Tensor1D,
-  attrs: ConvBnReluAttrs,
-): { y: tf.Tensor4D; stats: tf.Tensor2D } {
   const ka = validate(x, filter, { gamma, beta }, attrs);
   const [y, z, stats] = tf.engine().runKernel(
     CONV_BN_RELU_TRAIN,
@@ -116,9 +99,59 @@ export function convBnReluTrainPacked(
     { ...ka },
   ) as tf.Tensor[];
   // The gradient tape keeps its own clones of what backward needs (outputsToSave), so our
-  // reference to z can go.
-  z.dispose();
-  return { y: y as tf.Tensor4D, stats: stats as tf.Tensor2D };
+  // references to z and stats can go.
+  const outC = filter.shape[3];
+  const [mean, variance] = tf.tidy(() => [
+    tf.reshape(tf.slice(stats, [0, 0], [1, outC]), [outC]) as tf.Tensor1D,
+    tf.reshape(tf.slice(stats, [1, 0], [1, outC]), [outC]) as tf.Tensor1D,
+  ]);
+  tf.dispose([z, stats]);
+  return { y: y as tf.Tensor4D, mean, variance };
+}
+
+/** A layer's running batch-norm statistics and the momentum of their update. */
+export interface MovingStats {
+  mean: tf.Tensor1D;
+  variance: tf.Tensor1D;
+  /** moving' = moving * momentum + batch * (1 - momentum); in [0, 1] (Keras: 0.99). */
+  momentum: number;
+}
+
+/**
+ * A training-mode layer step: convBnReluTrain's y, and the running statistics updated with this
+ * batch's (Keras semantics, float32-rounded as tfjs's mul/mul/add), in the statistics pass of
+ * the same kernel: no dispatch of their own. `mean` / `variance` are fresh tensors (the caller
+ * assigns them to its variables); the inputs are not modified. Not differentiable through the
+ * running statistics (they do not affect y).
+ */
+export function convBnReluTrainWithMovingStats(
+  x: tf.Tensor4D,
+  filter: tf.Tensor4D,
+  gamma: tf.Tensor1D,
+  beta: tf.Tensor1D,
+  attrs: ConvBnReluAttrs,
+  moving: MovingStats,
+): { y: tf.Tensor4D; mean: tf.Tensor1D; variance: tf.Tensor1D } {
+  const ka = validate(x, filter, {
+    gamma,
+    beta,
+    movingMean: moving.mean,
+    movingVariance: moving.variance,
+  }, attrs);
+  if (!(moving.momentum >= 0 && moving.momentum <= 1)) {
+    throw new UsageError(`momentum must be in [0, 1], got ${moving.momentum}`);
+  }
+  const [y, z, stats, mean, variance] = tf.engine().runKernel(
+    CONV_BN_RELU_TRAIN,
+    { x, filter, gamma, beta, movingMean: moving.mean, movingVariance: moving.variance },
+    { ...ka, momentum: moving.momentum },
+  ) as tf.Tensor[];
+  tf.dispose([z, stats]);
+  return {
+    y: y as tf.Tensor4D,
+    mean: mean as tf.Tensor1D,
+    variance: variance as tf.Tensor1D,
+  };
 }
 
 /** Folds running batch-norm statistics into scale = gamma/sqrt(var+eps), shift = beta-mean*scale. */

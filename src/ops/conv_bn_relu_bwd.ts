@@ -1,7 +1,9 @@
 // WebGPU side of the fused conv + batch-norm + ReLU backward (the kernel registrations live in
 // conv_bn_relu_grad.ts). Passes:
 //   1. reduce:  per-channel partial sums of g and g*xhat over row chunks -> (P*8, 2, Cout);
-//      sum_partials twice -> dbeta, dgamma. dz needs these grid-wide sums before it exists.
+//      bn_relu_bwd_sums -> dbeta and dgamma in one multi-output dispatch (two sum_partials
+//      dispatches until then: enhanced's step 79 -> 75). dz needs these grid-wide sums before
+//      it exists.
 //   2. dz:      materialise dz (M, Cout) once (kernels/bn_relu_bwd_dz.wgsl); both convolution
 //      backprops read it. Computing it on the fly inside them would redo the batch-norm math
 //      (6 loads: dy, z + 4 per-channel factors) at every read, KH*KW times per element in dx,
@@ -13,7 +15,8 @@
 //      leads to a variable, so the model-input layer (x = the images) never pays for it.
 // A layer built with `inputGradient: false` (the model-input layer) goes further: no dz pass at
 // all, the filter pass computes dz as it loads it (convBnReluFilterGradsWebGPU; the terms it
-// needs packed by kernels/bn_relu_bwd_terms.wgsl): at batch 128, 28x28 1->32 that pass cost
+// needs packed by kernels/bn_relu_bwd_terms.wgsl, in pass 1's sums dispatch since that one
+// writes several outputs: enhanced's step 71 -> 70): at batch 128, 28x28 1->32 that pass cost
 // 7.3 of the layer's 32 ms of kernel time.
 // Naive oracle (FMNIST_NAIVE_KERNELS flag, kernel_flags.ts): bn_relu_bwd_reduce_naive, the same
 // dz pass, conv_bwd_data_naive and conv_bwd_filter_naive (one output element per invocation).
@@ -25,6 +28,7 @@ import type { WebGPUBackend, WebGPUProgram } from "@tensorflow/tfjs-backend-webg
 import type { ConvGeometry } from "./conv_geometry.ts";
 import { kernelSource, runProgram, type Uniform } from "./webgpu_program.ts";
 import { useNaiveKernels } from "./kernel_flags.ts";
+import { MultiOutputProgram, runMultiOutputProgram } from "./webgpu_multi_output.ts";
 import { convBackpropFilter, flat } from "./conv_gemm.ts";
 import { GEOMETRY_FIELDS } from "./conv_gemm_wgsl.ts";
 import { resolveTileConfig } from "./conv_tiling.ts";
@@ -90,9 +94,7 @@ abstract class BnReluBwdProgram implements WebGPUProgram {
 // One subclass per kernel: tfjs labels pipelines and GPU timestamps with the class name.
 class BnReluBwdReduceProgram extends BnReluBwdProgram {}
 class BnReluBwdDzProgram extends BnReluBwdProgram {}
-class SumPartialsProgram extends BnReluBwdProgram {}
 class BnReluBwdReduceNaiveProgram extends BnReluBwdProgram {}
-class BnReluBwdTermsProgram extends BnReluBwdProgram {}
 
 function run(
   backend: WebGPUBackend,
@@ -132,28 +134,66 @@ export interface ConvBnReluGradTensors {
 /** Workgroups the split per-channel reductions aim for (fills llvmpipe's threads). */
 const TARGET_WORKGROUPS = 64;
 
-/** Sums `numPartials` rows of `rowLen` floats, starting at `offset` in each row. */
-function sumPartials(
+/**
+ * dbeta and dgamma from the reduce pass's partials in one dispatch (bn_relu_bwd_sums.wgsl);
+ * `withTerms` also writes the bnReluDz prologue's terms (bn_relu_bwd_terms.wgsl).
+ */
+class BnReluBwdSumsProgram extends MultiOutputProgram {
+  readonly shaderKey: string;
+  readonly outputNames: string[];
+  readonly variableNames: string[];
+  override readonly uniforms: string;
+  private readonly withTerms: boolean;
+
+  constructor(withTerms: boolean) {
+    super();
+    this.withTerms = withTerms;
+    this.shaderKey = withTerms ? "bnReluBwdSumsTerms" : "bnReluBwdSums";
+    this.outputNames = withTerms ? ["dbeta", "dgamma", "terms"] : ["dbeta", "dgamma"];
+    this.variableNames = withTerms ? ["partials", "stats", "gamma", "beta"] : ["partials"];
+    this.uniforms = withTerms ? "numPartials : i32, invM : f32," : "numPartials : i32,";
+  }
+
+  getUserCode(): string {
+    const terms = this.withTerms ? "\n  writeTerms(c, s);" : "";
+    return kernelSource("bn_relu_bwd_sums") +
+      (this.withTerms ? kernelSource("bn_relu_bwd_terms") : "") +
+      `\nfn main(c : i32) {\n  let s = channelSums(c);\n  dbeta[c] = s.x;\n  dgamma[c] = s.y;${terms}\n}\n`;
+  }
+}
+
+/** The batch-norm inputs the terms are packed from, and 1/M. */
+interface TermsInputs {
+  stats: TensorInfo;
+  gamma: TensorInfo;
+  beta: TensorInfo;
+  invM: number;
+}
+
+/**
+ * [dbeta, dgamma] (Cout each): sums of the `numPartials` rows (2, Cout) of `partials`; with
+ * `termsFrom`, also the (7, Cout) terms of the bnReluDz prologue. Releases `partials`.
+ */
+function bnSums(
   backend: WebGPUBackend,
   partials: TensorInfo,
   numPartials: number,
-  rowLen: number,
-  offset: number,
-  count: number,
-): TensorInfo {
-  const fields: Field[] = [
-    ["numPartials", "i32", numPartials],
-    ["rowLen", "i32", rowLen],
-    ["offset", "i32", offset],
-    ["count", "i32", count],
-  ];
-  const program = new SumPartialsProgram({
-    kernel: "sum_partials",
-    variableNames: ["partials"],
-    outputSize: count,
-    fields,
-  });
-  return run(backend, program, [partials], fields);
+  outC: number,
+  termsFrom?: TermsInputs,
+): { dbeta: TensorInfo; dgamma: TensorInfo; terms?: TensorInfo } {
+  const t = termsFrom;
+  const [dbeta, dgamma, terms] = runMultiOutputProgram(
+    backend,
+    new BnReluBwdSumsProgram(t !== undefined),
+    t ? [[outC], [outC], [7 * outC]] : [[outC], [outC]],
+    t ? [partials, t.stats, t.gamma, t.beta].map(flat) : [flat(partials)],
+    outC,
+    t
+      ? [{ type: "int32", data: [numPartials] }, { type: "float32", data: [t.invM] }]
+      : [{ type: "int32", data: [numPartials] }],
+  );
+  backend.disposeData(partials.dataId);
+  return { dbeta, dgamma, terms };
 }
 
 /** Splits `total` items into chunks so that about `target` chunks exist, each >= `minChunk`. */
@@ -163,7 +203,10 @@ function chunking(total: number, target: number, minChunk: number) {
   return { per, count: Math.ceil(total / per) };
 }
 
-/** dbeta, dgamma (pass 1) and, unless `withDz` is false, dz (pass 2). */
+/**
+ * dbeta, dgamma (pass 1) and dz (pass 2); with `withDz` false, instead of dz the terms the
+ * bwdFilter kernel's bnReluDz prologue reads (written by pass 1).
+ */
 function bnReluBackward(
   backend: WebGPUBackend,
   t: ConvBnReluGradTensors,
@@ -174,7 +217,10 @@ function bnReluBackward(
   const rows = g.batch * g.outH * g.outW;
   const bn = [t.dy, t.z, t.stats, t.gamma, t.beta];
   const bnNames = ["dy", "z", "stats", "gamma", "beta"];
-  let dbeta: TensorInfo, dgamma: TensorInfo;
+  let dbeta: TensorInfo, dgamma: TensorInfo, terms: TensorInfo | undefined;
+  const termsFrom = withDz
+    ? undefined
+    : { stats: t.stats, gamma: t.gamma, beta: t.beta, invM: 1 / rows };
   // Lanes own groups of 4 channels (vec4) when Cout % 4 == 0.
   const bnVec4 = g.outC % 4 === 0;
   const cBlocks = Math.ceil(g.outC / (bnVec4 ? 32 : 8));
@@ -197,9 +243,7 @@ function bnReluBackward(
       bn,
       geo,
     );
-    dbeta = sumPartials(backend, sums, 1, 2 * g.outC, 0, g.outC);
-    dgamma = sumPartials(backend, sums, 1, 2 * g.outC, g.outC, g.outC);
-    backend.disposeData(sums.dataId);
+    ({ dbeta, dgamma, terms } = bnSums(backend, sums, 1, g.outC, termsFrom));
   } else {
     const partials = run(
       backend,
@@ -214,12 +258,15 @@ function bnReluBackward(
       bn,
       chunkFields,
     );
-    const numPartials = rowChunks.count * 8;
-    dbeta = sumPartials(backend, partials, numPartials, 2 * g.outC, 0, g.outC);
-    dgamma = sumPartials(backend, partials, numPartials, 2 * g.outC, g.outC, g.outC);
-    backend.disposeData(partials.dataId);
+    ({ dbeta, dgamma, terms } = bnSums(
+      backend,
+      partials,
+      rowChunks.count * 8,
+      g.outC,
+      termsFrom,
+    ));
   }
-  if (!withDz) return { dz: undefined, dbeta, dgamma };
+  if (!withDz) return { dz: undefined, dbeta, dgamma, terms };
   const dz = run(
     backend,
     new BnReluBwdDzProgram({
@@ -257,19 +304,8 @@ export function convBnReluFilterGradsWebGPU(
     backend.disposeData(dz.dataId);
     return rest;
   }
-  const { dbeta, dgamma } = bnReluBackward(backend, t, g, false);
-  const geo = geometryFields(g);
-  const terms = run(
-    backend,
-    new BnReluBwdTermsProgram({
-      kernel: "bn_relu_bwd_terms",
-      variableNames: ["stats", "gamma", "beta", "dbeta", "dgamma"],
-      outputSize: 7 * g.outC,
-      fields: geo,
-    }),
-    [t.stats, t.gamma, t.beta, dbeta, dgamma],
-    geo,
-  );
+  const { dbeta, dgamma, terms } = bnReluBackward(backend, t, g, false);
+  if (!terms) throw new Error("unreachable: terms requested");
   const dfilter = convBackpropFilter(backend, { dy: t.dy, z: t.z, terms }, t.x, g, config);
   backend.disposeData(terms.dataId);
   return [dfilter, ...channelVectors(g, dgamma, dbeta)];

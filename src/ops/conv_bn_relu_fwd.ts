@@ -4,11 +4,18 @@
 // reduction between the conv and the normalisation:
 //   1. conv        x, w -> z                    generated forward view (conv_gemm.ts), `store`
 //   2. bn_stats    z -> partials (P, 3, Cout)   per-chunk count/mean/M2, fully parallel
-//   3. finalize    partials -> stats (3, Cout)  Chan's merge; Cout invocations
+//   3. finalize    partials -> stats (3, Cout)  Chan's merge; Cout invocations; given the
+//                  layer's running statistics, also their update (movingMean', movingVariance')
 //   4. apply       z, stats, gamma, beta -> y   elementwise normalise + ReLU
 // The conv writes z (a kernel output saved for backward); passes 2-3 re-read it once. Fusing the
 // partials into the conv epilogue would need a second output buffer, which tfjs programs do not
 // have (one `result` binding), or a packed buffer and a copy of z out of it.
+// Finalize is a multi-output program (webgpu_multi_output.ts): the running statistics come out
+// as fresh tensors the layer assigns to its `moving_mean` / `moving_variance` variables
+// (checkpoint format unchanged), each `moving * momentum + batch * (1 - momentum)` rounded as
+// tfjs's mul/mul/add (bnMovingAverageRef). Dispatches for the update per BN layer: 6 tfjs ops
+// per statistic at first, then 2 Slices + 2 updates, then 1 BnMovingAverage (be1622d), now 0:
+// enhanced's step 83 -> 79 (4 BN layers, counted with bench/dispatches.ts).
 // Inference (ConvBnReluInfer) = 1 dispatch: the same generated conv with the scaleShiftRelu
 // epilogue (BN folded on the host). The naive oracle (kernels/conv_fwd_naive.wgsl) replaces the
 // conv under the FMNIST_NAIVE_KERNELS flag. On llvmpipe (batch 128, 3x3, 32->32 at 28x28 and 64->64 at
@@ -32,7 +39,9 @@ import {
   kernelSource,
   runProgram,
   splitGroups,
+  type Uniform,
 } from "./webgpu_program.ts";
+import { MultiOutputProgram, runMultiOutputProgram } from "./webgpu_multi_output.ts";
 import { runConvForward as runConv } from "./conv_passes.ts";
 import { type ConvGeometry, convGeometry } from "./conv_geometry.ts";
 import {
@@ -40,7 +49,7 @@ import {
   CONV_BN_RELU_TRAIN,
   type ConvBnReluKernelAttrs,
 } from "./conv_bn_relu.ts";
-import { convBnReluInferRef, convBnReluTrainRef } from "./conv_bn_relu_ref.ts";
+import { bnMovingAverageRef, convBnReluInferRef, convBnReluTrainRef } from "./conv_bn_relu_ref.ts";
 
 /** Pass 2: per-chunk (count, mean, M2) of z; see kernels/bn_stats.wgsl. */
 export class BnStatsPartialProgram implements WebGPUProgram {
@@ -72,23 +81,35 @@ export class BnStatsPartialProgram implements WebGPUProgram {
   }
 }
 
-/** Pass 3: merges partials into stats (3, Cout); see kernels/bn_stats_finalize.wgsl. */
-export class BnStatsFinalizeProgram implements WebGPUProgram {
-  outputShape: number[];
-  shaderKey = "bnStatsFinalize";
-  dispatchLayout: DispatchLayout = { x: [0, 1] };
-  dispatch: Dispatch;
-  variableNames = ["partials"];
-  workgroupSize: [number, number, number] = [64, 1, 1];
-  uniforms = "eps : f32,";
+/**
+ * Pass 3: merges partials into stats (3, Cout) and, given the layer's running statistics, writes
+ * their update too (multi-output: one dispatch); see kernels/bn_stats_finalize.wgsl.
+ */
+export class BnStatsFinalizeProgram extends MultiOutputProgram {
+  readonly shaderKey: string;
+  readonly outputNames: string[];
+  readonly variableNames: string[];
+  override readonly uniforms: string;
+  private readonly moving: boolean;
 
-  constructor(outC: number) {
-    this.outputShape = [3, outC];
-    this.dispatch = [Math.ceil(outC / 64), 1, 1];
+  constructor(moving: boolean) {
+    super();
+    this.moving = moving;
+    this.shaderKey = moving ? "bnStatsFinalizeMoving" : "bnStatsFinalize";
+    this.outputNames = moving ? ["stats", "newMean", "newVariance"] : ["stats"];
+    this.variableNames = moving ? ["partials", "movingMean", "movingVariance"] : ["partials"];
+    this.uniforms = moving ? "eps : f32, momentum : f32, oneMinusMomentum : f32," : "eps : f32,";
   }
 
   getUserCode(): string {
-    return kernelSource("bn_stats_finalize");
+    // Each product and the sum is one float32 rounding, as tfjs's mul/mul/add (see top).
+    const update = this.moving
+      ? `
+  newMean[c] = movingMean[c] * uniforms.momentum + s.x * uniforms.oneMinusMomentum;
+  newVariance[c] = movingVariance[c] * uniforms.momentum + s.y * uniforms.oneMinusMomentum;`
+      : "";
+    return kernelSource("bn_stats_finalize") +
+      `\nfn main(c : i32) {\n  let s = batchStats(c);\n  writeStats(c, s);${update}\n}\n`;
   }
 }
 
@@ -130,7 +151,17 @@ export class BnReluApplyProgram implements WebGPUProgram {
   }
 }
 
-/** Training forward on the GPU: returns [y, z, stats]; intermediate partials are released. */
+/** The layer's running statistics a training forward folds the batch statistics into. */
+export interface MovingStatsInputs {
+  movingMean: TensorInfo;
+  movingVariance: TensorInfo;
+  momentum: number;
+}
+
+/**
+ * Training forward on the GPU: returns [y, z, stats], then, given `moving`, the updated running
+ * mean and variance (fresh tensors); intermediate partials are released.
+ */
 export function runConvBnReluTrain(
   backend: WebGPUBackend,
   x: TensorInfo,
@@ -139,18 +170,27 @@ export function runConvBnReluTrain(
   beta: TensorInfo,
   g: ConvGeometry,
   epsilon: number,
-): [TensorInfo, TensorInfo, TensorInfo] {
+  moving?: MovingStatsInputs,
+): TensorInfo[] {
   const z = runConv(backend, x, filter, g, "store");
   const statsProgram = new BnStatsPartialProgram(g.batch * g.outH * g.outW, g.outC);
   const partials = runProgram(backend, statsProgram, [z], [
     { type: "int32", data: [statsProgram.rowsPerChunk] },
   ]);
-  const stats = runProgram(backend, new BnStatsFinalizeProgram(g.outC), [partials], [
-    { type: "float32", data: [epsilon] },
-  ]);
+  const c = g.outC;
+  const f32 = (v: number): Uniform => ({ type: "float32", data: [Math.fround(v)] });
+  const finalized = runMultiOutputProgram(
+    backend,
+    new BnStatsFinalizeProgram(moving !== undefined),
+    moving ? [[3, c], [c], [c]] : [[3, c]],
+    moving ? [partials, moving.movingMean, moving.movingVariance] : [partials],
+    c,
+    moving ? [f32(epsilon), f32(moving.momentum), f32(1 - moving.momentum)] : [f32(epsilon)],
+  );
   backend.disposeData(partials.dataId);
+  const stats = finalized[0];
   const y = runProgram(backend, new BnReluApplyProgram(z.shape), [z, stats, gamma, beta]);
-  return [y, z, stats];
+  return [y, z, ...finalized];
 }
 
 /** Inference forward on the GPU: y = relu(conv(x, filter) * scale + shift), one dispatch. */
@@ -192,6 +232,22 @@ function attrsOf(attrs: NamedAttrMap | undefined): ConvBnReluKernelAttrs {
   return attrs as unknown as ConvBnReluKernelAttrs;
 }
 
+/** The optional running-statistics inputs of ConvBnReluTrain: both or neither. */
+function movingOf(
+  inputs: NamedTensorInfoMap,
+  attrs?: NamedAttrMap,
+): MovingStatsInputs | undefined {
+  const { movingMean, movingVariance } = inputs;
+  if (!movingMean && !movingVariance) return undefined;
+  const momentum = attrsOf(attrs).momentum;
+  if (!movingMean || !movingVariance || momentum === undefined) {
+    throw new Error(
+      "convBnRelu kernel: movingMean, movingVariance and the momentum attr go together",
+    );
+  }
+  return { movingMean, movingVariance, momentum };
+}
+
 function geometryOf(x: TensorInfo, filter: TensorInfo, attrs?: NamedAttrMap): ConvGeometry {
   const a = attrsOf(attrs);
   return convGeometry(x.shape, filter.shape, a.strides, a.pad);
@@ -207,7 +263,8 @@ registerKernel({
     const [x, filter, gamma, beta] = take(inputs, ["x", "filter", "gamma", "beta"]);
     const g = geometryOf(x, filter, attrs);
     const eps = attrsOf(attrs).epsilon;
-    return runConvBnReluTrain(backend as WebGPUBackend, x, filter, gamma, beta, g, eps);
+    const moving = movingOf(inputs, attrs);
+    return runConvBnReluTrain(backend as WebGPUBackend, x, filter, gamma, beta, g, eps, moving);
   },
 });
 
@@ -228,10 +285,27 @@ registerKernel({
       eps,
     );
     const outShape = [g.batch, g.outH, g.outW, g.outC];
+    const c = g.outC;
+    const moving = movingOf(inputs, attrs);
+    const updated = moving
+      ? [
+        bnMovingAverageRef(
+          cpuValues(cpu, moving.movingMean),
+          ref.stats.subarray(0, c),
+          moving.momentum,
+        ),
+        bnMovingAverageRef(
+          cpuValues(cpu, moving.movingVariance),
+          ref.stats.subarray(c, 2 * c),
+          moving.momentum,
+        ),
+      ]
+      : [];
     return [
       cpu.makeTensorInfo(outShape, "float32", ref.y),
       cpu.makeTensorInfo(outShape, "float32", ref.z),
-      cpu.makeTensorInfo([3, g.outC], "float32", ref.stats),
+      cpu.makeTensorInfo([3, c], "float32", ref.stats),
+      ...updated.map((v) => cpu.makeTensorInfo([c], "float32", v)),
     ];
   },
 });

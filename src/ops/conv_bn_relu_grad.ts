@@ -5,7 +5,8 @@
 // Gradients flow from the `y` output only. The `z` and `stats` outputs (pre-normalisation conv
 // output; mean, variance, invStd) exist for the backward and for the running-average update of
 // the moving statistics, which is not differentiated: gradients arriving through them are
-// ignored. The batch statistics themselves are differentiated through `y` (full training-mode
+// ignored. The optional running-statistics inputs (movingMean, movingVariance) do not affect y:
+// their gradient is zero (tfjs asks only when they lead to a differentiated variable). The batch statistics themselves are differentiated through `y` (full training-mode
 // batch-norm backward, see conv_bn_relu_grad_ref.ts).
 
 import * as tf from "@tensorflow/tfjs-core";
@@ -207,6 +208,10 @@ tf.registerGradient({
     // calls the x thunk, i.e. if x leads to a variable (not for the model-input layer).
     const ka = kernelAttrs(attrs);
     const inputs = { dy: dyY, x, filter, gamma, beta, z, stats };
+    const movingGrads = {
+      movingMean: () => tf.zerosLike(gamma),
+      movingVariance: () => tf.zerosLike(gamma),
+    };
     if (!ka.inputGradient) {
       const [dfilter, dgamma, dbeta] = tf.engine().runKernel(
         CONV_BN_RELU_TRAIN_FILTER_GRADS,
@@ -223,6 +228,7 @@ tf.registerGradient({
         filter: () => dfilter,
         gamma: () => dgamma,
         beta: () => dbeta,
+        ...movingGrads,
       };
     }
     const [dz, dfilter, dgamma, dbeta] = tf.engine().runKernel(
@@ -235,6 +241,7 @@ tf.registerGradient({
       filter: () => dfilter,
       gamma: () => dgamma,
       beta: () => dbeta,
+      ...movingGrads,
     };
   },
 });

@@ -52,6 +52,20 @@ export function batchStatsRef(z: Float32Array, outC: number, epsilon: number): F
   return stats;
 }
 
+/**
+ * Running statistics (Keras): moving' = moving * m + batch * (1 - m), rounded like tfjs's
+ * mul/mul/add on float32 tensors: f32(f32(moving * m) + f32(batch * f32(1 - m))).
+ */
+export function bnMovingAverageRef(
+  moving: Float32Array,
+  batch: Float32Array,
+  momentum: number,
+): Float32Array {
+  const f = Math.fround;
+  const m = f(momentum), k = f(1 - momentum);
+  return moving.map((x, i) => f(f(x * m) + f(batch[i] * k)));
+}
+
 /** y = relu(z * scale[c] + shift[c]) for every row of z (rows x Cout). */
 export function scaleShiftReluRef(
   z: Float32Array,

@@ -2,7 +2,8 @@
 // configuration (conv_tiling.ts: forced, autotuned or the adapter kind's default), the vector
 // widths the shape allows, the grid, and runs it. One function per view:
 //   convForward(x, w, epilogue)      z or y (N, Ho, Wo, Cout)
-//   convBackpropData(dz, w)          dx (N, H, W, Cin); transposes the small filter first
+//   convBackpropData(dz, w)          dx (N, H, W, Cin); register configs read w as it is (see
+//                                    GemmWidths.directFilter), staged ones a transposed copy
 //   convBackpropFilter(dz, x)        dfilter (KH, KW, Cin, Cout): slice partials + their sum
 // `FMNIST_PRINT_SHADER=<config id or shader-key substring | all>` prints the generated code.
 
@@ -66,23 +67,25 @@ abstract class ConvGemmProgram implements WebGPUProgram {
   ) {
     this.config = config;
     this.outputShape = [outputSize];
-    this.variableNames = bindingNames(view, epilogue, fusedDz);
+    const direct = view === "bwdData" && widths.directFilter === true;
+    this.variableNames = bindingNames(view, epilogue, fusedDz, direct);
     // Component per binding: the reduction operand has VA, everything per column VB.
-    const aFirst = view !== "bwdFilter"; // fwd: x(VA), w(VB); bwdData: dz(VA), wt(VB)
+    // fwd: x(VA), w(VB); bwdData: dz(VA), wt(VB) or, read directly, w(VA); bwdFilter: dz, x.
+    const aFirst = view !== "bwdFilter";
     this.variableComponents = fusedDz
       ? [widths.vb, widths.vb, widths.va, widths.vb] // dy, z, x, terms
       : this.variableNames.map((_, i) =>
         i === 0
           ? (aFirst ? widths.va : widths.vb)
           : i === 1
-          ? (aFirst ? widths.vb : widths.va)
+          ? (aFirst && !direct ? widths.vb : widths.va)
           : widths.vb
       );
     this.outputComponent = widths.vb;
     this.workgroupSize = [config.workgroupSize, 1, 1];
     this.dispatch = dispatch;
     const strides = widths.strides ? `_s${widths.strides.join("x")}` : "";
-    const prologue = fusedDz ? "_bnReluDz" : "";
+    const prologue = fusedDz ? "_bnReluDz" : direct ? "_directW" : "";
     this.shaderKey =
       `convGemm_${config.id}_va${widths.va}vb${widths.vb}${strides}${prologue}_${epilogue}`;
     this.code = convGemmSource(view, config, widths, epilogue, fusedDz);
@@ -139,13 +142,15 @@ export function gemmWidths(view: ConvView, config: TileConfig, g: ConvGeometry):
   if (config.stageInWorkgroupMemory) return { va: 1, vb: 1 };
   if (config.vecWidth === 1) {
     return view === "bwdData"
-      ? { va: 1, vb: 1, strides: [g.strideH, g.strideW] }
+      ? { va: 1, vb: 1, strides: [g.strideH, g.strideW], directFilter: true }
       : { va: 1, vb: 1 };
   }
   const w = (c: number) => (c % 4 === 0 ? 4 : 1) as 1 | 4;
   if (view === "fwd") return { va: w(g.inC), vb: w(g.outC) };
   if (view === "bwdData") {
-    return { va: w(g.outC), vb: w(g.inC), strides: [g.strideH, g.strideW] };
+    const va = w(g.outC), vb = w(g.inC);
+    // The transposed copy only pays where it turns 4 scalar filter loads into one vec4.
+    return { va, vb, strides: [g.strideH, g.strideW], directFilter: !(va === 1 && vb === 4) };
   }
   return { va: w(g.inC), vb: w(g.outC) };
 }
@@ -223,11 +228,11 @@ export function convBackpropData(
         Math.ceil(g.inC / widths.vb / columnGroups(config, widths)),
       phases,
     );
-  const wt = transposeFilter(backend, w, g);
+  const wt = widths.directFilter ? flat(w) : transposeFilter(backend, w, g);
   const size = g.batch * g.inH * g.inW * g.inC;
   const program = new ConvBwdDataProgram("bwdData", config, widths, "store", size, dispatch);
   const out = runProgram(backend, program, [flat(dz), wt], geometryUniforms(g));
-  backend.disposeData(wt.dataId);
+  if (!widths.directFilter) backend.disposeData(wt.dataId);
   return { dataId: out.dataId, shape: [g.batch, g.inH, g.inW, g.inC], dtype: "float32" };
 }
 

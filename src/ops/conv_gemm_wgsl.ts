@@ -9,7 +9,17 @@
 //     R x C x VA FMAs. bwdData walks only the taps of its stride phase: invocations are grouped
 //     by (ih + padTop) mod sH and (iw + padLeft) mod sW (grid z = phase), so kh runs ph, ph + sH..
 //     and no tap is masked for the stride (at stride 2 a 3x3 filter has 4, 2, 2 or 1 taps per
-//     phase instead of 9 masked ones).
+//     phase instead of 9 masked ones). bwdData reads the filter as it is stored, VA-vectors along
+//     Cout (its reduction), and forms each VB accumulator from VB dot products: the same vec4
+//     loads and FMAs as reading a transposed copy (KH, KW, Cout, Cin) with VB-vectors along Cin,
+//     without the ConvFilterTranspose dispatch (one per layer with dx: 3 per enhanced step). Only
+//     VA = 1, VB = 4 (Cout % 4 != 0, Cin % 4 == 0) keeps the copy, where reading w would cost 4
+//     scalar loads per vec4 (GemmWidths.directFilter). Measured against the transposed reads
+//     (be1622d), default config, llvmpipe, batch 128, process CPU time per bwdData view (median of
+//     9, 3 alternating rounds, loaded 2-core machine): 28x28 32->32 131.6 -> 128.7 ms, 14x14
+//     32->64 59.8 -> 59.2, 14x14 64->64 115.1 -> 113.0 (same within noise). A first version with
+//     one filter offset per (column, component) instead of per column ran ~5% slower at 28x28
+//     (more live registers).
 //   bwdFilter ("filter rows"): rows = (tap, Cin), columns = Cout, reduction = output pixels of one
 //     slice (rowsPerSplit output rows of N*Ho); per pixel it loads R/VA x vectors and C/VB dz
 //     vectors for R x C FMAs. Slices are extra invocations (id = tile + tiles * slice), so even
@@ -56,6 +66,13 @@ export interface GemmWidths {
    * or becomes a shift, by a uniform it is a scalarised per-lane division on llvmpipe.
    */
   strides?: [number, number];
+  /**
+   * bwdData register kernels: read the filter w (KH, KW, Cin, Cout) as it is, VA-vectors along
+   * Cout (the reduction), instead of the transposed copy wt (KH, KW, Cout, Cin) with VB-vectors
+   * along Cin that ConvFilterTranspose writes (one dispatch less). Same loads per FMA unless
+   * VA = 1 and VB = 4 (4 scalar loads per vec4 of wt), where the transpose stays.
+   */
+  directFilter?: boolean;
 }
 
 /** Uniform fields every generated kernel reads (order = uniform struct order). */
@@ -79,9 +96,15 @@ export const GEOMETRY_FIELDS = [
 ] as const;
 
 /** Binding names (after `result`) per view and epilogue (fusedDz: bwdFilter's bnReluDz prologue). */
-export function bindingNames(view: ConvView, epilogue: ConvEpilogue, fusedDz = false): string[] {
+export function bindingNames(
+  view: ConvView,
+  epilogue: ConvEpilogue,
+  fusedDz = false,
+  directFilter = false,
+): string[] {
   if (fusedDz) return ["dy", "z", "x", "terms"];
-  const base = view === "fwd" ? ["x", "w"] : view === "bwdData" ? ["dz", "wt"] : ["dz", "x"];
+  const filter = directFilter ? "w" : "wt";
+  const base = view === "fwd" ? ["x", "w"] : view === "bwdData" ? ["dz", filter] : ["dz", "x"];
   if (epilogue === "scaleShiftRelu") return [...base, "scale", "shift"];
   if (epilogue === "biasRelu" || epilogue === "bias") return [...base, "bias"];
   return base;
@@ -150,7 +173,8 @@ function pixelRowsRegister(view: "fwd" | "bwdData", cfg: TileConfig, w: GemmWidt
   const CG = columnGroups(cfg, w);
   const fwd = view === "fwd";
   const A = fwd ? "x" : "dz";
-  const B = fwd ? "w" : "wt";
+  const direct = !fwd && w.directFilter === true;
+  const B = fwd || direct ? "w" : "wt";
   const redC = fwd ? "uniforms.inC" : "uniforms.outC";
   const colC = fwd ? "uniforms.outC" : "uniforms.inC";
   const rows = range(R);
@@ -205,19 +229,35 @@ function pixelRowsRegister(view: "fwd" | "bwdData", cfg: TileConfig, w: GemmWidt
       `let o${r} = select(0, (hb${r} + ww${r}) * redG, v${r});`,
       `let f${r} = select(0.0, 1.0, v${r});`,
     ]);
-  const bLoads = js.flatMap((j) =>
-    cols.map((c) => `let b${j}_${c} = ${B}[bi${j === 0 ? "" : ` + ${j} * colG`} + cb${c}];`)
-  );
+  // Direct filter (bwdData): u{i}_{c} = w[tap, ci = cb{c} * VB_W + i, co = k * VA ..] as a
+  // VA-vector along co; accumulator component i gains dot(s, u{i}_{c}). One offset per column
+  // (wo{c}), not per (column, i): fewer live registers.
+  const is = range(w.vb);
+  const bLoads = direct
+    ? cols.flatMap((c) => [
+      `let wk${c} = bt + wo${c} + k;`,
+      ...is.map((i) => `let u${i}_${c} = w[wk${c}${i === 0 ? "" : ` + ${i} * redG`}];`),
+    ])
+    : js.flatMap((j) =>
+      cols.map((c) => `let b${j}_${c} = ${B}[bi${j === 0 ? "" : ` + ${j} * colG`} + cb${c}];`)
+    );
+  const dot = (r: number, i: number, c: number) =>
+    w.va === 4 ? `dot(s${r}, u${i}_${c})` : `s${r} * u${i}_${c}`;
   const fma = rows.flatMap((r) => [
     `let s${r} = ${A}[o${r} + k] * f${r};`,
     ...cols.map((c) =>
       `a${r}_${c} += ${
-        w.va === 4
+        direct
+          ? (w.vb === 4 ? `VB(${is.map((i) => dot(r, i, c)).join(", ")})` : dot(r, 0, c))
+          : w.va === 4
           ? js.map((j) => `s${r}.${COMPONENTS[j]} * b${j}_${c}`).join(" + ")
           : `s${r} * b0_${c}`
       };`
     ),
   ]);
+  const filterOffsets = direct
+    ? "\n" + indent("  ", cols.map((c) => `let wo${c} = cb${c} * VB_W * redG;`))
+    : "";
   const stores = rows.map((r) =>
     `if (m0 + ${r} < rows) {\n` +
     indent(
@@ -248,17 +288,20 @@ fn main() {
   if (m0 >= rows) {
     return;
   }
-${indent("  ", cols.map((c) => `let cb${c} = min(c0 + ${c}, colG - 1);`))}
+${indent("  ", cols.map((c) => `let cb${c} = min(c0 + ${c}, colG - 1);`))}${filterOffsets}
 ${indent("  ", rowSetup)}
 ${indent("  ", rows.flatMap((r) => cols.map((c) => `var a${r}_${c} = VB(0.0);`)))}
   ${khLoop}
 ${indent("    ", hStep)}
     ${kwLoop}
 ${indent("      ", wStep)}
-      var bi = (kh * uniforms.kW + kw) * ${redC} * colG;
+${
+    direct
+      ? "      let bt = (kh * uniforms.kW + kw) * uniforms.inC * redG;"
+      : "      var bi = (kh * uniforms.kW + kw) * " + redC + " * colG;"
+  }
       for (var k = 0; k < redG; k++) {
-${indent("        ", [...bLoads, ...fma])}
-        bi += VA * colG;
+${indent("        ", [...bLoads, ...fma])}${direct ? "" : "\n        bi += VA * colG;"}
       }
     }
   }

@@ -5,7 +5,6 @@ import "./conv_bn_relu_grad.ts";
 import "./conv_backprop.ts";
 import "./conv_bias_relu.ts";
 import "./adam_step_webgpu.ts";
-import "./bn_moving_average.ts";
 import "./softmax_xent.ts";
 import "./dense_bias_act.ts";
 import "./dropout.ts";

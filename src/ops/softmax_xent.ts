@@ -3,8 +3,9 @@
 //                    outputs [loss (scalar), correct (scalar)]: mean smoothed cross-entropy and
 //                    the count of rows with argmax(logits) == argmax(labels)
 //   SoftmaxXentGrad  inputs {logits, labels, dy}, attrs {smoothing}; output dlogits (N, C)
-// 3 dispatches per step (kernels/softmax_xent_loss.wgsl twice, softmax_xent_grad.wgsl once)
-// where crossEntropy + countCorrect (src/train/step.ts) and their backward issue ~45 tfjs ops.
+// 2 dispatches per step (kernels/softmax_xent_loss.wgsl, one multi-output pass for both values,
+// and softmax_xent_grad.wgsl; 3 until the loss pass wrote both) where crossEntropy +
+// countCorrect (src/train/step.ts) and their backward issue ~45 tfjs ops.
 // Same math as crossEntropy: t = labels * (1 - s) + s / C, loss = -mean_r sum_c t (l - lse).
 // The cpu reference below (float64 accumulation) serves the cpu backend and the tests.
 // Measured (bench/step_parts_probe.ts, llvmpipe, batch 128): loss + count + dlogits 21.0 ms and
@@ -14,6 +15,7 @@ import * as tf from "@tensorflow/tfjs-core";
 import { registerGradient, registerKernel, type TensorInfo } from "@tensorflow/tfjs-core";
 import type { WebGPUBackend, WebGPUProgram } from "@tensorflow/tfjs-backend-webgpu";
 import { kernelSource, runProgram } from "./webgpu_program.ts";
+import { MultiOutputProgram, runMultiOutputProgram } from "./webgpu_multi_output.ts";
 import { type CpuBackend, cpuValues, registerCpuKernel } from "./cpu_kernel.ts";
 
 export const SOFTMAX_XENT = "SoftmaxXent";
@@ -97,24 +99,16 @@ export function softmaxXentGradRef(
 
 // ---- WebGPU programs ----------------------------------------------------------------------------
 
-/** One workgroup reduces the batch: MODE 0 loss, MODE 1 correct count. */
-class SoftmaxXentLossProgram implements WebGPUProgram {
-  outputShape = [1];
-  shaderKey: string;
-  dispatchLayout = { x: [] as number[], y: [0] }; // not flat: main() takes no index
-  dispatch: [number, number, number] = [1, 1, 1];
-  variableNames = ["logits", "labels"];
-  workgroupSize: [number, number, number] = [64, 1, 1];
-  uniforms = "smoothing : f32,";
-  private mode: 0 | 1;
-
-  constructor(mode: 0 | 1) {
-    this.mode = mode;
-    this.shaderKey = `softmaxXentLoss_${mode}`;
-  }
+/** One workgroup reduces the batch into the loss and the correct count (one dispatch). */
+class SoftmaxXentLossProgram extends MultiOutputProgram {
+  readonly shaderKey = "softmaxXentLoss";
+  readonly outputNames = ["loss", "correct"];
+  readonly variableNames = ["logits", "labels"];
+  override readonly uniforms = "smoothing : f32,";
+  override readonly everyInvocation = true;
 
   getUserCode(): string {
-    return `const MODE = ${this.mode};\n` + kernelSource("softmax_xent_loss");
+    return kernelSource("softmax_xent_loss");
   }
 }
 
@@ -146,10 +140,15 @@ registerKernel({
   kernelFunc: ({ inputs, backend, attrs }) => {
     const { logits, labels } = inputs as { logits: TensorInfo; labels: TensorInfo };
     const s = [{ type: "float32" as const, data: [smoothingOf(attrs)] }];
-    const webgpu = backend as WebGPUBackend;
-    return [0, 1].map((mode) =>
-      asScalar(runProgram(webgpu, new SoftmaxXentLossProgram(mode as 0 | 1), [logits, labels], s))
+    const outs = runMultiOutputProgram(
+      backend as WebGPUBackend,
+      new SoftmaxXentLossProgram(),
+      [[1], [1]],
+      [logits, labels],
+      64, // one workgroup
+      s,
     );
+    return outs.map(asScalar);
   },
 });
 

@@ -12,7 +12,8 @@
 // size and the program's own values (tfjs 4.22 makeUniforms). We pass outputs[0] as its output
 // and outputs[1..] ahead of the real inputs, and the struct below mirrors that packing: tfjs
 // aligns a field of 1, 2, 3-4 values to 4, 8, 16 bytes, WGSL's natural layout for i32, vec2,
-// vec3/vec4 (ranks above 4 are refused). Every output is a fresh buffer (tfjs tensors are
+// vec3/vec4 (ranks above 4 are refused). Inputs bind as array<f32>, or array<i32> for int32
+// tensors. Every output is a fresh buffer (tfjs tensors are
 // immutable: clones share buffers), NaN-filled while tests poison outputs.
 
 import type { TensorInfo } from "@tensorflow/tfjs-core";
@@ -34,6 +35,12 @@ export abstract class MultiOutputProgram {
   abstract readonly variableNames: string[];
   /** Extra WGSL uniform fields, e.g. "momentum : f32,", in the order of the values passed. */
   readonly uniforms: string = "";
+  /**
+   * true: main(index) runs for every invocation of the ceil(size / 64) workgroups, not only
+   * index < size, so that it may call workgroupBarrier (uniform control flow); it then checks
+   * its own bounds.
+   */
+  readonly everyInvocation: boolean = false;
   abstract getUserCode(): string;
 
   // Read by recordAndSubmit.
@@ -59,6 +66,9 @@ function uniformStruct(order: [string, number][], extra: string): string {
     `  size : i32, ${extra}\n};`;
 }
 
+/** WGSL element type of an input: i32 for int32 tensors (e.g. tf.oneHot labels), else f32. */
+const elementType = (t: TensorInfo) => (t.dtype === "int32" ? "i32" : "f32");
+
 function shaderSource(p: MultiOutputProgram, outputs: TensorInfo[], inputs: TensorInfo[]) {
   const outs = p.outputNames, ins = p.variableNames;
   // recordAndSubmit's order: outputs[1..] and the inputs (bindings 1..), then outputs[0].
@@ -70,7 +80,9 @@ function shaderSource(p: MultiOutputProgram, outputs: TensorInfo[], inputs: Tens
   const bindings = [
     ...outs.map((n, i) => `@group(0) @binding(${i}) var<storage, read_write> ${n} : array<f32>;`),
     ...ins.map((n, i) =>
-      `@group(0) @binding(${outs.length + i}) var<storage, read> ${n} : array<f32>;`
+      `@group(0) @binding(${outs.length + i}) var<storage, read> ${n} : array<${
+        elementType(inputs[i])
+      }>;`
     ),
     `@group(0) @binding(${outs.length + ins.length}) var<uniform> uniforms : Uniforms;`,
   ];
@@ -82,9 +94,7 @@ function shaderSource(p: MultiOutputProgram, outputs: TensorInfo[], inputs: Tens
 fn _start(@builtin(global_invocation_id) gid : vec3<u32>,
           @builtin(num_workgroups) groups : vec3<u32>) {
   let index = i32(gid.y * groups.x * ${WORKGROUP}u + gid.x);
-  if (index < uniforms.size) {
-    main(index);
-  }
+${p.everyInvocation ? "  main(index);" : "  if (index < uniforms.size) {\n    main(index);\n  }"}
 }`,
   ].join("\n");
 }
@@ -125,7 +135,8 @@ export function runMultiOutputProgram(
   if (size === 0) return outputs;
   const recorder = backend as unknown as Recorder;
   for (const t of [...outputs, ...inputs]) recorder.uploadToGPU(t.dataId);
-  const key = `${program.shaderKey}|${[...outputs, ...inputs].map((t) => t.shape.length)}`;
+  const key = `${program.shaderKey}|${[...outputs, ...inputs].map((t) => t.shape.length)}|` +
+    inputs.map(elementType).join();
   let cache = pipelines.get(backend.device);
   if (!cache) pipelines.set(backend.device, cache = new Map());
   let pipeline = cache.get(key);

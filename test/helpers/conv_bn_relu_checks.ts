@@ -19,7 +19,7 @@ import {
   convBnReluGradRef,
   type ConvBnReluGrads,
 } from "../../src/ops/conv_bn_relu_grad_ref.ts";
-import { batchStatsRef, conv2dRef } from "../../src/ops/conv_bn_relu_ref.ts";
+import { batchStatsRef, bnMovingAverageRef, conv2dRef } from "../../src/ops/conv_bn_relu_ref.ts";
 import type { Tolerance } from "./compare.ts";
 import {
   checkOp,
@@ -125,7 +125,13 @@ export async function runOurs(d: CaseData): Promise<FwdResult> {
   return out;
 }
 
-/** The raw kernel outputs [y, z, stats] on the current backend. */
+/** Momentum of the running-statistics update in the kernel checks (off Keras's 0.99 on purpose). */
+export const MOMENTUM = 0.9;
+
+/**
+ * The raw kernel outputs [y, z, stats] and the running statistics updated from the case's
+ * movingMean / movingVariance (ConvBnReluTrain with its optional inputs) on the current backend.
+ */
 export async function runTrainKernel(d: CaseData) {
   const t = tensors(d);
   const outs = tf.engine().runKernel("ConvBnReluTrain", {
@@ -133,10 +139,31 @@ export async function runTrainKernel(d: CaseData) {
     filter: t.filter,
     gamma: t.gamma,
     beta: t.beta,
-  }, { strides: d.c.strides, pad: d.c.pad, epsilon: EPS }) as tf.Tensor[];
-  const [y, z, stats] = await Promise.all(outs.map((o) => o.data()));
+    movingMean: t.movingMean,
+    movingVariance: t.movingVariance,
+  }, { strides: d.c.strides, pad: d.c.pad, epsilon: EPS, momentum: MOMENTUM }) as tf.Tensor[];
+  const [y, z, stats, newMean, newVariance] = await Promise.all(outs.map((o) => o.data()));
   tf.dispose([...outs, ...Object.values(t)]);
-  return { y: y as Float32Array, z: z as Float32Array, stats: stats as Float32Array };
+  return {
+    y: y as Float32Array,
+    z: z as Float32Array,
+    stats: stats as Float32Array,
+    newMean: newMean as Float32Array,
+    newVariance: newVariance as Float32Array,
+  };
+}
+
+// The running statistics from the kernel's own batch statistics: float32 mul/mul/add, where a
+// GPU compiler's FMA contraction may skip one rounding (1 ulp; exact on the cpu backend).
+export const MOVING_TOL: Tolerance = { atol: 1e-7, rtol: 1.2e-7 };
+
+/** What the kernel's running-statistics outputs must be, given its batch statistics `stats`. */
+export function movingRef(d: CaseData, stats: Float32Array) {
+  const c = d.g.outC;
+  return {
+    newMean: bnMovingAverageRef(d.movingMean, stats.subarray(0, c), MOMENTUM),
+    newVariance: bnMovingAverageRef(d.movingVariance, stats.subarray(c, 2 * c), MOMENTUM),
+  };
 }
 
 export function refInfer(d: CaseData): Float32Array {
@@ -152,7 +179,20 @@ export async function checkGpuAgainstRef(d: CaseData, label = describeCase(d.c))
   const ours = await runOurs(d);
   const outC = d.g.outC;
   checkOp(
-    { ...k, mean: ours.mean, variance: ours.variance, yInfer: ours.yInfer },
+    { newMean: k.newMean, newVariance: k.newVariance },
+    movingRef(d, k.stats),
+    { newMean: MOVING_TOL, newVariance: MOVING_TOL },
+    `${label}: running statistics`,
+  );
+  checkOp(
+    {
+      y: k.y,
+      z: k.z,
+      stats: k.stats,
+      mean: ours.mean,
+      variance: ours.variance,
+      yInfer: ours.yInfer,
+    },
     {
       ...ref,
       mean: ref.stats.subarray(0, outC),
