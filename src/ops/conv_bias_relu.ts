@@ -1,9 +1,9 @@
 // Conv + bias + ReLU (no batch norm; the `baseline` model's layers): y = relu(conv2d(x, filter)
 // + bias), NHWC float32, strides 1 or 2, `same` or `valid`. One kernel, ConvBiasRelu: on webgpu
 // the generated forward view with the biasRelu epilogue (conv_passes.ts), on cpu the plain-loop
-// reference (conv_bias_relu_ref.ts). Its gradient masks dy with y > 0 (dz, one elementwise op)
-// and runs the generated backprops as their own kernels (conv_backprop.ts) inside the x and
-// filter thunks, so an input that needs no gradient (the images) costs nothing; dbias sums dz.
+// reference (conv_bias_relu_ref.ts). Its gradient gets dz (dy masked by y > 0) and dbias from
+// one BiasActGrad dispatch (bias_act_grad.ts) and runs the generated backprops as their own kernels (conv_backprop.ts) inside the x and
+// filter thunks, so an input that needs no gradient (the images) costs nothing.
 
 import * as tf from "@tensorflow/tfjs-core";
 import type { WebGPUBackend } from "@tensorflow/tfjs-backend-webgpu";
@@ -12,6 +12,7 @@ import { UsageError } from "../errors.ts";
 import { type ConvGeometry, convGeometry, normalizeStrides } from "./conv_geometry.ts";
 import { runConvForward } from "./conv_passes.ts";
 import { convBiasReluRef } from "./conv_bias_relu_ref.ts";
+import { biasActGrad } from "./bias_act_grad.ts";
 import { type ConvBackpropAttrs, convBackpropData, convBackpropFilter } from "./conv_backprop.ts";
 
 /** Kernel: inputs {x, filter, bias}; attrs {strides: [sh, sw], pad}; output y. */
@@ -71,11 +72,12 @@ tf.registerGradient({
   gradFunc: (dy: tf.Tensor | tf.Tensor[], saved: tf.Tensor[], attrs: NamedAttrMap) => {
     const [x, filter, y] = saved;
     const a = kernelAttrs(attrs);
-    const dz = tf.mul(Array.isArray(dy) ? dy[0] : dy, tf.step(y)) as tf.Tensor4D;
+    const { dz: z, dbias } = biasActGrad(Array.isArray(dy) ? dy[0] : dy, y, "relu");
+    const dz = z as tf.Tensor4D;
     return {
       x: () => convBackpropData(dz, filter as tf.Tensor4D, x.shape, a),
       filter: () => convBackpropFilter(dz, x as tf.Tensor4D, filter.shape, a),
-      bias: () => tf.sum(dz, [0, 1, 2]),
+      bias: () => dbias,
     };
   },
 });

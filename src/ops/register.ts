@@ -9,3 +9,4 @@ import "./softmax_xent.ts";
 import "./dense_bias_act.ts";
 import "./dropout.ts";
 import "./max_pool2.ts";
+import "./bias_act_grad.ts";

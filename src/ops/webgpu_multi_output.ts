@@ -16,7 +16,7 @@
 // tensors. Every output is a fresh buffer (tfjs tensors are
 // immutable: clones share buffers), NaN-filled while tests poison outputs.
 
-import type { TensorInfo } from "@tensorflow/tfjs-core";
+import { type TensorInfo, util } from "@tensorflow/tfjs-core";
 import type { WebGPUBackend } from "@tensorflow/tfjs-backend-webgpu";
 import { type Dispatch, makeOutput, splitGroups, type Uniform } from "./webgpu_program.ts";
 
@@ -41,6 +41,12 @@ export abstract class MultiOutputProgram {
    * its own bounds.
    */
   readonly everyInvocation: boolean = false;
+  /**
+   * true: float32 outputs and inputs bind as array<vec4<f32>> (index in units of 4 floats; every
+   * such tensor's size must be a multiple of 4). On llvmpipe a vec4 load costs about what a
+   * scalar one does, so elementwise passes load 4x less. Uniform shapes stay element shapes.
+   */
+  readonly vec4: boolean = false;
   abstract getUserCode(): string;
 
   // Read by recordAndSubmit.
@@ -69,6 +75,10 @@ function uniformStruct(order: [string, number][], extra: string): string {
 /** WGSL element type of an input: i32 for int32 tensors (e.g. tf.oneHot labels), else f32. */
 const elementType = (t: TensorInfo) => (t.dtype === "int32" ? "i32" : "f32");
 
+/** WGSL array element of a binding: i32, or f32 / vec4<f32> per the program's `vec4`. */
+const arrayElement = (p: MultiOutputProgram, t: TensorInfo) =>
+  elementType(t) === "i32" ? "i32" : p.vec4 ? "vec4<f32>" : "f32";
+
 function shaderSource(p: MultiOutputProgram, outputs: TensorInfo[], inputs: TensorInfo[]) {
   const outs = p.outputNames, ins = p.variableNames;
   // recordAndSubmit's order: outputs[1..] and the inputs (bindings 1..), then outputs[0].
@@ -78,10 +88,14 @@ function shaderSource(p: MultiOutputProgram, outputs: TensorInfo[], inputs: Tens
     [outs[0], outputs[0].shape.length],
   ];
   const bindings = [
-    ...outs.map((n, i) => `@group(0) @binding(${i}) var<storage, read_write> ${n} : array<f32>;`),
+    ...outs.map((n, i) =>
+      `@group(0) @binding(${i}) var<storage, read_write> ${n} : array<${
+        arrayElement(p, outputs[i])
+      }>;`
+    ),
     ...ins.map((n, i) =>
       `@group(0) @binding(${outs.length + i}) var<storage, read> ${n} : array<${
-        elementType(inputs[i])
+        arrayElement(p, inputs[i])
       }>;`
     ),
     `@group(0) @binding(${outs.length + ins.length}) var<uniform> uniforms : Uniforms;`,
@@ -132,10 +146,23 @@ export function runMultiOutputProgram(
     throw new Error(`${program.constructor.name}: ${inputs.length} inputs`);
   }
   const outputs = outputSpecs.map((s) => Array.isArray(s) ? makeOutput(backend, s) : s);
+  if (program.vec4) {
+    const odd = [...outputs, ...inputs].find((t) =>
+      t.dtype !== "int32" && util.sizeFromShape(t.shape) % 4 !== 0
+    );
+    if (odd) {
+      throw new Error(
+        `${program.constructor.name}: vec4 bindings need sizes % 4 == 0, got [${odd.shape}]`,
+      );
+    }
+  }
   if (size === 0) return outputs;
   const recorder = backend as unknown as Recorder;
   for (const t of [...outputs, ...inputs]) recorder.uploadToGPU(t.dataId);
-  const key = `${program.shaderKey}|${[...outputs, ...inputs].map((t) => t.shape.length)}|` +
+  const key =
+    `${program.shaderKey}|${program.vec4 ? "v4" : "v1"}|${
+      [...outputs, ...inputs].map((t) => t.shape.length)
+    }|` +
     inputs.map(elementType).join();
   let cache = pipelines.get(backend.device);
   if (!cache) pipelines.set(backend.device, cache = new Map());
