@@ -17,8 +17,8 @@ import { initTf } from "../src/tf/setup.ts";
 import {
   BIAS_ACT_GRAD,
   BIAS_ACT_GRAD_MAX_ROWS,
-  type BiasActivation,
   biasActGrad,
+  type BiasActivation,
 } from "../src/ops/bias_act_grad.ts";
 import { biasActGradRef } from "../src/ops/bias_act_grad_ref.ts";
 import { countDispatches } from "../bench/dispatches.ts";
