@@ -29,7 +29,8 @@ type CpuBackend = KernelBackend & {
   makeTensorInfo(shape: number[], dtype: "float32", values: Float32Array): TensorInfo;
 };
 
-function kernelAttrs(attrs: ConvBiasReluAttrs | NamedAttrMap): ConvBackpropAttrs {
+/** Strides (1 or 2, checked) and pad, as the backprop kernels take them. */
+export function kernelAttrs(attrs: ConvBiasReluAttrs | NamedAttrMap): ConvBackpropAttrs {
   const strides = normalizeStrides(attrs.strides as number | [number, number]);
   for (const s of strides) {
     if (s !== 1 && s !== 2) throw new UsageError(`strides must be 1 or 2, got [${strides}]`);
@@ -37,7 +38,8 @@ function kernelAttrs(attrs: ConvBiasReluAttrs | NamedAttrMap): ConvBackpropAttrs
   return { strides, pad: attrs.pad as "same" | "valid" };
 }
 
-function geometryOf(inputs: tf.NamedTensorInfoMap, attrs: NamedAttrMap = {}) {
+/** The conv geometry of {x, filter, bias} (all present) under `attrs`. */
+export function geometryOf(inputs: tf.NamedTensorInfoMap, attrs: NamedAttrMap = {}) {
   const { x, filter, bias } = inputs;
   if (!x || !filter || !bias) throw new Error(`${CONV_BIAS_RELU}: needs inputs x, filter, bias`);
   const a = kernelAttrs(attrs);
@@ -82,13 +84,13 @@ tf.registerGradient({
   },
 });
 
-/** y = relu(conv2d(x, filter) + bias); differentiable w.r.t. x, filter and bias. */
-export function convBiasRelu(
+/** Checks the op's inputs (dtypes, bias of Cout); the kernel attrs. */
+export function validateConvBiasRelu(
   x: tf.Tensor4D,
   filter: tf.Tensor4D,
   bias: tf.Tensor1D,
   attrs: ConvBiasReluAttrs,
-): tf.Tensor4D {
+): ConvBackpropAttrs {
   for (const [name, t] of [["x", x], ["filter", filter], ["bias", bias]] as const) {
     if (t.dtype !== "float32") throw new UsageError(`${name} must be float32, got ${t.dtype}`);
   }
@@ -97,6 +99,17 @@ export function convBiasRelu(
   if (bias.rank !== 1 || bias.shape[0] !== g.outC) {
     throw new UsageError(`bias must have shape [${g.outC}] (filter Cout), got [${bias.shape}]`);
   }
+  return a;
+}
+
+/** y = relu(conv2d(x, filter) + bias); differentiable w.r.t. x, filter and bias. */
+export function convBiasRelu(
+  x: tf.Tensor4D,
+  filter: tf.Tensor4D,
+  bias: tf.Tensor1D,
+  attrs: ConvBiasReluAttrs,
+): tf.Tensor4D {
+  const a = validateConvBiasRelu(x, filter, bias, attrs);
   return tf.engine().runKernel(CONV_BIAS_RELU, { x, filter, bias }, {
     ...a,
   } as unknown as NamedAttrMap) as tf.Tensor4D;

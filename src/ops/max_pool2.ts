@@ -104,12 +104,17 @@ class MaxPool2GradProgram extends MaxPool2Program {
   }
 }
 
+/** The pooled x on webgpu: one dispatch. */
+export function runMaxPool2(backend: WebGPUBackend, x: TensorInfo): TensorInfo {
+  return runProgram(backend, new MaxPool2ForwardProgram(x.shape), [x]);
+}
+
 registerKernel({
   kernelName: MAX_POOL2,
   backendName: "webgpu",
   kernelFunc: ({ inputs, backend }) => {
     const { x } = inputs as { x: TensorInfo };
-    return runProgram(backend as WebGPUBackend, new MaxPool2ForwardProgram(x.shape), [x]);
+    return runMaxPool2(backend as WebGPUBackend, x);
   },
 });
 
