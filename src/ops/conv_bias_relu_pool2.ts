@@ -8,8 +8,13 @@
 // separate ops take two (MaxPool2Grad writes dy at conv resolution; BiasActGrad reads it and y
 // again to write dz and sum dbias). The pass loads y 4 times and dy once per window and writes
 // dz once: about half the memory traffic of the pair.
-// Measured (llvmpipe, LLVM 15.0.6, batch 128; see BENCHMARKS.md run H): baseline step
-// dispatches 28 -> 26; the pool and bias gradients of both stages, GPU ms per step, below.
+// Measured: baseline step dispatches 28 -> 26 (bench/dispatches.ts). The pass alone vs the
+// pair and vs the tfjs ops before BiasActGrad (bench/conv_bias_relu_pool2_probe.ts, llvmpipe
+// LLVM 15.0.6, batch 128, median of 9 alternating, GPU ms; a training run and a probe shared the
+// 2 cores, so absolute times are high): [128,26,26,32] tfjs ops 66.4, separate 27.4, fused 22.0;
+// [128,11,11,64] 24.9, 5.5, 3.0. The fused pass costs about what MaxPool2Grad alone does: its
+// loads and stores are the pool gradient's (5 loads, 4 stores per window); the bias pass's
+// 2 loads and a store per element are what it removes.
 // Parallelism: like BiasActGrad, one workgroup per 4 channel groups over all windows (a
 // 32-channel stage runs on 2 workgroups; enough for llvmpipe's 2 threads, narrow for a GPU).
 // Past 960,000 windows (llvmpipe's loop cap over 16 lanes) the gradient runs the two separate
