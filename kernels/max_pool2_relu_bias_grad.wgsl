@@ -1,26 +1,19 @@
 // max_pool2_relu_bias_grad — the backward of relu(z + bias) -> 2x2 / stride-2 `valid` max-pool
 // in one pass (src/ops/conv_bias_relu_pool2.ts): from the pooled gradient dy and the saved
 // ReLU output y (N, H, W, C),
-//   dz   = each window's dy routed to its first maximum (row-major scan, strict `>`, as
+//   dz   = each window's dy routed to its first maximum (max_pool2_route.wgsl, the tie rule of
 //          max_pool2_grad.wgsl and tfjs-backend-cpu's maxPoolGrad), masked by y > 0 there (the
 //          ReLU's gradient; the winner's y is the window maximum, so a window whose maximum is
 //          not > 0 routes nothing); 0 elsewhere, and on the odd last row / column;
 //   dbias[c] = sum of dz over N, H, W = sum over windows of the masked dy.
-// VT is f32, or vec4<f32> when C % 4 == 0 (the program prepends `alias VT = ...; const VW`).
-// One workgroup of 64 owns CHANNEL_LANES channel groups (VW channels each) over all windows of
-// the ceil grid (ceil(H / 2) x ceil(W / 2) per image): its ROW_LANES lanes stride the windows,
-// then a fixed-order tree in workgroup memory sums their partials (deterministic, no second
-// pass). Loop bound: ceil(windows / ROW_LANES) iterations per invocation, under llvmpipe's
-// 65,535 for up to 960,000 windows (the op checks; beyond, it runs the two separate kernels).
-// Bindings: outputs dz (N, H, W, C), dbias (C); inputs dy (N, Ho, Wo, C), y; uniforms below.
-
-const CHANNEL_LANES = 4;
-const ROW_LANES = 16;
-
-var<workgroup> laneSums : array<VT, 64>;
+// VT is f32, or vec4<f32> when C % 4 == 0 (the program prepends `alias VT = ...; const VW`
+// and max_pool2_route.wgsl, and appends channel_sums.wgsl: items are the windows of the ceil
+// grid, ceil(H / 2) x ceil(W / 2) per image, at most 960,000; the op checks and beyond runs
+// the two separate kernels). Bindings: outputs dz (N, H, W, C), dbias (C); inputs dy
+// (N, Ho, Wo, C), y; uniforms items (windows), groups (C / VW), inH, inW, outH, outW.
 
 /** Routes window `win`'s masked gradient to dz; returns it (0 for a window past the grid). */
-fn routeWindow(win : i32, c : i32) -> VT {
+fn term(win : i32, c : i32) -> VT {
   let groups = uniforms.groups;
   let winW = (uniforms.inW + 1) / 2;
   let winH = (uniforms.inH + 1) / 2;
@@ -40,19 +33,13 @@ fn routeWindow(win : i32, c : i32) -> VT {
     let b = y[i01];
     let d = y[i10];
     let e = y[i11];
-    // Running maximum in scan order; tN: element N beats every element before it.
-    let t1 = b > a;
-    let m1 = select(a, b, t1);
-    let t2 = d > m1;
-    let m2 = select(m1, d, t2);
-    let t3 = e > m2;
-    let m3 = select(m2, e, t3);
-    let g = select(zero, dy[((n * uniforms.outH + bi) * uniforms.outW + bj) * groups + c], m3 > zero);
-    // The winner is the last element that beat its predecessors.
-    dz[i00] = select(g, zero, t1 | t2 | t3);
-    dz[i01] = select(zero, g, t1 & !(t2 | t3));
-    dz[i10] = select(zero, g, t2 & !t3);
-    dz[i11] = select(zero, g, t3);
+    let pooled = dy[((n * uniforms.outH + bi) * uniforms.outW + bj) * groups + c];
+    let g = select(zero, pooled, max(max(a, b), max(d, e)) > zero);
+    let r = routeToWinner(a, b, d, e, g);
+    dz[i00] = r[0];
+    dz[i01] = r[1];
+    dz[i10] = r[2];
+    dz[i11] = r[3];
     return g;
   }
   // A window cut by the odd last row / column: nothing of it was pooled.
@@ -69,28 +56,4 @@ fn routeWindow(win : i32, c : i32) -> VT {
     }
   }
   return zero;
-}
-
-fn main(index : i32) {
-  let local = index % 64;
-  let lane = local % CHANNEL_LANES;
-  let rowLane = local / CHANNEL_LANES;
-  let c = (index / 64) * CHANNEL_LANES + lane;
-  var s = VT(0.0);
-  if (c < uniforms.groups) {
-    for (var w = rowLane; w < uniforms.windows; w += ROW_LANES) {
-      s += routeWindow(w, c);
-    }
-  }
-  laneSums[local] = s;
-  workgroupBarrier();
-  for (var half = ROW_LANES / 2; half > 0; half /= 2) {
-    if (rowLane < half) {
-      laneSums[local] += laneSums[local + half * CHANNEL_LANES];
-    }
-    workgroupBarrier();
-  }
-  if (rowLane == 0 && c < uniforms.groups) {
-    dbias[c] = laneSums[local];
-  }
 }

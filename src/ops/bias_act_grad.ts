@@ -35,7 +35,7 @@ class BiasActGradProgram extends MultiOutputProgram {
   readonly shaderKey: string;
   readonly outputNames: string[];
   readonly variableNames: string[];
-  override readonly uniforms = "rows : i32, groups : i32,";
+  override readonly uniforms = "items : i32, groups : i32,";
   override readonly everyInvocation = true;
   override readonly vec4: boolean;
   private readonly relu: boolean;
@@ -57,7 +57,9 @@ class BiasActGradProgram extends MultiOutputProgram {
       ? "fn gradAt(i : i32) -> VT {\n  let d = select(VT(0.0), dy[i], y[i] > VT(0.0));\n" +
         "  dz[i] = d;\n  return d;\n}"
       : "fn gradAt(i : i32) -> VT {\n  return dy[i];\n}";
-    return [element, gradAt, kernelSource("bias_act_grad")].join("\n");
+    return [element, gradAt, kernelSource("bias_act_grad"), kernelSource("channel_sums")].join(
+      "\n",
+    );
   }
 }
 

@@ -60,7 +60,7 @@ class MaxPool2ReluBiasGradProgram extends MultiOutputProgram {
   readonly outputNames = ["dz", "dbias"];
   readonly variableNames = ["dy", "y"];
   override readonly uniforms =
-    "groups : i32, inH : i32, inW : i32, outH : i32, outW : i32, windows : i32,";
+    "items : i32, groups : i32, inH : i32, inW : i32, outH : i32, outW : i32,";
   override readonly everyInvocation = true;
   override readonly vec4: boolean;
 
@@ -73,7 +73,8 @@ class MaxPool2ReluBiasGradProgram extends MultiOutputProgram {
     const element = this.vec4
       ? "alias VT = vec4<f32>;\nconst VW : i32 = 4;"
       : "alias VT = f32;\nconst VW : i32 = 1;";
-    return element + "\n" + kernelSource("max_pool2_relu_bias_grad");
+    return [element, kernelSource("max_pool2_route"), kernelSource("max_pool2_relu_bias_grad")]
+      .concat(kernelSource("channel_sums")).join("\n");
   }
 }
 
@@ -114,7 +115,7 @@ tf.registerKernel({
       [y.shape, [c]],
       [dy, y],
       n === 0 ? 0 : Math.ceil(groups / CHANNEL_LANES) * WORKGROUP,
-      [i32(groups), i32(h), i32(w), i32(dy.shape[1]), i32(dy.shape[2]), i32(windows)],
+      [i32(windows), i32(groups), i32(h), i32(w), i32(dy.shape[1]), i32(dy.shape[2])],
     );
   },
 });

@@ -102,7 +102,7 @@ class MaxPool2GradProgram extends MaxPool2Program {
   }
 
   getUserCode(): string {
-    return this.source("max_pool2_grad");
+    return this.source("max_pool2_route") + "\n" + kernelSource("max_pool2_grad");
   }
 }
 
