@@ -1,26 +1,11 @@
 // dropout — inverted dropout with a counter-based mask (src/ops/dropout.ts):
-//   y[i] = x[i] * (keep(seed, i) ? scale : 0),  scale = 1 / (1 - rate)
-// keep(seed, i) = bits(i) >= threshold, bits = hash32(hash32(i ^ key) + key), key = a hash of
-// the seed made on the host, threshold = round(rate * 2^32). hash32 is Wellons' "lowbias32"
-// integer finaliser; u32 arithmetic wraps in WGSL as Math.imul does in TypeScript, so the CPU
-// reference draws the same mask bit for bit. Nothing but the seed is stored: the gradient runs
-// this same kernel on dy. Bindings: 0 result (n), 1 x (n); uniforms key, threshold, scale, n.
-
-fn hash32(v : u32) -> u32 {
-  var h = v;
-  h = h ^ (h >> 16u);
-  h = h * 0x7feb352du;
-  h = h ^ (h >> 15u);
-  h = h * 0x846ca68bu;
-  h = h ^ (h >> 16u);
-  return h;
-}
+//   y[i] = x[i] * dropoutMultiplier(i)   (dropout_mask.wgsl, prepended: the mask and its why)
+// Nothing but the seed is stored: the gradient runs this same kernel on dy.
+// Bindings: 0 result (n), 1 x (n); uniforms key, threshold, scale, n.
 
 fn main(index : i32) {
   if (index >= uniforms.n) {
     return;
   }
-  let bits = hash32(hash32(u32(index) ^ uniforms.key) + uniforms.key);
-  let multiplier = select(0.0, uniforms.scale, bits >= uniforms.threshold);
-  result[index] = x[index] * multiplier;
+  result[index] = x[index] * dropoutMultiplier(index);
 }

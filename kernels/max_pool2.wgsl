@@ -1,7 +1,8 @@
 // max_pool2 — 2x2 / stride-2 `valid` max-pool, forward (src/ops/max_pool2.ts), NHWC:
 //   y[n, i, j, c] = max(x[n, 2i + a, 2j + b, c]),  a, b in {0, 1};  Ho = floor(H / 2)
 // One invocation per output element (VT = vec4<f32>: 4 channels when C % 4 == 0, else f32;
-// the program prepends `alias VT = ...; const VW = 1|4;`): 4 loads, 1 store, no loop.
+// the program prepends `alias VT = ...; const VW = 1|4;` and `fn poolScale(i) -> VT`: 1, or the
+// dropout multipliers of pooled elements VW*i.. when the op fuses dropout): 4 loads, 1 store.
 // The maximum's value does not depend on how ties break; NaN / -Infinity handling is the
 // adapter's (WGSL lets implementations assume finite values): the model pools ReLU outputs.
 // Bindings: 0 result = y (N, Ho, Wo, C); 1 x (N, H, W, C); uniforms (xShape, outShape).
@@ -25,5 +26,5 @@ fn main(index : i32) {
   let base = ((n * uniforms.xShape[1] + 2 * i) * uniforms.xShape[2] + 2 * j) * groups + c;
   let top = max(x[base], x[base + colStride]);
   let bottom = max(x[base + rowStride], x[base + rowStride + colStride]);
-  result[index] = max(top, bottom);
+  result[index] = max(top, bottom) * poolScale(index);
 }

@@ -34,7 +34,8 @@ fn main(index : i32) {
   let outH = uniforms.dyShape[1];
   let outW = uniforms.dyShape[2];
   if (bi < outH && bj < outW) {
-    let g = dy[((n * outH + bi) * outW + bj) * groups + c];
+    let p = ((n * outH + bi) * outW + bj) * groups + c;
+    let g = dy[p] * poolScale(p); // 1, or the dropout mask of a fused dropout
     let r = routeToWinner(x[i00], x[i01], x[i10], x[i11], g);
     result[i00] = r[0];
     result[i01] = r[1];

@@ -17,7 +17,9 @@ import assert from "node:assert/strict";
 import fc from "fast-check";
 import * as tf from "@tensorflow/tfjs-core";
 import { initTf } from "../src/tf/setup.ts";
-import { MAX_POOL2, MAX_POOL2_GRAD, maxPool2 } from "../src/ops/max_pool2.ts";
+import { MAX_POOL2, MAX_POOL2_GRAD, maxPool2, maxPool2Dropout } from "../src/ops/max_pool2.ts";
+import { dropout } from "../src/ops/dropout.ts";
+import { countDispatches } from "../bench/dispatches.ts";
 import { maxPool2 as maxPool2Layer } from "../src/model/layers.ts";
 import { maxPool2GradRef, maxPool2Ref, maxPool2Shape } from "../src/ops/max_pool2_ref.ts";
 import { checkOp, GPU_TEST, runs, seededRandom, withGpu } from "./helpers/op_check.ts";
@@ -204,4 +206,48 @@ Deno.test("maxPool2: rejects what it cannot pool with a clear error", async () =
     assert.throws(() => maxPool2(x as tf.Tensor4D), message);
     x.dispose();
   }
+});
+
+// maxPool2Dropout: the pool with the dropout of its output fused in (the enhanced model's last
+// pool). Exact against the composition dropout(maxPool2(x)) and its gradient, on webgpu
+// (NaN-poisoned) and cpu: the same mask (same hash, same element index) and the same float32
+// products, so any difference is a wrong mask bit or a misrouted element; 1 dispatch each way.
+Deno.test({
+  name:
+    "maxPool2Dropout: equals dropout(maxPool2(x)) and its gradient exactly; 1 dispatch each way",
+  ...GPU_TEST,
+  fn: () =>
+    withGpu(async () => {
+      const arb = fc.record({
+        c: caseArb,
+        rate: fc.constantFrom(0, 0.1, 0.3, 0.5, 0.9),
+        seed: fc.nat({ max: 0xffffffff }),
+      });
+      const fusedOn = (c: Case, rate: number, seed: number) =>
+        run(c, (x) => maxPool2Dropout(x, rate, seed));
+      const composed = (c: Case, rate: number, seed: number) =>
+        run(c, (x) => dropout(maxPool2(x), rate, seed));
+      await fc.assert(
+        fc.asyncProperty(arb, async ({ c, rate, seed }) => {
+          const label = `${c.label} rate=${rate} seed=${seed}`;
+          const expected = await onCpu(() => composed(c, rate, seed));
+          checkOp({ ...(await fusedOn(c, rate, seed)) }, { ...expected }, BOTH, `webgpu ${label}`);
+          const cpu = await onCpu(() => fusedOn(c, rate, seed));
+          checkOp({ ...cpu }, { ...expected }, BOTH, `cpu ${label}`);
+        }),
+        { seed: 2213, numRuns: runs(30) },
+      );
+      const x = tf.tensor4d(quantised([8, 14, 14, 64], 256, 9).x, [8, 14, 14, 64]);
+      const dy = tf.ones([8, 7, 7, 64]);
+      const forward = countDispatches(() => maxPool2Dropout(x, 0.3, 5));
+      const backward = countDispatches(() =>
+        tf.grad((a) => tf.sum(tf.mul(maxPool2Dropout(a as tf.Tensor4D, 0.3, 5), dy)))(x)
+      );
+      assert.equal(forward.count?.total, 1, JSON.stringify(forward.count));
+      // tf.grad: the forward again, the pool gradient, and tfjs's mul / sum gradient ops.
+      assert.equal(backward.count?.byProgram.get("MaxPool2GradProgram"), 1);
+      assert.equal(backward.count?.byProgram.get("SeededDropoutProgram"), undefined);
+      tf.dispose([x, dy, forward.result, backward.result]);
+      assert.throws(() => maxPool2Dropout(x, 1, 5), /dropout rate must be in \[0, 1\), got 1/);
+    }),
 });

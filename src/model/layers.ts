@@ -8,7 +8,7 @@ import { convBiasRelu } from "../ops/conv_bias_relu.ts";
 import { convBiasReluPool2 } from "../ops/conv_bias_relu_pool2.ts";
 import { denseLayer } from "../ops/dense_bias_act.ts";
 import { dropout as seededDropout } from "../ops/dropout.ts";
-import { maxPool2 as maxPool2Op } from "../ops/max_pool2.ts";
+import { maxPool2 as maxPool2Op, maxPool2Dropout as maxPool2DropoutOp } from "../ops/max_pool2.ts";
 import type { ParamStore } from "./params.ts";
 import type { Rng } from "../random.ts";
 
@@ -116,6 +116,18 @@ export function convBnRelu(
 export function maxPool2(ops: OpsKind): Layer {
   if (ops === "fused") return (x) => maxPool2Op(x as tf.Tensor4D);
   return (x) => tf.maxPool(x as tf.Tensor4D, 2, 2, "valid");
+}
+
+/**
+ * The max-pool and the dropout of its (flattened) output as one op (maxPool2Dropout: the mask
+ * in the pool's own passes, the same elements as seededDropout would drop); draws its seed when
+ * `dropout` would, so runs and resumes see the same sequence of masks.
+ */
+export function maxPool2Dropout(rate: number, rng: Rng): Layer {
+  return (x, training) =>
+    training && rate > 0
+      ? maxPool2DropoutOp(x as tf.Tensor4D, rate, rng.seed())
+      : maxPool2Op(x as tf.Tensor4D);
 }
 
 export function flatten(): Layer {

@@ -19,6 +19,7 @@ import {
   globalAvgPool,
   type Layer,
   maxPool2,
+  maxPool2Dropout,
   type OpsKind,
 } from "./layers.ts";
 import { type NamedVariable, ParamStore } from "./params.ts";
@@ -189,6 +190,13 @@ function buildLayers(store: ParamStore, c: ModelConfig, rng: Rng): Layer[] {
     if (l.kind === "conv-relu" && c.ops === "fused" && specs[i + 1]?.kind === "max-pool") {
       layers.push(convReluPool2(store, l.name, l.shape));
       i++;
+    } else if (
+      // ... and a pool, flatten, dropout run as pool + dropout (one op), then flatten.
+      l.kind === "max-pool" && c.ops === "fused" && specs[i + 1]?.kind === "flatten" &&
+      specs[i + 2]?.kind === "dropout"
+    ) {
+      layers.push(maxPool2Dropout(c.dropout, rng), flatten());
+      i += 2;
     } else {
       layers.push(layer(l, i));
     }

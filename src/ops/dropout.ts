@@ -12,7 +12,9 @@
 // step 10 -> 4; at batch 128 the host-side noise draw alone is 2.7-3.4 ms per step and issuing
 // both tf.dropout calls 4-13 ms, issuing both SeededDropout calls 0.06-0.2 ms. On llvmpipe the
 // whole step's CPU time is unchanged within noise (the convolutions dominate); the saving is
-// host time, which on a GPU is most of a small CNN's step.
+// host time, which on a GPU is most of a small CNN's step. The mask lives in
+// kernels/dropout_mask.wgsl so that other passes can apply it: the max-pool does
+// (maxPool2Dropout, max_pool2.ts), so enhanced's first dropout costs no dispatch at all.
 //
 // Keep decision: bits >= threshold with threshold = round(rate * 2^32), so P(drop) = rate to
 // within 2^-33. Seeds are any uint32 (the model's Rng hands out 31-bit ones); resumed runs draw
@@ -21,7 +23,7 @@
 import * as tf from "@tensorflow/tfjs-core";
 import { registerGradient, registerKernel, type TensorInfo } from "@tensorflow/tfjs-core";
 import type { WebGPUBackend } from "@tensorflow/tfjs-backend-webgpu";
-import { FlatKernelProgram, runProgram } from "./webgpu_program.ts";
+import { FlatKernelProgram, kernelSource, runProgram, type Uniform } from "./webgpu_program.ts";
 import { cpuValues, registerCpuKernel } from "./cpu_kernel.ts";
 import { UsageError } from "../errors.ts";
 
@@ -71,7 +73,8 @@ export function dropoutRef(x: ArrayLike<number>, a: DropoutAttrs): Float32Array 
   return y;
 }
 
-function checkAttrs(a: DropoutAttrs) {
+/** Rate in [0, 1) and a uint32 seed, or a one-line error. */
+export function checkDropoutAttrs(a: DropoutAttrs) {
   if (!(a.rate >= 0 && a.rate < 1)) {
     throw new UsageError(`dropout rate must be in [0, 1), got ${a.rate}`);
   }
@@ -83,7 +86,7 @@ function checkAttrs(a: DropoutAttrs) {
 /** Inverted dropout of `x` (float32, any shape) with mask seed `seed`; differentiable. */
 export function dropout<T extends tf.Tensor>(x: T, rate: number, seed: number): T {
   if (x.dtype !== "float32") throw new UsageError(`dropout: x must be float32, got ${x.dtype}`);
-  checkAttrs({ rate, seed });
+  checkDropoutAttrs({ rate, seed });
   return tf.engine().runKernel(SEEDED_DROPOUT, { x }, { rate, seed }) as T;
 }
 
@@ -95,6 +98,20 @@ class SeededDropoutProgram extends FlatKernelProgram {
       outputSize: size,
     });
   }
+
+  override getUserCode(): string {
+    return kernelSource("dropout_mask") + "\n" + super.getUserCode();
+  }
+}
+
+/** The mask's uniforms (dropout_mask.wgsl: key, threshold, scale), for kernels that apply it. */
+export function dropoutUniforms(a: DropoutAttrs): Uniform[] {
+  const { key, threshold, scale } = dropoutConstants(a);
+  return [
+    { type: "uint32", data: [key] },
+    { type: "uint32", data: [threshold] },
+    { type: "float32", data: [scale] },
+  ];
 }
 
 registerKernel({
@@ -103,13 +120,10 @@ registerKernel({
   kernelFunc: ({ inputs, backend, attrs }) => {
     const { x } = inputs as { x: TensorInfo };
     const a = attrs as unknown as DropoutAttrs;
-    const { key, threshold, scale } = dropoutConstants(a);
     const size = x.shape.reduce((p, d) => p * d, 1);
     const flat = { dataId: x.dataId, shape: [size], dtype: x.dtype };
     const y = runProgram(backend as WebGPUBackend, new SeededDropoutProgram(size), [flat], [
-      { type: "uint32", data: [key] },
-      { type: "uint32", data: [threshold] },
-      { type: "float32", data: [scale] },
+      ...dropoutUniforms(a),
       { type: "int32", data: [size] },
     ]);
     return { dataId: y.dataId, shape: x.shape, dtype: "float32" };

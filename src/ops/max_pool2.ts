@@ -8,6 +8,13 @@
 // per training step where tf.maxPool on webgpu costs 3 (forward, a second Pool2D pass that writes
 // the argmax positions, MaxPool2DBackprop). The cpu kernels are the plain-loop reference
 // (max_pool2_ref.ts), which follows tfjs's CPU maxPool / maxPoolGrad exactly.
+// Optional attrs {rate, seed} (maxPool2Dropout) apply dropout to the pooled tensor in the same
+// passes: the forward multiplies by the mask of kernels/dropout_mask.wgsl over the pooled element
+// index, the gradient multiplies dy by it before routing, so dropout(maxPool2(x)) bit for bit at
+// no dispatch of its own. The enhanced model's last pool, flatten and dropout run this way:
+// 2 dispatches per step fewer (enhanced 65 -> 63, counted with bench/dispatches.ts); the pass
+// does 2 integer hashes more per pooled element, and the dropout pass it removes read and wrote
+// the [N, 3136] tensor once each way.
 //
 // Measured on llvmpipe (LLVM 15, 2 busy cores, load ~6; same-run A/B, batch 128):
 //   pool forward + backward alone (bench/max_pool2_probe.ts, median of 15, alternating):
@@ -40,6 +47,7 @@ import { UsageError } from "../errors.ts";
 import { type Dispatch, kernelSource, runProgram, splitGroups } from "./webgpu_program.ts";
 import { cpuValues, registerCpuKernel } from "./cpu_kernel.ts";
 import { maxPool2GradRef, maxPool2Ref, maxPool2Shape } from "./max_pool2_ref.ts";
+import { checkDropoutAttrs, type DropoutAttrs, dropoutRef, dropoutUniforms } from "./dropout.ts";
 
 export const MAX_POOL2 = "MaxPool2";
 export const MAX_POOL2_GRAD = "MaxPool2Grad";
@@ -70,99 +78,154 @@ abstract class MaxPool2Program implements WebGPUProgram {
 
   abstract getUserCode(): string;
 
-  protected source(kernel: string): string {
+  /**
+   * The kernel after `alias VT`, `VW` and `fn poolScale(i) -> VT`, the dropout multipliers of
+   * pooled element group i (dropout_mask.wgsl) when `dropout`, else 1, and any `parts`.
+   */
+  protected source(kernel: string, dropout: boolean, parts: string[] = []): string {
     const vt = this.width === 4 ? "vec4<f32>" : "f32";
-    return `alias VT = ${vt};\nconst VW = ${this.width};\n` + kernelSource(kernel);
+    const m = (k: number) => `dropoutMultiplier(${this.width} * i + ${k})`;
+    const scale = !dropout
+      ? "fn poolScale(i : i32) -> VT {\n  return VT(1.0);\n}"
+      : kernelSource("dropout_mask") +
+        `\nfn poolScale(i : i32) -> VT {\n  return VT(${
+          this.width === 4 ? [0, 1, 2, 3].map(m).join(", ") : "dropoutMultiplier(i)"
+        });\n}`;
+    return [`alias VT = ${vt};\nconst VW = ${this.width};`, scale, ...parts, kernelSource(kernel)]
+      .join("\n");
   }
 }
+
+/** Uniforms of the dropout variants (dropout_mask.wgsl). */
+const DROPOUT_UNIFORMS = "key : u32, threshold : u32, scale : f32,";
 
 class MaxPool2ForwardProgram extends MaxPool2Program {
   shaderKey: string;
   variableNames = ["x"];
+  uniforms?: string;
+  private readonly dropout: boolean;
 
-  constructor(xShape: number[]) {
+  constructor(xShape: number[], dropout: boolean) {
     const yShape = maxPool2Shape(xShape);
     super(yShape, xShape[3], 1, yShape.reduce((a, b) => a * b, 1));
-    this.shaderKey = `maxPool2_w${this.width}`;
+    this.dropout = dropout;
+    if (dropout) this.uniforms = DROPOUT_UNIFORMS;
+    this.shaderKey = `maxPool2_w${this.width}${dropout ? "_dropout" : ""}`;
   }
 
   getUserCode(): string {
-    return this.source("max_pool2");
+    return this.source("max_pool2", this.dropout);
   }
 }
 
 class MaxPool2GradProgram extends MaxPool2Program {
   shaderKey: string;
   variableNames = ["dy", "x"];
+  uniforms?: string;
+  private readonly dropout: boolean;
 
-  constructor(xShape: number[]) {
+  constructor(xShape: number[], dropout: boolean) {
     const [n, h, w, c] = xShape;
     super(xShape, c, 2, n * Math.ceil(h / 2) * Math.ceil(w / 2) * c);
-    this.shaderKey = `maxPool2Grad_w${this.width}`;
+    this.dropout = dropout;
+    if (dropout) this.uniforms = DROPOUT_UNIFORMS;
+    this.shaderKey = `maxPool2Grad_w${this.width}${dropout ? "_dropout" : ""}`;
   }
 
   getUserCode(): string {
-    return this.source("max_pool2_route") + "\n" + kernelSource("max_pool2_grad");
+    return this.source("max_pool2_grad", this.dropout, [kernelSource("max_pool2_route")]);
   }
 }
 
-/** The pooled x on webgpu: one dispatch. */
-export function runMaxPool2(backend: WebGPUBackend, x: TensorInfo): TensorInfo {
-  return runProgram(backend, new MaxPool2ForwardProgram(x.shape), [x]);
+/** The kernels' optional dropout of the pooled tensor: {rate, seed}, rate 0 (none) by default. */
+function dropoutOf(attrs: unknown): DropoutAttrs | undefined {
+  const a = (attrs ?? {}) as Partial<DropoutAttrs>;
+  if (a.rate === undefined || a.rate === 0) return undefined;
+  const d = { rate: Number(a.rate), seed: Number(a.seed ?? 0) };
+  checkDropoutAttrs(d);
+  return d;
+}
+
+/** The pooled x on webgpu (then dropout when given): one dispatch. */
+export function runMaxPool2(
+  backend: WebGPUBackend,
+  x: TensorInfo,
+  dropout?: DropoutAttrs,
+): TensorInfo {
+  const program = new MaxPool2ForwardProgram(x.shape, dropout !== undefined);
+  return runProgram(backend, program, [x], dropout ? dropoutUniforms(dropout) : []);
 }
 
 registerKernel({
   kernelName: MAX_POOL2,
   backendName: "webgpu",
-  kernelFunc: ({ inputs, backend }) => {
+  kernelFunc: ({ inputs, backend, attrs }) => {
     const { x } = inputs as { x: TensorInfo };
-    return runMaxPool2(backend as WebGPUBackend, x);
+    return runMaxPool2(backend as WebGPUBackend, x, dropoutOf(attrs));
   },
 });
 
-registerCpuKernel(MAX_POOL2, ({ x }, cpu) => {
-  return cpu.makeTensorInfo(
-    maxPool2Shape(x.shape),
-    "float32",
-    maxPool2Ref(cpuValues(cpu, x), x.shape),
-  );
+registerCpuKernel(MAX_POOL2, ({ x }, cpu, attrs) => {
+  const y = maxPool2Ref(cpuValues(cpu, x), x.shape);
+  const d = dropoutOf(attrs);
+  return cpu.makeTensorInfo(maxPool2Shape(x.shape), "float32", d ? dropoutRef(y, d) : y);
 });
 
 registerKernel({
   kernelName: MAX_POOL2_GRAD,
   backendName: "webgpu",
-  kernelFunc: ({ inputs, backend }) => {
+  kernelFunc: ({ inputs, backend, attrs }) => {
     const { dy, x } = inputs as { dy: TensorInfo; x: TensorInfo };
-    return runProgram(backend as WebGPUBackend, new MaxPool2GradProgram(x.shape), [dy, x]);
+    const d = dropoutOf(attrs);
+    const program = new MaxPool2GradProgram(x.shape, d !== undefined);
+    return runProgram(backend as WebGPUBackend, program, [dy, x], d ? dropoutUniforms(d) : []);
   },
 });
 
-registerCpuKernel(MAX_POOL2_GRAD, ({ dy, x }, cpu) => {
-  const dx = maxPool2GradRef(cpuValues(cpu, dy), cpuValues(cpu, x), x.shape);
+registerCpuKernel(MAX_POOL2_GRAD, ({ dy, x }, cpu, attrs) => {
+  const d = dropoutOf(attrs);
+  const g = d ? dropoutRef(cpuValues(cpu, dy), d) : cpuValues(cpu, dy);
+  const dx = maxPool2GradRef(g, cpuValues(cpu, x), x.shape);
   return cpu.makeTensorInfo(x.shape, "float32", dx);
 });
 
 registerGradient({
   kernelName: MAX_POOL2,
   inputsToSave: ["x"],
-  gradFunc: (dy, saved) => {
+  gradFunc: (dy, saved, attrs) => {
     const [x] = saved;
     return {
       x: () =>
         tf.engine().runKernel(MAX_POOL2_GRAD, {
           dy: Array.isArray(dy) ? dy[0] : dy,
           x,
-        }) as tf.Tensor,
+        }, attrs) as tf.Tensor,
     };
   },
 });
 
 /** tf.maxPool(x, 2, 2, "valid") on our kernels; differentiable w.r.t. x. */
 export function maxPool2(x: tf.Tensor4D): tf.Tensor4D {
+  checkPoolInput(x);
+  return tf.engine().runKernel(MAX_POOL2, { x }) as tf.Tensor4D;
+}
+
+function checkPoolInput(x: tf.Tensor4D) {
   if (x.rank !== 4) throw new UsageError(`maxPool2: x must be NHWC (rank 4), got [${x.shape}]`);
   if (x.dtype !== "float32") throw new UsageError(`maxPool2: x must be float32, got ${x.dtype}`);
   if (x.shape.some((d) => d < 1) || x.shape[1] < 2 || x.shape[2] < 2) {
     throw new UsageError(`maxPool2: x must be non-empty and at least 2x2, got [${x.shape}]`);
   }
-  return tf.engine().runKernel(MAX_POOL2, { x }) as tf.Tensor4D;
+}
+
+/**
+ * dropout(maxPool2(x), rate, seed) in the pool's own dispatches (the same mask as the dropout
+ * op, bit for bit: kernels/dropout_mask.wgsl over the pooled tensor's element index); the
+ * gradient applies the mask to dy in the pool gradient's pass. Differentiable w.r.t. x.
+ */
+export function maxPool2Dropout(x: tf.Tensor4D, rate: number, seed: number): tf.Tensor4D {
+  checkPoolInput(x);
+  checkDropoutAttrs({ rate, seed });
+  if (rate === 0) return maxPool2(x);
+  return tf.engine().runKernel(MAX_POOL2, { x }, { rate, seed }) as tf.Tensor4D;
 }
