@@ -13,12 +13,22 @@
 // and outputs[1..] ahead of the real inputs, and the struct below mirrors that packing: tfjs
 // aligns a field of 1, 2, 3-4 values to 4, 8, 16 bytes, WGSL's natural layout for i32, vec2,
 // vec3/vec4 (ranks above 4 are refused). Inputs bind as array<f32>, or array<i32> for int32
-// tensors. Every output is a fresh buffer (tfjs tensors are
+// tensors; a program with `width` 4 binds its float tensors as array<vec4<f32>> (on llvmpipe a
+// vec4 load costs about what a scalar one does). Every output is a fresh buffer (tfjs tensors are
 // immutable: clones share buffers), NaN-filled while tests poison outputs.
+// A program with a `grid` (workgroup size and counts of its own) gets `fn main()` with the
+// module-scope `localId` and `workgroupId` of tfjs's own headers, for kernels that cooperate in
+// workgroup memory (conv_bn_relu_bwd.ts's dz pass, conv_bn_relu_fwd.ts's apply pass).
 
 import type { TensorInfo } from "@tensorflow/tfjs-core";
 import type { WebGPUBackend } from "@tensorflow/tfjs-backend-webgpu";
 import { type Dispatch, makeOutput, splitGroups, type Uniform } from "./webgpu_program.ts";
+
+/** An explicit grid: workgroup size and the workgroup counts of one dispatch. */
+export interface ProgramGrid {
+  workgroupSize: [number, number, number];
+  dispatch: Dispatch;
+}
 
 const WORKGROUP = 64;
 
@@ -41,6 +51,13 @@ export abstract class MultiOutputProgram {
    * its own bounds.
    */
   readonly everyInvocation: boolean = false;
+  /**
+   * Set: the user code defines `fn main()` instead, run by every invocation of this grid, and
+   * reads `localId` / `workgroupId` (vec3<u32>); `size` is then only the `uniforms.size` value.
+   */
+  readonly grid?: ProgramGrid;
+  /** 4: every float32 tensor binds as array<vec4<f32>> (its size must be a multiple of 4). */
+  readonly width: 1 | 4 = 1;
   abstract getUserCode(): string;
 
   // Read by recordAndSubmit.
@@ -67,7 +84,30 @@ function uniformStruct(order: [string, number][], extra: string): string {
 }
 
 /** WGSL element type of an input: i32 for int32 tensors (e.g. tf.oneHot labels), else f32. */
-const elementType = (t: TensorInfo) => (t.dtype === "int32" ? "i32" : "f32");
+const elementType = (t: TensorInfo, width: 1 | 4 = 1) =>
+  t.dtype === "int32" ? "i32" : width === 4 ? "vec4<f32>" : "f32";
+
+/** The compute entry point: a flat index for main(index), or the grid's builtins for main(). */
+function entryPoint(p: MultiOutputProgram): string {
+  if (p.grid) {
+    const [x, y, z] = p.grid.workgroupSize;
+    return `var<private> localId : vec3<u32>;
+var<private> workgroupId : vec3<u32>;
+@compute @workgroup_size(${x}, ${y}, ${z})
+fn _start(@builtin(local_invocation_id) lid : vec3<u32>,
+          @builtin(workgroup_id) wid : vec3<u32>) {
+  localId = lid;
+  workgroupId = wid;
+  main();
+}`;
+  }
+  return `@compute @workgroup_size(${WORKGROUP}, 1, 1)
+fn _start(@builtin(global_invocation_id) gid : vec3<u32>,
+          @builtin(num_workgroups) groups : vec3<u32>) {
+  let index = i32(gid.y * groups.x * ${WORKGROUP}u + gid.x);
+${p.everyInvocation ? "  main(index);" : "  if (index < uniforms.size) {\n    main(index);\n  }"}
+}`;
+}
 
 function shaderSource(p: MultiOutputProgram, outputs: TensorInfo[], inputs: TensorInfo[]) {
   const outs = p.outputNames, ins = p.variableNames;
@@ -78,10 +118,14 @@ function shaderSource(p: MultiOutputProgram, outputs: TensorInfo[], inputs: Tens
     [outs[0], outputs[0].shape.length],
   ];
   const bindings = [
-    ...outs.map((n, i) => `@group(0) @binding(${i}) var<storage, read_write> ${n} : array<f32>;`),
+    ...outs.map((n, i) =>
+      `@group(0) @binding(${i}) var<storage, read_write> ${n} : array<${
+        elementType(outputs[i], p.width)
+      }>;`
+    ),
     ...ins.map((n, i) =>
       `@group(0) @binding(${outs.length + i}) var<storage, read> ${n} : array<${
-        elementType(inputs[i])
+        elementType(inputs[i], p.width)
       }>;`
     ),
     `@group(0) @binding(${outs.length + ins.length}) var<uniform> uniforms : Uniforms;`,
@@ -90,12 +134,7 @@ function shaderSource(p: MultiOutputProgram, outputs: TensorInfo[], inputs: Tens
     uniformStruct(order, p.uniforms),
     ...bindings,
     p.getUserCode(),
-    `@compute @workgroup_size(${WORKGROUP}, 1, 1)
-fn _start(@builtin(global_invocation_id) gid : vec3<u32>,
-          @builtin(num_workgroups) groups : vec3<u32>) {
-  let index = i32(gid.y * groups.x * ${WORKGROUP}u + gid.x);
-${p.everyInvocation ? "  main(index);" : "  if (index < uniforms.size) {\n    main(index);\n  }"}
-}`,
+    entryPoint(p),
   ].join("\n");
 }
 
@@ -112,7 +151,7 @@ type Recorder = {
 };
 
 /**
- * Runs `program` over `size` indices. Each entry of `outputs` is a shape (a fresh float32 output)
+ * Runs `program` over `size` indices (or over its own grid, with uniforms.size = `size`). Each entry of `outputs` is a shape (a fresh float32 output)
  * or a tensor the program updates in place (it is bound read_write: the program may read it;
  * its owner must drop any CPU copy of the values). Returns the outputs in order; the fresh ones
  * belong to the caller, as with any kernel output.
@@ -132,11 +171,12 @@ export function runMultiOutputProgram(
     throw new Error(`${program.constructor.name}: ${inputs.length} inputs`);
   }
   const outputs = outputSpecs.map((s) => Array.isArray(s) ? makeOutput(backend, s) : s);
-  if (size === 0) return outputs;
+  if (size === 0 || program.grid?.dispatch.includes(0)) return outputs;
   const recorder = backend as unknown as Recorder;
   for (const t of [...outputs, ...inputs]) recorder.uploadToGPU(t.dataId);
   const key = `${program.shaderKey}|${[...outputs, ...inputs].map((t) => t.shape.length)}|` +
-    inputs.map(elementType).join();
+    `${inputs.map((t) => elementType(t, program.width)).join()}|` +
+    (program.grid?.workgroupSize.join("x") ?? "flat");
   let cache = pipelines.get(backend.device);
   if (!cache) pipelines.set(backend.device, cache = new Map());
   let pipeline = cache.get(key);
@@ -153,8 +193,12 @@ export function runMultiOutputProgram(
   }
   program.pipeline = pipeline;
   program.outputShape = [size];
-  const [gx, gy] = splitGroups(Math.ceil(size / WORKGROUP));
-  program.dispatch = [gx, gy, 1];
+  if (program.grid) {
+    program.dispatch = program.grid.dispatch;
+  } else {
+    const [gx, gy] = splitGroups(Math.ceil(size / WORKGROUP));
+    program.dispatch = [gx, gy, 1];
+  }
   recorder.recordAndSubmit(program, outputs[0], [...outputs.slice(1), ...inputs], uniforms);
   return outputs;
 }
