@@ -39,6 +39,7 @@ import { convBackpropFilter, flat } from "./conv_gemm.ts";
 import { GEOMETRY_FIELDS } from "./conv_gemm_wgsl.ts";
 import { resolveTileConfig } from "./conv_tiling.ts";
 import { runBackpropData, runBackpropFilter } from "./conv_passes.ts";
+import { bnChunkGrid } from "./bn_chunk_grid.ts";
 
 /** One uniform field: WGSL name, WGSL type, value. */
 type Field = [name: string, type: "i32" | "f32", value: number];
@@ -142,9 +143,6 @@ export interface ConvBnReluGradTensors {
   stats: TensorInfo;
 }
 
-/** Workgroups the split per-channel reductions aim for (fills llvmpipe's threads). */
-const TARGET_WORKGROUPS = 64;
-
 /**
  * dbeta, dgamma and the bnReluDz prologue's terms (bn_relu_bwd_terms.wgsl) from the reduce
  * pass's partials in one dispatch (bn_relu_bwd_sums.wgsl): the model-input layer's pass 2.
@@ -211,26 +209,6 @@ function bnSumsAndTerms(
 }
 
 /**
- * Rows one workgroup of the chunked passes covers at most: 8 row lanes then loop 8192 times,
- * far below the 65,535 iterations after which llvmpipe silently stops a loop.
- */
-const MAX_ROWS_PER_CHUNK = 8 * 8192;
-
-/**
- * Splits `total` items into chunks so that about `target` chunks exist, each >= `minChunk` and
- * <= MAX_ROWS_PER_CHUNK items.
- */
-export function chunking(total: number, target: number, minChunk: number) {
-  const chunks = Math.max(
-    1,
-    Math.min(target, Math.floor(total / minChunk)),
-    Math.ceil(total / MAX_ROWS_PER_CHUNK),
-  );
-  const per = Math.ceil(total / chunks);
-  return { per, count: Math.ceil(total / per) };
-}
-
-/**
  * Pass 1's output: `partials` (4 + 2 * numPartials, Cout), rows mean / invStd / gamma / beta,
  * then the per-chunk sums (kernels/bn_relu_bwd_reduce.wgsl), and the grid it used.
  */
@@ -252,16 +230,11 @@ function bnReluPartials(
   const rows = g.batch * g.outH * g.outW;
   const bn = [t.dy, t.z, t.stats, t.gamma, t.beta];
   const bnNames = ["dy", "z", "stats", "gamma", "beta"];
-  // Lanes own groups of 4 channels (vec4) when Cout % 4 == 0.
-  const bnVec4 = g.outC % 4 === 0;
-  const cBlocks = Math.ceil(g.outC / (bnVec4 ? 32 : 8));
-  const rowChunks = chunking(rows, Math.ceil(TARGET_WORKGROUPS / cBlocks), 64);
-  const chunkFields: Field[] = [...geo, ["rowsPerChunk", "i32", rowChunks.per]];
-  const chunkGrid: ProgramGrid = {
-    dispatch: [cBlocks, rowChunks.count, 1],
-    workgroupSize: [8, 8, 1],
-  };
-  const grid = { chunkFields, chunkGrid, vec4: bnVec4 };
+  const grid = bnChunkGrid(rows, g.outC);
+  const bnVec4 = grid.vec4;
+  const chunkFields: Field[] = [...geo, ["rowsPerChunk", "i32", grid.rowsPerChunk]];
+  const chunkGrid: ProgramGrid = grid;
+  const passes = { chunkFields, chunkGrid, vec4: bnVec4 };
   if (useNaiveKernels()) {
     // One chunk: the factors, then dbeta; dgamma, one invocation per channel over all rows.
     const partials = run(
@@ -275,9 +248,9 @@ function bnReluPartials(
       bn,
       geo,
     );
-    return { partials, numPartials: 1, ...grid };
+    return { partials, numPartials: 1, ...passes };
   }
-  const numPartials = rowChunks.count;
+  const numPartials = grid.chunks;
   const partials = run(
     backend,
     new BnReluBwdReduceProgram({
@@ -291,7 +264,7 @@ function bnReluPartials(
     bn,
     chunkFields,
   );
-  return { partials, numPartials, ...grid };
+  return { partials, numPartials, ...passes };
 }
 
 /** Passes 1-2: dz (M * Cout), dbeta and dgamma (Cout). */
