@@ -3,7 +3,8 @@
 //   mean, var = Chan's merge of bn_stats.wgsl's per-chunk partials, invStd = 1/sqrt(var + eps)
 //   y = relu(gamma[c] * (z - mean[c]) * invStd[c] + beta[c])
 // over the chunked grid of bn_stats (src/ops/bn_chunk_grid.ts): workgroup (8, 8) = 8 channel
-// groups x 8 row lanes, workgroupId.y = chunk of rowsPerChunk rows.
+// groups x 8 row lanes, workgroupId.y = chunk of rowsPerChunk rows, each row lane a contiguous
+// eighth of it (bn_chunk_rows.wgsl).
 // Every workgroup merges the P partials of its channel groups itself: lane (x, y) merges chunks
 // y, y + 8, ... in order (2 loads each), lane (x, 0) then merges the 8 lanes from workgroup
 // memory in lane order (bn_moments.wgsl) and shares mean and gamma * invStd; a fixed order, so
@@ -67,9 +68,8 @@ fn main() {
   let mean = channelMean[lx];
   let scale = channelScale[lx];
   let b = partials[params + groups + c];
-  let r0 = i32(workgroupId.y) * per;
-  let r1 = min(uniforms.rows, r0 + per);
-  for (var r = r0 + ly; r < r1; r += 8) {
+  let range = laneRowRange(i32(workgroupId.y), ly, per, uniforms.rows);
+  for (var r = range.x; r < range.y; r++) {
     let i = r * groups + c;
     y[i] = max((z[i] - mean) * scale + b, VT(0.0));
   }

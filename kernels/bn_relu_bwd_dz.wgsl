@@ -25,7 +25,8 @@
 //   chunk (bn_relu_bwd_reduce.wgsl); uniforms (geometry, invM, rowsPerChunk, numPartials). Flat
 //   1-D views.
 // Grid: as bn_relu_bwd_reduce.wgsl: workgroup (8, 8), x -> 8 adjacent channel groups,
-//   y -> row lanes, workgroupId.y -> chunk of rowsPerChunk rows. The per-channel factors are
+//   y -> row lanes (a contiguous eighth of the chunk each, bn_chunk_rows.wgsl), workgroupId.y ->
+//   chunk of rowsPerChunk rows. The per-channel factors are
 //   loaded once per invocation and kept in registers. Groups past Cout read a clamped group and
 //   store nothing; no early return before the barrier.
 
@@ -61,8 +62,6 @@ fn main() {
     dgamma[c] = sumGX;
   }
   let rows = uniforms.batch * uniforms.outH * uniforms.outW;
-  let r0 = i32(workgroupId.y) * uniforms.rowsPerChunk;
-  let r1 = min(rows, r0 + uniforms.rowsPerChunk);
   let mean = partials[cc];
   let invStd = partials[outCV + cc];
   let gam = partials[2 * outCV + cc];
@@ -70,7 +69,8 @@ fn main() {
   let k = gam * invStd;
   let a = sumG * uniforms.invM;
   let b = sumGX * uniforms.invM;
-  for (var r = r0 + ly; r < r1; r += 8) {
+  let range = laneRowRange(i32(workgroupId.y), ly, uniforms.rowsPerChunk, rows);
+  for (var r = range.x; r < range.y; r++) {
     let i = r * outCV + c;
     let xhat = (z[i] - mean) * invStd;
     let g = select(V(0.0), dy[i], gam * xhat + bet > V(0.0));

@@ -24,8 +24,8 @@
 //   (geometry, invM, rowsPerChunk). All bound as flat 1-D views, shapes only in uniforms.
 // Grid: workgroup (8, 8): x = 8 adjacent channel groups (of VW channels), y = 8 row lanes;
 //   workgroupId.x -> block of 8 channel groups, workgroupId.y -> chunk p of rowsPerChunk rows.
-//   Invocation (c, ly) of chunk p sums rows p*rowsPerChunk + ly, + 8, ...; lane (c, 0) writes
-//   partial row p. Groups past Cout read a clamped group and store nothing (no early return:
+//   Invocation (c, ly) of chunk p sums a contiguous eighth of the chunk's rows
+//   (bn_chunk_rows.wgsl); lane (c, 0) writes partial row p. Groups past Cout read a clamped group and store nothing (no early return:
 //   every invocation reaches the barrier).
 // Oracle: bn_relu_bwd_reduce_naive.wgsl (one invocation per channel over all rows).
 
@@ -39,15 +39,14 @@ fn main() {
   let ly = i32(localId.y);
   let p = i32(workgroupId.y);
   let rows = uniforms.batch * uniforms.outH * uniforms.outW;
-  let r0 = p * uniforms.rowsPerChunk;
-  let r1 = min(rows, r0 + uniforms.rowsPerChunk);
   let mean = stats[cc];
   let invStd = stats[2 * outCV + cc];
   let gam = gamma[cc];
   let bet = beta[cc];
   var sumG = V(0.0);
   var sumGX = V(0.0);
-  for (var r = r0 + ly; r < r1; r += 8) {
+  let range = laneRowRange(p, ly, uniforms.rowsPerChunk, rows);
+  for (var r = range.x; r < range.y; r++) {
     let i = r * outCV + cc;
     let xhat = (z[i] - mean) * invStd;
     let g = select(V(0.0), dy[i], gam * xhat + bet > V(0.0));

@@ -2,8 +2,8 @@
 //
 // z (M = N*Ho*Wo rows, Cout) is cut into chunks of `rowsPerChunk` rows (src/ops/bn_chunk_grid.ts,
 // the grid the apply pass uses too); workgroup (8, 8) of chunk p: x = 8 adjacent channel
-// groups, y = 8 row lanes. Lane ly takes rows r0 + ly, + 8, ... in ONE pass of sums shifted by
-// its first row (d = z - k is of the order of the spread, so S2 - S1^2/n does not cancel the
+// groups, y = 8 row lanes. Lane ly takes a contiguous eighth of the chunk (bn_chunk_rows.wgsl)
+// in ONE pass of sums shifted by its first row (d = z - k is of the order of the spread, so S2 - S1^2/n does not cancel the
 // way raw sum/sumsq would when |mean| >> std, and z is read once), giving its (count, mean, M2);
 // then lane 0 merges the 8 lanes in workgroup memory with Chan's formula (bn_moments.wgsl), in
 // lane order, and writes the chunk's mean and M2 (its count follows from the uniforms).
@@ -29,9 +29,10 @@
 var<workgroup> laneMean : array<VT, 64>;
 var<workgroup> laneM2 : array<VT, 64>;
 
-/** Rows of a chunk [r0, r1) that row lane `lane` (of 8) takes. */
-fn laneRows(r0 : i32, r1 : i32, lane : i32) -> f32 {
-  return f32(max(0, (r1 - r0 - lane + 7) / 8));
+/** How many rows row lane `lane` takes in chunk `p`. */
+fn laneRows(p : i32, lane : i32) -> f32 {
+  let range = laneRowRange(p, lane, uniforms.rowsPerChunk, uniforms.rows);
+  return f32(range.y - range.x);
 }
 
 fn main() {
@@ -41,18 +42,17 @@ fn main() {
   let c = i32(workgroupId.x) * 8 + lx;
   let cc = min(c, groups - 1);
   let p = i32(workgroupId.y);
-  let r0 = p * uniforms.rowsPerChunk;
-  let r1 = min(uniforms.rows, r0 + uniforms.rowsPerChunk);
+  let range = laneRowRange(p, ly, uniforms.rowsPerChunk, uniforms.rows);
   // Shift by the lane's first row (clamped for a lane without rows: its count is 0).
-  let k = z[min(r0 + ly, r1 - 1) * groups + cc];
+  let k = z[min(range.x, uniforms.rows - 1) * groups + cc];
   var s1 = VT(0.0);
   var s2 = VT(0.0);
-  for (var r = r0 + ly + 8; r < r1; r += 8) {
+  for (var r = range.x + 1; r < range.y; r++) {
     let d = z[r * groups + cc] - k;
     s1 += d;
     s2 += d * d;
   }
-  let n = max(laneRows(r0, r1, ly), 1.0);
+  let n = max(f32(range.y - range.x), 1.0);
   let shift = s1 / n;
   laneMean[ly * 8 + lx] = k + shift;
   laneM2[ly * 8 + lx] = max(s2 - s1 * shift, VT(0.0));
@@ -60,7 +60,7 @@ fn main() {
   if (ly == 0 && c < groups) {
     var m = emptyMoments();
     for (var j = 0; j < 8; j++) {
-      m = mergeMoments(m, laneRows(r0, r1, j), laneMean[j * 8 + lx], laneM2[j * 8 + lx]);
+      m = mergeMoments(m, laneRows(p, j), laneMean[j * 8 + lx], laneM2[j * 8 + lx]);
     }
     result[(2 * p) * groups + c] = m.mean;
     result[(2 * p + 1) * groups + c] = m.m2;

@@ -2,7 +2,8 @@
 // and apply (conv_bn_relu_fwd.ts), backward reduce and dz (conv_bn_relu_bwd.ts). A workgroup is
 // 8 x 8 invocations: x = 8 adjacent channel groups (4 channels each, vec4, when Cout % 4 == 0),
 // y = 8 row lanes; workgroupId.x picks the block of 8 channel groups, workgroupId.y a chunk of
-// `rowsPerChunk` consecutive rows (M = N*Ho*Wo rows of Cout channels). The first pass of each
+// `rowsPerChunk` consecutive rows (M = N*Ho*Wo rows of Cout channels), each row lane one
+// contiguous eighth of them (kernels/bn_chunk_rows.wgsl). The first pass of each
 // pair writes one partial per (chunk, channel); the second merges all chunks' partials in every
 // workgroup, so the grid stays small: about TARGET_WORKGROUPS workgroups, enough to fill
 // llvmpipe's threads, few enough that the per-workgroup merge stays a small part of the pass.
@@ -50,12 +51,15 @@ export function bnChunkGrid(rows: number, outC: number): BnChunkGrid {
   const vec4 = outC % 4 === 0;
   const channelBlocks = Math.ceil(outC / (vec4 ? 32 : 8));
   const c = chunking(rows, Math.ceil(TARGET_WORKGROUPS / channelBlocks), MIN_ROWS_PER_CHUNK);
+  // A multiple of 8: each row lane takes a contiguous eighth (kernels/bn_chunk_rows.wgsl).
+  const rowsPerChunk = Math.ceil(c.per / 8) * 8;
+  const chunks = Math.ceil(rows / rowsPerChunk);
   return {
     vec4,
     channelBlocks,
-    rowsPerChunk: c.per,
-    chunks: c.count,
+    rowsPerChunk,
+    chunks,
     workgroupSize: [8, 8, 1],
-    dispatch: [channelBlocks, c.count, 1],
+    dispatch: [channelBlocks, chunks, 1],
   };
 }

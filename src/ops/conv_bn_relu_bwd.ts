@@ -73,6 +73,8 @@ abstract class BnReluBwdProgram implements WebGPUProgram {
     grid?: { dispatch: [number, number, number]; workgroupSize: [number, number, number] };
     /** Bind inputs and the output as array<vec4<f32>> (sizes must be multiples of 4). */
     vec4?: boolean;
+    /** WGSL sources (kernels/) to include before the kernel's. */
+    include?: string[];
   }) {
     this.outputShape = [opts.outputSize];
     this.variableNames = opts.variableNames;
@@ -82,7 +84,11 @@ abstract class BnReluBwdProgram implements WebGPUProgram {
     }
     this.uniforms = opts.fields.map(([name, type]) => `${name} : ${type},`).join(" ");
     this.shaderKey = `bnReluBwd_${opts.kernel}${opts.vec4 ? "_vec4" : ""}`;
-    this.source = [elementAlias(opts.vec4 ?? false), kernelSource(opts.kernel)].join("\n");
+    this.source = [
+      elementAlias(opts.vec4 ?? false),
+      ...(opts.include ?? []).map(kernelSource),
+      kernelSource(opts.kernel),
+    ].join("\n");
     if (opts.grid) {
       // Two axes: the backend calls `main()` (no flat index); the kernels read workgroupId.
       this.dispatchLayout = { x: [0], y: [0] };
@@ -181,7 +187,12 @@ class BnReluBwdDzProgram extends MultiOutputProgram {
   }
 
   getUserCode(): string {
-    return [elementAlias(this.width === 4), kernelSource("bn_relu_bwd_dz")].join("\n");
+    return [
+      elementAlias(this.width === 4),
+      kernelSource("bn_chunk_rows"),
+      kernelSource("bn_relu_bwd_dz"),
+    ]
+      .join("\n");
   }
 }
 
@@ -260,6 +271,7 @@ function bnReluPartials(
       fields: chunkFields,
       grid: chunkGrid,
       vec4: bnVec4,
+      include: ["bn_chunk_rows"],
     }),
     bn,
     chunkFields,

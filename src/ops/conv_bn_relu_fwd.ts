@@ -97,6 +97,7 @@ export class BnStatsPartialProgram implements WebGPUProgram {
       `  result[base + ${j} * groups + c] = ${name}[c];`
     );
     return vectorAlias(this.outputComponent === 4) + kernelSource("bn_moments") +
+      kernelSource("bn_chunk_rows") +
       `\nfn copyParams(c : i32, base : i32, groups : i32) {\n${copies.join("\n")}\n}\n` +
       kernelSource("bn_stats");
   }
@@ -136,7 +137,8 @@ export class BnReluApplyProgram extends MultiOutputProgram {
   newVariance[c] = partials[params + 3 * groups + c] * uniforms.momentum +
     variance * uniforms.oneMinusMomentum;`
       : "";
-    return vectorAlias(this.width === 4) + kernelSource("bn_moments") + `
+    return vectorAlias(this.width === 4) + kernelSource("bn_moments") +
+      kernelSource("bn_chunk_rows") + `
 fn writeStats(c : i32, mean : VT, variance : VT, invStd : VT, params : i32, groups : i32) {
   stats[c] = mean;
   stats[groups + c] = variance;
