@@ -16,7 +16,8 @@
 // with dz, enhanced's step 69 -> 66 (bench/dispatches.ts). The merge costs 2*P/8 extra loads per
 // invocation beside the ~2*rowsPerChunk/8 of the dz loop; P is one row per reduce chunk (the
 // reduce adds its 8 row lanes in workgroup memory; P*8 rows before, which would have made this
-// merge 8x larger). Measurements: src/ops/conv_bn_relu_bwd.ts.
+// merge 8x larger: measured 5.2 vs 4.4 ms at batch 128, 28x28x32, llvmpipe). Measurements:
+// src/ops/conv_bn_relu_bwd.ts.
 //
 // Like bn_relu_bwd_reduce.wgsl, the program prepends `alias V = vec4<f32>; const VW = 4;`
 // when Cout % 4 == 0 (every binding then array<vec4<f32>>), else `alias V = f32; const VW = 1;`.

@@ -1,7 +1,7 @@
 // bn_relu_bwd_reduce — per-channel partial sums of the batch-norm backward (pass 1 of 4).
 //
 // For every channel c and every chunk p of rows (M = N*Ho*Wo rows of Cout channels):
-//   partial[p, 0, c] = sum g,   partial[p, 1, c] = sum g * xhat,
+//   partial[4 + 2p, c] = sum g,   partial[5 + 2p, c] = sum g * xhat,
 //   xhat = (z - mean) * invStd, g = dy * (gamma * xhat + beta > 0).
 // The dz pass (bn_relu_bwd_dz.wgsl) merges the partials into dbeta and dgamma itself, in every
 // workgroup (bn_relu_bwd_sums.wgsl does for the model-input layer, which has no dz pass).
@@ -19,14 +19,15 @@
 // invStd, gamma, beta, written by chunk 0), so that the dz pass binds 3 inputs and 3 outputs,
 // within the 8 storage buffers a stage may bind (with stats, gamma and beta apart it took 9).
 // Bindings (in order): 0 result partials (4 + 2P, Cout) V: rows 0-3 mean / invStd / gamma /
-//   beta, rows 4 + 2p and 5 + 2p sum g and sum g * xhat of chunk p; 1 dy (M, Cout) V; 2 z (M, Cout) V;
-//   3 stats (3, Cout) V mean/var/invStd; 4 gamma (Cout) V; 5 beta (Cout) V; then uniforms
-//   (geometry, invM, rowsPerChunk). All bound as flat 1-D views, shapes only in uniforms.
+//   beta, rows 4 + 2p and 5 + 2p sum g and sum g * xhat of chunk p; 1 dy (M, Cout) V;
+//   2 z (M, Cout) V; 3 stats (3, Cout) V mean/var/invStd; 4 gamma (Cout) V; 5 beta (Cout) V;
+//   then uniforms (geometry, invM, rowsPerChunk). All bound as flat 1-D views, shapes only in
+//   uniforms.
 // Grid: workgroup (8, 8): x = 8 adjacent channel groups (of VW channels), y = 8 row lanes;
 //   workgroupId.x -> block of 8 channel groups, workgroupId.y -> chunk p of rowsPerChunk rows.
 //   Invocation (c, ly) of chunk p sums a contiguous eighth of the chunk's rows
-//   (bn_chunk_rows.wgsl); lane (c, 0) writes partial row p. Groups past Cout read a clamped group and store nothing (no early return:
-//   every invocation reaches the barrier).
+//   (bn_chunk_rows.wgsl); lane (c, 0) writes partial row p. Groups past Cout read a clamped
+//   group and store nothing (no early return: every invocation reaches the barrier).
 // Oracle: bn_relu_bwd_reduce_naive.wgsl (one invocation per channel over all rows).
 
 var<workgroup> laneG : array<V, 64>;

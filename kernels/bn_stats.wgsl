@@ -3,8 +3,9 @@
 // z (M = N*Ho*Wo rows, Cout) is cut into chunks of `rowsPerChunk` rows (src/ops/bn_chunk_grid.ts,
 // the grid the apply pass uses too); workgroup (8, 8) of chunk p: x = 8 adjacent channel
 // groups, y = 8 row lanes. Lane ly takes a contiguous eighth of the chunk (bn_chunk_rows.wgsl)
-// in ONE pass of sums shifted by its first row (d = z - k is of the order of the spread, so S2 - S1^2/n does not cancel the
-// way raw sum/sumsq would when |mean| >> std, and z is read once), giving its (count, mean, M2);
+// in ONE pass of sums shifted by its first row (d = z - k is of the order of the spread, so
+// S2 - S1^2/n does not cancel the way raw sum/sumsq would when |mean| >> std, and z is read
+// once), giving its (count, mean, M2);
 // then lane 0 merges the 8 lanes in workgroup memory with Chan's formula (bn_moments.wgsl), in
 // lane order, and writes the chunk's mean and M2 (its count follows from the uniforms).
 // Chunk 0 also copies gamma and beta (and the running statistics) behind the partials, so that

@@ -1,25 +1,37 @@
 // WebGPU programs of the fused conv + batch-norm + ReLU forward, and the code that runs them.
 //
-// Training forward (ConvBnReluTrain) = 4 dispatches, because batch statistics need a grid-wide
+// Training forward (ConvBnReluTrain) = 3 dispatches, because batch statistics need a grid-wide
 // reduction between the conv and the normalisation:
-//   1. conv        x, w -> z                    generated forward view (conv_gemm.ts), `store`
-//   2. bn_stats    z -> partials (P, 3, Cout)   per-chunk count/mean/M2, fully parallel
-//   3. finalize    partials -> stats (3, Cout)  Chan's merge; Cout invocations; given the
-//                  layer's running statistics, also their update (movingMean', movingVariance')
-//   4. apply       z, stats, gamma, beta -> y   elementwise normalise + ReLU
+//   1. conv      x, w -> z                       generated forward view (conv_gemm.ts), `store`
+//   2. bn_stats  z -> partials (2P + H, Cout)    per-chunk mean/M2 on the chunked grid
+//                (bn_chunk_grid.ts), then gamma, beta [, running statistics] copied behind
+//   3. apply     z, partials -> y, stats [, movingMean', movingVariance']   every workgroup
+//                merges all P partials of its channels (Chan, fixed order), then normalises its
+//                row chunk; chunk 0 writes the batch statistics and the running ones
 // The conv writes z (a kernel output saved for backward); passes 2-3 re-read it once. Fusing the
 // partials into the conv epilogue would need a second output buffer, which tfjs programs do not
 // have (one `result` binding), or a packed buffer and a copy of z out of it.
-// Finalize is a multi-output program (webgpu_multi_output.ts): the running statistics come out
-// as fresh tensors the layer assigns to its `moving_mean` / `moving_variance` variables
-// (checkpoint format unchanged), each `moving * momentum + batch * (1 - momentum)` rounded as
-// tfjs's mul/mul/add (bnMovingAverageRef). Dispatches for the update per BN layer: 6 tfjs ops
-// per statistic at first, then 2 Slices + 2 updates, then 1 BnMovingAverage (be1622d), now 0:
-// enhanced's step 83 -> 79 (4 BN layers, counted with bench/dispatches.ts).
+// Apply is a multi-output program (webgpu_multi_output.ts): the running statistics come out as
+// fresh tensors the layer assigns to its `moving_mean` / `moving_variance` variables (checkpoint
+// format unchanged), each `moving * momentum + batch * (1 - momentum)` rounded as tfjs's
+// mul/mul/add (bnMovingAverageRef). Dispatches for the update per BN layer: 6 tfjs ops per
+// statistic at first, then 2 Slices + 2 updates, then 1 BnMovingAverage (be1622d), then 0
+// (written by a finalize pass: enhanced's step 83 -> 79). That finalize pass (Cout invocations
+// merging the partials between bn_stats and a flat elementwise apply) is gone too: enhanced's
+// step 66 -> 62 dispatches (4 BN layers, bench/dispatches.ts).
+// Cost of the fold, llvmpipe (LLVM 15.0.6, 2 busy cores), batch 128, GPU ms (timestamps) of
+// 7e97a72's finalize + apply vs this apply, in one process alternating, min of 21 / of 15 (two
+// runs):
+// 28x28x32 3.25 / 3.46 -> 3.28 / 3.41 (on par); 14x14x64 1.84 / 1.62 -> 1.98 / 1.70 (+5-8%:
+// a workgroup there merges 32 partials for 98 rows per lane); bn_stats on the new grid 2.15 /
+// 1.91 -> 2.03 / 1.96 and 0.93 / 0.82 -> 1.00 / 0.89. About even over enhanced's 4 layers on
+// llvmpipe; kept for the 4 dispatches (tens of µs of host time each on a GPU). The first
+// version, with every 8th row per lane, ran the apply at 5.9 ms at 28x28x32 (see
+// kernels/bn_chunk_rows.wgsl).
 // Inference (ConvBnReluInfer) = 1 dispatch: the same generated conv with the scaleShiftRelu
 // epilogue (BN folded on the host). The naive oracle (kernels/conv_fwd_naive.wgsl) replaces the
-// conv under the FMNIST_NAIVE_KERNELS flag. On llvmpipe (batch 128, 3x3, 32->32 at 28x28 and 64->64 at
-// 14x14) the conv is ~85% of the training forward, bn_stats ~5%, apply ~8%, finalize < 0.1%.
+// conv under the FMNIST_NAIVE_KERNELS flag. On llvmpipe (batch 128, 3x3, 32->32 at 28x28 and
+// 64->64 at 14x14) the conv is ~85% of the training forward, bn_stats ~5%, apply ~8%.
 //
 // Shader keys hold compile-time facts only (tile config, epilogue, vector widths); every shape
 // travels as a uniform, so one pipeline serves all batch sizes.

@@ -151,10 +151,11 @@ type Recorder = {
 };
 
 /**
- * Runs `program` over `size` indices (or over its own grid, with uniforms.size = `size`). Each entry of `outputs` is a shape (a fresh float32 output)
- * or a tensor the program updates in place (it is bound read_write: the program may read it;
- * its owner must drop any CPU copy of the values). Returns the outputs in order; the fresh ones
- * belong to the caller, as with any kernel output.
+ * Runs `program` over `size` indices (or over its own grid, with uniforms.size = `size`). Each
+ * entry of `outputs` is a shape (a fresh float32 output) or a tensor the program updates in place
+ * (it is bound read_write: the program may read it; its owner must drop any CPU copy of the
+ * values). Returns the outputs in order; the fresh ones belong to the caller, as with any kernel
+ * output.
  */
 export function runMultiOutputProgram(
   backend: WebGPUBackend,
