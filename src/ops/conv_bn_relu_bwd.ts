@@ -78,7 +78,7 @@ abstract class BnReluBwdProgram implements WebGPUProgram {
     outputSize: number;
     fields: Field[];
     /** Explicit grid for kernels that map workgroupId themselves; default flat, 64 per group. */
-    grid?: { dispatch: [number, number, number]; workgroupSize: [number, number, number] };
+    grid?: ProgramGrid;
     /** Bind inputs and the output as array<vec4<f32>> (sizes must be multiples of 4). */
     vec4?: boolean;
     /** WGSL sources (kernels/) to include before the kernel's. */
@@ -252,7 +252,7 @@ function bnReluPartials(
   const grid = bnChunkGrid(rows, g.outC);
   const bnVec4 = grid.vec4;
   const chunkFields: Field[] = [...geo, ["rowsPerChunk", "i32", grid.rowsPerChunk]];
-  const chunkGrid: ProgramGrid = grid;
+  const chunkGrid: ProgramGrid = { workgroupSize: grid.workgroupSize, dispatch: grid.dispatch };
   const passes = { chunkFields, chunkGrid, vec4: bnVec4 };
   if (useNaiveKernels()) {
     // One chunk: the factors, then dbeta; dgamma, one invocation per channel over all rows.
