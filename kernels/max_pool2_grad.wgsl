@@ -1,7 +1,7 @@
 // max_pool2_grad — gradient of the 2x2 / stride-2 `valid` max-pool (src/ops/max_pool2.ts), NHWC:
-// each window's dy goes to the window's first maximum in row-major order (top-left, top-right,
-// bottom-left, bottom-right; strict `>`), as tfjs-backend-cpu's maxPoolGrad routes ties; every
-// other element, and the dropped last row / column of an odd H / W, gets 0. The argmax is
+// each window's dy goes to the window's first maximum (max_pool2_route.wgsl, prepended: the tie
+// rule of tfjs-backend-cpu's maxPoolGrad); every other element, and the dropped last row /
+// column of an odd H / W, gets 0. The argmax is
 // recomputed from the saved input x: no positions tensor, no pass that builds one.
 // One invocation per window of the ceil grid (ceil(H / 2) x ceil(W / 2)), VT = vec4<f32> (4
 // channels) when C % 4 == 0, else f32: 4 loads of x + 1 of dy, 4 stores, no loop. A window past
@@ -34,22 +34,12 @@ fn main(index : i32) {
   let outH = uniforms.dyShape[1];
   let outW = uniforms.dyShape[2];
   if (bi < outH && bj < outW) {
-    let a = x[i00];
-    let b = x[i01];
-    let d = x[i10];
-    let e = x[i11];
-    // Running maximum in scan order; tN: element N beats every element before it.
-    let t1 = b > a;
-    let m1 = select(a, b, t1);
-    let t2 = d > m1;
-    let m2 = select(m1, d, t2);
-    let t3 = e > m2;
     let g = dy[((n * outH + bi) * outW + bj) * groups + c];
-    // The winner is the last element that beat its predecessors.
-    result[i00] = select(g, zero, t1 | t2 | t3);
-    result[i01] = select(zero, g, t1 & !(t2 | t3));
-    result[i10] = select(zero, g, t2 & !t3);
-    result[i11] = select(zero, g, t3);
+    let r = routeToWinner(x[i00], x[i01], x[i10], x[i11], g);
+    result[i00] = r[0];
+    result[i01] = r[1];
+    result[i10] = r[2];
+    result[i11] = r[3];
     return;
   }
   // A window cut by the odd last row / column: nothing of it was pooled.

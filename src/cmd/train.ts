@@ -90,7 +90,7 @@ export async function main(argv: string[]): Promise<void> {
     setting: autotune,
     log,
   });
-  await logEstimate(adapter, cfg, prepared, log);
+  await logEstimate(adapter, cfg, prepared, log, resume ? Number(resume.meta.state.epoch) : 0);
 
   const result = await trainUntilDoneOrInterrupted(cfg, prepared, {
     outDir,
@@ -171,14 +171,15 @@ async function logEstimate(
   cfg: TrainConfig,
   prepared: PreparedData,
   log: Log,
+  /** Epochs a resumed run has already done (the estimate covers the rest). */
+  epochsDone: number,
 ) {
   const stepsPerEpoch = Math.ceil(prepared.trainIdx.length / cfg.batch);
-  if (!adapter.isSoftware || stepsPerEpoch * cfg.epochs <= 50) return;
+  const epochs = cfg.epochs - epochsDone;
+  if (!adapter.isSoftware || stepsPerEpoch * epochs <= 50) return;
   const stepS = await measureStepSeconds(cfg, prepared);
   log(
-    `software adapter (${adapter.description}): ${
-      describeEstimate(stepS, stepsPerEpoch, cfg.epochs)
-    }`,
+    `software adapter (${adapter.description}): ${describeEstimate(stepS, stepsPerEpoch, epochs)}`,
   );
 }
 

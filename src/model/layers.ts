@@ -5,6 +5,7 @@ import * as tf from "@tensorflow/tfjs-core";
 import { convBnReluInfer, convBnReluTrainWithMovingStats } from "../ops/conv_bn_relu.ts";
 import { convBnReluInferStock, convBnReluTrainStock } from "../ops/conv_bn_relu_stock.ts";
 import { convBiasRelu } from "../ops/conv_bias_relu.ts";
+import { convBiasReluPool2 } from "../ops/conv_bias_relu_pool2.ts";
 import { denseLayer } from "../ops/dense_bias_act.ts";
 import { dropout as seededDropout } from "../ops/dropout.ts";
 import { maxPool2 as maxPool2Op } from "../ops/max_pool2.ts";
@@ -28,29 +29,33 @@ export interface ConvShape {
   pad: "same" | "valid";
 }
 
+/** The variables of a conv + bias + ReLU layer: HWIO kernel (He normal) and bias (0). */
+function convReluVariables(store: ParamStore, name: string, s: ConvShape) {
+  const filter = store.heNormal(`${name}/kernel`, [s.k, s.k, s.cin, s.cout], s.k * s.k * s.cin);
+  const bias = store.constant(`${name}/bias`, [s.cout], 0);
+  return { filter: filter as tf.Tensor4D, bias: bias as tf.Tensor1D };
+}
+
 /**
  * Plain conv + bias + ReLU (baseline model): our op (src/ops/conv_bias_relu.ts, the generated
  * conv kernels) or, with `ops: "stock"`, tfjs's fused conv2d.
  */
 export function convRelu(store: ParamStore, name: string, s: ConvShape, ops: OpsKind): Layer {
-  const filter = store.heNormal(`${name}/kernel`, [s.k, s.k, s.cin, s.cout], s.k * s.k * s.cin);
-  const bias = store.constant(`${name}/bias`, [s.cout], 0);
-  if (ops === "fused") {
-    return (x) =>
-      convBiasRelu(x as tf.Tensor4D, filter as tf.Tensor4D, bias as tf.Tensor1D, {
-        strides: s.stride,
-        pad: s.pad,
-      });
-  }
+  const { filter, bias } = convReluVariables(store, name, s);
+  const attrs = { strides: s.stride, pad: s.pad };
+  if (ops === "fused") return (x) => convBiasRelu(x as tf.Tensor4D, filter, bias, attrs);
   return (x) =>
-    tf.fused.conv2d({
-      x: x as tf.Tensor4D,
-      filter: filter as tf.Tensor4D,
-      bias,
-      strides: s.stride,
-      pad: s.pad,
-      activation: "relu",
-    });
+    tf.fused.conv2d({ x: x as tf.Tensor4D, filter, bias, ...attrs, activation: "relu" });
+}
+
+/**
+ * Conv + bias + ReLU and the 2x2 max-pool after it as one op (src/ops/conv_bias_relu_pool2.ts:
+ * one backward pass from the pooled gradient to dz and dbias); the same variables as convRelu.
+ */
+export function convReluPool2(store: ParamStore, name: string, s: ConvShape): Layer {
+  const { filter, bias } = convReluVariables(store, name, s);
+  const attrs = { strides: s.stride, pad: s.pad };
+  return (x) => convBiasReluPool2(x as tf.Tensor4D, filter, bias, attrs);
 }
 
 /**

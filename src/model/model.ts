@@ -11,6 +11,7 @@ import * as tf from "@tensorflow/tfjs-core";
 import {
   convBnRelu,
   convRelu,
+  convReluPool2,
   type ConvShape,
   dense,
   dropout,
@@ -163,7 +164,7 @@ function buildLayers(store: ParamStore, c: ModelConfig, rng: Rng): Layer[] {
   const specs = architecture(c.name);
   // The first conv reads the images: nothing needs its input gradient.
   const firstConv = specs.findIndex((l) => l.kind === "conv-relu" || l.kind === "conv-bn-relu");
-  return specs.map((l, i): Layer => {
+  const layer = (l: LayerSpec, i: number): Layer => {
     switch (l.kind) {
       case "conv-relu":
         return convRelu(store, l.name, l.shape, c.ops);
@@ -180,5 +181,17 @@ function buildLayers(store: ParamStore, c: ModelConfig, rng: Rng): Layer[] {
       case "dropout":
         return dropout(c.dropout, rng, c.ops);
     }
-  });
+  };
+  const layers: Layer[] = [];
+  for (let i = 0; i < specs.length; i++) {
+    const l = specs[i];
+    // Fused ops: a conv + bias + ReLU and the pool after it run as one op (same variables).
+    if (l.kind === "conv-relu" && c.ops === "fused" && specs[i + 1]?.kind === "max-pool") {
+      layers.push(convReluPool2(store, l.name, l.shape));
+      i++;
+    } else {
+      layers.push(layer(l, i));
+    }
+  }
+  return layers;
 }

@@ -184,19 +184,19 @@ class BnReluBwdDzProgram extends MultiOutputProgram {
   readonly variableNames = ["dy", "z", "partials"];
   override readonly uniforms: string;
   override readonly grid: ProgramGrid;
-  override readonly width: 1 | 4;
+  override readonly vec4: boolean;
 
   constructor(fields: Field[], grid: ProgramGrid, vec4: boolean) {
     super();
     this.uniforms = fields.map(([name, type]) => `${name} : ${type},`).join(" ");
     this.grid = grid;
-    this.width = vec4 ? 4 : 1;
+    this.vec4 = vec4;
     this.shaderKey = `bnReluBwdDz${vec4 ? "_vec4" : ""}`;
   }
 
   getUserCode(): string {
     return [
-      elementAlias(this.width === 4),
+      elementAlias(this.vec4),
       kernelSource("bn_chunk_rows"),
       kernelSource("bn_relu_bwd_dz"),
     ]

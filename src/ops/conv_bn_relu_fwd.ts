@@ -126,18 +126,18 @@ export class BnReluApplyProgram extends MultiOutputProgram {
   readonly variableNames = ["z", "partials"];
   override readonly uniforms: string;
   override readonly grid: ProgramGrid;
-  override readonly width: 1 | 4;
+  override readonly vec4: boolean;
   private readonly moving: boolean;
 
   constructor(grid: BnChunkGrid, moving: boolean) {
     super();
     this.moving = moving;
     this.grid = { workgroupSize: grid.workgroupSize, dispatch: grid.dispatch };
-    this.width = grid.vec4 ? 4 : 1;
+    this.vec4 = grid.vec4;
     this.outputNames = moving ? ["y", "stats", "newMean", "newVariance"] : ["y", "stats"];
     this.uniforms = "rows : i32, outC : i32, rowsPerChunk : i32, chunks : i32, eps : f32," +
       (moving ? " momentum : f32, oneMinusMomentum : f32," : "");
-    this.shaderKey = `bnReluApply_w${this.width}${moving ? "_moving" : ""}`;
+    this.shaderKey = `bnReluApply_w${this.vec4 ? 4 : 1}${moving ? "_moving" : ""}`;
   }
 
   getUserCode(): string {
@@ -149,7 +149,7 @@ export class BnReluApplyProgram extends MultiOutputProgram {
   newVariance[c] = partials[params + 3 * groups + c] * uniforms.momentum +
     variance * uniforms.oneMinusMomentum;`
       : "";
-    return vectorAlias(this.width === 4) + kernelSource("bn_moments") +
+    return vectorAlias(this.vec4) + kernelSource("bn_moments") +
       kernelSource("bn_chunk_rows") + `
 fn writeStats(c : i32, mean : VT, variance : VT, invStd : VT, params : i32, groups : i32) {
   stats[c] = mean;

@@ -7,8 +7,8 @@
 //   DenseBiasAct          {x, kernel, bias}; attrs {activation}  -> y (N, C)
 //   DenseBackpropInput    {dz, kernel}                           -> dx (N, K)
 //   DenseBackpropKernel   {dz, x}                                -> dkernel (K, C)
-// The gradient masks dy with y > 0 for ReLU (dz; linear: dz = dy), sums dz for dbias and runs
-// the two backprops inside the x and kernel thunks, so dx costs nothing where no one needs it.
+// The gradient gets dz (dy masked by y > 0 for ReLU; linear: dy) and dbias from one
+// BiasActGrad dispatch (bias_act_grad.ts) and runs the two backprops inside the x and kernel thunks, so dx costs nothing where no one needs it.
 //
 // Loop bounds (llvmpipe stops any loop after 65,535 iterations): forward K / 4 (K / 1 when K is
 // not a multiple of 4) reduction steps per invocation, dx C / 4 (or C), dkernel the batch rows of
@@ -56,6 +56,7 @@ import {
   type TileConfig,
 } from "./conv_tiling.ts";
 import { useNaiveKernels } from "./kernel_flags.ts";
+import { biasActGrad } from "./bias_act_grad.ts";
 import { cpuValues, registerCpuKernel } from "./cpu_kernel.ts";
 import {
   type DenseActivation,
@@ -314,13 +315,13 @@ tf.registerGradient({
   gradFunc: (dy: tf.Tensor | tf.Tensor[], saved: tf.Tensor[], attrs: NamedAttrMap) => {
     const [x, kernel, y] = saved;
     const g = Array.isArray(dy) ? dy[0] : dy;
-    const dz = activationOf(attrs) === "relu" ? tf.mul(g, tf.step(y)) : g;
+    const { dz, dbias } = biasActGrad(g, y, activationOf(attrs));
     const run = (name: string, inputs: tf.NamedTensorMap) =>
       tf.engine().runKernel(name, inputs) as tf.Tensor2D;
     return {
       x: () => run(DENSE_BACKPROP_INPUT, { dz, kernel }),
       kernel: () => run(DENSE_BACKPROP_KERNEL, { dz, x }),
-      bias: () => tf.sum(dz, 0),
+      bias: () => dbias,
     };
   },
 });

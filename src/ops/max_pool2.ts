@@ -26,7 +26,9 @@
 //               (0.62x); wall 851 / 903 / 957 / 990 -> 562 / 540 / 584 / 577 ms (1.5-1.7x)
 //   profile (enhanced, batch 128): MaxPool2Grad 1.8% + MaxPool2 0.6% of the GPU time, where
 //   MaxPool2DBackprop + Pool2D were 20.6%.
-// Not fused into the conv block: bench/max_pool2_fusion_probe.ts measures a prototype BN apply
+// In `baseline` the pool after conv + bias + ReLU runs inside ConvBiasReluPool2
+// (conv_bias_relu_pool2.ts: its backward routes the pooled gradient, masks and sums it for the
+// bias in one pass). Not fused into the conv + BN + ReLU block: bench/max_pool2_fusion_probe.ts measures a prototype BN apply
 // pass that writes the pooled output at 3.3-13.5 ms less than apply + this forward (28x28x32)
 // and 2.5-3.0 ms (14x14x64), and this gradient (what a backward fusion could at most remove) at
 // 11-16 and 2.6-4.8 ms: at most 20-37 ms of a ~1.9 s step (1-2%) and 4 dispatches on llvmpipe.
@@ -100,8 +102,13 @@ class MaxPool2GradProgram extends MaxPool2Program {
   }
 
   getUserCode(): string {
-    return this.source("max_pool2_grad");
+    return this.source("max_pool2_route") + "\n" + kernelSource("max_pool2_grad");
   }
+}
+
+/** The pooled x on webgpu: one dispatch. */
+export function runMaxPool2(backend: WebGPUBackend, x: TensorInfo): TensorInfo {
+  return runProgram(backend, new MaxPool2ForwardProgram(x.shape), [x]);
 }
 
 registerKernel({
@@ -109,7 +116,7 @@ registerKernel({
   backendName: "webgpu",
   kernelFunc: ({ inputs, backend }) => {
     const { x } = inputs as { x: TensorInfo };
-    return runProgram(backend as WebGPUBackend, new MaxPool2ForwardProgram(x.shape), [x]);
+    return runMaxPool2(backend as WebGPUBackend, x);
   },
 });
 

@@ -9,3 +9,5 @@ import "./softmax_xent.ts";
 import "./dense_bias_act.ts";
 import "./dropout.ts";
 import "./max_pool2.ts";
+import "./bias_act_grad.ts";
+import "./conv_bias_relu_pool2.ts";

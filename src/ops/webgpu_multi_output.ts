@@ -13,14 +13,13 @@
 // and outputs[1..] ahead of the real inputs, and the struct below mirrors that packing: tfjs
 // aligns a field of 1, 2, 3-4 values to 4, 8, 16 bytes, WGSL's natural layout for i32, vec2,
 // vec3/vec4 (ranks above 4 are refused). Inputs bind as array<f32>, or array<i32> for int32
-// tensors; a program with `width` 4 binds its float tensors as array<vec4<f32>> (on llvmpipe a
-// vec4 load costs about what a scalar one does). Every output is a fresh buffer (tfjs tensors are
+// tensors. Every output is a fresh buffer (tfjs tensors are
 // immutable: clones share buffers), NaN-filled while tests poison outputs.
 // A program with a `grid` (workgroup size and counts of its own) gets `fn main()` with the
 // module-scope `localId` and `workgroupId` of tfjs's own headers, for kernels that cooperate in
 // workgroup memory (conv_bn_relu_bwd.ts's dz pass, conv_bn_relu_fwd.ts's apply pass).
 
-import type { TensorInfo } from "@tensorflow/tfjs-core";
+import { type TensorInfo, util } from "@tensorflow/tfjs-core";
 import type { WebGPUBackend } from "@tensorflow/tfjs-backend-webgpu";
 import { type Dispatch, makeOutput, splitGroups, type Uniform } from "./webgpu_program.ts";
 
@@ -56,8 +55,12 @@ export abstract class MultiOutputProgram {
    * reads `localId` / `workgroupId` (vec3<u32>); `size` is then only the `uniforms.size` value.
    */
   readonly grid?: ProgramGrid;
-  /** 4: every float32 tensor binds as array<vec4<f32>> (its size must be a multiple of 4). */
-  readonly width: 1 | 4 = 1;
+  /**
+   * true: float32 outputs and inputs bind as array<vec4<f32>> (index in units of 4 floats; every
+   * such tensor's size must be a multiple of 4). On llvmpipe a vec4 load costs about what a
+   * scalar one does, so elementwise passes load 4x less. Uniform shapes stay element shapes.
+   */
+  readonly vec4: boolean = false;
   abstract getUserCode(): string;
 
   // Read by recordAndSubmit.
@@ -84,8 +87,7 @@ function uniformStruct(order: [string, number][], extra: string): string {
 }
 
 /** WGSL element type of an input: i32 for int32 tensors (e.g. tf.oneHot labels), else f32. */
-const elementType = (t: TensorInfo, width: 1 | 4 = 1) =>
-  t.dtype === "int32" ? "i32" : width === 4 ? "vec4<f32>" : "f32";
+const elementType = (t: TensorInfo) => (t.dtype === "int32" ? "i32" : "f32");
 
 /** The compute entry point: a flat index for main(index), or the grid's builtins for main(). */
 function entryPoint(p: MultiOutputProgram): string {
@@ -109,6 +111,10 @@ ${p.everyInvocation ? "  main(index);" : "  if (index < uniforms.size) {\n    ma
 }`;
 }
 
+/** WGSL array element of a binding: i32, or f32 / vec4<f32> per the program's `vec4`. */
+const arrayElement = (p: MultiOutputProgram, t: TensorInfo) =>
+  elementType(t) === "i32" ? "i32" : p.vec4 ? "vec4<f32>" : "f32";
+
 function shaderSource(p: MultiOutputProgram, outputs: TensorInfo[], inputs: TensorInfo[]) {
   const outs = p.outputNames, ins = p.variableNames;
   // recordAndSubmit's order: outputs[1..] and the inputs (bindings 1..), then outputs[0].
@@ -120,12 +126,12 @@ function shaderSource(p: MultiOutputProgram, outputs: TensorInfo[], inputs: Tens
   const bindings = [
     ...outs.map((n, i) =>
       `@group(0) @binding(${i}) var<storage, read_write> ${n} : array<${
-        elementType(outputs[i], p.width)
+        arrayElement(p, outputs[i])
       }>;`
     ),
     ...ins.map((n, i) =>
       `@group(0) @binding(${outs.length + i}) var<storage, read> ${n} : array<${
-        elementType(inputs[i], p.width)
+        arrayElement(p, inputs[i])
       }>;`
     ),
     `@group(0) @binding(${outs.length + ins.length}) var<uniform> uniforms : Uniforms;`,
@@ -172,12 +178,24 @@ export function runMultiOutputProgram(
     throw new Error(`${program.constructor.name}: ${inputs.length} inputs`);
   }
   const outputs = outputSpecs.map((s) => Array.isArray(s) ? makeOutput(backend, s) : s);
+  if (program.vec4) {
+    const odd = [...outputs, ...inputs].find((t) =>
+      t.dtype !== "int32" && util.sizeFromShape(t.shape) % 4 !== 0
+    );
+    if (odd) {
+      throw new Error(
+        `${program.constructor.name}: vec4 bindings need sizes % 4 == 0, got [${odd.shape}]`,
+      );
+    }
+  }
   if (size === 0 || program.grid?.dispatch.includes(0)) return outputs;
   const recorder = backend as unknown as Recorder;
   for (const t of [...outputs, ...inputs]) recorder.uploadToGPU(t.dataId);
-  const key = `${program.shaderKey}|${[...outputs, ...inputs].map((t) => t.shape.length)}|` +
-    `${inputs.map((t) => elementType(t, program.width)).join()}|` +
-    (program.grid?.workgroupSize.join("x") ?? "flat");
+  const key =
+    `${program.shaderKey}|${program.vec4 ? "v4" : "v1"}|${
+      [...outputs, ...inputs].map((t) => t.shape.length)
+    }|` +
+    `${inputs.map(elementType).join()}|${program.grid?.workgroupSize.join("x") ?? "flat"}`;
   let cache = pipelines.get(backend.device);
   if (!cache) pipelines.set(backend.device, cache = new Map());
   let pipeline = cache.get(key);
