@@ -1,7 +1,8 @@
 // Probe: would fusing the 2x2 max-pool into the conv + BN + ReLU block pay on this adapter?
 // Times, on the GPU (tf.time's kernelMs, timestamp queries; median of --repeats, alternating),
 // at enhanced's pooled layers (batch 128: 28x28x32 and 14x14x64):
-//   separate  the block's apply pass (BnReluApplyProgram, writes y) + MaxPool2 (reads y)
+//   separate  an elementwise apply pass (writes y; the block's pass until the apply pass began
+//             merging the batch statistics itself, kernels/bn_relu_apply.wgsl) + MaxPool2
 //   fused     a prototype apply pass that writes the pooled y directly (below: measurement
 //             only, not a product kernel)
 //   pool grad MaxPool2Grad alone: the most a backward fusion could save, since the block's
@@ -16,10 +17,49 @@ import * as tf from "@tensorflow/tfjs-core";
 import type { TensorInfo } from "@tensorflow/tfjs-core";
 import type { WebGPUBackend, WebGPUProgram } from "@tensorflow/tfjs-backend-webgpu";
 import { describeAdapter, initTf } from "../src/tf/setup.ts";
-import { BnReluApplyProgram } from "../src/ops/conv_bn_relu_fwd.ts";
 import { MAX_POOL2_GRAD, maxPool2 } from "../src/ops/max_pool2.ts";
 import { runProgram, splitGroups } from "../src/ops/webgpu_program.ts";
 import { arg } from "./probe_args.ts";
+
+/** y = relu(gamma * (z - mean) * invStd + beta), 16 rows of one channel group per invocation. */
+class ElementwiseApply implements WebGPUProgram {
+  outputShape: number[];
+  shaderKey = "probe_bnReluApply_vec4";
+  dispatchLayout = { x: [0, 1, 2, 3] };
+  dispatch: [number, number, number];
+  variableNames = ["z", "stats", "gamma", "beta"];
+  workgroupSize: [number, number, number] = [64, 1, 1];
+  outputComponent = 4;
+  variableComponents = [4, 4, 4, 4];
+
+  constructor(zShape: number[]) {
+    this.outputShape = zShape;
+    const rows = zShape[0] * zShape[1] * zShape[2];
+    const [gx, gz] = splitGroups(Math.ceil((Math.ceil(rows / 16) * zShape[3]) / 4 / 64));
+    this.dispatch = [gx, 1, gz];
+  }
+
+  getUserCode(): string {
+    return `
+fn main(index : i32) {
+  let groups = uniforms.zShape[3] / 4;
+  let rows = uniforms.zShape[0] * uniforms.zShape[1] * uniforms.zShape[2];
+  let rb = index / groups;
+  let c = index - rb * groups;
+  let r0 = rb * 16;
+  if (r0 >= rows) {
+    return;
+  }
+  let mean = stats[c];
+  let scale = gamma[c] * stats[2 * groups + c];
+  let b = beta[c];
+  for (var r = r0; r < min(rows, r0 + 16); r++) {
+    let i = r * groups + c;
+    result[i] = max((z[i] - mean) * scale + b, vec4<f32>(0.0));
+  }
+}`;
+  }
+}
 
 /** Prototype: y_pooled = max over the 2x2 window of relu(gamma * (z - mean) * invStd + beta). */
 class ApplyPoolPrototype implements WebGPUProgram {
@@ -89,12 +129,12 @@ for (const [h, c] of [[28, 32], [14, 64]]) {
   const inputs = [z, stats, gamma, beta] as unknown as TensorInfo[];
   const asTensor = (t: TensorInfo) => tf.engine().makeTensorFromTensorInfo(t);
   const separate = () => {
-    const y = asTensor(runProgram(backend, new BnReluApplyProgram(shape), inputs));
+    const y = asTensor(runProgram(backend, new ElementwiseApply(shape), inputs));
     const pooled = maxPool2(y as tf.Tensor4D);
     return [y, pooled];
   };
   const fused = () => [asTensor(runProgram(backend, new ApplyPoolPrototype(shape), inputs))];
-  const y = asTensor(runProgram(backend, new BnReluApplyProgram(shape), inputs));
+  const y = asTensor(runProgram(backend, new ElementwiseApply(shape), inputs));
   const poolGrad = () => [tf.engine().runKernel(MAX_POOL2_GRAD, { dy, x: y }) as tf.Tensor];
   // Same values both ways (the prototype is only worth timing if it computes the same thing).
   const [a, b] = [separate(), fused()];

@@ -7,17 +7,18 @@
 // Written by the dbeta/dgamma pass (bn_relu_bwd_sums.wgsl, included after it) as soon as a
 // channel's sums exist: a separate pass until then (1 dispatch per step for enhanced's
 // model-input layer).
-// Bindings read: stats (3, Cout), gamma, beta (Cout); written: terms (7, Cout); uniforms: size =
-// Cout, invM.
+// Bindings read: partials (rows 0-3 mean, invStd, gamma, beta, copied there by
+// bn_relu_bwd_reduce.wgsl); written: terms (7, Cout); uniforms: size = Cout, invM.
 
 fn writeTerms(c : i32, sums : vec2<f32>) {
   let outC = uniforms.size;
-  let invStd = stats[2 * outC + c];
-  terms[c] = stats[c];
+  let invStd = partials[outC + c];
+  let gam = partials[2 * outC + c];
+  terms[c] = partials[c];
   terms[outC + c] = invStd;
-  terms[2 * outC + c] = gamma[c];
-  terms[3 * outC + c] = beta[c];
-  terms[4 * outC + c] = gamma[c] * invStd;
+  terms[2 * outC + c] = gam;
+  terms[3 * outC + c] = partials[3 * outC + c];
+  terms[4 * outC + c] = gam * invStd;
   terms[5 * outC + c] = sums.x * uniforms.invM;
   terms[6 * outC + c] = sums.y * uniforms.invM;
 }

@@ -43,6 +43,7 @@ import {
   withTileConfig,
 } from "./helpers/op_check.ts";
 import {
+  BN_GRID_CASES,
   caseData,
   checkGpuAgainstRef,
   EPS,
@@ -171,8 +172,8 @@ gpuTest(
   "convBnRelu forward: batch statistics stay accurate when |mean| >> std (many chunks)",
   async () => {
     // 1x1 conv of x ~ 20 + U(-1, 1) with positive weights: z has mean ~60 and std ~1, over
-    // 4*12*12 = 576 rows = 36 chunks of bn_stats. sum/sumsq in float32 would lose ~2e-4 of the
-    // variance here (eps * mean^2); the chunked two-pass + Chan merge must not.
+    // 4*12*12 = 576 rows = 9 chunks of bn_stats (8 row lanes each). sum/sumsq in float32 would
+    // lose ~2e-4 of the variance here (eps * mean^2); the shifted sums + Chan merges must not.
     const d = caseData(fixedCase({ x: [4, 12, 12, 4], k: 1, cout: 8, seed: 5 }));
     d.x = d.x.map((v) => 20 + v);
     d.filter = d.filter.map((v) => 0.75 + 0.25 * v);
@@ -180,6 +181,15 @@ gpuTest(
     assert.ok(ref.stats[0] > 40, `mean ${ref.stats[0]}`);
     const k = await runTrainKernel(d);
     checkOp(k, { ...ref }, { stats: STATS_TOL, y: Y_TOL }, "with a large mean");
+  },
+);
+
+gpuTest(
+  "convBnRelu forward: chunked batch-norm grid edges (one chunk, partial chunks and blocks)",
+  async () => {
+    // Every apply workgroup merges bn_stats's partials for its channels; chunk 0 writes the
+    // statistics and the running statistics. Same checks and tolerances as above.
+    for (const c of BN_GRID_CASES) await checkGpuAgainstRef(caseData(c), `grid ${describeCase(c)}`);
   },
 );
 

@@ -46,6 +46,7 @@ import {
 } from "./helpers/op_check.ts";
 import {
   attrsOf,
+  BN_GRID_CASES,
   caseTensors,
   checkGrads,
   fixedGradCase,
@@ -346,6 +347,24 @@ gpuTest(
   },
 );
 
+/**
+ * The model-input layer's backward (ConvBnReluTrainFilterGrads: no dz pass; dz is computed
+ * inside the filter pass on register configs) vs the CPU reference, at kernel tolerances.
+ */
+async function checkFilterGradsKernel(c: GradCase, label: string): Promise<void> {
+  const d = makeCaseData(c);
+  const expected = convBnReluGradRef(d, d.geometry);
+  const t = caseTensors(c, d);
+  const outs = tf.engine().runKernel(CONV_BN_RELU_TRAIN_FILTER_GRADS, t, {
+    ...attrsOf(c, d),
+    inputGradient: false,
+  }) as tf.Tensor[];
+  const [dfilter, dgamma, dbeta] = await Promise.all(outs.map((o) => o.data()));
+  tf.dispose([...outs, ...Object.values(t)]);
+  const r = { dx: expected.dx, dfilter, dgamma, dbeta };
+  checkGrads(r, expected, d, KERNEL_TOL, `${label} ${describeGradCase(c)}`);
+}
+
 gpuTest(
   "ConvBnReluTrainFilterGrads (inputGradient: false): every bwdFilter config matches the reference",
   async () => {
@@ -353,25 +372,32 @@ gpuTest(
     // and the naive path materialise it. Same tolerances as the full backward.
     const { arb, examples, numRuns } = configuredCases(["bwdFilter"], TILE_EDGE_CASES);
     await fc.assert(
-      fc.asyncProperty(arb, async ({ c, config }) => {
-        const d = makeCaseData(c);
-        const expected = convBnReluGradRef(d, d.geometry);
-        const r = await withTileConfig(config, async () => {
-          const t = caseTensors(c, d);
-          const outs = tf.engine().runKernel(CONV_BN_RELU_TRAIN_FILTER_GRADS, t, {
-            ...attrsOf(c, d),
-            inputGradient: false,
-          }) as tf.Tensor[];
-          const [dfilter, dgamma, dbeta] = await Promise.all(outs.map((o) => o.data()));
-          tf.dispose([...outs, ...Object.values(t)]);
-          return { dx: expected.dx, dfilter, dgamma, dbeta };
-        });
-        checkGrads(r, expected, d, KERNEL_TOL, `${config.id} ${describeGradCase(c)}`);
-      }),
+      fc.asyncProperty(
+        arb,
+        ({ c, config }) => withTileConfig(config, () => checkFilterGradsKernel(c, config.id)),
+      ),
       { seed: 20261127, numRuns: numRuns(10), examples },
     );
   },
 );
+
+Deno.test({
+  name: "ConvBnReluTrainGrad: chunked batch-norm grid edges (one chunk, partial chunks and blocks)",
+  ...GPU_TEST,
+  fn: async () => {
+    // The dz pass (each workgroup merges the reduce pass's partials; chunk 0 writes dbeta and
+    // dgamma) and the model-input layer's sums pass; then the naive reduce (one partial).
+    await withGpu(async () => {
+      for (const c of BN_GRID_CASES) {
+        await checkGradKernel(c, "grid");
+        await checkFilterGradsKernel(c, "grid, inputGradient: false");
+      }
+    });
+    await withGpu(async () => {
+      for (const c of BN_GRID_CASES) await checkGradKernel(c, "grid, naive");
+    }, { naive: true });
+  },
+});
 
 gpuTest(
   "convBnReluTrain (inputGradient: false): tf.grads w.r.t. the parameters work, w.r.t. x throws",

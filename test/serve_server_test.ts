@@ -53,7 +53,7 @@ Deno.test("serve: serves the page, bundle and model only; refuses traversal, upl
       assert.match(await page.text(), /<script type="module" src="\/app.js">/);
       const js = await (await fetch(`${server!.url}app.js`)).text();
       assert.ok(js.startsWith(`globalThis["${EMBEDDED_WGSL_GLOBAL}"] = {`), js.slice(0, 80));
-      assert.match(js, /bn_stats_finalize/);
+      assert.match(js, /bn_relu_apply/);
       assert.doesNotMatch(js, /from\s*"node:/, "the bundle must not import node: modules");
       const meta = await (await fetch(`${server!.url}model/checkpoint.json`)).json();
       const weights = new Uint8Array(

@@ -1,25 +1,35 @@
 // WebGPU side of the fused conv + batch-norm + ReLU backward (the kernel registrations live in
 // conv_bn_relu_grad.ts). Passes:
-//   1. reduce:  per-channel partial sums of g and g*xhat over row chunks -> (P*8, 2, Cout);
-//      bn_relu_bwd_sums -> dbeta and dgamma in one multi-output dispatch (two sum_partials
-//      dispatches until then: enhanced's step 79 -> 75). dz needs these grid-wide sums before
-//      it exists.
-//   2. dz:      materialise dz (M, Cout) once (kernels/bn_relu_bwd_dz.wgsl); both convolution
-//      backprops read it. Computing it on the fly inside them would redo the batch-norm math
-//      (6 loads: dy, z + 4 per-channel factors) at every read, KH*KW times per element in dx,
-//      and on llvmpipe loads cost as much as the FMAs they feed; the pass costs ~3% of the
-//      backward (bench/conv_bn_relu_bwd_probe.ts prints the split).
+//   1. reduce:  per-channel partial sums of g and g*xhat over the row chunks of the chunked grid
+//      (bn_chunk_grid.ts) -> (4 + 2P, Cout): the per-channel factors, then one row pair per
+//      chunk, its 8 row lanes added in workgroup memory (kernels/bn_relu_bwd_reduce.wgsl).
+//   2. dz:      one multi-output dispatch (kernels/bn_relu_bwd_dz.wgsl): every workgroup merges
+//      the partials of its channels (dz needs the grid-wide sums), row chunk 0 writes dbeta and
+//      dgamma, then each workgroup materialises dz (M, Cout) over its rows; both convolution
+//      backprops read it. Until then a separate sums dispatch (BnReluBwdSums) sat between the
+//      two: enhanced's step 69 -> 66 dispatches (3 layers with dz). Computing dz on the fly
+//      inside the convolutions would redo the batch-norm math (6 loads: dy, z + 4 per-channel
+//      factors) at every read, KH*KW times per element in dx, and on llvmpipe loads cost as much
+//      as the FMAs they feed.
+//      Measured, llvmpipe (LLVM 15.0.6, 2 busy cores), batch 128, GPU ms (timestamps), 7e97a72's
+//      reduce + sums + dz vs reduce + dz, one process alternating, min of 21 / of 15 (two runs):
+//      28x28x32 10.84 / 11.76 -> 8.68 / 8.25, 14x14x64 5.79 / 5.00 -> 4.31 / 3.74. The gain is
+//      the rows: each row lane now takes a contiguous eighth of its chunk instead of every 8th
+//      row (kernels/bn_chunk_rows.wgsl), which roughly halved the dz loop; the merge itself
+//      costs 2*P/8 loads per invocation. With 8 partial rows per chunk (no workgroup-memory add
+//      in the reduce) the dz pass took 5.2 / 2.9 ms instead of 4.4 / 2.2 (min of 15, another run).
 //   3. dfilter: the generated bwdFilter view (conv_gemm.ts), slices + sum_partials.
 //   4. dx:      the generated bwdData view, only when asked for (`runBackpropData`): the
 //      gradient of ConvBnReluTrain computes dx in the x thunk, which tfjs calls only when x
 //      leads to a variable, so the model-input layer (x = the images) never pays for it.
 // A layer built with `inputGradient: false` (the model-input layer) goes further: no dz pass at
-// all, the filter pass computes dz as it loads it (convBnReluFilterGradsWebGPU; the terms it
-// needs packed by kernels/bn_relu_bwd_terms.wgsl, in pass 1's sums dispatch since that one
-// writes several outputs: enhanced's step 71 -> 70): at batch 128, 28x28 1->32 that pass cost
-// 7.3 of the layer's 32 ms of kernel time.
-// Naive oracle (FMNIST_NAIVE_KERNELS flag, kernel_flags.ts): bn_relu_bwd_reduce_naive, the same
-// dz pass, conv_bwd_data_naive and conv_bwd_filter_naive (one output element per invocation).
+// all, the filter pass computes dz as it loads it (convBnReluFilterGradsWebGPU); dbeta, dgamma
+// and the terms it needs (kernels/bn_relu_bwd_terms.wgsl) come from one BnReluBwdSums dispatch
+// over pass 1's partials: at batch 128, 28x28 1->32 a dz pass cost 7.3 of that layer's 32 ms
+// of kernel time.
+// Naive oracle (FMNIST_NAIVE_KERNELS flag, kernel_flags.ts): bn_relu_bwd_reduce_naive (one
+// partial row: the whole sums), the same dz pass, conv_bwd_data_naive and conv_bwd_filter_naive
+// (one output element per invocation).
 // Every input is bound as a flat 1-D view; shapes travel as uniforms, one pipeline per config
 // serves every batch size.
 
@@ -28,16 +38,26 @@ import type { WebGPUBackend, WebGPUProgram } from "@tensorflow/tfjs-backend-webg
 import type { ConvGeometry } from "./conv_geometry.ts";
 import { kernelSource, runProgram, type Uniform } from "./webgpu_program.ts";
 import { useNaiveKernels } from "./kernel_flags.ts";
-import { MultiOutputProgram, runMultiOutputProgram } from "./webgpu_multi_output.ts";
+import {
+  MultiOutputProgram,
+  type ProgramGrid,
+  runMultiOutputProgram,
+} from "./webgpu_multi_output.ts";
 import { convBackpropFilter, flat } from "./conv_gemm.ts";
 import { GEOMETRY_FIELDS } from "./conv_gemm_wgsl.ts";
 import { resolveTileConfig } from "./conv_tiling.ts";
 import { runBackpropData, runBackpropFilter } from "./conv_passes.ts";
+import { bnChunkGrid } from "./bn_chunk_grid.ts";
 
 /** One uniform field: WGSL name, WGSL type, value. */
 type Field = [name: string, type: "i32" | "f32", value: number];
 
 const WORKGROUP = 64;
+
+/** `alias V` / `const VW` of the kernels that read f32 or, when Cout % 4 == 0, vec4. */
+function elementAlias(vec4: boolean): string {
+  return vec4 ? "alias V = vec4<f32>;\nconst VW : i32 = 4;" : "alias V = f32;\nconst VW : i32 = 1;";
+}
 
 /** One backward kernel from kernels/<name>.wgsl: flat output, explicit or flat grid. */
 abstract class BnReluBwdProgram implements WebGPUProgram {
@@ -58,9 +78,11 @@ abstract class BnReluBwdProgram implements WebGPUProgram {
     outputSize: number;
     fields: Field[];
     /** Explicit grid for kernels that map workgroupId themselves; default flat, 64 per group. */
-    grid?: { dispatch: [number, number, number]; workgroupSize: [number, number, number] };
+    grid?: ProgramGrid;
     /** Bind inputs and the output as array<vec4<f32>> (sizes must be multiples of 4). */
     vec4?: boolean;
+    /** WGSL sources (kernels/) to include before the kernel's. */
+    include?: string[];
   }) {
     this.outputShape = [opts.outputSize];
     this.variableNames = opts.variableNames;
@@ -70,10 +92,11 @@ abstract class BnReluBwdProgram implements WebGPUProgram {
     }
     this.uniforms = opts.fields.map(([name, type]) => `${name} : ${type},`).join(" ");
     this.shaderKey = `bnReluBwd_${opts.kernel}${opts.vec4 ? "_vec4" : ""}`;
-    const element = opts.vec4
-      ? "alias V = vec4<f32>;\nconst VW : i32 = 4;"
-      : "alias V = f32;\nconst VW : i32 = 1;";
-    this.source = [element, kernelSource(opts.kernel)].join("\n");
+    this.source = [
+      elementAlias(opts.vec4 ?? false),
+      ...(opts.include ?? []).map(kernelSource),
+      kernelSource(opts.kernel),
+    ].join("\n");
     if (opts.grid) {
       // Two axes: the backend calls `main()` (no flat index); the kernels read workgroupId.
       this.dispatchLayout = { x: [0], y: [0] };
@@ -93,8 +116,15 @@ abstract class BnReluBwdProgram implements WebGPUProgram {
 
 // One subclass per kernel: tfjs labels pipelines and GPU timestamps with the class name.
 class BnReluBwdReduceProgram extends BnReluBwdProgram {}
-class BnReluBwdDzProgram extends BnReluBwdProgram {}
 class BnReluBwdReduceNaiveProgram extends BnReluBwdProgram {}
+
+/** Uniform values of `fields`, in order. */
+function uniformsOf(fields: Field[]): Uniform[] {
+  return fields.map(([, type, value]) => ({
+    type: type === "i32" ? "int32" : "float32",
+    data: [value],
+  }));
+}
 
 function run(
   backend: WebGPUBackend,
@@ -102,11 +132,7 @@ function run(
   inputs: TensorInfo[],
   fields: Field[],
 ): TensorInfo {
-  const uniforms: Uniform[] = fields.map(([, type, value]) => ({
-    type: type === "i32" ? "int32" : "float32",
-    data: [value],
-  }));
-  return runProgram(backend, program, inputs.map(flat), uniforms);
+  return runProgram(backend, program, inputs.map(flat), uniformsOf(fields));
 }
 
 /** The conv geometry as i32 uniforms (GEOMETRY_FIELDS less the bwdFilter split pair), then 1/M. */
@@ -131,155 +157,150 @@ export interface ConvBnReluGradTensors {
   stats: TensorInfo;
 }
 
-/** Workgroups the split per-channel reductions aim for (fills llvmpipe's threads). */
-const TARGET_WORKGROUPS = 64;
-
 /**
- * dbeta and dgamma from the reduce pass's partials in one dispatch (bn_relu_bwd_sums.wgsl);
- * `withTerms` also writes the bnReluDz prologue's terms (bn_relu_bwd_terms.wgsl).
+ * dbeta, dgamma and the bnReluDz prologue's terms (bn_relu_bwd_terms.wgsl) from the reduce
+ * pass's partials in one dispatch (bn_relu_bwd_sums.wgsl): the model-input layer's pass 2.
  */
 class BnReluBwdSumsProgram extends MultiOutputProgram {
-  readonly shaderKey: string;
-  readonly outputNames: string[];
-  readonly variableNames: string[];
-  override readonly uniforms: string;
-  private readonly withTerms: boolean;
+  readonly shaderKey = "bnReluBwdSumsTerms";
+  readonly outputNames = ["dbeta", "dgamma", "terms"];
+  readonly variableNames = ["partials"];
+  override readonly uniforms = "numPartials : i32, invM : f32,";
 
-  constructor(withTerms: boolean) {
+  getUserCode(): string {
+    return kernelSource("bn_relu_bwd_sums") + kernelSource("bn_relu_bwd_terms") +
+      `\nfn main(c : i32) {\n  let s = channelSums(c);\n  dbeta[c] = s.x;\n  dgamma[c] = s.y;\n` +
+      `  writeTerms(c, s);\n}\n`;
+  }
+}
+
+/**
+ * Pass 2: dz, dbeta and dgamma in one dispatch over the chunked grid, each workgroup merging the
+ * reduce pass's partials for its channels (kernels/bn_relu_bwd_dz.wgsl).
+ */
+class BnReluBwdDzProgram extends MultiOutputProgram {
+  readonly shaderKey: string;
+  readonly outputNames = ["dz", "dbeta", "dgamma"];
+  readonly variableNames = ["dy", "z", "partials"];
+  override readonly uniforms: string;
+  override readonly grid: ProgramGrid;
+  override readonly vec4: boolean;
+
+  constructor(fields: Field[], grid: ProgramGrid, vec4: boolean) {
     super();
-    this.withTerms = withTerms;
-    this.shaderKey = withTerms ? "bnReluBwdSumsTerms" : "bnReluBwdSums";
-    this.outputNames = withTerms ? ["dbeta", "dgamma", "terms"] : ["dbeta", "dgamma"];
-    this.variableNames = withTerms ? ["partials", "stats", "gamma", "beta"] : ["partials"];
-    this.uniforms = withTerms ? "numPartials : i32, invM : f32," : "numPartials : i32,";
+    this.uniforms = fields.map(([name, type]) => `${name} : ${type},`).join(" ");
+    this.grid = grid;
+    this.vec4 = vec4;
+    this.shaderKey = `bnReluBwdDz${vec4 ? "_vec4" : ""}`;
   }
 
   getUserCode(): string {
-    const terms = this.withTerms ? "\n  writeTerms(c, s);" : "";
-    return kernelSource("bn_relu_bwd_sums") +
-      (this.withTerms ? kernelSource("bn_relu_bwd_terms") : "") +
-      `\nfn main(c : i32) {\n  let s = channelSums(c);\n  dbeta[c] = s.x;\n  dgamma[c] = s.y;${terms}\n}\n`;
+    return [
+      elementAlias(this.vec4),
+      kernelSource("bn_chunk_rows"),
+      kernelSource("bn_relu_bwd_dz"),
+    ]
+      .join("\n");
   }
 }
 
-/** The batch-norm inputs the terms are packed from, and 1/M. */
-interface TermsInputs {
-  stats: TensorInfo;
-  gamma: TensorInfo;
-  beta: TensorInfo;
-  invM: number;
-}
-
 /**
- * [dbeta, dgamma] (Cout each): sums of the `numPartials` rows (2, Cout) of `partials`; with
- * `termsFrom`, also the (7, Cout) terms of the bnReluDz prologue. Releases `partials`.
+ * [dbeta, dgamma] (Cout each): sums of the `numPartials` chunk rows of `partials`, and the
+ * (7, Cout) terms of the bnReluDz prologue. Releases `partials`.
  */
-function bnSums(
+function bnSumsAndTerms(
   backend: WebGPUBackend,
   partials: TensorInfo,
   numPartials: number,
   outC: number,
-  termsFrom?: TermsInputs,
-): { dbeta: TensorInfo; dgamma: TensorInfo; terms?: TensorInfo } {
-  const t = termsFrom;
+  invM: number,
+): { dbeta: TensorInfo; dgamma: TensorInfo; terms: TensorInfo } {
   const [dbeta, dgamma, terms] = runMultiOutputProgram(
     backend,
-    new BnReluBwdSumsProgram(t !== undefined),
-    t ? [[outC], [outC], [7 * outC]] : [[outC], [outC]],
-    t ? [partials, t.stats, t.gamma, t.beta].map(flat) : [flat(partials)],
+    new BnReluBwdSumsProgram(),
+    [[outC], [outC], [7 * outC]],
+    [flat(partials)],
     outC,
-    t
-      ? [{ type: "int32", data: [numPartials] }, { type: "float32", data: [t.invM] }]
-      : [{ type: "int32", data: [numPartials] }],
+    [{ type: "int32", data: [numPartials] }, { type: "float32", data: [invM] }],
   );
   backend.disposeData(partials.dataId);
   return { dbeta, dgamma, terms };
 }
 
-/** Splits `total` items into chunks so that about `target` chunks exist, each >= `minChunk`. */
-function chunking(total: number, target: number, minChunk: number) {
-  const chunks = Math.max(1, Math.min(target, Math.floor(total / minChunk)));
-  const per = Math.ceil(total / chunks);
-  return { per, count: Math.ceil(total / per) };
+/**
+ * Pass 1's output: `partials` (4 + 2 * numPartials, Cout), rows mean / invStd / gamma / beta,
+ * then the per-chunk sums (kernels/bn_relu_bwd_reduce.wgsl), and the grid it used.
+ */
+interface BnPartials {
+  partials: TensorInfo;
+  numPartials: number;
+  chunkFields: Field[];
+  chunkGrid: ProgramGrid;
+  vec4: boolean;
 }
 
-/**
- * dbeta, dgamma (pass 1) and dz (pass 2); with `withDz` false, instead of dz the terms the
- * bwdFilter kernel's bnReluDz prologue reads (written by pass 1).
- */
-function bnReluBackward(
+/** Pass 1: the per-chunk sums of g and g * xhat (one row, the whole sums, on the naive path). */
+function bnReluPartials(
   backend: WebGPUBackend,
   t: ConvBnReluGradTensors,
   g: ConvGeometry,
-  withDz = true,
-) {
+): BnPartials {
   const geo = geometryFields(g);
   const rows = g.batch * g.outH * g.outW;
   const bn = [t.dy, t.z, t.stats, t.gamma, t.beta];
   const bnNames = ["dy", "z", "stats", "gamma", "beta"];
-  let dbeta: TensorInfo, dgamma: TensorInfo, terms: TensorInfo | undefined;
-  const termsFrom = withDz
-    ? undefined
-    : { stats: t.stats, gamma: t.gamma, beta: t.beta, invM: 1 / rows };
-  // Lanes own groups of 4 channels (vec4) when Cout % 4 == 0.
-  const bnVec4 = g.outC % 4 === 0;
-  const cBlocks = Math.ceil(g.outC / (bnVec4 ? 32 : 8));
-  const rowChunks = chunking(rows, Math.ceil(TARGET_WORKGROUPS / cBlocks), 64);
-  const chunkFields: Field[] = [...geo, ["rowsPerChunk", "i32", rowChunks.per]];
-  const chunkGrid = {
-    dispatch: [cBlocks, rowChunks.count, 1] as [number, number, number],
-    workgroupSize: [8, 8, 1] as [number, number, number],
-  };
+  const grid = bnChunkGrid(rows, g.outC);
+  const bnVec4 = grid.vec4;
+  const chunkFields: Field[] = [...geo, ["rowsPerChunk", "i32", grid.rowsPerChunk]];
+  const chunkGrid: ProgramGrid = { workgroupSize: grid.workgroupSize, dispatch: grid.dispatch };
+  const passes = { chunkFields, chunkGrid, vec4: bnVec4 };
   if (useNaiveKernels()) {
-    // (2, Cout) = dbeta; dgamma, one invocation per channel over all rows.
-    const sums = run(
+    // One chunk: the factors, then dbeta; dgamma, one invocation per channel over all rows.
+    const partials = run(
       backend,
       new BnReluBwdReduceNaiveProgram({
         kernel: "bn_relu_bwd_reduce_naive",
         variableNames: bnNames,
-        outputSize: 2 * g.outC,
+        outputSize: 6 * g.outC,
         fields: geo,
       }),
       bn,
       geo,
     );
-    ({ dbeta, dgamma, terms } = bnSums(backend, sums, 1, g.outC, termsFrom));
-  } else {
-    const partials = run(
-      backend,
-      new BnReluBwdReduceProgram({
-        kernel: "bn_relu_bwd_reduce",
-        variableNames: bnNames,
-        outputSize: rowChunks.count * 8 * 2 * g.outC,
-        fields: chunkFields,
-        grid: chunkGrid,
-        vec4: bnVec4,
-      }),
-      bn,
-      chunkFields,
-    );
-    ({ dbeta, dgamma, terms } = bnSums(
-      backend,
-      partials,
-      rowChunks.count * 8,
-      g.outC,
-      termsFrom,
-    ));
+    return { partials, numPartials: 1, ...passes };
   }
-  if (!withDz) return { dz: undefined, dbeta, dgamma, terms };
-  const dz = run(
+  const numPartials = grid.chunks;
+  const partials = run(
     backend,
-    new BnReluBwdDzProgram({
-      kernel: "bn_relu_bwd_dz",
-      variableNames: [...bnNames, "dbeta", "dgamma"],
-      outputSize: rows * g.outC,
+    new BnReluBwdReduceProgram({
+      kernel: "bn_relu_bwd_reduce",
+      variableNames: bnNames,
+      outputSize: (4 + 2 * numPartials) * g.outC,
       fields: chunkFields,
       grid: chunkGrid,
       vec4: bnVec4,
+      include: ["bn_chunk_rows"],
     }),
-    [...bn, dbeta, dgamma],
+    bn,
     chunkFields,
   );
+  return { partials, numPartials, ...passes };
+}
+
+/** Passes 1-2: dz (M * Cout), dbeta and dgamma (Cout). */
+function bnReluDz(backend: WebGPUBackend, t: ConvBnReluGradTensors, g: ConvGeometry) {
+  const p = bnReluPartials(backend, t, g);
+  const rows = g.batch * g.outH * g.outW;
+  const fields: Field[] = [...p.chunkFields, ["numPartials", "i32", p.numPartials]];
+  const [dz, dbeta, dgamma] = runMultiOutputProgram(
+    backend,
+    new BnReluBwdDzProgram(fields, p.chunkGrid, p.vec4),
+    [[rows * g.outC], [g.outC], [g.outC]],
+    [t.dy, t.z, p.partials].map(flat),
+    rows * g.outC,
+    uniformsOf(fields),
+  );
+  backend.disposeData(p.partials.dataId);
   return { dz, dbeta, dgamma };
 }
 
@@ -304,8 +325,10 @@ export function convBnReluFilterGradsWebGPU(
     backend.disposeData(dz.dataId);
     return rest;
   }
-  const { dbeta, dgamma, terms } = bnReluBackward(backend, t, g, false);
-  if (!terms) throw new Error("unreachable: terms requested");
+  const p = bnReluPartials(backend, t, g);
+  const invM = 1 / (g.batch * g.outH * g.outW);
+  const sums = bnSumsAndTerms(backend, p.partials, p.numPartials, g.outC, invM);
+  const { dbeta, dgamma, terms } = sums;
   const dfilter = convBackpropFilter(backend, { dy: t.dy, z: t.z, terms }, t.x, g, config);
   backend.disposeData(terms.dataId);
   return [dfilter, ...channelVectors(g, dgamma, dbeta)];
@@ -320,8 +343,7 @@ export function convBnReluParamGradsWebGPU(
   t: ConvBnReluGradTensors,
   g: ConvGeometry,
 ): TensorInfo[] {
-  const { dz, dbeta, dgamma } = bnReluBackward(backend, t, g);
-  if (!dz) throw new Error("unreachable: dz requested");
+  const { dz, dbeta, dgamma } = bnReluDz(backend, t, g);
   const dfilter = runBackpropFilter(backend, dz, t.x, g);
   const zShape = [g.batch, g.outH, g.outW, g.outC];
   return [

@@ -1,25 +1,37 @@
 // WebGPU programs of the fused conv + batch-norm + ReLU forward, and the code that runs them.
 //
-// Training forward (ConvBnReluTrain) = 4 dispatches, because batch statistics need a grid-wide
+// Training forward (ConvBnReluTrain) = 3 dispatches, because batch statistics need a grid-wide
 // reduction between the conv and the normalisation:
-//   1. conv        x, w -> z                    generated forward view (conv_gemm.ts), `store`
-//   2. bn_stats    z -> partials (P, 3, Cout)   per-chunk count/mean/M2, fully parallel
-//   3. finalize    partials -> stats (3, Cout)  Chan's merge; Cout invocations; given the
-//                  layer's running statistics, also their update (movingMean', movingVariance')
-//   4. apply       z, stats, gamma, beta -> y   elementwise normalise + ReLU
+//   1. conv      x, w -> z                       generated forward view (conv_gemm.ts), `store`
+//   2. bn_stats  z -> partials (2P + H, Cout)    per-chunk mean/M2 on the chunked grid
+//                (bn_chunk_grid.ts), then gamma, beta [, running statistics] copied behind
+//   3. apply     z, partials -> y, stats [, movingMean', movingVariance']   every workgroup
+//                merges all P partials of its channels (Chan, fixed order), then normalises its
+//                row chunk; chunk 0 writes the batch statistics and the running ones
 // The conv writes z (a kernel output saved for backward); passes 2-3 re-read it once. Fusing the
 // partials into the conv epilogue would need a second output buffer, which tfjs programs do not
 // have (one `result` binding), or a packed buffer and a copy of z out of it.
-// Finalize is a multi-output program (webgpu_multi_output.ts): the running statistics come out
-// as fresh tensors the layer assigns to its `moving_mean` / `moving_variance` variables
-// (checkpoint format unchanged), each `moving * momentum + batch * (1 - momentum)` rounded as
-// tfjs's mul/mul/add (bnMovingAverageRef). Dispatches for the update per BN layer: 6 tfjs ops
-// per statistic at first, then 2 Slices + 2 updates, then 1 BnMovingAverage (be1622d), now 0:
-// enhanced's step 83 -> 79 (4 BN layers, counted with bench/dispatches.ts).
+// Apply is a multi-output program (webgpu_multi_output.ts): the running statistics come out as
+// fresh tensors the layer assigns to its `moving_mean` / `moving_variance` variables (checkpoint
+// format unchanged), each `moving * momentum + batch * (1 - momentum)` rounded as tfjs's
+// mul/mul/add (bnMovingAverageRef). Dispatches for the update per BN layer: 6 tfjs ops per
+// statistic at first, then 2 Slices + 2 updates, then 1 BnMovingAverage (be1622d), then 0
+// (written by a finalize pass: enhanced's step 83 -> 79). That finalize pass (Cout invocations
+// merging the partials between bn_stats and a flat elementwise apply) is gone too: enhanced's
+// step 66 -> 62 dispatches (4 BN layers, bench/dispatches.ts).
+// Cost of the fold, llvmpipe (LLVM 15.0.6, 2 busy cores), batch 128, GPU ms (timestamps) of
+// 7e97a72's finalize + apply vs this apply, in one process alternating, min of 21 / of 15 (two
+// runs):
+// 28x28x32 3.25 / 3.46 -> 3.28 / 3.41 (on par); 14x14x64 1.84 / 1.62 -> 1.98 / 1.70 (+5-8%:
+// a workgroup there merges 32 partials for 98 rows per lane); bn_stats on the new grid 2.15 /
+// 1.91 -> 2.03 / 1.96 and 0.93 / 0.82 -> 1.00 / 0.89. About even over enhanced's 4 layers on
+// llvmpipe; kept for the 4 dispatches (tens of µs of host time each on a GPU). The first
+// version, with every 8th row per lane, ran the apply at 5.9 ms at 28x28x32 (see
+// kernels/bn_chunk_rows.wgsl).
 // Inference (ConvBnReluInfer) = 1 dispatch: the same generated conv with the scaleShiftRelu
 // epilogue (BN folded on the host). The naive oracle (kernels/conv_fwd_naive.wgsl) replaces the
-// conv under the FMNIST_NAIVE_KERNELS flag. On llvmpipe (batch 128, 3x3, 32->32 at 28x28 and 64->64 at
-// 14x14) the conv is ~85% of the training forward, bn_stats ~5%, apply ~8%, finalize < 0.1%.
+// conv under the FMNIST_NAIVE_KERNELS flag. On llvmpipe (batch 128, 3x3, 32->32 at 28x28 and
+// 64->64 at 14x14) the conv is ~85% of the training forward, bn_stats ~5%, apply ~8%.
 //
 // Shader keys hold compile-time facts only (tile config, epilogue, vector widths); every shape
 // travels as a uniform, so one pipeline serves all batch sizes.
@@ -38,10 +50,15 @@ import {
   type DispatchLayout,
   kernelSource,
   runProgram,
-  splitGroups,
   type Uniform,
 } from "./webgpu_program.ts";
-import { MultiOutputProgram, runMultiOutputProgram } from "./webgpu_multi_output.ts";
+import {
+  MultiOutputProgram,
+  type ProgramGrid,
+  runMultiOutputProgram,
+} from "./webgpu_multi_output.ts";
+import { type BnChunkGrid, bnChunkGrid } from "./bn_chunk_grid.ts";
+import { flat } from "./conv_gemm.ts";
 import { runConvForward as runConv } from "./conv_passes.ts";
 import { type ConvGeometry, convGeometry } from "./conv_geometry.ts";
 import {
@@ -51,103 +68,95 @@ import {
 } from "./conv_bn_relu.ts";
 import { bnMovingAverageRef, convBnReluInferRef, convBnReluTrainRef } from "./conv_bn_relu_ref.ts";
 
-/** Pass 2: per-chunk (count, mean, M2) of z; see kernels/bn_stats.wgsl. */
+/** Elementwise programs read f32, or vec4 when Cout % 4 == 0: `alias VT`, `const VW`. */
+function vectorAlias(vec4: boolean): string {
+  return `alias VT = ${vec4 ? "vec4<f32>" : "f32"};\nconst VW = ${vec4 ? 4 : 1};\n`;
+}
+
+/** Per-channel parameters bn_stats copies behind its partials for the apply pass. */
+function paramNames(moving: boolean): string[] {
+  return moving ? ["gamma", "beta", "movingMean", "movingVariance"] : ["gamma", "beta"];
+}
+
+/**
+ * Pass 2: per-chunk (mean, M2) of z on the chunked grid, then the parameters the apply pass
+ * reads (gamma, beta and, given `moving`, the running statistics); see kernels/bn_stats.wgsl.
+ */
 export class BnStatsPartialProgram implements WebGPUProgram {
   outputShape: number[];
   shaderKey: string;
-  dispatchLayout: DispatchLayout = { x: [0, 1, 2] };
+  dispatchLayout: DispatchLayout = { x: [0], y: [0] };
   dispatch: Dispatch;
-  variableNames = ["z"];
-  workgroupSize: [number, number, number] = [64, 1, 1];
-  uniforms = "rowsPerChunk : i32,";
+  variableNames: string[];
+  workgroupSize: [number, number, number];
+  uniforms = "rows : i32, outC : i32, rowsPerChunk : i32, chunks : i32,";
   outputComponent: number;
   variableComponents: number[];
-  readonly rowsPerChunk: number;
 
-  constructor(rows: number, outC: number) {
-    // ~64 chunks: enough parallel invocations for any Cout, and a finalize loop of <= 64 steps.
-    this.rowsPerChunk = Math.max(16, Math.ceil(rows / 64));
-    const chunks = Math.ceil(rows / this.rowsPerChunk);
-    this.outputShape = [chunks, 3, outC];
-    const width = outC % 4 === 0 ? 4 : 1;
+  constructor(grid: BnChunkGrid, outC: number, moving: boolean) {
+    this.variableNames = ["z", ...paramNames(moving)];
+    this.outputShape = [(2 * grid.chunks + paramNames(moving).length) * outC];
+    const width = grid.vec4 ? 4 : 1;
     this.outputComponent = width;
-    this.variableComponents = [width];
-    this.dispatch = [Math.ceil((chunks * outC) / width / 64), 1, 1];
-    this.shaderKey = `bnStatsPartial_w${width}`;
+    this.variableComponents = this.variableNames.map(() => width);
+    this.dispatch = grid.dispatch;
+    this.workgroupSize = grid.workgroupSize;
+    this.shaderKey = `bnStatsPartial_w${width}_p${paramNames(moving).length}`;
   }
 
   getUserCode(): string {
-    return vectorAlias(this.outputComponent) + kernelSource("bn_stats");
+    const copies = this.variableNames.slice(1).map((name, j) =>
+      `  result[base + ${j} * groups + c] = ${name}[c];`
+    );
+    return vectorAlias(this.outputComponent === 4) + kernelSource("bn_moments") +
+      kernelSource("bn_chunk_rows") +
+      `\nfn copyParams(c : i32, base : i32, groups : i32) {\n${copies.join("\n")}\n}\n` +
+      kernelSource("bn_stats");
   }
 }
 
 /**
- * Pass 3: merges partials into stats (3, Cout) and, given the layer's running statistics, writes
- * their update too (multi-output: one dispatch); see kernels/bn_stats_finalize.wgsl.
+ * Pass 3: merges the partials into the batch statistics in every workgroup, normalises its rows
+ * (y) and, from chunk 0, writes stats (3, Cout) and, given the running statistics, their update
+ * (multi-output: one dispatch); see kernels/bn_relu_apply.wgsl.
  */
-export class BnStatsFinalizeProgram extends MultiOutputProgram {
+export class BnReluApplyProgram extends MultiOutputProgram {
   readonly shaderKey: string;
   readonly outputNames: string[];
-  readonly variableNames: string[];
+  readonly variableNames = ["z", "partials"];
   override readonly uniforms: string;
+  override readonly grid: ProgramGrid;
+  override readonly vec4: boolean;
   private readonly moving: boolean;
 
-  constructor(moving: boolean) {
+  constructor(grid: BnChunkGrid, moving: boolean) {
     super();
     this.moving = moving;
-    this.shaderKey = moving ? "bnStatsFinalizeMoving" : "bnStatsFinalize";
-    this.outputNames = moving ? ["stats", "newMean", "newVariance"] : ["stats"];
-    this.variableNames = moving ? ["partials", "movingMean", "movingVariance"] : ["partials"];
-    this.uniforms = moving ? "eps : f32, momentum : f32, oneMinusMomentum : f32," : "eps : f32,";
+    this.grid = { workgroupSize: grid.workgroupSize, dispatch: grid.dispatch };
+    this.vec4 = grid.vec4;
+    this.outputNames = moving ? ["y", "stats", "newMean", "newVariance"] : ["y", "stats"];
+    this.uniforms = "rows : i32, outC : i32, rowsPerChunk : i32, chunks : i32, eps : f32," +
+      (moving ? " momentum : f32, oneMinusMomentum : f32," : "");
+    this.shaderKey = `bnReluApply_w${this.vec4 ? 4 : 1}${moving ? "_moving" : ""}`;
   }
 
   getUserCode(): string {
     // Each product and the sum is one float32 rounding, as tfjs's mul/mul/add (see top).
     const update = this.moving
       ? `
-  newMean[c] = movingMean[c] * uniforms.momentum + s.x * uniforms.oneMinusMomentum;
-  newVariance[c] = movingVariance[c] * uniforms.momentum + s.y * uniforms.oneMinusMomentum;`
+  newMean[c] = partials[params + 2 * groups + c] * uniforms.momentum +
+    mean * uniforms.oneMinusMomentum;
+  newVariance[c] = partials[params + 3 * groups + c] * uniforms.momentum +
+    variance * uniforms.oneMinusMomentum;`
       : "";
-    return kernelSource("bn_stats_finalize") +
-      `\nfn main(c : i32) {\n  let s = batchStats(c);\n  writeStats(c, s);${update}\n}\n`;
-  }
+    return vectorAlias(this.vec4) + kernelSource("bn_moments") +
+      kernelSource("bn_chunk_rows") + `
+fn writeStats(c : i32, mean : VT, variance : VT, invStd : VT, params : i32, groups : i32) {
+  stats[c] = mean;
+  stats[groups + c] = variance;
+  stats[2 * groups + c] = invStd;${update}
 }
-
-/** Elementwise programs read f32, or vec4 when Cout % 4 == 0: `alias VT`, `const VW`. */
-function vectorAlias(width: number): string {
-  return `alias VT = ${width === 4 ? "vec4<f32>" : "f32"};\nconst VW = ${width};\n`;
-}
-
-/** Rows per invocation of the apply pass (shares the 4 per-channel loads). */
-const APPLY_ROWS = 16;
-
-/** Pass 4: y = relu(gamma * (z - mean) * invStd + beta); see kernels/bn_relu_apply.wgsl. */
-export class BnReluApplyProgram implements WebGPUProgram {
-  outputShape: number[];
-  shaderKey: string;
-  dispatchLayout: DispatchLayout;
-  dispatch: Dispatch;
-  variableNames = ["z", "stats", "gamma", "beta"];
-  workgroupSize: [number, number, number] = [64, 1, 1];
-  outputComponent: number;
-  variableComponents: number[];
-
-  constructor(zShape: number[]) {
-    this.outputShape = zShape;
-    const width = zShape[3] % 4 === 0 ? 4 : 1;
-    this.outputComponent = width;
-    this.variableComponents = [width, width, width, width];
-    this.dispatchLayout = { x: [0, 1, 2, 3] };
-    const rows = zShape[0] * zShape[1] * zShape[2];
-    const invocations = Math.ceil(rows / APPLY_ROWS) * (zShape[3] / width);
-    const [gx, gz] = splitGroups(Math.ceil(invocations / 64));
-    this.dispatch = [gx, 1, gz];
-    this.shaderKey = `bnReluApply_w${width}_r${APPLY_ROWS}`;
-  }
-
-  getUserCode(): string {
-    return vectorAlias(this.outputComponent) + `const ROWS = ${APPLY_ROWS};\n` +
-      kernelSource("bn_relu_apply");
+` + kernelSource("bn_relu_apply");
   }
 }
 
@@ -156,6 +165,45 @@ export interface MovingStatsInputs {
   movingMean: TensorInfo;
   movingVariance: TensorInfo;
   momentum: number;
+}
+
+/**
+ * Passes 2-3 of the training forward on z: returns [y, stats], then, given `moving`, the
+ * updated running mean and variance (fresh tensors); the partials are released.
+ */
+export function runBnReluTrain(
+  backend: WebGPUBackend,
+  z: TensorInfo,
+  gamma: TensorInfo,
+  beta: TensorInfo,
+  epsilon: number,
+  moving?: MovingStatsInputs,
+): TensorInfo[] {
+  const c = z.shape[3];
+  const rows = z.shape[0] * z.shape[1] * z.shape[2];
+  const grid = bnChunkGrid(rows, c);
+  const i32 = (v: number): Uniform => ({ type: "int32", data: [v] });
+  const f32 = (v: number): Uniform => ({ type: "float32", data: [Math.fround(v)] });
+  const shape = [i32(rows), i32(c), i32(grid.rowsPerChunk), i32(grid.chunks)];
+  const params = moving ? [gamma, beta, moving.movingMean, moving.movingVariance] : [gamma, beta];
+  const partials = runProgram(
+    backend,
+    new BnStatsPartialProgram(grid, c, moving !== undefined),
+    [z, ...params].map(flat),
+    shape,
+  );
+  const outs = runMultiOutputProgram(
+    backend,
+    new BnReluApplyProgram(grid, moving !== undefined),
+    moving ? [z.shape, [3, c], [c], [c]] : [z.shape, [3, c]],
+    [flat(z), partials],
+    rows * c,
+    moving
+      ? [...shape, f32(epsilon), f32(moving.momentum), f32(1 - moving.momentum)]
+      : [...shape, f32(epsilon)],
+  );
+  backend.disposeData(partials.dataId);
+  return outs;
 }
 
 /**
@@ -173,24 +221,8 @@ export function runConvBnReluTrain(
   moving?: MovingStatsInputs,
 ): TensorInfo[] {
   const z = runConv(backend, x, filter, g, "store");
-  const statsProgram = new BnStatsPartialProgram(g.batch * g.outH * g.outW, g.outC);
-  const partials = runProgram(backend, statsProgram, [z], [
-    { type: "int32", data: [statsProgram.rowsPerChunk] },
-  ]);
-  const c = g.outC;
-  const f32 = (v: number): Uniform => ({ type: "float32", data: [Math.fround(v)] });
-  const finalized = runMultiOutputProgram(
-    backend,
-    new BnStatsFinalizeProgram(moving !== undefined),
-    moving ? [[3, c], [c], [c]] : [[3, c]],
-    moving ? [partials, moving.movingMean, moving.movingVariance] : [partials],
-    c,
-    moving ? [f32(epsilon), f32(moving.momentum), f32(1 - moving.momentum)] : [f32(epsilon)],
-  );
-  backend.disposeData(partials.dataId);
-  const stats = finalized[0];
-  const y = runProgram(backend, new BnReluApplyProgram(z.shape), [z, stats, gamma, beta]);
-  return [y, z, ...finalized];
+  const [y, ...stats] = runBnReluTrain(backend, z, gamma, beta, epsilon, moving);
+  return [y, z, ...stats];
 }
 
 /** Inference forward on the GPU: y = relu(conv(x, filter) * scale + shift), one dispatch. */

@@ -15,10 +15,19 @@
 // vec3/vec4 (ranks above 4 are refused). Inputs bind as array<f32>, or array<i32> for int32
 // tensors. Every output is a fresh buffer (tfjs tensors are
 // immutable: clones share buffers), NaN-filled while tests poison outputs.
+// A program with a `grid` (workgroup size and counts of its own) gets `fn main()` with the
+// module-scope `localId` and `workgroupId` of tfjs's own headers, for kernels that cooperate in
+// workgroup memory (conv_bn_relu_bwd.ts's dz pass, conv_bn_relu_fwd.ts's apply pass).
 
 import { type TensorInfo, util } from "@tensorflow/tfjs-core";
 import type { WebGPUBackend } from "@tensorflow/tfjs-backend-webgpu";
 import { type Dispatch, makeOutput, splitGroups, type Uniform } from "./webgpu_program.ts";
+
+/** An explicit grid: workgroup size and the workgroup counts of one dispatch. */
+export interface ProgramGrid {
+  workgroupSize: [number, number, number];
+  dispatch: Dispatch;
+}
 
 const WORKGROUP = 64;
 
@@ -41,6 +50,11 @@ export abstract class MultiOutputProgram {
    * its own bounds.
    */
   readonly everyInvocation: boolean = false;
+  /**
+   * Set: the user code defines `fn main()` instead, run by every invocation of this grid, and
+   * reads `localId` / `workgroupId` (vec3<u32>); `size` is then only the `uniforms.size` value.
+   */
+  readonly grid?: ProgramGrid;
   /**
    * true: float32 outputs and inputs bind as array<vec4<f32>> (index in units of 4 floats; every
    * such tensor's size must be a multiple of 4). On llvmpipe a vec4 load costs about what a
@@ -75,6 +89,28 @@ function uniformStruct(order: [string, number][], extra: string): string {
 /** WGSL element type of an input: i32 for int32 tensors (e.g. tf.oneHot labels), else f32. */
 const elementType = (t: TensorInfo) => (t.dtype === "int32" ? "i32" : "f32");
 
+/** The compute entry point: a flat index for main(index), or the grid's builtins for main(). */
+function entryPoint(p: MultiOutputProgram): string {
+  if (p.grid) {
+    const [x, y, z] = p.grid.workgroupSize;
+    return `var<private> localId : vec3<u32>;
+var<private> workgroupId : vec3<u32>;
+@compute @workgroup_size(${x}, ${y}, ${z})
+fn _start(@builtin(local_invocation_id) lid : vec3<u32>,
+          @builtin(workgroup_id) wid : vec3<u32>) {
+  localId = lid;
+  workgroupId = wid;
+  main();
+}`;
+  }
+  return `@compute @workgroup_size(${WORKGROUP}, 1, 1)
+fn _start(@builtin(global_invocation_id) gid : vec3<u32>,
+          @builtin(num_workgroups) groups : vec3<u32>) {
+  let index = i32(gid.y * groups.x * ${WORKGROUP}u + gid.x);
+${p.everyInvocation ? "  main(index);" : "  if (index < uniforms.size) {\n    main(index);\n  }"}
+}`;
+}
+
 /** WGSL array element of a binding: i32, or f32 / vec4<f32> per the program's `vec4`. */
 const arrayElement = (p: MultiOutputProgram, t: TensorInfo) =>
   elementType(t) === "i32" ? "i32" : p.vec4 ? "vec4<f32>" : "f32";
@@ -104,12 +140,7 @@ function shaderSource(p: MultiOutputProgram, outputs: TensorInfo[], inputs: Tens
     uniformStruct(order, p.uniforms),
     ...bindings,
     p.getUserCode(),
-    `@compute @workgroup_size(${WORKGROUP}, 1, 1)
-fn _start(@builtin(global_invocation_id) gid : vec3<u32>,
-          @builtin(num_workgroups) groups : vec3<u32>) {
-  let index = i32(gid.y * groups.x * ${WORKGROUP}u + gid.x);
-${p.everyInvocation ? "  main(index);" : "  if (index < uniforms.size) {\n    main(index);\n  }"}
-}`,
+    entryPoint(p),
   ].join("\n");
 }
 
@@ -126,10 +157,11 @@ type Recorder = {
 };
 
 /**
- * Runs `program` over `size` indices. Each entry of `outputs` is a shape (a fresh float32 output)
- * or a tensor the program updates in place (it is bound read_write: the program may read it;
- * its owner must drop any CPU copy of the values). Returns the outputs in order; the fresh ones
- * belong to the caller, as with any kernel output.
+ * Runs `program` over `size` indices (or over its own grid, with uniforms.size = `size`). Each
+ * entry of `outputs` is a shape (a fresh float32 output) or a tensor the program updates in place
+ * (it is bound read_write: the program may read it; its owner must drop any CPU copy of the
+ * values). Returns the outputs in order; the fresh ones belong to the caller, as with any kernel
+ * output.
  */
 export function runMultiOutputProgram(
   backend: WebGPUBackend,
@@ -156,14 +188,14 @@ export function runMultiOutputProgram(
       );
     }
   }
-  if (size === 0) return outputs;
+  if (size === 0 || program.grid?.dispatch.includes(0)) return outputs;
   const recorder = backend as unknown as Recorder;
   for (const t of [...outputs, ...inputs]) recorder.uploadToGPU(t.dataId);
   const key =
     `${program.shaderKey}|${program.vec4 ? "v4" : "v1"}|${
       [...outputs, ...inputs].map((t) => t.shape.length)
     }|` +
-    inputs.map(elementType).join();
+    `${inputs.map(elementType).join()}|${program.grid?.workgroupSize.join("x") ?? "flat"}`;
   let cache = pipelines.get(backend.device);
   if (!cache) pipelines.set(backend.device, cache = new Map());
   let pipeline = cache.get(key);
@@ -180,8 +212,12 @@ export function runMultiOutputProgram(
   }
   program.pipeline = pipeline;
   program.outputShape = [size];
-  const [gx, gy] = splitGroups(Math.ceil(size / WORKGROUP));
-  program.dispatch = [gx, gy, 1];
+  if (program.grid) {
+    program.dispatch = program.grid.dispatch;
+  } else {
+    const [gx, gy] = splitGroups(Math.ceil(size / WORKGROUP));
+    program.dispatch = [gx, gy, 1];
+  }
   recorder.recordAndSubmit(program, outputs[0], [...outputs.slice(1), ...inputs], uniforms);
   return outputs;
 }

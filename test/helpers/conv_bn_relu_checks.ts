@@ -211,6 +211,22 @@ export async function checkGpuAgainstRef(d: CaseData, label = describeCase(d.c))
   );
 }
 
+// ---- shapes at the edges of the chunked batch-norm grids ---------------------------------------
+
+/**
+ * The batch-norm passes run on a grid of workgroups of 8 channel groups (of 4 channels when
+ * Cout % 4 == 0) x about 64 / (channel blocks) row chunks, each workgroup merging the partials of
+ * every chunk for its channels (src/ops/conv_bn_relu_fwd.ts, conv_bn_relu_bwd.ts). These shapes
+ * sit at that grid's edges: one row chunk at batch 1, rows not a multiple of the chunk, a partial
+ * last channel block on the scalar and the vec4 path, two vec4 channel blocks.
+ */
+export const BN_GRID_CASES: ConvCase[] = [
+  fixedCase({ x: [1, 5, 5, 3], k: 3, cout: 5, seed: 31 }), // 25 rows: one chunk, scalar
+  fixedCase({ x: [3, 13, 11, 4], k: 3, cout: 12, seed: 32 }), // 429 rows: 6 chunks (72 .. 69)
+  fixedCase({ x: [2, 17, 9, 3], k: 3, cout: 10, seed: 33 }), // scalar, 2 blocks (8 + 2 groups)
+  fixedCase({ x: [4, 12, 12, 8], k: 3, cout: 36, seed: 34 }), // vec4, 2 blocks (8 + 1 groups)
+];
+
 // ---- backward ---------------------------------------------------------------------------------
 
 export interface GradCaseData extends ConvBnReluGradInputs {
