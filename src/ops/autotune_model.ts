@@ -15,6 +15,7 @@ import { architecture, createModel, type ModelName } from "../model/model.ts";
 import { makeTrainStep } from "../train/step.ts";
 import { CONV_BN_RELU_TRAIN } from "./conv_bn_relu.ts";
 import { CONV_BIAS_RELU } from "./conv_bias_relu.ts";
+import { CONV_BIAS_RELU_POOL2 } from "./conv_bias_relu_pool2.ts";
 import {
   type AdapterKind,
   candidateConfigs,
@@ -113,12 +114,13 @@ export async function discoverConvLayers(model: ModelName): Promise<DiscoveredLa
   for (const k of kernels) {
     const op = k.name === CONV_BN_RELU_TRAIN
       ? "bn-relu"
-      : k.name === CONV_BIAS_RELU
+      : k.name === CONV_BIAS_RELU || k.name === CONV_BIAS_RELU_POOL2
       ? "bias-relu"
       : null;
     if (!op) continue;
     const [xs, fs] = k.inputShapes;
-    const ys = k.outputShapes[0];
+    // The conv's output: ConvBiasReluPool2's second output (its first is the pooled tensor).
+    const ys = k.outputShapes[k.name === CONV_BIAS_RELU_POOL2 ? 1 : 0];
     const sp = stridePad(xs[1], xs[2], fs[0], fs[1], ys[1], ys[2]);
     if (!sp) continue;
     const layer: ConvLayer = {
