@@ -8,7 +8,8 @@
 
 import * as tf from "@tensorflow/tfjs-core";
 import type { WebGPUBackend } from "@tensorflow/tfjs-backend-webgpu";
-import type { KernelBackend, NamedAttrMap, TensorInfo } from "@tensorflow/tfjs-core";
+import type { NamedAttrMap, TensorInfo } from "@tensorflow/tfjs-core";
+import { cpuValues, registerCpuKernel } from "./cpu_kernel.ts";
 import { type ConvGeometry, convGeometry } from "./conv_geometry.ts";
 import { convBackpropRef } from "./conv_bn_relu_grad_ref.ts";
 import { runBackpropData, runBackpropFilter } from "./conv_passes.ts";
@@ -20,11 +21,6 @@ export interface ConvBackpropAttrs {
   strides: [number, number];
   pad: "same" | "valid";
 }
-
-type CpuBackend = KernelBackend & {
-  data: { get(id: unknown): { values: ArrayLike<number> } };
-  makeTensorInfo(shape: number[], dtype: "float32", values: Float32Array): TensorInfo;
-};
 
 /** Geometry from x's and the filter's shapes; throws naming dz when its shape disagrees. */
 function geometry(
@@ -95,16 +91,10 @@ function registerBackprop(
       return webgpu(backend as unknown as WebGPUBackend, dz, other, g);
     },
   });
-  tf.registerKernel({
-    kernelName,
-    backendName: "cpu",
-    kernelFunc: ({ inputs, attrs, backend }) => {
-      const { g, dz, other } = geometryOf(inputs, attrs);
-      const cpu = backend as unknown as CpuBackend;
-      const values = (t: TensorInfo) => cpu.data.get(t.dataId).values;
-      const out = ref(values(dz), values(other), g);
-      return cpu.makeTensorInfo(out.shape, "float32", Float32Array.from(out.values));
-    },
+  registerCpuKernel(kernelName, (inputs, cpu, attrs) => {
+    const { g, dz, other } = geometryOf(inputs, attrs as NamedAttrMap);
+    const out = ref(cpuValues(cpu, dz), cpuValues(cpu, other), g);
+    return cpu.makeTensorInfo(out.shape, "float32", Float32Array.from(out.values));
   });
 }
 

@@ -7,7 +7,8 @@
 
 import * as tf from "@tensorflow/tfjs-core";
 import type { WebGPUBackend } from "@tensorflow/tfjs-backend-webgpu";
-import type { KernelBackend, NamedAttrMap, TensorInfo } from "@tensorflow/tfjs-core";
+import type { NamedAttrMap, TensorInfo } from "@tensorflow/tfjs-core";
+import { cpuValues, registerCpuKernel } from "./cpu_kernel.ts";
 import { UsageError } from "../errors.ts";
 import { type ConvGeometry, convGeometry, normalizeStrides } from "./conv_geometry.ts";
 import { runConvForward } from "./conv_passes.ts";
@@ -23,11 +24,6 @@ export interface ConvBiasReluAttrs {
   strides: number | [number, number];
   pad: "same" | "valid";
 }
-
-type CpuBackend = KernelBackend & {
-  data: { get(id: unknown): { values: ArrayLike<number> } };
-  makeTensorInfo(shape: number[], dtype: "float32", values: Float32Array): TensorInfo;
-};
 
 /** Strides (1 or 2, checked) and pad, as the backprop kernels take them. */
 export function kernelAttrs(attrs: ConvBiasReluAttrs | NamedAttrMap): ConvBackpropAttrs {
@@ -55,16 +51,11 @@ tf.registerKernel({
   },
 });
 
-tf.registerKernel({
-  kernelName: CONV_BIAS_RELU,
-  backendName: "cpu",
-  kernelFunc: ({ inputs, attrs, backend }) => {
-    const { g, x, filter, bias } = geometryOf(inputs, attrs);
-    const cpu = backend as unknown as CpuBackend;
-    const values = (t: TensorInfo) => Float32Array.from(cpu.data.get(t.dataId).values);
-    const y = convBiasReluRef(values(x), values(filter), values(bias), g);
-    return cpu.makeTensorInfo([g.batch, g.outH, g.outW, g.outC], "float32", y);
-  },
+registerCpuKernel(CONV_BIAS_RELU, (inputs, cpu, attrs) => {
+  const { g, x, filter, bias } = geometryOf(inputs, attrs as NamedAttrMap);
+  const values = (t: TensorInfo) => Float32Array.from(cpuValues(cpu, t));
+  const y = convBiasReluRef(values(x), values(filter), values(bias), g);
+  return cpu.makeTensorInfo([g.batch, g.outH, g.outW, g.outC], "float32", y);
 });
 
 tf.registerGradient({

@@ -58,6 +58,7 @@ import {
   runMultiOutputProgram,
 } from "./webgpu_multi_output.ts";
 import { type BnChunkGrid, bnChunkGrid } from "./bn_chunk_grid.ts";
+import { cpuValues, registerCpuKernel } from "./cpu_kernel.ts";
 import { flat } from "./conv_gemm.ts";
 import { runConvForward as runConv } from "./conv_passes.ts";
 import { type ConvGeometry, convGeometry } from "./conv_geometry.ts";
@@ -240,16 +241,6 @@ export function runConvBnReluInfer(
 // ---------------------------------------------------------------------------------------------
 // Kernel registrations: webgpu runs the programs above, cpu runs the plain-loop reference.
 
-type CpuBackend = {
-  data: { get(id: unknown): { values: unknown } };
-  makeTensorInfo(shape: number[], dtype: "float32", values: Float32Array): TensorInfo;
-};
-
-function cpuValues(backend: CpuBackend, t: TensorInfo): Float32Array {
-  const v = backend.data.get(t.dataId).values;
-  return v instanceof Float32Array ? v : Float32Array.from(v as ArrayLike<number>);
-}
-
 /** The named kernel inputs, in order; throws when one is missing. */
 function take(inputs: NamedTensorInfoMap, names: string[]): TensorInfo[] {
   return names.map((name) => {
@@ -300,46 +291,42 @@ registerKernel({
   },
 });
 
-registerKernel({
-  kernelName: CONV_BN_RELU_TRAIN,
-  backendName: "cpu",
-  kernelFunc: ({ inputs, backend, attrs }) => {
-    const cpu = backend as unknown as CpuBackend;
-    const [x, filter, gamma, beta] = take(inputs, ["x", "filter", "gamma", "beta"]);
-    const g = geometryOf(x, filter, attrs);
-    const eps = attrsOf(attrs).epsilon;
-    const ref = convBnReluTrainRef(
-      cpuValues(cpu, x),
-      cpuValues(cpu, filter),
-      cpuValues(cpu, gamma),
-      cpuValues(cpu, beta),
-      g,
-      eps,
-    );
-    const outShape = [g.batch, g.outH, g.outW, g.outC];
-    const c = g.outC;
-    const moving = movingOf(inputs, attrs);
-    const updated = moving
-      ? [
-        bnMovingAverageRef(
-          cpuValues(cpu, moving.movingMean),
-          ref.stats.subarray(0, c),
-          moving.momentum,
-        ),
-        bnMovingAverageRef(
-          cpuValues(cpu, moving.movingVariance),
-          ref.stats.subarray(c, 2 * c),
-          moving.momentum,
-        ),
-      ]
-      : [];
-    return [
-      cpu.makeTensorInfo(outShape, "float32", ref.y),
-      cpu.makeTensorInfo(outShape, "float32", ref.z),
-      cpu.makeTensorInfo([3, c], "float32", ref.stats),
-      ...updated.map((v) => cpu.makeTensorInfo([c], "float32", v)),
-    ];
-  },
+registerCpuKernel(CONV_BN_RELU_TRAIN, (inputs, cpu, kernelAttrs) => {
+  const attrs = kernelAttrs as NamedAttrMap;
+  const [x, filter, gamma, beta] = take(inputs, ["x", "filter", "gamma", "beta"]);
+  const g = geometryOf(x, filter, attrs);
+  const eps = attrsOf(attrs).epsilon;
+  const ref = convBnReluTrainRef(
+    cpuValues(cpu, x),
+    cpuValues(cpu, filter),
+    cpuValues(cpu, gamma),
+    cpuValues(cpu, beta),
+    g,
+    eps,
+  );
+  const outShape = [g.batch, g.outH, g.outW, g.outC];
+  const c = g.outC;
+  const moving = movingOf(inputs, attrs);
+  const updated = moving
+    ? [
+      bnMovingAverageRef(
+        cpuValues(cpu, moving.movingMean),
+        ref.stats.subarray(0, c),
+        moving.momentum,
+      ),
+      bnMovingAverageRef(
+        cpuValues(cpu, moving.movingVariance),
+        ref.stats.subarray(c, 2 * c),
+        moving.momentum,
+      ),
+    ]
+    : [];
+  return [
+    cpu.makeTensorInfo(outShape, "float32", ref.y),
+    cpu.makeTensorInfo(outShape, "float32", ref.z),
+    cpu.makeTensorInfo([3, c], "float32", ref.stats),
+    ...updated.map((v) => cpu.makeTensorInfo([c], "float32", v)),
+  ];
 });
 
 registerKernel({
@@ -352,20 +339,15 @@ registerKernel({
   },
 });
 
-registerKernel({
-  kernelName: CONV_BN_RELU_INFER,
-  backendName: "cpu",
-  kernelFunc: ({ inputs, backend, attrs }) => {
-    const cpu = backend as unknown as CpuBackend;
-    const [x, filter, scale, shift] = take(inputs, ["x", "filter", "scale", "shift"]);
-    const g = geometryOf(x, filter, attrs);
-    const y = convBnReluInferRef(
-      cpuValues(cpu, x),
-      cpuValues(cpu, filter),
-      cpuValues(cpu, scale),
-      cpuValues(cpu, shift),
-      g,
-    );
-    return cpu.makeTensorInfo([g.batch, g.outH, g.outW, g.outC], "float32", y);
-  },
+registerCpuKernel(CONV_BN_RELU_INFER, (inputs, cpu, attrs) => {
+  const [x, filter, scale, shift] = take(inputs, ["x", "filter", "scale", "shift"]);
+  const g = geometryOf(x, filter, attrs as NamedAttrMap);
+  const y = convBnReluInferRef(
+    cpuValues(cpu, x),
+    cpuValues(cpu, filter),
+    cpuValues(cpu, scale),
+    cpuValues(cpu, shift),
+    g,
+  );
+  return cpu.makeTensorInfo([g.batch, g.outH, g.outW, g.outC], "float32", y);
 });

@@ -11,7 +11,8 @@
 
 import * as tf from "@tensorflow/tfjs-core";
 import type { WebGPUBackend } from "@tensorflow/tfjs-backend-webgpu";
-import type { KernelBackend, NamedAttrMap, TensorInfo } from "@tensorflow/tfjs-core";
+import type { NamedAttrMap, TensorInfo } from "@tensorflow/tfjs-core";
+import { cpuValues, registerCpuKernel } from "./cpu_kernel.ts";
 import { type ConvGeometry, convGeometry } from "./conv_geometry.ts";
 import {
   convBnReluFilterGradsWebGPU,
@@ -86,11 +87,6 @@ function kernelAttrs(attrs: NamedAttrMap = {}): ConvBnReluKernelAttrs {
   };
 }
 
-/** Read access to the CPU backend's typed arrays (tfjs-backend-cpu's MathBackendCPU). */
-type CpuBackend = KernelBackend & {
-  data: { get(id: unknown): { values: ArrayLike<number> } };
-  makeTensorInfo(shape: number[], dtype: "float32", values: Float32Array): TensorInfo;
-};
 type InputValues = (name: keyof ConvBnReluGradTensors) => ArrayLike<number>;
 
 /**
@@ -117,18 +113,13 @@ function registerGradKernel(
       return webgpu(backend as unknown as WebGPUBackend, ins, g);
     },
   });
-  tf.registerKernel({
-    kernelName,
-    backendName: "cpu",
-    kernelFunc: ({ inputs, attrs, backend }) => {
-      const ins = inputs as unknown as GradInputs;
-      const g = validate(ins, kernelAttrs(attrs));
-      const cpu = backend as unknown as CpuBackend;
-      const values: InputValues = (name) => cpu.data.get(ins[name].dataId).values;
-      return cpuRef(values, ins, g).map(([shape, v]) =>
-        cpu.makeTensorInfo([...shape], "float32", Float32Array.from(v))
-      );
-    },
+  registerCpuKernel(kernelName, (inputs, cpu, attrs) => {
+    const ins = inputs as unknown as GradInputs;
+    const g = validate(ins, kernelAttrs(attrs as NamedAttrMap));
+    const values: InputValues = (name) => cpuValues(cpu, ins[name]);
+    return cpuRef(values, ins, g).map(([shape, v]) =>
+      cpu.makeTensorInfo([...shape], "float32", Float32Array.from(v))
+    );
   });
 }
 
