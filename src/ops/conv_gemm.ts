@@ -167,6 +167,12 @@ function registerDispatch(config: TileConfig, invocations: number, z: number): D
   return [...splitGroups(Math.ceil(invocations / config.workgroupSize)), z];
 }
 
+/** Lane-row configs: one workgroup per (block of workgroupSize x rows-per-lane rows, column tile). */
+function laneDispatch(config: TileConfig, rows: number, colTiles: number, z: number): Dispatch {
+  const blocks = Math.ceil(rows / (config.workgroupSize * config.rowsPerInvocation));
+  return [...splitGroups(blocks * colTiles), z];
+}
+
 /** Forward conv (z, or y with a fused epilogue): output (N, Ho, Wo, Cout) flat. */
 export function convForward(
   backend: WebGPUBackend,
@@ -181,6 +187,8 @@ export function convForward(
   const rows = g.batch * g.outH * g.outW;
   const dispatch = config.stageInWorkgroupMemory
     ? stagedDispatch(config, rows, g.outC, 1)
+    : config.laneRows
+    ? laneDispatch(config, rows, Math.ceil(g.outC / widths.vb / columnGroups(config, widths)), 1)
     : registerDispatch(
       config,
       Math.ceil(rows / config.rowsPerInvocation) *
@@ -222,6 +230,8 @@ export function convBackpropData(
   const rows = g.batch * Math.ceil(g.inH / g.strideH) * Math.ceil(g.inW / g.strideW);
   const dispatch = config.stageInWorkgroupMemory
     ? stagedDispatch(config, rows, g.inC, phases)
+    : config.laneRows
+    ? laneDispatch(config, rows, Math.ceil(g.inC / widths.vb / columnGroups(config, widths)), phases)
     : registerDispatch(
       config,
       Math.ceil(rows / config.rowsPerInvocation) *
@@ -285,8 +295,10 @@ export function convBackpropFilter(
     const units = numRows / widths.va;
     const tu = Math.max(1, config.rowsPerInvocation / widths.va);
     const cg = columnGroups(config, widths);
-    const tiles = Math.ceil(units / tu) * Math.ceil(g.outC / widths.vb / cg);
-    dispatch = registerDispatch(config, tiles * numSplits, 1);
+    const colTiles = Math.ceil(g.outC / widths.vb / cg);
+    dispatch = config.laneRows
+      ? [...splitGroups(Math.ceil(units / (tu * config.workgroupSize)) * colTiles * numSplits), 1]
+      : registerDispatch(config, Math.ceil(units / tu) * colTiles * numSplits, 1);
   }
   const count = numRows * g.outC;
   const program = new ConvBwdFilterProgram(

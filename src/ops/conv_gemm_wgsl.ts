@@ -168,6 +168,31 @@ const COMPONENTS = ["x", "y", "z", "w"];
 
 // ---- register tiles: fwd and bwdData ------------------------------------------------------------
 
+/** Classic register mapping: invocation id -> (row tile, column tile); idle tiles return. */
+function registerHeader(wg: number, R: number, CG: number): string {
+  return `  let id = ${flatId(wg)};
+  let rt = id / colTiles;
+  let c0 = (id - rt * colTiles) * ${CG};
+  let m0 = rt * ${R};
+  if (m0 >= rows) {
+    return;
+  }`;
+}
+
+/**
+ * Lane-row mapping: the column tile comes from the workgroup id, so every address that depends
+ * only on it, the uniforms and the loop counters is the same in all lanes (the filter loads of
+ * fwd/bwdData, dz of bwdFilter); rows come from the lane. No early return: control flow stays
+ * uniform and out-of-range rows compute on clamped addresses and skip their stores.
+ */
+function laneRowsHeader(wg: number, R: number, CG: number): string {
+  return `  let wgi = i32(workgroupId.x) + i32(workgroupId.y) * i32(numWorkgroups.x);
+  let rb = wgi / colTiles;
+  let c0 = (wgi - rb * colTiles) * ${CG};
+  let lane = i32(localId.x);
+${range(R).map((r) => `  let m${r} = rb * ${wg * R} + ${r * wg} + lane;`).join("\n")}`;
+}
+
 function pixelRowsRegister(view: "fwd" | "bwdData", cfg: TileConfig, w: GemmWidths): string {
   const R = cfg.rowsPerInvocation;
   const CG = columnGroups(cfg, w);
@@ -180,20 +205,24 @@ function pixelRowsRegister(view: "fwd" | "bwdData", cfg: TileConfig, w: GemmWidt
   const rows = range(R);
   const cols = range(CG);
   const js = range(w.va);
+  const lanes = cfg.laneRows === true;
+  // Row r of this invocation: consecutive rows for the classic mapping; for lane rows, lane l of
+  // row block rb owns rows rb * WG * R + r * WG + l (neighbouring lanes, neighbouring pixels).
+  const m = (r: number) => (lanes ? `m${r}` : `m0 + ${r}`);
 
   const rowSetup = fwd
     ? rows.flatMap((r) => [
-      `let mr${r} = min(m0 + ${r}, rows - 1);`,
+      `let mr${r} = min(${m(r)}, rows - 1);`,
       `let n${r} = mr${r} / (uniforms.outH * uniforms.outW);`,
       `let p${r} = mr${r} - n${r} * uniforms.outH * uniforms.outW;`,
       `let oh${r} = p${r} / uniforms.outW;`,
       `let ih${r} = oh${r} * uniforms.strideH - uniforms.padTop;`,
       `let iw${r} = (p${r} - oh${r} * uniforms.outW) * uniforms.strideW - uniforms.padLeft;`,
       `let nb${r} = n${r} * uniforms.inH;`,
-      `let ob${r} = (m0 + ${r}) * colG;`,
+      `let ob${r} = (${m(r)}) * colG;`,
     ])
     : rows.flatMap((r) => [
-      `let q${r} = min(m0 + ${r}, rows - 1);`,
+      `let q${r} = min(${m(r)}, rows - 1);`,
       `let n${r} = q${r} / (hq * wq);`,
       `let p${r} = q${r} - n${r} * hq * wq;`,
       `let i${r} = p${r} / wq;`,
@@ -243,23 +272,32 @@ function pixelRowsRegister(view: "fwd" | "bwdData", cfg: TileConfig, w: GemmWidt
     );
   const dot = (r: number, i: number, c: number) =>
     w.va === 4 ? `dot(s${r}, u${i}_${c})` : `s${r} * u${i}_${c}`;
+  // Lane-row kernels accumulate with fma(): one vfmadd instead of vmulps + vaddps on llvmpipe
+  // (WGSL's a += s * b is not contracted).
+  const fmaChain = (r: number, c: number) =>
+    js.reduce(
+      (acc, j) => `fma(VB(${w.va === 4 ? `s${r}.${COMPONENTS[j]}` : `s${r}`}), b${j}_${c}, ${acc})`,
+      `a${r}_${c}`,
+    );
   const fma = rows.flatMap((r) => [
     `let s${r} = ${A}[o${r} + k] * f${r};`,
     ...cols.map((c) =>
-      `a${r}_${c} += ${
-        direct
-          ? (w.vb === 4 ? `VB(${is.map((i) => dot(r, i, c)).join(", ")})` : dot(r, 0, c))
-          : w.va === 4
-          ? js.map((j) => `s${r}.${COMPONENTS[j]} * b${j}_${c}`).join(" + ")
-          : `s${r} * b0_${c}`
-      };`
+      lanes && !direct
+        ? `a${r}_${c} = ${fmaChain(r, c)};`
+        : `a${r}_${c} += ${
+          direct
+            ? (w.vb === 4 ? `VB(${is.map((i) => dot(r, i, c)).join(", ")})` : dot(r, 0, c))
+            : w.va === 4
+            ? js.map((j) => `s${r}.${COMPONENTS[j]} * b${j}_${c}`).join(" + ")
+            : `s${r} * b0_${c}`
+        };`
     ),
   ]);
   const filterOffsets = direct
     ? "\n" + indent("  ", cols.map((c) => `let wo${c} = cb${c} * VB_W * redG;`))
     : "";
   const stores = rows.map((r) =>
-    `if (m0 + ${r} < rows) {\n` +
+    `if (${m(r)} < rows) {\n` +
     indent(
       "    ",
       cols.map((c) =>
@@ -281,12 +319,8 @@ fn main() {
   let colG = ${colC} / VB_W;${fwd ? "" : PHASE_SETUP}
   let rows = ${fwd ? "uniforms.batch * uniforms.outH * uniforms.outW" : "uniforms.batch * hq * wq"};
   let colTiles = (colG + ${CG - 1}) / ${CG};
-  let id = ${flatId(cfg.workgroupSize)};
-  let rt = id / colTiles;
-  let c0 = (id - rt * colTiles) * ${CG};
-  let m0 = rt * ${R};
-  if (m0 >= rows) {
-    return;
+${
+    lanes ? laneRowsHeader(cfg.workgroupSize, R, CG) : registerHeader(cfg.workgroupSize, R, CG)
   }
 ${indent("  ", cols.map((c) => `let cb${c} = min(c0 + ${c}, colG - 1);`))}${filterOffsets}
 ${indent("  ", rowSetup)}
@@ -329,6 +363,33 @@ function bnReluDzPrologue(cols: number[]): { setup: string[]; load: string[] } {
   };
 }
 
+function filterRegisterHeader(wg: number, TU: number, CG: number): string {
+  return `  let unitTiles = (units + ${TU - 1}) / ${TU};
+  let tiles = unitTiles * colTiles;
+  let id = ${flatId(wg)};
+  let s = id / tiles;
+  if (s >= uniforms.numSplits) {
+    return;
+  }
+  let tile = id - s * tiles;
+  let ut = tile / colTiles;
+  let c0 = (tile - ut * colTiles) * ${CG};
+  let ub = ut * ${TU};`;
+}
+
+/** Lane rows for bwdFilter: slice and column tile per workgroup (uniform), row units per lane. */
+function filterLaneHeader(wg: number, TU: number, CG: number): string {
+  return `  let unitBlocks = (units + ${wg * TU - 1}) / ${wg * TU};
+  let wgi = i32(workgroupId.x) + i32(workgroupId.y) * i32(numWorkgroups.x);
+  let rest = wgi / colTiles;
+  let c0 = (wgi - rest * colTiles) * ${CG};
+  let s = rest / unitBlocks;
+  if (s >= uniforms.numSplits) {
+    return;
+  }
+  let ub = (rest - s * unitBlocks) * ${wg * TU} + i32(localId.x);`;
+}
+
 function filterRowsRegister(cfg: TileConfig, w: GemmWidths, fusedDz: boolean): string {
   const TU = Math.max(1, cfg.rowsPerInvocation / w.va); // row vectors (units) per invocation
   const CG = columnGroups(cfg, w);
@@ -336,8 +397,12 @@ function filterRowsRegister(cfg: TileConfig, w: GemmWidths, fusedDz: boolean): s
   const cols = range(CG);
   const js = range(w.va);
   const comp = (j: number) => (w.va === 4 ? `.${COMPONENTS[j]}` : "");
+  const lanes = cfg.laneRows === true;
+  const WG = cfg.workgroupSize;
+  // Row unit t of this invocation (lane rows: strided by the workgroup size, as in the pixel rows).
+  const unit = (t: number) => (lanes ? `ub + ${t * WG}` : `ub + ${t}`);
   const unitSetup = units.flatMap((t) => [
-    `let u${t} = min(ub + ${t}, units - 1);`,
+    `let u${t} = min(${unit(t)}, units - 1);`,
     `let ci${t} = u${t} % inCG;`,
     `let kh${t} = u${t} / (inCG * uniforms.kW);`,
     `let kw${t} = u${t} / inCG - kh${t} * uniforms.kW;`,
@@ -357,16 +422,24 @@ function filterRowsRegister(cfg: TileConfig, w: GemmWidths, fusedDz: boolean): s
       `let s${t} = x[select(0, xr${t} + ww${t} * inCG, v${t})] * select(0.0, 1.0, v${t});`,
     ]),
     ...units.flatMap((t) =>
-      js.flatMap((j) => cols.map((c) => `a${t}_${j}_${c} += s${t}${comp(j)} * d${c};`))
+      js.flatMap((j) =>
+        cols.map((c) =>
+          lanes
+            ? `a${t}_${j}_${c} = fma(VB(s${t}${comp(j)}), d${c}, a${t}_${j}_${c});`
+            : `a${t}_${j}_${c} += s${t}${comp(j)} * d${c};`
+        )
+      )
     ),
   ];
   const stores = units.map((t) =>
-    `if (ub + ${t} < units) {\n` +
+    `if (${unit(t)} < units) {\n` +
     indent(
       "    ",
       js.flatMap((j) =>
         cols.map((c) =>
-          `if (c0 + ${c} < outCG) { result[(s * numRows + (ub + ${t}) * VA + ${j}) * outCG + c0 + ${c}] = a${t}_${j}_${c}; }`
+          `if (c0 + ${c} < outCG) { result[(s * numRows + (${
+            unit(t)
+          }) * VA + ${j}) * outCG + c0 + ${c}] = a${t}_${j}_${c}; }`
         )
       ),
     ) + "\n  }"
@@ -377,18 +450,8 @@ fn main() {
   let outCG = uniforms.outC / VB_W;
   let numRows = uniforms.kH * uniforms.kW * uniforms.inC;
   let units = numRows / VA;
-  let unitTiles = (units + ${TU - 1}) / ${TU};
   let colTiles = (outCG + ${CG - 1}) / ${CG};
-  let tiles = unitTiles * colTiles;
-  let id = ${flatId(cfg.workgroupSize)};
-  let s = id / tiles;
-  if (s >= uniforms.numSplits) {
-    return;
-  }
-  let tile = id - s * tiles;
-  let ut = tile / colTiles;
-  let c0 = (tile - ut * colTiles) * ${CG};
-  let ub = ut * ${TU};
+${lanes ? filterLaneHeader(WG, TU, CG) : filterRegisterHeader(WG, TU, CG)}
 ${indent("  ", cols.map((c) => `let cb${c} = min(c0 + ${c}, outCG - 1);`))}
 ${fusedDz ? indent("  ", bn.setup) + "\n" : ""}${indent("  ", unitSetup)}
 ${

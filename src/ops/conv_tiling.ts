@@ -65,6 +65,12 @@ export interface TileConfig {
    * the count until each slice's loop stays under the software loop cap).
    */
   splitK?: number;
+  /**
+   * Register configs: rows from the lane, column tile (and bwdFilter's slice) from the
+   * workgroup, so the column operand's addresses are the same in every lane of a SIMD group
+   * (conv_gemm_wgsl.ts's header says what llvmpipe makes of that).
+   */
+  laneRows?: boolean;
   /** The adapter kind it is meant for (both kinds can run every config). */
   kind: AdapterKind;
 }
@@ -82,6 +88,11 @@ function reg(rows: number, cols: number, vecWidth: 1 | 4, extra: Partial<Shape> 
   };
 }
 
+/** A lane-row register config (TileConfig.laneRows), `wg` invocations per workgroup. */
+function lanes(rows: number, cols: number, vecWidth: 1 | 4, wg = 64, extra: Partial<Shape> = {}) {
+  return reg(rows, cols, vecWidth, { laneRows: true, workgroupSize: wg, ...extra });
+}
+
 function staged(rows: number, cols: number, grid: [number, number], kChunk: number): Shape {
   return {
     rowsPerInvocation: rows,
@@ -97,7 +108,8 @@ function staged(rows: number, cols: number, grid: [number, number], kChunk: numb
 function configId(view: ConvView, s: Shape): string {
   const base = `${view}.r${s.rowsPerInvocation}c${s.colsPerInvocation}v${s.vecWidth}`;
   const split = s.splitK ? `s${s.splitK}` : "";
-  if (!s.stageInWorkgroupMemory) return base + split;
+  const lanes = s.laneRows ? `.lanes${s.workgroupSize === 64 ? "" : s.workgroupSize}` : "";
+  if (!s.stageInWorkgroupMemory) return base + split + lanes;
   const [gr, gc] = s.workgroupGrid!;
   return `${base}.wg${gr}x${gc}k${s.kChunk}${split}`;
 }
@@ -117,19 +129,47 @@ function make(view: ConvView, kind: AdapterKind, shapes: Shape[]): TileConfig[] 
 // largest tiles (128 vec4 accumulators) win although llvmpipe spills them: loads per FMA matter
 // more, and with them the backward runs at the forward's rate per FLOP. The model-input layer's forward (Cin 1: scalar x, K = 9) gains most from the
 // widest column tile (r16c32 46 vs r16c16 66 ms in an earlier run).
+const SWEEP_PIXEL = [
+  lanes(1, 8, 4),
+  lanes(2, 8, 4),
+  lanes(1, 16, 4),
+  lanes(4, 4, 4),
+  lanes(2, 16, 4),
+  lanes(4, 8, 4),
+  lanes(1, 32, 4),
+  lanes(2, 8, 4, 16),
+];
+const SWEEP_FILTER = [
+  lanes(4, 4, 4, 64, { splitK: 32 }),
+  lanes(4, 8, 4, 64, { splitK: 32 }),
+  lanes(8, 4, 4, 64, { splitK: 32 }),
+  lanes(4, 4, 4, 16, { splitK: 32 }),
+  lanes(4, 8, 4, 16, { splitK: 32 }),
+  lanes(4, 4, 4, 16, { splitK: 128 }),
+  lanes(1, 8, 1, 16, { splitK: 64 }),
+  lanes(2, 8, 1, 16, { splitK: 64 }),
+];
 const SOFTWARE: Record<ConvView, TileConfig[]> = {
-  fwd: make("fwd", "software", [reg(16, 32, 4), reg(16, 16, 4), reg(8, 8, 4), reg(4, 4, 1)]),
+  fwd: make("fwd", "software", [
+    reg(16, 32, 4),
+    reg(16, 16, 4),
+    reg(8, 8, 4),
+    reg(4, 4, 1),
+    ...SWEEP_PIXEL,
+  ]),
   bwdData: make("bwdData", "software", [
     reg(16, 32, 4),
     reg(16, 16, 4),
     reg(8, 16, 4),
     reg(8, 8, 4),
+    ...SWEEP_PIXEL,
   ]),
   bwdFilter: make("bwdFilter", "software", [
     reg(16, 32, 4, { splitK: 32 }),
     reg(16, 16, 4, { splitK: 32 }),
     reg(8, 32, 4, { splitK: 32 }),
     reg(8, 16, 4, { splitK: 32 }),
+    ...SWEEP_FILTER,
   ]),
 };
 
