@@ -4,7 +4,11 @@
 
 import { UsageError } from "../src/errors.ts";
 import { MODEL_NAMES, type ModelName } from "../src/model/model.ts";
-import type { AdapterIdentity, AutotuneSetting, TuneOptions } from "../src/ops/autotune.ts";
+import type {
+  AdapterIdentity,
+  AutotuneSetting,
+  TuneOptions,
+} from "../src/ops/autotune/autotune.ts";
 import {
   type ConvLayer,
   type ConvProblem,
@@ -12,13 +16,13 @@ import {
   installCachedResolver,
   layerLabel,
   tuneConvProblems,
-} from "../src/ops/autotune_conv.ts";
+} from "../src/ops/autotune/autotune_conv.ts";
 import {
   discoverConvLayers,
   openTuneSession,
   type TuneSession,
-} from "../src/ops/autotune_model.ts";
-import { batchBucket, setTileConfigResolver } from "../src/ops/conv_tiling.ts";
+} from "../src/train/autotune_model.ts";
+import { batchBucket, setTileConfigResolver } from "../src/ops/conv/tiling.ts";
 import { DEFAULT_BATCH as EVAL_BATCH } from "../src/eval/inference.ts";
 
 export { EVAL_BATCH };

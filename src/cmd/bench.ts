@@ -11,7 +11,7 @@ import {
   AUTOTUNE_SETTINGS,
   type AutotuneSetting,
   autotuneSettingFromEnv,
-} from "../ops/autotune.ts";
+} from "../ops/autotune/autotune.ts";
 import { parseModels } from "../../bench/autotune_suite.ts";
 import { type BenchSuite, runBench, SUITES } from "../../bench/run.ts";
 import type { KernelMode } from "../../bench/work.ts";

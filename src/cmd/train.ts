@@ -31,8 +31,8 @@ import {
   AUTOTUNE_SETTINGS,
   type AutotuneSetting,
   autotuneSettingFromEnv,
-} from "../ops/autotune.ts";
-import { autotuneForTraining } from "../ops/autotune_model.ts";
+} from "../ops/autotune/autotune.ts";
+import { autotuneForTraining } from "../train/autotune_model.ts";
 import { DEFAULT_BATCH as EVAL_BATCH } from "../eval/inference.ts";
 
 const DEFS = {

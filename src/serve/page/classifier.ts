@@ -6,7 +6,7 @@
 import * as tf from "@tensorflow/tfjs-core";
 import "@tensorflow/tfjs-backend-cpu";
 import "@tensorflow/tfjs-backend-webgpu";
-import "../../ops/register.ts";
+import "../../ops/registry.ts";
 import { useBrowserTiles } from "./browser_tiles.ts";
 import { UsageError } from "../../errors.ts";
 import { CLASS_NAMES } from "../../data/fashion_mnist.ts";
