@@ -8,6 +8,7 @@
 // tfjs, so the selection logic and the cache are tested with fake candidates and a fake clock.
 //
 import { UsageError } from "../../errors.ts";
+import { adapterKindOf } from "../conv/tiling.ts";
 
 // Cache file (JSON, written atomically: temp file + rename, merged with what is on disk so two
 // runs do not drop each other's entries):
@@ -29,6 +30,13 @@ export interface AdapterIdentity {
   driver: string;
   /** The runtime whose shader compiler (naga, in Deno) turns WGSL into the driver's code. */
   runtime: string;
+  /**
+   * Software adapters only (else "" or absent): the CPU that runs the kernels and the Vulkan
+   * driver file when one is forced, e.g. "AMD EPYC family 26 model 2 stepping 1 avx512f".
+   * llvmpipe's description names neither, and the best tile differs between CPUs (16 vs 32
+   * vector registers, gather and load costs) and between Mesa releases.
+   */
+  cpu?: string;
 }
 
 export const CACHE_FORMAT = "fmnist-autotune";
@@ -59,7 +67,16 @@ interface CacheFile {
 
 /** One stable string per adapter identity (the cache's key). */
 export function adapterKey(a: AdapterIdentity): string {
-  return [a.vendor, a.architecture, a.device, a.description, a.driver, a.runtime]
+  // The cpu field only where it is set: keys of discrete adapters stay what they were.
+  return [
+    a.vendor,
+    a.architecture,
+    a.device,
+    a.description,
+    a.driver,
+    a.runtime,
+    ...(a.cpu ? [a.cpu] : []),
+  ]
     .map((s) => s.replaceAll("|", "/"))
     .join("|");
 }
@@ -423,7 +440,12 @@ export interface AdapterInfoLike {
 }
 
 /** The identity of an adapter from its info and a driver version probed elsewhere. */
-export function adapterIdentity(info: AdapterInfoLike, driver = "", runtime = ""): AdapterIdentity {
+export function adapterIdentity(
+  info: AdapterInfoLike,
+  driver = "",
+  runtime = "",
+  cpu = "",
+): AdapterIdentity {
   return {
     vendor: info.vendor ?? "",
     architecture: info.architecture ?? "",
@@ -431,7 +453,59 @@ export function adapterIdentity(info: AdapterInfoLike, driver = "", runtime = ""
     description: info.description ?? "",
     driver,
     runtime,
+    ...(cpu ? { cpu } : {}),
   };
+}
+
+/** The widest x86 SIMD extension among /proc/cpuinfo's flags, or "". */
+function simdLevel(flags: string[]): string {
+  return ["avx512f", "avx2", "avx", "sse4_2"].find((f) => flags.includes(f)) ?? "";
+}
+
+/**
+ * What a software adapter runs on, from /proc/cpuinfo's first processor block: model name,
+ * family/model/stepping and the widest SIMD level ("AMD EPYC family 26 model 2 stepping 1
+ * avx512f"), plus the Vulkan driver file when VK_ICD_FILENAMES / VK_DRIVER_FILES forces one
+ * (two Mesa releases on one machine report the same llvmpipe description). Elsewhere the OS and
+ * architecture. Pure: `cpuinfo` and `env` are passed in (probeCpuIdentity reads them).
+ */
+export function cpuIdentity(cpuinfo: string | null, env: Record<string, string | undefined>) {
+  let cpu = `${Deno.build.os} ${Deno.build.arch}`;
+  if (cpuinfo) {
+    const block = cpuinfo.split(/\n\s*\n/)[0];
+    const field = (name: string) =>
+      block.match(new RegExp(`^${name}\\s*:\\s*(.*)$`, "m"))?.[1].trim() ?? "";
+    const parts = [
+      field("model name"),
+      ...["cpu family", "model", "stepping"].map((f) => {
+        const v = field(f);
+        return v ? `${f.replace("cpu ", "")} ${v}` : "";
+      }),
+      simdLevel(field("flags").split(/\s+/)),
+    ].filter(Boolean);
+    if (parts.length > 0) cpu = parts.join(" ");
+  }
+  const icd = env.VK_ICD_FILENAMES || env.VK_DRIVER_FILES;
+  return icd ? `${cpu}; vulkan driver ${icd}` : cpu;
+}
+
+/** cpuIdentity of this machine (no --allow-read / --allow-env: what is readable). */
+export function probeCpuIdentity(): string {
+  let cpuinfo: string | null = null;
+  try {
+    cpuinfo = Deno.readTextFileSync("/proc/cpuinfo");
+  } catch {
+    // not Linux, or no --allow-read
+  }
+  const env: Record<string, string | undefined> = {};
+  for (const name of ["VK_ICD_FILENAMES", "VK_DRIVER_FILES"]) {
+    try {
+      env[name] = Deno.env.get(name);
+    } catch {
+      // no --allow-env
+    }
+  }
+  return cpuIdentity(cpuinfo, env);
 }
 
 /**
@@ -459,5 +533,12 @@ export async function probeAdapterIdentity(): Promise<AdapterIdentity | null> {
   if (!("gpu" in navigator) || !navigator.gpu) return null;
   const adapter = await navigator.gpu.requestAdapter({ powerPreference: "high-performance" });
   if (!adapter) return null;
-  return adapterIdentity(adapter.info, probeDriverVersion(), `deno ${Deno.version.deno}`);
+  const info = adapter.info as GPUAdapterInfo & { isFallbackAdapter?: boolean };
+  const software = adapterKindOf({ ...info, isFallback: info.isFallbackAdapter }) === "software";
+  return adapterIdentity(
+    info,
+    probeDriverVersion(),
+    `deno ${Deno.version.deno}`,
+    software ? probeCpuIdentity() : "",
+  );
 }

@@ -35,6 +35,7 @@ import {
   CACHE_FORMAT,
   CACHE_VERSION,
   type CacheEntry,
+  cpuIdentity,
   defaultCachePath,
   pickFastest,
   tuneProblem,
@@ -130,6 +131,44 @@ Deno.test("autotune cache: keyed by adapter, survives a restart, merges concurre
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
+});
+
+const ZEN5_CPUINFO = `processor\t: 0
+vendor_id\t: AuthenticAMD
+cpu family\t: 26
+model\t\t: 2
+model name\t: AMD EPYC
+stepping\t: 1
+flags\t\t: fpu sse4_2 avx avx2 fma avx512f avx512vl
+
+processor\t: 1
+model name\t: another block, ignored
+`;
+
+Deno.test("autotune cache: a software adapter's key names the CPU (and a forced Vulkan driver)", () => {
+  const zen5 = cpuIdentity(ZEN5_CPUINFO, {});
+  assert.equal(zen5, "AMD EPYC family 26 model 2 stepping 1 avx512f");
+  const avx2 = cpuIdentity(
+    ZEN5_CPUINFO.replace("model\t\t: 2", "model\t\t: 1").replace(" avx512f avx512vl", ""),
+    {},
+  );
+  assert.equal(avx2, "AMD EPYC family 26 model 1 stepping 1 avx2");
+  const mesa25 = cpuIdentity(ZEN5_CPUINFO, { VK_ICD_FILENAMES: "/opt/mesa-25/lvp_icd.json" });
+  assert.equal(mesa25, `${zen5}; vulkan driver /opt/mesa-25/lvp_icd.json`);
+  // No /proc/cpuinfo (another OS): the OS and architecture still tell machines apart.
+  assert.equal(cpuIdentity(null, {}), `${Deno.build.os} ${Deno.build.arch}`);
+
+  // Same llvmpipe description, other CPU or driver: other cache sections.
+  const on = (cpu: string) => adapterIdentity(LLVMPIPE, LLVMPIPE.driver, LLVMPIPE.runtime, cpu);
+  const keys = new Set([zen5, avx2, mesa25].map((c) => adapterKey(on(c))));
+  assert.equal(keys.size, 3);
+  const cache = AutotuneCache.inMemory();
+  cache.record(on(zen5), "fwd:p", entry("fwd.big", { "fwd.big": 1, "fwd.small": 2 }));
+  assert.equal(cache.lookup(on(zen5), "fwd:p")?.choice, "fwd.big");
+  assert.equal(cache.lookup(on(avx2), "fwd:p"), undefined);
+  // A discrete adapter has no cpu field: its key is what it was before the field existed.
+  assert.equal(H200.cpu, undefined);
+  assert.equal(adapterKey(H200), "4318|hopper|8997|NVIDIA H200|580.159.04|deno 2.9.6");
 });
 
 Deno.test("autotune cache: a corrupt, stale or unwritable file gives one warning, never a crash", async () => {

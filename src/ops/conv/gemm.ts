@@ -231,7 +231,12 @@ export function convBackpropData(
   const dispatch = config.stageInWorkgroupMemory
     ? stagedDispatch(config, rows, g.inC, phases)
     : config.laneRows
-    ? laneDispatch(config, rows, Math.ceil(g.inC / widths.vb / columnGroups(config, widths)), phases)
+    ? laneDispatch(
+      config,
+      rows,
+      Math.ceil(g.inC / widths.vb / columnGroups(config, widths)),
+      phases,
+    )
     : registerDispatch(
       config,
       Math.ceil(rows / config.rowsPerInvocation) *

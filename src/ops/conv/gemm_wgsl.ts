@@ -319,9 +319,7 @@ fn main() {
   let colG = ${colC} / VB_W;${fwd ? "" : PHASE_SETUP}
   let rows = ${fwd ? "uniforms.batch * uniforms.outH * uniforms.outW" : "uniforms.batch * hq * wq"};
   let colTiles = (colG + ${CG - 1}) / ${CG};
-${
-    lanes ? laneRowsHeader(cfg.workgroupSize, R, CG) : registerHeader(cfg.workgroupSize, R, CG)
-  }
+${lanes ? laneRowsHeader(cfg.workgroupSize, R, CG) : registerHeader(cfg.workgroupSize, R, CG)}
 ${indent("  ", cols.map((c) => `let cb${c} = min(c0 + ${c}, colG - 1);`))}${filterOffsets}
 ${indent("  ", rowSetup)}
 ${indent("  ", rows.flatMap((r) => cols.map((c) => `var a${r}_${c} = VB(0.0);`)))}

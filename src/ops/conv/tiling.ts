@@ -129,6 +129,7 @@ function make(view: ConvView, kind: AdapterKind, shapes: Shape[]): TileConfig[] 
 // largest tiles (128 vec4 accumulators) win although llvmpipe spills them: loads per FMA matter
 // more, and with them the backward runs at the forward's rate per FLOP. The model-input layer's forward (Cin 1: scalar x, K = 9) gains most from the
 // widest column tile (r16c32 46 vs r16c16 66 ms in an earlier run).
+const SWEEP_BIG = [reg(32, 16, 4), reg(32, 32, 4), reg(8, 64, 4)];
 const SWEEP_PIXEL = [
   lanes(1, 8, 4),
   lanes(2, 8, 4),
@@ -155,6 +156,7 @@ const SOFTWARE: Record<ConvView, TileConfig[]> = {
     reg(16, 16, 4),
     reg(8, 8, 4),
     reg(4, 4, 1),
+    ...SWEEP_BIG,
     ...SWEEP_PIXEL,
   ]),
   bwdData: make("bwdData", "software", [
@@ -162,6 +164,7 @@ const SOFTWARE: Record<ConvView, TileConfig[]> = {
     reg(16, 16, 4),
     reg(8, 16, 4),
     reg(8, 8, 4),
+    ...SWEEP_BIG,
     ...SWEEP_PIXEL,
   ]),
   bwdFilter: make("bwdFilter", "software", [
@@ -169,6 +172,8 @@ const SOFTWARE: Record<ConvView, TileConfig[]> = {
     reg(16, 16, 4, { splitK: 32 }),
     reg(8, 32, 4, { splitK: 32 }),
     reg(8, 16, 4, { splitK: 32 }),
+    reg(32, 16, 4, { splitK: 32 }),
+    reg(16, 64, 4, { splitK: 32 }),
     ...SWEEP_FILTER,
   ]),
 };
