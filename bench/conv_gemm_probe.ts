@@ -4,13 +4,14 @@
 // the whole fused op with the defaults. Figures behind the defaults in conv/tiling.ts.
 //
 //   deno run -A bench/conv_gemm_probe.ts [--batch 128] [--reps 5] [--all] [--layers 0,1]
-//       [--views fwd,bwdData,bwdFilter]
+//       [--views fwd,bwdData,bwdFilter] [--configs id,id] [--cpu]
 //
-// Times are GPU timestamps (tf.time kernelMs, the sum over the view's dispatches: bwdData
+// Times are GPU timestamps, or with --cpu process CPU time (tf.time kernelMs, the sum over the view's dispatches: bwdData
 // includes the filter transpose where one runs, bwdFilter the partial sum), median of --reps
 // after a warm-up (first use compiles). FLOPs per view = 2*N*Ho*Wo*Cout*KH*KW*Cin.
 
 import * as tf from "@tensorflow/tfjs-core";
+import process from "node:process";
 import type { WebGPUBackend } from "@tensorflow/tfjs-backend-webgpu";
 import { describeAdapter, initTf } from "../src/tf/setup.ts";
 import { convGeometry } from "../src/ops/conv/geometry.ts";
@@ -27,15 +28,20 @@ import {
 import { ENHANCED_LAYERS } from "./kernels_suite.ts";
 import { arg } from "./probe_args.ts";
 
+/** `--cpu`: process CPU time (all llvmpipe threads) instead of GPU timestamps. */
+const CPU_CLOCK = Deno.args.includes("--cpu");
+
 async function gpuMs(f: () => tf.Tensor, reps: number): Promise<number> {
   const once = async () => {
     let out: tf.Tensor | undefined;
+    const c0 = process.cpuUsage();
     const t = await tf.time(() => {
       out = f();
     });
     await out!.data();
+    const c = process.cpuUsage(c0);
     out!.dispose();
-    return t.kernelMs as number;
+    return CPU_CLOCK ? (c.user + c.system) / 1e3 : t.kernelMs as number;
   };
   await once();
   const times: number[] = [];
@@ -69,7 +75,12 @@ async function main() {
       bwdFilter: (c) => tensor(convBackpropFilter(backend, dz, x, g, c)),
     };
     for (const view of views) {
-      const configs = Deno.args.includes("--all") ? allConfigs(view) : candidateConfigs(view, kind);
+      const only = arg("configs", "").split(",").filter(Boolean);
+      const configs =
+        (Deno.args.includes("--all") ? allConfigs(view) : candidateConfigs(view, kind))
+          .filter((c) =>
+            only.length === 0 || only.includes(c.id) || only.includes(c.id.slice(view.length + 1))
+          );
       for (const c of configs) {
         const ms = await gpuMs(() => run[view](c), reps);
         const mark = c.id === defaultConfig(view, kind).id ? " (default)" : "";

@@ -26,17 +26,14 @@ import {
   GEOMETRY_FIELDS,
 } from "./gemm_wgsl.ts";
 import { type ConvView, resolveTileConfig, type TileConfig } from "./tiling.ts";
+import { windowInvocations, windowTile } from "./gemm_window_wgsl.ts";
+import { printShaderSpec } from "../../flags.ts";
 
 /** llvmpipe stops every loop after 65,535 iterations; nested loops count together. */
 const LOOP_CAP = 60000;
 
 function printShader(key: string, id: string, code: string) {
-  let spec: string | undefined;
-  try {
-    spec = Deno.env.get("FMNIST_PRINT_SHADER");
-  } catch {
-    return;
-  }
+  const spec = printShaderSpec();
   if (spec && (spec === "all" || id === spec || key.includes(spec))) {
     console.error(`// ---- ${key}\n${code}`);
   }
@@ -85,9 +82,12 @@ abstract class ConvGemmProgram implements WebGPUProgram {
     this.workgroupSize = [config.workgroupSize, 1, 1];
     this.dispatch = dispatch;
     const strides = widths.strides ? `_s${widths.strides.join("x")}` : "";
+    const win = widths.window;
+    const tile = win?.rows ? `r${win.rows}${win.cols ? `c${win.cols}` : ""}` : "";
+    const window = win ? `_win${win.kw}x${win.sw}${tile}` : "";
     const prologue = fusedDz ? "_bnReluDz" : direct ? "_directW" : "";
     this.shaderKey =
-      `convGemm_${config.id}_va${widths.va}vb${widths.vb}${strides}${prologue}_${epilogue}`;
+      `convGemm_${config.id}_va${widths.va}vb${widths.vb}${strides}${window}${prologue}_${epilogue}`;
     this.code = convGemmSource(view, config, widths, epilogue, fusedDz);
     printShader(this.shaderKey, config.id, this.code);
   }
@@ -146,13 +146,30 @@ export function gemmWidths(view: ConvView, config: TileConfig, g: ConvGeometry):
       : { va: 1, vb: 1 };
   }
   const w = (c: number) => (c % 4 === 0 ? 4 : 1) as 1 | 4;
-  if (view === "fwd") return { va: w(g.inC), vb: w(g.outC) };
+  if (view === "fwd") {
+    const window = config.rowWindow
+      ? { window: { kw: g.kW, sw: g.strideW, ...windowTile(config, g.outW, g.outC) } }
+      : {};
+    return { va: w(g.inC), vb: w(g.outC), ...window };
+  }
+  if (config.rowWindow && view === "bwdData" && g.strideH === 1 && g.strideW === 1) {
+    // A forward pass over dz with the transposed filter (gemm_window_wgsl.ts).
+    const window = { kw: g.kW, sw: 1, ...windowTile(config, g.inW, g.inC) };
+    return { va: w(g.outC), vb: w(g.inC), window };
+  }
   if (view === "bwdData") {
     const va = w(g.outC), vb = w(g.inC);
     // The transposed copy only pays where it turns 4 scalar filter loads into one vec4.
     return { va, vb, strides: [g.strideH, g.strideW], directFilter: !(va === 1 && vb === 4) };
   }
-  return { va: w(g.inC), vb: w(g.outC) };
+  // bwdFilter: the tap window needs stride-1 columns; elsewhere the filter-row kernel runs. Its
+  // channel groups stop at the layer's (the model-input layer has one: Cin = 1).
+  const va = w(g.inC);
+  const groups = Math.min(Math.max(1, config.rowsPerInvocation / va), Math.ceil(g.inC / va));
+  const window = config.rowWindow && g.strideW === 1
+    ? { window: { kw: g.kW, sw: 1, rows: groups * va } }
+    : {};
+  return { va, vb: w(g.outC), ...window };
 }
 
 /** Workgroups of a staged config for GEMM rows x cols (x/y), with `z` layers. */
@@ -165,12 +182,6 @@ function stagedDispatch(config: TileConfig, rows: number, cols: number, z: numbe
 
 function registerDispatch(config: TileConfig, invocations: number, z: number): Dispatch {
   return [...splitGroups(Math.ceil(invocations / config.workgroupSize)), z];
-}
-
-/** Lane-row configs: one workgroup per (block of workgroupSize x rows-per-lane rows, column tile). */
-function laneDispatch(config: TileConfig, rows: number, colTiles: number, z: number): Dispatch {
-  const blocks = Math.ceil(rows / (config.workgroupSize * config.rowsPerInvocation));
-  return [...splitGroups(blocks * colTiles), z];
 }
 
 /** Forward conv (z, or y with a fused epilogue): output (N, Ho, Wo, Cout) flat. */
@@ -187,8 +198,8 @@ export function convForward(
   const rows = g.batch * g.outH * g.outW;
   const dispatch = config.stageInWorkgroupMemory
     ? stagedDispatch(config, rows, g.outC, 1)
-    : config.laneRows
-    ? laneDispatch(config, rows, Math.ceil(g.outC / widths.vb / columnGroups(config, widths)), 1)
+    : widths.window
+    ? registerDispatch(config, windowInvocations(widths, g.batch, g.outH, g.outW, g.outC), 1)
     : registerDispatch(
       config,
       Math.ceil(rows / config.rowsPerInvocation) *
@@ -230,13 +241,8 @@ export function convBackpropData(
   const rows = g.batch * Math.ceil(g.inH / g.strideH) * Math.ceil(g.inW / g.strideW);
   const dispatch = config.stageInWorkgroupMemory
     ? stagedDispatch(config, rows, g.inC, phases)
-    : config.laneRows
-    ? laneDispatch(
-      config,
-      rows,
-      Math.ceil(g.inC / widths.vb / columnGroups(config, widths)),
-      phases,
-    )
+    : widths.window
+    ? registerDispatch(config, windowInvocations(widths, g.batch, g.inH, g.inW, g.inC), 1)
     : registerDispatch(
       config,
       Math.ceil(rows / config.rowsPerInvocation) *
@@ -301,9 +307,13 @@ export function convBackpropFilter(
     const tu = Math.max(1, config.rowsPerInvocation / widths.va);
     const cg = columnGroups(config, widths);
     const colTiles = Math.ceil(g.outC / widths.vb / cg);
-    dispatch = config.laneRows
-      ? [...splitGroups(Math.ceil(units / (tu * config.workgroupSize)) * colTiles * numSplits), 1]
-      : registerDispatch(config, Math.ceil(units / tu) * colTiles * numSplits, 1);
+    if (widths.window) {
+      // Tap windows: (filter row, channel-group tile) x column tiles per slice.
+      const ciTiles = Math.ceil(g.inC / widths.window.rows!);
+      dispatch = registerDispatch(config, g.kH * ciTiles * colTiles * numSplits, 1);
+    } else {
+      dispatch = registerDispatch(config, Math.ceil(units / tu) * colTiles * numSplits, 1);
+    }
   }
   const count = numRows * g.outC;
   const program = new ConvBwdFilterProgram(

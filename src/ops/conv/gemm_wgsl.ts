@@ -26,6 +26,44 @@
 //     the 9 x 32 filter of the first layer fills the device; partials are summed afterwards.
 // Why unrolled scalars: WGSL arrays of accumulators went to scratch memory on llvmpipe and ran at
 // 0.6x (the kernel headers of the hand-written versions measured 2.9 vs 4.9 GFLOP/s).
+//   Row windows (TileConfig.rowWindow, gemm_window_wgsl.ts): fwd and stride-1 bwdData tiles of R
+//     consecutive pixels of one image row that load the (R - 1) * SW + KW input pixels their
+//     taps share once per reduction step; bwdFilter tiles of one filter row's KW taps that keep
+//     the input vectors those taps read in registers along the output row. Fewer loaded floats
+//     per multiply-add is what pays on a CPU (next paragraph).
+//
+// The CPU's rules (llvmpipe/lavapipe, Mesa 22.3.6 and 25.0.7 with LLVM 15, read from the machine
+// code: GALLIVM_DEBUG=asm on 22.3, gdb on the JIT code of 25.0, the dumped IR recompiled with
+// llc -mcpu=znver2 for a 16-register AVX2 core; costs from bench/lavapipe_rules_probe.ts on a
+// Zen 5 EPYC, process CPU ns per lane-operation):
+// - A workgroup is a loop over SIMD groups of 8 invocations, one per 32-bit lane of a 256-bit
+//   register ("256 bits" in the adapter name; 8 with AVX-512 too, whose gain is 32 vector
+//   registers instead of 16; LP_NATIVE_VECTOR_WIDTH=512 changed no per-lane cost). Values are
+//   SoA: a vec4 is 4 registers. `a += s * b` is vmulps + vaddps over 8 lanes (WGSL does not
+//   contract; fma() is lowered to the same pair), plus a vblendvps with the execution mask where
+//   `a` is a loop variable under divergent control flow.
+// - Every storage-buffer load is a per-lane scalar sequence: for each of the 8 lanes test its
+//   mask bit, extract its address, re-read the buffer's base and size from the descriptor,
+//   compare against the size (robust access), branch, load, insert into the vector: about 10
+//   instructions and 2 branches per lane and component, and with 16 registers the partly built
+//   vectors spill. No gathers, no vector loads, and no broadcast of an address that is the same
+//   in every lane (workgroup id + loop counter): these Mesa versions treat only constant and
+//   push-constant addresses as uniform. Measured, 22.3 / 25.0: multiply-add 0.11 / 0.17 ns with
+//   8 accumulators, 0.037 with 128; scalar load 0.53 / 0.65 ns whatever the address pattern
+//   (per-lane, workgroup-uniform or loop-uniform alike); vec4 load 0.35 / 0.37 ns per float;
+//   workgroup memory 0.43 / 0.52 ns (no bounds check, but barriers are coroutine switches).
+// - So a loaded float costs 10-17 multiply-adds, while spilled accumulators cost little (128 per
+//   lane run faster per op than 8: the loop overhead dominates, spills stay in L1). A tile's
+//   speed is its loaded floats per multiply-add, which is why the tuner picked the largest tile
+//   and why the row windows win: 3x3 filter, floats loaded per multiply-add, pixel rows
+//   r16c32 0.094, window r28c16 0.058 (same 448-512 accumulators).
+// - Mapping lanes so that a SIMD group's loads coincide buys nothing here: tried as "lane rows"
+//   (column tile per workgroup, rows per lane: the filter loads of fwd/bwdData and the dz loads
+//   of bwdFilter the same in every lane; revision 772391a), 0.6-1.03x of the pixel-row tiles
+//   at batch 32 (BENCHMARKS.md), because a uniform address costs the same per-lane loads and
+//   each lane still loads its own inputs. It is the shape for a compiler that broadcasts uniform
+//   loads (later upstream llvmpipe code decides uniformity by divergence analysis; not
+//   measured here) or a GPU's scalar unit.
 //
 // Workgroup tiles (stageInWorkgroupMemory true), the discrete-GPU shape: a workgroup of WR x WC
 // invocations computes a BM x BN block (BM = WR*R, BN = WC*C) from A (BM x KC) and B (KC x BN)
@@ -52,6 +90,7 @@
 // layers 1.2-5.1x (medians 2.2x, 1.6x, 2.6x).
 
 import type { ConvView, TileConfig } from "./tiling.ts";
+import { windowFilterRegister, windowRowsRegister } from "./gemm_window_wgsl.ts";
 
 /** What the kernel does with each finished accumulator (`store(i, c, v)`, i and c in VB units). */
 export type ConvEpilogue = "store" | "scaleShiftRelu" | "biasRelu" | "bias";
@@ -73,6 +112,18 @@ export interface GemmWidths {
    * VA = 1 and VB = 4 (4 scalar loads per vec4 of wt), where the transpose stays.
    */
   directFilter?: boolean;
+  /**
+   * Row-window kernels (TileConfig.rowWindow, gemm_window_wgsl.ts): the filter width and the
+   * column stride as compile-time constants (part of the shader key). Absent where the config
+   * falls back to pixel rows (bwdData at a stride other than 1).
+   */
+  window?: {
+    kw: number;
+    sw: number;
+    /** fwd/bwdData: pixels per row tile and output channels per invocation at this shape. */
+    rows?: number;
+    cols?: number;
+  };
 }
 
 /** Uniform fields every generated kernel reads (order = uniform struct order). */
@@ -168,31 +219,6 @@ const COMPONENTS = ["x", "y", "z", "w"];
 
 // ---- register tiles: fwd and bwdData ------------------------------------------------------------
 
-/** Classic register mapping: invocation id -> (row tile, column tile); idle tiles return. */
-function registerHeader(wg: number, R: number, CG: number): string {
-  return `  let id = ${flatId(wg)};
-  let rt = id / colTiles;
-  let c0 = (id - rt * colTiles) * ${CG};
-  let m0 = rt * ${R};
-  if (m0 >= rows) {
-    return;
-  }`;
-}
-
-/**
- * Lane-row mapping: the column tile comes from the workgroup id, so every address that depends
- * only on it, the uniforms and the loop counters is the same in all lanes (the filter loads of
- * fwd/bwdData, dz of bwdFilter); rows come from the lane. No early return: control flow stays
- * uniform and out-of-range rows compute on clamped addresses and skip their stores.
- */
-function laneRowsHeader(wg: number, R: number, CG: number): string {
-  return `  let wgi = i32(workgroupId.x) + i32(workgroupId.y) * i32(numWorkgroups.x);
-  let rb = wgi / colTiles;
-  let c0 = (wgi - rb * colTiles) * ${CG};
-  let lane = i32(localId.x);
-${range(R).map((r) => `  let m${r} = rb * ${wg * R} + ${r * wg} + lane;`).join("\n")}`;
-}
-
 function pixelRowsRegister(view: "fwd" | "bwdData", cfg: TileConfig, w: GemmWidths): string {
   const R = cfg.rowsPerInvocation;
   const CG = columnGroups(cfg, w);
@@ -205,24 +231,20 @@ function pixelRowsRegister(view: "fwd" | "bwdData", cfg: TileConfig, w: GemmWidt
   const rows = range(R);
   const cols = range(CG);
   const js = range(w.va);
-  const lanes = cfg.laneRows === true;
-  // Row r of this invocation: consecutive rows for the classic mapping; for lane rows, lane l of
-  // row block rb owns rows rb * WG * R + r * WG + l (neighbouring lanes, neighbouring pixels).
-  const m = (r: number) => (lanes ? `m${r}` : `m0 + ${r}`);
 
   const rowSetup = fwd
     ? rows.flatMap((r) => [
-      `let mr${r} = min(${m(r)}, rows - 1);`,
+      `let mr${r} = min(m0 + ${r}, rows - 1);`,
       `let n${r} = mr${r} / (uniforms.outH * uniforms.outW);`,
       `let p${r} = mr${r} - n${r} * uniforms.outH * uniforms.outW;`,
       `let oh${r} = p${r} / uniforms.outW;`,
       `let ih${r} = oh${r} * uniforms.strideH - uniforms.padTop;`,
       `let iw${r} = (p${r} - oh${r} * uniforms.outW) * uniforms.strideW - uniforms.padLeft;`,
       `let nb${r} = n${r} * uniforms.inH;`,
-      `let ob${r} = (${m(r)}) * colG;`,
+      `let ob${r} = (m0 + ${r}) * colG;`,
     ])
     : rows.flatMap((r) => [
-      `let q${r} = min(${m(r)}, rows - 1);`,
+      `let q${r} = min(m0 + ${r}, rows - 1);`,
       `let n${r} = q${r} / (hq * wq);`,
       `let p${r} = q${r} - n${r} * hq * wq;`,
       `let i${r} = p${r} / wq;`,
@@ -272,32 +294,23 @@ function pixelRowsRegister(view: "fwd" | "bwdData", cfg: TileConfig, w: GemmWidt
     );
   const dot = (r: number, i: number, c: number) =>
     w.va === 4 ? `dot(s${r}, u${i}_${c})` : `s${r} * u${i}_${c}`;
-  // Lane-row kernels accumulate with fma(): one vfmadd instead of vmulps + vaddps on llvmpipe
-  // (WGSL's a += s * b is not contracted).
-  const fmaChain = (r: number, c: number) =>
-    js.reduce(
-      (acc, j) => `fma(VB(${w.va === 4 ? `s${r}.${COMPONENTS[j]}` : `s${r}`}), b${j}_${c}, ${acc})`,
-      `a${r}_${c}`,
-    );
   const fma = rows.flatMap((r) => [
     `let s${r} = ${A}[o${r} + k] * f${r};`,
     ...cols.map((c) =>
-      lanes && !direct
-        ? `a${r}_${c} = ${fmaChain(r, c)};`
-        : `a${r}_${c} += ${
-          direct
-            ? (w.vb === 4 ? `VB(${is.map((i) => dot(r, i, c)).join(", ")})` : dot(r, 0, c))
-            : w.va === 4
-            ? js.map((j) => `s${r}.${COMPONENTS[j]} * b${j}_${c}`).join(" + ")
-            : `s${r} * b0_${c}`
-        };`
+      `a${r}_${c} += ${
+        direct
+          ? (w.vb === 4 ? `VB(${is.map((i) => dot(r, i, c)).join(", ")})` : dot(r, 0, c))
+          : w.va === 4
+          ? js.map((j) => `s${r}.${COMPONENTS[j]} * b${j}_${c}`).join(" + ")
+          : `s${r} * b0_${c}`
+      };`
     ),
   ]);
   const filterOffsets = direct
     ? "\n" + indent("  ", cols.map((c) => `let wo${c} = cb${c} * VB_W * redG;`))
     : "";
   const stores = rows.map((r) =>
-    `if (${m(r)} < rows) {\n` +
+    `if (m0 + ${r} < rows) {\n` +
     indent(
       "    ",
       cols.map((c) =>
@@ -319,7 +332,13 @@ fn main() {
   let colG = ${colC} / VB_W;${fwd ? "" : PHASE_SETUP}
   let rows = ${fwd ? "uniforms.batch * uniforms.outH * uniforms.outW" : "uniforms.batch * hq * wq"};
   let colTiles = (colG + ${CG - 1}) / ${CG};
-${lanes ? laneRowsHeader(cfg.workgroupSize, R, CG) : registerHeader(cfg.workgroupSize, R, CG)}
+  let id = ${flatId(cfg.workgroupSize)};
+  let rt = id / colTiles;
+  let c0 = (id - rt * colTiles) * ${CG};
+  let m0 = rt * ${R};
+  if (m0 >= rows) {
+    return;
+  }
 ${indent("  ", cols.map((c) => `let cb${c} = min(c0 + ${c}, colG - 1);`))}${filterOffsets}
 ${indent("  ", rowSetup)}
 ${indent("  ", rows.flatMap((r) => cols.map((c) => `var a${r}_${c} = VB(0.0);`)))}
@@ -349,7 +368,7 @@ ${indent("  ", stores)}
  * loaded (per column group the 7 batch-norm terms are loaded once per invocation), for the
  * layers whose dz nobody else reads (no dx): saves the dz pass.
  */
-function bnReluDzPrologue(cols: number[]): { setup: string[]; load: string[] } {
+export function bnReluDzPrologue(cols: number[]): { setup: string[]; load: string[] } {
   const names = ["mean", "invStd", "gam", "bet", "k", "a", "b"];
   return {
     setup: cols.flatMap((c) => names.map((n, i) => `let ${n}${c} = terms[${i} * outCG + cb${c}];`)),
@@ -361,33 +380,6 @@ function bnReluDzPrologue(cols: number[]): { setup: string[]; load: string[] } {
   };
 }
 
-function filterRegisterHeader(wg: number, TU: number, CG: number): string {
-  return `  let unitTiles = (units + ${TU - 1}) / ${TU};
-  let tiles = unitTiles * colTiles;
-  let id = ${flatId(wg)};
-  let s = id / tiles;
-  if (s >= uniforms.numSplits) {
-    return;
-  }
-  let tile = id - s * tiles;
-  let ut = tile / colTiles;
-  let c0 = (tile - ut * colTiles) * ${CG};
-  let ub = ut * ${TU};`;
-}
-
-/** Lane rows for bwdFilter: slice and column tile per workgroup (uniform), row units per lane. */
-function filterLaneHeader(wg: number, TU: number, CG: number): string {
-  return `  let unitBlocks = (units + ${wg * TU - 1}) / ${wg * TU};
-  let wgi = i32(workgroupId.x) + i32(workgroupId.y) * i32(numWorkgroups.x);
-  let rest = wgi / colTiles;
-  let c0 = (wgi - rest * colTiles) * ${CG};
-  let s = rest / unitBlocks;
-  if (s >= uniforms.numSplits) {
-    return;
-  }
-  let ub = (rest - s * unitBlocks) * ${wg * TU} + i32(localId.x);`;
-}
-
 function filterRowsRegister(cfg: TileConfig, w: GemmWidths, fusedDz: boolean): string {
   const TU = Math.max(1, cfg.rowsPerInvocation / w.va); // row vectors (units) per invocation
   const CG = columnGroups(cfg, w);
@@ -395,12 +387,8 @@ function filterRowsRegister(cfg: TileConfig, w: GemmWidths, fusedDz: boolean): s
   const cols = range(CG);
   const js = range(w.va);
   const comp = (j: number) => (w.va === 4 ? `.${COMPONENTS[j]}` : "");
-  const lanes = cfg.laneRows === true;
-  const WG = cfg.workgroupSize;
-  // Row unit t of this invocation (lane rows: strided by the workgroup size, as in the pixel rows).
-  const unit = (t: number) => (lanes ? `ub + ${t * WG}` : `ub + ${t}`);
   const unitSetup = units.flatMap((t) => [
-    `let u${t} = min(${unit(t)}, units - 1);`,
+    `let u${t} = min(ub + ${t}, units - 1);`,
     `let ci${t} = u${t} % inCG;`,
     `let kh${t} = u${t} / (inCG * uniforms.kW);`,
     `let kw${t} = u${t} / inCG - kh${t} * uniforms.kW;`,
@@ -420,24 +408,16 @@ function filterRowsRegister(cfg: TileConfig, w: GemmWidths, fusedDz: boolean): s
       `let s${t} = x[select(0, xr${t} + ww${t} * inCG, v${t})] * select(0.0, 1.0, v${t});`,
     ]),
     ...units.flatMap((t) =>
-      js.flatMap((j) =>
-        cols.map((c) =>
-          lanes
-            ? `a${t}_${j}_${c} = fma(VB(s${t}${comp(j)}), d${c}, a${t}_${j}_${c});`
-            : `a${t}_${j}_${c} += s${t}${comp(j)} * d${c};`
-        )
-      )
+      js.flatMap((j) => cols.map((c) => `a${t}_${j}_${c} += s${t}${comp(j)} * d${c};`))
     ),
   ];
   const stores = units.map((t) =>
-    `if (${unit(t)} < units) {\n` +
+    `if (ub + ${t} < units) {\n` +
     indent(
       "    ",
       js.flatMap((j) =>
         cols.map((c) =>
-          `if (c0 + ${c} < outCG) { result[(s * numRows + (${
-            unit(t)
-          }) * VA + ${j}) * outCG + c0 + ${c}] = a${t}_${j}_${c}; }`
+          `if (c0 + ${c} < outCG) { result[(s * numRows + (ub + ${t}) * VA + ${j}) * outCG + c0 + ${c}] = a${t}_${j}_${c}; }`
         )
       ),
     ) + "\n  }"
@@ -448,8 +428,18 @@ fn main() {
   let outCG = uniforms.outC / VB_W;
   let numRows = uniforms.kH * uniforms.kW * uniforms.inC;
   let units = numRows / VA;
+  let unitTiles = (units + ${TU - 1}) / ${TU};
   let colTiles = (outCG + ${CG - 1}) / ${CG};
-${lanes ? filterLaneHeader(WG, TU, CG) : filterRegisterHeader(WG, TU, CG)}
+  let tiles = unitTiles * colTiles;
+  let id = ${flatId(cfg.workgroupSize)};
+  let s = id / tiles;
+  if (s >= uniforms.numSplits) {
+    return;
+  }
+  let tile = id - s * tiles;
+  let ut = tile / colTiles;
+  let c0 = (tile - ut * colTiles) * ${CG};
+  let ub = ut * ${TU};
 ${indent("  ", cols.map((c) => `let cb${c} = min(c0 + ${c}, outCG - 1);`))}
 ${fusedDz ? indent("  ", bn.setup) + "\n" : ""}${indent("  ", unitSetup)}
 ${
@@ -690,6 +680,14 @@ export function convGemmSource(
     : "const SH : i32 = 0;\nconst SW : i32 = 0;\n"; // unused
   const body = cfg.stageInWorkgroupMemory
     ? workgroupTiles(view, cfg)
+    : widths.window && view !== "bwdFilter"
+    ? windowRowsRegister(view, cfg, widths)
+    : view === "bwdFilter" && widths.window
+    ? windowFilterRegister(
+      cfg,
+      widths,
+      fusedDz ? bnReluDzPrologue(range(columnGroups(cfg, widths))) : null,
+    )
     : view === "bwdFilter"
     ? filterRowsRegister(cfg, widths, fusedDz)
     : pixelRowsRegister(view, cfg, widths);

@@ -66,11 +66,13 @@ export interface TileConfig {
    */
   splitK?: number;
   /**
-   * Register configs: rows from the lane, column tile (and bwdFilter's slice) from the
-   * workgroup, so the column operand's addresses are the same in every lane of a SIMD group
-   * (conv_gemm_wgsl.ts's header says what llvmpipe makes of that).
+   * Register configs: fwd/bwdData rows are consecutive pixels of one image row and each
+   * reduction step loads the input window their taps share once; bwdFilter keeps the inputs of
+   * one filter row's taps in registers along the output row (gemm_window_wgsl.ts). Where the
+   * window does not apply (bwdData at stride > 1, bwdFilter at column stride > 1) the same tile
+   * runs as pixel or filter rows.
    */
-  laneRows?: boolean;
+  rowWindow?: boolean;
   /** The adapter kind it is meant for (both kinds can run every config). */
   kind: AdapterKind;
 }
@@ -88,11 +90,6 @@ function reg(rows: number, cols: number, vecWidth: 1 | 4, extra: Partial<Shape> 
   };
 }
 
-/** A lane-row register config (TileConfig.laneRows), `wg` invocations per workgroup. */
-function lanes(rows: number, cols: number, vecWidth: 1 | 4, wg = 64, extra: Partial<Shape> = {}) {
-  return reg(rows, cols, vecWidth, { laneRows: true, workgroupSize: wg, ...extra });
-}
-
 function staged(rows: number, cols: number, grid: [number, number], kChunk: number): Shape {
   return {
     rowsPerInvocation: rows,
@@ -108,8 +105,7 @@ function staged(rows: number, cols: number, grid: [number, number], kChunk: numb
 function configId(view: ConvView, s: Shape): string {
   const base = `${view}.r${s.rowsPerInvocation}c${s.colsPerInvocation}v${s.vecWidth}`;
   const split = s.splitK ? `s${s.splitK}` : "";
-  const lanes = s.laneRows ? `.lanes${s.workgroupSize === 64 ? "" : s.workgroupSize}` : "";
-  if (!s.stageInWorkgroupMemory) return base + split + lanes;
+  if (!s.stageInWorkgroupMemory) return base + split + (s.rowWindow ? ".win" : "");
   const [gr, gc] = s.workgroupGrid!;
   return `${base}.wg${gr}x${gc}k${s.kChunk}${split}`;
 }
@@ -129,52 +125,43 @@ function make(view: ConvView, kind: AdapterKind, shapes: Shape[]): TileConfig[] 
 // largest tiles (128 vec4 accumulators) win although llvmpipe spills them: loads per FMA matter
 // more, and with them the backward runs at the forward's rate per FLOP. The model-input layer's forward (Cin 1: scalar x, K = 9) gains most from the
 // widest column tile (r16c32 46 vs r16c16 66 ms in an earlier run).
-const SWEEP_BIG = [reg(32, 16, 4), reg(32, 32, 4), reg(8, 64, 4)];
-const SWEEP_PIXEL = [
-  lanes(1, 8, 4),
-  lanes(2, 8, 4),
-  lanes(1, 16, 4),
-  lanes(4, 4, 4),
-  lanes(2, 16, 4),
-  lanes(4, 8, 4),
-  lanes(1, 32, 4),
-  lanes(2, 8, 4, 16),
-];
-const SWEEP_FILTER = [
-  lanes(4, 4, 4, 64, { splitK: 32 }),
-  lanes(4, 8, 4, 64, { splitK: 32 }),
-  lanes(8, 4, 4, 64, { splitK: 32 }),
-  lanes(4, 4, 4, 16, { splitK: 32 }),
-  lanes(4, 8, 4, 16, { splitK: 32 }),
-  lanes(4, 4, 4, 16, { splitK: 128 }),
-  lanes(1, 8, 1, 16, { splitK: 64 }),
-  lanes(2, 8, 1, 16, { splitK: 64 }),
-];
+// Row windows (rowWindow; gemm_window_wgsl.ts), the software defaults since the CPU's rules in
+// gemm_wgsl.ts's header were measured: process CPU ms per view, batch 32, Zen 5 EPYC, Mesa 22.3.6
+// lavapipe, 2 shared cores (load average 7-15), median of 3, one run (BENCHMARKS.md has Mesa 25):
+//   28x28 32->32  fwd r16c32 43.5, win r28c16 29.2 (1.49x), win r14c32 36.7, win r32c16 35.2
+//                 bwdData r16c32 45.3, win r28c16 28.3 (1.60x), win r14c32 35.9
+//                 bwdFilter r16c32 s32 33.9, r32c16 s32 33.7, win r8c16 s32 14.8 (2.29x),
+//                 win r4c16 s64 17.0, win r4c32 s32 18.3, win r8c32 s32 27.6
+//   14x14 64->64  fwd r16c32 38.8, win r14c32 31.0 (1.25x), win r28c16 47.7 (half its rows idle)
+//                 bwdData r16c32 37.7, win r14c32 32.9 (1.15x), win r28c16 51.8
+//                 bwdFilter r16c32 s32 36.5, win r8c16 s32 17.8 (2.05x), win r4c16 s64 21.1
+// hence the row window's tile follows the row width (windowTile: r28c16 is 28 x 16 at width 28,
+// 14 x 32 at 14, 7 x 64 at 7). Bigger pixel-row tiles (r32c16, r32c32: 0.97-1.04x of r16c32)
+// and lane rows (a SIMD group's filter loads made uniform: 0.6-1.03x; they cost the same per-lane
+// loads here) did not pay and are not in the list.
+const win = (rows: number, cols: number, extra: Partial<Shape> = {}) =>
+  reg(rows, cols, 4, { rowWindow: true, ...extra });
 const SOFTWARE: Record<ConvView, TileConfig[]> = {
   fwd: make("fwd", "software", [
+    win(28, 16),
     reg(16, 32, 4),
     reg(16, 16, 4),
     reg(8, 8, 4),
     reg(4, 4, 1),
-    ...SWEEP_BIG,
-    ...SWEEP_PIXEL,
   ]),
   bwdData: make("bwdData", "software", [
+    win(28, 16),
     reg(16, 32, 4),
     reg(16, 16, 4),
     reg(8, 16, 4),
     reg(8, 8, 4),
-    ...SWEEP_BIG,
-    ...SWEEP_PIXEL,
   ]),
   bwdFilter: make("bwdFilter", "software", [
+    win(8, 16, { splitK: 32 }),
+    win(4, 16, { splitK: 64 }),
     reg(16, 32, 4, { splitK: 32 }),
-    reg(16, 16, 4, { splitK: 32 }),
     reg(8, 32, 4, { splitK: 32 }),
     reg(8, 16, 4, { splitK: 32 }),
-    reg(32, 16, 4, { splitK: 32 }),
-    reg(16, 64, 4, { splitK: 32 }),
-    ...SWEEP_FILTER,
   ]),
 };
 
