@@ -13,6 +13,7 @@ import fc from "fast-check";
 import * as tf from "@tensorflow/tfjs-core";
 import type { WebGPUBackend } from "@tensorflow/tfjs-backend-webgpu";
 import { initTf } from "../../src/tf/setup.ts";
+import { Rng } from "../../src/random.ts";
 import { setPoisonOutputs } from "../../src/ops/backend/webgpu_program.ts";
 import { NAIVE_KERNELS_FLAG } from "../../src/flags.ts";
 import {
@@ -114,22 +115,10 @@ export function describeCase(c: ConvCase): string {
     `strides=[${c.strides}] pad=${c.pad} seed=${c.seed}`;
 }
 
-/** mulberry32: a small seeded generator of uniform [0, 1) floats. */
-export function seededRandom(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
-/** `n` seeded values, uniform in [lo, hi). */
+/** `n` seeded values, uniform in [lo, hi) (src/random.ts's Rng). */
 export function seededUniform(n: number, seed: number, lo = -1, hi = 1): Float32Array {
-  const rand = seededRandom(seed);
-  return Float32Array.from({ length: n }, () => lo + (hi - lo) * rand());
+  const rng = new Rng(seed);
+  return Float32Array.from({ length: n }, () => lo + (hi - lo) * rng.next());
 }
 
 export interface GpuOptions {

@@ -31,16 +31,7 @@ import {
 import { countDispatches } from "../../../bench/dispatches.ts";
 import { assertClose } from "../../../test/helpers/compare.ts";
 import { GPU_TEST, withGpu as onGpu } from "../../../test/helpers/op_check.ts";
-
-function xorshift(seed: number) {
-  let s = seed >>> 0 || 1;
-  return () => {
-    s ^= s << 13;
-    s ^= s >>> 17;
-    s ^= s << 5;
-    return (s >>> 0) / 2 ** 32;
-  };
-}
+import { Rng } from "../../random.ts";
 
 // ---- 1. webgpu kernel vs CPU reference ---------------------------------------------------------
 
@@ -66,7 +57,8 @@ const caseArb: fc.Arbitrary<StepCase> = fc.integer({ min: 1, max: 9 }).chain((k)
 );
 
 function caseData(c: StepCase) {
-  const rnd = xorshift(c.seed);
+  const rng = new Rng(c.seed);
+  const rnd = () => rng.next();
   const { total } = packedOffsets(c.sizes);
   const state = new Float32Array(2 * total);
   // m ~ U(-0.1, 0.1), v ~ U(0, 0.01): a run's moments; gradients nonzero so every element moves.

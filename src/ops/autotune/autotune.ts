@@ -8,6 +8,7 @@
 // tfjs, so the selection logic and the cache are tested with fake candidates and a fake clock.
 //
 import { UsageError } from "../../errors.ts";
+import { median } from "../../stats.ts";
 
 // Cache file (JSON, written atomically: temp file + rename, merged with what is on disk so two
 // runs do not drop each other's entries):
@@ -334,7 +335,7 @@ export async function pickFastest<C>(
   }
   const timings: CandidateTiming[] = rows.map((r) => ({
     id: r.id,
-    ms: r.error ? null : medianOf(r.samples),
+    ms: r.error ? null : median(r.samples),
     samples: r.samples,
     ...(r.error ? { error: r.error } : {}),
     ...(r.pruned ? { pruned: true } : {}),
@@ -349,12 +350,6 @@ export async function pickFastest<C>(
     );
   }
   return { best: rows[best].c, bestId: rows[best].id, timings };
-}
-
-function medianOf(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  const mid = s.length >> 1;
-  return s.length % 2 ? s[mid] : (s[mid - 1] + s[mid]) / 2;
 }
 
 /** True when `entry` was tuned over exactly these candidate ids (else it is stale). */

@@ -18,13 +18,13 @@
 //
 // Why one slice for dkernel: the conv default splits the N*Ho*Wo reduction into ~32 slices, but
 // here a pixel is a whole batch row: at batch 128 a slice would hold 4 rows and the partials
-// (32 x K x C floats) and their sum cost more than the GEMM. bench/dense_probe.ts, llvmpipe,
+// (32 x K x C floats) and their sum cost more than the GEMM. bench/probes/dense_probe.ts, llvmpipe,
 // batch 128, GPU ms, dkernel of 3136 -> 128 with r16c32: 1 slice 9.8, 4 slices 15.4, 16 slices 44.
 //
 // Where it is used (denseUsesGemm): the autotuner's choice per shape and batch bucket where it
 // timed both (autotune_dense.ts); else the rule, ours on software adapters, where it measured
 // 3.5-7x faster, and tfjs's matMul on GPUs, not measured yet (FMNIST_DENSE=gemm|matmul forces
-// one). bench/dense_probe.ts, llvmpipe (LLVM 15.0.6,
+// one). bench/probes/dense_probe.ts, llvmpipe (LLVM 15.0.6,
 // 256 bits), batch 128, GPU timestamps, median of 3, software default configs vs tfjs-webgpu's
 // packed matMul (the project pins MatMulPacked), ms:
 //   shape (N x K -> C)   tfjs fwd / dx / dW        ours fwd / dx / dW

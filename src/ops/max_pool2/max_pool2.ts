@@ -17,7 +17,7 @@
 // the [N, 3136] tensor once each way.
 //
 // Measured on llvmpipe (LLVM 15, 2 busy cores, load ~6; same-run A/B, batch 128):
-//   pool forward + backward alone (bench/max_pool2_probe.ts, median of 15, alternating):
+//   pool forward + backward alone (bench/probes/max_pool2_probe.ts, median of 15, alternating):
 //     [128,28,28,32] tfjs 306 ms wall / 294 ms GPU, ours 30.6 / 17.5  (10.0x wall, 16.8x GPU)
 //     [128,14,14,64] tfjs 156 / 142,               ours 18.1 / 5.4   (8.6x, 26x)
 //     [128,26,26,32] tfjs 265 / 251,               ours 26.5 / 14.6  (10.0x, 17x)
@@ -35,7 +35,7 @@
 //   MaxPool2DBackprop + Pool2D were 20.6%.
 // In `baseline` the pool after conv + bias + ReLU runs inside ConvBiasReluPool2
 // (conv_bias_relu_pool2.ts: its backward routes the pooled gradient, masks and sums it for the
-// bias in one pass). Not fused into the conv + BN + ReLU block: bench/max_pool2_fusion_probe.ts measures a prototype BN apply
+// bias in one pass). Not fused into the conv + BN + ReLU block: bench/probes/max_pool2_fusion_probe.ts measures a prototype BN apply
 // pass that writes the pooled output at 3.3-13.5 ms less than apply + this forward (28x28x32)
 // and 2.5-3.0 ms (14x14x64), and this gradient (what a backward fusion could at most remove) at
 // 11-16 and 2.6-4.8 ms: at most 20-37 ms of a ~1.9 s step (1-2%) and 4 dispatches on llvmpipe.
