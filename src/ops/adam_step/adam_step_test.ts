@@ -22,12 +22,8 @@ import { adamGroups, BINDINGS_PER_VARIABLE } from "./adam_step_webgpu.ts";
 import { createModel, type Model } from "../../model/model.ts";
 import { makeTrainStep } from "../../train/step.ts";
 import { createAdam, FusedAdam, type OptimizerKind } from "../../train/optimizer.ts";
-import {
-  readCheckpoint,
-  restoreOptimizer,
-  restoreWeights,
-  saveCheckpoint,
-} from "../../model/checkpoint.ts";
+import { readCheckpoint, restoreWeights } from "../../model/checkpoint.ts";
+import { restoreOptimizer, saveTrainingCheckpoint } from "../../train/checkpointing.ts";
 import { countDispatches } from "../../../bench/dispatches.ts";
 import { assertClose } from "../../../test/helpers/compare.ts";
 import { GPU_TEST, withGpu as onGpu } from "../../../test/helpers/op_check.ts";
@@ -258,9 +254,8 @@ async function resumeAcross(saver: OptimizerKind, resumer: OptimizerKind) {
   const [x, y] = batch(6, 2);
   try {
     const first = await train(saver, 3, x, y);
-    await saveCheckpoint(`${dir}/last`, first.model, {
+    await saveTrainingCheckpoint(`${dir}/last`, first.model, first.optimizer, {
       config: {},
-      optimizer: first.optimizer,
       state: {},
     });
     const uninterrupted = await train(saver, 2, x, y, first);
