@@ -2,7 +2,7 @@
 // cache folder outside the project, not listed in deno.json: Deno fetches every package that
 // deno.json names or deno.lock holds on the first run of any command, so listing it made the
 // first `deno task train` fill node_modules with 424 MB, where training needs 133 MB (measured
-// in a fresh clone with an empty DENO_DIR; onnxruntime-node alone is 291 MB, binaries for three
+// in a fresh clone with an empty DENO_DIR; onnxruntime-node alone is 288 MB, binaries for three
 // OSes). Only `export` (which checks every model it writes) and `predict --onnx` load it.
 //
 // The install is `deno install --frozen` against onnxruntime.lock.json (its deno.lock: the exact
