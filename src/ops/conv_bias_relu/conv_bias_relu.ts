@@ -8,7 +8,7 @@
 import * as tf from "@tensorflow/tfjs-core";
 import type { WebGPUBackend } from "@tensorflow/tfjs-backend-webgpu";
 import type { NamedAttrMap, TensorInfo } from "@tensorflow/tfjs-core";
-import { cpuValues, registerCpuKernel } from "../backend/cpu_kernel.ts";
+import { cpuKernel, cpuValues } from "../backend/cpu_kernel.ts";
 import { UsageError } from "../../errors.ts";
 import { type ConvGeometry, convGeometry, normalizeStrides } from "../conv/geometry.ts";
 import { runConvForward } from "../conv/passes.ts";
@@ -19,6 +19,7 @@ import {
   convBackpropData,
   convBackpropFilter,
 } from "../conv_backprop/conv_backprop.ts";
+import type { OpKernels } from "../backend/registration.ts";
 
 /** Kernel: inputs {x, filter, bias}; attrs {strides: [sh, sw], pad}; output y. */
 export const CONV_BIAS_RELU = "ConvBiasRelu";
@@ -46,23 +47,23 @@ export function geometryOf(inputs: tf.NamedTensorInfoMap, attrs: NamedAttrMap = 
   return { g: convGeometry(x.shape, filter.shape, a.strides, a.pad), x, filter, bias };
 }
 
-tf.registerKernel({
+const convBiasReluWebgpu: tf.KernelConfig = {
   kernelName: CONV_BIAS_RELU,
   backendName: "webgpu",
   kernelFunc: ({ inputs, attrs, backend }) => {
     const { g, x, filter, bias } = geometryOf(inputs, attrs);
     return runConvForward(backend as unknown as WebGPUBackend, x, filter, g, "biasRelu", [bias]);
   },
-});
+};
 
-registerCpuKernel(CONV_BIAS_RELU, (inputs, cpu, attrs) => {
+const convBiasReluCpu = cpuKernel(CONV_BIAS_RELU, (inputs, cpu, attrs) => {
   const { g, x, filter, bias } = geometryOf(inputs, attrs as NamedAttrMap);
   const values = (t: TensorInfo) => Float32Array.from(cpuValues(cpu, t));
   const y = convBiasReluRef(values(x), values(filter), values(bias), g);
   return cpu.makeTensorInfo([g.batch, g.outH, g.outW, g.outC], "float32", y);
 });
 
-tf.registerGradient({
+const convBiasReluGradient: tf.GradConfig = {
   kernelName: CONV_BIAS_RELU,
   inputsToSave: ["x", "filter"],
   outputsToSave: [true],
@@ -77,7 +78,7 @@ tf.registerGradient({
       bias: () => dbias,
     };
   },
-});
+};
 
 /** Checks the op's inputs (dtypes, bias of Cout); the kernel attrs. */
 export function validateConvBiasRelu(
@@ -109,3 +110,10 @@ export function convBiasRelu(
     ...a,
   } as unknown as NamedAttrMap) as tf.Tensor4D;
 }
+
+/** This op's kernels and gradients; src/ops/registry.ts registers them. */
+export const convBiasReluKernels: OpKernels = {
+  webgpu: [convBiasReluWebgpu],
+  cpu: [convBiasReluCpu],
+  gradients: [convBiasReluGradient],
+};

@@ -57,13 +57,14 @@ import {
 } from "../conv/tiling.ts";
 import { useNaiveKernels } from "../../flags.ts";
 import { biasActGrad } from "../bias_act_grad/bias_act_grad.ts";
-import { cpuValues, registerCpuKernel } from "../backend/cpu_kernel.ts";
+import { cpuKernel, cpuValues } from "../backend/cpu_kernel.ts";
 import {
   type DenseActivation,
   denseBackpropInputRef,
   denseBackpropKernelRef,
   denseBiasActRef,
 } from "./dense_bias_act_ref.ts";
+import type { OpKernels } from "../backend/registration.ts";
 
 export const DENSE_BIAS_ACT = "DenseBiasAct";
 export const DENSE_BACKPROP_INPUT = "DenseBackpropInput";
@@ -195,7 +196,7 @@ function forwardSizes(inputs: tf.NamedTensorInfoMap) {
   return { x, kernel, bias, n, k, c };
 }
 
-tf.registerKernel({
+const denseBiasActWebgpu: tf.KernelConfig = {
   kernelName: DENSE_BIAS_ACT,
   backendName: "webgpu",
   kernelFunc: ({ inputs, attrs, backend }) => {
@@ -212,9 +213,9 @@ tf.registerKernel({
     );
     return as4d(y, [n, c]);
   },
-});
+};
 
-registerCpuKernel(DENSE_BIAS_ACT, (inputs, cpu, attrs) => {
+const denseBiasActCpu = cpuKernel(DENSE_BIAS_ACT, (inputs, cpu, attrs) => {
   const { x, kernel, bias, n, k, c } = forwardSizes(inputs);
   const v = (t: TensorInfo) => cpuValues(cpu, t);
   const y = denseBiasActRef(v(x), v(kernel), v(bias), n, k, c, activationOf(attrs as NamedAttrMap));
@@ -240,7 +241,7 @@ function backpropSizes(
   return { dz, other, n, k, c };
 }
 
-tf.registerKernel({
+const denseBackpropInputWebgpu: tf.KernelConfig = {
   kernelName: DENSE_BACKPROP_INPUT,
   backendName: "webgpu",
   kernelFunc: ({ inputs, backend }) => {
@@ -258,9 +259,9 @@ tf.registerKernel({
     );
     return as4d(dx, [n, k]);
   },
-});
+};
 
-registerCpuKernel(DENSE_BACKPROP_INPUT, (inputs, cpu) => {
+const denseBackpropInputCpu = cpuKernel(DENSE_BACKPROP_INPUT, (inputs, cpu) => {
   const { dz, other: kernel, n, k, c } = backpropSizes(
     DENSE_BACKPROP_INPUT,
     inputs.dz,
@@ -276,7 +277,7 @@ function oneSlice(config: TileConfig): TileConfig {
   return { ...config, splitK: 1 };
 }
 
-tf.registerKernel({
+const denseBackpropKernelWebgpu: tf.KernelConfig = {
   kernelName: DENSE_BACKPROP_KERNEL,
   backendName: "webgpu",
   kernelFunc: ({ inputs, backend }) => {
@@ -295,9 +296,9 @@ tf.registerKernel({
       : convBackpropFilter(b, dz4, x4, g, oneSlice(resolveTileConfig("bwdFilter", g)));
     return as4d(dw, [k, c]);
   },
-});
+};
 
-registerCpuKernel(DENSE_BACKPROP_KERNEL, (inputs, cpu) => {
+const denseBackpropKernelCpu = cpuKernel(DENSE_BACKPROP_KERNEL, (inputs, cpu) => {
   const { dz, other: x, n, k, c } = backpropSizes(
     DENSE_BACKPROP_KERNEL,
     inputs.dz,
@@ -308,7 +309,7 @@ registerCpuKernel(DENSE_BACKPROP_KERNEL, (inputs, cpu) => {
   return cpu.makeTensorInfo([k, c], "float32", dw);
 });
 
-tf.registerGradient({
+const denseBiasActGradient: tf.GradConfig = {
   kernelName: DENSE_BIAS_ACT,
   inputsToSave: ["x", "kernel"],
   outputsToSave: [true],
@@ -324,7 +325,7 @@ tf.registerGradient({
       bias: () => dbias,
     };
   },
-});
+};
 
 /** y = act(x · kernel + bias); differentiable w.r.t. x, kernel and bias. */
 export function denseBiasAct(
@@ -353,3 +354,10 @@ export function denseLayer(
     ? denseBiasAct(x, kernel, bias, activation)
     : tf.fused.matMul({ a: x, b: kernel, bias, activation }) as tf.Tensor2D;
 }
+
+/** This op's kernels and gradients; src/ops/registry.ts registers them. */
+export const denseBiasActKernels: OpKernels = {
+  webgpu: [denseBiasActWebgpu, denseBackpropInputWebgpu, denseBackpropKernelWebgpu],
+  cpu: [denseBiasActCpu, denseBackpropInputCpu, denseBackpropKernelCpu],
+  gradients: [denseBiasActGradient],
+};
