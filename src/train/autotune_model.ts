@@ -28,12 +28,11 @@ import {
 import {
   type AdapterIdentity,
   AutotuneCache,
-  type AutotuneSetting,
-  autotuneSettingFromEnv,
   defaultCachePath,
   entryMatches,
   probeAdapterIdentity,
 } from "../ops/autotune/autotune.ts";
+import { type AutotuneSetting, autotuneSetting } from "../flags.ts";
 import {
   type ConvLayer,
   convProblems,
@@ -187,7 +186,7 @@ export async function openTuneSession(
 export async function autotuneForTraining(req: TrainTuneRequest): Promise<ConvTuneRow[]> {
   const log = req.log ?? console.log;
   if (req.backend !== "webgpu" || req.ops !== "fused") return [];
-  const setting = req.setting ?? autotuneSettingFromEnv();
+  const setting = req.setting ?? autotuneSetting();
   if (setting === "off") {
     setTileConfigResolver(undefined);
     setDenseImplResolver(undefined);

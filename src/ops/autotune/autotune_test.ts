@@ -31,7 +31,6 @@ import {
   adapterIdentity,
   adapterKey,
   AutotuneCache,
-  autotuneSettingFromEnv,
   CACHE_FORMAT,
   CACHE_VERSION,
   type CacheEntry,
@@ -39,6 +38,7 @@ import {
   pickFastest,
   tuneProblem,
 } from "./autotune.ts";
+import { autotuneSetting } from "../../flags.ts";
 
 const LLVMPIPE: AdapterIdentity = adapterIdentity(
   {
@@ -222,14 +222,14 @@ Deno.test("autotune: cache path and FMNIST_AUTOTUNE from the environment", () =>
     set("FMNIST_AUTOTUNE_CACHE", "/tmp/t.json");
     assert.equal(defaultCachePath(), "/tmp/t.json");
     set("FMNIST_AUTOTUNE", undefined);
-    assert.equal(autotuneSettingFromEnv(), "on");
+    assert.equal(autotuneSetting(), "on");
     set("FMNIST_AUTOTUNE", "OFF");
-    assert.equal(autotuneSettingFromEnv(), "off");
+    assert.equal(autotuneSetting(), "off");
     set("FMNIST_AUTOTUNE", "refresh");
-    assert.equal(autotuneSettingFromEnv(), "refresh");
+    assert.equal(autotuneSetting(), "refresh");
     set("FMNIST_AUTOTUNE", "fast");
     assert.throws(
-      () => autotuneSettingFromEnv(),
+      () => autotuneSetting(),
       /^UsageError: FMNIST_AUTOTUNE must be one of on\|off\|refresh, got "fast"$/,
     );
   } finally {

@@ -55,7 +55,7 @@ import {
   resolveTileConfig,
   type TileConfig,
 } from "../conv/tiling.ts";
-import { useNaiveKernels } from "../../flags.ts";
+import { denseMode, useNaiveKernels } from "../../flags.ts";
 import { biasActGrad } from "../bias_act_grad/bias_act_grad.ts";
 import { cpuKernel, cpuValues } from "../backend/cpu_kernel.ts";
 import {
@@ -73,26 +73,6 @@ export type { DenseActivation };
 
 /** Longest reduction or column count the kernels' loops allow (llvmpipe's cap over 2, margin). */
 const MAX_EXTENT = 30000;
-
-/** `FMNIST_DENSE`: auto (the measured rule), gemm (always ours), matmul (always tfjs's). */
-export const DENSE_FLAG = "FMNIST_DENSE";
-const DENSE_MODES = ["auto", "gemm", "matmul"] as const;
-type DenseMode = (typeof DENSE_MODES)[number];
-
-tf.env().registerFlag(DENSE_FLAG, () => {
-  try {
-    return Deno.env.get(DENSE_FLAG) ?? "auto";
-  } catch {
-    return "auto"; // no --allow-env
-  }
-});
-
-function denseMode(): DenseMode {
-  const v = String(tf.env().get(DENSE_FLAG)).trim().toLowerCase();
-  if (v === "" || v === "auto") return "auto";
-  if ((DENSE_MODES as readonly string[]).includes(v)) return v as DenseMode;
-  throw new UsageError(`${DENSE_FLAG} must be one of ${DENSE_MODES.join("|")}, got "${v}"`);
-}
 
 /** Which matrix product a dense layer runs: this op (our GEMM) or tfjs's fused matMul. */
 export type DenseImpl = "gemm" | "matmul";
