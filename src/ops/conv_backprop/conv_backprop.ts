@@ -10,18 +10,17 @@ import * as tf from "@tensorflow/tfjs-core";
 import type { WebGPUBackend } from "@tensorflow/tfjs-backend-webgpu";
 import type { NamedAttrMap, TensorInfo } from "@tensorflow/tfjs-core";
 import { cpuKernel, cpuValues } from "../backend/cpu_kernel.ts";
-import { type ConvGeometry, convGeometry } from "../conv/geometry.ts";
+import type { ConvGeometry } from "../conv/geometry.ts";
 import { convBackpropRef } from "../conv_bn_relu/conv_bn_relu_grad_ref.ts";
 import { runBackpropData, runBackpropFilter } from "../conv/passes.ts";
 import type { OpKernels } from "../backend/registration.ts";
+import { checkShape, type ConvAttrs, kernelGeometry } from "../conv/attrs.ts";
 
 export const CONV_BACKPROP_DATA = "ConvBackpropData";
 export const CONV_BACKPROP_FILTER = "ConvBackpropFilter";
 
-export interface ConvBackpropAttrs {
-  strides: [number, number];
-  pad: "same" | "valid";
-}
+/** Strides and pad, as the backprops take them. */
+export type ConvBackpropAttrs = ConvAttrs;
 
 /** Geometry from x's and the filter's shapes; throws naming dz when its shape disagrees. */
 function geometry(
@@ -33,12 +32,8 @@ function geometry(
   attrs: NamedAttrMap,
 ): { g: ConvGeometry; dz: TensorInfo; other: TensorInfo } {
   if (!dz || !other) throw new Error(`${kernel}: missing input`);
-  const strides = attrs.strides as number | [number, number];
-  const g = convGeometry(xShape, filterShape, strides, attrs.pad as "same" | "valid");
-  const zShape = [g.batch, g.outH, g.outW, g.outC];
-  if (!tf.util.arraysEqual(dz.shape, zShape)) {
-    throw new Error(`${kernel}: dz must have shape [${zShape}], got [${dz.shape}]`);
-  }
+  const g = kernelGeometry(xShape, filterShape, attrs);
+  checkShape(kernel, "dz", dz, [g.batch, g.outH, g.outW, g.outC]);
   for (const t of [dz, other]) {
     if (t.dtype !== "float32") throw new Error(`${kernel}: inputs must be float32`);
   }

@@ -9,8 +9,7 @@ import * as tf from "@tensorflow/tfjs-core";
 import type { WebGPUBackend } from "@tensorflow/tfjs-backend-webgpu";
 import type { NamedAttrMap, TensorInfo } from "@tensorflow/tfjs-core";
 import { cpuKernel, cpuValues } from "../backend/cpu_kernel.ts";
-import { UsageError } from "../../errors.ts";
-import { type ConvGeometry, convGeometry, normalizeStrides } from "../conv/geometry.ts";
+import { convGeometry } from "../conv/geometry.ts";
 import { runConvForward } from "../conv/passes.ts";
 import { convBiasReluRef } from "./conv_bias_relu_ref.ts";
 import { biasActGrad } from "../bias_act_grad/bias_act_grad.ts";
@@ -20,6 +19,7 @@ import {
   convBackpropFilter,
 } from "../conv_backprop/conv_backprop.ts";
 import type { OpKernels } from "../backend/registration.ts";
+import { checkChannelVector, checkFloat32, convAttrs, kernelGeometry } from "../conv/attrs.ts";
 
 /** Kernel: inputs {x, filter, bias}; attrs {strides: [sh, sw], pad}; output y. */
 export const CONV_BIAS_RELU = "ConvBiasRelu";
@@ -30,21 +30,11 @@ export interface ConvBiasReluAttrs {
   pad: "same" | "valid";
 }
 
-/** Strides (1 or 2, checked) and pad, as the backprop kernels take them. */
-export function kernelAttrs(attrs: ConvBiasReluAttrs | NamedAttrMap): ConvBackpropAttrs {
-  const strides = normalizeStrides(attrs.strides as number | [number, number]);
-  for (const s of strides) {
-    if (s !== 1 && s !== 2) throw new UsageError(`strides must be 1 or 2, got [${strides}]`);
-  }
-  return { strides, pad: attrs.pad as "same" | "valid" };
-}
-
 /** The conv geometry of {x, filter, bias} (all present) under `attrs`. */
 export function geometryOf(inputs: tf.NamedTensorInfoMap, attrs: NamedAttrMap = {}) {
   const { x, filter, bias } = inputs;
   if (!x || !filter || !bias) throw new Error(`${CONV_BIAS_RELU}: needs inputs x, filter, bias`);
-  const a = kernelAttrs(attrs);
-  return { g: convGeometry(x.shape, filter.shape, a.strides, a.pad), x, filter, bias };
+  return { g: kernelGeometry(x.shape, filter.shape, attrs), x, filter, bias };
 }
 
 const convBiasReluWebgpu: tf.KernelConfig = {
@@ -69,7 +59,7 @@ const convBiasReluGradient: tf.GradConfig = {
   outputsToSave: [true],
   gradFunc: (dy: tf.Tensor | tf.Tensor[], saved: tf.Tensor[], attrs: NamedAttrMap) => {
     const [x, filter, y] = saved;
-    const a = kernelAttrs(attrs);
+    const a = convAttrs(attrs);
     const { dz: z, dbias } = biasActGrad(Array.isArray(dy) ? dy[0] : dy, y, "relu");
     const dz = z as tf.Tensor4D;
     return {
@@ -87,14 +77,10 @@ export function validateConvBiasRelu(
   bias: tf.Tensor1D,
   attrs: ConvBiasReluAttrs,
 ): ConvBackpropAttrs {
-  for (const [name, t] of [["x", x], ["filter", filter], ["bias", bias]] as const) {
-    if (t.dtype !== "float32") throw new UsageError(`${name} must be float32, got ${t.dtype}`);
-  }
-  const a = kernelAttrs(attrs);
-  const g: ConvGeometry = convGeometry(x.shape, filter.shape, a.strides, a.pad);
-  if (bias.rank !== 1 || bias.shape[0] !== g.outC) {
-    throw new UsageError(`bias must have shape [${g.outC}] (filter Cout), got [${bias.shape}]`);
-  }
+  checkFloat32("x", x);
+  checkFloat32("filter", filter);
+  const a = convAttrs(attrs);
+  checkChannelVector("bias", bias, convGeometry(x.shape, filter.shape, a.strides, a.pad).outC);
   return a;
 }
 

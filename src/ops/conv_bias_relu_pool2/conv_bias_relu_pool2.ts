@@ -33,7 +33,6 @@ import { convBackpropData, convBackpropFilter } from "../conv_backprop/conv_back
 import {
   type ConvBiasReluAttrs,
   geometryOf,
-  kernelAttrs,
   validateConvBiasRelu,
 } from "../conv_bias_relu/conv_bias_relu.ts";
 import { convBiasReluRef } from "../conv_bias_relu/conv_bias_relu_ref.ts";
@@ -42,6 +41,7 @@ import { maxPool2GradRef, maxPool2Ref, maxPool2Shape } from "../max_pool2/max_po
 import { biasActGrad } from "../bias_act_grad/bias_act_grad.ts";
 import { biasActGradRef } from "../bias_act_grad/bias_act_grad_ref.ts";
 import type { OpKernels } from "../backend/registration.ts";
+import { convAttrs } from "../conv/attrs.ts";
 
 export const CONV_BIAS_RELU_POOL2 = "ConvBiasReluPool2";
 export const MAX_POOL2_RELU_BIAS_GRAD = "MaxPool2ReluBiasGrad";
@@ -172,7 +172,7 @@ const convBiasReluPool2Gradient: tf.GradConfig = {
     const [x, filter, y] = saved;
     const dpool = Array.isArray(dys) ? dys[0] : dys;
     if (!dpool) throw new Error(`${CONV_BIAS_RELU_POOL2}: gradient needs the pooled output's dy`);
-    const a = kernelAttrs(attrs);
+    const a = convAttrs(attrs);
     const { dz, dbias } = poolReluBiasGrad(dpool, y);
     return {
       x: () => convBackpropData(dz as tf.Tensor4D, filter as tf.Tensor4D, x.shape, a),

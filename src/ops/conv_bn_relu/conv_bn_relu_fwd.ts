@@ -56,7 +56,7 @@ import { type BnChunkGrid, bnChunkGrid } from "./bn_chunk_grid.ts";
 import { cpuKernel, cpuValues } from "../backend/cpu_kernel.ts";
 import { flat } from "../conv/gemm.ts";
 import { runConvForward as runConv } from "../conv/passes.ts";
-import { type ConvGeometry, convGeometry } from "../conv/geometry.ts";
+import type { ConvGeometry } from "../conv/geometry.ts";
 import {
   CONV_BN_RELU_INFER,
   CONV_BN_RELU_TRAIN,
@@ -65,6 +65,7 @@ import {
 import { bnMovingAverageRef, convBnReluInferRef, convBnReluTrainRef } from "./conv_bn_relu_ref.ts";
 import type { OpKernels } from "../backend/registration.ts";
 import type { KernelConfig } from "@tensorflow/tfjs-core";
+import { kernelGeometry } from "../conv/attrs.ts";
 
 /** Elementwise programs read f32, or vec4 when Cout % 4 == 0: `alias VT`, `const VW`. */
 function vectorAlias(vec4: boolean): string {
@@ -267,8 +268,7 @@ function movingOf(
 }
 
 function geometryOf(x: TensorInfo, filter: TensorInfo, attrs?: NamedAttrMap): ConvGeometry {
-  const a = attrsOf(attrs);
-  return convGeometry(x.shape, filter.shape, a.strides, a.pad);
+  return kernelGeometry(x.shape, filter.shape, attrsOf(attrs));
 }
 
 // Each kernel registers a webgpu and a cpu function of one shape (take the inputs, the geometry,

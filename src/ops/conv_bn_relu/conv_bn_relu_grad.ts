@@ -13,7 +13,7 @@ import * as tf from "@tensorflow/tfjs-core";
 import type { WebGPUBackend } from "@tensorflow/tfjs-backend-webgpu";
 import type { NamedAttrMap, TensorInfo } from "@tensorflow/tfjs-core";
 import { cpuKernel, cpuValues } from "../backend/cpu_kernel.ts";
-import { type ConvGeometry, convGeometry } from "../conv/geometry.ts";
+import type { ConvGeometry } from "../conv/geometry.ts";
 import {
   convBnReluFilterGradsWebGPU,
   type ConvBnReluGradTensors,
@@ -25,6 +25,7 @@ import { convBackpropData } from "../conv_backprop/conv_backprop.ts";
 import { DEFAULT_EPSILON } from "./conv_bn_relu_stock.ts";
 import { CONV_BN_RELU_TRAIN, type ConvBnReluKernelAttrs } from "./conv_bn_relu.ts";
 import type { OpKernels } from "../backend/registration.ts";
+import { checkShape, convAttrs, kernelGeometry } from "../conv/attrs.ts";
 
 /**
  * Kernel name of the backward: inputs {dy, x, filter, gamma, beta, z, stats}, attrs as the forward
@@ -52,7 +53,7 @@ function validate(inputs: GradInputs, attrs: ConvBnReluKernelAttrs) {
   for (const name of INPUT_NAMES) {
     if (!inputs[name]) throw new Error(`${CONV_BN_RELU_TRAIN_GRAD}: missing input '${name}'`);
   }
-  const g = convGeometry(inputs.x.shape, inputs.filter.shape, attrs.strides, attrs.pad);
+  const g = kernelGeometry(inputs.x.shape, inputs.filter.shape, attrs);
   const zShape = [g.batch, g.outH, g.outW, g.outC];
   const expected: [keyof ConvBnReluGradTensors, number[]][] = [
     ["dy", zShape],
@@ -62,13 +63,7 @@ function validate(inputs: GradInputs, attrs: ConvBnReluKernelAttrs) {
     ["stats", [3, g.outC]],
   ];
   for (const [name, shape] of expected) {
-    if (!tf.util.arraysEqual(inputs[name].shape, shape)) {
-      throw new Error(
-        `${CONV_BN_RELU_TRAIN_GRAD}: ${name} must have shape [${shape}], got [${
-          inputs[name].shape
-        }]`,
-      );
-    }
+    checkShape(CONV_BN_RELU_TRAIN_GRAD, name, inputs[name], shape);
   }
   for (const name of INPUT_NAMES) {
     if (inputs[name].dtype !== "float32") {
@@ -79,10 +74,8 @@ function validate(inputs: GradInputs, attrs: ConvBnReluKernelAttrs) {
 }
 
 function kernelAttrs(attrs: NamedAttrMap = {}): ConvBnReluKernelAttrs {
-  const strides = attrs.strides as number | [number, number];
   return {
-    strides: typeof strides === "number" ? [strides, strides] : strides,
-    pad: attrs.pad as "same" | "valid",
+    ...convAttrs(attrs),
     epsilon: (attrs.epsilon as number | undefined) ?? DEFAULT_EPSILON,
     inputGradient: (attrs.inputGradient as boolean | undefined) ?? true,
   };
