@@ -110,7 +110,11 @@ export async function runRepro(log: (line: string) => void, sliced = false): Pro
 if (import.meta.main) {
   const sliced = Deno.args.includes("--sliced");
   if (sliced) {
-    await import("../../src/ops/conv2d_backprop_filter_sliced/conv2d_backprop_filter_sliced.ts");
+    const { installStockOverride } = await import("../../src/ops/registry.ts");
+    const { conv2dBackpropFilterSliced } = await import(
+      "../../src/ops/conv2d_backprop_filter_sliced/conv2d_backprop_filter_sliced.ts"
+    );
+    installStockOverride(conv2dBackpropFilterSliced);
   }
   await runRepro(console.log, sliced);
 }

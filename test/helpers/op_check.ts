@@ -15,7 +15,7 @@ import type { WebGPUBackend } from "@tensorflow/tfjs-backend-webgpu";
 import { initTf } from "../../src/tf/setup.ts";
 import { Rng } from "../../src/random.ts";
 import { setPoisonOutputs } from "../../src/ops/backend/webgpu_program.ts";
-import { NAIVE_KERNELS_FLAG } from "../../src/flags.ts";
+import { readFlag, withFlags } from "../../src/flags.ts";
 import {
   allConfigs,
   CONV_VIEWS,
@@ -28,7 +28,7 @@ import { compareArrays, type Tolerance } from "./compare.ts";
 /** Deno.test options for GPU tests: the webgpu backend keeps buffers and timers across tests. */
 export const GPU_TEST = { sanitizeOps: false, sanitizeResources: false };
 /** FMNIST_SOAK=1: many more random cases (long runs, not CI). */
-export const SOAK = typeof Deno !== "undefined" && Deno.env.get("FMNIST_SOAK") === "1";
+export const SOAK = readFlag("FMNIST_SOAK") === "1";
 /** Run count: `quick` in CI, 10x under FMNIST_SOAK=1. */
 export const runs = (quick: number): number => (SOAK ? quick * 10 : quick);
 
@@ -135,19 +135,16 @@ export async function withGpu<T>(f: () => Promise<T>, opts: GpuOptions = {}): Pr
   await initTf("webgpu");
   const env = tf.env();
   const prevForward = env.getBool("WEBGPU_CPU_FORWARD");
-  const prevNaive = env.getBool(NAIVE_KERNELS_FLAG);
   env.set("WEBGPU_CPU_FORWARD", false);
-  env.set(NAIVE_KERNELS_FLAG, opts.naive ?? false);
   setPoisonOutputs(true);
   const device = (tf.backend() as WebGPUBackend).device;
   device.pushErrorScope("validation");
   let result: T;
   try {
-    result = await f();
+    result = await withFlags({ FMNIST_NAIVE_KERNELS: opts.naive ? "1" : undefined }, f);
   } finally {
     setPoisonOutputs(false);
     env.set("WEBGPU_CPU_FORWARD", prevForward);
-    env.set(NAIVE_KERNELS_FLAG, prevNaive);
   }
   const error = await device.popErrorScope();
   if (error) throw new Error(`WebGPU validation error: ${error.message}`);

@@ -19,13 +19,15 @@
 // 31.1 ms, this pass 21.1 ms (1.75x -> 2.48x against tf.train.adam). Scalar loads; vec4 (fewer
 // loads per element on llvmpipe) is untried.
 
-import { type NamedAttrMap, registerKernel, type TensorInfo } from "@tensorflow/tfjs-core";
+import { type NamedAttrMap, type TensorInfo } from "@tensorflow/tfjs-core";
 import type { WebGPUBackend } from "@tensorflow/tfjs-backend-webgpu";
 import { ADAM_STEP, type AdamStepAttrs, packedOffsets } from "./adam_step.ts";
 import { adamScalars, adamStepRef } from "./adam_step_ref.ts";
 import { type Uniform } from "../backend/webgpu_program.ts";
 import { wgsl } from "../backend/wgsl.ts";
 import { MultiOutputProgram, runMultiOutputProgram } from "../backend/webgpu_multi_output.ts";
+import type { OpKernels } from "../backend/registration.ts";
+import type { KernelConfig } from "@tensorflow/tfjs-core";
 
 /** One slot of a group: a variable's index, element count and whether it decays. */
 interface Slot {
@@ -176,7 +178,7 @@ function kernelInputs(inputs: Record<string, TensorInfo>, attrs?: NamedAttrMap):
 
 type RefCounted = { incRef(dataId: unknown): void };
 
-registerKernel({
+const adamStepWebgpu: KernelConfig = {
   kernelName: ADAM_STEP,
   backendName: "webgpu",
   kernelFunc: ({ inputs, backend, attrs }) => {
@@ -186,7 +188,7 @@ registerKernel({
     (webgpu as unknown as RefCounted).incRef(k.state.dataId);
     return [{ dataId: k.state.dataId, shape: k.state.shape, dtype: "float32" }, ...weights];
   },
-});
+};
 
 type CpuBackend = RefCounted & {
   data: { get(id: unknown): { values: unknown } };
@@ -200,7 +202,7 @@ function cpuArray(cpu: CpuBackend, t: TensorInfo): Float32Array {
   return v;
 }
 
-registerKernel({
+const adamStepCpu: KernelConfig = {
   kernelName: ADAM_STEP,
   backendName: "cpu",
   kernelFunc: ({ inputs, backend, attrs }) => {
@@ -214,4 +216,11 @@ registerKernel({
       ...weights.map((w, i) => cpu.makeTensorInfo(k.weights[i].shape, "float32", w)),
     ];
   },
-});
+};
+
+/** This op's kernels and gradients; src/ops/registry.ts registers them. */
+export const adamStepKernels: OpKernels = {
+  webgpu: [adamStepWebgpu],
+  cpu: [adamStepCpu],
+  gradients: [],
+};

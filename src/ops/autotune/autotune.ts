@@ -7,8 +7,9 @@
 // a measurement is a function returning milliseconds. Nothing here knows about convolutions or
 // tfjs, so the selection logic and the cache are tested with fake candidates and a fake clock.
 //
-import { UsageError } from "../../errors.ts";
+import { type AutotuneSetting, readFlag } from "../../flags.ts";
 import { median } from "../../stats.ts";
+export type { AutotuneSetting };
 
 // Cache file (JSON, written atomically: temp file + rename, merged with what is on disk so two
 // runs do not drop each other's entries):
@@ -74,7 +75,7 @@ type Warn = (line: string) => void;
  */
 export function defaultCachePath(): string | null {
   try {
-    const explicit = Deno.env.get("FMNIST_AUTOTUNE_CACHE");
+    const explicit = readFlag("FMNIST_AUTOTUNE_CACHE");
     if (explicit) return explicit;
     const xdg = Deno.env.get("XDG_CACHE_HOME");
     if (xdg) return `${xdg}/fmnist-webgpu/autotune.json`;
@@ -83,26 +84,6 @@ export function defaultCachePath(): string | null {
   } catch {
     return null;
   }
-}
-
-/** `on`: use the cache, tune what it lacks; `off`: built-in defaults; `refresh`: tune again. */
-export type AutotuneSetting = "on" | "off" | "refresh";
-export const AUTOTUNE_SETTINGS: readonly AutotuneSetting[] = ["on", "off", "refresh"];
-
-/** The setting from $FMNIST_AUTOTUNE (default on); throws naming the variable on a bad value. */
-export function autotuneSettingFromEnv(): AutotuneSetting {
-  let raw: string | undefined;
-  try {
-    raw = Deno.env.get("FMNIST_AUTOTUNE");
-  } catch {
-    return "on";
-  }
-  if (raw === undefined || raw === "") return "on";
-  const v = raw.trim().toLowerCase();
-  if ((AUTOTUNE_SETTINGS as readonly string[]).includes(v)) return v as AutotuneSetting;
-  throw new UsageError(
-    `FMNIST_AUTOTUNE must be one of ${AUTOTUNE_SETTINGS.join("|")}, got "${raw}"`,
-  );
 }
 
 function isObject(v: unknown): v is Record<string, unknown> {

@@ -26,17 +26,13 @@ import {
   GEOMETRY_FIELDS,
 } from "./gemm_wgsl.ts";
 import { type ConvView, resolveTileConfig, type TileConfig } from "./tiling.ts";
+import { printShaderSpec } from "../../flags.ts";
 
 /** llvmpipe stops every loop after 65,535 iterations; nested loops count together. */
 const LOOP_CAP = 60000;
 
 function printShader(key: string, id: string, code: string) {
-  let spec: string | undefined;
-  try {
-    spec = Deno.env.get("FMNIST_PRINT_SHADER");
-  } catch {
-    return;
-  }
+  const spec = printShaderSpec();
   if (spec && (spec === "all" || id === spec || key.includes(spec))) {
     console.error(`// ---- ${key}\n${code}`);
   }

@@ -24,6 +24,7 @@
 
 import * as tf from "@tensorflow/tfjs-core";
 import "@tensorflow/tfjs-backend-webgpu";
+import type { StockOverride } from "../backend/registration.ts";
 import type { KernelConfig, KernelFunc, NamedAttrMap, TensorInfo } from "@tensorflow/tfjs-core";
 
 /** Output positions (N·Ho·Wo) one stock filter-gradient dispatch may loop over. */
@@ -49,14 +50,8 @@ function kernelFunc(name: string): KernelFunc {
   return k.kernelFunc;
 }
 
-const MARK = Symbol.for("fmnist.conv2dBackpropFilterSliced");
-
-function install() {
-  const stock = tf.getKernel(tf.Conv2DBackpropFilter, "webgpu") as
-    | (KernelConfig & { [MARK]?: true })
-    | undefined;
-  if (!stock) throw new Error("tfjs-webgpu has no Conv2DBackpropFilter kernel to wrap");
-  if (stock[MARK]) return; // already installed (module loaded twice under different URLs)
+/** Slices the batch so each stock dispatch stays under the loop cap; sums the slices' dw. */
+function slicedFilterGradient(stock: KernelConfig): KernelConfig {
   const stockFunc = stock.kernelFunc;
   const slice = kernelFunc(tf.Slice);
   const add = kernelFunc(tf.Add);
@@ -98,13 +93,14 @@ function install() {
     return sum!;
   };
 
-  tf.unregisterKernel(tf.Conv2DBackpropFilter, "webgpu");
-  tf.registerKernel({
-    kernelName: tf.Conv2DBackpropFilter,
-    backendName: "webgpu",
-    kernelFunc: sliced,
-    [MARK]: true,
-  } as KernelConfig);
+  return { kernelName: tf.Conv2DBackpropFilter, backendName: "webgpu", kernelFunc: sliced };
 }
 
-install();
+/** The override's entry in the registration table (src/ops/registry.ts). */
+export const conv2dBackpropFilterSliced: StockOverride = {
+  kernelName: tf.Conv2DBackpropFilter,
+  backendName: "webgpu",
+  why: "the stock filter gradient loops over N*Ho*Wo in one invocation; llvmpipe stops loops " +
+    "at 65,535 iterations, so dw was wrong past batch ~64 at 28x28",
+  replace: slicedFilterGradient,
+};

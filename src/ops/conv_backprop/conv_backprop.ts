@@ -9,18 +9,18 @@
 import * as tf from "@tensorflow/tfjs-core";
 import type { WebGPUBackend } from "@tensorflow/tfjs-backend-webgpu";
 import type { NamedAttrMap, TensorInfo } from "@tensorflow/tfjs-core";
-import { cpuValues, registerCpuKernel } from "../backend/cpu_kernel.ts";
-import { type ConvGeometry, convGeometry } from "../conv/geometry.ts";
+import { cpuKernel, cpuValues } from "../backend/cpu_kernel.ts";
+import type { ConvGeometry } from "../conv/geometry.ts";
 import { convBackpropRef } from "../conv_bn_relu/conv_bn_relu_grad_ref.ts";
 import { runBackpropData, runBackpropFilter } from "../conv/passes.ts";
+import type { OpKernels } from "../backend/registration.ts";
+import { checkShape, type ConvAttrs, kernelGeometry } from "../conv/attrs.ts";
 
 export const CONV_BACKPROP_DATA = "ConvBackpropData";
 export const CONV_BACKPROP_FILTER = "ConvBackpropFilter";
 
-export interface ConvBackpropAttrs {
-  strides: [number, number];
-  pad: "same" | "valid";
-}
+/** Strides and pad, as the backprops take them. */
+export type ConvBackpropAttrs = ConvAttrs;
 
 /** Geometry from x's and the filter's shapes; throws naming dz when its shape disagrees. */
 function geometry(
@@ -32,12 +32,8 @@ function geometry(
   attrs: NamedAttrMap,
 ): { g: ConvGeometry; dz: TensorInfo; other: TensorInfo } {
   if (!dz || !other) throw new Error(`${kernel}: missing input`);
-  const strides = attrs.strides as number | [number, number];
-  const g = convGeometry(xShape, filterShape, strides, attrs.pad as "same" | "valid");
-  const zShape = [g.batch, g.outH, g.outW, g.outC];
-  if (!tf.util.arraysEqual(dz.shape, zShape)) {
-    throw new Error(`${kernel}: dz must have shape [${zShape}], got [${dz.shape}]`);
-  }
+  const g = kernelGeometry(xShape, filterShape, attrs);
+  checkShape(kernel, "dz", dz, [g.batch, g.outH, g.outW, g.outC]);
   for (const t of [dz, other]) {
     if (t.dtype !== "float32") throw new Error(`${kernel}: inputs must be float32`);
   }
@@ -64,10 +60,10 @@ const filterGeometry = (inputs: tf.NamedTensorInfoMap, attrs: NamedAttrMap = {})
   );
 
 /**
- * Registers one backprop on webgpu and cpu; `ref` computes the output on the host from dz's and
+ * One backprop's kernels on webgpu and cpu; `ref` computes the output on the host from dz's and
  * the other input's values.
  */
-function registerBackprop(
+function backpropKernels(
   kernelName: string,
   geometryOf: typeof dataGeometry,
   webgpu: (
@@ -80,36 +76,49 @@ function registerBackprop(
     shape: number[];
     values: ArrayLike<number>;
   },
-) {
-  // The two registrations share their shape (`duplicates` pairs them). Deliberate: tfjs takes one
-  // registration object per backend; what differs is the function each runs.
-  tf.registerKernel({
+): [webgpu: tf.KernelConfig, cpu: tf.KernelConfig] {
+  const onWebgpu: tf.KernelConfig = {
     kernelName,
     backendName: "webgpu",
     kernelFunc: ({ inputs, attrs, backend }) => {
       const { g, dz, other } = geometryOf(inputs, attrs);
       return webgpu(backend as unknown as WebGPUBackend, dz, other, g);
     },
-  });
-  registerCpuKernel(kernelName, (inputs, cpu, attrs) => {
+  };
+  const onCpu = cpuKernel(kernelName, (inputs, cpu, attrs) => {
     const { g, dz, other } = geometryOf(inputs, attrs as NamedAttrMap);
     const out = ref(cpuValues(cpu, dz), cpuValues(cpu, other), g);
     return cpu.makeTensorInfo(out.shape, "float32", Float32Array.from(out.values));
   });
+  return [onWebgpu, onCpu];
 }
 
-registerBackprop(CONV_BACKPROP_DATA, dataGeometry, runBackpropData, (dz, filter, g) => ({
-  shape: [g.batch, g.inH, g.inW, g.inC],
-  values: convBackpropRef(dz, null, filter, g).dx,
-}));
+const [backpropDataWebgpu, backpropDataCpu] = backpropKernels(
+  CONV_BACKPROP_DATA,
+  dataGeometry,
+  runBackpropData,
+  (dz, filter, g) => ({
+    shape: [g.batch, g.inH, g.inW, g.inC],
+    values: convBackpropRef(dz, null, filter, g).dx,
+  }),
+);
 
-registerBackprop(CONV_BACKPROP_FILTER, filterGeometry, runBackpropFilter, (dz, x, g) => ({
-  shape: [g.kH, g.kW, g.inC, g.outC],
-  values: convBackpropRef(dz, x, null, g).dfilter,
-}));
+const [backpropFilterWebgpu, backpropFilterCpu] = backpropKernels(
+  CONV_BACKPROP_FILTER,
+  filterGeometry,
+  runBackpropFilter,
+  (dz, x, g) => ({
+    shape: [g.kH, g.kW, g.inC, g.outC],
+    values: convBackpropRef(dz, x, null, g).dfilter,
+  }),
+);
 
-// The two entry points share their shape (`duplicates` pairs them). Deliberate: one typed call
-// per kernel; they differ in the input and the shape attribute each kernel needs.
+/** The two backprops' kernels (no gradients: nothing differentiates through them). */
+export const convBackpropKernels: OpKernels = {
+  webgpu: [backpropDataWebgpu, backpropFilterWebgpu],
+  cpu: [backpropDataCpu, backpropFilterCpu],
+  gradients: [],
+};
 
 /** dx = conv2d backprop-input of dz for an input of shape `inShape`. */
 export function convBackpropData(

@@ -8,9 +8,8 @@
 import * as tf from "@tensorflow/tfjs-core";
 import type { WebGPUBackend } from "@tensorflow/tfjs-backend-webgpu";
 import type { NamedAttrMap, TensorInfo } from "@tensorflow/tfjs-core";
-import { cpuValues, registerCpuKernel } from "../backend/cpu_kernel.ts";
-import { UsageError } from "../../errors.ts";
-import { type ConvGeometry, convGeometry, normalizeStrides } from "../conv/geometry.ts";
+import { cpuKernel, cpuValues } from "../backend/cpu_kernel.ts";
+import { convGeometry } from "../conv/geometry.ts";
 import { runConvForward } from "../conv/passes.ts";
 import { convBiasReluRef } from "./conv_bias_relu_ref.ts";
 import { biasActGrad } from "../bias_act_grad/bias_act_grad.ts";
@@ -19,6 +18,8 @@ import {
   convBackpropData,
   convBackpropFilter,
 } from "../conv_backprop/conv_backprop.ts";
+import type { OpKernels } from "../backend/registration.ts";
+import { checkChannelVector, checkFloat32, convAttrs, kernelGeometry } from "../conv/attrs.ts";
 
 /** Kernel: inputs {x, filter, bias}; attrs {strides: [sh, sw], pad}; output y. */
 export const CONV_BIAS_RELU = "ConvBiasRelu";
@@ -29,46 +30,36 @@ export interface ConvBiasReluAttrs {
   pad: "same" | "valid";
 }
 
-/** Strides (1 or 2, checked) and pad, as the backprop kernels take them. */
-export function kernelAttrs(attrs: ConvBiasReluAttrs | NamedAttrMap): ConvBackpropAttrs {
-  const strides = normalizeStrides(attrs.strides as number | [number, number]);
-  for (const s of strides) {
-    if (s !== 1 && s !== 2) throw new UsageError(`strides must be 1 or 2, got [${strides}]`);
-  }
-  return { strides, pad: attrs.pad as "same" | "valid" };
-}
-
 /** The conv geometry of {x, filter, bias} (all present) under `attrs`. */
 export function geometryOf(inputs: tf.NamedTensorInfoMap, attrs: NamedAttrMap = {}) {
   const { x, filter, bias } = inputs;
   if (!x || !filter || !bias) throw new Error(`${CONV_BIAS_RELU}: needs inputs x, filter, bias`);
-  const a = kernelAttrs(attrs);
-  return { g: convGeometry(x.shape, filter.shape, a.strides, a.pad), x, filter, bias };
+  return { g: kernelGeometry(x.shape, filter.shape, attrs), x, filter, bias };
 }
 
-tf.registerKernel({
+const convBiasReluWebgpu: tf.KernelConfig = {
   kernelName: CONV_BIAS_RELU,
   backendName: "webgpu",
   kernelFunc: ({ inputs, attrs, backend }) => {
     const { g, x, filter, bias } = geometryOf(inputs, attrs);
     return runConvForward(backend as unknown as WebGPUBackend, x, filter, g, "biasRelu", [bias]);
   },
-});
+};
 
-registerCpuKernel(CONV_BIAS_RELU, (inputs, cpu, attrs) => {
+const convBiasReluCpu = cpuKernel(CONV_BIAS_RELU, (inputs, cpu, attrs) => {
   const { g, x, filter, bias } = geometryOf(inputs, attrs as NamedAttrMap);
   const values = (t: TensorInfo) => Float32Array.from(cpuValues(cpu, t));
   const y = convBiasReluRef(values(x), values(filter), values(bias), g);
   return cpu.makeTensorInfo([g.batch, g.outH, g.outW, g.outC], "float32", y);
 });
 
-tf.registerGradient({
+const convBiasReluGradient: tf.GradConfig = {
   kernelName: CONV_BIAS_RELU,
   inputsToSave: ["x", "filter"],
   outputsToSave: [true],
   gradFunc: (dy: tf.Tensor | tf.Tensor[], saved: tf.Tensor[], attrs: NamedAttrMap) => {
     const [x, filter, y] = saved;
-    const a = kernelAttrs(attrs);
+    const a = convAttrs(attrs);
     const { dz: z, dbias } = biasActGrad(Array.isArray(dy) ? dy[0] : dy, y, "relu");
     const dz = z as tf.Tensor4D;
     return {
@@ -77,7 +68,7 @@ tf.registerGradient({
       bias: () => dbias,
     };
   },
-});
+};
 
 /** Checks the op's inputs (dtypes, bias of Cout); the kernel attrs. */
 export function validateConvBiasRelu(
@@ -86,14 +77,10 @@ export function validateConvBiasRelu(
   bias: tf.Tensor1D,
   attrs: ConvBiasReluAttrs,
 ): ConvBackpropAttrs {
-  for (const [name, t] of [["x", x], ["filter", filter], ["bias", bias]] as const) {
-    if (t.dtype !== "float32") throw new UsageError(`${name} must be float32, got ${t.dtype}`);
-  }
-  const a = kernelAttrs(attrs);
-  const g: ConvGeometry = convGeometry(x.shape, filter.shape, a.strides, a.pad);
-  if (bias.rank !== 1 || bias.shape[0] !== g.outC) {
-    throw new UsageError(`bias must have shape [${g.outC}] (filter Cout), got [${bias.shape}]`);
-  }
+  checkFloat32("x", x);
+  checkFloat32("filter", filter);
+  const a = convAttrs(attrs);
+  checkChannelVector("bias", bias, convGeometry(x.shape, filter.shape, a.strides, a.pad).outC);
   return a;
 }
 
@@ -109,3 +96,10 @@ export function convBiasRelu(
     ...a,
   } as unknown as NamedAttrMap) as tf.Tensor4D;
 }
+
+/** This op's kernels and gradients; src/ops/registry.ts registers them. */
+export const convBiasReluKernels: OpKernels = {
+  webgpu: [convBiasReluWebgpu],
+  cpu: [convBiasReluCpu],
+  gradients: [convBiasReluGradient],
+};

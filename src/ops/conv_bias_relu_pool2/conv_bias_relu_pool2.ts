@@ -27,13 +27,12 @@ import type { WebGPUBackend } from "@tensorflow/tfjs-backend-webgpu";
 import { UsageError } from "../../errors.ts";
 import { wgsl } from "../backend/wgsl.ts";
 import { MultiOutputProgram, runMultiOutputProgram } from "../backend/webgpu_multi_output.ts";
-import { cpuValues, registerCpuKernel } from "../backend/cpu_kernel.ts";
+import { cpuKernel, cpuValues } from "../backend/cpu_kernel.ts";
 import { runConvForward } from "../conv/passes.ts";
 import { convBackpropData, convBackpropFilter } from "../conv_backprop/conv_backprop.ts";
 import {
   type ConvBiasReluAttrs,
   geometryOf,
-  kernelAttrs,
   validateConvBiasRelu,
 } from "../conv_bias_relu/conv_bias_relu.ts";
 import { convBiasReluRef } from "../conv_bias_relu/conv_bias_relu_ref.ts";
@@ -41,6 +40,8 @@ import { MAX_POOL2_GRAD, runMaxPool2 } from "../max_pool2/max_pool2.ts";
 import { maxPool2GradRef, maxPool2Ref, maxPool2Shape } from "../max_pool2/max_pool2_ref.ts";
 import { biasActGrad } from "../bias_act_grad/bias_act_grad.ts";
 import { biasActGradRef } from "../bias_act_grad/bias_act_grad_ref.ts";
+import type { OpKernels } from "../backend/registration.ts";
+import { convAttrs } from "../conv/attrs.ts";
 
 export const CONV_BIAS_RELU_POOL2 = "ConvBiasReluPool2";
 export const MAX_POOL2_RELU_BIAS_GRAD = "MaxPool2ReluBiasGrad";
@@ -93,7 +94,7 @@ function gradInputs(inputs: tf.NamedTensorInfoMap) {
   return { dy, y };
 }
 
-tf.registerKernel({
+const maxPool2ReluBiasGradWebgpu: tf.KernelConfig = {
   kernelName: MAX_POOL2_RELU_BIAS_GRAD,
   backendName: "webgpu",
   kernelFunc: ({ inputs, backend }) => {
@@ -117,9 +118,9 @@ tf.registerKernel({
       [i32(windows), i32(groups), i32(h), i32(w), i32(dy.shape[1]), i32(dy.shape[2])],
     );
   },
-});
+};
 
-registerCpuKernel(MAX_POOL2_RELU_BIAS_GRAD, (inputs, cpu) => {
+const maxPool2ReluBiasGradCpu = cpuKernel(MAX_POOL2_RELU_BIAS_GRAD, (inputs, cpu) => {
   const { dy, y } = gradInputs(inputs);
   const yv = cpuValues(cpu, y);
   const routed = maxPool2GradRef(cpuValues(cpu, dy), yv, y.shape);
@@ -130,7 +131,7 @@ registerCpuKernel(MAX_POOL2_RELU_BIAS_GRAD, (inputs, cpu) => {
   ];
 });
 
-tf.registerKernel({
+const convBiasReluPool2Webgpu: tf.KernelConfig = {
   kernelName: CONV_BIAS_RELU_POOL2,
   backendName: "webgpu",
   kernelFunc: ({ inputs, attrs, backend }) => {
@@ -139,9 +140,9 @@ tf.registerKernel({
     const y = runConvForward(b, x, filter, g, "biasRelu", [bias]);
     return [runMaxPool2(b, y), y];
   },
-});
+};
 
-registerCpuKernel(CONV_BIAS_RELU_POOL2, (inputs, cpu, attrs) => {
+const convBiasReluPool2Cpu = cpuKernel(CONV_BIAS_RELU_POOL2, (inputs, cpu, attrs) => {
   const { g, x, filter, bias } = geometryOf(inputs, attrs as NamedAttrMap);
   const v = (t: TensorInfo) => Float32Array.from(cpuValues(cpu, t));
   const y = convBiasReluRef(v(x), v(filter), v(bias), g);
@@ -163,7 +164,7 @@ function poolReluBiasGrad(dy: tf.Tensor, y: tf.Tensor): { dz: tf.Tensor; dbias: 
   return biasActGrad(routed, y, "relu");
 }
 
-tf.registerGradient({
+const convBiasReluPool2Gradient: tf.GradConfig = {
   kernelName: CONV_BIAS_RELU_POOL2,
   inputsToSave: ["x", "filter"],
   outputsToSave: [false, true],
@@ -171,7 +172,7 @@ tf.registerGradient({
     const [x, filter, y] = saved;
     const dpool = Array.isArray(dys) ? dys[0] : dys;
     if (!dpool) throw new Error(`${CONV_BIAS_RELU_POOL2}: gradient needs the pooled output's dy`);
-    const a = kernelAttrs(attrs);
+    const a = convAttrs(attrs);
     const { dz, dbias } = poolReluBiasGrad(dpool, y);
     return {
       x: () => convBackpropData(dz as tf.Tensor4D, filter as tf.Tensor4D, x.shape, a),
@@ -179,7 +180,7 @@ tf.registerGradient({
       bias: () => dbias,
     };
   },
-});
+};
 
 /**
  * maxPool2(relu(conv2d(x, filter) + bias)) (2x2, stride 2, `valid`); differentiable w.r.t. x,
@@ -205,3 +206,10 @@ export function convBiasReluPool2(
   y.dispose();
   return pooled as tf.Tensor4D;
 }
+
+/** This op's kernels and gradients; src/ops/registry.ts registers them. */
+export const convBiasReluPool2Kernels: OpKernels = {
+  webgpu: [convBiasReluPool2Webgpu, maxPool2ReluBiasGradWebgpu],
+  cpu: [convBiasReluPool2Cpu, maxPool2ReluBiasGradCpu],
+  gradients: [convBiasReluPool2Gradient],
+};

@@ -38,12 +38,7 @@
 //
 // Importing this module registers both kernels for webgpu and cpu (src/ops/registry.ts does).
 
-import {
-  type NamedAttrMap,
-  type NamedTensorInfoMap,
-  registerKernel,
-  type TensorInfo,
-} from "@tensorflow/tfjs-core";
+import { type NamedAttrMap, type NamedTensorInfoMap, type TensorInfo } from "@tensorflow/tfjs-core";
 import type { WebGPUBackend, WebGPUProgram } from "@tensorflow/tfjs-backend-webgpu";
 import {
   type Dispatch,
@@ -58,16 +53,19 @@ import {
   runMultiOutputProgram,
 } from "../backend/webgpu_multi_output.ts";
 import { type BnChunkGrid, bnChunkGrid } from "./bn_chunk_grid.ts";
-import { cpuValues, registerCpuKernel } from "../backend/cpu_kernel.ts";
+import { cpuKernel, cpuValues } from "../backend/cpu_kernel.ts";
 import { flat } from "../conv/gemm.ts";
 import { runConvForward as runConv } from "../conv/passes.ts";
-import { type ConvGeometry, convGeometry } from "../conv/geometry.ts";
+import type { ConvGeometry } from "../conv/geometry.ts";
 import {
   CONV_BN_RELU_INFER,
   CONV_BN_RELU_TRAIN,
   type ConvBnReluKernelAttrs,
 } from "./conv_bn_relu.ts";
 import { bnMovingAverageRef, convBnReluInferRef, convBnReluTrainRef } from "./conv_bn_relu_ref.ts";
+import type { OpKernels } from "../backend/registration.ts";
+import type { KernelConfig } from "@tensorflow/tfjs-core";
+import { kernelGeometry } from "../conv/attrs.ts";
 
 /** Elementwise programs read f32, or vec4 when Cout % 4 == 0: `alias VT`, `const VW`. */
 function vectorAlias(vec4: boolean): string {
@@ -270,14 +268,13 @@ function movingOf(
 }
 
 function geometryOf(x: TensorInfo, filter: TensorInfo, attrs?: NamedAttrMap): ConvGeometry {
-  const a = attrsOf(attrs);
-  return convGeometry(x.shape, filter.shape, a.strides, a.pad);
+  return kernelGeometry(x.shape, filter.shape, attrsOf(attrs));
 }
 
 // Each kernel registers a webgpu and a cpu function of one shape (take the inputs, the geometry,
 // run); `duplicates` pairs them. Deliberate: tfjs takes one registration object per backend and
 // what differs is the inputs and what runs; the plumbing (take, geometryOf, cpuValues) is shared.
-registerKernel({
+const convBnReluTrainWebgpu: KernelConfig = {
   kernelName: CONV_BN_RELU_TRAIN,
   backendName: "webgpu",
   kernelFunc: ({ inputs, backend, attrs }) => {
@@ -287,9 +284,9 @@ registerKernel({
     const moving = movingOf(inputs, attrs);
     return runConvBnReluTrain(backend as WebGPUBackend, x, filter, gamma, beta, g, eps, moving);
   },
-});
+};
 
-registerCpuKernel(CONV_BN_RELU_TRAIN, (inputs, cpu, kernelAttrs) => {
+const convBnReluTrainCpu = cpuKernel(CONV_BN_RELU_TRAIN, (inputs, cpu, kernelAttrs) => {
   const attrs = kernelAttrs as NamedAttrMap;
   const [x, filter, gamma, beta] = take(inputs, ["x", "filter", "gamma", "beta"]);
   const g = geometryOf(x, filter, attrs);
@@ -327,7 +324,7 @@ registerCpuKernel(CONV_BN_RELU_TRAIN, (inputs, cpu, kernelAttrs) => {
   ];
 });
 
-registerKernel({
+const convBnReluInferWebgpu: KernelConfig = {
   kernelName: CONV_BN_RELU_INFER,
   backendName: "webgpu",
   kernelFunc: ({ inputs, backend, attrs }) => {
@@ -335,9 +332,9 @@ registerKernel({
     const g = geometryOf(x, filter, attrs);
     return runConvBnReluInfer(backend as WebGPUBackend, x, filter, scale, shift, g);
   },
-});
+};
 
-registerCpuKernel(CONV_BN_RELU_INFER, (inputs, cpu, attrs) => {
+const convBnReluInferCpu = cpuKernel(CONV_BN_RELU_INFER, (inputs, cpu, attrs) => {
   const [x, filter, scale, shift] = take(inputs, ["x", "filter", "scale", "shift"]);
   const g = geometryOf(x, filter, attrs as NamedAttrMap);
   const y = convBnReluInferRef(
@@ -349,3 +346,10 @@ registerCpuKernel(CONV_BN_RELU_INFER, (inputs, cpu, attrs) => {
   );
   return cpu.makeTensorInfo([g.batch, g.outH, g.outW, g.outC], "float32", y);
 });
+
+/** This op's kernels and gradients; src/ops/registry.ts registers them. */
+export const convBnReluForwardKernels: OpKernels = {
+  webgpu: [convBnReluTrainWebgpu, convBnReluInferWebgpu],
+  cpu: [convBnReluTrainCpu, convBnReluInferCpu],
+  gradients: [],
+};

@@ -55,15 +55,16 @@ import {
   resolveTileConfig,
   type TileConfig,
 } from "../conv/tiling.ts";
-import { useNaiveKernels } from "../../flags.ts";
+import { denseMode, useNaiveKernels } from "../../flags.ts";
 import { biasActGrad } from "../bias_act_grad/bias_act_grad.ts";
-import { cpuValues, registerCpuKernel } from "../backend/cpu_kernel.ts";
+import { cpuKernel, cpuValues } from "../backend/cpu_kernel.ts";
 import {
   type DenseActivation,
   denseBackpropInputRef,
   denseBackpropKernelRef,
   denseBiasActRef,
 } from "./dense_bias_act_ref.ts";
+import type { OpKernels } from "../backend/registration.ts";
 
 export const DENSE_BIAS_ACT = "DenseBiasAct";
 export const DENSE_BACKPROP_INPUT = "DenseBackpropInput";
@@ -72,26 +73,6 @@ export type { DenseActivation };
 
 /** Longest reduction or column count the kernels' loops allow (llvmpipe's cap over 2, margin). */
 const MAX_EXTENT = 30000;
-
-/** `FMNIST_DENSE`: auto (the measured rule), gemm (always ours), matmul (always tfjs's). */
-export const DENSE_FLAG = "FMNIST_DENSE";
-const DENSE_MODES = ["auto", "gemm", "matmul"] as const;
-type DenseMode = (typeof DENSE_MODES)[number];
-
-tf.env().registerFlag(DENSE_FLAG, () => {
-  try {
-    return Deno.env.get(DENSE_FLAG) ?? "auto";
-  } catch {
-    return "auto"; // no --allow-env
-  }
-});
-
-function denseMode(): DenseMode {
-  const v = String(tf.env().get(DENSE_FLAG)).trim().toLowerCase();
-  if (v === "" || v === "auto") return "auto";
-  if ((DENSE_MODES as readonly string[]).includes(v)) return v as DenseMode;
-  throw new UsageError(`${DENSE_FLAG} must be one of ${DENSE_MODES.join("|")}, got "${v}"`);
-}
 
 /** Which matrix product a dense layer runs: this op (our GEMM) or tfjs's fused matMul. */
 export type DenseImpl = "gemm" | "matmul";
@@ -195,7 +176,7 @@ function forwardSizes(inputs: tf.NamedTensorInfoMap) {
   return { x, kernel, bias, n, k, c };
 }
 
-tf.registerKernel({
+const denseBiasActWebgpu: tf.KernelConfig = {
   kernelName: DENSE_BIAS_ACT,
   backendName: "webgpu",
   kernelFunc: ({ inputs, attrs, backend }) => {
@@ -212,9 +193,9 @@ tf.registerKernel({
     );
     return as4d(y, [n, c]);
   },
-});
+};
 
-registerCpuKernel(DENSE_BIAS_ACT, (inputs, cpu, attrs) => {
+const denseBiasActCpu = cpuKernel(DENSE_BIAS_ACT, (inputs, cpu, attrs) => {
   const { x, kernel, bias, n, k, c } = forwardSizes(inputs);
   const v = (t: TensorInfo) => cpuValues(cpu, t);
   const y = denseBiasActRef(v(x), v(kernel), v(bias), n, k, c, activationOf(attrs as NamedAttrMap));
@@ -240,7 +221,7 @@ function backpropSizes(
   return { dz, other, n, k, c };
 }
 
-tf.registerKernel({
+const denseBackpropInputWebgpu: tf.KernelConfig = {
   kernelName: DENSE_BACKPROP_INPUT,
   backendName: "webgpu",
   kernelFunc: ({ inputs, backend }) => {
@@ -258,9 +239,9 @@ tf.registerKernel({
     );
     return as4d(dx, [n, k]);
   },
-});
+};
 
-registerCpuKernel(DENSE_BACKPROP_INPUT, (inputs, cpu) => {
+const denseBackpropInputCpu = cpuKernel(DENSE_BACKPROP_INPUT, (inputs, cpu) => {
   const { dz, other: kernel, n, k, c } = backpropSizes(
     DENSE_BACKPROP_INPUT,
     inputs.dz,
@@ -276,7 +257,7 @@ function oneSlice(config: TileConfig): TileConfig {
   return { ...config, splitK: 1 };
 }
 
-tf.registerKernel({
+const denseBackpropKernelWebgpu: tf.KernelConfig = {
   kernelName: DENSE_BACKPROP_KERNEL,
   backendName: "webgpu",
   kernelFunc: ({ inputs, backend }) => {
@@ -295,9 +276,9 @@ tf.registerKernel({
       : convBackpropFilter(b, dz4, x4, g, oneSlice(resolveTileConfig("bwdFilter", g)));
     return as4d(dw, [k, c]);
   },
-});
+};
 
-registerCpuKernel(DENSE_BACKPROP_KERNEL, (inputs, cpu) => {
+const denseBackpropKernelCpu = cpuKernel(DENSE_BACKPROP_KERNEL, (inputs, cpu) => {
   const { dz, other: x, n, k, c } = backpropSizes(
     DENSE_BACKPROP_KERNEL,
     inputs.dz,
@@ -308,7 +289,7 @@ registerCpuKernel(DENSE_BACKPROP_KERNEL, (inputs, cpu) => {
   return cpu.makeTensorInfo([k, c], "float32", dw);
 });
 
-tf.registerGradient({
+const denseBiasActGradient: tf.GradConfig = {
   kernelName: DENSE_BIAS_ACT,
   inputsToSave: ["x", "kernel"],
   outputsToSave: [true],
@@ -324,7 +305,7 @@ tf.registerGradient({
       bias: () => dbias,
     };
   },
-});
+};
 
 /** y = act(x · kernel + bias); differentiable w.r.t. x, kernel and bias. */
 export function denseBiasAct(
@@ -353,3 +334,10 @@ export function denseLayer(
     ? denseBiasAct(x, kernel, bias, activation)
     : tf.fused.matMul({ a: x, b: kernel, bias, activation }) as tf.Tensor2D;
 }
+
+/** This op's kernels and gradients; src/ops/registry.ts registers them. */
+export const denseBiasActKernels: OpKernels = {
+  webgpu: [denseBiasActWebgpu, denseBackpropInputWebgpu, denseBackpropKernelWebgpu],
+  cpu: [denseBiasActCpu, denseBackpropInputCpu, denseBackpropKernelCpu],
+  gradients: [denseBiasActGradient],
+};

@@ -21,12 +21,14 @@
 // the same seeds, hence the same masks. NaN and Inf in x propagate as in tf.dropout (x * 0).
 
 import * as tf from "@tensorflow/tfjs-core";
-import { registerGradient, registerKernel, type TensorInfo } from "@tensorflow/tfjs-core";
+import { type TensorInfo } from "@tensorflow/tfjs-core";
 import type { WebGPUBackend } from "@tensorflow/tfjs-backend-webgpu";
 import { FlatKernelProgram, runProgram, type Uniform } from "../backend/webgpu_program.ts";
 import { wgsl } from "../backend/wgsl.ts";
-import { cpuValues, registerCpuKernel } from "../backend/cpu_kernel.ts";
+import { cpuKernel, cpuValues } from "../backend/cpu_kernel.ts";
 import { UsageError } from "../../errors.ts";
+import type { OpKernels } from "../backend/registration.ts";
+import type { GradConfig, KernelConfig } from "@tensorflow/tfjs-core";
 
 /** Kernel: inputs {x}; attrs {rate, seed}; output y (x's shape). */
 export const SEEDED_DROPOUT = "SeededDropout";
@@ -115,7 +117,7 @@ export function dropoutUniforms(a: DropoutAttrs): Uniform[] {
   ];
 }
 
-registerKernel({
+const seededDropoutWebgpu: KernelConfig = {
   kernelName: SEEDED_DROPOUT,
   backendName: "webgpu",
   kernelFunc: ({ inputs, backend, attrs }) => {
@@ -129,15 +131,15 @@ registerKernel({
     ]);
     return { dataId: y.dataId, shape: x.shape, dtype: "float32" };
   },
-});
+};
 
-registerCpuKernel(
+const seededDropoutCpu = cpuKernel(
   SEEDED_DROPOUT,
   ({ x }, cpu, attrs) =>
     cpu.makeTensorInfo(x.shape, "float32", dropoutRef(cpuValues(cpu, x), attrs as DropoutAttrs)),
 );
 
-registerGradient({
+const seededDropoutGradient: GradConfig = {
   kernelName: SEEDED_DROPOUT,
   gradFunc: (dy, _saved, attrs) => ({
     x: () =>
@@ -145,4 +147,11 @@ registerGradient({
         ...(attrs as unknown as Record<string, number>),
       }) as tf.Tensor,
   }),
-});
+};
+
+/** This op's kernels and gradients; src/ops/registry.ts registers them. */
+export const seededDropoutKernels: OpKernels = {
+  webgpu: [seededDropoutWebgpu],
+  cpu: [seededDropoutCpu],
+  gradients: [seededDropoutGradient],
+};

@@ -41,12 +41,12 @@
 // 11-16 and 2.6-4.8 ms: at most 20-37 ms of a ~1.9 s step (1-2%) and 4 dispatches on llvmpipe.
 
 import * as tf from "@tensorflow/tfjs-core";
-import { registerGradient, registerKernel, type TensorInfo } from "@tensorflow/tfjs-core";
+import { type TensorInfo } from "@tensorflow/tfjs-core";
 import type { WebGPUBackend, WebGPUProgram } from "@tensorflow/tfjs-backend-webgpu";
 import { UsageError } from "../../errors.ts";
 import { type Dispatch, runProgram, splitGroups } from "../backend/webgpu_program.ts";
 import { wgsl } from "../backend/wgsl.ts";
-import { cpuValues, registerCpuKernel } from "../backend/cpu_kernel.ts";
+import { cpuKernel, cpuValues } from "../backend/cpu_kernel.ts";
 import { maxPool2GradRef, maxPool2Ref, maxPool2Shape } from "./max_pool2_ref.ts";
 import {
   checkDropoutAttrs,
@@ -54,6 +54,8 @@ import {
   dropoutRef,
   dropoutUniforms,
 } from "../dropout/dropout.ts";
+import type { OpKernels } from "../backend/registration.ts";
+import type { GradConfig, KernelConfig } from "@tensorflow/tfjs-core";
 
 export const MAX_POOL2 = "MaxPool2";
 export const MAX_POOL2_GRAD = "MaxPool2Grad";
@@ -162,22 +164,22 @@ export function runMaxPool2(
   return runProgram(backend, program, [x], dropout ? dropoutUniforms(dropout) : []);
 }
 
-registerKernel({
+const maxPool2Webgpu: KernelConfig = {
   kernelName: MAX_POOL2,
   backendName: "webgpu",
   kernelFunc: ({ inputs, backend, attrs }) => {
     const { x } = inputs as { x: TensorInfo };
     return runMaxPool2(backend as WebGPUBackend, x, dropoutOf(attrs));
   },
-});
+};
 
-registerCpuKernel(MAX_POOL2, ({ x }, cpu, attrs) => {
+const maxPool2Cpu = cpuKernel(MAX_POOL2, ({ x }, cpu, attrs) => {
   const y = maxPool2Ref(cpuValues(cpu, x), x.shape);
   const d = dropoutOf(attrs);
   return cpu.makeTensorInfo(maxPool2Shape(x.shape), "float32", d ? dropoutRef(y, d) : y);
 });
 
-registerKernel({
+const maxPool2GradWebgpu: KernelConfig = {
   kernelName: MAX_POOL2_GRAD,
   backendName: "webgpu",
   kernelFunc: ({ inputs, backend, attrs }) => {
@@ -186,16 +188,16 @@ registerKernel({
     const program = new MaxPool2GradProgram(x.shape, d !== undefined);
     return runProgram(backend as WebGPUBackend, program, [dy, x], d ? dropoutUniforms(d) : []);
   },
-});
+};
 
-registerCpuKernel(MAX_POOL2_GRAD, ({ dy, x }, cpu, attrs) => {
+const maxPool2GradCpu = cpuKernel(MAX_POOL2_GRAD, ({ dy, x }, cpu, attrs) => {
   const d = dropoutOf(attrs);
   const g = d ? dropoutRef(cpuValues(cpu, dy), d) : cpuValues(cpu, dy);
   const dx = maxPool2GradRef(g, cpuValues(cpu, x), x.shape);
   return cpu.makeTensorInfo(x.shape, "float32", dx);
 });
 
-registerGradient({
+const maxPool2Gradient: GradConfig = {
   kernelName: MAX_POOL2,
   inputsToSave: ["x"],
   gradFunc: (dy, saved, attrs) => {
@@ -208,7 +210,7 @@ registerGradient({
         }, attrs) as tf.Tensor,
     };
   },
-});
+};
 
 /** tf.maxPool(x, 2, 2, "valid") on our kernels; differentiable w.r.t. x. */
 export function maxPool2(x: tf.Tensor4D): tf.Tensor4D {
@@ -235,3 +237,10 @@ export function maxPool2Dropout(x: tf.Tensor4D, rate: number, seed: number): tf.
   if (rate === 0) return maxPool2(x);
   return tf.engine().runKernel(MAX_POOL2, { x }, { rate, seed }) as tf.Tensor4D;
 }
+
+/** This op's kernels and gradients; src/ops/registry.ts registers them. */
+export const maxPool2Kernels: OpKernels = {
+  webgpu: [maxPool2Webgpu, maxPool2GradWebgpu],
+  cpu: [maxPool2Cpu, maxPool2GradCpu],
+  gradients: [maxPool2Gradient],
+};
