@@ -32,8 +32,8 @@ export const SOAK = readFlag("FMNIST_SOAK") === "1";
 /** Run count: `quick` in CI, 10x under FMNIST_SOAK=1. */
 export const runs = (quick: number): number => (SOAK ? quick * 10 : quick);
 
-// The fields of src/ops/autotune/autotune_conv.ts's ConvLayer, which `duplicates` pairs this with.
-// Deliberate: a test case has a batch, per-axis strides and a seed; a layer a name and an op.
+// A conv layer as src/ops/autotune/autotune_conv.ts's ConvLayer describes one, plus what a test
+// case needs: a batch, per-axis strides and a seed.
 export interface ConvCase {
   n: number;
   h: number;

@@ -114,9 +114,6 @@ async function checkGpuAgainstRef(c: StepCase) {
   }
 }
 
-// The skeleton of every kernel property test (Deno.test + GPU_TEST, on the GPU, fc.assert over a
-// case generator); `duplicates` pairs it by shape with the conv tests. Deliberate: what is left
-// is the property, the generator and the seed.
 Deno.test({
   name: "AdamStep: webgpu kernel matches the CPU reference on random variable sets",
   ...GPU_TEST,
