@@ -1,4 +1,5 @@
-// Timing helpers for benchmarks: warm-up, repeated runs, median and spread.
+// Timing helpers for the benchmark suites and the probes (bench/probes/): warm-up, repeated runs
+// (round-robin across the rows of an A/B), median and spread.
 //
 // Two clocks. "gpu-timestamp": the sum of per-program GPU durations from timestamp queries
 // (`tf.time(f).kernelMs`; tfjs-webgpu wraps every program it dispatches, ours included, in a
