@@ -1,5 +1,7 @@
 // Stopping a training run cleanly on a signal: the first SIGINT (Ctrl-C) or SIGTERM asks the loop
-// to stop after the current step (it saves checkpoints/last); a second one exits at once.
+// to stop after the current step (it saves checkpoints/last); a second Ctrl-C exits at once. A
+// repeated SIGTERM is ignored: Slurm signals every process of a job step, and `deno task` passes
+// the signal on to its child once more, so the trial gets two SIGTERMs for one stop request.
 //
 // SIGTERM is what schedulers send before they take the machine away: Slurm at preemption, at
 // `--signal=TERM@<s>` before the time limit and on `scancel --signal=TERM`; Kubernetes, systemd
@@ -36,9 +38,12 @@ export async function withStopSignals<T>(
   let signal: StopSignal | null = null;
   const listeners = SIGNALS.map((sig) => {
     const listener = () => {
-      if (signal !== null) Deno.exit(exitStatusAfter(signal)); // second signal: give up at once
-      signal = sig;
-      log(`\n${sig}: finishing the current step, then saving checkpoints/last ...`);
+      if (signal === null) {
+        signal = sig;
+        log(`\n${sig}: finishing the current step, then saving checkpoints/last ...`);
+      } else if (sig === "SIGINT") {
+        Deno.exit(exitStatusAfter(signal)); // second Ctrl-C: give up at once
+      }
     };
     Deno.addSignalListener(sig, listener);
     return [sig, listener] as const;
