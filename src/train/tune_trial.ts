@@ -91,6 +91,10 @@ async function train(
   const finished = await readTrialResult(planDir, i);
   if (finished) return { status: "finished-before", result: finished };
   const resume = await lastCheckpoint(dir);
+  if (resume) {
+    const { epoch, step } = resume.meta.state as { epoch: number; step: number };
+    opts.log(`  resuming trial ${i} from checkpoints/last at epoch ${epoch + 1}, step ${step}`);
+  }
   await Deno.mkdir(`${dir}/checkpoints`, { recursive: true });
   const row: TrialResult = {
     ...plan.trials[i],
