@@ -5,6 +5,7 @@
 // Slurm's packages or root are missing.
 
 import assert from "node:assert/strict";
+import { dirname } from "node:path";
 import { localSlurmUnavailable, startLocalSlurm } from "../scripts/local_slurm.ts";
 import { LOCAL_DATA_DIR } from "./helpers/data_fixtures.ts";
 
@@ -61,6 +62,11 @@ const ranking = async (dir: string) =>
 Deno.test({ name: NAME, ignore: reason !== null }, async () => {
   const root = await Deno.makeTempDir({ prefix: "tune_slurm_" });
   const slurm = await startLocalSlurm();
+  // The tasks run `deno task`: the deno running this test, wherever it lives (CI gets it via npx).
+  const env = {
+    ...slurm.env,
+    PATH: `${dirname(Deno.execPath())}:${Deno.env.get("PATH") ?? ""}`,
+  };
   try {
     const data = ["--data", LOCAL_DATA_DIR!];
     const submitted = await tune(
@@ -75,7 +81,7 @@ Deno.test({ name: NAME, ignore: reason !== null }, async () => {
         "--out",
         `${root}/array`,
       ],
-      slurm.env,
+      env,
     );
     const arrayId = submitted.match(/submitted job array (\d+)/)?.[1];
     assert.ok(arrayId, submitted);

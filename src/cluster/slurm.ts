@@ -73,7 +73,7 @@ export function arrayScript(job: SlurmJob): string {
     ], true),
     "set -u",
     'echo "trial $SLURM_ARRAY_TASK_ID: job $SLURM_JOB_ID on $(hostname), restart ' +
-    '${SLURM_RESTART_COUNT:-0}, $(date -u +%FT%TZ)"',
+    '${SLURM_RESTART_COUNT:-0}, $(date -u +%FT%T.%3NZ)"',
     ...PICK_APP,
     `srun "\${app[@]}" --trial "$SLURM_ARRAY_TASK_ID" --plan ${dir}`,
     "status=$?",
