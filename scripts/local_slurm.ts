@@ -42,11 +42,12 @@ export function localSlurmUnavailable(): string | null {
   return null;
 }
 
-async function freePort(): Promise<number> {
-  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const port = (l.addr as Deno.NetAddr).port;
-  l.close();
-  return port;
+/** Two distinct free ports (both listeners held until both are known, so they differ). */
+function freePorts(): [number, number] {
+  const ls = [0, 1].map(() => Deno.listen({ hostname: "127.0.0.1", port: 0 }));
+  const ports = ls.map((l) => (l.addr as Deno.NetAddr).port);
+  for (const l of ls) l.close();
+  return [ports[0], ports[1]];
 }
 
 async function until(what: string, ok: () => Promise<boolean>, timeoutMs: number) {
@@ -102,7 +103,7 @@ export async function startLocalSlurm(): Promise<LocalSlurm> {
   const node = Deno.hostname().split(".")[0];
   await Deno.writeTextFile(
     `${dir}/slurm.conf`,
-    slurmConf(dir, node, [await freePort(), await freePort()]),
+    slurmConf(dir, node, freePorts()),
   );
   const env = { SLURM_CONF: `${dir}/slurm.conf` };
   const children: Deno.ChildProcess[] = [];

@@ -181,7 +181,7 @@ Deno.test("tune --slurm --dry-run: a job-array script with requeue, SIGTERM lead
     assert.match(script, /srun "\$\{app\[@\]\}" --trial "\$SLURM_ARRAY_TASK_ID" --plan '.*\/s'/);
     assert.match(
       script,
-      /if \[ "\$status" -eq 75 \]; then\n(.*\n)*  scontrol requeue "\$SLURM_JOB_ID"/,
+      /if \[ "\$status" -eq 75 \]; then\n(.*\n)* {2}scontrol requeue "\$SLURM_JOB_ID"/,
     );
     const collect = await Deno.readTextFile(`${out}/slurm/collect.sbatch`);
     assert.match(collect, /"\$\{app\[@\]\}" --collect '.*\/s'/);
