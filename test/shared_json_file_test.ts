@@ -2,7 +2,7 @@
 // entry and always parses; the lock gives up after its timeout instead of hanging.
 
 import assert from "node:assert/strict";
-import { AutotuneCache, parseCacheFile } from "../src/ops/autotune.ts";
+import { AutotuneCache, parseCacheFile } from "../src/ops/autotune/autotune.ts";
 import { LockTimeoutError, updateSharedFile, withFileLock } from "../src/shared_json_file.ts";
 import { TEST_ADAPTER } from "./helpers/autotune_cache_writer.ts";
 

@@ -1,7 +1,7 @@
 // Child process for test/shared_json_file_test.ts: opens the autotune cache at argv[0], records
 // one entry named `<argv[1]>-<i>` and saves, argv[2] times over, like a trial of a job array.
 
-import { type AdapterIdentity, AutotuneCache } from "../../src/ops/autotune.ts";
+import { type AdapterIdentity, AutotuneCache } from "../../src/ops/autotune/autotune.ts";
 
 export const TEST_ADAPTER: AdapterIdentity = {
   vendor: "test",
