@@ -43,7 +43,11 @@ export async function updateSharedFile(
   }, opts);
 }
 
-/** Runs `fn` while holding an exclusive flock on `lockPath` (created if missing, never removed). */
+/**
+ * Runs `fn` while holding an exclusive flock on `lockPath`. The lock file is created if missing
+ * and never removed: unlinking it while another process waits on the old file would let a third
+ * one lock a new file, two holders at once.
+ */
 export async function withFileLock<T>(
   lockPath: string,
   fn: () => Promise<T>,

@@ -7,6 +7,8 @@ import assert from "node:assert/strict";
 import { main } from "../src/cmd/tune.ts";
 import { UsageError } from "../src/errors.ts";
 import { PLAN_VERSION, readPlan } from "../src/train/tune_plan.ts";
+import { RESULT_FORMAT, RESULT_VERSION } from "../src/train/tune_trial.ts";
+import { withFileLock } from "../src/shared_json_file.ts";
 
 const SEARCH = [
   ...["--model", "baseline", "--limit", "200", "--lr", "1e-3,2e-3,4e-3", "--batch", "32"],
@@ -125,6 +127,38 @@ Deno.test("tune: bad plans, indices and flags are one-line usage errors that wri
     await usageError(["--collect", p], /plan version/);
     await usageError(["--resume", p], /plan version/);
     assert.deepEqual(await snapshot(dir), other);
+  }));
+
+Deno.test("tune --trial: a trial another process holds is refused; a finished one does nothing", () =>
+  withDir(async (dir) => {
+    const p = `${dir}/p`;
+    await quietly(() => main(["--plan", p, ...SEARCH]));
+    await withFileLock(`${p}/trial-000/trial.lock`, async () => {
+      const before = await snapshot(dir);
+      await usageError(
+        ["--trial", "0", "--plan", p],
+        /--trial 0: .*trial-000 is being run by another process/,
+      );
+      assert.deepEqual(await snapshot(dir), before);
+    });
+    const result = {
+      format: RESULT_FORMAT,
+      version: RESULT_VERSION,
+      ...{ lr: 2e-3, batch: 32, dropout: 0, weightDecay: 0, epochs: 1, trial: 1 },
+      ...{ valAcc: 0.5, valLoss: 1.25, bestEpoch: 1, timeS: 1 },
+    };
+    await Deno.writeTextFile(`${p}/trial-001/result.json`, JSON.stringify(result));
+    const before = await snapshot(dir);
+    const lines: string[] = [];
+    const log = console.log;
+    console.log = (m: string) => lines.push(m);
+    try {
+      await main(["--trial", "1", "--plan", p]);
+    } finally {
+      console.log = log;
+    }
+    assert.deepEqual(lines, ["trial 1: finished before (val acc 0.5000); nothing to do"]);
+    assert.deepEqual(await snapshot(dir), before);
   }));
 
 Deno.test("tune --slurm: without sbatch on PATH a usage error before anything is written", () =>

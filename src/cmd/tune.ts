@@ -28,7 +28,7 @@ import {
   type TunePlan,
   writePlan,
 } from "../train/tune_plan.ts";
-import { readTrialResult, runTrial } from "../train/tune_trial.ts";
+import { readTrialResult, runTrial, withTrialLock } from "../train/tune_trial.ts";
 import { collectResults, describeGaps, writeResults } from "../train/tune_collect.ts";
 import { arrayScript, collectScript, findOnPath, sbatch, type SlurmJob } from "../cluster/slurm.ts";
 import { startTf } from "../tf/setup.ts";
@@ -216,11 +216,12 @@ async function runPlanHere(dir: string, plan: TunePlan, quiet: boolean, log: Log
       log(`trial ${i} (${i + 1}/${n}): ${describe(trial)}`);
       const start = performance.now();
       try {
-        const outcome = await runTrial(dir, plan, i, data, {
-          progress: createProgress({ quiet }),
-          log,
-          stopRequested,
-        });
+        const outcome = await withTrialLock(dir, i, () =>
+          runTrial(dir, plan, i, data, {
+            progress: createProgress({ quiet }),
+            log,
+            stopRequested,
+          }));
         if (outcome.status === "interrupted") return i;
         const s = ((performance.now() - start) / 1000).toFixed(1);
         const done = outcome.status === "finished-before" ? "finished before; " : "";
@@ -269,11 +270,14 @@ async function trialCommand(dir: string, i: number, quiet: boolean, log: Log) {
     log(`trial ${i}: finished before (val acc ${before.valAcc.toFixed(4)}); nothing to do`);
     return;
   }
-  const data = await prepare(plan, log);
-  log(`trial ${i} of ${dir}: ${describe(plan.trials[i])}`);
-  const { value: outcome, signal } = await withStopSignals((stopRequested) =>
-    runTrial(dir, plan, i, data, { progress: createProgress({ quiet }), log, stopRequested })
-  );
+  // Locked before tf starts: a second process on the same trial is refused at once.
+  const { value: outcome, signal } = await withTrialLock(dir, i, async () => {
+    const data = await prepare(plan, log);
+    log(`trial ${i} of ${dir}: ${describe(plan.trials[i])}`);
+    return await withStopSignals((stopRequested) =>
+      runTrial(dir, plan, i, data, { progress: createProgress({ quiet }), log, stopRequested })
+    );
+  });
   if (outcome.status === "interrupted") {
     console.error(
       `interrupted (${signal}): saved ${trialDir(dir, i)}/checkpoints/last; running ` +

@@ -51,9 +51,31 @@ export async function readTrialResult(planDir: string, i: number): Promise<Trial
 }
 
 /**
- * Runs trial `i` of the plan in `planDir` on `data` (already loaded; tf already started).
- * A diverged trial is a result too (with `error`); any other failure throws and leaves no
- * result, so running the trial again retries it.
+ * Runs `fn` holding trial `i`'s lock (`trial.lock` in its folder, an flock the kernel drops when
+ * the holder dies). A trial another process is running right now is a UsageError.
+ */
+export async function withTrialLock<T>(
+  planDir: string,
+  i: number,
+  fn: () => Promise<T>,
+): Promise<T> {
+  const dir = trialDir(planDir, i);
+  let entered = false;
+  try {
+    return await withFileLock(`${dir}/trial.lock`, () => {
+      entered = true;
+      return fn();
+    }, { timeoutMs: 0 });
+  } catch (e) {
+    if (entered || !(e instanceof LockTimeoutError)) throw e;
+    throw new UsageError(`--trial ${i}: ${dir} is being run by another process right now`);
+  }
+}
+
+/**
+ * Runs trial `i` of the plan in `planDir` on `data` (already loaded; tf already started); the
+ * caller holds the trial's lock (withTrialLock). A diverged trial is a result too (with `error`);
+ * any other failure throws and leaves no result, so running the trial again retries it.
  */
 export async function runTrial(
   planDir: string,
@@ -62,32 +84,9 @@ export async function runTrial(
   data: FashionMnist,
   opts: TrialOptions,
 ): Promise<TrialOutcome> {
-  const dir = trialDir(planDir, i);
   const cfg = await readTrialConfig(planDir, i);
-  const before = await readTrialResult(planDir, i);
-  if (before) return { status: "finished-before", result: before };
-  try {
-    return await withFileLock(
-      `${dir}/trial.lock`,
-      () => train(planDir, plan, i, cfg, data, opts),
-      { timeoutMs: 0 },
-    );
-  } catch (e) {
-    if (!(e instanceof LockTimeoutError)) throw e;
-    throw new UsageError(`--trial ${i}: ${dir} is being run by another process right now`);
-  }
-}
-
-async function train(
-  planDir: string,
-  plan: TunePlan,
-  i: number,
-  cfg: TrainConfig,
-  data: FashionMnist,
-  opts: TrialOptions,
-): Promise<TrialOutcome> {
   const dir = trialDir(planDir, i);
-  // Checked again under the lock: another process may have finished it meanwhile.
+  // Checked under the lock: another process may have finished it meanwhile.
   const finished = await readTrialResult(planDir, i);
   if (finished) return { status: "finished-before", result: finished };
   const resume = await lastCheckpoint(dir);
