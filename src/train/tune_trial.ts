@@ -11,7 +11,6 @@ import type { FashionMnist } from "../data/fashion_mnist.ts";
 import { readCheckpoint, resolveCheckpoint } from "../model/checkpoint.ts";
 import { LockTimeoutError, withFileLock } from "../shared_json_file.ts";
 import { DivergedError, prepareData, runTraining } from "./loop.ts";
-import type { TrainConfig } from "./config.ts";
 import type { Progress } from "./progress.ts";
 import { readTrialConfig, trialDir, type TunePlan } from "./tune_plan.ts";
 import type { TrialResult } from "./tune.ts";
