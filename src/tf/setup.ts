@@ -6,7 +6,7 @@ import * as tf from "@tensorflow/tfjs-core";
 import "@tensorflow/tfjs-backend-cpu";
 import "@tensorflow/tfjs-backend-webgpu";
 import "./gradients.ts";
-import "../ops/registry.ts";
+import { registerOps } from "../ops/registry.ts";
 import { UsageError } from "../errors.ts";
 import { installDeviceGuard } from "./device_guard.ts";
 import { setAdapterKind } from "../ops/conv/tiling.ts";
@@ -59,6 +59,7 @@ export async function initTf(
   policy: AdapterPolicy = "any",
 ): Promise<AdapterReport> {
   silenceCpuBanner();
+  registerOps();
   if (backend === "cpu") {
     await setBackend("cpu");
     current = {

@@ -1,21 +1,10 @@
-// Autotuning for a model: find the conv layers a training step dispatches, tune them for the
-// training batch (and the forward for the evaluation batch), and leave the resolver installed.
-// `deno task train` calls `autotuneForTraining` before its loop (it also tunes the dense layers'
-// implementation, autotune_dense.ts); `bench --suite autotune` calls
-// `discoverConvLayers` + `tuneConvProblems` for several models and batches.
-//
-// The layers are found by running one training step of a throwaway copy of the model at batch 2
-// under tf.profile (which records every kernel's input and output shapes) with a resolver that
-// records which (view, shape key) the dispatch asks for. So the problem list follows the model
-// and the dispatch as they are (e.g. no bwdData problem where the dispatch computes no dx) and
-// needs no table of layer shapes kept in step with src/model/model.ts.
+// Autotuning for a model: the caller's architecture (src/model/model.ts) gives the conv and dense
+// problems; they are tuned for the training batch (and the forward for the evaluation batch) and
+// the resolver is left installed. `deno task train` calls `autotuneForTraining` before its loop;
+// `bench --suite autotune` calls `convLayersOf` + `tuneConvProblems` for several models and
+// batches.
 
-import * as tf from "@tensorflow/tfjs-core";
-import { architecture, createModel, type ModelName } from "../model/model.ts";
-import { makeTrainStep } from "./step.ts";
-import { CONV_BN_RELU_TRAIN } from "../ops/conv_bn_relu/conv_bn_relu.ts";
-import { CONV_BIAS_RELU } from "../ops/conv_bias_relu/conv_bias_relu.ts";
-import { CONV_BIAS_RELU_POOL2 } from "../ops/conv_bias_relu_pool2/conv_bias_relu_pool2.ts";
+import { architecture, type LayerSpec, type ModelName } from "../model/model.ts";
 import {
   type AdapterKind,
   candidateConfigs,
@@ -23,23 +12,20 @@ import {
   type ConvView,
   currentAdapterKind,
   setTileConfigResolver,
-  shapeKey,
 } from "../ops/conv/tiling.ts";
 import {
   type AdapterIdentity,
   AutotuneCache,
-  type AutotuneSetting,
-  autotuneSettingFromEnv,
   defaultCachePath,
   entryMatches,
   probeAdapterIdentity,
 } from "../ops/autotune/autotune.ts";
+import { type AutotuneSetting, autotuneSetting } from "../flags.ts";
 import {
   type ConvLayer,
   convProblems,
   type ConvTuneRow,
   installCachedResolver,
-  layerGeometry,
   layerLabel,
   tuneConvProblems,
 } from "../ops/autotune/autotune_conv.ts";
@@ -59,88 +45,38 @@ export interface DiscoveredLayer {
   views: ConvView[];
 }
 
-/** Stride and padding that map an input extent to an output extent (tfjs's conventions). */
-function stridePad(
-  inH: number,
-  inW: number,
-  kh: number,
-  kw: number,
-  outH: number,
-  outW: number,
-): { stride: number; pad: "same" | "valid" } | null {
-  for (const stride of [1, 2, 3, 4]) {
-    for (const pad of ["same", "valid"] as const) {
-      const out = (n: number, k: number) =>
-        pad === "same" ? Math.ceil(n / stride) : Math.ceil((n - k + 1) / stride);
-      if (out(inH, kh) === outH && out(inW, kw) === outW) return { stride, pad };
-    }
-  }
-  return null;
-}
-
 /**
- * The conv layers of `model` that run our ops (conv + BN + ReLU, conv + bias + ReLU), in
- * forward order, deduplicated by shape class and op. Leaves no
- * resolver installed (the recording one is removed): callers install theirs after.
+ * The conv layers of an architecture that run our ops (conv + BN + ReLU, conv + bias + ReLU with
+ * or without the fused pool), in forward order, deduplicated by shape class and op. The first
+ * conv reads the model input, which needs no gradient: the dispatch computes no dx there, so it
+ * has no bwdData problem. autotune_test checks this list against the (view, shape) pairs a
+ * profiled training step asks the tiling for.
  */
-export async function discoverConvLayers(model: ModelName): Promise<DiscoveredLayer[]> {
-  const m = createModel(model, { ops: "fused", seed: 1 });
-  const optimizer = tf.train.adam(1e-3);
-  const step = makeTrainStep(m, optimizer);
-  const batch = 2;
-  const [x, y] = tf.tidy(() => [
-    tf.randomUniform([batch, 28, 28, 1], 0, 1, "float32", 1) as tf.Tensor4D,
-    tf.cast(tf.oneHot(tf.tensor1d([1, 2], "int32"), 10), "float32") as tf.Tensor2D,
-  ]);
-  const asked = new Set<string>();
-  setTileConfigResolver((view, key) => {
-    asked.add(`${view}|${key}`);
-    return undefined;
-  });
-  let kernels;
-  try {
-    const info = await tf.profile(() => step(x, y));
-    await (info.result as tf.Tensor).data();
-    (info.result as tf.Tensor).dispose();
-    kernels = info.kernels;
-  } finally {
-    setTileConfigResolver(undefined);
-    tf.dispose([x, y]);
-    optimizer.dispose();
-    m.dispose();
-  }
+export function convLayersOf(specs: readonly LayerSpec[]): DiscoveredLayer[] {
   const out: DiscoveredLayer[] = [];
   const seen = new Set<string>();
-  for (const k of kernels) {
-    const op = k.name === CONV_BN_RELU_TRAIN
-      ? "bn-relu"
-      : k.name === CONV_BIAS_RELU || k.name === CONV_BIAS_RELU_POOL2
-      ? "bias-relu"
-      : null;
-    if (!op) continue;
-    const [xs, fs] = k.inputShapes;
-    // The conv's output: ConvBiasReluPool2's second output (its first is the pooled tensor).
-    const ys = k.outputShapes[k.name === CONV_BIAS_RELU_POOL2 ? 1 : 0];
-    const sp = stridePad(xs[1], xs[2], fs[0], fs[1], ys[1], ys[2]);
-    if (!sp) continue;
+  let first = true;
+  for (const s of specs) {
+    if (s.kind !== "conv-relu" && s.kind !== "conv-bn-relu") continue;
+    const needsDx = !first;
+    first = false;
     const layer: ConvLayer = {
       name: `conv${out.length + 1}`,
-      op,
-      h: xs[1],
-      w: xs[2],
-      cin: xs[3],
-      cout: fs[3],
-      kh: fs[0],
-      kw: fs[1],
-      ...sp,
+      op: s.kind === "conv-bn-relu" ? "bn-relu" : "bias-relu",
+      h: s.shape.h,
+      w: s.shape.w,
+      cin: s.shape.cin,
+      cout: s.shape.cout,
+      kh: s.shape.k,
+      kw: s.shape.k,
+      stride: s.shape.stride,
+      pad: s.shape.pad,
     };
-    const label = `${op} ${layerLabel(layer)}`;
+    const label = `${layer.op} ${layerLabel(layer)}`;
     if (seen.has(label)) continue;
     seen.add(label);
-    const g = layerGeometry(layer, batch);
-    const views = CONV_VIEWS.filter((v) => asked.has(`${v}|${shapeKey(v, g)}`));
-    if (views.length === 0) continue; // the dispatch does not consult the tiling (naive kernels)
-    out.push({ layer, needsDx: views.includes("bwdData"), views });
+    const views = CONV_VIEWS.filter((v) => needsDx || v !== "bwdData");
+    out.push({ layer, needsDx, views });
   }
   return out;
 }
@@ -187,7 +123,7 @@ export async function openTuneSession(
 export async function autotuneForTraining(req: TrainTuneRequest): Promise<ConvTuneRow[]> {
   const log = req.log ?? console.log;
   if (req.backend !== "webgpu" || req.ops !== "fused") return [];
-  const setting = req.setting ?? autotuneSettingFromEnv();
+  const setting = req.setting ?? autotuneSetting();
   if (setting === "off") {
     setTileConfigResolver(undefined);
     setDenseImplResolver(undefined);
@@ -204,11 +140,8 @@ export async function autotuneForTraining(req: TrainTuneRequest): Promise<ConvTu
     log(`autotune: short run (${req.steps} steps): ${n} cached choice(s) from ${where}, no timing`);
     return [];
   }
-  const layers = await discoverConvLayers(req.model);
-  if (layers.length === 0) {
-    installCachedResolver(cache, adapter, kind); // discovery removed it
-    return [];
-  }
+  const layers = convLayersOf(architecture(req.model));
+  if (layers.length === 0) return [];
   const problems = convProblems(layers, req.batch, req.evalBatch);
   const missing = problems.filter((p) => {
     const e = cache.lookup(adapter, p.key);

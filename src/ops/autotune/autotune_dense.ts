@@ -9,7 +9,6 @@
 import * as tf from "@tensorflow/tfjs-core";
 import {
   defaultDenseImpl,
-  DENSE_FLAG,
   DENSE_IMPLS,
   type DenseActivation,
   type DenseImpl,
@@ -26,6 +25,7 @@ import {
   type TuneOptions,
   tuneProblem,
 } from "./autotune.ts";
+import { withFlags } from "../../flags.ts";
 
 /** One dense layer of a model, at one batch. */
 export interface DenseProblem {
@@ -62,14 +62,7 @@ export interface DenseTuneRow {
 
 /** Runs `f` with FMNIST_DENSE forced to `impl`; restores the flag. */
 function withImpl<T>(impl: DenseImpl, f: () => T): T {
-  const env = tf.env();
-  const prev = env.get(DENSE_FLAG);
-  env.set(DENSE_FLAG, impl);
-  try {
-    return f();
-  } finally {
-    env.set(DENSE_FLAG, prev);
-  }
+  return withFlags({ FMNIST_DENSE: impl }, f);
 }
 
 /** Host ms of one forward + gradients of `p` with `impl`. */

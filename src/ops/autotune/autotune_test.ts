@@ -14,7 +14,7 @@ import {
 } from "./autotune_conv.ts";
 import {
   autotuneForTraining,
-  discoverConvLayers,
+  convLayersOf,
   MIN_STEPS_TO_TUNE,
   openTuneSession,
 } from "../../train/autotune_model.ts";
@@ -31,7 +31,6 @@ import {
   adapterIdentity,
   adapterKey,
   AutotuneCache,
-  autotuneSettingFromEnv,
   CACHE_FORMAT,
   CACHE_VERSION,
   type CacheEntry,
@@ -40,6 +39,9 @@ import {
   pickFastest,
   tuneProblem,
 } from "./autotune.ts";
+import { autotuneSetting } from "../../flags.ts";
+import { dispatchedConvLayers } from "../../../test/helpers/dispatched_conv_layers.ts";
+import { architecture } from "../../model/model.ts";
 
 const LLVMPIPE: AdapterIdentity = adapterIdentity(
   {
@@ -124,10 +126,11 @@ Deno.test("autotune cache: keyed by adapter, survives a restart, merges concurre
     assert.equal(printed.trim(), `${path} fwd.big bwdFilter.y`);
     const text = await Deno.readTextFile(path);
     assert.equal(JSON.parse(text).format, CACHE_FORMAT);
-    // No temporary file is left beside the cache.
+    // No temporary file is left beside the cache; the lock file stays (removing it while another
+    // process waits on it would let two writers in, see src/shared_json_file.ts).
     const names = [];
     for await (const e of Deno.readDir(`${dir}/sub`)) names.push(e.name);
-    assert.deepEqual(names, ["autotune.json"]);
+    assert.deepEqual(names.sort(), ["autotune.json", "autotune.json.lock"]);
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
@@ -261,14 +264,14 @@ Deno.test("autotune: cache path and FMNIST_AUTOTUNE from the environment", () =>
     set("FMNIST_AUTOTUNE_CACHE", "/tmp/t.json");
     assert.equal(defaultCachePath(), "/tmp/t.json");
     set("FMNIST_AUTOTUNE", undefined);
-    assert.equal(autotuneSettingFromEnv(), "on");
+    assert.equal(autotuneSetting(), "on");
     set("FMNIST_AUTOTUNE", "OFF");
-    assert.equal(autotuneSettingFromEnv(), "off");
+    assert.equal(autotuneSetting(), "off");
     set("FMNIST_AUTOTUNE", "refresh");
-    assert.equal(autotuneSettingFromEnv(), "refresh");
+    assert.equal(autotuneSetting(), "refresh");
     set("FMNIST_AUTOTUNE", "fast");
     assert.throws(
-      () => autotuneSettingFromEnv(),
+      () => autotuneSetting(),
       /^UsageError: FMNIST_AUTOTUNE must be one of on\|off\|refresh, got "fast"$/,
     );
   } finally {
@@ -558,8 +561,10 @@ Deno.test({
           assert.equal(resolveTileConfig(r.problem.view, g).id, r.choice);
         }
 
-        // The enhanced CNN's layers, as a training step dispatches them.
-        const layers = await discoverConvLayers("enhanced");
+        // The enhanced CNN's layers from its architecture, and exactly what a training step
+        // dispatches (the profiled oracle).
+        const layers = convLayersOf(architecture("enhanced"));
+        assert.deepEqual(layers, await dispatchedConvLayers("enhanced"));
         assert.deepEqual(
           layers.map((d) =>
             `${d.layer.h}x${d.layer.w}x${d.layer.cin}->${d.layer.cout} k${d.layer.kh} s${d.layer.stride} ${d.layer.pad} dx=${d.needsDx}`
@@ -571,7 +576,8 @@ Deno.test({
             "14x14x64->64 k3 s1 same dx=true",
           ],
         );
-        const baseline = await discoverConvLayers("baseline");
+        const baseline = convLayersOf(architecture("baseline"));
+        assert.deepEqual(baseline, await dispatchedConvLayers("baseline"));
         assert.deepEqual(
           baseline.map((d) =>
             `${d.layer.op} ${d.layer.h}x${d.layer.w}x${d.layer.cin}->${d.layer.cout} ${d.layer.pad} dx=${d.needsDx}`

@@ -1,7 +1,7 @@
 // What our ops' CPU kernels (the references the WebGPU kernels are checked against) need from
 // tfjs's CPU backend: a kernel registration that hands over the backend typed, and host values.
 
-import { registerKernel, type TensorInfo } from "@tensorflow/tfjs-core";
+import type { KernelConfig, TensorInfo } from "@tensorflow/tfjs-core";
 
 /** The part of tfjs-backend-cpu's MathBackendCPU these kernels use. */
 export type CpuBackend = {
@@ -13,19 +13,19 @@ export type CpuBackend = {
 export const cpuValues = (cpu: CpuBackend, t: TensorInfo) =>
   cpu.data.get(t.dataId).values as Float32Array;
 
-/** Registers `kernelName` on the "cpu" backend. */
-export function registerCpuKernel(
+/** `kernelName` on the "cpu" backend, for the registration table. */
+export function cpuKernel(
   kernelName: string,
   kernel: (
     inputs: Record<string, TensorInfo>,
     cpu: CpuBackend,
     attrs: unknown,
   ) => TensorInfo | TensorInfo[],
-): void {
-  registerKernel({
+): KernelConfig {
+  return {
     kernelName,
     backendName: "cpu",
     kernelFunc: ({ inputs, backend, attrs }) =>
       kernel(inputs as Record<string, TensorInfo>, backend as unknown as CpuBackend, attrs),
-  });
+  };
 }

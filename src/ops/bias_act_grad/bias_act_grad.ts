@@ -20,8 +20,9 @@ import type { WebGPUBackend } from "@tensorflow/tfjs-backend-webgpu";
 import { UsageError } from "../../errors.ts";
 import { wgsl } from "../backend/wgsl.ts";
 import { MultiOutputProgram, runMultiOutputProgram } from "../backend/webgpu_multi_output.ts";
-import { cpuValues, registerCpuKernel } from "../backend/cpu_kernel.ts";
+import { cpuKernel, cpuValues } from "../backend/cpu_kernel.ts";
 import { biasActGradRef, type BiasActivation } from "./bias_act_grad_ref.ts";
+import type { OpKernels } from "../backend/registration.ts";
 
 export const BIAS_ACT_GRAD = "BiasActGrad";
 export type { BiasActivation };
@@ -92,7 +93,7 @@ function sizes(inputs: tf.NamedTensorInfoMap, activation: BiasActivation) {
   return { dy, y, c, rows };
 }
 
-tf.registerKernel({
+const biasActGradWebgpu: tf.KernelConfig = {
   kernelName: BIAS_ACT_GRAD,
   backendName: "webgpu",
   kernelFunc: ({ inputs, attrs, backend }) => {
@@ -122,9 +123,9 @@ tf.registerKernel({
       [{ type: "int32", data: [rows] }, { type: "int32", data: [groups] }],
     );
   },
-});
+};
 
-registerCpuKernel(BIAS_ACT_GRAD, (inputs, cpu, attrs) => {
+const biasActGradCpu = cpuKernel(BIAS_ACT_GRAD, (inputs, cpu, attrs) => {
   const activation = activationOf(attrs as NamedAttrMap);
   const { dy, y, c } = sizes(inputs, activation);
   const v = (t: TensorInfo) => cpuValues(cpu, t);
@@ -160,3 +161,10 @@ export function biasActGrad(
     ? { dz: out[0], dbias: out[1] as tf.Tensor1D }
     : { dz: dy, dbias: out[0] as tf.Tensor1D };
 }
+
+/** This op's kernels and gradients; src/ops/registry.ts registers them. */
+export const biasActGradKernels: OpKernels = {
+  webgpu: [biasActGradWebgpu],
+  cpu: [biasActGradCpu],
+  gradients: [],
+};

@@ -34,7 +34,7 @@
 //
 // The CPU's rules (llvmpipe/lavapipe, Mesa 22.3.6 and 25.0.7 with LLVM 15, read from the machine
 // code: GALLIVM_DEBUG=asm on 22.3, gdb on the JIT code of 25.0, the dumped IR recompiled with
-// llc -mcpu=znver2 for a 16-register AVX2 core; costs from bench/lavapipe_rules_probe.ts on a
+// llc -mcpu=znver2 for a 16-register AVX2 core; costs from bench/probes/lavapipe_rules_probe.ts on a
 // Zen 5 EPYC, process CPU ns per lane-operation):
 // - A workgroup is a loop over SIMD groups of 8 invocations, one per 32-bit lane of a 256-bit
 //   register ("256 bits" in the adapter name; 8 with AVX-512 too, whose gain is 32 vector

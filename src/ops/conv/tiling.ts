@@ -35,6 +35,7 @@
 //                                  and profile print it)
 
 import type { ConvGeometry } from "./geometry.ts";
+import { forcedTileConfigIds } from "../../flags.ts";
 
 export type ConvView = "fwd" | "bwdData" | "bwdFilter";
 export const CONV_VIEWS: readonly ConvView[] = ["fwd", "bwdData", "bwdFilter"];
@@ -279,14 +280,7 @@ export function withForcedTileConfig<T>(config: TileConfig, f: () => T): T {
 }
 
 function envForced(view: ConvView): TileConfig | undefined {
-  let spec: string | undefined;
-  try {
-    spec = Deno.env.get("FMNIST_TILE_CONFIG");
-  } catch {
-    return undefined; // no --allow-env
-  }
-  if (!spec) return undefined;
-  for (const id of spec.split(",").map((s) => s.trim()).filter(Boolean)) {
+  for (const id of forcedTileConfigIds()) {
     const c = configById(id);
     if (!c) {
       throw new Error(

@@ -6,7 +6,7 @@
 // loops over all N·Ho·Wo output positions (three nested loops, b / yR / yC). llvmpipe stops every
 // WGSL loop after 65,535 iterations, counting an inner loop across its outer ones, so past that
 // the sum silently ends early. Measured on llvmpipe against the CPU backend (relative L2 error of
-// dw, bench/repro/conv2d_filter_grad.ts): 3e-6 at batch 64 on 28x28 (50,176 rows), 0.40 at batch
+// dw, bench/probes/conv2d_filter_grad_repro.ts): 3e-6 at batch 64 on 28x28 (50,176 rows), 0.40 at batch
 // 96, 0.63 at batch 128; dx is right everywhere. Chromium's WebGPU (SwiftShader, no loop limit)
 // gets the stock kernel right at every batch: an llvmpipe limit, not a tfjs arithmetic bug. Every stock conv gradient in this project goes
 // through this kernel: tf.conv2d's gradient and tf.fused.conv2d's (baseline's conv + bias + ReLU)
@@ -24,6 +24,7 @@
 
 import * as tf from "@tensorflow/tfjs-core";
 import "@tensorflow/tfjs-backend-webgpu";
+import type { StockOverride } from "../backend/registration.ts";
 import type { KernelConfig, KernelFunc, NamedAttrMap, TensorInfo } from "@tensorflow/tfjs-core";
 
 /** Output positions (N·Ho·Wo) one stock filter-gradient dispatch may loop over. */
@@ -49,14 +50,8 @@ function kernelFunc(name: string): KernelFunc {
   return k.kernelFunc;
 }
 
-const MARK = Symbol.for("fmnist.conv2dBackpropFilterSliced");
-
-function install() {
-  const stock = tf.getKernel(tf.Conv2DBackpropFilter, "webgpu") as
-    | (KernelConfig & { [MARK]?: true })
-    | undefined;
-  if (!stock) throw new Error("tfjs-webgpu has no Conv2DBackpropFilter kernel to wrap");
-  if (stock[MARK]) return; // already installed (module loaded twice under different URLs)
+/** Slices the batch so each stock dispatch stays under the loop cap; sums the slices' dw. */
+function slicedFilterGradient(stock: KernelConfig): KernelConfig {
   const stockFunc = stock.kernelFunc;
   const slice = kernelFunc(tf.Slice);
   const add = kernelFunc(tf.Add);
@@ -98,13 +93,14 @@ function install() {
     return sum!;
   };
 
-  tf.unregisterKernel(tf.Conv2DBackpropFilter, "webgpu");
-  tf.registerKernel({
-    kernelName: tf.Conv2DBackpropFilter,
-    backendName: "webgpu",
-    kernelFunc: sliced,
-    [MARK]: true,
-  } as KernelConfig);
+  return { kernelName: tf.Conv2DBackpropFilter, backendName: "webgpu", kernelFunc: sliced };
 }
 
-install();
+/** The override's entry in the registration table (src/ops/registry.ts). */
+export const conv2dBackpropFilterSliced: StockOverride = {
+  kernelName: tf.Conv2DBackpropFilter,
+  backendName: "webgpu",
+  why: "the stock filter gradient loops over N*Ho*Wo in one invocation; llvmpipe stops loops " +
+    "at 65,535 iterations, so dw was wrong past batch ~64 at 28x28",
+  replace: slicedFilterGradient,
+};

@@ -1,26 +1,21 @@
 // The two convolution backprops as tfjs kernels of their own, shared by the conv ops' gradients
-// (conv + BN + ReLU, conv + bias + ReLU): webgpu runs conv/passes.ts (generated tiled kernels or
-// the naive oracle), cpu the float64 reference (convBackpropRef).
+// (conv + BN + ReLU, conv + bias + ReLU): webgpu (conv_backprop_webgpu.ts) runs conv/passes.ts
+// (generated tiled kernels or the naive oracle), cpu the float64 reference (conv_backprop_ref.ts).
 //   ConvBackpropData    {dz, filter}; attrs {strides, pad, inShape: [N, H, W, Cin]} -> dx
 //   ConvBackpropFilter  {dz, x};      attrs {strides, pad, filterShape}               -> dfilter
 // A gradient calls them inside its x / filter thunks, so tfjs runs each only when that input
 // needs a gradient (dx of the model-input layer never runs).
 
 import * as tf from "@tensorflow/tfjs-core";
-import type { WebGPUBackend } from "@tensorflow/tfjs-backend-webgpu";
 import type { NamedAttrMap, TensorInfo } from "@tensorflow/tfjs-core";
-import { cpuValues, registerCpuKernel } from "../backend/cpu_kernel.ts";
-import { type ConvGeometry, convGeometry } from "../conv/geometry.ts";
-import { convBackpropRef } from "../conv_bn_relu/conv_bn_relu_grad_ref.ts";
-import { runBackpropData, runBackpropFilter } from "../conv/passes.ts";
+import type { ConvGeometry } from "../conv/geometry.ts";
+import { checkShape, type ConvAttrs, kernelGeometry } from "../conv/attrs.ts";
 
 export const CONV_BACKPROP_DATA = "ConvBackpropData";
 export const CONV_BACKPROP_FILTER = "ConvBackpropFilter";
 
-export interface ConvBackpropAttrs {
-  strides: [number, number];
-  pad: "same" | "valid";
-}
+/** Strides and pad, as the backprops take them. */
+export type ConvBackpropAttrs = ConvAttrs;
 
 /** Geometry from x's and the filter's shapes; throws naming dz when its shape disagrees. */
 function geometry(
@@ -32,19 +27,16 @@ function geometry(
   attrs: NamedAttrMap,
 ): { g: ConvGeometry; dz: TensorInfo; other: TensorInfo } {
   if (!dz || !other) throw new Error(`${kernel}: missing input`);
-  const strides = attrs.strides as number | [number, number];
-  const g = convGeometry(xShape, filterShape, strides, attrs.pad as "same" | "valid");
-  const zShape = [g.batch, g.outH, g.outW, g.outC];
-  if (!tf.util.arraysEqual(dz.shape, zShape)) {
-    throw new Error(`${kernel}: dz must have shape [${zShape}], got [${dz.shape}]`);
-  }
+  const g = kernelGeometry(xShape, filterShape, attrs);
+  checkShape(kernel, "dz", dz, [g.batch, g.outH, g.outW, g.outC]);
   for (const t of [dz, other]) {
     if (t.dtype !== "float32") throw new Error(`${kernel}: inputs must be float32`);
   }
   return { g, dz, other };
 }
 
-const dataGeometry = (inputs: tf.NamedTensorInfoMap, attrs: NamedAttrMap = {}) =>
+/** ConvBackpropData's inputs and geometry, checked. */
+export const dataGeometry = (inputs: tf.NamedTensorInfoMap, attrs: NamedAttrMap = {}) =>
   geometry(
     CONV_BACKPROP_DATA,
     inputs.dz,
@@ -53,7 +45,8 @@ const dataGeometry = (inputs: tf.NamedTensorInfoMap, attrs: NamedAttrMap = {}) =
     inputs.filter?.shape ?? [],
     attrs,
   );
-const filterGeometry = (inputs: tf.NamedTensorInfoMap, attrs: NamedAttrMap = {}) =>
+/** ConvBackpropFilter's inputs and geometry, checked. */
+export const filterGeometry = (inputs: tf.NamedTensorInfoMap, attrs: NamedAttrMap = {}) =>
   geometry(
     CONV_BACKPROP_FILTER,
     inputs.dz,
@@ -62,54 +55,6 @@ const filterGeometry = (inputs: tf.NamedTensorInfoMap, attrs: NamedAttrMap = {})
     attrs.filterShape as number[],
     attrs,
   );
-
-/**
- * Registers one backprop on webgpu and cpu; `ref` computes the output on the host from dz's and
- * the other input's values.
- */
-function registerBackprop(
-  kernelName: string,
-  geometryOf: typeof dataGeometry,
-  webgpu: (
-    backend: WebGPUBackend,
-    dz: TensorInfo,
-    other: TensorInfo,
-    g: ConvGeometry,
-  ) => TensorInfo,
-  ref: (dz: ArrayLike<number>, other: ArrayLike<number>, g: ConvGeometry) => {
-    shape: number[];
-    values: ArrayLike<number>;
-  },
-) {
-  // The two registrations share their shape (`duplicates` pairs them). Deliberate: tfjs takes one
-  // registration object per backend; what differs is the function each runs.
-  tf.registerKernel({
-    kernelName,
-    backendName: "webgpu",
-    kernelFunc: ({ inputs, attrs, backend }) => {
-      const { g, dz, other } = geometryOf(inputs, attrs);
-      return webgpu(backend as unknown as WebGPUBackend, dz, other, g);
-    },
-  });
-  registerCpuKernel(kernelName, (inputs, cpu, attrs) => {
-    const { g, dz, other } = geometryOf(inputs, attrs as NamedAttrMap);
-    const out = ref(cpuValues(cpu, dz), cpuValues(cpu, other), g);
-    return cpu.makeTensorInfo(out.shape, "float32", Float32Array.from(out.values));
-  });
-}
-
-registerBackprop(CONV_BACKPROP_DATA, dataGeometry, runBackpropData, (dz, filter, g) => ({
-  shape: [g.batch, g.inH, g.inW, g.inC],
-  values: convBackpropRef(dz, null, filter, g).dx,
-}));
-
-registerBackprop(CONV_BACKPROP_FILTER, filterGeometry, runBackpropFilter, (dz, x, g) => ({
-  shape: [g.kH, g.kW, g.inC, g.outC],
-  values: convBackpropRef(dz, x, null, g).dfilter,
-}));
-
-// The two entry points share their shape (`duplicates` pairs them). Deliberate: one typed call
-// per kernel; they differ in the input and the shape attribute each kernel needs.
 
 /** dx = conv2d backprop-input of dz for an input of shape `inShape`. */
 export function convBackpropData(

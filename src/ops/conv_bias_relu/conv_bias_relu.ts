@@ -1,24 +1,20 @@
 // Conv + bias + ReLU (no batch norm; the `baseline` model's layers): y = relu(conv2d(x, filter)
 // + bias), NHWC float32, strides 1 or 2, `same` or `valid`. One kernel, ConvBiasRelu: on webgpu
-// the generated forward view with the biasRelu epilogue (conv/passes.ts), on cpu the plain-loop
-// reference (conv_bias_relu_ref.ts). Its gradient gets dz (dy masked by y > 0) and dbias from
+// the generated forward view with the biasRelu epilogue (conv_bias_relu_webgpu.ts, conv/passes.ts),
+// on cpu the plain-loop reference (conv_bias_relu_ref.ts). Its gradient gets dz (dy masked by y > 0) and dbias from
 // one BiasActGrad dispatch (bias_act_grad.ts) and runs the generated backprops as their own kernels (conv_backprop.ts) inside the x and
 // filter thunks, so an input that needs no gradient (the images) costs nothing.
 
 import * as tf from "@tensorflow/tfjs-core";
-import type { WebGPUBackend } from "@tensorflow/tfjs-backend-webgpu";
-import type { NamedAttrMap, TensorInfo } from "@tensorflow/tfjs-core";
-import { cpuValues, registerCpuKernel } from "../backend/cpu_kernel.ts";
-import { UsageError } from "../../errors.ts";
-import { type ConvGeometry, convGeometry, normalizeStrides } from "../conv/geometry.ts";
-import { runConvForward } from "../conv/passes.ts";
-import { convBiasReluRef } from "./conv_bias_relu_ref.ts";
+import type { NamedAttrMap } from "@tensorflow/tfjs-core";
+import { convGeometry } from "../conv/geometry.ts";
 import { biasActGrad } from "../bias_act_grad/bias_act_grad.ts";
 import {
   type ConvBackpropAttrs,
   convBackpropData,
   convBackpropFilter,
 } from "../conv_backprop/conv_backprop.ts";
+import { checkChannelVector, checkFloat32, convAttrs, kernelGeometry } from "../conv/attrs.ts";
 
 /** Kernel: inputs {x, filter, bias}; attrs {strides: [sh, sw], pad}; output y. */
 export const CONV_BIAS_RELU = "ConvBiasRelu";
@@ -29,46 +25,20 @@ export interface ConvBiasReluAttrs {
   pad: "same" | "valid";
 }
 
-/** Strides (1 or 2, checked) and pad, as the backprop kernels take them. */
-export function kernelAttrs(attrs: ConvBiasReluAttrs | NamedAttrMap): ConvBackpropAttrs {
-  const strides = normalizeStrides(attrs.strides as number | [number, number]);
-  for (const s of strides) {
-    if (s !== 1 && s !== 2) throw new UsageError(`strides must be 1 or 2, got [${strides}]`);
-  }
-  return { strides, pad: attrs.pad as "same" | "valid" };
-}
-
 /** The conv geometry of {x, filter, bias} (all present) under `attrs`. */
 export function geometryOf(inputs: tf.NamedTensorInfoMap, attrs: NamedAttrMap = {}) {
   const { x, filter, bias } = inputs;
   if (!x || !filter || !bias) throw new Error(`${CONV_BIAS_RELU}: needs inputs x, filter, bias`);
-  const a = kernelAttrs(attrs);
-  return { g: convGeometry(x.shape, filter.shape, a.strides, a.pad), x, filter, bias };
+  return { g: kernelGeometry(x.shape, filter.shape, attrs), x, filter, bias };
 }
 
-tf.registerKernel({
-  kernelName: CONV_BIAS_RELU,
-  backendName: "webgpu",
-  kernelFunc: ({ inputs, attrs, backend }) => {
-    const { g, x, filter, bias } = geometryOf(inputs, attrs);
-    return runConvForward(backend as unknown as WebGPUBackend, x, filter, g, "biasRelu", [bias]);
-  },
-});
-
-registerCpuKernel(CONV_BIAS_RELU, (inputs, cpu, attrs) => {
-  const { g, x, filter, bias } = geometryOf(inputs, attrs as NamedAttrMap);
-  const values = (t: TensorInfo) => Float32Array.from(cpuValues(cpu, t));
-  const y = convBiasReluRef(values(x), values(filter), values(bias), g);
-  return cpu.makeTensorInfo([g.batch, g.outH, g.outW, g.outC], "float32", y);
-});
-
-tf.registerGradient({
+export const convBiasReluGradient: tf.GradConfig = {
   kernelName: CONV_BIAS_RELU,
   inputsToSave: ["x", "filter"],
   outputsToSave: [true],
   gradFunc: (dy: tf.Tensor | tf.Tensor[], saved: tf.Tensor[], attrs: NamedAttrMap) => {
     const [x, filter, y] = saved;
-    const a = kernelAttrs(attrs);
+    const a = convAttrs(attrs);
     const { dz: z, dbias } = biasActGrad(Array.isArray(dy) ? dy[0] : dy, y, "relu");
     const dz = z as tf.Tensor4D;
     return {
@@ -77,7 +47,7 @@ tf.registerGradient({
       bias: () => dbias,
     };
   },
-});
+};
 
 /** Checks the op's inputs (dtypes, bias of Cout); the kernel attrs. */
 export function validateConvBiasRelu(
@@ -86,14 +56,10 @@ export function validateConvBiasRelu(
   bias: tf.Tensor1D,
   attrs: ConvBiasReluAttrs,
 ): ConvBackpropAttrs {
-  for (const [name, t] of [["x", x], ["filter", filter], ["bias", bias]] as const) {
-    if (t.dtype !== "float32") throw new UsageError(`${name} must be float32, got ${t.dtype}`);
-  }
-  const a = kernelAttrs(attrs);
-  const g: ConvGeometry = convGeometry(x.shape, filter.shape, a.strides, a.pad);
-  if (bias.rank !== 1 || bias.shape[0] !== g.outC) {
-    throw new UsageError(`bias must have shape [${g.outC}] (filter Cout), got [${bias.shape}]`);
-  }
+  checkFloat32("x", x);
+  checkFloat32("filter", filter);
+  const a = convAttrs(attrs);
+  checkChannelVector("bias", bias, convGeometry(x.shape, filter.shape, a.strides, a.pad).outC);
   return a;
 }
 

@@ -8,8 +8,8 @@
 // separate ops take two (MaxPool2Grad writes dy at conv resolution; BiasActGrad reads it and y
 // again to write dz and sum dbias). The pass loads y 4 times and dy once per window and writes
 // dz once: about half the memory traffic of the pair.
-// Measured: baseline step dispatches 28 -> 26 (bench/dispatches.ts). The pass alone vs the
-// pair and vs the tfjs ops before BiasActGrad (bench/conv_bias_relu_pool2_probe.ts, llvmpipe
+// Measured: 2 dispatches fewer per baseline step (bench/dispatches.ts). The pass alone vs the
+// pair and vs the tfjs ops before BiasActGrad (bench/probes/conv_bias_relu_pool2_probe.ts, llvmpipe
 // LLVM 15.0.6, batch 128, median of 9 alternating, GPU ms; a training run and a probe shared the
 // 2 cores, so absolute times are high): [128,26,26,32] tfjs ops 66.4, separate 27.4, fused 22.0;
 // [128,11,11,64] 24.9, 5.5, 3.0. The fused pass costs about what MaxPool2Grad alone does: its
@@ -27,20 +27,22 @@ import type { WebGPUBackend } from "@tensorflow/tfjs-backend-webgpu";
 import { UsageError } from "../../errors.ts";
 import { wgsl } from "../backend/wgsl.ts";
 import { MultiOutputProgram, runMultiOutputProgram } from "../backend/webgpu_multi_output.ts";
-import { cpuValues, registerCpuKernel } from "../backend/cpu_kernel.ts";
+import { cpuKernel, cpuValues } from "../backend/cpu_kernel.ts";
 import { runConvForward } from "../conv/passes.ts";
 import { convBackpropData, convBackpropFilter } from "../conv_backprop/conv_backprop.ts";
 import {
   type ConvBiasReluAttrs,
   geometryOf,
-  kernelAttrs,
   validateConvBiasRelu,
 } from "../conv_bias_relu/conv_bias_relu.ts";
 import { convBiasReluRef } from "../conv_bias_relu/conv_bias_relu_ref.ts";
-import { MAX_POOL2_GRAD, runMaxPool2 } from "../max_pool2/max_pool2.ts";
+import { MAX_POOL2_GRAD } from "../max_pool2/max_pool2.ts";
+import { runMaxPool2 } from "../max_pool2/max_pool2_webgpu.ts";
 import { maxPool2GradRef, maxPool2Ref, maxPool2Shape } from "../max_pool2/max_pool2_ref.ts";
 import { biasActGrad } from "../bias_act_grad/bias_act_grad.ts";
 import { biasActGradRef } from "../bias_act_grad/bias_act_grad_ref.ts";
+import type { OpKernels } from "../backend/registration.ts";
+import { convAttrs } from "../conv/attrs.ts";
 
 export const CONV_BIAS_RELU_POOL2 = "ConvBiasReluPool2";
 export const MAX_POOL2_RELU_BIAS_GRAD = "MaxPool2ReluBiasGrad";
@@ -93,7 +95,7 @@ function gradInputs(inputs: tf.NamedTensorInfoMap) {
   return { dy, y };
 }
 
-tf.registerKernel({
+const maxPool2ReluBiasGradWebgpu: tf.KernelConfig = {
   kernelName: MAX_POOL2_RELU_BIAS_GRAD,
   backendName: "webgpu",
   kernelFunc: ({ inputs, backend }) => {
@@ -117,9 +119,9 @@ tf.registerKernel({
       [i32(windows), i32(groups), i32(h), i32(w), i32(dy.shape[1]), i32(dy.shape[2])],
     );
   },
-});
+};
 
-registerCpuKernel(MAX_POOL2_RELU_BIAS_GRAD, (inputs, cpu) => {
+const maxPool2ReluBiasGradCpu = cpuKernel(MAX_POOL2_RELU_BIAS_GRAD, (inputs, cpu) => {
   const { dy, y } = gradInputs(inputs);
   const yv = cpuValues(cpu, y);
   const routed = maxPool2GradRef(cpuValues(cpu, dy), yv, y.shape);
@@ -130,7 +132,7 @@ registerCpuKernel(MAX_POOL2_RELU_BIAS_GRAD, (inputs, cpu) => {
   ];
 });
 
-tf.registerKernel({
+const convBiasReluPool2Webgpu: tf.KernelConfig = {
   kernelName: CONV_BIAS_RELU_POOL2,
   backendName: "webgpu",
   kernelFunc: ({ inputs, attrs, backend }) => {
@@ -139,9 +141,9 @@ tf.registerKernel({
     const y = runConvForward(b, x, filter, g, "biasRelu", [bias]);
     return [runMaxPool2(b, y), y];
   },
-});
+};
 
-registerCpuKernel(CONV_BIAS_RELU_POOL2, (inputs, cpu, attrs) => {
+const convBiasReluPool2Cpu = cpuKernel(CONV_BIAS_RELU_POOL2, (inputs, cpu, attrs) => {
   const { g, x, filter, bias } = geometryOf(inputs, attrs as NamedAttrMap);
   const v = (t: TensorInfo) => Float32Array.from(cpuValues(cpu, t));
   const y = convBiasReluRef(v(x), v(filter), v(bias), g);
@@ -163,7 +165,7 @@ function poolReluBiasGrad(dy: tf.Tensor, y: tf.Tensor): { dz: tf.Tensor; dbias: 
   return biasActGrad(routed, y, "relu");
 }
 
-tf.registerGradient({
+const convBiasReluPool2Gradient: tf.GradConfig = {
   kernelName: CONV_BIAS_RELU_POOL2,
   inputsToSave: ["x", "filter"],
   outputsToSave: [false, true],
@@ -171,7 +173,7 @@ tf.registerGradient({
     const [x, filter, y] = saved;
     const dpool = Array.isArray(dys) ? dys[0] : dys;
     if (!dpool) throw new Error(`${CONV_BIAS_RELU_POOL2}: gradient needs the pooled output's dy`);
-    const a = kernelAttrs(attrs);
+    const a = convAttrs(attrs);
     const { dz, dbias } = poolReluBiasGrad(dpool, y);
     return {
       x: () => convBackpropData(dz as tf.Tensor4D, filter as tf.Tensor4D, x.shape, a),
@@ -179,7 +181,7 @@ tf.registerGradient({
       bias: () => dbias,
     };
   },
-});
+};
 
 /**
  * maxPool2(relu(conv2d(x, filter) + bias)) (2x2, stride 2, `valid`); differentiable w.r.t. x,
@@ -205,3 +207,10 @@ export function convBiasReluPool2(
   y.dispose();
   return pooled as tf.Tensor4D;
 }
+
+/** This op's kernels and gradients; src/ops/registry.ts registers them. */
+export const convBiasReluPool2Kernels: OpKernels = {
+  webgpu: [convBiasReluPool2Webgpu, maxPool2ReluBiasGradWebgpu],
+  cpu: [convBiasReluPool2Cpu, maxPool2ReluBiasGradCpu],
+  gradients: [convBiasReluPool2Gradient],
+};

@@ -7,12 +7,13 @@
 
 import * as tf from "@tensorflow/tfjs-core";
 import { UsageError } from "../../errors.ts";
-import { convGeometry, normalizeStrides } from "../conv/geometry.ts";
+import { convGeometry } from "../conv/geometry.ts";
 import {
   type ConvBnReluAttrs,
   type ConvBnReluTrainResult,
   DEFAULT_EPSILON,
 } from "./conv_bn_relu_stock.ts";
+import { checkChannelVector, checkFloat32, convAttrs } from "../conv/attrs.ts";
 
 export type { ConvBnReluAttrs, ConvBnReluTrainResult };
 
@@ -44,25 +45,10 @@ export interface ConvBnReluOptions extends ConvBnReluAttrs {
 }
 
 function kernelAttrs(attrs: ConvBnReluAttrs): ConvBnReluKernelAttrs {
-  const strides = normalizeStrides(attrs.strides);
-  for (const s of strides) {
-    if (s !== 1 && s !== 2) throw new UsageError(`strides must be 1 or 2, got [${strides}]`);
-  }
+  const { strides, pad } = convAttrs(attrs);
   const epsilon = attrs.epsilon ?? DEFAULT_EPSILON;
   if (!(epsilon > 0)) throw new UsageError(`epsilon must be > 0, got ${epsilon}`);
-  return { strides, pad: attrs.pad, epsilon, inputGradient: attrs.inputGradient ?? true };
-}
-
-function checkFloat32(name: string, t: tf.Tensor) {
-  if (t.dtype !== "float32") throw new UsageError(`${name} must be float32, got ${t.dtype}`);
-}
-
-/** Throws a UsageError naming the tensor when a per-channel vector is not [Cout]. */
-function checkChannelVector(name: string, t: tf.Tensor, outC: number) {
-  checkFloat32(name, t);
-  if (t.rank !== 1 || t.shape[0] !== outC) {
-    throw new UsageError(`${name} must have shape [${outC}] (filter Cout), got [${t.shape}]`);
-  }
+  return { strides, pad, epsilon, inputGradient: attrs.inputGradient ?? true };
 }
 
 /** Validates x/filter/vectors and the attributes; returns the kernel attributes. */

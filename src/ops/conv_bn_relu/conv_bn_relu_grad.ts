@@ -12,8 +12,8 @@
 import * as tf from "@tensorflow/tfjs-core";
 import type { WebGPUBackend } from "@tensorflow/tfjs-backend-webgpu";
 import type { NamedAttrMap, TensorInfo } from "@tensorflow/tfjs-core";
-import { cpuValues, registerCpuKernel } from "../backend/cpu_kernel.ts";
-import { type ConvGeometry, convGeometry } from "../conv/geometry.ts";
+import { cpuKernel, cpuValues } from "../backend/cpu_kernel.ts";
+import type { ConvGeometry } from "../conv/geometry.ts";
 import {
   convBnReluFilterGradsWebGPU,
   type ConvBnReluGradTensors,
@@ -24,6 +24,8 @@ import { bnReluBackwardRef, convBackpropRef, convBnReluGradRef } from "./conv_bn
 import { convBackpropData } from "../conv_backprop/conv_backprop.ts";
 import { DEFAULT_EPSILON } from "./conv_bn_relu_stock.ts";
 import { CONV_BN_RELU_TRAIN, type ConvBnReluKernelAttrs } from "./conv_bn_relu.ts";
+import type { OpKernels } from "../backend/registration.ts";
+import { checkShape, convAttrs, kernelGeometry } from "../conv/attrs.ts";
 
 /**
  * Kernel name of the backward: inputs {dy, x, filter, gamma, beta, z, stats}, attrs as the forward
@@ -51,7 +53,7 @@ function validate(inputs: GradInputs, attrs: ConvBnReluKernelAttrs) {
   for (const name of INPUT_NAMES) {
     if (!inputs[name]) throw new Error(`${CONV_BN_RELU_TRAIN_GRAD}: missing input '${name}'`);
   }
-  const g = convGeometry(inputs.x.shape, inputs.filter.shape, attrs.strides, attrs.pad);
+  const g = kernelGeometry(inputs.x.shape, inputs.filter.shape, attrs);
   const zShape = [g.batch, g.outH, g.outW, g.outC];
   const expected: [keyof ConvBnReluGradTensors, number[]][] = [
     ["dy", zShape],
@@ -61,13 +63,7 @@ function validate(inputs: GradInputs, attrs: ConvBnReluKernelAttrs) {
     ["stats", [3, g.outC]],
   ];
   for (const [name, shape] of expected) {
-    if (!tf.util.arraysEqual(inputs[name].shape, shape)) {
-      throw new Error(
-        `${CONV_BN_RELU_TRAIN_GRAD}: ${name} must have shape [${shape}], got [${
-          inputs[name].shape
-        }]`,
-      );
-    }
+    checkShape(CONV_BN_RELU_TRAIN_GRAD, name, inputs[name], shape);
   }
   for (const name of INPUT_NAMES) {
     if (inputs[name].dtype !== "float32") {
@@ -78,10 +74,8 @@ function validate(inputs: GradInputs, attrs: ConvBnReluKernelAttrs) {
 }
 
 function kernelAttrs(attrs: NamedAttrMap = {}): ConvBnReluKernelAttrs {
-  const strides = attrs.strides as number | [number, number];
   return {
-    strides: typeof strides === "number" ? [strides, strides] : strides,
-    pad: attrs.pad as "same" | "valid",
+    ...convAttrs(attrs),
     epsilon: (attrs.epsilon as number | undefined) ?? DEFAULT_EPSILON,
     inputGradient: (attrs.inputGradient as boolean | undefined) ?? true,
   };
@@ -90,10 +84,10 @@ function kernelAttrs(attrs: NamedAttrMap = {}): ConvBnReluKernelAttrs {
 type InputValues = (name: keyof ConvBnReluGradTensors) => ArrayLike<number>;
 
 /**
- * Registers one backward kernel on webgpu and cpu: both validate the inputs the same way; the
- * cpu reference returns its outputs as [shape, values] pairs.
+ * One backward kernel on webgpu and cpu: both validate the inputs the same way; the cpu
+ * reference returns its outputs as [shape, values] pairs.
  */
-function registerGradKernel(
+function gradKernels(
   kernelName: string,
   webgpu: (backend: WebGPUBackend, ins: GradInputs, g: ConvGeometry) => TensorInfo[],
   cpuRef: (
@@ -101,10 +95,8 @@ function registerGradKernel(
     ins: GradInputs,
     g: ConvGeometry,
   ) => [number[], ArrayLike<number>][],
-) {
-  // The two registrations share their shape (`duplicates` pairs them). Deliberate: tfjs takes one
-  // registration object per backend; what differs is the function each runs.
-  tf.registerKernel({
+): [webgpu: tf.KernelConfig, cpu: tf.KernelConfig] {
+  const onWebgpu: tf.KernelConfig = {
     kernelName,
     backendName: "webgpu",
     kernelFunc: ({ inputs, attrs, backend }) => {
@@ -112,8 +104,8 @@ function registerGradKernel(
       const g = validate(ins, kernelAttrs(attrs));
       return webgpu(backend as unknown as WebGPUBackend, ins, g);
     },
-  });
-  registerCpuKernel(kernelName, (inputs, cpu, attrs) => {
+  };
+  const onCpu = cpuKernel(kernelName, (inputs, cpu, attrs) => {
     const ins = inputs as unknown as GradInputs;
     const g = validate(ins, kernelAttrs(attrs as NamedAttrMap));
     const values: InputValues = (name) => cpuValues(cpu, ins[name]);
@@ -121,6 +113,7 @@ function registerGradKernel(
       cpu.makeTensorInfo([...shape], "float32", Float32Array.from(v))
     );
   });
+  return [onWebgpu, onCpu];
 }
 
 /** CPU reference of the parameter gradients: dz (BN + ReLU backward), then dfilter from it. */
@@ -136,35 +129,43 @@ function paramGradsRef(values: InputValues, g: ConvGeometry) {
   return { ...bn, dfilter };
 }
 
-registerGradKernel(CONV_BN_RELU_TRAIN_GRAD, convBnReluTrainGradWebGPU, (values, ins, g) => {
-  const r = convBnReluGradRef({
-    dy: values("dy"),
-    x: values("x"),
-    filter: values("filter"),
-    gamma: values("gamma"),
-    beta: values("beta"),
-    z: values("z"),
-    stats: values("stats"),
-  }, g);
-  return [
-    [ins.x.shape, r.dx],
-    [ins.filter.shape, r.dfilter],
-    [ins.gamma.shape, r.dgamma],
-    [ins.beta.shape, r.dbeta],
-  ];
-});
+const [trainGradWebgpu, trainGradCpu] = gradKernels(
+  CONV_BN_RELU_TRAIN_GRAD,
+  convBnReluTrainGradWebGPU,
+  (values, ins, g) => {
+    const r = convBnReluGradRef({
+      dy: values("dy"),
+      x: values("x"),
+      filter: values("filter"),
+      gamma: values("gamma"),
+      beta: values("beta"),
+      z: values("z"),
+      stats: values("stats"),
+    }, g);
+    return [
+      [ins.x.shape, r.dx],
+      [ins.filter.shape, r.dfilter],
+      [ins.gamma.shape, r.dgamma],
+      [ins.beta.shape, r.dbeta],
+    ];
+  },
+);
 
-registerGradKernel(CONV_BN_RELU_TRAIN_PARAM_GRADS, convBnReluParamGradsWebGPU, (values, ins, g) => {
-  const r = paramGradsRef(values, g);
-  return [
-    [ins.dy.shape, r.dz],
-    [ins.filter.shape, r.dfilter],
-    [ins.gamma.shape, r.dgamma],
-    [ins.beta.shape, r.dbeta],
-  ];
-});
+const [paramGradsWebgpu, paramGradsCpu] = gradKernels(
+  CONV_BN_RELU_TRAIN_PARAM_GRADS,
+  convBnReluParamGradsWebGPU,
+  (values, ins, g) => {
+    const r = paramGradsRef(values, g);
+    return [
+      [ins.dy.shape, r.dz],
+      [ins.filter.shape, r.dfilter],
+      [ins.gamma.shape, r.dgamma],
+      [ins.beta.shape, r.dbeta],
+    ];
+  },
+);
 
-registerGradKernel(
+const [filterGradsWebgpu, filterGradsCpu] = gradKernels(
   CONV_BN_RELU_TRAIN_FILTER_GRADS,
   convBnReluFilterGradsWebGPU,
   (values, ins, g) => {
@@ -186,7 +187,7 @@ export function convBnReluTrainGrad(
   return outs as [tf.Tensor4D, tf.Tensor4D, tf.Tensor1D, tf.Tensor1D];
 }
 
-tf.registerGradient({
+const convBnReluTrainGradient: tf.GradConfig = {
   kernelName: CONV_BN_RELU_TRAIN,
   inputsToSave: ["x", "filter", "gamma", "beta"],
   outputsToSave: [false, true, true],
@@ -235,4 +236,11 @@ tf.registerGradient({
       ...movingGrads,
     };
   },
-});
+};
+
+/** The fused block's backward kernels and the forward kernel's gradient; src/ops/registry.ts registers them. */
+export const convBnReluBackwardKernels: OpKernels = {
+  webgpu: [trainGradWebgpu, paramGradsWebgpu, filterGradsWebgpu],
+  cpu: [trainGradCpu, paramGradsCpu, filterGradsCpu],
+  gradients: [convBnReluTrainGradient],
+};

@@ -3,9 +3,9 @@
 // and the second reference in tests. Same contract as the fused op in `conv_bn_relu.ts`.
 
 import * as tf from "@tensorflow/tfjs-core";
-// Stock tfjs-webgpu's conv2d filter gradient is wrong past ~65k output rows on llvmpipe; this
-// replaces it with batch slices (for every stock conv here and in layers.ts, which imports us).
-import "../conv2d_backprop_filter_sliced/conv2d_backprop_filter_sliced.ts";
+// Its conv2d gradient runs tfjs's Conv2DBackpropFilter, which src/ops/registry.ts replaces with a
+// batch-sliced one (conv2d_backprop_filter_sliced/): the stock kernel is wrong on llvmpipe past
+// ~65k output rows.
 
 export interface ConvBnReluAttrs {
   /** [strideH, strideW] or one number for both; 1 or 2. */
@@ -50,8 +50,8 @@ export function convBnReluTrainStock(
   });
 }
 
-// Deliberate: the signature is convBnReluInfer's (src/ops/conv_bn_relu/conv_bn_relu.ts), which `duplicates`
-// pairs it with: the stock chain is the drop-in the fused op is tested and measured against.
+// The signature is convBnReluInfer's (conv_bn_relu.ts): the stock chain is the drop-in the fused
+// op is tested and measured against.
 /** Inference mode with running statistics: tfjs's fused conv2d, then batchNorm and relu. */
 export function convBnReluInferStock(
   x: tf.Tensor4D,

@@ -18,13 +18,13 @@
 //
 // Why one slice for dkernel: the conv default splits the N*Ho*Wo reduction into ~32 slices, but
 // here a pixel is a whole batch row: at batch 128 a slice would hold 4 rows and the partials
-// (32 x K x C floats) and their sum cost more than the GEMM. bench/dense_probe.ts, llvmpipe,
+// (32 x K x C floats) and their sum cost more than the GEMM. bench/probes/dense_probe.ts, llvmpipe,
 // batch 128, GPU ms, dkernel of 3136 -> 128 with r16c32: 1 slice 9.8, 4 slices 15.4, 16 slices 44.
 //
 // Where it is used (denseUsesGemm): the autotuner's choice per shape and batch bucket where it
 // timed both (autotune_dense.ts); else the rule, ours on software adapters, where it measured
 // 3.5-7x faster, and tfjs's matMul on GPUs, not measured yet (FMNIST_DENSE=gemm|matmul forces
-// one). bench/dense_probe.ts, llvmpipe (LLVM 15.0.6,
+// one). bench/probes/dense_probe.ts, llvmpipe (LLVM 15.0.6,
 // 256 bits), batch 128, GPU timestamps, median of 3, software default configs vs tfjs-webgpu's
 // packed matMul (the project pins MatMulPacked), ms:
 //   shape (N x K -> C)   tfjs fwd / dx / dW        ours fwd / dx / dW
@@ -34,11 +34,9 @@
 // The autotuner's host-sync A/B (autotune_dense.ts, forward + the three gradients to read-back,
 // median of 5, ms, ours vs tfjs): batch 64 / 128, 3136 -> 128: 46.7 vs 164 / 90.3 vs 344;
 // 1600 -> 128: 23.9 vs 73.3 / 37.8 vs 198; 128 -> 10: 13.7 vs 13.9 / 19.7 vs 22.7. In the enhanced
-// step at batch 128 (deno task profile, GPU timestamps, vs 208f240 back to back) the dense kernels
-// went from 148 to 34 ms per step (9.4% -> 2.6% of kernel time), dispatches per step unchanged
-// (115 enhanced, 49 baseline); process CPU time per step -7% (enhanced) and -10% (baseline) in
-// bench/step_ab.ts (four rounds each; wall times too noisy on the shared machine to state), and
-// -7.5% / -21% against main with the max-pool op (1ee7766, two rounds).
+// step at batch 128 (deno task profile, GPU timestamps, tfjs's matMul vs this, back to back) the
+// dense kernels took 34 ms per step instead of 148 (2.6% of kernel time instead of 9.4%); the
+// whole-step A/B is in BENCHMARKS.md ("Dense layers on the generated GEMM").
 // tileChoices() lists the resolved bwdFilter id (e.g. ...s32); this dispatch runs it with one slice.
 
 import * as tf from "@tensorflow/tfjs-core";
@@ -55,15 +53,16 @@ import {
   resolveTileConfig,
   type TileConfig,
 } from "../conv/tiling.ts";
-import { useNaiveKernels } from "../../flags.ts";
+import { denseMode, useNaiveKernels } from "../../flags.ts";
 import { biasActGrad } from "../bias_act_grad/bias_act_grad.ts";
-import { cpuValues, registerCpuKernel } from "../backend/cpu_kernel.ts";
+import { cpuKernel, cpuValues } from "../backend/cpu_kernel.ts";
 import {
   type DenseActivation,
   denseBackpropInputRef,
   denseBackpropKernelRef,
   denseBiasActRef,
 } from "./dense_bias_act_ref.ts";
+import type { OpKernels } from "../backend/registration.ts";
 
 export const DENSE_BIAS_ACT = "DenseBiasAct";
 export const DENSE_BACKPROP_INPUT = "DenseBackpropInput";
@@ -72,26 +71,6 @@ export type { DenseActivation };
 
 /** Longest reduction or column count the kernels' loops allow (llvmpipe's cap over 2, margin). */
 const MAX_EXTENT = 30000;
-
-/** `FMNIST_DENSE`: auto (the measured rule), gemm (always ours), matmul (always tfjs's). */
-export const DENSE_FLAG = "FMNIST_DENSE";
-const DENSE_MODES = ["auto", "gemm", "matmul"] as const;
-type DenseMode = (typeof DENSE_MODES)[number];
-
-tf.env().registerFlag(DENSE_FLAG, () => {
-  try {
-    return Deno.env.get(DENSE_FLAG) ?? "auto";
-  } catch {
-    return "auto"; // no --allow-env
-  }
-});
-
-function denseMode(): DenseMode {
-  const v = String(tf.env().get(DENSE_FLAG)).trim().toLowerCase();
-  if (v === "" || v === "auto") return "auto";
-  if ((DENSE_MODES as readonly string[]).includes(v)) return v as DenseMode;
-  throw new UsageError(`${DENSE_FLAG} must be one of ${DENSE_MODES.join("|")}, got "${v}"`);
-}
 
 /** Which matrix product a dense layer runs: this op (our GEMM) or tfjs's fused matMul. */
 export type DenseImpl = "gemm" | "matmul";
@@ -195,7 +174,7 @@ function forwardSizes(inputs: tf.NamedTensorInfoMap) {
   return { x, kernel, bias, n, k, c };
 }
 
-tf.registerKernel({
+const denseBiasActWebgpu: tf.KernelConfig = {
   kernelName: DENSE_BIAS_ACT,
   backendName: "webgpu",
   kernelFunc: ({ inputs, attrs, backend }) => {
@@ -212,9 +191,9 @@ tf.registerKernel({
     );
     return as4d(y, [n, c]);
   },
-});
+};
 
-registerCpuKernel(DENSE_BIAS_ACT, (inputs, cpu, attrs) => {
+const denseBiasActCpu = cpuKernel(DENSE_BIAS_ACT, (inputs, cpu, attrs) => {
   const { x, kernel, bias, n, k, c } = forwardSizes(inputs);
   const v = (t: TensorInfo) => cpuValues(cpu, t);
   const y = denseBiasActRef(v(x), v(kernel), v(bias), n, k, c, activationOf(attrs as NamedAttrMap));
@@ -240,7 +219,7 @@ function backpropSizes(
   return { dz, other, n, k, c };
 }
 
-tf.registerKernel({
+const denseBackpropInputWebgpu: tf.KernelConfig = {
   kernelName: DENSE_BACKPROP_INPUT,
   backendName: "webgpu",
   kernelFunc: ({ inputs, backend }) => {
@@ -258,9 +237,9 @@ tf.registerKernel({
     );
     return as4d(dx, [n, k]);
   },
-});
+};
 
-registerCpuKernel(DENSE_BACKPROP_INPUT, (inputs, cpu) => {
+const denseBackpropInputCpu = cpuKernel(DENSE_BACKPROP_INPUT, (inputs, cpu) => {
   const { dz, other: kernel, n, k, c } = backpropSizes(
     DENSE_BACKPROP_INPUT,
     inputs.dz,
@@ -276,7 +255,7 @@ function oneSlice(config: TileConfig): TileConfig {
   return { ...config, splitK: 1 };
 }
 
-tf.registerKernel({
+const denseBackpropKernelWebgpu: tf.KernelConfig = {
   kernelName: DENSE_BACKPROP_KERNEL,
   backendName: "webgpu",
   kernelFunc: ({ inputs, backend }) => {
@@ -295,9 +274,9 @@ tf.registerKernel({
       : convBackpropFilter(b, dz4, x4, g, oneSlice(resolveTileConfig("bwdFilter", g)));
     return as4d(dw, [k, c]);
   },
-});
+};
 
-registerCpuKernel(DENSE_BACKPROP_KERNEL, (inputs, cpu) => {
+const denseBackpropKernelCpu = cpuKernel(DENSE_BACKPROP_KERNEL, (inputs, cpu) => {
   const { dz, other: x, n, k, c } = backpropSizes(
     DENSE_BACKPROP_KERNEL,
     inputs.dz,
@@ -308,7 +287,7 @@ registerCpuKernel(DENSE_BACKPROP_KERNEL, (inputs, cpu) => {
   return cpu.makeTensorInfo([k, c], "float32", dw);
 });
 
-tf.registerGradient({
+const denseBiasActGradient: tf.GradConfig = {
   kernelName: DENSE_BIAS_ACT,
   inputsToSave: ["x", "kernel"],
   outputsToSave: [true],
@@ -324,7 +303,7 @@ tf.registerGradient({
       bias: () => dbias,
     };
   },
-});
+};
 
 /** y = act(x · kernel + bias); differentiable w.r.t. x, kernel and bias. */
 export function denseBiasAct(
@@ -353,3 +332,10 @@ export function denseLayer(
     ? denseBiasAct(x, kernel, bias, activation)
     : tf.fused.matMul({ a: x, b: kernel, bias, activation }) as tf.Tensor2D;
 }
+
+/** This op's kernels and gradients; src/ops/registry.ts registers them. */
+export const denseBiasActKernels: OpKernels = {
+  webgpu: [denseBiasActWebgpu, denseBackpropInputWebgpu, denseBackpropKernelWebgpu],
+  cpu: [denseBiasActCpu, denseBackpropInputCpu, denseBackpropKernelCpu],
+  gradients: [denseBiasActGradient],
+};

@@ -18,7 +18,6 @@ import * as tf from "@tensorflow/tfjs-core";
 import { initTf } from "../../tf/setup.ts";
 import {
   defaultDenseImpl,
-  DENSE_FLAG,
   DENSE_IMPLS,
   type DenseActivation,
   denseBiasAct,
@@ -38,6 +37,7 @@ import {
   withGpu,
   withTileConfig,
 } from "../../../test/helpers/op_check.ts";
+import { withFlags } from "../../flags.ts";
 
 interface DenseCase {
   n: number;
@@ -236,10 +236,7 @@ Deno.test({
   name: "denseBiasAct: FMNIST_DENSE, tuned choices and the rule pick our GEMM or tfjs's matMul",
   ...GPU_TEST,
   fn: async () => {
-    const env = tf.env();
-    const prev = env.get(DENSE_FLAG);
-    try {
-      env.set(DENSE_FLAG, "auto");
+    await withFlags({ FMNIST_DENSE: "auto" }, async () => {
       await initTf("cpu");
       assert.equal(denseUsesGemm(8, 20, 6, "relu"), false, "cpu backend: tfjs's matMul");
       await initTf("webgpu");
@@ -282,21 +279,21 @@ Deno.test({
       assert.equal(denseUsesGemm(9, 20, 6, "relu"), rule, "another bucket: the rule");
       assert.equal(denseUsesGemm(8, 9, 3, "linear"), rule);
       // FMNIST_DENSE forces either; a bad value is a clear error.
-      env.set(DENSE_FLAG, "matmul");
-      assert.equal(denseUsesGemm(8, 9, 3, "linear"), false);
-      env.set(DENSE_FLAG, "gemm");
-      assert.equal(denseUsesGemm(8, 20, 6, "relu"), true);
-      env.set(DENSE_FLAG, "fast");
-      assert.throws(
-        () => denseUsesGemm(8, 20, 6, "relu"),
-        /FMNIST_DENSE must be one of auto\|gemm\|matmul, got "fast"/,
-      );
+      withFlags({ FMNIST_DENSE: "matmul" }, () => {
+        assert.equal(denseUsesGemm(8, 9, 3, "linear"), false);
+      });
+      withFlags({ FMNIST_DENSE: "gemm" }, () => {
+        assert.equal(denseUsesGemm(8, 20, 6, "relu"), true);
+      });
+      withFlags({ FMNIST_DENSE: "fast" }, () => {
+        assert.throws(
+          () => denseUsesGemm(8, 20, 6, "relu"),
+          /FMNIST_DENSE must be one of auto\|gemm\|matmul, got "fast"/,
+        );
+      });
       // Tuning off removes the lookup: the rule again.
-      env.set(DENSE_FLAG, "auto");
       assert.deepEqual(await tuneDenseProblems(problems, { ...opts, setting: "off" }), []);
       assert.equal(denseUsesGemm(8, 20, 6, "relu"), rule);
-    } finally {
-      env.set(DENSE_FLAG, prev);
-    }
+    });
   },
 });

@@ -2,7 +2,7 @@
 // at a time: the cost model behind the conv generator's software configurations
 // (src/ops/conv/gemm_wgsl.ts's header has the findings). Raw WebGPU, no tfjs.
 //
-//   deno run -A bench/lavapipe_rules_probe.ts [--k 1024] [--groups 256] [--reps 5]
+//   deno run -A bench/probes/lavapipe_rules_probe.ts [--k 1024] [--groups 256] [--reps 5]
 //
 // Every kernel runs `groups` workgroups of 64 invocations; each invocation loops k times doing
 // 8 operations of one kind on 8 independent accumulators (no latency chain). Printed: process
