@@ -132,11 +132,13 @@ function make(view: ConvView, kind: AdapterKind, shapes: Shape[]): TileConfig[] 
 //   28x28 32->32  fwd r16c32 43.5, win r28c16 29.2 (1.49x), win r14c32 36.7, win r32c16 35.2
 //                 bwdData r16c32 45.3, win r28c16 28.3 (1.60x), win r14c32 35.9
 //                 bwdFilter r16c32 s32 33.9, r32c16 s32 33.7, win r8c16 s32 14.8 (2.29x),
-//                 win r4c16 s64 17.0, win r4c32 s32 18.3, win r8c32 s32 27.6 (only r8c16 kept)
+//                 win r4c16 s64 17.0, win r4c32 s32 18.3, win r8c32 s32 27.6
 //   14x14 64->64  fwd r16c32 38.8, win r14c32 31.0 (1.25x), win r28c16 47.7 (half its rows idle)
 //                 bwdData r16c32 37.7, win r14c32 32.9 (1.15x), win r28c16 51.8
 //                 bwdFilter r16c32 s32 36.5, win r8c16 s32 17.8 (2.05x), win r4c16 s64 21.1
-// hence the row window's tile follows the row width (windowTile: r28c16 is 28 x 16 at width 28,
+// On Mesa 25.0.7 the order of the two tap windows flips (bwdFilter win r4c16 s64 19.8 / 24.4 ms
+// against win r8c16 s32 25.6 / 31.0 at the two shapes): both stay for the tuner. And
+// the row window's tile follows the row width (windowTile: r28c16 is 28 x 16 at width 28,
 // 14 x 32 at 14, 7 x 64 at 7). Bigger pixel-row tiles (r32c16, r32c32: 0.97-1.04x of r16c32)
 // and lane rows (a SIMD group's filter loads made uniform: 0.6-1.03x; they cost the same per-lane
 // loads here) did not pay and are not in the list.
@@ -159,6 +161,7 @@ const SOFTWARE: Record<ConvView, TileConfig[]> = {
   ]),
   bwdFilter: make("bwdFilter", "software", [
     win(8, 16, { splitK: 32 }),
+    win(4, 16, { splitK: 64 }),
     reg(16, 32, 4, { splitK: 32 }),
     reg(8, 32, 4, { splitK: 32 }),
     reg(8, 16, 4, { splitK: 32 }),

@@ -31,6 +31,7 @@ import { setPoisonOutputs } from "../backend/webgpu_program.ts";
 import { convBnReluInfer, convBnReluTrain } from "./conv_bn_relu.ts";
 import { DEFAULT_EPSILON } from "./conv_bn_relu_stock.ts";
 import { convGeometry } from "../conv/geometry.ts";
+import { configById, withForcedTileConfig } from "../conv/tiling.ts";
 import { compareArrays, type Tolerance } from "../../../test/helpers/compare.ts";
 import {
   convBnReluForwardF64,
@@ -247,4 +248,21 @@ Deno.test("conv+BN+ReLU at product scale: wide's channel counts, and M = 1 at 25
     { name: "wide 256->256 7x7", n: 32, hw: 7, cin: 256, cout: 256, pad: "same" },
     { name: "M=1 256->256 1x1", n: 1, hw: 1, cin: 256, cout: 256, pad: "same", zeroChannel: 3 },
   ]);
+});
+
+// The software candidates that are not a view's default run nowhere else at product scale: the
+// second tap-window filter-gradient config (gemm_window_wgsl.ts), forced on every layer shape
+// kind it meets (the model-input layer's one channel group, 28- and 14-wide rows, valid padding,
+// 7x7 with 256 channels).
+Deno.test("conv+BN+ReLU at product scale: the other tap-window dfilter config (r4c16 s64)", async () => {
+  const config = configById("bwdFilter.r4c16v4s64.win");
+  if (!config) throw new Error("bwdFilter.r4c16v4s64.win is not in the configuration space");
+  await withForcedTileConfig(config, () =>
+    runAll([
+      { name: "win r4c16 1->32 28x28", n: 128, hw: 28, cin: 1, cout: 32, pad: "same" },
+      { name: "win r4c16 32->32 28x28", n: 128, hw: 28, cin: 32, cout: 32, pad: "same" },
+      { name: "win r4c16 64->64 14x14", n: 128, hw: 14, cin: 64, cout: 64, pad: "same" },
+      { name: "win r4c16 valid 32->64 13x13", n: 128, hw: 13, cin: 32, cout: 64, pad: "valid" },
+      { name: "win r4c16 256->256 7x7", n: 32, hw: 7, cin: 256, cout: 256, pad: "same" },
+    ]));
 });
