@@ -292,7 +292,7 @@ export async function tuneConvProblems(
     setTileConfigResolver(undefined);
     return problems.map((p) => ({
       problem: p,
-      choice: defaultConfig(p.view, opts.kind).id,
+      choice: defaultConfig(p.view, opts.kind, layerGeometry(p.layer, p.batch)).id,
       source: "default",
       timings: {},
       clock: null,
@@ -357,7 +357,7 @@ export async function tuneConvProblems(
 /** The view's candidates with the dispatch's default for this shape first (ties go to it). */
 function defaultFirst(p: ConvProblem, kind: AdapterKind): TileConfig[] {
   const list = candidateConfigs(p.view, kind);
-  const d = defaultConfig(p.view, kind);
+  const d = defaultConfig(p.view, kind, layerGeometry(p.layer, p.batch));
   return [d, ...list.filter((c) => c.id !== d.id)];
 }
 

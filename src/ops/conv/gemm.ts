@@ -25,7 +25,7 @@ import {
   type GemmWidths,
   GEOMETRY_FIELDS,
 } from "./gemm_wgsl.ts";
-import { type ConvView, resolveTileConfig, type TileConfig } from "./tiling.ts";
+import { type ConvView, resolveTileConfig, rowWindowApplies, type TileConfig } from "./tiling.ts";
 import { windowInvocations, windowTile } from "./gemm_window_wgsl.ts";
 import { printShaderSpec } from "../../flags.ts";
 
@@ -147,12 +147,12 @@ export function gemmWidths(view: ConvView, config: TileConfig, g: ConvGeometry):
   }
   const w = (c: number) => (c % 4 === 0 ? 4 : 1) as 1 | 4;
   if (view === "fwd") {
-    const window = config.rowWindow
+    const window = config.rowWindow && rowWindowApplies("fwd", g)
       ? { window: { kw: g.kW, sw: g.strideW, ...windowTile(config, g.outW, g.outC) } }
       : {};
     return { va: w(g.inC), vb: w(g.outC), ...window };
   }
-  if (config.rowWindow && view === "bwdData" && g.strideH === 1 && g.strideW === 1) {
+  if (config.rowWindow && view === "bwdData" && rowWindowApplies("bwdData", g)) {
     // A forward pass over dz with the transposed filter (gemm_window_wgsl.ts).
     const window = { kw: g.kW, sw: 1, ...windowTile(config, g.inW, g.inC) };
     return { va: w(g.outC), vb: w(g.inC), window };
@@ -166,7 +166,7 @@ export function gemmWidths(view: ConvView, config: TileConfig, g: ConvGeometry):
   // channel groups stop at the layer's (the model-input layer has one: Cin = 1).
   const va = w(g.inC);
   const groups = Math.min(Math.max(1, config.rowsPerInvocation / va), Math.ceil(g.inC / va));
-  const window = config.rowWindow && g.strideW === 1
+  const window = config.rowWindow && rowWindowApplies("bwdFilter", g)
     ? { window: { kw: g.kW, sw: 1, rows: groups * va } }
     : {};
   return { va, vb: w(g.outC), ...window };

@@ -24,7 +24,7 @@
 //
 // Interface for the autotuner (src/ops/conv_autotune.ts or similar, not in this module):
 //   candidateConfigs(view, kind)   the short list to time
-//   defaultConfig(view, kind)      the built-in choice when tuning is off or has no entry
+//   defaultConfig(view, kind, g?)  the built-in choice when tuning is off or has no entry
 //   shapeKey(view, g)              cache key: view + layer shape class + batch bucket
 //   setTileConfigResolver(fn)      a synchronous lookup the dispatch consults per call (tfjs
 //                                  kernel functions are synchronous: tuning happens ahead of
@@ -198,8 +198,28 @@ export function candidateConfigs(view: ConvView, kind: AdapterKind): TileConfig[
 }
 
 /** The built-in choice when tuning is off or has no entry: the first candidate of the kind. */
-export function defaultConfig(view: ConvView, kind: AdapterKind): TileConfig {
-  return candidateConfigs(view, kind)[0];
+export function defaultConfig(view: ConvView, kind: AdapterKind, g?: ConvGeometry): TileConfig {
+  const list = candidateConfigs(view, kind);
+  // Where a row window has nothing to share (1x1 filters: the dense layers run here as 1x1
+  // convolutions of 1x1 images) or its row is too short, the largest plain tile is the default.
+  if (g && list[0].rowWindow && !rowWindowApplies(view, g)) {
+    return list.find((c) => !c.rowWindow) ?? list[0];
+  }
+  return list[0];
+}
+
+/**
+ * Whether a row-window config runs as a window at `g` (gemm.ts's gemmWidths asks the same):
+ * taps to share (KW > 1), output rows of 7 pixels or more, and bwdData and bwdFilter at unit
+ * column stride (bwdData at unit row stride too). Elsewhere its tile runs as plain rows.
+ * Measured (BENCHMARKS.md run I): at 1x1 spatial size (dense layers) the window tile became one
+ * row x 128 columns and ran ~10x slower per FLOP than r16c32.
+ */
+export function rowWindowApplies(view: ConvView, g: ConvGeometry): boolean {
+  if (g.kW < 2) return false;
+  if (view === "fwd") return g.outW >= 7;
+  if (view === "bwdData") return g.strideH === 1 && g.strideW === 1 && g.inW >= 7;
+  return g.strideW === 1 && g.outW >= 7;
 }
 
 /** Every configuration of a view, both kinds (tests run each against the CPU reference). */
@@ -306,7 +326,7 @@ export function resolveTileConfig(view: ConvView, g: ConvGeometry): TileConfig {
   const pinned = [...forced].reverse().find((c) => c.view === view) ?? envForced(view);
   let config = pinned ?? resolver?.(view, key);
   if (config && config.view !== view) config = undefined; // a stale cache entry: ignore it
-  config ??= defaultConfig(view, adapterKind);
+  config ??= defaultConfig(view, adapterKind, g);
   choices.set(key, config.id);
   return config;
 }
