@@ -23,9 +23,11 @@ import {
   currentAdapterKind,
   defaultConfig,
   resolveTileConfig,
+  rowWindowApplies,
   setTileConfigResolver,
   tileChoices,
 } from "../conv/tiling.ts";
+import { convGeometry } from "../conv/geometry.ts";
 import {
   type AdapterIdentity,
   adapterIdentity,
@@ -172,6 +174,31 @@ Deno.test("autotune cache: a software adapter's key names the CPU (and a forced 
   // A discrete adapter has no cpu field: its key is what it was before the field existed.
   assert.equal(H200.cpu, undefined);
   assert.equal(adapterKey(H200), "4318|hopper|8997|NVIDIA H200|580.159.04|deno 2.9.6");
+});
+
+Deno.test("tile configs: the software default is a row window where it shares taps, else a plain tile", () => {
+  const conv = (hw: number, k: number, stride = 1) =>
+    convGeometry([128, hw, hw, 32], [k, k, 32, 32], stride, "same");
+  for (const view of ["fwd", "bwdData", "bwdFilter"] as const) {
+    assert.equal(defaultConfig(view, "software", conv(28, 3)).rowWindow, true, view);
+    assert.equal(defaultConfig(view, "software", conv(7, 3)).rowWindow, true, view);
+    // Dense layers run as 1x1 convolutions of 1x1 images: nothing to share.
+    for (const g of [conv(1, 1), conv(28, 1), conv(6, 3)]) {
+      const d = defaultConfig(view, "software", g);
+      assert.notEqual(d.rowWindow, true, `${view} ${g.inW}x${g.inW} k${g.kW}`);
+      assert.equal(d.id, candidateConfigs(view, "software").find((c) => !c.rowWindow)!.id);
+    }
+    // Without a shape, the kind's first candidate (what the tables print as the default).
+    assert.equal(defaultConfig(view, "software").id, candidateConfigs(view, "software")[0].id);
+  }
+  // Strided: fwd windows any stride, the backward views only unit column (and dx row) strides.
+  assert.equal(rowWindowApplies("fwd", conv(28, 3, 2)), true);
+  assert.equal(rowWindowApplies("bwdData", conv(28, 3, 2)), false);
+  assert.equal(rowWindowApplies("bwdFilter", conv(28, 3, 2)), false);
+  assert.equal(
+    defaultConfig("fwd", "discrete", conv(1, 1)).id,
+    candidateConfigs("fwd", "discrete")[0].id,
+  );
 });
 
 Deno.test("autotune cache: a corrupt, stale or unwritable file gives one warning, never a crash", async () => {
@@ -532,7 +559,7 @@ Deno.test({
             candidateConfigs(r.problem.view, kind).map((c) => c.id).sort(),
             r.problem.key,
           );
-          assert.equal(ids[0], defaultConfig(r.problem.view, kind).id);
+          assert.equal(ids[0], defaultConfig(r.problem.view, kind, g).id);
           assert.deepEqual(r.errors, {}, `${r.problem.key}: every candidate runs`);
           const ms = ids.map((id) => r.timings[id]!);
           for (const t of ms) assert.ok(t > 0 && Number.isFinite(t), `${r.problem.key}: ${ms}`);
@@ -557,7 +584,7 @@ Deno.test({
         for (const r of off) {
           assert.equal(r.source, "default");
           const g = layerGeometry(r.problem.layer, r.problem.batch);
-          assert.equal(r.choice, defaultConfig(r.problem.view, kind).id);
+          assert.equal(r.choice, defaultConfig(r.problem.view, kind, g).id);
           assert.equal(resolveTileConfig(r.problem.view, g).id, r.choice);
         }
 
