@@ -191,6 +191,10 @@ function trainTable(cases: TrainCase[]): Table {
       ? "-"
       : fmt(c.dispatchesPerStep, 0),
     c.hostIssueMs === undefined ? "-" : `${fmt(c.hostIssueMs)} / ${fmt(c.wallMs)}`,
+    c.mainCpuMs === undefined ? "-" : fmt(c.mainCpuMs),
+    c.mainCpuPerDispatchMs === undefined || c.mainCpuPerDispatchMs === null
+      ? "-"
+      : fmt(c.mainCpuPerDispatchMs, 3),
     ...(hasSubset
       ? [
         c.subset ? `${c.subset.images}: ${fmt(c.subset.seconds, 1)}` : "-",
@@ -209,6 +213,8 @@ function trainTable(cases: TrainCase[]): Table {
       "epoch s (extrap.)",
       "dispatches",
       "host issue / wall ms",
+      "main-thread CPU ms",
+      "CPU ms / dispatch",
       ...(hasSubset ? ["subset imgs: s", "epoch s (subset)"] : []),
     ],
     rows,
@@ -217,7 +223,9 @@ function trainTable(cases: TrainCase[]): Table {
       "time (no data loading); " +
       "the subset pass feeds real images through the data pipeline.",
       "dispatches: WebGPU compute dispatches per step; host issue: time for the step call to " +
-      "return (all work encoded and submitted), wall: until the loss is read back (same runs). " +
+      "return (all work encoded and submitted), wall: until the loss is read back (same runs); " +
+      "main-thread CPU: the JavaScript thread's CPU time per step, call to read-back (lavapipe's " +
+      "worker threads excluded), and per dispatch. " +
       `Adam: ${[...new Set(cases.map((c) => c.optimizer ?? "tfjs"))].join(", ")}.`,
     ],
   };

@@ -240,6 +240,12 @@ TOTAL=$(($(date +%s) - START))
     fi
   done
   echo
+  echo "## Host side of a step (profile)"
+  echo
+  echo '```'
+  grep -E '^(profile: |dispatches per step|host time to issue|main-thread CPU)' "$LOG" | tail -n 8
+  echo '```'
+  echo
   echo "## Training"
   echo
   echo '```'
