@@ -6,13 +6,13 @@
 // that one ends (src/tf/submit.ts).
 import * as tf from "@tensorflow/tfjs-core";
 import { initTf } from "../src/tf/setup.ts";
-import { createModel } from "../src/model/model.ts";
+import { createModel, type ModelName } from "../src/model/model.ts";
 import { makeTrainStepWithMetrics } from "../src/train/step.ts";
 import { createAdam } from "../src/train/optimizer.ts";
 
 await initTf("webgpu");
 const batch = Number(Deno.args[0] ?? 128);
-const modelName = Deno.args[1] ?? "enhanced";
+const modelName = (Deno.args[1] ?? "enhanced") as ModelName;
 type Fn = (...a: unknown[]) => unknown;
 type Obj = Record<string, unknown>;
 const backend = tf.backend() as unknown as Obj & { device: GPUDevice };
