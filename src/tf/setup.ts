@@ -10,6 +10,10 @@ import { registerOps } from "../ops/registry.ts";
 import { UsageError } from "../errors.ts";
 import { installDeviceGuard } from "./device_guard.ts";
 import { setAdapterKind } from "../ops/conv/tiling.ts";
+import { gradientsReadFirstOutputOnly } from "./side_output_grads.ts";
+import { CONV_BN_RELU_TRAIN } from "../ops/conv_bn_relu/conv_bn_relu.ts";
+import { CONV_BIAS_RELU_POOL2 } from "../ops/conv_bias_relu_pool2/conv_bias_relu_pool2.ts";
+import { SOFTMAX_XENT } from "../ops/softmax_xent/softmax_xent.ts";
 
 export type BackendName = "webgpu" | "cpu";
 /** `any`: take what the system offers; `hardware`: refuse software/fallback adapters. */
@@ -60,6 +64,7 @@ export async function initTf(
 ): Promise<AdapterReport> {
   silenceCpuBanner();
   registerOps();
+  gradientsReadFirstOutputOnly([CONV_BN_RELU_TRAIN, CONV_BIAS_RELU_POOL2, SOFTMAX_XENT]);
   if (backend === "cpu") {
     await setBackend("cpu");
     current = {

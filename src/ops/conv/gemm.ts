@@ -50,7 +50,8 @@ abstract class ConvGemmProgram implements WebGPUProgram {
   outputComponent: number;
   uniforms = GEOMETRY_FIELDS.map((f) => `${f} : i32,`).join(" ");
   readonly config: TileConfig;
-  private readonly code: string;
+  /** Builds the WGSL; tfjs asks for it only when no pipeline has this program's key yet. */
+  private readonly source: () => string;
 
   constructor(
     view: ConvView,
@@ -84,12 +85,16 @@ abstract class ConvGemmProgram implements WebGPUProgram {
     const prologue = fusedDz ? "_bnReluDz" : direct ? "_directW" : "";
     this.shaderKey =
       `convGemm_${config.id}_va${widths.va}vb${widths.vb}${strides}${prologue}_${epilogue}`;
-    this.code = convGemmSource(view, config, widths, epilogue, fusedDz);
-    printShader(this.shaderKey, config.id, this.code);
+    // Generated on demand: building it in every constructor cost ~2 ms of main-thread CPU per
+    // enhanced step (scratch/cpu-prof of 150 steps at batch 8: gemm_wgsl.ts's template
+    // functions were 13% of the step's JavaScript), for a string tfjs reads once per key.
+    this.source = () => convGemmSource(view, config, widths, epilogue, fusedDz);
   }
 
   getUserCode(): string {
-    return this.code;
+    const code = this.source();
+    printShader(this.shaderKey, this.config.id, code);
+    return code;
   }
 }
 
