@@ -5,6 +5,7 @@
 
 import * as tf from "@tensorflow/tfjs-core";
 import { threadCpuMs } from "../src/sys/thread_cpu.ts";
+import { median } from "../src/stats.ts";
 
 export interface DispatchCount {
   total: number;
@@ -112,10 +113,4 @@ export async function probeStep(work: () => tf.Tensor, repeats = 3): Promise<Ste
     mainCpuPerDispatchMs: dispatchesPerStep ? mainCpuMs / dispatchesPerStep : null,
     byProgram: total ? formatByProgram(total, 8, repeats) : "",
   };
-}
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
 }

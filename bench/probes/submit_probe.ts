@@ -1,14 +1,14 @@
 // Where a training step's call waits: times every backend method, device call and queue call
 // of two warm steps and prints those over 3 ms, and each queue.submit with when it ran.
-//   FMNIST_AUTOTUNE=off deno run -A bench/submit_probe.ts [BATCH] [MODEL] [nodefer]
+//   FMNIST_AUTOTUNE=off deno run -A bench/probes/submit_probe.ts [BATCH] [MODEL] [nodefer]
 // `nodefer` keeps tfjs's submit every 15 dispatches inside the step (what be6abbb did). On
 // lavapipe 22.3 it shows a submit made while an earlier submission still runs blocking until
 // that one ends (src/tf/submit.ts).
 import * as tf from "@tensorflow/tfjs-core";
-import { initTf } from "../src/tf/setup.ts";
-import { createModel, type ModelName } from "../src/model/model.ts";
-import { makeTrainStepWithMetrics } from "../src/train/step.ts";
-import { createAdam } from "../src/train/optimizer.ts";
+import { initTf } from "../../src/tf/setup.ts";
+import { createModel, type ModelName } from "../../src/model/model.ts";
+import { makeTrainStepWithMetrics } from "../../src/train/step.ts";
+import { createAdam } from "../../src/train/optimizer.ts";
 
 await initTf("webgpu");
 const batch = Number(Deno.args[0] ?? 128);
