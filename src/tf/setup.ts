@@ -11,6 +11,7 @@ import { UsageError } from "../errors.ts";
 import { installDeviceGuard } from "./device_guard.ts";
 import { setAdapterKind } from "../ops/conv/tiling.ts";
 import { gradientsReadFirstOutputOnly } from "./side_output_grads.ts";
+import { installDispatchCache } from "./dispatch_cache.ts";
 import { CONV_BN_RELU_TRAIN } from "../ops/conv_bn_relu/conv_bn_relu.ts";
 import { CONV_BIAS_RELU_POOL2 } from "../ops/conv_bias_relu_pool2/conv_bias_relu_pool2.ts";
 import { SOFTMAX_XENT } from "../ops/softmax_xent/softmax_xent.ts";
@@ -91,6 +92,7 @@ export async function initTf(
     );
   }
   await setBackend("webgpu");
+  installDispatchCache(); // before the first pipeline: it memoizes their bind group layouts
   setAdapterKind(report.isSoftware ? "software" : "discrete"); // tile-config defaults
   // Reproducible training: for some shapes (enhanced's dense1, K = 3136) tfjs-webgpu picks its
   // split-K matMul, which sums with float atomics in a run-dependent order, so two identical runs
