@@ -25,6 +25,12 @@ const threadCpuMs = () => {
   return Number(ts[0]) * 1e3 + Number(ts[1]) / 1e6;
 };
 const adapter = await initTf("webgpu");
+// STEP_AB_DISPATCH_CACHE=off: this tree's step without src/tf/dispatch_cache.ts (where it exists).
+if (Deno.env.get("STEP_AB_DISPATCH_CACHE") === "off") {
+  try {
+    (await import(`${root}/src/tf/dispatch_cache.ts`)).setDispatchCacheEnabled(false);
+  } catch { /* old tree: no cache */ }
+}
 const batch = Number(Deno.args[0] ?? 64), steps = Number(Deno.args[1] ?? 3);
 const modelName = Deno.args[2] ?? "enhanced";
 const backend = tf.backend() as unknown as { recordAndSubmit: (...a: unknown[]) => void };
@@ -73,6 +79,7 @@ const med = (k: "wall" | "issue" | "cpu") =>
   rs.map((r) => r[k]).sort((a, b) => a - b)[rs.length >> 1];
 console.log(JSON.stringify({
   tree: root,
+  dispatchCache: Deno.env.get("STEP_AB_DISPATCH_CACHE") ?? "on",
   model: modelName,
   adapter: describeAdapter(adapter),
   batch,
