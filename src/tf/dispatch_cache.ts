@@ -120,6 +120,7 @@ export function installDispatchCache(): DispatchCacheStats | null {
   let toDestroy: GPUBuffer[] = [];
   const uniforms = new Lru<GPUBuffer>((b) => toDestroy.push(b));
   const makeUniforms = backend.makeUniforms.bind(backend);
+  const seenOnce = new Lru<true>(() => {});
   backend.makeUniforms = (programUniform) => {
     if (!enabled) return makeUniforms(programUniform);
     const bytes = packUniforms(programUniform);
@@ -129,6 +130,13 @@ export function installDispatchCache(): DispatchCacheStats | null {
       stats.uniformHits++;
     } else {
       stats.uniformMisses++;
+      // Bytes seen for the first time go through tfjs's pooled buffer and one writeBuffer: a
+      // third of them (Adam's step, dropout seeds) never recur, and a fresh buffer costs three
+      // native calls (createBuffer, getMappedRange, unmap). Seen twice, they get their own.
+      if (seenOnce.get(key) === undefined) {
+        seenOnce.set(key, true);
+        return makeUniforms(programUniform);
+      }
       buffer = device.createBuffer({
         size: bytes.byteLength,
         usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST,
