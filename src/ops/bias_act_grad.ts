@@ -22,12 +22,21 @@ import { kernelSource } from "./webgpu_program.ts";
 import { MultiOutputProgram, runMultiOutputProgram } from "./webgpu_multi_output.ts";
 import { cpuValues, registerCpuKernel } from "./cpu_kernel.ts";
 import { biasActGradRef, type BiasActivation } from "./bias_act_grad_ref.ts";
+import { CAPPED_LOOP_BUDGET, loopCapped } from "./loop_cap.ts";
 
 export const BIAS_ACT_GRAD = "BiasActGrad";
 export type { BiasActivation };
 
-/** Rows the kernel's loop allows: ROW_LANES (16) x 60,000 iterations, under llvmpipe's 65,535. */
-export const BIAS_ACT_GRAD_MAX_ROWS = 16 * 60000;
+/**
+ * Rows the kernel's loop allows where the adapter caps loops (loop_cap.ts): ROW_LANES (16) x
+ * 60,000 iterations, under lavapipe 22's 65,535.
+ */
+export const BIAS_ACT_GRAD_MAX_ROWS = 16 * CAPPED_LOOP_BUDGET;
+
+/** BIAS_ACT_GRAD_MAX_ROWS where loops are capped, unbounded where they run to the end. */
+export function biasActGradMaxRows(): number {
+  return loopCapped() ? BIAS_ACT_GRAD_MAX_ROWS : Number.POSITIVE_INFINITY;
+}
 const CHANNEL_LANES = 4;
 const WORKGROUP = 64;
 
@@ -98,7 +107,7 @@ tf.registerKernel({
   kernelFunc: ({ inputs, attrs, backend }) => {
     const activation = activationOf(attrs);
     const { dy, y, c, rows } = sizes(inputs, activation);
-    if (rows > BIAS_ACT_GRAD_MAX_ROWS) {
+    if (rows > biasActGradMaxRows()) {
       throw new UsageError(
         `${BIAS_ACT_GRAD}: at most ${BIAS_ACT_GRAD_MAX_ROWS} rows (llvmpipe's loop cap), got ${rows}`,
       );
@@ -135,7 +144,7 @@ registerCpuKernel(BIAS_ACT_GRAD, (inputs, cpu, attrs) => {
 
 /**
  * dz and dbias through y = act(z + bias) (last axis = channels): this op on webgpu and cpu up to
- * BIAS_ACT_GRAD_MAX_ROWS rows, else tfjs's step, mul and sum (same math).
+ * biasActGradMaxRows() rows, else tfjs's step, mul and sum (same math).
  */
 export function biasActGrad(
   dy: tf.Tensor,
@@ -145,7 +154,7 @@ export function biasActGrad(
   const c = dy.shape[dy.rank - 1];
   const rows = dy.size / Math.max(c, 1);
   const backend = tf.getBackend();
-  if ((backend !== "webgpu" && backend !== "cpu") || rows > BIAS_ACT_GRAD_MAX_ROWS) {
+  if ((backend !== "webgpu" && backend !== "cpu") || rows > biasActGradMaxRows()) {
     const dz = activation === "relu" ? tf.mul(dy, tf.step(y)) : dy;
     const axes = dy.shape.slice(0, -1).map((_, i) => i);
     return { dz, dbias: tf.sum(dz, axes) as tf.Tensor1D };

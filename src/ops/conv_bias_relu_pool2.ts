@@ -17,8 +17,8 @@
 // 2 loads and a store per element are what it removes.
 // Parallelism: like BiasActGrad, one workgroup per 4 channel groups over all windows (a
 // 32-channel stage runs on 2 workgroups; enough for llvmpipe's 2 threads, narrow for a GPU).
-// Past 960,000 windows (llvmpipe's loop cap over 16 lanes) the gradient runs the two separate
-// kernels instead. The cpu kernels compose the references (conv_bias_relu_ref.ts,
+// Where the adapter caps loops (loop_cap.ts; lavapipe 22), past 960,000 windows (the cap over 16
+// lanes) the gradient runs the two separate kernels instead. The cpu kernels compose the references (conv_bias_relu_ref.ts,
 // max_pool2_ref.ts, bias_act_grad_ref.ts).
 
 import * as tf from "@tensorflow/tfjs-core";
@@ -41,12 +41,21 @@ import { MAX_POOL2_GRAD, runMaxPool2 } from "./max_pool2.ts";
 import { maxPool2GradRef, maxPool2Ref, maxPool2Shape } from "./max_pool2_ref.ts";
 import { biasActGrad } from "./bias_act_grad.ts";
 import { biasActGradRef } from "./bias_act_grad_ref.ts";
+import { CAPPED_LOOP_BUDGET, loopCapped } from "./loop_cap.ts";
 
 export const CONV_BIAS_RELU_POOL2 = "ConvBiasReluPool2";
 export const MAX_POOL2_RELU_BIAS_GRAD = "MaxPool2ReluBiasGrad";
 
-/** Windows the gradient kernel's loop allows: 16 lanes x 60,000 iterations (llvmpipe: 65,535). */
-export const POOL_GRAD_MAX_WINDOWS = 16 * 60000;
+/**
+ * Windows the gradient kernel's loop allows where the adapter caps loops (loop_cap.ts): 16 lanes
+ * x 60,000 iterations (lavapipe 22: 65,535).
+ */
+export const POOL_GRAD_MAX_WINDOWS = 16 * CAPPED_LOOP_BUDGET;
+
+/** POOL_GRAD_MAX_WINDOWS where loops are capped, unbounded where they run to the end. */
+export function poolGradMaxWindows(): number {
+  return loopCapped() ? POOL_GRAD_MAX_WINDOWS : Number.POSITIVE_INFINITY;
+}
 const CHANNEL_LANES = 4;
 const WORKGROUP = 64;
 
@@ -101,7 +110,7 @@ tf.registerKernel({
     const { dy, y } = gradInputs(inputs);
     const [n, h, w, c] = y.shape;
     const windows = windowsOf(y.shape);
-    if (windows > POOL_GRAD_MAX_WINDOWS) {
+    if (windows > poolGradMaxWindows()) {
       throw new UsageError(
         `${MAX_POOL2_RELU_BIAS_GRAD}: at most ${POOL_GRAD_MAX_WINDOWS} windows, got ${windows}`,
       );
@@ -156,7 +165,7 @@ registerCpuKernel(CONV_BIAS_RELU_POOL2, (inputs, cpu, attrs) => {
 /** dz and dbias from the pooled gradient: one pass, or the two separate kernels past the cap. */
 function poolReluBiasGrad(dy: tf.Tensor, y: tf.Tensor): { dz: tf.Tensor; dbias: tf.Tensor } {
   const backend = tf.getBackend();
-  if ((backend === "webgpu" || backend === "cpu") && windowsOf(y.shape) <= POOL_GRAD_MAX_WINDOWS) {
+  if ((backend === "webgpu" || backend === "cpu") && windowsOf(y.shape) <= poolGradMaxWindows()) {
     const [dz, dbias] = tf.engine().runKernel(MAX_POOL2_RELU_BIAS_GRAD, { dy, y }) as tf.Tensor[];
     return { dz, dbias };
   }

@@ -10,11 +10,12 @@
 // The gradient gets dz (dy masked by y > 0 for ReLU; linear: dy) and dbias from one
 // BiasActGrad dispatch (bias_act_grad.ts) and runs the two backprops inside the x and kernel thunks, so dx costs nothing where no one needs it.
 //
-// Loop bounds (llvmpipe stops any loop after 65,535 iterations): forward K / 4 (K / 1 when K is
+// Loop bounds where the adapter caps loops (loop_cap.ts; lavapipe 22 stops any loop after 65,535
+// iterations, elsewhere they are unbounded): forward K / 4 (K / 1 when K is
 // not a multiple of 4) reduction steps per invocation, dx C / 4 (or C), dkernel the batch rows of
 // its slice (filterSplits caps a slice at 60,000 rows, 30,000 for staged configs). The staged
 // (workgroup-memory) configs loop about twice per reduction step (staging plus compute loops, as
-// filterSplits assumes), so K and C above 30,000 are refused.
+// filterSplits assumes), so K and C above 30,000 are refused there.
 //
 // Why one slice for dkernel: the conv default splits the N*Ho*Wo reduction into ~32 slices, but
 // here a pixel is a whole batch row: at batch 128 a slice would hold 4 rows and the partials
@@ -64,14 +65,20 @@ import {
   denseBackpropKernelRef,
   denseBiasActRef,
 } from "./dense_bias_act_ref.ts";
+import { loopBudget } from "./loop_cap.ts";
 
 export const DENSE_BIAS_ACT = "DenseBiasAct";
 export const DENSE_BACKPROP_INPUT = "DenseBackpropInput";
 export const DENSE_BACKPROP_KERNEL = "DenseBackpropKernel";
 export type { DenseActivation };
 
-/** Longest reduction or column count the kernels' loops allow (llvmpipe's cap over 2, margin). */
-const MAX_EXTENT = 30000;
+/**
+ * Longest reduction or column count the kernels' loops allow: half the loop budget (staged
+ * configs loop twice per step), unbounded where loops run to the end (loop_cap.ts).
+ */
+function maxExtent(): number {
+  return loopBudget() / 2;
+}
 
 /** `FMNIST_DENSE`: auto (the measured rule), gemm (always ours), matmul (always tfjs's). */
 export const DENSE_FLAG = "FMNIST_DENSE";
@@ -189,8 +196,8 @@ function forwardSizes(inputs: tf.NamedTensorInfoMap) {
   if (bias.shape[0] !== c) {
     throw new UsageError(`${DENSE_BIAS_ACT}: bias must have shape [${c}], got [${bias.shape}]`);
   }
-  if (k > MAX_EXTENT || c > MAX_EXTENT) {
-    throw new UsageError(`${DENSE_BIAS_ACT}: K and C must be <= ${MAX_EXTENT}, got ${k}, ${c}`);
+  if (k > maxExtent() || c > maxExtent()) {
+    throw new UsageError(`${DENSE_BIAS_ACT}: K and C must be <= ${maxExtent()}, got ${k}, ${c}`);
   }
   return { x, kernel, bias, n, k, c };
 }
