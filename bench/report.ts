@@ -8,6 +8,7 @@ import type { Clock } from "./timing.ts";
 import { EPOCH_IMAGES, type TrainCase } from "./train_types.ts";
 import type { AutotuneResult } from "./autotune_suite.ts";
 import { SOFTWARE_FWD_GFLOPS_TARGET } from "./kernels_suite.ts";
+import { describeCpuPeak } from "./cpu_peak.ts";
 
 export const SCHEMA = "fmnist-bench/1";
 
@@ -70,6 +71,11 @@ function pct(n: number | null | undefined): string {
   return n === null || n === undefined ? "-" : `${fmt(n, 0)}%`;
 }
 
+/** Like pct, with one decimal under 10% (software kernels reach a few percent of the CPU). */
+function pctFine(n: number | null | undefined): string {
+  return n === null || n === undefined ? "-" : `${fmt(n, n < 10 ? 1 : 0)}%`;
+}
+
 /** A right-aligned, space-separated text table (first column left-aligned). */
 export function textTable(header: string[], rows: string[][]): string {
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
@@ -115,7 +121,7 @@ function rooflineTable(r: RooflineResult): Table {
         `${fmt(r.matmul.gflopPerS)} GFLOP/s`,
       ],
     ],
-    notes: [],
+    notes: r.cpu ? describeCpuPeak(r.cpu) : [],
   };
 }
 
@@ -133,6 +139,7 @@ function kernelsTable(cases: KernelCase[]): Table {
     fmt(c.fused?.gbPerS),
     pct(c.fused?.pctPeakFlops),
     pct(c.fused?.pctPeakBandwidth),
+    pctFine(c.fused?.pctCpuPeak),
   ]);
   const notes: string[] = [];
   const fwd128 = cases.filter((c) => c.mode === "train-fwd" && c.batch === 128 && c.fused);
@@ -151,6 +158,12 @@ function kernelsTable(cases: KernelCase[]): Table {
     "fused/stock ms: median; speed-up = stock / fused; cpu = stock ops on the tfjs CPU backend " +
       "(host clock, vs the fused op's host clock); GFLOP/s, GB/s and % of roofline are the fused op's.",
   );
+  if (cases.some((c) => c.fused?.pctCpuPeak)) {
+    notes.push(
+      "%CPU FMA: the fused op's GFLOP/s as a share of the host CPU's FMA peak (the roofline " +
+        "table's notes say how that peak was derived; a software adapter runs on those cores).",
+    );
+  }
   const configs = new Map<string, string>();
   for (const c of cases) {
     if (c.tileConfigs?.length) configs.set(`${c.label} b${c.batch}`, c.tileConfigs.join(", "));
@@ -172,6 +185,7 @@ function kernelsTable(cases: KernelCase[]): Table {
       "GB/s",
       "%peak FLOP",
       "%peak BW",
+      "%CPU FMA",
     ],
     rows,
     notes,
@@ -285,7 +299,9 @@ function tables(doc: BenchDocument): Table[] {
 }
 
 function headline(doc: BenchDocument): string {
+  // driver: the Mesa release (documents written before it was recorded lack it).
   return `adapter: ${doc.adapter.backend} on ${doc.adapter.description}` +
+    `${doc.adapter.driver ? `, ${doc.adapter.driver}` : ""}` +
     `${doc.adapter.isSoftware ? " [software adapter]" : ""}; clock: ${doc.clock}; ` +
     `${doc.date}; ${doc.host.cpus} CPUs`;
 }
@@ -300,7 +316,7 @@ export function renderText(doc: BenchDocument): string {
 
 export function renderMarkdown(doc: BenchDocument): string {
   const parts = [
-    `Adapter: **${doc.adapter.description}**${
+    `Adapter: **${doc.adapter.description}${doc.adapter.driver ? `, ${doc.adapter.driver}` : ""}**${
       doc.adapter.isSoftware ? " (software adapter: CPU figures, not GPU ones)" : ""
     }, clock: ${doc.clock}, date: ${doc.date}, host: ${doc.host.os}/${doc.host.arch}, ` +
     `${doc.host.cpus} CPUs, Deno ${doc.host.deno}.`,
