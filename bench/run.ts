@@ -11,8 +11,8 @@ import { type BenchDocument, hostInfo, SCHEMA, sourceRevision } from "./report.t
 import { rooflineSizes, runRoofline } from "./roofline.ts";
 import { cpuPeakFrom, jitVectorBits, readCpuSources } from "./cpu_peak.ts";
 import { resolveClock, type TimingOptions } from "./timing.ts";
-import type { AutotuneSetting } from "../src/ops/autotune.ts";
-import { tileChoices } from "../src/ops/conv_tiling.ts";
+import type { AutotuneSetting } from "../src/ops/autotune/autotune.ts";
+import { tileChoices } from "../src/ops/conv/tiling.ts";
 import { tileConfigSession } from "./autotune_suite.ts";
 import type { ModelName } from "../src/model/model.ts";
 import type { OptimizerKind } from "../src/train/optimizer.ts";

@@ -6,11 +6,11 @@ import * as tf from "@tensorflow/tfjs-core";
 import "@tensorflow/tfjs-backend-cpu";
 import "@tensorflow/tfjs-backend-webgpu";
 import "./gradients.ts";
-import "../ops/register.ts";
+import { registerOps } from "../ops/registry.ts";
 import { UsageError } from "../errors.ts";
 import { installDeviceGuard } from "./device_guard.ts";
-import { setAdapterKind } from "../ops/conv_tiling.ts";
-import { ensureLoopCapProbed } from "../ops/loop_cap.ts";
+import { setAdapterKind } from "../ops/conv/tiling.ts";
+import { ensureLoopCapProbed } from "../ops/backend/loop_cap.ts";
 import { loadedMesaVersion } from "./driver_info.ts";
 
 export type BackendName = "webgpu" | "cpu";
@@ -30,7 +30,7 @@ export interface AdapterReport {
   driver: string;
   /**
    * Iterations after which the adapter stops a loop (lavapipe 22: 65,535), from the probe kernel
-   * (src/ops/loop_cap.ts); null where loops run to the end or before the probe (probeAdapter).
+   * (src/ops/backend/loop_cap.ts); null where loops run to the end or before the probe (probeAdapter).
    */
   loopCap: number | null;
 }
@@ -71,6 +71,7 @@ export async function initTf(
   policy: AdapterPolicy = "any",
 ): Promise<AdapterReport> {
   silenceCpuBanner();
+  registerOps();
   if (backend === "cpu") {
     await setBackend("cpu");
     current = {
