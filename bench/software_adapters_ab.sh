@@ -2,7 +2,8 @@
 # The training step on each software Vulkan driver, same tree, alternating in one command:
 # lavapipe from Mesa 22.3.6 and 25.0.7 (unpacked by scripts/mesa-ab.sh) and Chromium's SwiftShader.
 #
-#   bench/software_adapters_ab.sh [ROUNDS] [BATCH] [STEPS] [MESA_DIR]   (defaults 2 128 5 /work/mesa)
+#   bench/software_adapters_ab.sh [ROUNDS] [BATCH] [STEPS] [MESA_DIR] [all|lavapipe]
+#   (defaults 2 128 5 /work/mesa all; `lavapipe`: the two lavapipe builds only)
 #
 # One JSON line per run (bench/step_ab.ts), prefixed with the adapter's label. SwiftShader gets the
 # smallest register tiles: its shader compiler (Subzero) needs ~1 s per kernel at r4c4, ~15 s at
@@ -12,7 +13,7 @@
 # killed past 8 GB of resident memory.
 set -uo pipefail
 cd "$(dirname "$0")/.."
-rounds="${1:-2}" batch="${2:-128}" steps="${3:-5}" mesa="${4:-/work/mesa}"
+rounds="${1:-2}" batch="${2:-128}" steps="${3:-5}" mesa="${4:-/work/mesa}" which="${5:-all}"
 small="fwd.r4c4v4,bwdData.r4c4v4,bwdFilter.r4c4v4s256"
 export FMNIST_AUTOTUNE=off
 export XDG_RUNTIME_DIR="${XDG_RUNTIME_DIR:-/tmp/xdg-runtime-$(id -u)}"
@@ -48,6 +49,7 @@ for round in $(seq 1 "$rounds"); do
   for model in baseline enhanced; do
     echo "lavapipe-22.3 r$round $(lavapipe 22.3 step "$model")"
     echo "lavapipe-25.0 r$round $(lavapipe 25.0 step "$model")"
+    [ "$which" = lavapipe ] && continue
     echo "swiftshader r$round $(swiftshader step "$model")"
     if [ "$round" = 1 ]; then
       echo "lavapipe-25.0-small-tiles r$round $(FMNIST_TILE_CONFIG="$small" lavapipe 25.0 step "$model")"
