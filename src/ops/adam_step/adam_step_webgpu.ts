@@ -12,12 +12,12 @@
 // measurable. The state is ours alone; its CPU cache is dropped after each write.
 // Every array is read and written once, so the step is bandwidth-bound and tiny next to the
 // convolutions (0.47M parameters: ~11 MB of traffic for enhanced). Dispatches per enhanced step:
-// tf.train.adam with the L2 gradient 242; the two-pass kernel of 208f240 (moments grouped in
-// place, then one dispatch per variable's weights) 20, and it read the fresh moments back from
-// memory; this pass 8. Measured (bench/step_parts_probe.ts, llvmpipe, loaded 2-core machine,
-// batch 128, median of 9; two runs minutes apart): tf.train.adam 54.4 / 52.4 ms, two-pass
-// 31.1 ms, this pass 21.1 ms (1.75x -> 2.48x against tf.train.adam). Scalar loads; vec4 (fewer
-// loads per element on llvmpipe) is untried.
+// tf.train.adam with the L2 gradient 242; a two-pass kernel (moments grouped in place, then one
+// dispatch per variable's weights) 20, reading the fresh moments back from memory; this pass 8.
+// Measured (bench/probes/step_parts_probe.ts, llvmpipe, loaded 2-core machine, batch 128, median
+// of 9; two runs minutes apart): tf.train.adam 54.4 / 52.4 ms, two-pass 31.1 ms, this pass
+// 21.1 ms (2.48x against tf.train.adam). Scalar loads; vec4 (fewer loads per element on
+// llvmpipe) is untried.
 
 import { type NamedAttrMap, type TensorInfo } from "@tensorflow/tfjs-core";
 import type { WebGPUBackend } from "@tensorflow/tfjs-backend-webgpu";

@@ -14,20 +14,16 @@
 // Apply is a multi-output program (webgpu_multi_output.ts): the running statistics come out as
 // fresh tensors the layer assigns to its `moving_mean` / `moving_variance` variables (checkpoint
 // format unchanged), each `moving * momentum + batch * (1 - momentum)` rounded as tfjs's
-// mul/mul/add (bnMovingAverageRef). Dispatches for the update per BN layer: 6 tfjs ops per
-// statistic at first, then 2 Slices + 2 updates, then 1 BnMovingAverage (be1622d), then 0
-// (written by a finalize pass: enhanced's step 83 -> 79). That finalize pass (Cout invocations
-// merging the partials between bn_stats and a flat elementwise apply) is gone too: enhanced's
-// step 66 -> 62 dispatches (4 BN layers, bench/dispatches.ts).
-// Cost of the fold, llvmpipe (LLVM 15.0.6, 2 busy cores), batch 128, GPU ms (timestamps) of
-// 7e97a72's finalize + apply vs this apply, in one process alternating, min of 21 / of 15 (two
-// runs):
-// 28x28x32 3.25 / 3.46 -> 3.28 / 3.41 (on par); 14x14x64 1.84 / 1.62 -> 1.98 / 1.70 (+5-8%:
-// a workgroup there merges 32 partials for 98 rows per lane); bn_stats on the new grid 2.15 /
-// 1.91 -> 2.03 / 1.96 and 0.93 / 0.82 -> 1.00 / 0.89. About even over enhanced's 4 layers on
-// llvmpipe; kept for the 4 dispatches (tens of µs of host time each on a GPU). The first
-// version, with every 8th row per lane, ran the apply at 5.9 ms at 28x28x32 (see
-// src/ops/wgsl/bn_chunk_rows.wgsl).
+// mul/mul/add (bnMovingAverageRef): no dispatch of their own, and no pass between bn_stats and
+// apply that merges the partials (the apply's workgroups merge them; BENCHMARKS.md has the
+// dispatch counts per step before and after).
+// Why apply merges, measured on llvmpipe (LLVM 15.0.6, 2 busy cores), batch 128, GPU ms
+// (timestamps), a separate merge pass + flat apply vs this apply, one process alternating, min of
+// 21 / of 15 (two runs): 28x28x32 3.25 / 3.46 -> 3.28 / 3.41 (on par); 14x14x64 1.84 / 1.62 ->
+// 1.98 / 1.70 (+5-8%: a workgroup there merges 32 partials for 98 rows per lane). About even over
+// enhanced's 4 layers on llvmpipe; kept for the 4 dispatches per step (tens of µs of host time
+// each on a GPU). Row lanes take contiguous rows (src/ops/wgsl/bn_chunk_rows.wgsl): every 8th
+// row per lane ran this apply at 5.9 ms at 28x28x32.
 // Inference (ConvBnReluInfer) = 1 dispatch: the same generated conv with the scaleShiftRelu
 // epilogue (BN folded on the host). The naive oracle (src/ops/conv/conv_fwd_naive.wgsl) replaces the
 // conv under the FMNIST_NAIVE_KERNELS flag. On llvmpipe (batch 128, 3x3, 32->32 at 28x28 and
@@ -271,9 +267,6 @@ function geometryOf(x: TensorInfo, filter: TensorInfo, attrs?: NamedAttrMap): Co
   return kernelGeometry(x.shape, filter.shape, attrsOf(attrs));
 }
 
-// Each kernel registers a webgpu and a cpu function of one shape (take the inputs, the geometry,
-// run); `duplicates` pairs them. Deliberate: tfjs takes one registration object per backend and
-// what differs is the inputs and what runs; the plumbing (take, geometryOf, cpuValues) is shared.
 const convBnReluTrainWebgpu: KernelConfig = {
   kernelName: CONV_BN_RELU_TRAIN,
   backendName: "webgpu",

@@ -28,8 +28,6 @@ import {
 } from "./conv_bn_relu_grad.ts";
 import { convBnReluGradRef, type ConvBnReluGrads } from "./conv_bn_relu_grad_ref.ts";
 import { compareArrays } from "../../../test/helpers/compare.ts";
-// `duplicates` pairs this import list with the other conv-op tests' (it reads a multi-line
-// import as code). Deliberate: every conv-op test imports the shared helpers by name.
 import {
   configuredCases,
   type ConvCase,

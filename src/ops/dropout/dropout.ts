@@ -8,8 +8,8 @@
 // tf.dropout (the `--ops stock` path) draws a float32 uniform tensor of x's size on the host
 // (tfjs's randomUniform: a seedrandom alea call per element), uploads it, and runs add, floor,
 // div and mul on it: 4 dispatches forward and 1 backward. Measured on enhanced (two dropouts,
-// [N, 3136] and [N, 128]; llvmpipe, loaded 2-core machine, 2026-12-01): dispatches per training
-// step 10 -> 4; at batch 128 the host-side noise draw alone is 2.7-3.4 ms per step and issuing
+// [N, 3136] and [N, 128]; llvmpipe, loaded 2-core machine): 6 dispatches fewer per training
+// step; at batch 128 the host-side noise draw alone is 2.7-3.4 ms per step and issuing
 // both tf.dropout calls 4-13 ms, issuing both SeededDropout calls 0.06-0.2 ms. On llvmpipe the
 // whole step's CPU time is unchanged within noise (the convolutions dominate); the saving is
 // host time, which on a GPU is most of a small CNN's step. The mask lives in

@@ -12,30 +12,25 @@
 // passes: the forward multiplies by the mask of src/ops/wgsl/dropout_mask.wgsl over the pooled element
 // index, the gradient multiplies dy by it before routing, so dropout(maxPool2(x)) bit for bit at
 // no dispatch of its own. The enhanced model's last pool, flatten and dropout run this way:
-// 2 dispatches per step fewer (enhanced 65 -> 63, counted with bench/dispatches.ts); the pass
-// does 2 integer hashes more per pooled element, and the dropout pass it removes read and wrote
-// the [N, 3136] tensor once each way.
+// 2 dispatches per step fewer (bench/dispatches.ts); the pass does 2 integer hashes more per
+// pooled element, and the dropout pass it removes read and wrote the [N, 3136] tensor once each
+// way.
 //
 // Measured on llvmpipe (LLVM 15, 2 busy cores, load ~6; same-run A/B, batch 128):
-//   pool forward + backward alone (bench/max_pool2_probe.ts, median of 15, alternating):
+//   pool forward + backward alone (bench/probes/max_pool2_probe.ts, median of 15, alternating):
 //     [128,28,28,32] tfjs 306 ms wall / 294 ms GPU, ours 30.6 / 17.5  (10.0x wall, 16.8x GPU)
 //     [128,14,14,64] tfjs 156 / 142,               ours 18.1 / 5.4   (8.6x, 26x)
 //     [128,26,26,32] tfjs 265 / 251,               ours 26.5 / 14.6  (10.0x, 17x)
 //     [128,11,11,64] tfjs 93 / 82,                 ours 20.3 / 8.0   (4.6x, 10x)
 //   (tfjs's MaxPool2DBackprop loops over the window per dx element and reads the positions
 //   tensor; wall includes ~12 ms of read-back per call.)
-//   whole training step (bench/step_ab.ts, main 208f240 vs this, alternating, median of 5
-//   steps; two rounds without and two with FMNIST_AUTOTUNE=off; process CPU time is the
-//   steadier figure under load):
-//     enhanced: 115 -> 113 dispatches; CPU 1536 / 1517 / 1496 / 1509 -> 1299 / 1239 / 1263 /
-//               1234 ms (0.83x); wall 1844 / 2308 / 3020 / 2906 -> 1917 / 1805 / 2657 / 2299 ms
-//     baseline:  49 ->  47 dispatches; CPU 575 / 580 / 581 / 569 -> 362 / 347 / 362 / 351 ms
-//               (0.62x); wall 851 / 903 / 957 / 990 -> 562 / 540 / 584 / 577 ms (1.5-1.7x)
+//   whole training step (bench/step_ab.ts, tfjs's pool vs this, alternating, median of 5
+//   steps, process CPU time): enhanced 0.83x, baseline 0.62x (BENCHMARKS.md, "Max-pool").
 //   profile (enhanced, batch 128): MaxPool2Grad 1.8% + MaxPool2 0.6% of the GPU time, where
 //   MaxPool2DBackprop + Pool2D were 20.6%.
 // In `baseline` the pool after conv + bias + ReLU runs inside ConvBiasReluPool2
 // (conv_bias_relu_pool2.ts: its backward routes the pooled gradient, masks and sums it for the
-// bias in one pass). Not fused into the conv + BN + ReLU block: bench/max_pool2_fusion_probe.ts measures a prototype BN apply
+// bias in one pass). Not fused into the conv + BN + ReLU block: bench/probes/max_pool2_fusion_probe.ts measures a prototype BN apply
 // pass that writes the pooled output at 3.3-13.5 ms less than apply + this forward (28x28x32)
 // and 2.5-3.0 ms (14x14x64), and this gradient (what a backward fusion could at most remove) at
 // 11-16 and 2.6-4.8 ms: at most 20-37 ms of a ~1.9 s step (1-2%) and 4 dispatches on llvmpipe.

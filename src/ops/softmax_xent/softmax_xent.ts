@@ -8,7 +8,7 @@
 // countCorrect (src/train/step.ts) and their backward issue ~45 tfjs ops.
 // Same math as crossEntropy: t = labels * (1 - s) + s / C, loss = -mean_r sum_c t (l - lse).
 // The cpu reference below (float64 accumulation) serves the cpu backend and the tests.
-// Measured (bench/step_parts_probe.ts, llvmpipe, batch 128): loss + count + dlogits 21.0 ms and
+// Measured (bench/probes/step_parts_probe.ts, llvmpipe, batch 128): loss + count + dlogits 21.0 ms and
 // 41 dispatches with tfjs ops, 14.0 ms and 5 here (that probe runs the forward twice).
 
 import * as tf from "@tensorflow/tfjs-core";
