@@ -3,6 +3,7 @@
 
 import type { AdapterReport } from "../src/tf/setup.ts";
 import type { KernelCase } from "./kernels_suite.ts";
+import type { ViewCase } from "./conv_views.ts";
 import type { RooflineResult } from "./roofline.ts";
 import type { Clock } from "./timing.ts";
 import { EPOCH_IMAGES, type TrainCase } from "./train_types.ts";
@@ -27,6 +28,8 @@ export interface BenchDocument {
   options: { suites: string[]; repeats: number; warmup: number; batches: number[]; quick: boolean };
   roofline: RooflineResult | null;
   kernels: KernelCase[] | null;
+  /** Kernels suite: each conv view alone, with the configuration the dispatch uses. */
+  views?: ViewCase[] | null;
   train: TrainCase[] | null;
   /** `--suite autotune`: the tuned tile config per (layer, view, batch bucket). */
   autotune?: AutotuneResult | null;
@@ -192,6 +195,27 @@ function kernelsTable(cases: KernelCase[]): Table {
   };
 }
 
+function viewsTable(cases: ViewCase[]): Table {
+  return {
+    title: "Conv views alone (the dispatch's tile configuration)",
+    header: ["layer", "batch", "view", "config", "median ms", "GFLOP/s", "%CPU FMA"],
+    rows: cases.map((c) => [
+      c.layer,
+      String(c.batch),
+      c.view,
+      c.config,
+      fmt(c.medianMs),
+      fmt(c.gflopPerS),
+      pctFine(c.pctCpuPeak),
+    ]),
+    notes: [
+      `clock: ${cases[0].clock}; fwd timed inside the fused conv + BN + ReLU forward, bwdFilter ` +
+      "inside its parameter gradients (as the autotuner times them); %CPU FMA: share of the host " +
+      "CPU's FMA peak (roofline notes), software adapters only.",
+    ],
+  };
+}
+
 function trainTable(cases: TrainCase[]): Table {
   const hasSubset = cases.some((c) => c.subset);
   const rows = cases.map((c) => [
@@ -291,6 +315,7 @@ function tables(doc: BenchDocument): Table[] {
   if (doc.autotune) out.push(autotuneTable(doc.autotune));
   if (doc.roofline) out.push(rooflineTable(doc.roofline));
   if (doc.kernels) out.push(kernelsTable(doc.kernels));
+  if (doc.views?.length) out.push(viewsTable(doc.views));
   if (doc.train) out.push(trainTable(doc.train));
   if (doc.tileConfigs && Object.keys(doc.tileConfigs).length > 0) {
     out.push(tileConfigTable(doc.tileConfigs));

@@ -10,6 +10,7 @@ import type { KernelMode } from "./work.ts";
 import { type BenchDocument, hostInfo, SCHEMA, sourceRevision } from "./report.ts";
 import { rooflineSizes, runRoofline } from "./roofline.ts";
 import { cpuPeakFrom, jitVectorBits, readCpuSources } from "./cpu_peak.ts";
+import { runViewSuite } from "./conv_views.ts";
 import { resolveClock, type TimingOptions } from "./timing.ts";
 import type { AutotuneSetting } from "../src/ops/autotune/autotune.ts";
 import { tileChoices } from "../src/ops/conv/tiling.ts";
@@ -96,6 +97,7 @@ export async function runBench(o: BenchOptions): Promise<BenchDocument> {
     },
     roofline: null,
     kernels: null,
+    views: null,
     train: null,
     autotune: null,
     tileConfigs: {},
@@ -144,6 +146,16 @@ export async function runBench(o: BenchOptions): Promise<BenchDocument> {
       cpu: o.cpu && o.backend === "webgpu",
       log,
     });
+    if (o.backend === "webgpu") {
+      log("kernels: conv views ...");
+      doc.views = await runViewSuite({
+        layers: o.quick ? QUICK_LAYERS : ENHANCED_LAYERS,
+        batches,
+        repeats: timing.repeats,
+        cpuGflopPerS: adapter.isSoftware ? doc.roofline?.cpu?.gflopPerS ?? null : null,
+        log,
+      });
+    }
   }
   if (suites.includes("train")) {
     log("train ...");
