@@ -9,11 +9,8 @@ import assert from "node:assert/strict";
 import fc from "fast-check";
 import * as tf from "@tensorflow/tfjs-core";
 import { initTf } from "../src/tf/setup.ts";
-import {
-  softmaxCrossEntropyWithCount,
-  softmaxXentGradRef,
-  softmaxXentRef,
-} from "../src/ops/softmax_xent/softmax_xent.ts";
+import { softmaxCrossEntropyWithCount } from "../src/ops/softmax_xent/softmax_xent.ts";
+import { softmaxXentGradRef, softmaxXentRef } from "../src/ops/softmax_xent/softmax_xent_ref.ts";
 import { countCorrect, crossEntropy } from "../src/train/step.ts";
 import { assertClose } from "./helpers/compare.ts";
 import { GPU_TEST, withGpu as onGpu } from "./helpers/op_check.ts";

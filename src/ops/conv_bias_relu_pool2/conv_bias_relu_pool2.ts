@@ -36,7 +36,8 @@ import {
   validateConvBiasRelu,
 } from "../conv_bias_relu/conv_bias_relu.ts";
 import { convBiasReluRef } from "../conv_bias_relu/conv_bias_relu_ref.ts";
-import { MAX_POOL2_GRAD, runMaxPool2 } from "../max_pool2/max_pool2.ts";
+import { MAX_POOL2_GRAD } from "../max_pool2/max_pool2.ts";
+import { runMaxPool2 } from "../max_pool2/max_pool2_webgpu.ts";
 import { maxPool2GradRef, maxPool2Ref, maxPool2Shape } from "../max_pool2/max_pool2_ref.ts";
 import { biasActGrad } from "../bias_act_grad/bias_act_grad.ts";
 import { biasActGradRef } from "../bias_act_grad/bias_act_grad_ref.ts";
