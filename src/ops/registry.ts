@@ -20,8 +20,20 @@ import { convBiasReluGradient } from "./conv_bias_relu/conv_bias_relu.ts";
 import { convBiasReluCpu } from "./conv_bias_relu/conv_bias_relu_ref.ts";
 import { convBiasReluWebgpu } from "./conv_bias_relu/conv_bias_relu_webgpu.ts";
 import { convBiasReluPool2Kernels } from "./conv_bias_relu_pool2/conv_bias_relu_pool2.ts";
-import { convBnReluForwardKernels } from "./conv_bn_relu/conv_bn_relu_fwd.ts";
-import { convBnReluBackwardKernels } from "./conv_bn_relu/conv_bn_relu_grad.ts";
+import { convBnReluTrainGradient } from "./conv_bn_relu/conv_bn_relu.ts";
+import { convBnReluInferCpu, convBnReluTrainCpu } from "./conv_bn_relu/conv_bn_relu_ref.ts";
+import {
+  convBnReluFilterGradsCpu,
+  convBnReluParamGradsCpu,
+  convBnReluTrainGradCpu,
+} from "./conv_bn_relu/conv_bn_relu_grad_ref.ts";
+import {
+  convBnReluFilterGradsWebgpu,
+  convBnReluInferWebgpu,
+  convBnReluParamGradsWebgpu,
+  convBnReluTrainGradWebgpu,
+  convBnReluTrainWebgpu,
+} from "./conv_bn_relu/conv_bn_relu_webgpu.ts";
 import { denseBiasActKernels } from "./dense_bias_act/dense_bias_act.ts";
 import { seededDropoutGradient } from "./dropout/dropout.ts";
 import { seededDropoutCpu } from "./dropout/dropout_ref.ts";
@@ -35,8 +47,23 @@ import { softmaxXentGradWebgpu, softmaxXentWebgpu } from "./softmax_xent/softmax
 
 /** Our ops, by folder. */
 export const OPS: Readonly<Record<string, OpKernels>> = {
-  "conv_bn_relu (forward)": convBnReluForwardKernels,
-  "conv_bn_relu (backward)": convBnReluBackwardKernels,
+  conv_bn_relu: {
+    webgpu: [
+      convBnReluTrainWebgpu,
+      convBnReluInferWebgpu,
+      convBnReluTrainGradWebgpu,
+      convBnReluParamGradsWebgpu,
+      convBnReluFilterGradsWebgpu,
+    ],
+    cpu: [
+      convBnReluTrainCpu,
+      convBnReluInferCpu,
+      convBnReluTrainGradCpu,
+      convBnReluParamGradsCpu,
+      convBnReluFilterGradsCpu,
+    ],
+    gradients: [convBnReluTrainGradient],
+  },
   conv_bias_relu: {
     webgpu: [convBiasReluWebgpu],
     cpu: [convBiasReluCpu],
