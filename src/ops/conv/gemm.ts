@@ -27,9 +27,7 @@ import {
 } from "./gemm_wgsl.ts";
 import { type ConvView, resolveTileConfig, type TileConfig } from "./tiling.ts";
 import { printShaderSpec } from "../../flags.ts";
-
-/** llvmpipe stops every loop after 65,535 iterations; nested loops count together. */
-const LOOP_CAP = 60000;
+import { loopBudget } from "../backend/loop_cap.ts";
 
 function printShader(key: string, id: string, code: string) {
   const spec = printShaderSpec();
@@ -239,14 +237,15 @@ export function convBackpropData(
 
 /**
  * Slices of the N*Ho output rows for the filter gradient: about `config.splitK`, each with
- * fewer than LOOP_CAP pixel iterations per invocation.
+ * fewer than loopBudget() pixel iterations per invocation (where the adapter caps loops:
+ * backend/loop_cap.ts; nested loops count together there).
  */
 export function filterSplits(config: TileConfig, g: ConvGeometry) {
   const outRows = g.batch * g.outH;
   // Staged configs loop over their slice in chunks, with up to 2 staging-loop steps per
   // reduction step (every staged config here: (BM + BN) / WG <= 1 load per step, plus the
   // compute loop), so their slices get half the cap.
-  const cap = config.stageInWorkgroupMemory ? LOOP_CAP / 2 : LOOP_CAP;
+  const cap = config.stageInWorkgroupMemory ? loopBudget() / 2 : loopBudget();
   const capRows = Math.max(1, Math.floor(cap / g.outW));
   let per = Math.ceil(outRows / Math.max(1, Math.min(config.splitK ?? 1, outRows)));
   per = Math.min(per, capRows);
