@@ -5,7 +5,7 @@
 // Shapes and seeded values come from op_check.ts.
 
 import * as tf from "@tensorflow/tfjs-core";
-import { CONV_BN_RELU_TRAIN_GRAD } from "../../src/ops/conv_bn_relu/conv_bn_relu_grad.ts";
+import { CONV_BN_RELU_TRAIN_GRAD } from "../../src/ops/conv_bn_relu/conv_bn_relu.ts";
 import {
   type ConvBnReluAttrs,
   convBnReluInfer,

@@ -32,9 +32,9 @@
 // Shader keys hold compile-time facts only (tile config, epilogue, vector widths); every shape
 // travels as a uniform, so one pipeline serves all batch sizes.
 //
-// Importing this module registers both kernels for webgpu and cpu (src/ops/registry.ts does).
+// The kernels that run these passes are in conv_bn_relu_webgpu.ts.
 
-import { type NamedAttrMap, type NamedTensorInfoMap, type TensorInfo } from "@tensorflow/tfjs-core";
+import type { TensorInfo } from "@tensorflow/tfjs-core";
 import type { WebGPUBackend, WebGPUProgram } from "@tensorflow/tfjs-backend-webgpu";
 import {
   type Dispatch,
@@ -49,19 +49,9 @@ import {
   runMultiOutputProgram,
 } from "../backend/webgpu_multi_output.ts";
 import { type BnChunkGrid, bnChunkGrid } from "./bn_chunk_grid.ts";
-import { cpuKernel, cpuValues } from "../backend/cpu_kernel.ts";
 import { flat } from "../conv/gemm.ts";
 import { runConvForward as runConv } from "../conv/passes.ts";
 import type { ConvGeometry } from "../conv/geometry.ts";
-import {
-  CONV_BN_RELU_INFER,
-  CONV_BN_RELU_TRAIN,
-  type ConvBnReluKernelAttrs,
-} from "./conv_bn_relu.ts";
-import { bnMovingAverageRef, convBnReluInferRef, convBnReluTrainRef } from "./conv_bn_relu_ref.ts";
-import type { OpKernels } from "../backend/registration.ts";
-import type { KernelConfig } from "@tensorflow/tfjs-core";
-import { kernelGeometry } from "../conv/attrs.ts";
 
 /** Elementwise programs read f32, or vec4 when Cout % 4 == 0: `alias VT`, `const VW`. */
 function vectorAlias(vec4: boolean): string {
@@ -229,120 +219,3 @@ export function runConvBnReluInfer(
 ): TensorInfo {
   return runConv(backend, x, filter, g, "scaleShiftRelu", [scale, shift]);
 }
-
-// ---------------------------------------------------------------------------------------------
-// Kernel registrations: webgpu runs the programs above, cpu runs the plain-loop reference.
-
-/** The named kernel inputs, in order; throws when one is missing. */
-function take(inputs: NamedTensorInfoMap, names: string[]): TensorInfo[] {
-  return names.map((name) => {
-    const t = inputs[name];
-    if (!t) throw new Error(`convBnRelu kernel: missing input ${name}`);
-    return t;
-  });
-}
-
-function attrsOf(attrs: NamedAttrMap | undefined): ConvBnReluKernelAttrs {
-  if (!attrs) throw new Error("convBnRelu kernel: missing attrs {strides, pad}");
-  return attrs as unknown as ConvBnReluKernelAttrs;
-}
-
-/** The optional running-statistics inputs of ConvBnReluTrain: both or neither. */
-function movingOf(
-  inputs: NamedTensorInfoMap,
-  attrs?: NamedAttrMap,
-): MovingStatsInputs | undefined {
-  const { movingMean, movingVariance } = inputs;
-  if (!movingMean && !movingVariance) return undefined;
-  const momentum = attrsOf(attrs).momentum;
-  if (!movingMean || !movingVariance || momentum === undefined) {
-    throw new Error(
-      "convBnRelu kernel: movingMean, movingVariance and the momentum attr go together",
-    );
-  }
-  return { movingMean, movingVariance, momentum };
-}
-
-function geometryOf(x: TensorInfo, filter: TensorInfo, attrs?: NamedAttrMap): ConvGeometry {
-  return kernelGeometry(x.shape, filter.shape, attrsOf(attrs));
-}
-
-const convBnReluTrainWebgpu: KernelConfig = {
-  kernelName: CONV_BN_RELU_TRAIN,
-  backendName: "webgpu",
-  kernelFunc: ({ inputs, backend, attrs }) => {
-    const [x, filter, gamma, beta] = take(inputs, ["x", "filter", "gamma", "beta"]);
-    const g = geometryOf(x, filter, attrs);
-    const eps = attrsOf(attrs).epsilon;
-    const moving = movingOf(inputs, attrs);
-    return runConvBnReluTrain(backend as WebGPUBackend, x, filter, gamma, beta, g, eps, moving);
-  },
-};
-
-const convBnReluTrainCpu = cpuKernel(CONV_BN_RELU_TRAIN, (inputs, cpu, kernelAttrs) => {
-  const attrs = kernelAttrs as NamedAttrMap;
-  const [x, filter, gamma, beta] = take(inputs, ["x", "filter", "gamma", "beta"]);
-  const g = geometryOf(x, filter, attrs);
-  const eps = attrsOf(attrs).epsilon;
-  const ref = convBnReluTrainRef(
-    cpuValues(cpu, x),
-    cpuValues(cpu, filter),
-    cpuValues(cpu, gamma),
-    cpuValues(cpu, beta),
-    g,
-    eps,
-  );
-  const outShape = [g.batch, g.outH, g.outW, g.outC];
-  const c = g.outC;
-  const moving = movingOf(inputs, attrs);
-  const updated = moving
-    ? [
-      bnMovingAverageRef(
-        cpuValues(cpu, moving.movingMean),
-        ref.stats.subarray(0, c),
-        moving.momentum,
-      ),
-      bnMovingAverageRef(
-        cpuValues(cpu, moving.movingVariance),
-        ref.stats.subarray(c, 2 * c),
-        moving.momentum,
-      ),
-    ]
-    : [];
-  return [
-    cpu.makeTensorInfo(outShape, "float32", ref.y),
-    cpu.makeTensorInfo(outShape, "float32", ref.z),
-    cpu.makeTensorInfo([3, c], "float32", ref.stats),
-    ...updated.map((v) => cpu.makeTensorInfo([c], "float32", v)),
-  ];
-});
-
-const convBnReluInferWebgpu: KernelConfig = {
-  kernelName: CONV_BN_RELU_INFER,
-  backendName: "webgpu",
-  kernelFunc: ({ inputs, backend, attrs }) => {
-    const [x, filter, scale, shift] = take(inputs, ["x", "filter", "scale", "shift"]);
-    const g = geometryOf(x, filter, attrs);
-    return runConvBnReluInfer(backend as WebGPUBackend, x, filter, scale, shift, g);
-  },
-};
-
-const convBnReluInferCpu = cpuKernel(CONV_BN_RELU_INFER, (inputs, cpu, attrs) => {
-  const [x, filter, scale, shift] = take(inputs, ["x", "filter", "scale", "shift"]);
-  const g = geometryOf(x, filter, attrs as NamedAttrMap);
-  const y = convBnReluInferRef(
-    cpuValues(cpu, x),
-    cpuValues(cpu, filter),
-    cpuValues(cpu, scale),
-    cpuValues(cpu, shift),
-    g,
-  );
-  return cpu.makeTensorInfo([g.batch, g.outH, g.outW, g.outC], "float32", y);
-});
-
-/** This op's kernels and gradients; src/ops/registry.ts registers them. */
-export const convBnReluForwardKernels: OpKernels = {
-  webgpu: [convBnReluTrainWebgpu, convBnReluInferWebgpu],
-  cpu: [convBnReluTrainCpu, convBnReluInferCpu],
-  gradients: [],
-};

@@ -25,7 +25,7 @@ import {
   CONV_BN_RELU_TRAIN_FILTER_GRADS,
   CONV_BN_RELU_TRAIN_GRAD,
   CONV_BN_RELU_TRAIN_PARAM_GRADS,
-} from "./conv_bn_relu_grad.ts";
+} from "./conv_bn_relu.ts";
 import { convBnReluGradRef, type ConvBnReluGrads } from "./conv_bn_relu_grad_ref.ts";
 import { compareArrays } from "../../../test/helpers/compare.ts";
 import {
