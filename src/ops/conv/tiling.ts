@@ -70,8 +70,8 @@ export interface TileConfig {
    * Register configs: fwd/bwdData rows are consecutive pixels of one image row and each
    * reduction step loads the input window their taps share once; bwdFilter keeps the inputs of
    * one filter row's taps in registers along the output row (gemm_window_wgsl.ts). Where the
-   * window does not apply (bwdData at stride > 1, bwdFilter at column stride > 1) the same tile
-   * runs as pixel or filter rows.
+   * window does not apply (rowWindowApplies: 1x1 filters, rows under 7 pixels, backward views
+   * at strides > 1) the same tile runs as pixel or filter rows.
    */
   rowWindow?: boolean;
   /** The adapter kind it is meant for (both kinds can run every config). */
@@ -197,7 +197,10 @@ export function candidateConfigs(view: ConvView, kind: AdapterKind): TileConfig[
   return (kind === "software" ? SOFTWARE : DISCRETE)[view];
 }
 
-/** The built-in choice when tuning is off or has no entry: the first candidate of the kind. */
+/**
+ * The built-in choice when tuning is off or has no entry: the first candidate of the kind, or
+ * at a shape `g` where that is a row window that does not apply, the first plain one.
+ */
 export function defaultConfig(view: ConvView, kind: AdapterKind, g?: ConvGeometry): TileConfig {
   const list = candidateConfigs(view, kind);
   // Where a row window has nothing to share (1x1 filters: the dense layers run here as 1x1
@@ -212,8 +215,9 @@ export function defaultConfig(view: ConvView, kind: AdapterKind, g?: ConvGeometr
  * Whether a row-window config runs as a window at `g` (gemm.ts's gemmWidths asks the same):
  * taps to share (KW > 1), output rows of 7 pixels or more, and bwdData and bwdFilter at unit
  * column stride (bwdData at unit row stride too). Elsewhere its tile runs as plain rows.
- * Measured (BENCHMARKS.md run I): at 1x1 spatial size (dense layers) the window tile became one
- * row x 128 columns and ran ~10x slower per FLOP than r16c32.
+ * Measured (BENCHMARKS.md run I): with windows on the dense layers too (1x1 images: a tile of
+ * one row x 128 columns) `baseline`'s step took 372 ms of GPU time at batch 128 against 193 ms
+ * with plain tiles there (deno task profile, Mesa 22.3).
  */
 export function rowWindowApplies(view: ConvView, g: ConvGeometry): boolean {
   if (g.kW < 2) return false;
