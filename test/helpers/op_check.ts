@@ -253,10 +253,15 @@ export function configuredCases(
 
 /**
  * Fixed cases every configuration runs on: vec4 widths with partial tiles (84 rows, Cout 12),
- * scalar widths with stride-2 phases, and a first-layer shape (Cin 1, stride 2 x 1, valid).
+ * scalar widths with stride-2 phases, and a first-layer shape (Cin 1, stride 2 x 1, valid); and
+ * two where the row-window configs run as windows (rows of 7+ pixels, src/ops/conv/tiling.ts's
+ * rowWindowApplies): 31-pixel rows split into a 16- and a 15-pixel tile with a clamped column
+ * group (Cout 12 under a 16-column tile), and Cin 1 (scalar x) with valid padding.
  */
 export const TILE_EDGE_CASES: ConvCase[] = [
   { n: 2, h: 7, w: 6, cin: 8, cout: 12, kh: 3, kw: 3, strides: [1, 1], pad: "same", seed: 11 },
   { n: 2, h: 9, w: 8, cin: 3, cout: 5, kh: 3, kw: 3, strides: [2, 2], pad: "same", seed: 12 },
   { n: 3, h: 10, w: 7, cin: 1, cout: 8, kh: 5, kw: 3, strides: [2, 1], pad: "valid", seed: 13 },
+  { n: 2, h: 4, w: 31, cin: 8, cout: 12, kh: 3, kw: 3, strides: [1, 1], pad: "same", seed: 14 },
+  { n: 3, h: 4, w: 10, cin: 1, cout: 8, kh: 3, kw: 3, strides: [1, 1], pad: "valid", seed: 15 },
 ];
