@@ -25,7 +25,15 @@ import {
   type GemmWidths,
   GEOMETRY_FIELDS,
 } from "./conv_gemm_wgsl.ts";
-import { type ConvView, resolveTileConfig, type TileConfig } from "./conv_tiling.ts";
+import {
+  type ConvView,
+  currentAdapterKind,
+  defaultConfig,
+  resolveTileConfig,
+  type TileConfig,
+} from "./conv_tiling.ts";
+import { winogradApplies } from "./conv_winograd_geometry.ts";
+import { winogradBackpropData, winogradBackpropFilter, winogradForward } from "./conv_winograd.ts";
 
 /** llvmpipe stops every loop after 65,535 iterations; nested loops count together. */
 const LOOP_CAP = 60000;
@@ -167,6 +175,13 @@ function registerDispatch(config: TileConfig, invocations: number, z: number): D
   return [...splitGroups(Math.ceil(invocations / config.workgroupSize)), z];
 }
 
+/** A Winograd config passed for a shape it does not serve: the adapter kind's direct default. */
+function directUnlessWinograd(view: ConvView, config: TileConfig, g: ConvGeometry): TileConfig {
+  return config.winograd && !winogradApplies(g)
+    ? defaultConfig(view, currentAdapterKind())
+    : config;
+}
+
 /** Forward conv (z, or y with a fused epilogue): output (N, Ho, Wo, Cout) flat. */
 export function convForward(
   backend: WebGPUBackend,
@@ -175,8 +190,10 @@ export function convForward(
   g: ConvGeometry,
   epilogue: ConvEpilogue,
   perChannel: TensorInfo[] = [],
-  config: TileConfig = resolveTileConfig("fwd", g),
+  chosen: TileConfig = resolveTileConfig("fwd", g),
 ): TensorInfo {
+  const config = directUnlessWinograd("fwd", chosen, g);
+  if (config.winograd) return winogradForward(backend, x, w, g, epilogue, perChannel, config);
   const widths = gemmWidths("fwd", config, g);
   const rows = g.batch * g.outH * g.outW;
   const dispatch = config.stageInWorkgroupMemory
@@ -214,8 +231,10 @@ export function convBackpropData(
   dz: TensorInfo,
   w: TensorInfo,
   g: ConvGeometry,
-  config: TileConfig = resolveTileConfig("bwdData", g),
+  chosen: TileConfig = resolveTileConfig("bwdData", g),
 ): TensorInfo {
+  const config = directUnlessWinograd("bwdData", chosen, g);
+  if (config.winograd) return winogradBackpropData(backend, dz, w, g, config);
   const widths = gemmWidths("bwdData", config, g);
   const phases = g.strideH * g.strideW;
   // The largest phase has ceil(H / sH) x ceil(W / sW) pixels per image.
@@ -272,9 +291,14 @@ export function convBackpropFilter(
   dz: TensorInfo | BnReluDzSource,
   x: TensorInfo,
   g: ConvGeometry,
-  config: TileConfig = resolveTileConfig("bwdFilter", g),
+  chosen: TileConfig = resolveTileConfig("bwdFilter", g),
 ): TensorInfo {
+  const config = directUnlessWinograd("bwdFilter", chosen, g);
   const fused = !("dataId" in dz);
+  if (config.winograd) {
+    if (fused) throw new Error(`${config.id}: the bnReluDz prologue needs a direct config`);
+    return winogradBackpropFilter(backend, dz as TensorInfo, x, g, config);
+  }
   const widths = gemmWidths("bwdFilter", config, g);
   const { rowsPerSplit, numSplits } = filterSplits(config, g);
   const numRows = g.kH * g.kW * g.inC;

@@ -35,6 +35,7 @@
 //                                  and profile print it)
 
 import type { ConvGeometry } from "./conv_geometry.ts";
+import { winogradApplies } from "./conv_winograd_geometry.ts";
 
 export type ConvView = "fwd" | "bwdData" | "bwdFilter";
 export const CONV_VIEWS: readonly ConvView[] = ["fwd", "bwdData", "bwdFilter"];
@@ -65,6 +66,12 @@ export interface TileConfig {
    * the count until each slice's loop stays under the software loop cap).
    */
   splitK?: number;
+  /**
+   * Winograd F(2x2, 3x3) (conv_winograd.ts) instead of the direct implicit GEMM: rows/cols shape
+   * its per-plane GEMM's register tile. Where it does not apply (not 3x3 stride 1) the dispatch
+   * uses the adapter kind's default.
+   */
+  winograd?: boolean;
   /** The adapter kind it is meant for (both kinds can run every config). */
   kind: AdapterKind;
 }
@@ -94,8 +101,15 @@ function staged(rows: number, cols: number, grid: [number, number], kChunk: numb
   };
 }
 
+/** A Winograd config: its GEMM's register tile (rows x cols, vec4 columns). */
+function wino(rows: number, cols: number, extra: Partial<Shape> = {}): Shape {
+  return { ...reg(rows, cols, 4, extra), winograd: true };
+}
+
 function configId(view: ConvView, s: Shape): string {
-  const base = `${view}.r${s.rowsPerInvocation}c${s.colsPerInvocation}v${s.vecWidth}`;
+  const base = `${view}${
+    s.winograd ? ".wino2" : ""
+  }.r${s.rowsPerInvocation}c${s.colsPerInvocation}v${s.vecWidth}`;
   const split = s.splitK ? `s${s.splitK}` : "";
   if (!s.stageInWorkgroupMemory) return base + split;
   const [gr, gc] = s.workgroupGrid!;
@@ -118,18 +132,29 @@ function make(view: ConvView, kind: AdapterKind, shapes: Shape[]): TileConfig[] 
 // more, and with them the backward runs at the forward's rate per FLOP. The model-input layer's forward (Cin 1: scalar x, K = 9) gains most from the
 // widest column tile (r16c32 46 vs r16c16 66 ms in an earlier run).
 const SOFTWARE: Record<ConvView, TileConfig[]> = {
-  fwd: make("fwd", "software", [reg(16, 32, 4), reg(16, 16, 4), reg(8, 8, 4), reg(4, 4, 1)]),
+  fwd: make("fwd", "software", [
+    reg(16, 32, 4),
+    reg(16, 16, 4),
+    reg(8, 8, 4),
+    reg(4, 4, 1),
+    wino(16, 32),
+    wino(8, 16),
+  ]),
   bwdData: make("bwdData", "software", [
     reg(16, 32, 4),
     reg(16, 16, 4),
     reg(8, 16, 4),
     reg(8, 8, 4),
+    wino(16, 32),
+    wino(8, 16),
   ]),
   bwdFilter: make("bwdFilter", "software", [
     reg(16, 32, 4, { splitK: 32 }),
     reg(16, 16, 4, { splitK: 32 }),
     reg(8, 32, 4, { splitK: 32 }),
     reg(8, 16, 4, { splitK: 32 }),
+    wino(16, 32, { splitK: 32 }),
+    wino(8, 16, { splitK: 32 }),
   ]),
 };
 
@@ -142,18 +167,21 @@ const DISCRETE: Record<ConvView, TileConfig[]> = {
     staged(8, 4, [16, 16], 8),
     staged(4, 4, [16, 16], 32),
     reg(4, 4, 4),
+    wino(4, 16),
   ]),
   bwdData: make("bwdData", "discrete", [
     staged(4, 4, [16, 16], 16),
     staged(4, 4, [8, 8], 16),
     staged(8, 4, [16, 16], 8),
     reg(4, 4, 4),
+    wino(4, 16),
   ]),
   bwdFilter: make("bwdFilter", "discrete", [
     { ...staged(4, 4, [16, 16], 16), splitK: 64 },
     { ...staged(4, 4, [8, 8], 32), splitK: 128 },
     { ...staged(4, 4, [16, 16], 16), splitK: 256 },
     reg(4, 4, 4, { splitK: 256 }),
+    wino(4, 16, { splitK: 256 }),
   ]),
 };
 
@@ -270,14 +298,15 @@ function envForced(view: ConvView): TileConfig | undefined {
 
 /**
  * The configuration the dispatch uses for `view` at geometry `g`: forced (withForcedTileConfig,
- * then FMNIST_TILE_CONFIG), else the resolver's answer, else the adapter kind's default.
- * Records the choice for tileChoices().
+ * then FMNIST_TILE_CONFIG), else the resolver's answer, else the adapter kind's default (also in
+ * place of a Winograd config where Winograd does not apply). Records the choice for tileChoices().
  */
 export function resolveTileConfig(view: ConvView, g: ConvGeometry): TileConfig {
   const key = shapeKey(view, g);
   const pinned = [...forced].reverse().find((c) => c.view === view) ?? envForced(view);
   let config = pinned ?? resolver?.(view, key);
   if (config && config.view !== view) config = undefined; // a stale cache entry: ignore it
+  if (config?.winograd && !winogradApplies(g)) config = undefined;
   config ??= defaultConfig(view, adapterKind);
   choices.set(key, config.id);
   return config;

@@ -34,13 +34,28 @@ function sandwich(l: Mat, x: Mat, r: Mat): number[][] {
 
 function matrices(abs: boolean) {
   const f = abs ? absMat : (m: Mat) => m.map((r) => [...r]);
-  return { bt: f(BT), b: f(transpose(BT)), g: f(G), gt: f(transpose(G)), at: f(AT), a: f(transpose(AT)) };
+  return {
+    bt: f(BT),
+    b: f(transpose(BT)),
+    g: f(G),
+    gt: f(transpose(G)),
+    at: f(AT),
+    a: f(transpose(AT)),
+  };
 }
 
 const val = (a: ArrayLike<number>, i: number, abs: boolean) => (abs ? Math.abs(a[i]) : a[i]);
 
 /** The 4x4 input patch of tile (n, ty, tx) of channel ci (zeros outside the image). */
-function patch(x: ArrayLike<number>, g: ConvGeometry, n: number, ty: number, tx: number, ci: number, abs: boolean) {
+function patch(
+  x: ArrayLike<number>,
+  g: ConvGeometry,
+  n: number,
+  ty: number,
+  tx: number,
+  ci: number,
+  abs: boolean,
+) {
   return [0, 1, 2, 3].map((r) =>
     [0, 1, 2, 3].map((c) => {
       const h = 2 * ty - g.padTop + r, w = 2 * tx - g.padLeft + c;
@@ -72,7 +87,9 @@ function forward(
   for (let n = 0; n < g.batch; n++) {
     for (let ty = 0; ty < tilesH; ty++) {
       for (let tx = 0; tx < tilesW; tx++) {
-        const v = [...Array(g.inC)].map((_, ci) => sandwich(m.bt, patch(x, g, n, ty, tx, ci, abs), m.b));
+        const v = [...Array(g.inC)].map((_, ci) =>
+          sandwich(m.bt, patch(x, g, n, ty, tx, ci, abs), m.b)
+        );
         for (let co = 0; co < g.outC; co++) {
           const acc = [0, 1, 2, 3].map(() => [0, 0, 0, 0]);
           for (let ci = 0; ci < g.inC; ci++) {
@@ -103,7 +120,12 @@ export function winogradForwardRef(
   g: ConvGeometry,
   abs = false,
 ): Float64Array {
-  return forward(x, (kh, kw, ci, co) => val(filter, ((kh * 3 + kw) * g.inC + ci) * g.outC + co, abs), g, abs);
+  return forward(
+    x,
+    (kh, kw, ci, co) => val(filter, ((kh * 3 + kw) * g.inC + ci) * g.outC + co, abs),
+    g,
+    abs,
+  );
 }
 
 /** dx (N, H, W, Cin) from dz by the forward of dataGeometry with the rotated filter. */
@@ -136,7 +158,9 @@ export function winogradBackpropFilterRef(
   for (let n = 0; n < g.batch; n++) {
     for (let ty = 0; ty < tilesH; ty++) {
       for (let tx = 0; tx < tilesW; tx++) {
-        const v = [...Array(g.inC)].map((_, ci) => sandwich(m.bt, patch(x, g, n, ty, tx, ci, abs), m.b));
+        const v = [...Array(g.inC)].map((_, ci) =>
+          sandwich(m.bt, patch(x, g, n, ty, tx, ci, abs), m.b)
+        );
         for (let co = 0; co < g.outC; co++) {
           const d = [0, 1].map((i) =>
             [0, 1].map((j) => {
@@ -173,7 +197,7 @@ export function winogradBackpropFilterRef(
  *   fwd / bwdData: filter transform G g G^T (3 terms per direction: 2 + 2), input transform
  *     B^T d B (2 terms per direction: 1 + 1), the product (1), the sum over the reduction
  *     channels (C - 1, C rounded up to 4: the padding adds exact zeros), the output transform
- *     A^T m A (3 terms per direction: 2 + 2), the epilogue (1): C + 12.
+ *     A^T m A (3 terms per direction: 2 + 2), the epilogue (z * scale + shift: 2): C + 12.
  *   bwdFilter: dz transform A dz A^T (2 terms per direction: 1 + 1), input transform (2), the
  *     product (1), the sum over all tiles in slices plus the sum of the slices (at most
  *     tiles + slices - 1 <= 2 * tiles), the output transform G^T m G (3 terms per direction:
