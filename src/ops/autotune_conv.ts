@@ -33,6 +33,7 @@ import {
 } from "./conv_backprop.ts";
 import { CONV_BIAS_RELU, convBiasRelu } from "./conv_bias_relu.ts";
 import { type ConvGeometry, convGeometry } from "./conv_geometry.ts";
+import { winogradApplies } from "./conv_winograd_geometry.ts";
 import {
   type AdapterKind,
   batchBucket,
@@ -318,6 +319,11 @@ export async function tuneConvProblems(
           idOf: (c) => c.id,
           timeOnce: async (c) => {
             try {
+              // Recorded as failed (null) without running: the dispatch would run the direct
+              // default in its place, timing it twice under two names.
+              if (c.winograd && !winogradApplies(layerGeometry(p.layer, p.batch))) {
+                throw new Error("Winograd F(2x2,3x3) serves 3x3 stride-1 convolutions only");
+              }
               return await timeOnce(work, kernel, c, clock);
             } catch (e) {
               errors[c.id] ??= (e as Error).message.split("\n")[0];
