@@ -3,8 +3,12 @@
 // reports the choice per (layer, view, batch bucket) with every candidate's time.
 
 import { UsageError } from "../src/errors.ts";
-import { MODEL_NAMES, type ModelName } from "../src/model/model.ts";
-import type { AdapterIdentity, AutotuneSetting, TuneOptions } from "../src/ops/autotune.ts";
+import { architecture, MODEL_NAMES, type ModelName } from "../src/model/model.ts";
+import type {
+  AdapterIdentity,
+  AutotuneSetting,
+  TuneOptions,
+} from "../src/ops/autotune/autotune.ts";
 import {
   type ConvLayer,
   type ConvProblem,
@@ -12,13 +16,9 @@ import {
   installCachedResolver,
   layerLabel,
   tuneConvProblems,
-} from "../src/ops/autotune_conv.ts";
-import {
-  discoverConvLayers,
-  openTuneSession,
-  type TuneSession,
-} from "../src/ops/autotune_model.ts";
-import { batchBucket, setTileConfigResolver } from "../src/ops/conv_tiling.ts";
+} from "../src/ops/autotune/autotune_conv.ts";
+import { convLayersOf, openTuneSession, type TuneSession } from "../src/train/autotune_model.ts";
+import { batchBucket, setTileConfigResolver } from "../src/ops/conv/tiling.ts";
 import { DEFAULT_BATCH as EVAL_BATCH } from "../src/eval/inference.ts";
 
 export { EVAL_BATCH };
@@ -98,7 +98,7 @@ export async function runAutotuneSuite(opts: AutotuneSuiteOptions): Promise<Auto
     add("quick", QUICK);
   } else {
     for (const model of opts.models) {
-      const layers = await discoverConvLayers(model);
+      const layers = convLayersOf(architecture(model));
       if (layers.length === 0) {
         log(`  ${model}: no tiled conv layers to tune (stock ops, or the naive kernels)`);
       }

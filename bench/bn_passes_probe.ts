@@ -9,11 +9,11 @@
 
 import * as tf from "@tensorflow/tfjs-core";
 import { describeAdapter, initTf } from "../src/tf/setup.ts";
-import { CONV_BN_RELU_TRAIN } from "../src/ops/conv_bn_relu.ts";
+import { CONV_BN_RELU_TRAIN } from "../src/ops/conv_bn_relu/conv_bn_relu.ts";
 import {
   CONV_BN_RELU_TRAIN_FILTER_GRADS,
   CONV_BN_RELU_TRAIN_GRAD,
-} from "../src/ops/conv_bn_relu_grad.ts";
+} from "../src/ops/conv_bn_relu/conv_bn_relu_grad.ts";
 import { parsePrograms } from "./trace.ts";
 import { arg, type ProbeCase } from "./probe_args.ts";
 

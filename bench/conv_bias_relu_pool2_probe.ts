@@ -9,9 +9,9 @@
 
 import * as tf from "@tensorflow/tfjs-core";
 import { describeAdapter, initTf } from "../src/tf/setup.ts";
-import { MAX_POOL2_GRAD } from "../src/ops/max_pool2.ts";
-import { biasActGrad } from "../src/ops/bias_act_grad.ts";
-import { MAX_POOL2_RELU_BIAS_GRAD } from "../src/ops/conv_bias_relu_pool2.ts";
+import { MAX_POOL2_GRAD } from "../src/ops/max_pool2/max_pool2.ts";
+import { biasActGrad } from "../src/ops/bias_act_grad/bias_act_grad.ts";
+import { MAX_POOL2_RELU_BIAS_GRAD } from "../src/ops/conv_bias_relu_pool2/conv_bias_relu_pool2.ts";
 import { countDispatches } from "./dispatches.ts";
 import { arg } from "./probe_args.ts";
 

@@ -9,9 +9,12 @@
 
 import * as tf from "@tensorflow/tfjs-core";
 import { describeAdapter, initTf } from "../src/tf/setup.ts";
-import { convBnReluInfer, convBnReluTrain } from "../src/ops/conv_bn_relu.ts";
-import { convBnReluInferStock, convBnReluTrainStock } from "../src/ops/conv_bn_relu_stock.ts";
-import { useNaiveKernels } from "../src/ops/kernel_flags.ts";
+import { convBnReluInfer, convBnReluTrain } from "../src/ops/conv_bn_relu/conv_bn_relu.ts";
+import {
+  convBnReluInferStock,
+  convBnReluTrainStock,
+} from "../src/ops/conv_bn_relu/conv_bn_relu_stock.ts";
+import { useNaiveKernels } from "../src/flags.ts";
 import { arg, type ProbeCase } from "./probe_args.ts";
 
 const CASES: ProbeCase[] = [

@@ -1,7 +1,7 @@
-// Per-view timing of the generated tiled convolution (src/ops/conv_gemm.ts) at the enhanced
+// Per-view timing of the generated tiled convolution (src/ops/conv/gemm.ts) at the enhanced
 // CNN's layer shapes: every candidate tile configuration of the adapter's kind (or all of them)
 // for forward, backward-data and backward-filter, each view alone, plus forward + backward of
-// the whole fused op with the defaults. Figures behind the defaults in conv_tiling.ts.
+// the whole fused op with the defaults. Figures behind the defaults in conv/tiling.ts.
 //
 //   deno run -A bench/conv_gemm_probe.ts [--batch 128] [--reps 5] [--all] [--layers 0,1]
 //       [--views fwd,bwdData,bwdFilter]
@@ -13,8 +13,8 @@
 import * as tf from "@tensorflow/tfjs-core";
 import type { WebGPUBackend } from "@tensorflow/tfjs-backend-webgpu";
 import { describeAdapter, initTf } from "../src/tf/setup.ts";
-import { convGeometry } from "../src/ops/conv_geometry.ts";
-import { convBackpropData, convBackpropFilter, convForward } from "../src/ops/conv_gemm.ts";
+import { convGeometry } from "../src/ops/conv/geometry.ts";
+import { convBackpropData, convBackpropFilter, convForward } from "../src/ops/conv/gemm.ts";
 import {
   allConfigs,
   candidateConfigs,
@@ -23,7 +23,7 @@ import {
   currentAdapterKind,
   defaultConfig,
   type TileConfig,
-} from "../src/ops/conv_tiling.ts";
+} from "../src/ops/conv/tiling.ts";
 import { ENHANCED_LAYERS } from "./kernels_suite.ts";
 import { arg } from "./probe_args.ts";
 

@@ -4,9 +4,9 @@
 import * as tf from "@tensorflow/tfjs-core";
 import type { WebGPUBackend } from "@tensorflow/tfjs-backend-webgpu";
 import { describeAdapter, initTf } from "../src/tf/setup.ts";
-import { convGeometry } from "../src/ops/conv_geometry.ts";
-import { convBackpropData, convBackpropFilter, convForward } from "../src/ops/conv_gemm.ts";
-import { allConfigs, type ConvView, type TileConfig } from "../src/ops/conv_tiling.ts";
+import { convGeometry } from "../src/ops/conv/geometry.ts";
+import { convBackpropData, convBackpropFilter, convForward } from "../src/ops/conv/gemm.ts";
+import { allConfigs, type ConvView, type TileConfig } from "../src/ops/conv/tiling.ts";
 import { arg } from "./probe_args.ts";
 
 async function gpuMs(f: () => tf.Tensor, reps: number): Promise<[number, number]> {

@@ -4,14 +4,14 @@
 
 import * as tf from "@tensorflow/tfjs-core";
 import { convBnReluShapes } from "../src/model/model.ts";
-import { convBnReluInfer, convBnReluTrain } from "../src/ops/conv_bn_relu.ts";
+import { convBnReluInfer, convBnReluTrain } from "../src/ops/conv_bn_relu/conv_bn_relu.ts";
 import {
   type ConvBnReluAttrs,
   convBnReluInferStock,
   convBnReluTrainStock,
-} from "../src/ops/conv_bn_relu_stock.ts";
-import { convGeometry } from "../src/ops/conv_geometry.ts";
-import { CONV_VIEWS, shapeKey, tileChoices } from "../src/ops/conv_tiling.ts";
+} from "../src/ops/conv_bn_relu/conv_bn_relu_stock.ts";
+import { convGeometry } from "../src/ops/conv/geometry.ts";
+import { CONV_VIEWS, shapeKey, tileChoices } from "../src/ops/conv/tiling.ts";
 import { measure, type Stats, type TimingOptions, type Work } from "./timing.ts";
 import { convBnReluWork, type KernelMode, layerLabel, type LayerShape } from "./work.ts";
 
@@ -67,7 +67,7 @@ export interface KernelCase {
   targetMet: boolean;
   /** "fused: message" for each implementation that threw; the suite goes on with the rest. */
   errors: string[];
-  /** Tile configurations the fused op's views ran with (conv_tiling.ts ids), e.g. fwd.r16c16v4. */
+  /** Tile configurations the fused op's views ran with (conv/tiling.ts ids), e.g. fwd.r16c16v4. */
   tileConfigs: string[];
 }
 

@@ -2,7 +2,7 @@
 // Times, on the GPU (tf.time's kernelMs, timestamp queries; median of --repeats, alternating),
 // at enhanced's pooled layers (batch 128: 28x28x32 and 14x14x64):
 //   separate  an elementwise apply pass (writes y; the block's pass until the apply pass began
-//             merging the batch statistics itself, kernels/bn_relu_apply.wgsl) + MaxPool2
+//             merging the batch statistics itself, src/ops/conv_bn_relu/bn_relu_apply.wgsl) + MaxPool2
 //   fused     a prototype apply pass that writes the pooled y directly (below: measurement
 //             only, not a product kernel)
 //   pool grad MaxPool2Grad alone: the most a backward fusion could save, since the block's
@@ -11,14 +11,14 @@
 //   deno run -A bench/max_pool2_fusion_probe.ts [--batch 128] [--repeats 15]
 // Measured (llvmpipe, load 4-5, two runs): 28x28x32 apply + pool 10.1 / 26.1 ms, prototype
 // 6.8 / 12.6 ms, pool grad 11.3 / 16.1 ms; 14x14x64 4.4 / 6.6, 1.9 / 3.6, 2.6 / 4.8 ms. Outputs
-// identical (max |diff| 0). Decision and step context: src/ops/max_pool2.ts's header.
+// identical (max |diff| 0). Decision and step context: src/ops/max_pool2/max_pool2.ts's header.
 
 import * as tf from "@tensorflow/tfjs-core";
 import type { TensorInfo } from "@tensorflow/tfjs-core";
 import type { WebGPUBackend, WebGPUProgram } from "@tensorflow/tfjs-backend-webgpu";
 import { describeAdapter, initTf } from "../src/tf/setup.ts";
-import { MAX_POOL2_GRAD, maxPool2 } from "../src/ops/max_pool2.ts";
-import { runProgram, splitGroups } from "../src/ops/webgpu_program.ts";
+import { MAX_POOL2_GRAD, maxPool2 } from "../src/ops/max_pool2/max_pool2.ts";
+import { runProgram, splitGroups } from "../src/ops/backend/webgpu_program.ts";
 import { arg } from "./probe_args.ts";
 
 /** y = relu(gamma * (z - mean) * invStd + beta), 16 rows of one channel group per invocation. */

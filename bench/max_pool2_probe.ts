@@ -7,7 +7,7 @@
 
 import * as tf from "@tensorflow/tfjs-core";
 import { describeAdapter, initTf } from "../src/tf/setup.ts";
-import { MAX_POOL2_GRAD, maxPool2 } from "../src/ops/max_pool2.ts";
+import { MAX_POOL2_GRAD, maxPool2 } from "../src/ops/max_pool2/max_pool2.ts";
 import { countDispatches } from "./dispatches.ts";
 import { arg } from "./probe_args.ts";
 

@@ -10,8 +10,8 @@ import { makeTrainStep } from "../src/train/step.ts";
 import { createAdam, type OptimizerKind } from "../src/train/optimizer.ts";
 import { probeStep, type StepProbe } from "./dispatches.ts";
 import { describeAdapter } from "../src/tf/setup.ts";
-import { autotuneSettingFromEnv } from "../src/ops/autotune.ts";
-import { tileChoices } from "../src/ops/conv_tiling.ts";
+import { autotuneSetting } from "../src/flags.ts";
+import { tileChoices } from "../src/ops/conv/tiling.ts";
 import { startBackend } from "./run.ts";
 import { tileConfigSession } from "./autotune_suite.ts";
 import { writeFileAtomic } from "../src/files.ts";
@@ -136,7 +136,7 @@ export interface ProfileOptions {
 export async function runProfile(f: ProfileOptions): Promise<void> {
   const adapter = await startBackend("profile", f.backend, f.adapter);
   if (adapter.backend === "webgpu") {
-    await tileConfigSession(autotuneSettingFromEnv(), (m) => console.log(m), "profile");
+    await tileConfigSession(autotuneSetting(), (m) => console.log(m), "profile");
   }
   const { model, ops } = f;
   const [x, y] = syntheticBatch(f.batch, f.seed);

@@ -10,7 +10,7 @@ import { describeAdapter, initTf } from "../src/tf/setup.ts";
 import { createModel } from "../src/model/model.ts";
 import { createAdam } from "../src/train/optimizer.ts";
 import { countCorrect, crossEntropy } from "../src/train/step.ts";
-import { softmaxCrossEntropyWithCount } from "../src/ops/softmax_xent.ts";
+import { softmaxCrossEntropyWithCount } from "../src/ops/softmax_xent/softmax_xent.ts";
 import { countDispatches } from "./dispatches.ts";
 
 function arg(name: string, fallback: number): number {

@@ -14,15 +14,15 @@
 import * as tf from "@tensorflow/tfjs-core";
 import type { WebGPUBackend } from "@tensorflow/tfjs-backend-webgpu";
 import { describeAdapter, initTf } from "../src/tf/setup.ts";
-import { convGeometry } from "../src/ops/conv_geometry.ts";
-import { convBackpropData, convBackpropFilter, convForward } from "../src/ops/conv_gemm.ts";
+import { convGeometry } from "../src/ops/conv/geometry.ts";
+import { convBackpropData, convBackpropFilter, convForward } from "../src/ops/conv/gemm.ts";
 import {
   candidateConfigs,
   CONV_VIEWS,
   type ConvView,
   currentAdapterKind,
   type TileConfig,
-} from "../src/ops/conv_tiling.ts";
+} from "../src/ops/conv/tiling.ts";
 import { architecture, type ModelName } from "../src/model/model.ts";
 import { arg } from "./probe_args.ts";
 

@@ -2,7 +2,7 @@
 // implementation must move, so measured times turn into GFLOP/s, GB/s and % of roofline.
 
 import type { ConvShape } from "../src/model/layers.ts";
-import { convGeometry } from "../src/ops/conv_geometry.ts";
+import { convGeometry } from "../src/ops/conv/geometry.ts";
 
 /** One conv layer of a model, NHWC input, square kernel, given without the batch. */
 export type LayerShape = ConvShape;

@@ -1,15 +1,16 @@
 // `deno task compile`: one executable, dist/fmnist, that runs train/eval/predict/tune/bench/profile
 // with the same flags as `deno task <command>`.
 //
-// First choice: `deno compile -A --include kernels`. It needs Deno's stripped runtime (denort),
+// First choice: `deno compile -A --include src/ops` (the WGSL files). It needs Deno's stripped runtime (denort),
 // which deno downloads from dl.deno.land once, or takes from $DENORT_BIN. Where neither is
 // possible (this offline workplace, the GPU machines), we build the same thing by hand: a
 // self-extracting launcher = a POSIX sh header + an xz tarball holding the deno binary, the app
-// bundled into one JS file (`deno bundle`) and the WGSL kernels. On first run it unpacks into
+// bundled into one JS file (`deno bundle`) with the ops' WGSL in a table at its top. On first run it unpacks into
 // $FMNIST_HOME (default ~/.cache/fmnist/<hash>) and then execs deno on the bundle.
 
 import { helpText, parseFlags } from "../src/cli/args.ts";
 import { UsageError } from "../src/errors.ts";
+import { embeddedWgslPrologue } from "../src/serve/bundle.ts";
 
 const FLAGS = {
   out: { type: "string", default: "dist/fmnist", help: "output executable" },
@@ -55,7 +56,7 @@ async function denoCompile(
   // it, then rename.
   const tmp = `${out}.compile-tmp`;
   await Deno.remove(tmp).catch(() => {});
-  const r = await sh(Deno.execPath(), ["compile", "-A", "--include", "kernels", "-o", tmp, entry]);
+  const r = await sh(Deno.execPath(), ["compile", "-A", "--include", "src/ops", "-o", tmp, entry]);
   if (r.code === 0) {
     await Deno.rename(tmp, out);
     return { ok: true };
@@ -74,7 +75,7 @@ async function denoCompile(
 function launcherHeader(id: string, offset: number): string {
   return `#!/bin/sh
 # fmnist: self-extracting launcher built by \`deno task compile\` (scripts/compile.ts).
-# Payload: deno + the app bundled into one JS file + kernels/*.wgsl, as an xz tarball.
+# Payload: deno + the app bundled into one JS file (WGSL embedded), as an xz tarball.
 set -e
 dir="\${FMNIST_HOME:-\${XDG_CACHE_HOME:-$HOME/.cache}/fmnist}/${id}"
 if [ ! -x "$dir/deno" ]; then
@@ -96,8 +97,8 @@ DENO_NO_UPDATE_CHECK=1 exec "$dir/deno" run -A --no-config --no-lock "$dir/app/b
 async function buildLauncher(out: string, entry: string): Promise<void> {
   const stage = await Deno.makeTempDir({ prefix: "fmnist-launcher-" });
   try {
-    // Kernels are read from new URL("../../kernels/x.wgsl", <module>): with the bundle at
-    // app/bin/fmnist.js that is <stage>/kernels, the same layout as the repository.
+    // The bundle has no src/ops/ folder beside it: it starts with the WGSL table that wgsl()
+    // reads instead (src/ops/backend/wgsl.ts), as the browser page's bundle does.
     const bundle = `${stage}/app/bin/fmnist.js`;
     const externals = EXTERNAL.flatMap((e) => ["--external", e]);
     const b = await sh(Deno.execPath(), [
@@ -112,12 +113,10 @@ async function buildLauncher(out: string, entry: string): Promise<void> {
       entry,
     ]);
     if (b.code !== 0) throw new Error(`deno bundle failed:\n${b.stderr.trim()}`);
-    await Deno.mkdir(`${stage}/kernels`, { recursive: true });
-    for await (const e of Deno.readDir("kernels")) {
-      if (e.isFile && e.name.endsWith(".wgsl")) {
-        await Deno.copyFile(`kernels/${e.name}`, `${stage}/kernels/${e.name}`);
-      }
-    }
+    await Deno.writeTextFile(
+      bundle,
+      (await embeddedWgslPrologue()) + await Deno.readTextFile(bundle),
+    );
     await Deno.copyFile(Deno.execPath(), `${stage}/deno`);
     const tar = await sh("tar", [
       "-C",
@@ -126,7 +125,6 @@ async function buildLauncher(out: string, entry: string): Promise<void> {
       `${stage}/payload.tar`,
       "deno",
       "app",
-      "kernels",
     ]);
     if (tar.code !== 0) throw new Error(`tar failed: ${tar.stderr.trim()}`);
     const xz = await sh("xz", ["-T2", "-6", "-f", `${stage}/payload.tar`]);

@@ -7,6 +7,8 @@
 // `google | swiftshader` (Dawn + Tint on SwiftShader, CPU only). Without that flag the page gets
 // no adapter, which is how the tests exercise the CPU fallback.
 
+import { readFlag } from "../src/flags.ts";
+
 export const CHROMIUM = Deno.env.get("CHROMIUM") ?? "/usr/bin/chromium";
 
 /** Why the browser tests cannot run here, or null when Chromium is installed. */
@@ -65,7 +67,7 @@ export class Browser {
       ...(opts.webgpu ? ["--enable-unsafe-webgpu"] : ["--disable-features=WebGPU"]),
       "about:blank",
     ];
-    const log = Deno.env.get("FMNIST_CHROMIUM_LOG") === "1";
+    const log = readFlag("FMNIST_CHROMIUM_LOG") === "1";
     if (log) args.unshift("--enable-logging=stderr", "--v=0");
     const process = new Deno.Command(CHROMIUM, {
       args,

@@ -12,9 +12,10 @@
 // failing case stops the run and is reported with its shape and seed.
 
 import fc from "fast-check";
-import { convBnReluGradRef } from "../src/ops/conv_bn_relu_grad_ref.ts";
-import { convBnReluTrainRef } from "../src/ops/conv_bn_relu_ref.ts";
-import { tileChoices } from "../src/ops/conv_tiling.ts";
+import { registerOps } from "../src/ops/registry.ts";
+import { convBnReluGradRef } from "../src/ops/conv_bn_relu/conv_bn_relu_grad_ref.ts";
+import { convBnReluTrainRef } from "../src/ops/conv_bn_relu/conv_bn_relu_ref.ts";
+import { tileChoices } from "../src/ops/conv/tiling.ts";
 import { useBrowserTiles } from "../src/serve/page/browser_tiles.ts";
 import { compareArrays } from "./helpers/compare.ts";
 import {
@@ -83,6 +84,7 @@ async function backwardCase(c: ConvCase) {
 }
 
 async function runSuite(): Promise<KernelSuiteResult> {
+  registerOps();
   const t0 = performance.now();
   const log = document.getElementById("log")!;
   const say = (line: string) => {

@@ -19,11 +19,12 @@ import * as tf from "@tensorflow/tfjs-core";
 import { initTf } from "../src/tf/setup.ts";
 import { GRADIENTS } from "../src/tf/gradients.ts";
 import { Rng } from "../src/random.ts";
+import { readFlag } from "../src/flags.ts";
 
 const H = 1e-2;
 const TOL = 2e-3;
 /** FMNIST_SOAK=1 runs ten times the cases. */
-const FC = { seed: 20261201, numRuns: Deno.env.get("FMNIST_SOAK") === "1" ? 120 : 12 };
+const FC = { seed: 20261201, numRuns: readFlag("FMNIST_SOAK") === "1" ? 120 : 12 };
 
 type Op = (xs: tf.Tensor[]) => tf.Tensor;
 

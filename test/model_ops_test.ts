@@ -13,8 +13,8 @@ import { createAdam } from "../src/train/optimizer.ts";
 import { crossEntropy, makeTrainStep } from "../src/train/step.ts";
 import { assertClose, compareArrays } from "./helpers/compare.ts";
 import { GPU_TEST, withGpu } from "./helpers/op_check.ts";
-import { convBnReluTrain } from "../src/ops/conv_bn_relu.ts";
-import { bnMovingAverageRef } from "../src/ops/conv_bn_relu_ref.ts";
+import { convBnReluTrain } from "../src/ops/conv_bn_relu/conv_bn_relu.ts";
+import { bnMovingAverageRef } from "../src/ops/conv_bn_relu/conv_bn_relu_ref.ts";
 
 async function trainFew(
   name: "baseline" | "enhanced",
@@ -23,7 +23,7 @@ async function trainFew(
   y: tf.Tensor2D,
 ) {
   // Dropout 0 here and below: the fused path's SeededDropout and the stock path's tf.dropout
-  // draw different masks from the same seed (test/dropout_test.ts checks ours).
+  // draw different masks from the same seed (src/ops/dropout/dropout_test.ts checks ours).
   const model = createModel(name, { ops, seed: 3, dropout: 0, l2: 1e-4 });
   const optimizer = createAdam(model, 1e-3, ops === "fused" ? "fused" : "tfjs");
   const step = makeTrainStep(model, optimizer);

@@ -4,7 +4,7 @@
 
 import assert from "node:assert/strict";
 import { MAX_REQUEST_BODY_BYTES, type RunningServer, startServer } from "../src/serve/server.ts";
-import { EMBEDDED_WGSL_GLOBAL } from "../src/ops/webgpu_program.ts";
+import { EMBEDDED_WGSL_GLOBAL } from "../src/ops/backend/wgsl.ts";
 import { writeUntrainedRun } from "./browser_fixtures.ts";
 
 /** Sends `request` verbatim over TCP; returns the status code and the body. */

@@ -13,7 +13,7 @@ import {
   softmaxCrossEntropyWithCount,
   softmaxXentGradRef,
   softmaxXentRef,
-} from "../src/ops/softmax_xent.ts";
+} from "../src/ops/softmax_xent/softmax_xent.ts";
 import { countCorrect, crossEntropy } from "../src/train/step.ts";
 import { assertClose } from "./helpers/compare.ts";
 import { GPU_TEST, withGpu as onGpu } from "./helpers/op_check.ts";

@@ -2,7 +2,7 @@
 //
 //   deno run -A bench/repro/conv2d_filter_grad.ts            # stock tfjs 4.22 kernels
 // (XDG_RUNTIME_DIR must be set for Deno's WebGPU on Linux.)
-//   deno run -A bench/repro/conv2d_filter_grad.ts --sliced   # with src/ops/conv2d_backprop_filter_sliced.ts
+//   deno run -A bench/repro/conv2d_filter_grad.ts --sliced   # with src/ops/conv2d_backprop_filter_sliced/conv2d_backprop_filter_sliced.ts
 //
 // In a browser: bundle a page that calls runRepro (deno bundle --platform browser) and read its
 // lines; headless Chromium 156 on SwiftShader gives ~4e-6 at every batch (no loop limit there).
@@ -116,6 +116,12 @@ export async function runRepro(log: (line: string) => void, sliced = false): Pro
 
 if (import.meta.main) {
   const sliced = Deno.args.includes("--sliced");
-  if (sliced) await import("../../src/ops/conv2d_backprop_filter_sliced.ts");
+  if (sliced) {
+    const { installStockOverride } = await import("../../src/ops/registry.ts");
+    const { conv2dBackpropFilterSliced } = await import(
+      "../../src/ops/conv2d_backprop_filter_sliced/conv2d_backprop_filter_sliced.ts"
+    );
+    installStockOverride(conv2dBackpropFilterSliced);
+  }
   await runRepro(console.log, sliced);
 }

@@ -6,6 +6,7 @@
 
 import { parseArgs } from "node:util";
 import { UsageError } from "../errors.ts";
+import { debugErrors } from "../flags.ts";
 
 type FlagBase = { help: string; short?: string };
 export type FlagDef =
@@ -192,7 +193,7 @@ export async function runCommand(name: string, fn: () => Promise<void>): Promise
     await fn();
   } catch (e) {
     const err = e as Error;
-    const debug = Deno.env.get("FMNIST_DEBUG") === "1";
+    const debug = debugErrors();
     console.error(`${name}: error: ${err.message}`);
     if (debug && err.stack) console.error(err.stack);
     Deno.exit(err instanceof UsageError ? 2 : 1);

@@ -7,11 +7,7 @@ import { UsageError } from "../errors.ts";
 import { writeFileAtomic } from "../files.ts";
 import { MODES } from "../../bench/kernels_suite.ts";
 import { OPTIMIZER_KINDS, type OptimizerKind } from "../train/optimizer.ts";
-import {
-  AUTOTUNE_SETTINGS,
-  type AutotuneSetting,
-  autotuneSettingFromEnv,
-} from "../ops/autotune.ts";
+import { AUTOTUNE_SETTINGS, type AutotuneSetting, autotuneSetting } from "../flags.ts";
 import { parseModels } from "../../bench/autotune_suite.ts";
 import { type BenchSuite, runBench, SUITES } from "../../bench/run.ts";
 import type { KernelMode } from "../../bench/work.ts";
@@ -106,7 +102,7 @@ export async function main(argv: string[]): Promise<void> {
     backend: f.backend as "webgpu" | "cpu",
     adapter: f.adapter as "any" | "hardware",
     models: parseModels(f.models),
-    autotune: (f.autotune as AutotuneSetting | undefined) ?? autotuneSettingFromEnv(),
+    autotune: (f.autotune as AutotuneSetting | undefined) ?? autotuneSetting(),
   });
   console.log("\n" + renderText(doc));
   if (oldDoc) console.log("\n" + renderComparison(compareDocuments(oldDoc, doc), oldDoc, doc));

@@ -27,12 +27,8 @@ import { evaluateRun } from "../eval/evaluate.ts";
 import { createProgress } from "../train/progress.ts";
 import { type AdapterReport, startTf } from "../tf/setup.ts";
 import { DeviceFailureError, explainDeviceError } from "../tf/device_guard.ts";
-import {
-  AUTOTUNE_SETTINGS,
-  type AutotuneSetting,
-  autotuneSettingFromEnv,
-} from "../ops/autotune.ts";
-import { autotuneForTraining } from "../ops/autotune_model.ts";
+import { AUTOTUNE_SETTINGS, type AutotuneSetting, autotuneSetting } from "../flags.ts";
+import { autotuneForTraining } from "../train/autotune_model.ts";
 import { DEFAULT_BATCH as EVAL_BATCH } from "../eval/inference.ts";
 
 const DEFS = {
@@ -71,7 +67,7 @@ export async function main(argv: string[]): Promise<void> {
   });
   if (f === null) return;
   const log: Log = (m) => console.log(m);
-  const autotune = (f.autotune as AutotuneSetting | undefined) ?? autotuneSettingFromEnv();
+  const autotune = (f.autotune as AutotuneSetting | undefined) ?? autotuneSetting();
   const explicit = explicitOptions(f as unknown as Record<string, unknown>);
   const plan = f.resume
     ? await planResume(f.resume, explicit, f)

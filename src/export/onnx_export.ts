@@ -23,7 +23,7 @@ import { UsageError } from "../errors.ts";
 import { CLASS_NAMES, IMAGE_SIZE } from "../data/fashion_mnist.ts";
 import { type LoadedCheckpoint, restoreWeights } from "../model/checkpoint.ts";
 import { createModel, type Model, type ModelName } from "../model/model.ts";
-import { foldBatchNorm } from "../ops/conv_bn_relu.ts";
+import { foldBatchNorm } from "../ops/conv_bn_relu/conv_bn_relu.ts";
 import {
   encodeModel,
   floatTensor,

@@ -2,13 +2,22 @@
 // its variables through the model's ParamStore. Conv weights are HWIO ([KH, KW, Cin, Cout]).
 
 import * as tf from "@tensorflow/tfjs-core";
-import { convBnReluInfer, convBnReluTrainWithMovingStats } from "../ops/conv_bn_relu.ts";
-import { convBnReluInferStock, convBnReluTrainStock } from "../ops/conv_bn_relu_stock.ts";
-import { convBiasRelu } from "../ops/conv_bias_relu.ts";
-import { convBiasReluPool2 } from "../ops/conv_bias_relu_pool2.ts";
-import { denseLayer } from "../ops/dense_bias_act.ts";
-import { dropout as seededDropout } from "../ops/dropout.ts";
-import { maxPool2 as maxPool2Op, maxPool2Dropout as maxPool2DropoutOp } from "../ops/max_pool2.ts";
+import {
+  convBnReluInfer,
+  convBnReluTrainWithMovingStats,
+} from "../ops/conv_bn_relu/conv_bn_relu.ts";
+import {
+  convBnReluInferStock,
+  convBnReluTrainStock,
+} from "../ops/conv_bn_relu/conv_bn_relu_stock.ts";
+import { convBiasRelu } from "../ops/conv_bias_relu/conv_bias_relu.ts";
+import { convBiasReluPool2 } from "../ops/conv_bias_relu_pool2/conv_bias_relu_pool2.ts";
+import { denseLayer } from "../ops/dense_bias_act/dense_bias_act.ts";
+import { dropout as seededDropout } from "../ops/dropout/dropout.ts";
+import {
+  maxPool2 as maxPool2Op,
+  maxPool2Dropout as maxPool2DropoutOp,
+} from "../ops/max_pool2/max_pool2.ts";
 import type { ParamStore } from "./params.ts";
 import type { Rng } from "../random.ts";
 
@@ -37,7 +46,7 @@ function convReluVariables(store: ParamStore, name: string, s: ConvShape) {
 }
 
 /**
- * Plain conv + bias + ReLU (baseline model): our op (src/ops/conv_bias_relu.ts, the generated
+ * Plain conv + bias + ReLU (baseline model): our op (src/ops/conv_bias_relu/conv_bias_relu.ts, the generated
  * conv kernels) or, with `ops: "stock"`, tfjs's fused conv2d.
  */
 export function convRelu(store: ParamStore, name: string, s: ConvShape, ops: OpsKind): Layer {
@@ -49,7 +58,7 @@ export function convRelu(store: ParamStore, name: string, s: ConvShape, ops: Ops
 }
 
 /**
- * Conv + bias + ReLU and the 2x2 max-pool after it as one op (src/ops/conv_bias_relu_pool2.ts:
+ * Conv + bias + ReLU and the 2x2 max-pool after it as one op (src/ops/conv_bias_relu_pool2/conv_bias_relu_pool2.ts:
  * one backward pass from the pooled gradient to dz and dbias); the same variables as convRelu.
  */
 export function convReluPool2(store: ParamStore, name: string, s: ConvShape): Layer {
@@ -112,7 +121,7 @@ export function convBnRelu(
   };
 }
 
-/** 2x2 / stride-2 `valid` max-pool: our op (src/ops/max_pool2.ts), or tf.maxPool with "stock". */
+/** 2x2 / stride-2 `valid` max-pool: our op (src/ops/max_pool2/max_pool2.ts), or tf.maxPool with "stock". */
 export function maxPool2(ops: OpsKind): Layer {
   if (ops === "fused") return (x) => maxPool2Op(x as tf.Tensor4D);
   return (x) => tf.maxPool(x as tf.Tensor4D, 2, 2, "valid");
@@ -140,7 +149,7 @@ export function globalAvgPool(): Layer {
 
 /**
  * Dense layer; `relu` for hidden layers (He init), linear logits otherwise (Glorot). With
- * `ops: "fused"` it runs our GEMM (src/ops/dense_bias_act.ts) where that is faster than tfjs's
+ * `ops: "fused"` it runs our GEMM (src/ops/dense_bias_act/dense_bias_act.ts) where that is faster than tfjs's
  * matMul (denseUsesGemm: the autotuner's choice, else the measured rule), else and with
  * `ops: "stock"` tfjs's fused matMul. Same variables either way.
  */
@@ -165,7 +174,7 @@ export function dense(
 
 /**
  * Inverted dropout, seeded from the model's RNG (one seed per call) so that a run, and a resumed
- * run, is reproducible: our counter-based kernel (src/ops/dropout.ts, the same mask on webgpu and
+ * run, is reproducible: our counter-based kernel (src/ops/dropout/dropout.ts, the same mask on webgpu and
  * cpu, 1 dispatch each way) or, with `ops: "stock"`, tf.dropout (host-drawn noise).
  */
 export function dropout(rate: number, rng: Rng, ops: OpsKind = "fused"): Layer {

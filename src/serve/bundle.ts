@@ -1,31 +1,21 @@
 // Bundles a browser entry module (the classifier page, the kernel test page) from the project's
-// own modules into one ES module, with the WGSL of kernels/ embedded.
+// own modules into one ES module, with the ops' WGSL embedded.
 //
 // `deno bundle` (esbuild inside Deno) resolves our npm imports from node_modules and inlines
-// everything, so the page fetches nothing but this file. One adjustment for the browser:
-// kernelSource() reads kernels/*.wgsl from disk under Deno; the bundle starts with a table of
-// those files under globalThis[EMBEDDED_WGSL_GLOBAL], which kernelSource() uses instead. The page's
-// modules must not import the CLI (src/cli/args.ts pulls in node:util).
+// everything, so the page fetches nothing but this file. One adjustment for the browser: wgsl()
+// (src/ops/backend/wgsl.ts) reads src/ops/**/*.wgsl from disk under Deno; the bundle starts with a
+// table of those files under globalThis[EMBEDDED_WGSL_GLOBAL], which wgsl() uses instead. The
+// page's modules must not import the CLI (src/cli/args.ts pulls in node:util).
 
-import { EMBEDDED_WGSL_GLOBAL } from "../ops/webgpu_program.ts";
+import { EMBEDDED_WGSL_GLOBAL, readAllWgsl } from "../ops/backend/wgsl.ts";
 
 const ROOT = new URL("../../", import.meta.url);
 
-/** Reads kernels/*.wgsl (sorted by name) as { name: source }. */
-export async function readKernelSources(): Promise<Record<string, string>> {
-  const dir = new URL("kernels/", ROOT);
-  const names: string[] = [];
-  try {
-    for await (const e of Deno.readDir(dir)) {
-      if (e.isFile && e.name.endsWith(".wgsl")) names.push(e.name.slice(0, -5));
-    }
-  } catch (e) {
-    if (!(e instanceof Deno.errors.NotFound)) throw e;
-  }
-  names.sort();
-  const out: Record<string, string> = {};
-  for (const n of names) out[n] = await Deno.readTextFile(new URL(`${n}.wgsl`, dir));
-  return out;
+/** The statement a bundle starts with: every WGSL source of src/ops/ in the global table. */
+export async function embeddedWgslPrologue(): Promise<string> {
+  return `globalThis[${JSON.stringify(EMBEDDED_WGSL_GLOBAL)}] = ${
+    JSON.stringify(await readAllWgsl())
+  };\n`;
 }
 
 /**
@@ -69,10 +59,7 @@ export async function bundleForBrowser(entry: string | URL): Promise<string> {
       throw new Error(`bundling ${entryPath} failed: ${new TextDecoder().decode(stderr).trim()}`);
     }
     const js = await Deno.readTextFile(outPath);
-    const wgsl = await readKernelSources();
-    const prologue = `globalThis[${JSON.stringify(EMBEDDED_WGSL_GLOBAL)}] = ${
-      JSON.stringify(wgsl)
-    };\n`;
+    const prologue = await embeddedWgslPrologue();
     return prologue + js;
   } finally {
     await Deno.remove(tmp, { recursive: true }).catch(() => {});

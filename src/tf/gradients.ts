@@ -14,7 +14,7 @@
 //
 // Each one is the textbook derivative; test/gradients_test.ts checks every config against
 // central differences on the CPU backend over random shapes (broadcasting included). The fused
-// conv + BN + ReLU op registers its own gradient (src/ops/conv_bn_relu_grad.ts).
+// conv + BN + ReLU op registers its own gradient (src/ops/conv_bn_relu/conv_bn_relu_grad.ts).
 
 import * as tf from "@tensorflow/tfjs-core";
 

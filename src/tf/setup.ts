@@ -6,10 +6,10 @@ import * as tf from "@tensorflow/tfjs-core";
 import "@tensorflow/tfjs-backend-cpu";
 import "@tensorflow/tfjs-backend-webgpu";
 import "./gradients.ts";
-import "../ops/register.ts";
+import { registerOps } from "../ops/registry.ts";
 import { UsageError } from "../errors.ts";
 import { installDeviceGuard } from "./device_guard.ts";
-import { setAdapterKind } from "../ops/conv_tiling.ts";
+import { setAdapterKind } from "../ops/conv/tiling.ts";
 
 export type BackendName = "webgpu" | "cpu";
 /** `any`: take what the system offers; `hardware`: refuse software/fallback adapters. */
@@ -59,6 +59,7 @@ export async function initTf(
   policy: AdapterPolicy = "any",
 ): Promise<AdapterReport> {
   silenceCpuBanner();
+  registerOps();
   if (backend === "cpu") {
     await setBackend("cpu");
     current = {

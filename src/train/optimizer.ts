@@ -1,5 +1,5 @@
 // The training loop's optimizer: FusedAdam (default) runs tf.train.adam's update for every
-// trainable variable as one AdamStep kernel (src/ops/adam_step.ts: 20 dispatches per enhanced
+// trainable variable as one AdamStep kernel (src/ops/adam_step/adam_step.ts: 20 dispatches per enhanced
 // step instead of ~240), with the L2 penalty's gradient (l2 * 2w on conv and dense kernels)
 // added inside the kernel instead of through the loss. `--optimizer tfjs` keeps tf.train.adam
 // with the penalty in the loss, for comparison.
@@ -9,7 +9,7 @@
 // adamBetaPowers / setAdamBetaPowers, so either optimizer resumes the other's checkpoints.
 
 import * as tf from "@tensorflow/tfjs-core";
-import { adamStep, packedOffsets } from "../ops/adam_step.ts";
+import { adamStep, packedOffsets } from "../ops/adam_step/adam_step.ts";
 import type { Model } from "../model/model.ts";
 
 export type OptimizerKind = "fused" | "tfjs";

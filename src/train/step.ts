@@ -8,7 +8,7 @@
 import * as tf from "@tensorflow/tfjs-core";
 import type { Model } from "../model/model.ts";
 import { FusedAdam } from "./optimizer.ts";
-import { softmaxCrossEntropyWithCount } from "../ops/softmax_xent.ts";
+import { softmaxCrossEntropyWithCount } from "../ops/softmax_xent/softmax_xent.ts";
 
 export interface TrainStepOptions {
   /** Label smoothing for the cross-entropy (0 = none). */
@@ -69,7 +69,7 @@ export function makeTrainStepWithMetrics(
       () => {
         const logits = model.apply(x, true);
         let ce: tf.Scalar;
-        if (fusedLoss) { // 3 dispatches (src/ops/softmax_xent.ts) instead of ~45 tfjs ops
+        if (fusedLoss) { // 3 dispatches (src/ops/softmax_xent/softmax_xent.ts) instead of ~45 tfjs ops
           const r = softmaxCrossEntropyWithCount(yOneHot, logits, smoothing);
           correct = tf.keep(r.correct);
           ce = r.loss;

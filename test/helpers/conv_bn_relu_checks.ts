@@ -5,21 +5,28 @@
 // Shapes and seeded values come from op_check.ts.
 
 import * as tf from "@tensorflow/tfjs-core";
-import { CONV_BN_RELU_TRAIN_GRAD } from "../../src/ops/conv_bn_relu_grad.ts";
+import { CONV_BN_RELU_TRAIN_GRAD } from "../../src/ops/conv_bn_relu/conv_bn_relu_grad.ts";
 import {
   type ConvBnReluAttrs,
   convBnReluInfer,
   convBnReluTrain,
-} from "../../src/ops/conv_bn_relu.ts";
-import { convBnReluInferRef, convBnReluTrainRef } from "../../src/ops/conv_bn_relu_ref.ts";
-import { type ConvGeometry, convGeometry } from "../../src/ops/conv_geometry.ts";
+} from "../../src/ops/conv_bn_relu/conv_bn_relu.ts";
+import {
+  convBnReluInferRef,
+  convBnReluTrainRef,
+} from "../../src/ops/conv_bn_relu/conv_bn_relu_ref.ts";
+import { type ConvGeometry, convGeometry } from "../../src/ops/conv/geometry.ts";
 import {
   bnReluBackwardRef,
   type ConvBnReluGradInputs,
   convBnReluGradRef,
   type ConvBnReluGrads,
-} from "../../src/ops/conv_bn_relu_grad_ref.ts";
-import { batchStatsRef, bnMovingAverageRef, conv2dRef } from "../../src/ops/conv_bn_relu_ref.ts";
+} from "../../src/ops/conv_bn_relu/conv_bn_relu_grad_ref.ts";
+import {
+  batchStatsRef,
+  bnMovingAverageRef,
+  conv2dRef,
+} from "../../src/ops/conv_bn_relu/conv_bn_relu_ref.ts";
 import type { Tolerance } from "./compare.ts";
 import {
   checkOp,
@@ -216,7 +223,7 @@ export async function checkGpuAgainstRef(d: CaseData, label = describeCase(d.c))
 /**
  * The batch-norm passes run on a grid of workgroups of 8 channel groups (of 4 channels when
  * Cout % 4 == 0) x about 64 / (channel blocks) row chunks, each workgroup merging the partials of
- * every chunk for its channels (src/ops/conv_bn_relu_fwd.ts, conv_bn_relu_bwd.ts). These shapes
+ * every chunk for its channels (src/ops/conv_bn_relu/conv_bn_relu_fwd.ts, conv_bn_relu_bwd.ts). These shapes
  * sit at that grid's edges: one row chunk at batch 1, rows not a multiple of the chunk, a partial
  * last channel block on the scalar and the vec4 path, two vec4 channel blocks.
  */

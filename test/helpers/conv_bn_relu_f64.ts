@@ -6,13 +6,13 @@
 // pass) takes seconds, where the tfjs CPU backend takes much longer.
 //
 // The conv loops walk the taps with the references' geometry helper (forEachConvTap,
-// src/ops/conv_geometry.ts), so they read like conv_bn_relu_ref.ts's. Deliberate: only the
+// src/ops/conv/geometry.ts), so they read like conv_bn_relu_ref.ts's. Deliberate: only the
 // geometry is shared; the arithmetic here is its own (float64 throughout, abs-sum terms for the
 // tolerances), and merging it with the reference would make the oracle check the op against itself.
 //
 // Layouts as the op: x (N, H, W, Cin), filter (KH, KW, Cin, Cout), z/y/dy (N, Ho, Wo, Cout).
 
-import { type ConvGeometry, forEachConvTap } from "../../src/ops/conv_geometry.ts";
+import { type ConvGeometry, forEachConvTap } from "../../src/ops/conv/geometry.ts";
 
 export interface F64Forward {
   z: Float64Array;

@@ -7,31 +7,31 @@
 //     validation error scope (an invalid shader dispatches nothing and its read-back may hold a
 //     stale right answer, so a compile error must fail by itself), and every flag restored;
 //   - checkOp: one comparison of named outputs with stated tolerances, all failures in one error;
-//   - the tile-configuration dimension: every candidate of every view (conv_tiling.ts).
+//   - the tile-configuration dimension: every candidate of every view (conv/tiling.ts).
 
 import fc from "fast-check";
 import * as tf from "@tensorflow/tfjs-core";
 import type { WebGPUBackend } from "@tensorflow/tfjs-backend-webgpu";
 import { initTf } from "../../src/tf/setup.ts";
-import { setPoisonOutputs } from "../../src/ops/webgpu_program.ts";
-import { NAIVE_KERNELS_FLAG } from "../../src/ops/kernel_flags.ts";
+import { setPoisonOutputs } from "../../src/ops/backend/webgpu_program.ts";
+import { readFlag, withFlags } from "../../src/flags.ts";
 import {
   allConfigs,
   CONV_VIEWS,
   type ConvView,
   type TileConfig,
   withForcedTileConfig,
-} from "../../src/ops/conv_tiling.ts";
+} from "../../src/ops/conv/tiling.ts";
 import { compareArrays, type Tolerance } from "./compare.ts";
 
 /** Deno.test options for GPU tests: the webgpu backend keeps buffers and timers across tests. */
 export const GPU_TEST = { sanitizeOps: false, sanitizeResources: false };
 /** FMNIST_SOAK=1: many more random cases (long runs, not CI). */
-export const SOAK = typeof Deno !== "undefined" && Deno.env.get("FMNIST_SOAK") === "1";
+export const SOAK = readFlag("FMNIST_SOAK") === "1";
 /** Run count: `quick` in CI, 10x under FMNIST_SOAK=1. */
 export const runs = (quick: number): number => (SOAK ? quick * 10 : quick);
 
-// The fields of src/ops/autotune_conv.ts's ConvLayer, which `duplicates` pairs this with.
+// The fields of src/ops/autotune/autotune_conv.ts's ConvLayer, which `duplicates` pairs this with.
 // Deliberate: a test case has a batch, per-axis strides and a seed; a layer a name and an op.
 export interface ConvCase {
   n: number;
@@ -146,19 +146,16 @@ export async function withGpu<T>(f: () => Promise<T>, opts: GpuOptions = {}): Pr
   await initTf("webgpu");
   const env = tf.env();
   const prevForward = env.getBool("WEBGPU_CPU_FORWARD");
-  const prevNaive = env.getBool(NAIVE_KERNELS_FLAG);
   env.set("WEBGPU_CPU_FORWARD", false);
-  env.set(NAIVE_KERNELS_FLAG, opts.naive ?? false);
   setPoisonOutputs(true);
   const device = (tf.backend() as WebGPUBackend).device;
   device.pushErrorScope("validation");
   let result: T;
   try {
-    result = await f();
+    result = await withFlags({ FMNIST_NAIVE_KERNELS: opts.naive ? "1" : undefined }, f);
   } finally {
     setPoisonOutputs(false);
     env.set("WEBGPU_CPU_FORWARD", prevForward);
-    env.set(NAIVE_KERNELS_FLAG, prevNaive);
   }
   const error = await device.popErrorScope();
   if (error) throw new Error(`WebGPU validation error: ${error.message}`);

@@ -18,7 +18,7 @@ import {
   setAdapterKind,
   setTileConfigResolver,
   type TileConfig,
-} from "../../ops/conv_tiling.ts";
+} from "../../ops/conv/tiling.ts";
 
 /** Per view, the configuration a software adapter gets in the browser. */
 export const BROWSER_SOFTWARE_TILES: Record<ConvView, string> = {

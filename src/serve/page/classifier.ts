@@ -6,7 +6,7 @@
 import * as tf from "@tensorflow/tfjs-core";
 import "@tensorflow/tfjs-backend-cpu";
 import "@tensorflow/tfjs-backend-webgpu";
-import "../../ops/register.ts";
+import { registerOps } from "../../ops/registry.ts";
 import { useBrowserTiles } from "./browser_tiles.ts";
 import { UsageError } from "../../errors.ts";
 import { CLASS_NAMES } from "../../data/fashion_mnist.ts";
@@ -44,6 +44,7 @@ export function setDeviceLostHandler(f: (reason: string) => void): void {
 
 /** Tries WebGPU; falls back to the CPU backend and says why. */
 export async function startBackend(): Promise<BackendInfo> {
+  registerOps();
   silenceCpuBanner();
   let reason: string;
   const gpu = (navigator as Navigator & { gpu?: GPU }).gpu;

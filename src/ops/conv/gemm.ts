@@ -1,0 +1,344 @@
+// Dispatch of the generated tiled convolution (WGSL from conv/gemm_wgsl.ts): picks the tile
+// configuration (conv/tiling.ts: forced, autotuned or the adapter kind's default), the vector
+// widths the shape allows, the grid, and runs it. One function per view:
+//   convForward(x, w, epilogue)      z or y (N, Ho, Wo, Cout)
+//   convBackpropData(dz, w)          dx (N, H, W, Cin); register configs read w as it is (see
+//                                    GemmWidths.directFilter), staged ones a transposed copy
+//   convBackpropFilter(dz, x)        dfilter (KH, KW, Cin, Cout): slice partials + their sum
+// `FMNIST_PRINT_SHADER=<config id or shader-key substring | all>` prints the generated code.
+
+import type { TensorInfo } from "@tensorflow/tfjs-core";
+import type { WebGPUBackend, WebGPUProgram } from "@tensorflow/tfjs-backend-webgpu";
+import type { ConvGeometry } from "./geometry.ts";
+import {
+  type Dispatch,
+  FlatKernelProgram,
+  runProgram,
+  splitGroups,
+  type Uniform,
+} from "../backend/webgpu_program.ts";
+import {
+  bindingNames,
+  columnGroups,
+  type ConvEpilogue,
+  convGemmSource,
+  type GemmWidths,
+  GEOMETRY_FIELDS,
+} from "./gemm_wgsl.ts";
+import {
+  type ConvView,
+  currentAdapterKind,
+  defaultConfig,
+  resolveTileConfig,
+  type TileConfig,
+} from "./tiling.ts";
+import { printShaderSpec } from "../../flags.ts";
+import { winogradApplies } from "./winograd_geometry.ts";
+import { winogradBackpropData, winogradBackpropFilter, winogradForward } from "./winograd.ts";
+
+/** llvmpipe stops every loop after 65,535 iterations; nested loops count together. */
+const LOOP_CAP = 60000;
+
+function printShader(key: string, id: string, code: string) {
+  const spec = printShaderSpec();
+  if (spec && (spec === "all" || id === spec || key.includes(spec))) {
+    console.error(`// ---- ${key}\n${code}`);
+  }
+}
+
+/** One generated kernel. The class per view names it in tfjs profiles and GPU timestamps. */
+abstract class ConvGemmProgram implements WebGPUProgram {
+  outputShape: number[];
+  shaderKey: string;
+  dispatchLayout = { x: [0], y: [0] }; // two axes: main() takes no index
+  dispatch: Dispatch;
+  workgroupSize: [number, number, number];
+  variableNames: string[];
+  variableComponents: number[];
+  outputComponent: number;
+  uniforms = GEOMETRY_FIELDS.map((f) => `${f} : i32,`).join(" ");
+  readonly config: TileConfig;
+  private readonly code: string;
+
+  constructor(
+    view: ConvView,
+    config: TileConfig,
+    widths: GemmWidths,
+    epilogue: ConvEpilogue,
+    outputSize: number,
+    dispatch: Dispatch,
+    fusedDz = false,
+  ) {
+    this.config = config;
+    this.outputShape = [outputSize];
+    const direct = view === "bwdData" && widths.directFilter === true;
+    this.variableNames = bindingNames(view, epilogue, fusedDz, direct);
+    // Component per binding: the reduction operand has VA, everything per column VB.
+    // fwd: x(VA), w(VB); bwdData: dz(VA), wt(VB) or, read directly, w(VA); bwdFilter: dz, x.
+    const aFirst = view !== "bwdFilter";
+    this.variableComponents = fusedDz
+      ? [widths.vb, widths.vb, widths.va, widths.vb] // dy, z, x, terms
+      : this.variableNames.map((_, i) =>
+        i === 0
+          ? (aFirst ? widths.va : widths.vb)
+          : i === 1
+          ? (aFirst && !direct ? widths.vb : widths.va)
+          : widths.vb
+      );
+    this.outputComponent = widths.vb;
+    this.workgroupSize = [config.workgroupSize, 1, 1];
+    this.dispatch = dispatch;
+    const strides = widths.strides ? `_s${widths.strides.join("x")}` : "";
+    const prologue = fusedDz ? "_bnReluDz" : direct ? "_directW" : "";
+    this.shaderKey =
+      `convGemm_${config.id}_va${widths.va}vb${widths.vb}${strides}${prologue}_${epilogue}`;
+    this.code = convGemmSource(view, config, widths, epilogue, fusedDz);
+    printShader(this.shaderKey, config.id, this.code);
+  }
+
+  getUserCode(): string {
+    return this.code;
+  }
+}
+
+class ConvFwdProgram extends ConvGemmProgram {}
+class ConvBwdDataProgram extends ConvGemmProgram {}
+class ConvBwdFilterProgram extends ConvGemmProgram {}
+class ConvFilterTransposeProgram extends FlatKernelProgram {}
+class ConvSumPartialsProgram extends FlatKernelProgram {}
+
+function size(shape: readonly number[]): number {
+  return shape.reduce((a, b) => a * b, 1);
+}
+
+/** The same buffer as a flat vector (program inputs only; nothing is allocated). */
+export function flat(t: TensorInfo): TensorInfo {
+  return { dataId: t.dataId, shape: [size(t.shape)], dtype: t.dtype };
+}
+
+function int(...values: number[]): Uniform[] {
+  return values.map((v) => ({ type: "int32" as const, data: [v] }));
+}
+
+/** The GEOMETRY_FIELDS uniforms, in order; the last two only for the split bwdFilter view. */
+export function geometryUniforms(g: ConvGeometry, rowsPerSplit = 0, numSplits = 0): Uniform[] {
+  return int(
+    g.batch,
+    g.inH,
+    g.inW,
+    g.inC,
+    g.outH,
+    g.outW,
+    g.outC,
+    g.kH,
+    g.kW,
+    g.strideH,
+    g.strideW,
+    g.padTop,
+    g.padLeft,
+    rowsPerSplit,
+    numSplits,
+  );
+}
+
+/** Vector widths a config gets at a shape: 4 where its channel counts are multiples of 4. */
+export function gemmWidths(view: ConvView, config: TileConfig, g: ConvGeometry): GemmWidths {
+  if (config.stageInWorkgroupMemory) return { va: 1, vb: 1 };
+  if (config.vecWidth === 1) {
+    return view === "bwdData"
+      ? { va: 1, vb: 1, strides: [g.strideH, g.strideW], directFilter: true }
+      : { va: 1, vb: 1 };
+  }
+  const w = (c: number) => (c % 4 === 0 ? 4 : 1) as 1 | 4;
+  if (view === "fwd") return { va: w(g.inC), vb: w(g.outC) };
+  if (view === "bwdData") {
+    const va = w(g.outC), vb = w(g.inC);
+    // The transposed copy only pays where it turns 4 scalar filter loads into one vec4.
+    return { va, vb, strides: [g.strideH, g.strideW], directFilter: !(va === 1 && vb === 4) };
+  }
+  return { va: w(g.inC), vb: w(g.outC) };
+}
+
+/** Workgroups of a staged config for GEMM rows x cols (x/y), with `z` layers. */
+function stagedDispatch(config: TileConfig, rows: number, cols: number, z: number): Dispatch {
+  const [wr, wc] = config.workgroupGrid!;
+  const blocks = Math.ceil(rows / (wr * config.rowsPerInvocation)) *
+    Math.ceil(cols / (wc * config.colsPerInvocation));
+  return [...splitGroups(blocks), z];
+}
+
+function registerDispatch(config: TileConfig, invocations: number, z: number): Dispatch {
+  return [...splitGroups(Math.ceil(invocations / config.workgroupSize)), z];
+}
+
+/** A Winograd config passed for a shape it does not serve: the adapter kind's direct default. */
+function directUnlessWinograd(view: ConvView, config: TileConfig, g: ConvGeometry): TileConfig {
+  return config.winograd && !winogradApplies(g)
+    ? defaultConfig(view, currentAdapterKind())
+    : config;
+}
+
+/** Forward conv (z, or y with a fused epilogue): output (N, Ho, Wo, Cout) flat. */
+export function convForward(
+  backend: WebGPUBackend,
+  x: TensorInfo,
+  w: TensorInfo,
+  g: ConvGeometry,
+  epilogue: ConvEpilogue,
+  perChannel: TensorInfo[] = [],
+  chosen: TileConfig = resolveTileConfig("fwd", g),
+): TensorInfo {
+  const config = directUnlessWinograd("fwd", chosen, g);
+  if (config.winograd) return winogradForward(backend, x, w, g, epilogue, perChannel, config);
+  const widths = gemmWidths("fwd", config, g);
+  const rows = g.batch * g.outH * g.outW;
+  const dispatch = config.stageInWorkgroupMemory
+    ? stagedDispatch(config, rows, g.outC, 1)
+    : registerDispatch(
+      config,
+      Math.ceil(rows / config.rowsPerInvocation) *
+        Math.ceil(g.outC / widths.vb / columnGroups(config, widths)),
+      1,
+    );
+  const program = new ConvFwdProgram("fwd", config, widths, epilogue, rows * g.outC, dispatch);
+  const out = runProgram(backend, program, [x, w, ...perChannel].map(flat), geometryUniforms(g));
+  return { dataId: out.dataId, shape: [g.batch, g.outH, g.outW, g.outC], dtype: "float32" };
+}
+
+/** (KH, KW, Cin, Cout) -> (KH, KW, Cout, Cin): Cin innermost, so dx reads 4 of them as a vec4. */
+function transposeFilter(backend: WebGPUBackend, w: TensorInfo, g: ConvGeometry): TensorInfo {
+  const n = g.kH * g.kW * g.inC * g.outC;
+  return runProgram(
+    backend,
+    new ConvFilterTransposeProgram("conv/conv_filter_transpose.wgsl", {
+      shaderKey: "convFilterTranspose",
+      variableNames: ["w"],
+      uniforms: "inC : i32, outC : i32, kH : i32, kW : i32,",
+      outputSize: n,
+    }),
+    [flat(w)],
+    int(g.inC, g.outC, g.kH, g.kW),
+  );
+}
+
+/** dx = conv2d backprop-input of dz: (N, H, W, Cin). Every element written (phases partition). */
+export function convBackpropData(
+  backend: WebGPUBackend,
+  dz: TensorInfo,
+  w: TensorInfo,
+  g: ConvGeometry,
+  chosen: TileConfig = resolveTileConfig("bwdData", g),
+): TensorInfo {
+  const config = directUnlessWinograd("bwdData", chosen, g);
+  if (config.winograd) return winogradBackpropData(backend, dz, w, g, config);
+  const widths = gemmWidths("bwdData", config, g);
+  const phases = g.strideH * g.strideW;
+  // The largest phase has ceil(H / sH) x ceil(W / sW) pixels per image.
+  const rows = g.batch * Math.ceil(g.inH / g.strideH) * Math.ceil(g.inW / g.strideW);
+  const dispatch = config.stageInWorkgroupMemory
+    ? stagedDispatch(config, rows, g.inC, phases)
+    : registerDispatch(
+      config,
+      Math.ceil(rows / config.rowsPerInvocation) *
+        Math.ceil(g.inC / widths.vb / columnGroups(config, widths)),
+      phases,
+    );
+  const wt = widths.directFilter ? flat(w) : transposeFilter(backend, w, g);
+  const size = g.batch * g.inH * g.inW * g.inC;
+  const program = new ConvBwdDataProgram("bwdData", config, widths, "store", size, dispatch);
+  const out = runProgram(backend, program, [flat(dz), wt], geometryUniforms(g));
+  if (!widths.directFilter) backend.disposeData(wt.dataId);
+  return { dataId: out.dataId, shape: [g.batch, g.inH, g.inW, g.inC], dtype: "float32" };
+}
+
+/**
+ * Slices of the N*Ho output rows for the filter gradient: about `config.splitK`, each with
+ * fewer than LOOP_CAP pixel iterations per invocation.
+ */
+export function filterSplits(config: TileConfig, g: ConvGeometry) {
+  const outRows = g.batch * g.outH;
+  // Staged configs loop over their slice in chunks, with up to 2 staging-loop steps per
+  // reduction step (every staged config here: (BM + BN) / WG <= 1 load per step, plus the
+  // compute loop), so their slices get half the cap.
+  const cap = config.stageInWorkgroupMemory ? LOOP_CAP / 2 : LOOP_CAP;
+  const capRows = Math.max(1, Math.floor(cap / g.outW));
+  let per = Math.ceil(outRows / Math.max(1, Math.min(config.splitK ?? 1, outRows)));
+  per = Math.min(per, capRows);
+  return { rowsPerSplit: per, numSplits: Math.ceil(outRows / per) };
+}
+
+/**
+ * The batch-norm + ReLU backward inputs from which the bwdFilter register kernel computes dz as
+ * it loads it (no dz pass): dy and z (N, Ho, Wo, Cout) and terms (7, Cout) = mean, invStd,
+ * gamma, beta, gamma*invStd, dbeta/M, dgamma/M (src/ops/conv_bn_relu/bn_relu_bwd_terms.wgsl).
+ */
+export interface BnReluDzSource {
+  dy: TensorInfo;
+  z: TensorInfo;
+  terms: TensorInfo;
+}
+
+/**
+ * dfilter = conv2d backprop-filter of (x, dz): (KH, KW, Cin, Cout). `dz` is a tensor, or the
+ * BnReluDzSource to compute it from (register configs only: staged ones need dz itself).
+ */
+export function convBackpropFilter(
+  backend: WebGPUBackend,
+  dz: TensorInfo | BnReluDzSource,
+  x: TensorInfo,
+  g: ConvGeometry,
+  chosen: TileConfig = resolveTileConfig("bwdFilter", g),
+): TensorInfo {
+  const config = directUnlessWinograd("bwdFilter", chosen, g);
+  const fused = !("dataId" in dz);
+  if (config.winograd) {
+    if (fused) throw new Error(`${config.id}: the bnReluDz prologue needs a direct config`);
+    return winogradBackpropFilter(backend, dz as TensorInfo, x, g, config);
+  }
+  const widths = gemmWidths("bwdFilter", config, g);
+  const { rowsPerSplit, numSplits } = filterSplits(config, g);
+  const numRows = g.kH * g.kW * g.inC;
+  let dispatch: Dispatch;
+  if (config.stageInWorkgroupMemory) {
+    dispatch = stagedDispatch(config, numRows, g.outC, numSplits);
+  } else {
+    const units = numRows / widths.va;
+    const tu = Math.max(1, config.rowsPerInvocation / widths.va);
+    const cg = columnGroups(config, widths);
+    const tiles = Math.ceil(units / tu) * Math.ceil(g.outC / widths.vb / cg);
+    dispatch = registerDispatch(config, tiles * numSplits, 1);
+  }
+  const count = numRows * g.outC;
+  const program = new ConvBwdFilterProgram(
+    "bwdFilter",
+    config,
+    widths,
+    "store",
+    numSplits * count,
+    dispatch,
+    fused,
+  );
+  const inputs = fused ? [dz.dy, dz.z, x, dz.terms].map(flat) : [flat(dz as TensorInfo), flat(x)];
+  const partials = runProgram(
+    backend,
+    program,
+    inputs,
+    geometryUniforms(g, rowsPerSplit, numSplits),
+  );
+  let out = partials;
+  if (numSplits > 1) {
+    out = runProgram(
+      backend,
+      new ConvSumPartialsProgram("conv/sum_partials.wgsl", {
+        shaderKey: "convSumPartials",
+        variableNames: ["partials"],
+        uniforms: "numPartials : i32, rowLen : i32, offset : i32, count : i32,",
+        outputSize: count,
+      }),
+      [partials],
+      int(numSplits, count, 0, count),
+    );
+    backend.disposeData(partials.dataId);
+  }
+  return { dataId: out.dataId, shape: [g.kH, g.kW, g.inC, g.outC], dtype: "float32" };
+}

@@ -1,0 +1,636 @@
+// WGSL generator of the tiled convolution: one register-tiled implicit GEMM, three views
+// (src/ops/conv/tiling.ts describes the views and the configuration space), two families:
+//
+// Register tiles (stageInWorkgroupMemory false), the llvmpipe shape. Each invocation owns
+// R rows x C columns in unrolled accumulators (`a{r}_{c}`, vec4 over columns where Cout/Cin allow)
+// and walks the reduction itself, loading its operands straight from storage:
+//   fwd/bwdData ("pixel rows"): per tap (kh, kw), per row, the address and a 0/1 validity factor
+//     are computed once; the channel loop then loads R A-vectors and VA x C/VB B-vectors for
+//     R x C x VA FMAs. bwdData walks only the taps of its stride phase: invocations are grouped
+//     by (ih + padTop) mod sH and (iw + padLeft) mod sW (grid z = phase), so kh runs ph, ph + sH..
+//     and no tap is masked for the stride (at stride 2 a 3x3 filter has 4, 2, 2 or 1 taps per
+//     phase instead of 9 masked ones). bwdData reads the filter as it is stored, VA-vectors along
+//     Cout (its reduction), and forms each VB accumulator from VB dot products: the same vec4
+//     loads and FMAs as reading a transposed copy (KH, KW, Cout, Cin) with VB-vectors along Cin,
+//     without the ConvFilterTranspose dispatch (one per layer with dx: 3 per enhanced step). Only
+//     VA = 1, VB = 4 (Cout % 4 != 0, Cin % 4 == 0) keeps the copy, where reading w would cost 4
+//     scalar loads per vec4 (GemmWidths.directFilter). Measured against the transposed reads
+//     (be1622d), default config, llvmpipe, batch 128, process CPU time per bwdData view (median of
+//     9, 3 alternating rounds, loaded 2-core machine): 28x28 32->32 131.6 -> 128.7 ms, 14x14
+//     32->64 59.8 -> 59.2, 14x14 64->64 115.1 -> 113.0 (same within noise). A first version with
+//     one filter offset per (column, component) instead of per column ran ~5% slower at 28x28
+//     (more live registers).
+//   bwdFilter ("filter rows"): rows = (tap, Cin), columns = Cout, reduction = output pixels of one
+//     slice (rowsPerSplit output rows of N*Ho); per pixel it loads R/VA x vectors and C/VB dz
+//     vectors for R x C FMAs. Slices are extra invocations (id = tile + tiles * slice), so even
+//     the 9 x 32 filter of the first layer fills the device; partials are summed afterwards.
+// Why unrolled scalars: WGSL arrays of accumulators went to scratch memory on llvmpipe and ran at
+// 0.6x (the kernel headers of the hand-written versions measured 2.9 vs 4.9 GFLOP/s).
+//
+// Workgroup tiles (stageInWorkgroupMemory true), the discrete-GPU shape: a workgroup of WR x WC
+// invocations computes a BM x BN block (BM = WR*R, BN = WC*C) from A (BM x KC) and B (KC x BN)
+// tiles staged in workgroup memory, KC reduction steps per barrier pair; each invocation keeps
+// R x C scalar accumulators, its rows and columns strided by WR / WC (coalesced stores, no bank
+// conflicts on the shared reads). Operands are read through per-view `loadA(m, k)` /
+// `loadB(k, n)` gathers (flat k decomposed into tap and channel), the only part that changes per
+// view, as in tfjs-webgpu's conv2d_mm. Loop bounds depend on uniforms only (barriers must sit in
+// uniform control flow: no early return, bwdData's phase tap count padded to the largest phase).
+//
+// Every shape travels as a uniform (geometry fields below), every binding is a flat 1-D view, so
+// one pipeline serves every batch size; the shader key holds the config id, vector widths,
+// bwdData's strides and the epilogue.
+//
+// Measured (llvmpipe, batch 128, enhanced-CNN layers, machine shared with other builds: load
+// average 5-13 on 2 cores, so ratios within one run only). Per view with the software defaults
+// (bench/conv_gemm_probe.ts, GPU timestamps, 14x14 64->64, one run): forward 16.4 GFLOP/s,
+// backward-data 10.3, backward-filter 9.2; at 28x28 32->32 (another run) 8.6 / 9.8 / 10.8.
+// Per-config figures in conv/tiling.ts. The staged configs run at 0.5-1.0 GFLOP/s there (a
+// barrier is a thread switch on llvmpipe, workgroup memory a plain array): they are for discrete
+// GPUs and only checked for correctness on this machine. Against the hand-written kernels this
+// generator replaced (revision 86ef983, same fwd+bwd script, back to back, four rounds;
+// BENCHMARKS.md run E): model-input layer 2.0-6.3x faster (median 3.5x; no dx any more), hidden
+// layers 1.2-5.1x (medians 2.2x, 1.6x, 2.6x).
+
+import type { ConvView, TileConfig } from "./tiling.ts";
+
+/** What the kernel does with each finished accumulator (`store(i, c, v)`, i and c in VB units). */
+export type ConvEpilogue = "store" | "scaleShiftRelu" | "biasRelu" | "bias";
+
+/** Vector widths actually used: VA along the reduction operand's channels, VB along columns. */
+export interface GemmWidths {
+  va: 1 | 4;
+  vb: 1 | 4;
+  /**
+   * bwdData register kernels: the strides as compile-time constants (part of the shader key).
+   * Their tap loops divide by the stride per row and tap; by a constant 1 or 2 that folds away
+   * or becomes a shift, by a uniform it is a scalarised per-lane division on llvmpipe.
+   */
+  strides?: [number, number];
+  /**
+   * bwdData register kernels: read the filter w (KH, KW, Cin, Cout) as it is, VA-vectors along
+   * Cout (the reduction), instead of the transposed copy wt (KH, KW, Cout, Cin) with VB-vectors
+   * along Cin that ConvFilterTranspose writes (one dispatch less). Same loads per FMA unless
+   * VA = 1 and VB = 4 (4 scalar loads per vec4 of wt), where the transpose stays.
+   */
+  directFilter?: boolean;
+}
+
+/** Uniform fields every generated kernel reads (order = uniform struct order). */
+export const GEOMETRY_FIELDS = [
+  "batch",
+  "inH",
+  "inW",
+  "inC",
+  "outH",
+  "outW",
+  "outC",
+  "kH",
+  "kW",
+  "strideH",
+  "strideW",
+  "padTop",
+  "padLeft",
+  // bwdFilter: output rows (of N*Ho) per slice and the slice count; 0 elsewhere.
+  "rowsPerSplit",
+  "numSplits",
+] as const;
+
+/** Binding names (after `result`) per view and epilogue (fusedDz: bwdFilter's bnReluDz prologue). */
+export function bindingNames(
+  view: ConvView,
+  epilogue: ConvEpilogue,
+  fusedDz = false,
+  directFilter = false,
+): string[] {
+  if (fusedDz) return ["dy", "z", "x", "terms"];
+  const filter = directFilter ? "w" : "wt";
+  const base = view === "fwd" ? ["x", "w"] : view === "bwdData" ? ["dz", filter] : ["dz", "x"];
+  if (epilogue === "scaleShiftRelu") return [...base, "scale", "shift"];
+  if (epilogue === "biasRelu" || epilogue === "bias") return [...base, "bias"];
+  return base;
+}
+
+// ---- shared snippets ----------------------------------------------------------------------------
+
+function vecType(width: number): string {
+  return width === 4 ? "vec4<f32>" : "f32";
+}
+
+/** The epilogues: `store(i, c, v)` writes output element i (VB units) of column group c. */
+const EPILOGUES: Record<ConvEpilogue, string> = {
+  store: "fn store(i : i32, c : i32, v : VB) {\n  result[i] = v;\n}\n",
+  scaleShiftRelu: "// Inference: batch norm folded into scale/shift on the host, then ReLU.\n" +
+    "fn store(i : i32, c : i32, v : VB) {\n  result[i] = max(v * scale[c] + shift[c], VB(0.0));\n}\n",
+  biasRelu: "fn store(i : i32, c : i32, v : VB) {\n  result[i] = max(v + bias[c], VB(0.0));\n}\n",
+  // Linear layers (the dense logits, src/ops/dense_bias_act/dense_bias_act.ts).
+  bias: "fn store(i : i32, c : i32, v : VB) {\n  result[i] = v + bias[c];\n}\n",
+};
+
+/** `alias VB` and the epilogue's `store(i, c, v)`, for kernels outside the generator (naive). */
+export function epilogueSnippet(epilogue: ConvEpilogue, vb: 1 | 4): string {
+  return `alias VB = ${vecType(vb)};\n` + EPILOGUES[epilogue];
+}
+
+/** Flat invocation id over a 2-D grid (x is capped at 65535 workgroups). */
+function flatId(wg: number): string {
+  return `i32(globalId.x) + i32(globalId.y) * i32(numWorkgroups.x) * ${wg}`;
+}
+
+/** bwdData: stride phase of this workgroup (grid z) and its pixel lattice. */
+const PHASE_SETUP = `
+  let sH = SH;
+  let sW = SW;
+  let ph = i32(workgroupId.z) / sW;
+  let pw = i32(workgroupId.z) - ph * sW;
+  // First ih with (ih + padTop) % sH == ph, and how many such rows (likewise for columns).
+  let pih0 = ((ph - uniforms.padTop) % sH + sH) % sH;
+  let piw0 = ((pw - uniforms.padLeft) % sW + sW) % sW;
+  let hq = max(0, (uniforms.inH - pih0 + sH - 1) / sH);
+  let wq = max(0, (uniforms.inW - piw0 + sW - 1) / sW);
+`;
+
+/**
+ * Column groups (accumulators per row) of a register config at the widths a shape allows. When a
+ * vec4 config falls back to scalar columns (a channel count not a multiple of 4) it keeps the
+ * same number of accumulators (cols / 4 scalars), not 4x as many: code size and compile time stay
+ * bounded, and such layers are rare (odd channel counts).
+ */
+export function columnGroups(cfg: TileConfig, w: GemmWidths): number {
+  const cols = cfg.vecWidth === 4 && w.vb === 1
+    ? cfg.colsPerInvocation / 4
+    : cfg.colsPerInvocation / w.vb;
+  return Math.max(1, Math.floor(cols));
+}
+
+const range = (n: number) => [...Array(n).keys()];
+const indent = (pad: string, lines: string[]) => lines.map((l) => pad + l).join("\n");
+const COMPONENTS = ["x", "y", "z", "w"];
+
+// ---- register tiles: fwd and bwdData ------------------------------------------------------------
+
+function pixelRowsRegister(view: "fwd" | "bwdData", cfg: TileConfig, w: GemmWidths): string {
+  const R = cfg.rowsPerInvocation;
+  const CG = columnGroups(cfg, w);
+  const fwd = view === "fwd";
+  const A = fwd ? "x" : "dz";
+  const direct = !fwd && w.directFilter === true;
+  const B = fwd || direct ? "w" : "wt";
+  const redC = fwd ? "uniforms.inC" : "uniforms.outC";
+  const colC = fwd ? "uniforms.outC" : "uniforms.inC";
+  const rows = range(R);
+  const cols = range(CG);
+  const js = range(w.va);
+
+  const rowSetup = fwd
+    ? rows.flatMap((r) => [
+      `let mr${r} = min(m0 + ${r}, rows - 1);`,
+      `let n${r} = mr${r} / (uniforms.outH * uniforms.outW);`,
+      `let p${r} = mr${r} - n${r} * uniforms.outH * uniforms.outW;`,
+      `let oh${r} = p${r} / uniforms.outW;`,
+      `let ih${r} = oh${r} * uniforms.strideH - uniforms.padTop;`,
+      `let iw${r} = (p${r} - oh${r} * uniforms.outW) * uniforms.strideW - uniforms.padLeft;`,
+      `let nb${r} = n${r} * uniforms.inH;`,
+      `let ob${r} = (m0 + ${r}) * colG;`,
+    ])
+    : rows.flatMap((r) => [
+      `let q${r} = min(m0 + ${r}, rows - 1);`,
+      `let n${r} = q${r} / (hq * wq);`,
+      `let p${r} = q${r} - n${r} * hq * wq;`,
+      `let i${r} = p${r} / wq;`,
+      `let ih${r} = pih0 + i${r} * sH;`,
+      `let iw${r} = piw0 + (p${r} - i${r} * wq) * sW;`,
+      `let th${r} = ih${r} + uniforms.padTop;`,
+      `let tw${r} = iw${r} + uniforms.padLeft;`,
+      `let nb${r} = n${r} * uniforms.outH;`,
+      `let ob${r} = ((n${r} * uniforms.inH + ih${r}) * uniforms.inW + iw${r}) * colG;`,
+    ]);
+  // Per kh: the row's source row and whether it exists; per kw: address and 0/1 factor.
+  const hStep = fwd
+    ? rows.flatMap((r) => [
+      `let hh${r} = ih${r} + kh;`,
+      `let hv${r} = hh${r} >= 0 && hh${r} < uniforms.inH;`,
+      `let hb${r} = (nb${r} + hh${r}) * uniforms.inW;`,
+    ])
+    : rows.flatMap((r) => [
+      `let hh${r} = (th${r} - kh) / sH; // exact: kh is in this row's phase`,
+      `let hv${r} = th${r} >= kh && hh${r} < uniforms.outH;`,
+      `let hb${r} = (nb${r} + hh${r}) * uniforms.outW;`,
+    ]);
+  const wStep = fwd
+    ? rows.flatMap((r) => [
+      `let ww${r} = iw${r} + kw;`,
+      `let v${r} = hv${r} && ww${r} >= 0 && ww${r} < uniforms.inW;`,
+      `let o${r} = select(0, (hb${r} + ww${r}) * redG, v${r});`,
+      `let f${r} = select(0.0, 1.0, v${r});`,
+    ])
+    : rows.flatMap((r) => [
+      `let ww${r} = (tw${r} - kw) / sW;`,
+      `let v${r} = hv${r} && tw${r} >= kw && ww${r} < uniforms.outW;`,
+      `let o${r} = select(0, (hb${r} + ww${r}) * redG, v${r});`,
+      `let f${r} = select(0.0, 1.0, v${r});`,
+    ]);
+  // Direct filter (bwdData): u{i}_{c} = w[tap, ci = cb{c} * VB_W + i, co = k * VA ..] as a
+  // VA-vector along co; accumulator component i gains dot(s, u{i}_{c}). One offset per column
+  // (wo{c}), not per (column, i): fewer live registers.
+  const is = range(w.vb);
+  const bLoads = direct
+    ? cols.flatMap((c) => [
+      `let wk${c} = bt + wo${c} + k;`,
+      ...is.map((i) => `let u${i}_${c} = w[wk${c}${i === 0 ? "" : ` + ${i} * redG`}];`),
+    ])
+    : js.flatMap((j) =>
+      cols.map((c) => `let b${j}_${c} = ${B}[bi${j === 0 ? "" : ` + ${j} * colG`} + cb${c}];`)
+    );
+  const dot = (r: number, i: number, c: number) =>
+    w.va === 4 ? `dot(s${r}, u${i}_${c})` : `s${r} * u${i}_${c}`;
+  const fma = rows.flatMap((r) => [
+    `let s${r} = ${A}[o${r} + k] * f${r};`,
+    ...cols.map((c) =>
+      `a${r}_${c} += ${
+        direct
+          ? (w.vb === 4 ? `VB(${is.map((i) => dot(r, i, c)).join(", ")})` : dot(r, 0, c))
+          : w.va === 4
+          ? js.map((j) => `s${r}.${COMPONENTS[j]} * b${j}_${c}`).join(" + ")
+          : `s${r} * b0_${c}`
+      };`
+    ),
+  ]);
+  const filterOffsets = direct
+    ? "\n" + indent("  ", cols.map((c) => `let wo${c} = cb${c} * VB_W * redG;`))
+    : "";
+  const stores = rows.map((r) =>
+    `if (m0 + ${r} < rows) {\n` +
+    indent(
+      "    ",
+      cols.map((c) =>
+        c === 0
+          ? `store(ob${r} + c0, c0, a${r}_0);`
+          : `if (c0 + ${c} < colG) { store(ob${r} + c0 + ${c}, c0 + ${c}, a${r}_${c}); }`
+      ),
+    ) + "\n  }"
+  );
+  const khLoop = fwd
+    ? "for (var kh = 0; kh < uniforms.kH; kh++) {"
+    : "for (var kh = ph; kh < uniforms.kH; kh += sH) {";
+  const kwLoop = fwd
+    ? "for (var kw = 0; kw < uniforms.kW; kw++) {"
+    : "for (var kw = pw; kw < uniforms.kW; kw += sW) {";
+  return `
+fn main() {
+  let redG = ${redC} / VA;
+  let colG = ${colC} / VB_W;${fwd ? "" : PHASE_SETUP}
+  let rows = ${fwd ? "uniforms.batch * uniforms.outH * uniforms.outW" : "uniforms.batch * hq * wq"};
+  let colTiles = (colG + ${CG - 1}) / ${CG};
+  let id = ${flatId(cfg.workgroupSize)};
+  let rt = id / colTiles;
+  let c0 = (id - rt * colTiles) * ${CG};
+  let m0 = rt * ${R};
+  if (m0 >= rows) {
+    return;
+  }
+${indent("  ", cols.map((c) => `let cb${c} = min(c0 + ${c}, colG - 1);`))}${filterOffsets}
+${indent("  ", rowSetup)}
+${indent("  ", rows.flatMap((r) => cols.map((c) => `var a${r}_${c} = VB(0.0);`)))}
+  ${khLoop}
+${indent("    ", hStep)}
+    ${kwLoop}
+${indent("      ", wStep)}
+${
+    direct
+      ? "      let bt = (kh * uniforms.kW + kw) * uniforms.inC * redG;"
+      : "      var bi = (kh * uniforms.kW + kw) * " + redC + " * colG;"
+  }
+      for (var k = 0; k < redG; k++) {
+${indent("        ", [...bLoads, ...fma])}${direct ? "" : "\n        bi += VA * colG;"}
+      }
+    }
+  }
+${indent("  ", stores)}
+}
+`;
+}
+
+// ---- register tiles: bwdFilter ------------------------------------------------------------------
+
+/**
+ * The bnReluDz prologue of the bwdFilter register kernel: dz computed from dy and z as it is
+ * loaded (per column group the 7 batch-norm terms are loaded once per invocation), for the
+ * layers whose dz nobody else reads (no dx): saves the dz pass.
+ */
+function bnReluDzPrologue(cols: number[]): { setup: string[]; load: string[] } {
+  const names = ["mean", "invStd", "gam", "bet", "k", "a", "b"];
+  return {
+    setup: cols.flatMap((c) => names.map((n, i) => `let ${n}${c} = terms[${i} * outCG + cb${c}];`)),
+    load: cols.flatMap((c) => [
+      `let xh${c} = (z[zi + cb${c}] - mean${c}) * invStd${c};`,
+      `let g${c} = select(VB(0.0), dy[zi + cb${c}], gam${c} * xh${c} + bet${c} > VB(0.0));`,
+      `let d${c} = k${c} * (g${c} - a${c} - xh${c} * b${c});`,
+    ]),
+  };
+}
+
+function filterRowsRegister(cfg: TileConfig, w: GemmWidths, fusedDz: boolean): string {
+  const TU = Math.max(1, cfg.rowsPerInvocation / w.va); // row vectors (units) per invocation
+  const CG = columnGroups(cfg, w);
+  const units = range(TU);
+  const cols = range(CG);
+  const js = range(w.va);
+  const comp = (j: number) => (w.va === 4 ? `.${COMPONENTS[j]}` : "");
+  const unitSetup = units.flatMap((t) => [
+    `let u${t} = min(ub + ${t}, units - 1);`,
+    `let ci${t} = u${t} % inCG;`,
+    `let kh${t} = u${t} / (inCG * uniforms.kW);`,
+    `let kw${t} = u${t} / inCG - kh${t} * uniforms.kW;`,
+  ]);
+  const rowStep = units.flatMap((t) => [
+    `let hh${t} = oh * uniforms.strideH - uniforms.padTop + kh${t};`,
+    `let hv${t} = hh${t} >= 0 && hh${t} < uniforms.inH;`,
+    `let xr${t} = (n * uniforms.inH + hh${t}) * uniforms.inW * inCG + ci${t};`,
+  ]);
+  const bn = bnReluDzPrologue(cols);
+  const pixelStep = [
+    ...(fusedDz ? bn.load : cols.map((c) => `let d${c} = dz[zi + cb${c}];`)),
+    "let iw = ow * uniforms.strideW - uniforms.padLeft;",
+    ...units.flatMap((t) => [
+      `let ww${t} = iw + kw${t};`,
+      `let v${t} = hv${t} && ww${t} >= 0 && ww${t} < uniforms.inW;`,
+      `let s${t} = x[select(0, xr${t} + ww${t} * inCG, v${t})] * select(0.0, 1.0, v${t});`,
+    ]),
+    ...units.flatMap((t) =>
+      js.flatMap((j) => cols.map((c) => `a${t}_${j}_${c} += s${t}${comp(j)} * d${c};`))
+    ),
+  ];
+  const stores = units.map((t) =>
+    `if (ub + ${t} < units) {\n` +
+    indent(
+      "    ",
+      js.flatMap((j) =>
+        cols.map((c) =>
+          `if (c0 + ${c} < outCG) { result[(s * numRows + (ub + ${t}) * VA + ${j}) * outCG + c0 + ${c}] = a${t}_${j}_${c}; }`
+        )
+      ),
+    ) + "\n  }"
+  );
+  return `
+fn main() {
+  let inCG = uniforms.inC / VA;
+  let outCG = uniforms.outC / VB_W;
+  let numRows = uniforms.kH * uniforms.kW * uniforms.inC;
+  let units = numRows / VA;
+  let unitTiles = (units + ${TU - 1}) / ${TU};
+  let colTiles = (outCG + ${CG - 1}) / ${CG};
+  let tiles = unitTiles * colTiles;
+  let id = ${flatId(cfg.workgroupSize)};
+  let s = id / tiles;
+  if (s >= uniforms.numSplits) {
+    return;
+  }
+  let tile = id - s * tiles;
+  let ut = tile / colTiles;
+  let c0 = (tile - ut * colTiles) * ${CG};
+  let ub = ut * ${TU};
+${indent("  ", cols.map((c) => `let cb${c} = min(c0 + ${c}, outCG - 1);`))}
+${fusedDz ? indent("  ", bn.setup) + "\n" : ""}${indent("  ", unitSetup)}
+${
+    indent(
+      "  ",
+      units.flatMap((t) => js.flatMap((j) => cols.map((c) => `var a${t}_${j}_${c} = VB(0.0);`))),
+    )
+  }
+  let nr0 = s * uniforms.rowsPerSplit;
+  let nr1 = min(uniforms.batch * uniforms.outH, nr0 + uniforms.rowsPerSplit);
+  for (var nr = nr0; nr < nr1; nr++) {
+    let n = nr / uniforms.outH;
+    let oh = nr - n * uniforms.outH;
+${indent("    ", rowStep)}
+    var zi = nr * uniforms.outW * outCG;
+    for (var ow = 0; ow < uniforms.outW; ow++) {
+${indent("      ", pixelStep)}
+      zi += outCG;
+    }
+  }
+${indent("  ", stores)}
+}
+`;
+}
+
+// ---- workgroup tiles (all views) ----------------------------------------------------------------
+
+/** Per-view GEMM sizes and the gathers of element (m, k) of A and (k, n) of B (scalar loads). */
+function stagedView(view: ConvView): string {
+  if (view === "fwd") {
+    return `
+fn gemmRows() -> i32 { return uniforms.batch * uniforms.outH * uniforms.outW; }
+fn gemmCols() -> i32 { return uniforms.outC; }
+fn gemmDepth() -> i32 { return uniforms.kH * uniforms.kW * uniforms.inC; }
+fn loadA(m : i32, k : i32) -> f32 {
+  if (m >= gemmRows() || k >= gemmDepth()) { return 0.0; }
+  let hw = uniforms.outH * uniforms.outW;
+  let n = m / hw;
+  let oh = (m - n * hw) / uniforms.outW;
+  let ow = m - n * hw - oh * uniforms.outW;
+  let tap = k / uniforms.inC;
+  let ci = k - tap * uniforms.inC;
+  let kh = tap / uniforms.kW;
+  let ih = oh * uniforms.strideH - uniforms.padTop + kh;
+  let iw = ow * uniforms.strideW - uniforms.padLeft + tap - kh * uniforms.kW;
+  if (ih < 0 || ih >= uniforms.inH || iw < 0 || iw >= uniforms.inW) { return 0.0; }
+  return x[((n * uniforms.inH + ih) * uniforms.inW + iw) * uniforms.inC + ci];
+}
+fn loadB(k : i32, c : i32) -> f32 {
+  if (k >= gemmDepth() || c >= uniforms.outC) { return 0.0; }
+  return w[k * uniforms.outC + c];
+}
+fn outIndex(m : i32, c : i32) -> i32 { return m * uniforms.outC + c; }
+`;
+  }
+  if (view === "bwdData") {
+    // Rows: the pixels of this workgroup's stride phase; k = (tap of the phase, co). The depth
+    // is the largest phase's (uniform loop bound); taps past this phase's count read 0.
+    return `
+var<private> ph : i32;
+var<private> pw : i32;
+var<private> ih0 : i32;
+var<private> iw0 : i32;
+var<private> hq : i32;
+var<private> wq : i32;
+fn phaseSetup() {
+  let sH = uniforms.strideH;
+  let sW = uniforms.strideW;
+  ph = i32(workgroupId.z) / sW;
+  pw = i32(workgroupId.z) - ph * sW;
+  ih0 = ((ph - uniforms.padTop) % sH + sH) % sH;
+  iw0 = ((pw - uniforms.padLeft) % sW + sW) % sW;
+  hq = max(0, (uniforms.inH - ih0 + sH - 1) / sH);
+  wq = max(0, (uniforms.inW - iw0 + sW - 1) / sW);
+}
+fn gemmRows() -> i32 { return uniforms.batch * hq * wq; }
+fn gemmCols() -> i32 { return uniforms.inC; }
+fn tapsH() -> i32 { return (uniforms.kH + uniforms.strideH - 1) / uniforms.strideH; }
+fn tapsW() -> i32 { return (uniforms.kW + uniforms.strideW - 1) / uniforms.strideW; }
+fn gemmDepth() -> i32 { return tapsH() * tapsW() * uniforms.outC; }
+/** (kh, kw, co) of reduction step k, kh < 0 when the phase has no such tap. */
+fn tapOf(k : i32) -> vec3<i32> {
+  let t = k / uniforms.outC;
+  let co = k - t * uniforms.outC;
+  let th = t / tapsW();
+  let kh = ph + th * uniforms.strideH;
+  let kw = pw + (t - th * tapsW()) * uniforms.strideW;
+  let ok = k < gemmDepth() && kh < uniforms.kH && kw < uniforms.kW;
+  return vec3<i32>(select(-1, kh, ok), kw, co);
+}
+fn pixelOf(m : i32) -> vec3<i32> {
+  let n = m / (hq * wq);
+  let p = m - n * hq * wq;
+  let i = p / wq;
+  return vec3<i32>(n, ih0 + i * uniforms.strideH, iw0 + (p - i * wq) * uniforms.strideW);
+}
+fn loadA(m : i32, k : i32) -> f32 {
+  let t = tapOf(k);
+  if (m >= gemmRows() || t.x < 0) { return 0.0; }
+  let px = pixelOf(m);
+  let th = px.y + uniforms.padTop - t.x;
+  let tw = px.z + uniforms.padLeft - t.y;
+  let oh = th / uniforms.strideH;
+  let ow = tw / uniforms.strideW;
+  if (th < 0 || oh >= uniforms.outH || tw < 0 || ow >= uniforms.outW) { return 0.0; }
+  return dz[((px.x * uniforms.outH + oh) * uniforms.outW + ow) * uniforms.outC + t.z];
+}
+fn loadB(k : i32, c : i32) -> f32 {
+  let t = tapOf(k);
+  if (t.x < 0 || c >= uniforms.inC) { return 0.0; }
+  return wt[((t.x * uniforms.kW + t.y) * uniforms.outC + t.z) * uniforms.inC + c];
+}
+fn outIndex(m : i32, c : i32) -> i32 {
+  let px = pixelOf(m);
+  return ((px.x * uniforms.inH + px.y) * uniforms.inW + px.z) * uniforms.inC + c;
+}
+`;
+  }
+  // bwdFilter: rows = (tap, ci), cols = co, k = output pixel of slice workgroupId.z.
+  return `
+fn gemmRows() -> i32 { return uniforms.kH * uniforms.kW * uniforms.inC; }
+fn gemmCols() -> i32 { return uniforms.outC; }
+fn gemmDepth() -> i32 { return uniforms.rowsPerSplit * uniforms.outW; }
+fn pixel(k : i32) -> i32 { return i32(workgroupId.z) * gemmDepth() + k; }
+fn loadA(m : i32, k : i32) -> f32 {
+  let p = pixel(k);
+  if (m >= gemmRows() || k >= gemmDepth() || p >= uniforms.batch * uniforms.outH * uniforms.outW) {
+    return 0.0;
+  }
+  let tap = m / uniforms.inC;
+  let ci = m - tap * uniforms.inC;
+  let kh = tap / uniforms.kW;
+  let nr = p / uniforms.outW;
+  let n = nr / uniforms.outH;
+  let ih = (nr - n * uniforms.outH) * uniforms.strideH - uniforms.padTop + kh;
+  let iw = (p - nr * uniforms.outW) * uniforms.strideW - uniforms.padLeft + tap - kh * uniforms.kW;
+  if (ih < 0 || ih >= uniforms.inH || iw < 0 || iw >= uniforms.inW) { return 0.0; }
+  return x[((n * uniforms.inH + ih) * uniforms.inW + iw) * uniforms.inC + ci];
+}
+fn loadB(k : i32, c : i32) -> f32 {
+  let p = pixel(k);
+  if (k >= gemmDepth() || c >= uniforms.outC || p >= uniforms.batch * uniforms.outH * uniforms.outW) {
+    return 0.0;
+  }
+  return dz[p * uniforms.outC + c];
+}
+fn outIndex(m : i32, c : i32) -> i32 {
+  return (i32(workgroupId.z) * gemmRows() + m) * uniforms.outC + c;
+}
+`;
+}
+
+function workgroupTiles(view: ConvView, cfg: TileConfig): string {
+  const [WR, WC] = cfg.workgroupGrid ?? [8, 8];
+  const R = cfg.rowsPerInvocation;
+  const C = cfg.colsPerInvocation;
+  const KC = cfg.kChunk ?? 16;
+  const BM = WR * R;
+  const BN = WC * C;
+  const WG = WR * WC;
+  const rows = range(R);
+  const cols = range(C);
+  return `${stagedView(view)}
+var<workgroup> As : array<f32, ${BM * KC}>;
+var<workgroup> Bs : array<f32, ${KC * BN}>;
+
+fn main() {${view === "bwdData" ? "\n  phaseSetup();" : ""}
+  let lid = i32(localId.x);
+  let lr = lid / ${WC};
+  let lc = lid - lr * ${WC};
+  let blk = i32(workgroupId.x) + i32(workgroupId.y) * i32(numWorkgroups.x);
+  let colBlocks = (gemmCols() + ${BN - 1}) / ${BN};
+  let m0 = (blk / colBlocks) * ${BM};
+  let n0 = (blk - (blk / colBlocks) * colBlocks) * ${BN};
+${indent("  ", rows.flatMap((r) => cols.map((c) => `var a${r}_${c} = 0.0;`)))}
+  let depth = ${
+    view === "bwdFilter"
+      ? "uniforms.rowsPerSplit * uniforms.outW"
+      : view === "fwd"
+      ? "uniforms.kH * uniforms.kW * uniforms.inC"
+      : "((uniforms.kH + uniforms.strideH - 1) / uniforms.strideH) * ((uniforms.kW + uniforms.strideW - 1) / uniforms.strideW) * uniforms.outC"
+  };
+  for (var k0 = 0; k0 < depth; k0 += ${KC}) {
+    for (var e = lid; e < ${BM * KC}; e += ${WG}) {
+      let row = e / ${KC};
+      As[e] = loadA(m0 + row, k0 + e - row * ${KC});
+    }
+    for (var e = lid; e < ${KC * BN}; e += ${WG}) {
+      let kk = e / ${BN};
+      Bs[e] = loadB(k0 + kk, n0 + e - kk * ${BN});
+    }
+    workgroupBarrier();
+    for (var kk = 0; kk < ${KC}; kk++) {
+${indent("      ", rows.map((r) => `let s${r} = As[(lr + ${r * WR}) * ${KC} + kk];`))}
+${indent("      ", cols.map((c) => `let b${c} = Bs[kk * ${BN} + lc + ${c * WC}];`))}
+${indent("      ", rows.flatMap((r) => cols.map((c) => `a${r}_${c} += s${r} * b${c};`)))}
+    }
+    workgroupBarrier();
+  }
+  let rowsM = gemmRows();
+  let colsN = gemmCols();
+${
+    indent(
+      "  ",
+      rows.flatMap((r) =>
+        cols.map((c) =>
+          `if (m0 + lr + ${r * WR} < rowsM && n0 + lc + ${
+            c * WC
+          } < colsN) { store(outIndex(m0 + lr + ${r * WR}, n0 + lc + ${c * WC}), n0 + lc + ${
+            c * WC
+          }, a${r}_${c}); }`
+        )
+      ),
+    )
+  }
+}
+`;
+}
+
+/** The complete user code (tfjs adds bindings, uniforms and the entry point) of one kernel. */
+export function convGemmSource(
+  view: ConvView,
+  cfg: TileConfig,
+  widths: GemmWidths,
+  epilogue: ConvEpilogue,
+  fusedDz = false,
+): string {
+  if (fusedDz && (view !== "bwdFilter" || cfg.stageInWorkgroupMemory)) {
+    throw new Error(`the bnReluDz prologue needs a register bwdFilter config, got ${cfg.id}`);
+  }
+  const header =
+    `// ${view} ${cfg.id} va${widths.va} vb${widths.vb} ${epilogue} (src/ops/conv/gemm_wgsl.ts)\n` +
+    `alias VB = ${
+      vecType(widths.vb)
+    };\nconst VA : i32 = ${widths.va};\nconst VB_W : i32 = ${widths.vb};\n`;
+  const strides = widths.strides && view === "bwdData" && !cfg.stageInWorkgroupMemory
+    ? `const SH : i32 = ${widths.strides[0]};\nconst SW : i32 = ${widths.strides[1]};\n`
+    : "const SH : i32 = 0;\nconst SW : i32 = 0;\n"; // unused
+  const body = cfg.stageInWorkgroupMemory
+    ? workgroupTiles(view, cfg)
+    : view === "bwdFilter"
+    ? filterRowsRegister(cfg, widths, fusedDz)
+    : pixelRowsRegister(view, cfg, widths);
+  return header + strides + EPILOGUES[epilogue] + body;
+}

@@ -1,0 +1,312 @@
+// Tile configurations of the tiled-convolution generator (src/ops/conv/gemm.ts), as data, and the
+// hook through which the dispatch picks one per (view, shape class, batch bucket).
+//
+// The generator writes one register-tiled implicit GEMM per configuration for three views of
+// the same convolution:
+//   fwd        rows = N*Ho*Wo output pixels, columns = Cout, reduction = KH*KW*Cin
+//   bwdData    rows = N*H*W input pixels (grouped by stride phase), columns = Cin,
+//              reduction = the phase's taps x Cout
+//   bwdFilter  rows = KH*KW*Cin filter rows, columns = Cout, reduction = N*Ho*Wo, split over
+//              `splitK`-style slices so that every per-invocation loop stays < 65,535 iterations
+//
+// Two families:
+//   - "register" configs (stageInWorkgroupMemory false): each invocation keeps its tile in
+//     unrolled scalar/vec4 accumulators and loads its operands straight from storage. llvmpipe
+//     likes these: every storage load is a per-lane loop there, so loads per FMA decide the
+//     speed, WGSL arrays go to scratch memory (0.6x), and a workgroup barrier costs a thread
+//     switch (staging the filter in workgroup memory measured 9.0 vs 13.1 GFLOP/s).
+//   - "workgroup" configs (stageInWorkgroupMemory true): a workgroup of wgRows x wgCols
+//     invocations computes a (wgRows*R) x (wgCols*C) block from x/w tiles staged in workgroup
+//     memory, `kChunk` reduction steps per barrier; 4x4..8x8 accumulators per invocation keep a
+//     discrete GPU under its ~255 registers per invocation with good occupancy.
+// Every config is valid for every shape: vecWidth 4 is used where the channel counts allow
+// (multiples of 4) and the generator falls back to scalar loads otherwise.
+//
+// Interface for the autotuner (src/ops/conv_autotune.ts or similar, not in this module):
+//   candidateConfigs(view, kind)   the short list to time
+//   defaultConfig(view, kind)      the built-in choice when tuning is off or has no entry
+//   shapeKey(view, g)              cache key: view + layer shape class + batch bucket
+//   setTileConfigResolver(fn)      a synchronous lookup the dispatch consults per call (tfjs
+//                                  kernel functions are synchronous: tuning happens ahead of
+//                                  time, dispatch only looks the choice up)
+//   withForcedTileConfig(cfg, f)   run f with one config forced (timing a candidate, tests);
+//                                  FMNIST_TILE_CONFIG=<id>[,<id>] does the same from the shell
+//   tileChoices()                  which config each (view, shape) got in this process (bench
+//                                  and profile print it)
+
+import type { ConvGeometry } from "./geometry.ts";
+import { forcedTileConfigIds } from "../../flags.ts";
+import { winogradApplies } from "./winograd_geometry.ts";
+
+export type ConvView = "fwd" | "bwdData" | "bwdFilter";
+export const CONV_VIEWS: readonly ConvView[] = ["fwd", "bwdData", "bwdFilter"];
+
+/** software: llvmpipe/lavapipe, SwiftShader, WARP, fallback adapters; discrete: real GPUs. */
+export type AdapterKind = "software" | "discrete";
+
+export interface TileConfig {
+  /** Stable name, unique across views (`fwd.r16c16v4`); cache files and FMNIST_TILE_CONFIG use it. */
+  id: string;
+  view: ConvView;
+  /** GEMM rows (output pixels; filter rows for bwdFilter) per invocation. */
+  rowsPerInvocation: number;
+  /** GEMM columns (output channels; input channels for bwdData) per invocation. */
+  colsPerInvocation: number;
+  /** Widest vector load: 4 where the channel counts are multiples of 4, else scalar. */
+  vecWidth: 1 | 4;
+  /** Invocations per workgroup (wgRows * wgCols when staged). */
+  workgroupSize: number;
+  /** Stage operand tiles in workgroup memory (one barrier per K chunk). */
+  stageInWorkgroupMemory: boolean;
+  /** Staged configs: invocations along rows x columns of the workgroup's block. */
+  workgroupGrid?: [rows: number, cols: number];
+  /** Staged configs: reduction steps per staged chunk (8..32). */
+  kChunk?: number;
+  /**
+   * bwdFilter: reduction slices aimed at (the dispatch rounds to whole output rows and raises
+   * the count until each slice's loop stays under the software loop cap).
+   */
+  splitK?: number;
+  /**
+   * Winograd F(2x2, 3x3) (winograd.ts) instead of the direct implicit GEMM: rows/cols shape
+   * its per-plane GEMM's register tile. Where it does not apply (not 3x3 stride 1) the dispatch
+   * uses the adapter kind's default.
+   */
+  winograd?: boolean;
+  /** The adapter kind it is meant for (both kinds can run every config). */
+  kind: AdapterKind;
+}
+
+type Shape = Omit<TileConfig, "id" | "view" | "kind">;
+
+function reg(rows: number, cols: number, vecWidth: 1 | 4, extra: Partial<Shape> = {}): Shape {
+  return {
+    rowsPerInvocation: rows,
+    colsPerInvocation: cols,
+    vecWidth,
+    workgroupSize: 64,
+    stageInWorkgroupMemory: false,
+    ...extra,
+  };
+}
+
+function staged(rows: number, cols: number, grid: [number, number], kChunk: number): Shape {
+  return {
+    rowsPerInvocation: rows,
+    colsPerInvocation: cols,
+    vecWidth: 1,
+    workgroupSize: grid[0] * grid[1],
+    stageInWorkgroupMemory: true,
+    workgroupGrid: grid,
+    kChunk,
+  };
+}
+
+/** A Winograd config: its GEMM's register tile (rows x cols, vec4 columns). */
+function wino(rows: number, cols: number, extra: Partial<Shape> = {}): Shape {
+  return { ...reg(rows, cols, 4, extra), winograd: true };
+}
+
+function configId(view: ConvView, s: Shape): string {
+  const base = `${view}${
+    s.winograd ? ".wino2" : ""
+  }.r${s.rowsPerInvocation}c${s.colsPerInvocation}v${s.vecWidth}`;
+  const split = s.splitK ? `s${s.splitK}` : "";
+  if (!s.stageInWorkgroupMemory) return base + split;
+  const [gr, gc] = s.workgroupGrid!;
+  return `${base}.wg${gr}x${gc}k${s.kChunk}${split}`;
+}
+
+function make(view: ConvView, kind: AdapterKind, shapes: Shape[]): TileConfig[] {
+  return shapes.map((s) => ({ id: configId(view, s), view, kind, ...s }));
+}
+
+// Software candidates: tiles around the llvmpipe optima. bench/conv_gemm_probe.ts, batch 128,
+// GPU timestamps, machine shared with other builds (load average 10-13 on 2 cores: ratios within
+// one run only), 28x28 32->32 and 14x14 64->64, GFLOP/s:
+//   fwd       r16c32 8.6 / 9.6, r16c16 7.9 / 8.2, r8c8 5.0 / 5.7, scalar r4c4 1.6 / 1.6
+//   bwdData   r16c16 7.5 / 8.6, r8c16 5.7 / 6.2, r8c8 5.3 / 6.2, r4c8 3.8 / 4.0
+//   bwdFilter r16c16 s32 7.1 / 6.6, r8c32 s32 6.3 / 5.7, r8c16 s32 5.4 / 5.4, r8c8 s64 4.6 / 3.6
+// and in a later (less loaded) run at 28x28 32->32: bwdData r16c32 9.8, r16c16 7.3, r8c16 7.2,
+// r8c8 6.9; bwdFilter r16c32 s32 10.8, r16c16 s32 9.6, r8c32 s32 8.9, r8c16 s32 7.5. So the
+// largest tiles (128 vec4 accumulators) win although llvmpipe spills them: loads per FMA matter
+// more, and with them the backward runs at the forward's rate per FLOP. The model-input layer's forward (Cin 1: scalar x, K = 9) gains most from the
+// widest column tile (r16c32 46 vs r16c16 66 ms in an earlier run).
+const SOFTWARE: Record<ConvView, TileConfig[]> = {
+  fwd: make("fwd", "software", [
+    reg(16, 32, 4),
+    reg(16, 16, 4),
+    reg(8, 8, 4),
+    reg(4, 4, 1),
+    wino(16, 32),
+    wino(8, 16),
+  ]),
+  bwdData: make("bwdData", "software", [
+    reg(16, 32, 4),
+    reg(16, 16, 4),
+    reg(8, 16, 4),
+    reg(8, 8, 4),
+    wino(16, 32),
+    wino(8, 16),
+  ]),
+  bwdFilter: make("bwdFilter", "software", [
+    reg(16, 32, 4, { splitK: 32 }),
+    reg(16, 16, 4, { splitK: 32 }),
+    reg(8, 32, 4, { splitK: 32 }),
+    reg(8, 16, 4, { splitK: 32 }),
+    wino(16, 32, { splitK: 32 }),
+    wino(8, 16, { splitK: 32 }),
+  ]),
+};
+
+// Discrete candidates: workgroup-memory tiles (256 invocations -> 64x64 with 4x4 each; 64 -> 32x32
+// with 4x4; 256 -> 128x64 with 8x4), K chunks 8-32, plus one register config as a fallback.
+const DISCRETE: Record<ConvView, TileConfig[]> = {
+  fwd: make("fwd", "discrete", [
+    staged(4, 4, [16, 16], 16),
+    staged(4, 4, [8, 8], 16),
+    staged(8, 4, [16, 16], 8),
+    staged(4, 4, [16, 16], 32),
+    reg(4, 4, 4),
+    wino(4, 16),
+  ]),
+  bwdData: make("bwdData", "discrete", [
+    staged(4, 4, [16, 16], 16),
+    staged(4, 4, [8, 8], 16),
+    staged(8, 4, [16, 16], 8),
+    reg(4, 4, 4),
+    wino(4, 16),
+  ]),
+  bwdFilter: make("bwdFilter", "discrete", [
+    { ...staged(4, 4, [16, 16], 16), splitK: 64 },
+    { ...staged(4, 4, [8, 8], 32), splitK: 128 },
+    { ...staged(4, 4, [16, 16], 16), splitK: 256 },
+    reg(4, 4, 4, { splitK: 256 }),
+    wino(4, 16, { splitK: 256 }),
+  ]),
+};
+
+/** The configurations worth timing for `view` on an adapter of `kind` (default first). */
+export function candidateConfigs(view: ConvView, kind: AdapterKind): TileConfig[] {
+  return (kind === "software" ? SOFTWARE : DISCRETE)[view];
+}
+
+/** The built-in choice when tuning is off or has no entry: the first candidate of the kind. */
+export function defaultConfig(view: ConvView, kind: AdapterKind): TileConfig {
+  return candidateConfigs(view, kind)[0];
+}
+
+/** Every configuration of a view, both kinds (tests run each against the CPU reference). */
+export function allConfigs(view: ConvView): TileConfig[] {
+  return [...SOFTWARE[view], ...DISCRETE[view]];
+}
+
+/** The configuration named `id`, or undefined. */
+export function configById(id: string): TileConfig | undefined {
+  for (const view of CONV_VIEWS) {
+    const c = allConfigs(view).find((t) => t.id === id);
+    if (c) return c;
+  }
+  return undefined;
+}
+
+/** Adapter kind from its info strings (the same rule as src/tf/setup.ts's isSoftware). */
+export function adapterKindOf(
+  info: { vendor?: string; architecture?: string; description?: string; isFallback?: boolean },
+): AdapterKind {
+  if (info.isFallback) return "software";
+  const text = `${info.vendor ?? ""} ${info.architecture ?? ""} ${info.description ?? ""}`;
+  return /llvmpipe|lavapipe|swiftshader|software|warp|microsoft basic/i.test(text)
+    ? "software"
+    : "discrete";
+}
+
+/** Batch sizes grouped by powers of two (1, 2, 4, ..., 256, then 512+): one tuning per bucket. */
+export function batchBucket(batch: number): number {
+  if (batch >= 512) return 512;
+  let b = 1;
+  while (b < batch) b *= 2;
+  return b;
+}
+
+/**
+ * Cache key of a layer: view, kernel, strides, padding, channels, input size and batch bucket,
+ * e.g. `fwd:k3x3:s1x1:p1x1:c32>32:28x28:b128`. Two layers with one key get one tuning.
+ */
+export function shapeKey(view: ConvView, g: ConvGeometry): string {
+  return `${view}:k${g.kH}x${g.kW}:s${g.strideH}x${g.strideW}:p${g.padTop}x${g.padLeft}:` +
+    `c${g.inC}>${g.outC}:${g.inH}x${g.inW}:b${batchBucket(g.batch)}`;
+}
+
+export type TileConfigResolver = (view: ConvView, key: string) => TileConfig | undefined;
+
+let resolver: TileConfigResolver | undefined;
+let adapterKind: AdapterKind = "software";
+const forced: TileConfig[] = [];
+const choices = new Map<string, string>();
+
+/** Installs (or with undefined removes) the autotuner's lookup. Must be synchronous and cheap. */
+export function setTileConfigResolver(fn: TileConfigResolver | undefined): void {
+  resolver = fn;
+}
+
+/** The adapter kind whose defaults apply (src/tf/setup.ts or the tuner sets it at start-up). */
+export function setAdapterKind(kind: AdapterKind): void {
+  adapterKind = kind;
+}
+
+export function currentAdapterKind(): AdapterKind {
+  return adapterKind;
+}
+
+/** Runs `f` with `config` forced for its view (nested calls stack); restores on return/throw. */
+export function withForcedTileConfig<T>(config: TileConfig, f: () => T): T {
+  forced.push(config);
+  let async = false;
+  try {
+    const r = f();
+    if (r instanceof Promise) {
+      async = true;
+      return r.finally(() => forced.splice(forced.lastIndexOf(config), 1)) as T;
+    }
+    return r;
+  } finally {
+    if (!async) forced.splice(forced.lastIndexOf(config), 1);
+  }
+}
+
+function envForced(view: ConvView): TileConfig | undefined {
+  for (const id of forcedTileConfigIds()) {
+    const c = configById(id);
+    if (!c) {
+      throw new Error(
+        `FMNIST_TILE_CONFIG: unknown tile config '${id}' (known: ${
+          CONV_VIEWS.flatMap((v) => allConfigs(v).map((t) => t.id)).join(", ")
+        })`,
+      );
+    }
+    if (c.view === view) return c;
+  }
+  return undefined;
+}
+
+/**
+ * The configuration the dispatch uses for `view` at geometry `g`: forced (withForcedTileConfig,
+ * then FMNIST_TILE_CONFIG), else the resolver's answer, else the adapter kind's default (also in
+ * place of a Winograd config where Winograd does not apply). Records the choice for tileChoices().
+ */
+export function resolveTileConfig(view: ConvView, g: ConvGeometry): TileConfig {
+  const key = shapeKey(view, g);
+  const pinned = [...forced].reverse().find((c) => c.view === view) ?? envForced(view);
+  let config = pinned ?? resolver?.(view, key);
+  if (config && config.view !== view) config = undefined; // a stale cache entry: ignore it
+  if (config?.winograd && !winogradApplies(g)) config = undefined;
+  config ??= defaultConfig(view, adapterKind);
+  choices.set(key, config.id);
+  return config;
+}
+
+/** shapeKey -> config id of every choice made in this process (bench/profile tables). */
+export function tileChoices(): Map<string, string> {
+  return new Map(choices);
+}

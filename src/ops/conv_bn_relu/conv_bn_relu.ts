@@ -1,0 +1,193 @@
+// Public API of the fused conv + batch-norm + ReLU block (NHWC, float32).
+//
+// Training runs the custom kernel ConvBnReluTrain (outputs y, z, stats; WGSL on webgpu, the
+// plain-loop reference on cpu; gradient in conv_bn_relu_grad.ts). Inference folds batch norm
+// into a per-channel scale/shift and runs ConvBnReluInfer in one pass. Both kernels are
+// registered (webgpu + cpu) by src/ops/conv_bn_relu/conv_bn_relu_fwd.ts, imported from src/ops/registry.ts.
+
+import * as tf from "@tensorflow/tfjs-core";
+import { UsageError } from "../../errors.ts";
+import { convGeometry } from "../conv/geometry.ts";
+import {
+  type ConvBnReluAttrs,
+  type ConvBnReluTrainResult,
+  DEFAULT_EPSILON,
+} from "./conv_bn_relu_stock.ts";
+import { checkChannelVector, checkFloat32, convAttrs } from "../conv/attrs.ts";
+
+export type { ConvBnReluAttrs, ConvBnReluTrainResult };
+
+/**
+ * Kernel: inputs {x, filter, gamma, beta[, movingMean, movingVariance]}; attrs {strides, pad,
+ * epsilon[, momentum]}; outputs [y, z, stats[, movingMean', movingVariance']]: given the running
+ * statistics, the statistics pass also writes their update (no extra dispatch).
+ */
+export const CONV_BN_RELU_TRAIN = "ConvBnReluTrain";
+/** Kernel: inputs {x, filter, scale, shift}; attrs {strides, pad}; output y. */
+export const CONV_BN_RELU_INFER = "ConvBnReluInfer";
+
+/** Attributes as the kernels receive them (strides always a pair, epsilon always set). */
+export interface ConvBnReluKernelAttrs {
+  strides: [number, number];
+  pad: "same" | "valid";
+  epsilon: number;
+  /** false: the gradient skips dx (see ConvBnReluAttrs.inputGradient). */
+  inputGradient?: boolean;
+  /** With the movingMean/movingVariance inputs: moving' = moving * momentum + batch * (1 - it). */
+  momentum?: number;
+}
+
+export interface ConvBnReluOptions extends ConvBnReluAttrs {
+  training: boolean;
+  /** Running statistics, required when `training` is false. */
+  movingMean?: tf.Tensor1D;
+  movingVariance?: tf.Tensor1D;
+}
+
+function kernelAttrs(attrs: ConvBnReluAttrs): ConvBnReluKernelAttrs {
+  const { strides, pad } = convAttrs(attrs);
+  const epsilon = attrs.epsilon ?? DEFAULT_EPSILON;
+  if (!(epsilon > 0)) throw new UsageError(`epsilon must be > 0, got ${epsilon}`);
+  return { strides, pad, epsilon, inputGradient: attrs.inputGradient ?? true };
+}
+
+/** Validates x/filter/vectors and the attributes; returns the kernel attributes. */
+function validate(
+  x: tf.Tensor,
+  filter: tf.Tensor,
+  vectors: Record<string, tf.Tensor>,
+  attrs: ConvBnReluAttrs,
+): ConvBnReluKernelAttrs {
+  checkFloat32("x", x);
+  checkFloat32("filter", filter);
+  const ka = kernelAttrs(attrs);
+  const g = convGeometry(x.shape, filter.shape, ka.strides, ka.pad);
+  for (const [name, t] of Object.entries(vectors)) checkChannelVector(name, t, g.outC);
+  return ka;
+}
+
+/**
+ * Training mode: y = relu(gamma * (z - mean) / sqrt(var + eps) + beta), z = conv2d(x, filter),
+ * batch statistics over N, Ho, Wo. Differentiable w.r.t. x, filter, gamma, beta through y;
+ * mean/variance are returned for the running-average update.
+ */
+export function convBnReluTrain(
+  x: tf.Tensor4D,
+  filter: tf.Tensor4D,
+  gamma: tf.Tensor1D,
+  beta: tf.Tensor1D,
+  attrs: ConvBnReluAttrs,
+): ConvBnReluTrainResult {
+  const ka = validate(x, filter, { gamma, beta }, attrs);
+  const [y, z, stats] = tf.engine().runKernel(
+    CONV_BN_RELU_TRAIN,
+    { x, filter, gamma, beta },
+    { ...ka },
+  ) as tf.Tensor[];
+  // The gradient tape keeps its own clones of what backward needs (outputsToSave), so our
+  // references to z and stats can go.
+  const outC = filter.shape[3];
+  const [mean, variance] = tf.tidy(() => [
+    tf.reshape(tf.slice(stats, [0, 0], [1, outC]), [outC]) as tf.Tensor1D,
+    tf.reshape(tf.slice(stats, [1, 0], [1, outC]), [outC]) as tf.Tensor1D,
+  ]);
+  tf.dispose([z, stats]);
+  return { y: y as tf.Tensor4D, mean, variance };
+}
+
+/** A layer's running batch-norm statistics and the momentum of their update. */
+export interface MovingStats {
+  mean: tf.Tensor1D;
+  variance: tf.Tensor1D;
+  /** moving' = moving * momentum + batch * (1 - momentum); in [0, 1] (Keras: 0.99). */
+  momentum: number;
+}
+
+/**
+ * A training-mode layer step: convBnReluTrain's y, and the running statistics updated with this
+ * batch's (Keras semantics, float32-rounded as tfjs's mul/mul/add), in the statistics pass of
+ * the same kernel: no dispatch of their own. `mean` / `variance` are fresh tensors (the caller
+ * assigns them to its variables); the inputs are not modified. Not differentiable through the
+ * running statistics (they do not affect y).
+ */
+export function convBnReluTrainWithMovingStats(
+  x: tf.Tensor4D,
+  filter: tf.Tensor4D,
+  gamma: tf.Tensor1D,
+  beta: tf.Tensor1D,
+  attrs: ConvBnReluAttrs,
+  moving: MovingStats,
+): { y: tf.Tensor4D; mean: tf.Tensor1D; variance: tf.Tensor1D } {
+  const ka = validate(x, filter, {
+    gamma,
+    beta,
+    movingMean: moving.mean,
+    movingVariance: moving.variance,
+  }, attrs);
+  if (!(moving.momentum >= 0 && moving.momentum <= 1)) {
+    throw new UsageError(`momentum must be in [0, 1], got ${moving.momentum}`);
+  }
+  const [y, z, stats, mean, variance] = tf.engine().runKernel(
+    CONV_BN_RELU_TRAIN,
+    { x, filter, gamma, beta, movingMean: moving.mean, movingVariance: moving.variance },
+    { ...ka, momentum: moving.momentum },
+  ) as tf.Tensor[];
+  tf.dispose([z, stats]);
+  return {
+    y: y as tf.Tensor4D,
+    mean: mean as tf.Tensor1D,
+    variance: variance as tf.Tensor1D,
+  };
+}
+
+/** Folds running batch-norm statistics into scale = gamma/sqrt(var+eps), shift = beta-mean*scale. */
+export function foldBatchNorm(
+  gamma: tf.Tensor1D,
+  beta: tf.Tensor1D,
+  movingMean: tf.Tensor1D,
+  movingVariance: tf.Tensor1D,
+  epsilon: number = DEFAULT_EPSILON,
+): { scale: tf.Tensor1D; shift: tf.Tensor1D } {
+  return tf.tidy(() => {
+    const scale = tf.mul(gamma, tf.rsqrt(tf.add(movingVariance, epsilon))) as tf.Tensor1D;
+    const shift = tf.sub(beta, tf.mul(movingMean, scale)) as tf.Tensor1D;
+    return { scale, shift };
+  });
+}
+
+/** Inference mode: y = relu(conv2d(x, filter) * scale + shift), batch norm folded, one pass. */
+export function convBnReluInfer(
+  x: tf.Tensor4D,
+  filter: tf.Tensor4D,
+  gamma: tf.Tensor1D,
+  beta: tf.Tensor1D,
+  movingMean: tf.Tensor1D,
+  movingVariance: tf.Tensor1D,
+  attrs: ConvBnReluAttrs,
+): tf.Tensor4D {
+  const ka = validate(x, filter, { gamma, beta, movingMean, movingVariance }, attrs);
+  const { scale, shift } = foldBatchNorm(gamma, beta, movingMean, movingVariance, ka.epsilon);
+  const y = tf.engine().runKernel(
+    CONV_BN_RELU_INFER,
+    { x, filter, scale, shift },
+    { strides: ka.strides, pad: ka.pad },
+  ) as tf.Tensor4D;
+  scale.dispose();
+  shift.dispose();
+  return y;
+}
+
+/** Convenience: training or inference mode by flag (inference needs the running statistics). */
+export function convBnRelu(
+  x: tf.Tensor4D,
+  filter: tf.Tensor4D,
+  gamma: tf.Tensor1D,
+  beta: tf.Tensor1D,
+  opts: ConvBnReluOptions,
+): ConvBnReluTrainResult | tf.Tensor4D {
+  if (opts.training) return convBnReluTrain(x, filter, gamma, beta, opts);
+  if (!opts.movingMean || !opts.movingVariance) {
+    throw new UsageError("convBnRelu: inference mode needs movingMean and movingVariance");
+  }
+  return convBnReluInfer(x, filter, gamma, beta, opts.movingMean, opts.movingVariance, opts);
+}

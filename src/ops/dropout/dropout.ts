@@ -1,0 +1,157 @@
+// Inverted dropout as one kernel, SeededDropout (webgpu WGSL in src/ops/dropout/dropout.wgsl, cpu
+// reference below): y = x * keep / (1 - rate), the mask drawn by a counter-based generator, an
+// integer hash of (seed, element index) computed identically in WGSL and here, so the webgpu
+// and cpu backends drop the same elements bit for bit. The gradient is the same kernel on dy
+// with the same seed (the mask is regenerated, nothing saved), so dropout costs 1 dispatch
+// forward and 1 backward, with no host work beyond the uniforms.
+//
+// tf.dropout (the `--ops stock` path) draws a float32 uniform tensor of x's size on the host
+// (tfjs's randomUniform: a seedrandom alea call per element), uploads it, and runs add, floor,
+// div and mul on it: 4 dispatches forward and 1 backward. Measured on enhanced (two dropouts,
+// [N, 3136] and [N, 128]; llvmpipe, loaded 2-core machine, 2026-12-01): dispatches per training
+// step 10 -> 4; at batch 128 the host-side noise draw alone is 2.7-3.4 ms per step and issuing
+// both tf.dropout calls 4-13 ms, issuing both SeededDropout calls 0.06-0.2 ms. On llvmpipe the
+// whole step's CPU time is unchanged within noise (the convolutions dominate); the saving is
+// host time, which on a GPU is most of a small CNN's step. The mask lives in
+// src/ops/wgsl/dropout_mask.wgsl so that other passes can apply it: the max-pool does
+// (maxPool2Dropout, max_pool2.ts), so enhanced's first dropout costs no dispatch at all.
+//
+// Keep decision: bits >= threshold with threshold = round(rate * 2^32), so P(drop) = rate to
+// within 2^-33. Seeds are any uint32 (the model's Rng hands out 31-bit ones); resumed runs draw
+// the same seeds, hence the same masks. NaN and Inf in x propagate as in tf.dropout (x * 0).
+
+import * as tf from "@tensorflow/tfjs-core";
+import { type TensorInfo } from "@tensorflow/tfjs-core";
+import type { WebGPUBackend } from "@tensorflow/tfjs-backend-webgpu";
+import { FlatKernelProgram, runProgram, type Uniform } from "../backend/webgpu_program.ts";
+import { wgsl } from "../backend/wgsl.ts";
+import { cpuKernel, cpuValues } from "../backend/cpu_kernel.ts";
+import { UsageError } from "../../errors.ts";
+import type { OpKernels } from "../backend/registration.ts";
+import type { GradConfig, KernelConfig } from "@tensorflow/tfjs-core";
+
+/** Kernel: inputs {x}; attrs {rate, seed}; output y (x's shape). */
+export const SEEDED_DROPOUT = "SeededDropout";
+
+export interface DropoutAttrs {
+  /** Drop probability in [0, 1). */
+  rate: number;
+  /** Any uint32. */
+  seed: number;
+}
+
+/** Wellons' lowbias32 finaliser (the same lines as hash32 in src/ops/dropout/dropout.wgsl). */
+export function hash32(v: number): number {
+  let h = v >>> 0;
+  h ^= h >>> 16;
+  h = Math.imul(h, 0x7feb352d) >>> 0;
+  h ^= h >>> 15;
+  h = Math.imul(h, 0x846ca68b) >>> 0;
+  h ^= h >>> 16;
+  return h >>> 0;
+}
+
+/** The per-call constants both kernels use: hashed key, drop threshold, float32 scale. */
+export function dropoutConstants(
+  a: DropoutAttrs,
+): { key: number; threshold: number; scale: number } {
+  return {
+    key: hash32((a.seed ^ 0x9e3779b9) >>> 0),
+    threshold: Math.min(2 ** 32 - 1, Math.round(a.rate * 2 ** 32)),
+    // tf.dropout's multiplier: 1 / keepProb in float32.
+    scale: Math.fround(1 / Math.fround(1 - a.rate)),
+  };
+}
+
+/** True where element `index` is kept (the mask of src/ops/dropout/dropout.wgsl). */
+export function dropoutKeeps(key: number, threshold: number, index: number): boolean {
+  return hash32((hash32((index ^ key) >>> 0) + key) >>> 0) >= threshold;
+}
+
+/** CPU reference: y[i] = f32(x[i] * (kept ? scale : 0)). */
+export function dropoutRef(x: ArrayLike<number>, a: DropoutAttrs): Float32Array {
+  const { key, threshold, scale } = dropoutConstants(a);
+  const y = new Float32Array(x.length);
+  for (let i = 0; i < x.length; i++) y[i] = x[i] * (dropoutKeeps(key, threshold, i) ? scale : 0);
+  return y;
+}
+
+/** Rate in [0, 1) and a uint32 seed, or a one-line error. */
+export function checkDropoutAttrs(a: DropoutAttrs) {
+  if (!(a.rate >= 0 && a.rate < 1)) {
+    throw new UsageError(`dropout rate must be in [0, 1), got ${a.rate}`);
+  }
+  if (!Number.isInteger(a.seed) || a.seed < 0 || a.seed > 0xffffffff) {
+    throw new UsageError(`dropout seed must be a uint32, got ${a.seed}`);
+  }
+}
+
+/** Inverted dropout of `x` (float32, any shape) with mask seed `seed`; differentiable. */
+export function dropout<T extends tf.Tensor>(x: T, rate: number, seed: number): T {
+  if (x.dtype !== "float32") throw new UsageError(`dropout: x must be float32, got ${x.dtype}`);
+  checkDropoutAttrs({ rate, seed });
+  return tf.engine().runKernel(SEEDED_DROPOUT, { x }, { rate, seed }) as T;
+}
+
+class SeededDropoutProgram extends FlatKernelProgram {
+  constructor(size: number) {
+    super("dropout/dropout.wgsl", {
+      variableNames: ["x"],
+      uniforms: "key : u32, threshold : u32, scale : f32, n : i32,",
+      outputSize: size,
+    });
+  }
+
+  override getUserCode(): string {
+    return wgsl("wgsl/dropout_mask.wgsl") + "\n" + super.getUserCode();
+  }
+}
+
+/** The mask's uniforms (dropout_mask.wgsl: key, threshold, scale), for kernels that apply it. */
+export function dropoutUniforms(a: DropoutAttrs): Uniform[] {
+  const { key, threshold, scale } = dropoutConstants(a);
+  return [
+    { type: "uint32", data: [key] },
+    { type: "uint32", data: [threshold] },
+    { type: "float32", data: [scale] },
+  ];
+}
+
+const seededDropoutWebgpu: KernelConfig = {
+  kernelName: SEEDED_DROPOUT,
+  backendName: "webgpu",
+  kernelFunc: ({ inputs, backend, attrs }) => {
+    const { x } = inputs as { x: TensorInfo };
+    const a = attrs as unknown as DropoutAttrs;
+    const size = x.shape.reduce((p, d) => p * d, 1);
+    const flat = { dataId: x.dataId, shape: [size], dtype: x.dtype };
+    const y = runProgram(backend as WebGPUBackend, new SeededDropoutProgram(size), [flat], [
+      ...dropoutUniforms(a),
+      { type: "int32", data: [size] },
+    ]);
+    return { dataId: y.dataId, shape: x.shape, dtype: "float32" };
+  },
+};
+
+const seededDropoutCpu = cpuKernel(
+  SEEDED_DROPOUT,
+  ({ x }, cpu, attrs) =>
+    cpu.makeTensorInfo(x.shape, "float32", dropoutRef(cpuValues(cpu, x), attrs as DropoutAttrs)),
+);
+
+const seededDropoutGradient: GradConfig = {
+  kernelName: SEEDED_DROPOUT,
+  gradFunc: (dy, _saved, attrs) => ({
+    x: () =>
+      tf.engine().runKernel(SEEDED_DROPOUT, { x: Array.isArray(dy) ? dy[0] : dy }, {
+        ...(attrs as unknown as Record<string, number>),
+      }) as tf.Tensor,
+  }),
+};
+
+/** This op's kernels and gradients; src/ops/registry.ts registers them. */
+export const seededDropoutKernels: OpKernels = {
+  webgpu: [seededDropoutWebgpu],
+  cpu: [seededDropoutCpu],
+  gradients: [seededDropoutGradient],
+};
