@@ -15,6 +15,16 @@
 // straight from storage): R rows x CG vec4 columns per invocation, so the loads per FMA are
 // those of the direct kernels' register configs; the transforms are memory passes, one
 // invocation per (tile, channel vec4), adjacent lanes on adjacent channel vec4s.
+//
+// Measured (llvmpipe, LLVM 15, 2 busy cores, batch 128, GPU timestamps, bench/winograd_probe.ts
+// and per-pass tf.time): at 28x28 32->32 the forward's GEMM takes 250-490 ms of its 280-600 ms,
+// the input transform 60-100, the output transform 10-70, the filter transform < 0.1; the filter
+// gradient's GEMM over tiles 75-130 ms of 120-280 (same multiplies as the forward's GEMM, but a
+// reduction of ~800 tiles per invocation against the forward's K = 32 channels, so stores and
+// per-invocation set-up weigh less). A forward GEMM with rows across lanes (invocation i of a
+// workgroup taking rows i, i + 64, .. of a tiles-inner V, so V loads are contiguous across lanes
+// and U loads uniform) ran 1.1-2.2x slower on llvmpipe in the same process (r16c32 339 -> 759 ms,
+// r8c16 515 -> 536, r32c32 352 -> 399, medians of 3): not kept.
 
 import { type ConvEpilogue, epilogueSnippet } from "./gemm_wgsl.ts";
 
