@@ -33,8 +33,12 @@ import {
   type TileConfig,
 } from "./tiling.ts";
 import { printShaderSpec } from "../../flags.ts";
-import { winogradApplies } from "./winograd_geometry.ts";
-import { winogradBackpropData, winogradBackpropFilter, winogradForward } from "./winograd.ts";
+import {
+  winogradBackpropData,
+  winogradBackpropFilter,
+  winogradForward,
+  winogradServes,
+} from "./winograd.ts";
 
 /** llvmpipe stops every loop after 65,535 iterations; nested loops count together. */
 const LOOP_CAP = 60000;
@@ -171,11 +175,21 @@ function registerDispatch(config: TileConfig, invocations: number, z: number): D
   return [...splitGroups(Math.ceil(invocations / config.workgroupSize)), z];
 }
 
-/** A Winograd config passed for a shape it does not serve: the adapter kind's direct default. */
-function directUnlessWinograd(view: ConvView, config: TileConfig, g: ConvGeometry): TileConfig {
-  return config.winograd && !winogradApplies(g)
-    ? defaultConfig(view, currentAdapterKind())
-    : config;
+/**
+ * A Winograd config passed for a shape it does not serve (not 3x3 stride 1, or a transformed
+ * buffer past the device's storage-binding limit): the adapter kind's direct default.
+ */
+function directUnlessWinograd(
+  backend: WebGPUBackend,
+  view: ConvView,
+  config: TileConfig,
+  g: ConvGeometry,
+): TileConfig {
+  if (!config.winograd) return config;
+  const limit = backend.device.limits.maxStorageBufferBindingSize;
+  return winogradServes(view, g, config, limit)
+    ? config
+    : defaultConfig(view, currentAdapterKind());
 }
 
 /** Forward conv (z, or y with a fused epilogue): output (N, Ho, Wo, Cout) flat. */
@@ -188,7 +202,7 @@ export function convForward(
   perChannel: TensorInfo[] = [],
   chosen: TileConfig = resolveTileConfig("fwd", g),
 ): TensorInfo {
-  const config = directUnlessWinograd("fwd", chosen, g);
+  const config = directUnlessWinograd(backend, "fwd", chosen, g);
   if (config.winograd) return winogradForward(backend, x, w, g, epilogue, perChannel, config);
   const widths = gemmWidths("fwd", config, g);
   const rows = g.batch * g.outH * g.outW;
@@ -229,7 +243,7 @@ export function convBackpropData(
   g: ConvGeometry,
   chosen: TileConfig = resolveTileConfig("bwdData", g),
 ): TensorInfo {
-  const config = directUnlessWinograd("bwdData", chosen, g);
+  const config = directUnlessWinograd(backend, "bwdData", chosen, g);
   if (config.winograd) return winogradBackpropData(backend, dz, w, g, config);
   const widths = gemmWidths("bwdData", config, g);
   const phases = g.strideH * g.strideW;
@@ -289,7 +303,7 @@ export function convBackpropFilter(
   g: ConvGeometry,
   chosen: TileConfig = resolveTileConfig("bwdFilter", g),
 ): TensorInfo {
-  const config = directUnlessWinograd("bwdFilter", chosen, g);
+  const config = directUnlessWinograd(backend, "bwdFilter", chosen, g);
   const fused = !("dataId" in dz);
   if (config.winograd) {
     if (fused) throw new Error(`${config.id}: the bnReluDz prologue needs a direct config`);

@@ -14,7 +14,7 @@ import type { WebGPUBackend, WebGPUProgram } from "@tensorflow/tfjs-backend-webg
 import type { ConvGeometry } from "./geometry.ts";
 import { type Dispatch, runProgram, splitGroups, type Uniform } from "../backend/webgpu_program.ts";
 import { bindingNames, type ConvEpilogue } from "./gemm_wgsl.ts";
-import type { TileConfig } from "./tiling.ts";
+import type { ConvView, TileConfig } from "./tiling.ts";
 import { dataGeometry, winogradApplies, winogradTiles } from "./winograd_geometry.ts";
 import {
   dzTransformSource,
@@ -278,6 +278,29 @@ export function winogradBackpropData(
   requireWinograd(g, config);
   const dx = forwardPasses(backend, dz, w, dataGeometry(g), true, "store", [], config);
   return { dataId: dx.dataId, shape: [g.batch, g.inH, g.inW, g.inC], dtype: "float32" };
+}
+
+/**
+ * Bytes of the largest buffer a view's passes write (V, M; V, Z and the slice partials for the
+ * filter gradient): each must fit one storage binding (WebGPU's default limit, and llvmpipe's,
+ * is 128 MiB: a larger one fails validation and its dispatch does nothing).
+ */
+export function winogradLargestBuffer(view: ConvView, g: ConvGeometry, config: TileConfig): number {
+  const p = plan(view === "bwdData" ? dataGeometry(g) : g);
+  const plane = 16 * 16 * p.tiles; // 16 planes of vec4 (16 bytes) per tile and channel vec4
+  if (view !== "bwdFilter") return plane * Math.max(p.k4, p.n4);
+  const { numSplits } = winogradFilterSplits(config, p.tiles);
+  return Math.max(plane * Math.max(p.k4, p.n4), numSplits * 16 * 16 * 4 * p.k4 * p.n4);
+}
+
+/** Winograd serves this view of `g` with buffers under `maxBindingBytes` each. */
+export function winogradServes(
+  view: ConvView,
+  g: ConvGeometry,
+  config: TileConfig,
+  maxBindingBytes: number,
+): boolean {
+  return winogradApplies(g) && winogradLargestBuffer(view, g, config) <= maxBindingBytes;
 }
 
 /** Slices of the tiles for the filter-gradient GEMM: about config.splitK, each < LOOP_CAP. */

@@ -4,7 +4,8 @@
 //   1. the float64 Winograd reference equals the direct references (the matrices are right);
 //   2. random 3x3 stride-1 shapes (batch, H, W, Cin, Cout, same/valid) x every Winograd config;
 //   3. every conv layer shape of the three models (batch 2);
-//   4. a Winograd config resolved for a shape it does not serve runs the direct default.
+//   4. a Winograd config resolved for a shape it does not serve runs the direct default, and one
+//      whose transformed buffers would pass the storage-binding limit is not served.
 //
 // Tolerance, derived per element (winograd_ref.ts): every output is a sum of products of
 // transformed inputs, each path through at most k roundings, so
@@ -32,6 +33,7 @@ import {
   winogradForwardRef,
 } from "./winograd_ref.ts";
 import { convBackpropData, convBackpropFilter, convForward } from "./gemm.ts";
+import { winogradLargestBuffer, winogradServes } from "./winograd.ts";
 import type { ConvEpilogue } from "./gemm_wgsl.ts";
 import {
   allConfigs,
@@ -304,3 +306,23 @@ Deno.test({
     }
   },
 });
+
+Deno.test("winograd: serves a view only while every transformed buffer fits one storage binding", () => {
+  const limit = 128 * 2 ** 20; // WebGPU's default maxStorageBufferBindingSize (llvmpipe's too)
+  const at = (batch: number) => convGeometry([batch, 28, 28, 32], [3, 3, 32, 32], 1, "same");
+  for (const config of WINOGRAD) {
+    // 14 x 14 tiles per image, 16 planes of 8 vec4 (16 bytes) per tile: 401,408 bytes per image.
+    const perImage = 16 * 16 * 14 * 14 * 8;
+    if (config.view !== "bwdFilter") {
+      assertEq(winogradLargestBuffer(config.view, at(128), config), 128 * perImage, config.id);
+    }
+    assertEq(winogradServes(config.view, at(128), config, limit), true, `${config.id} b128`);
+    assertEq(winogradServes(config.view, at(512), config, limit), false, `${config.id} b512`);
+    const k5 = convGeometry([1, 8, 8, 4], [5, 5, 4, 4], 1, "same");
+    assertEq(winogradServes(config.view, k5, config, limit), false, `${config.id} 5x5`);
+  }
+});
+
+function assertEq<T>(a: T, b: T, label: string): void {
+  if (a !== b) throw new Error(`${label}: got ${a}, want ${b}`);
+}
