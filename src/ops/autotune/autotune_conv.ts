@@ -334,7 +334,7 @@ export async function tuneConvProblems(
               if (c.winograd && !winogradApplies(g)) {
                 throw new Error("Winograd F(2x2,3x3) serves 3x3 stride-1 convolutions only");
               }
-              if (c.winograd && !winogradServes(p.view, g, c, maxBindingBytes())) {
+              if (c.winograd && !winogradServes(p.view, g, maxBindingBytes())) {
                 throw new Error(
                   "Winograd F(2x2,3x3): a transformed buffer exceeds the binding limit",
                 );

@@ -176,8 +176,8 @@ function registerDispatch(config: TileConfig, invocations: number, z: number): D
 }
 
 /**
- * A Winograd config passed for a shape it does not serve (not 3x3 stride 1, or a transformed
- * buffer past the device's storage-binding limit): the adapter kind's direct default.
+ * A Winograd config passed for a shape it does not serve (not 3x3 stride 1, or one image's
+ * transformed buffers past the device's storage-binding limit): the adapter kind's direct default.
  */
 function directUnlessWinograd(
   backend: WebGPUBackend,
@@ -187,9 +187,7 @@ function directUnlessWinograd(
 ): TileConfig {
   if (!config.winograd) return config;
   const limit = backend.device.limits.maxStorageBufferBindingSize;
-  return winogradServes(view, g, config, limit)
-    ? config
-    : defaultConfig(view, currentAdapterKind());
+  return winogradServes(view, g, limit) ? config : defaultConfig(view, currentAdapterKind());
 }
 
 /** Forward conv (z, or y with a fused epilogue): output (N, Ho, Wo, Cout) flat. */

@@ -5,6 +5,9 @@
 //   winogradBackpropData(dz, w)       the same on dz with the rotated filter
 //   winogradBackpropFilter(dz, x)     5: input and dz transforms, GEMM over tile slices, sum +
 //                                     output transform
+// Batches whose transformed buffers would pass one storage binding (128 MiB by default) run in
+// chunks of images (batchChunks): at batch 512 a 28x28 32->32 layer's M is 205 MB, and a binding
+// past the limit fails validation, so its dispatch does nothing.
 // The config's rowsPerInvocation / colsPerInvocation shape the GEMM's register tile (rows =
 // tiles, or input channels for the filter gradient; columns = channels, 4 per vec4) and splitK
 // the filter gradient's slices, as for the direct configs.
@@ -12,7 +15,13 @@
 import type { TensorInfo } from "@tensorflow/tfjs-core";
 import type { WebGPUBackend, WebGPUProgram } from "@tensorflow/tfjs-backend-webgpu";
 import type { ConvGeometry } from "./geometry.ts";
-import { type Dispatch, runProgram, splitGroups, type Uniform } from "../backend/webgpu_program.ts";
+import {
+  type Dispatch,
+  makeOutput,
+  runProgram,
+  splitGroups,
+  type Uniform,
+} from "../backend/webgpu_program.ts";
 import { bindingNames, type ConvEpilogue } from "./gemm_wgsl.ts";
 import type { ConvView, TileConfig } from "./tiling.ts";
 import { dataGeometry, winogradApplies, winogradTiles } from "./winograd_geometry.ts";
@@ -86,6 +95,8 @@ function flat(t: TensorInfo): TensorInfo {
 /** Sizes of one Winograd problem in the forward's terms (K reduction, N output channels). */
 interface Plan {
   g: ConvGeometry;
+  /** The first image of this batch chunk (g.batch images from there). */
+  imageOffset: number;
   tilesH: number;
   tilesW: number;
   tiles: number;
@@ -93,11 +104,33 @@ interface Plan {
   n4: number;
 }
 
-function plan(g: ConvGeometry): Plan {
-  return { g, ...winogradTiles(g), k4: Math.ceil(g.inC / 4), n4: Math.ceil(g.outC / 4) };
+function plan(g: ConvGeometry, imageOffset = 0): Plan {
+  const k4 = Math.ceil(g.inC / 4), n4 = Math.ceil(g.outC / 4);
+  return { g, imageOffset, ...winogradTiles(g), k4, n4 };
 }
 
-function uniformsOf(p: Plan, rowsPerSplit = 0, numSplits = 0): Uniform[] {
+/**
+ * Batch chunks whose transformed buffers (16 planes x tiles x channel vec4s, 16 bytes each) fit
+ * one storage binding: WebGPU's default limit, and llvmpipe's, is 128 MiB, which a 28x28 32->32
+ * layer's M passes at batch 512 (205 MB). [first image, images] per chunk, equal sizes.
+ */
+export function batchChunks(g: ConvGeometry, maxBindingBytes: number): [number, number][] {
+  const perImage = imageBytes(g);
+  const fit = Math.max(1, Math.floor(maxBindingBytes / perImage));
+  const count = Math.ceil(g.batch / fit);
+  const per = Math.ceil(g.batch / count);
+  const out: [number, number][] = [];
+  for (let n0 = 0; n0 < g.batch; n0 += per) out.push([n0, Math.min(per, g.batch - n0)]);
+  return out;
+}
+
+/** Bytes per image of the largest transformed buffer (V or M, Z) in the terms of g. */
+function imageBytes(g: ConvGeometry): number {
+  const p = plan({ ...g, batch: 1 });
+  return 16 * 16 * p.tiles * Math.max(p.k4, p.n4);
+}
+
+function uniformsOf(p: Plan, rowsPerSplit = 0, numSplits = 0, sliceOffset = 0): Uniform[] {
   const g = p.g;
   const values = [
     g.batch,
@@ -116,6 +149,8 @@ function uniformsOf(p: Plan, rowsPerSplit = 0, numSplits = 0): Uniform[] {
     p.n4,
     rowsPerSplit,
     numSplits,
+    p.imageOffset,
+    sliceOffset,
   ];
   return values.map((v) => ({ type: "int32" as const, data: [v] }));
 }
@@ -132,8 +167,24 @@ function run(
   spec: PassSpec,
   inputs: TensorInfo[],
   uniforms: Uniform[],
+  output?: TensorInfo,
 ): TensorInfo {
-  return runProgram(backend, new Program(spec), inputs.map(flat), uniforms);
+  const program = new Program(spec);
+  if (!output) return runProgram(backend, program, inputs.map(flat), uniforms);
+  return backend.runWebGPUProgram(program, inputs.map(flat), "float32", uniforms, output);
+}
+
+let bindingCap = Infinity;
+
+/** Runs `f` with the binding limit the chunking assumes capped at `bytes` (tests: many chunks). */
+export function withWinogradBindingCap<T>(bytes: number, f: () => Promise<T>): Promise<T> {
+  const before = bindingCap;
+  bindingCap = bytes;
+  return f().finally(() => bindingCap = before);
+}
+
+function maxBinding(backend: WebGPUBackend): number {
+  return Math.min(bindingCap, backend.device.limits.maxStorageBufferBindingSize);
 }
 
 /** V (16, tiles, k4 vec4) of x under the forward geometry of `p`. */
@@ -196,50 +247,55 @@ function forwardPasses(
   perChannel: TensorInfo[],
   config: TileConfig,
 ): TensorInfo {
-  const p = plan(g);
-  const u = filterTransform(backend, w, p, rotated);
-  const v = inputTransform(backend, x, p);
-  const { rows, colGroups } = gemmTile(config);
-  const wg = config.workgroupSize;
-  const invocations = Math.ceil(p.tiles / rows) * Math.ceil(p.n4 / colGroups);
-  const m = run(
-    backend,
-    WinogradGemmProgram,
-    {
-      shaderKey: `winogradGemm_r${rows}c${colGroups}w${wg}`,
-      code: gemmSource(rows, colGroups, wg),
-      variableNames: ["V", "U"],
-      variableComponents: [4, 4],
-      outputComponent: 4,
-      outputSize: 16 * p.tiles * p.n4 * 4,
-      dispatch: flatDispatch(invocations, wg, 16),
-      workgroupSize: wg,
-    },
-    [v, u],
-    uniformsOf(p),
-  );
-  backend.disposeData(u.dataId);
-  backend.disposeData(v.dataId);
+  const u = filterTransform(backend, w, plan(g), rotated);
   const vb = width(g.outC);
-  // Per-channel epilogue inputs are read VB-wide, as the direct kernels read them.
-  const names = ["M", ...bindingNames("fwd", epilogue).slice(2)];
-  const y = run(
-    backend,
-    WinogradOutputTransformProgram,
-    {
-      shaderKey: `winogradOutput_vb${vb}_${epilogue}`,
-      code: outputTransformSource(epilogue, vb),
-      variableNames: names,
-      variableComponents: names.map((_, i) => (i === 0 ? 4 : vb)),
-      outputComponent: vb,
-      outputSize: g.batch * g.outH * g.outW * g.outC,
-      dispatch: flatDispatch(p.tiles * p.n4),
-      workgroupSize: 64,
-    },
-    [m, ...perChannel],
-    uniformsOf(p),
-  );
-  backend.disposeData(m.dataId);
+  const size = g.batch * g.outH * g.outW * g.outC;
+  const y = makeOutput(backend, [size]);
+  for (const [n0, nb] of batchChunks(g, maxBinding(backend))) {
+    const p = plan({ ...g, batch: nb }, n0);
+    const v = inputTransform(backend, x, p);
+    const { rows, colGroups } = gemmTile(config);
+    const wg = config.workgroupSize;
+    const invocations = Math.ceil(p.tiles / rows) * Math.ceil(p.n4 / colGroups);
+    const m = run(
+      backend,
+      WinogradGemmProgram,
+      {
+        shaderKey: `winogradGemm_r${rows}c${colGroups}w${wg}`,
+        code: gemmSource(rows, colGroups, wg),
+        variableNames: ["V", "U"],
+        variableComponents: [4, 4],
+        outputComponent: 4,
+        outputSize: 16 * p.tiles * p.n4 * 4,
+        dispatch: flatDispatch(invocations, wg, 16),
+        workgroupSize: wg,
+      },
+      [v, u],
+      uniformsOf(p),
+    );
+    backend.disposeData(v.dataId);
+    // Per-channel epilogue inputs are read VB-wide, as the direct kernels read them.
+    const names = ["M", ...bindingNames("fwd", epilogue).slice(2)];
+    run(
+      backend,
+      WinogradOutputTransformProgram,
+      {
+        shaderKey: `winogradOutput_vb${vb}_${epilogue}`,
+        code: outputTransformSource(epilogue, vb),
+        variableNames: names,
+        variableComponents: names.map((_, i) => (i === 0 ? 4 : vb)),
+        outputComponent: vb,
+        outputSize: size,
+        dispatch: flatDispatch(p.tiles * p.n4),
+        workgroupSize: 64,
+      },
+      [m, ...perChannel],
+      uniformsOf(p),
+      y,
+    );
+    backend.disposeData(m.dataId);
+  }
+  backend.disposeData(u.dataId);
   return y;
 }
 
@@ -281,26 +337,12 @@ export function winogradBackpropData(
 }
 
 /**
- * Bytes of the largest buffer a view's passes write (V, M; V, Z and the slice partials for the
- * filter gradient): each must fit one storage binding (WebGPU's default limit, and llvmpipe's,
- * is 128 MiB: a larger one fails validation and its dispatch does nothing).
+ * Winograd serves this view of `g` where it applies and one image's transformed buffers fit a
+ * storage binding of `maxBindingBytes` (larger batches run in chunks of images).
  */
-export function winogradLargestBuffer(view: ConvView, g: ConvGeometry, config: TileConfig): number {
-  const p = plan(view === "bwdData" ? dataGeometry(g) : g);
-  const plane = 16 * 16 * p.tiles; // 16 planes of vec4 (16 bytes) per tile and channel vec4
-  if (view !== "bwdFilter") return plane * Math.max(p.k4, p.n4);
-  const { numSplits } = winogradFilterSplits(config, p.tiles);
-  return Math.max(plane * Math.max(p.k4, p.n4), numSplits * 16 * 16 * 4 * p.k4 * p.n4);
-}
-
-/** Winograd serves this view of `g` with buffers under `maxBindingBytes` each. */
-export function winogradServes(
-  view: ConvView,
-  g: ConvGeometry,
-  config: TileConfig,
-  maxBindingBytes: number,
-): boolean {
-  return winogradApplies(g) && winogradLargestBuffer(view, g, config) <= maxBindingBytes;
+export function winogradServes(view: ConvView, g: ConvGeometry, maxBindingBytes: number): boolean {
+  return winogradApplies(g) &&
+    imageBytes(view === "bwdData" ? dataGeometry(g) : g) <= maxBindingBytes;
 }
 
 /** Slices of the tiles for the filter-gradient GEMM: about config.splitK, each < LOOP_CAP. */
@@ -319,48 +361,60 @@ export function winogradBackpropFilter(
   config: TileConfig,
 ): TensorInfo {
   requireWinograd(g, config);
-  const p = plan(g);
-  const v = inputTransform(backend, x, p);
   const vb = width(g.outC);
-  const z = run(
-    backend,
-    WinogradDzTransformProgram,
-    {
-      shaderKey: `winogradDz_vb${vb}`,
-      code: dzTransformSource(vb),
-      variableNames: ["dz"],
-      variableComponents: [vb],
-      outputComponent: 4,
-      outputSize: 16 * p.tiles * p.n4 * 4,
-      dispatch: flatDispatch(p.tiles * p.n4),
-      workgroupSize: 64,
-    },
-    [dz],
-    uniformsOf(p),
-  );
-  const { rowsPerSplit, numSplits } = winogradFilterSplits(config, p.tiles);
   const tu = Math.max(1, Math.floor(config.rowsPerInvocation / 4));
   const { colGroups } = gemmTile(config);
   const wg = config.workgroupSize;
-  const invocations = Math.ceil(p.k4 / tu) * Math.ceil(p.n4 / colGroups) * numSplits;
-  const partials = run(
-    backend,
-    WinogradFilterGemmProgram,
-    {
-      shaderKey: `winogradFilterGemm_u${tu}c${colGroups}w${wg}`,
-      code: filterGemmSource(tu, colGroups, wg),
-      variableNames: ["V", "Z"],
-      variableComponents: [4, 4],
-      outputComponent: 4,
-      outputSize: numSplits * 16 * 4 * p.k4 * p.n4 * 4,
-      dispatch: flatDispatch(invocations, wg, 16),
-      workgroupSize: wg,
-    },
-    [v, z],
-    uniformsOf(p, rowsPerSplit, numSplits),
-  );
-  backend.disposeData(v.dataId);
-  backend.disposeData(z.dataId);
+  const chunks = batchChunks(g, maxBinding(backend)).map(([n0, nb]) => {
+    const p = plan({ ...g, batch: nb }, n0);
+    return { p, ...winogradFilterSplits(config, p.tiles) };
+  });
+  const whole = plan(g);
+  const slices = chunks.reduce((a, c) => a + c.numSplits, 0);
+  const sliceFloats = 16 * 4 * whole.k4 * whole.n4 * 4;
+  // One partials buffer for every chunk's slices (chunk c writes from its slice offset on).
+  const partials = makeOutput(backend, [slices * sliceFloats]);
+  let sliceOffset = 0;
+  for (const { p, rowsPerSplit, numSplits } of chunks) {
+    const v = inputTransform(backend, x, p);
+    const z = run(
+      backend,
+      WinogradDzTransformProgram,
+      {
+        shaderKey: `winogradDz_vb${vb}`,
+        code: dzTransformSource(vb),
+        variableNames: ["dz"],
+        variableComponents: [vb],
+        outputComponent: 4,
+        outputSize: 16 * p.tiles * p.n4 * 4,
+        dispatch: flatDispatch(p.tiles * p.n4),
+        workgroupSize: 64,
+      },
+      [dz],
+      uniformsOf(p),
+    );
+    const invocations = Math.ceil(p.k4 / tu) * Math.ceil(p.n4 / colGroups) * numSplits;
+    run(
+      backend,
+      WinogradFilterGemmProgram,
+      {
+        shaderKey: `winogradFilterGemm_u${tu}c${colGroups}w${wg}`,
+        code: filterGemmSource(tu, colGroups, wg),
+        variableNames: ["V", "Z"],
+        variableComponents: [4, 4],
+        outputComponent: 4,
+        outputSize: slices * sliceFloats,
+        dispatch: flatDispatch(invocations, wg, 16),
+        workgroupSize: wg,
+      },
+      [v, z],
+      uniformsOf(p, rowsPerSplit, numSplits, sliceOffset),
+      partials,
+    );
+    backend.disposeData(v.dataId);
+    backend.disposeData(z.dataId);
+    sliceOffset += numSplits;
+  }
   const dw = run(
     backend,
     WinogradFilterOutputProgram,
@@ -371,11 +425,11 @@ export function winogradBackpropFilter(
       variableComponents: [4],
       outputComponent: 1,
       outputSize: 9 * g.inC * g.outC,
-      dispatch: flatDispatch(g.inC * p.n4),
+      dispatch: flatDispatch(g.inC * whole.n4),
       workgroupSize: 64,
     },
     [partials],
-    uniformsOf(p, rowsPerSplit, numSplits),
+    uniformsOf(whole, 0, slices),
   );
   backend.disposeData(partials.dataId);
   return { dataId: dw.dataId, shape: [3, 3, g.inC, g.outC], dtype: "float32" };

@@ -4,8 +4,8 @@
 //   1. the float64 Winograd reference equals the direct references (the matrices are right);
 //   2. random 3x3 stride-1 shapes (batch, H, W, Cin, Cout, same/valid) x every Winograd config;
 //   3. every conv layer shape of the three models (batch 2);
-//   4. a Winograd config resolved for a shape it does not serve runs the direct default, and one
-//      whose transformed buffers would pass the storage-binding limit is not served.
+//   4. a Winograd config resolved for a shape it does not serve runs the direct default;
+//   5. batches whose transformed buffers would pass the storage-binding limit run in chunks.
 //
 // Tolerance, derived per element (winograd_ref.ts): every output is a sum of products of
 // transformed inputs, each path through at most k roundings, so
@@ -33,7 +33,7 @@ import {
   winogradForwardRef,
 } from "./winograd_ref.ts";
 import { convBackpropData, convBackpropFilter, convForward } from "./gemm.ts";
-import { winogradLargestBuffer, winogradServes } from "./winograd.ts";
+import { batchChunks, winogradServes, withWinogradBindingCap } from "./winograd.ts";
 import type { ConvEpilogue } from "./gemm_wgsl.ts";
 import {
   allConfigs,
@@ -307,19 +307,30 @@ Deno.test({
   },
 });
 
-Deno.test("winograd: serves a view only while every transformed buffer fits one storage binding", () => {
+Deno.test("winograd: batches run in chunks whose transformed buffers fit one storage binding", () => {
   const limit = 128 * 2 ** 20; // WebGPU's default maxStorageBufferBindingSize (llvmpipe's too)
   const at = (batch: number) => convGeometry([batch, 28, 28, 32], [3, 3, 32, 32], 1, "same");
-  for (const config of WINOGRAD) {
-    // 14 x 14 tiles per image, 16 planes of 8 vec4 (16 bytes) per tile: 401,408 bytes per image.
-    const perImage = 16 * 16 * 14 * 14 * 8;
-    if (config.view !== "bwdFilter") {
-      assertEq(winogradLargestBuffer(config.view, at(128), config), 128 * perImage, config.id);
-    }
-    assertEq(winogradServes(config.view, at(128), config, limit), true, `${config.id} b128`);
-    assertEq(winogradServes(config.view, at(512), config, limit), false, `${config.id} b512`);
+  // 14 x 14 tiles per image, 16 planes of 8 vec4 (16 bytes) per tile: 401,408 bytes per image,
+  // so 334 images per chunk.
+  assertEq(JSON.stringify(batchChunks(at(128), limit)), "[[0,128]]", "b128");
+  assertEq(JSON.stringify(batchChunks(at(512), limit)), "[[0,256],[256,256]]", "b512");
+  assertEq(JSON.stringify(batchChunks(at(5), 2 * 401408)), "[[0,2],[2,2],[4,1]]", "b5");
+  assertEq(JSON.stringify(batchChunks(at(3), 1)), "[[0,1],[1,1],[2,1]]", "b3, one image past");
+  for (const view of CONV_VIEWS) {
+    assertEq(winogradServes(view, at(512), limit), true, `${view} b512`);
+    assertEq(winogradServes(view, at(1), 1000), false, `${view}: one image past the limit`);
     const k5 = convGeometry([1, 8, 8, 4], [5, 5, 4, 4], 1, "same");
-    assertEq(winogradServes(config.view, k5, config, limit), false, `${config.id} 5x5`);
+    assertEq(winogradServes(view, k5, limit), false, `${view} 5x5`);
+  }
+});
+
+gpuTest("winograd: every view in batch chunks (one to three images each)", async () => {
+  const c: Case = { n: 5, h: 9, w: 8, cin: 8, cout: 12, pad: "same", seed: 60 };
+  const perImage = 16 * 16 * 5 * 4 * 3; // 5 x 4 tiles, up to 3 channel vec4s
+  for (const cap of [perImage, 3 * perImage]) {
+    await withWinogradBindingCap(cap, async () => {
+      for (const config of WINOGRAD) await checkView(c, config, config.view === "fwd" ? 3 : 0);
+    });
   }
 });
 

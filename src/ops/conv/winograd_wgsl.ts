@@ -47,6 +47,10 @@ export const WINOGRAD_FIELDS = [
   // filter-gradient GEMM: tiles per slice and slices; 0 elsewhere.
   "rowsPerSplit",
   "numSplits",
+  // batch chunks (winograd.ts): the chunk's first image in x / dz / y, and its first slice in
+  // the filter gradient's partials.
+  "imageOffset",
+  "sliceOffset",
 ] as const;
 
 const range = (n: number) => [...Array(n).keys()];
@@ -145,12 +149,13 @@ fn main() {
     return;
   }
   let c4 = id - t * uniforms.k4;${TILE_OF}
+  let img = n + uniforms.imageOffset;
   let h0 = 2 * ty - uniforms.padTop;
   let w0 = 2 * tx - uniforms.padLeft;
 ${
     indent(
       "  ",
-      rc.flatMap((r) => rc.map((c) => `let d${r}_${c} = loadX(n, h0 + ${r}, w0 + ${c}, c4);`)),
+      rc.flatMap((r) => rc.map((c) => `let d${r}_${c} = loadX(img, h0 + ${r}, w0 + ${c}, c4);`)),
     )
   }
 ${indent("  ", sandwich(BT, BT, 4, (i, j) => `d${i}_${j}`, (i, j) => `v${i}_${j}`, "e"))}
@@ -297,7 +302,7 @@ ${indent("  ", sandwich(AT, AT, 4, (i, j) => `m${i}_${j}`, (i, j) => `y${i}_${j}
     for (var j = 0; j < 2; j++) {
       let ow = 2 * tx + j;
       if (oh < uniforms.outH && ow < uniforms.outW) {
-        let px = (n * uniforms.outH + oh) * uniforms.outW + ow;
+        let px = ((n + uniforms.imageOffset) * uniforms.outH + oh) * uniforms.outW + ow;
         var y = y0_0;
         if (i == 0 && j == 1) { y = y0_1; }
         if (i == 1 && j == 0) { y = y1_0; }
@@ -348,7 +353,9 @@ ${
     indent(
       "  ",
       r2.flatMap((r) =>
-        r2.map((c) => `let d${r}_${c} = loadDz(n, 2 * ty + ${r}, 2 * tx + ${c}, c4);`)
+        r2.map((c) =>
+          `let d${r}_${c} = loadDz(n + uniforms.imageOffset, 2 * ty + ${r}, 2 * tx + ${c}, c4);`
+        )
       ),
     )
   }
@@ -415,7 +422,7 @@ ${
     vi += uniforms.k4;
     zi += uniforms.n4;
   }
-  let base = (s * 16 + p) * 4 * uniforms.k4;
+  let base = ((uniforms.sliceOffset + s) * 16 + p) * 4 * uniforms.k4;
 ${
     indent(
       "  ",
