@@ -4,6 +4,7 @@
 // tfjs, so the count per training step is a figure of its own next to the kernel times.
 
 import * as tf from "@tensorflow/tfjs-core";
+import { median } from "../src/stats.ts";
 
 export interface DispatchCount {
   total: number;
@@ -100,10 +101,4 @@ export async function probeStep(work: () => tf.Tensor, repeats = 3): Promise<Ste
     wallMs: median(wall),
     byProgram: total ? formatByProgram(total, 8, repeats) : "",
   };
-}
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
 }

@@ -1,4 +1,5 @@
-// Timing helpers for benchmarks: warm-up, repeated runs, median and spread.
+// Timing helpers for the benchmark suites and the probes (bench/probes/): warm-up, repeated runs
+// (round-robin across the rows of an A/B), median and spread.
 //
 // Two clocks. "gpu-timestamp": the sum of per-program GPU durations from timestamp queries
 // (`tf.time(f).kernelMs`; tfjs-webgpu wraps every program it dispatches, ours included, in a
@@ -7,6 +8,7 @@
 // are CPU time; on a real GPU the host clock also counts dispatch overhead and the readback.
 
 import * as tf from "@tensorflow/tfjs-core";
+import { median, quantile } from "../src/stats.ts";
 
 export type Clock = "gpu-timestamp" | "host-sync";
 
@@ -46,26 +48,63 @@ export function resolveClock(preferred: Clock = "gpu-timestamp"): Clock {
   return preferred === "gpu-timestamp" && gpuTimestampsAvailable() ? "gpu-timestamp" : "host-sync";
 }
 
-/** Runs `work` once, waits for its results, disposes them; returns [clock ms, host ms]. */
-async function runOnce(work: Work, clock: Clock): Promise<[number, number]> {
-  if (clock === "gpu-timestamp") {
-    let out: tf.TensorContainer = [];
-    const start = performance.now();
+/** One call of `work`: GPU ms (tf.time's kernelMs; null without timestamp queries) and host ms. */
+export interface Sample {
+  gpuMs: number | null;
+  /** Wall time from the call to the read-back of every result. */
+  hostMs: number;
+}
+
+/**
+ * Runs `work` once, reads back and disposes its results; with `gpu`, inside tf.time (which
+ * resolves after its timestamp queries are read back, i.e. after the queue drained).
+ */
+export async function sample(work: Work, gpu = gpuTimestampsAvailable()): Promise<Sample> {
+  let out: tf.TensorContainer = [];
+  const start = performance.now();
+  let gpuMs: number | null = null;
+  if (gpu) {
     const info = await tf.time(() => {
       out = work();
     });
-    // tf.time resolves after the timestamp queries are read back, i.e. after the queue drained.
-    await syncAll(out);
-    const host = performance.now() - start;
-    tf.dispose(out);
-    return [info.kernelMs as number, host];
+    gpuMs = typeof info.kernelMs === "number" ? info.kernelMs : null;
+  } else {
+    out = work();
   }
-  const start = performance.now();
-  const out = work();
   await syncAll(out);
-  const host = performance.now() - start;
+  const hostMs = performance.now() - start;
   tf.dispose(out);
-  return [host, host];
+  return { gpuMs, hostMs };
+}
+
+/**
+ * Probe timing: `warmup` untimed rounds (shader compiles, buffer pools), then `repeats` rounds
+ * that each call every row once, round-robin, so load from other processes on a shared machine
+ * hits all rows alike. Returns each row's samples in round order.
+ */
+export async function roundRobin(
+  rows: readonly Work[],
+  opts: { warmup: number; repeats: number; gpu?: boolean },
+): Promise<Sample[][]> {
+  const out: Sample[][] = rows.map(() => []);
+  for (let round = -opts.warmup; round < opts.repeats; round++) {
+    for (let i = 0; i < rows.length; i++) {
+      const s = await sample(rows[i], opts.gpu);
+      if (round >= 0) out[i].push(s);
+    }
+  }
+  return out;
+}
+
+/** Median GPU ms of `samples` (null when the adapter has no timestamp queries). */
+export function medianGpuMs(samples: readonly Sample[]): number | null {
+  const gpu = samples.map((s) => s.gpuMs);
+  return gpu.every((ms) => ms !== null) ? median(gpu as number[]) : null;
+}
+
+/** Median host ms of `samples`. */
+export function medianHostMs(samples: readonly Sample[]): number {
+  return median(samples.map((s) => s.hostMs));
 }
 
 /** Awaits every tensor in `out` (reading them back forces the queue to finish). */
@@ -87,13 +126,16 @@ function collect(c: tf.TensorContainer, acc: tf.Tensor[]) {
 /** Warm-up runs (compiles shaders, fills buffer pools), then `repeats` timed runs. */
 export async function measure(work: Work, opts: TimingOptions): Promise<Stats> {
   const clock = resolveClock(opts.clock);
-  for (let i = 0; i < opts.warmup; i++) await runOnce(work, "host-sync");
+  for (let i = 0; i < opts.warmup; i++) await sample(work, false);
   const samples: number[] = [];
   const host: number[] = [];
   for (let i = 0; i < Math.max(1, opts.repeats); i++) {
-    const [t, h] = await runOnce(work, clock);
-    samples.push(t);
-    host.push(h);
+    const s = await sample(work, clock === "gpu-timestamp");
+    if (clock === "gpu-timestamp" && s.gpuMs === null) {
+      throw new Error("measure: tf.time gave no kernelMs although timestamp queries are on");
+    }
+    samples.push(s.gpuMs ?? s.hostMs);
+    host.push(s.hostMs);
   }
   return { ...summarize(samples), samples, clock, hostMedianMs: median(host) };
 }
@@ -110,14 +152,7 @@ export function summarize(samples: number[]): Omit<Stats, "samples" | "clock" | 
   };
 }
 
-export function median(xs: number[]): number {
-  return quantile([...xs].sort((a, b) => a - b), 0.5);
-}
-
-/** Linear-interpolated quantile of an ascending array. */
-export function quantile(sorted: number[], q: number): number {
-  const pos = (sorted.length - 1) * q;
-  const lo = Math.floor(pos);
-  const hi = Math.ceil(pos);
-  return sorted[lo] + (sorted[hi] - sorted[lo]) * (pos - lo);
+/** "12.34 ms", or "n/a" where the adapter gave no GPU time (no timestamp queries). */
+export function gpuText(ms: number | null, digits = 2): string {
+  return ms === null ? "n/a" : `${ms.toFixed(digits)} ms`;
 }

@@ -26,9 +26,9 @@ const FLAGS = {
 
 /**
  * deno bundle cannot inline a native N-API addon: eval loads resvg lazily and skips PNGs without;
- * export and predict --onnx load ONNX Runtime lazily and say it is missing.
+ * export and predict --onnx install and load ONNX Runtime on first use (src/export/ort_install.ts).
  */
-const EXTERNAL = ["@resvg/resvg-js", "onnxruntime-node"];
+const EXTERNAL = ["@resvg/resvg-js"];
 
 async function sh(cmd: string, args: string[], opts: { cwd?: string } = {}) {
   const env = { NO_COLOR: "1" }; // plain messages to match on

@@ -39,8 +39,6 @@ function assertStats(s: unknown, what: string) {
   assert.ok(["gpu-timestamp", "host-sync"].includes(st.clock as string), `${what}.clock`);
 }
 
-// The tests that write files share a skeleton (Deno.test with GPU_TEST, then withTempDir);
-// `duplicates` pairs them by shape. Deliberate: what differs is the whole body.
 Deno.test({
   name: "bench --quick: roofline + kernels JSON has every figure, markdown table, compare",
   ...GPU_TEST,

@@ -3,7 +3,8 @@
 
 import assert from "node:assert/strict";
 import * as tf from "@tensorflow/tfjs-core";
-import { measure, quantile, resolveClock, summarize } from "../bench/timing.ts";
+import { measure, resolveClock, roundRobin, summarize } from "../bench/timing.ts";
+import { median, quantile } from "../src/stats.ts";
 import { rooflineCopy, rooflineMatMul } from "../bench/roofline.ts";
 import { convBnReluWork } from "../bench/work.ts";
 import { assertClose } from "./helpers/compare.ts";
@@ -16,6 +17,34 @@ Deno.test("summarize: median, min/max and IQR", () => {
   assert.equal(quantile([1, 2, 3, 4], 0.5), 2.5);
   assert.throws(() => summarize([]), /no samples/);
 });
+
+Deno.test("median: middle value, mean of the two middles, input left unsorted", () => {
+  const xs = [9, 1, 5];
+  assert.equal(median(xs), 5);
+  assert.deepEqual(xs, [9, 1, 5]);
+  assert.equal(median([4, 1, 3, 2]), 2.5);
+  assert.equal(median([7]), 7);
+  assert.throws(() => median([]), /no values/);
+});
+
+Deno.test(
+  "roundRobin: untimed warm-up rounds, rows called in turn, results disposed",
+  GPU_TEST,
+  async () => {
+    await initWebGpu();
+    const calls: string[] = [];
+    const rows = ["a", "b"].map((name) => () => {
+      calls.push(name);
+      return tf.fill([4], 1);
+    });
+    const before = tf.memory().numTensors;
+    const out = await roundRobin(rows, { warmup: 1, repeats: 2, gpu: false });
+    assert.deepEqual(calls, ["a", "b", "a", "b", "a", "b"]);
+    assert.deepEqual(out.map((r) => r.length), [2, 2]);
+    assert.ok(out.flat().every((s) => s.gpuMs === null && s.hostMs >= 0));
+    assert.equal(tf.memory().numTensors, before, "every result disposed");
+  },
+);
 
 Deno.test("convBnReluWork: FLOPs and bytes of the enhanced model's first layer", () => {
   const l = { h: 28, w: 28, cin: 1, cout: 32, k: 3, stride: 1, pad: "same" as const };

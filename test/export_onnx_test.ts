@@ -19,6 +19,7 @@ import { createModel, type Model, MODEL_NAMES, type ModelName } from "../src/mod
 import { BN_MOMENTUM } from "../src/model/layers.ts";
 import { makeTrainStep } from "../src/train/step.ts";
 import { initTf } from "../src/tf/setup.ts";
+import { Rng } from "../src/random.ts";
 import { HAVE_REAL_DATA, withTempDir } from "./helpers/data_fixtures.ts";
 import { fmnist } from "./helpers/cli.ts";
 
@@ -47,17 +48,6 @@ if (!HAVE_REAL_DATA) {
   );
 }
 
-/** Seeded uniform in [0, 1) (mulberry32): test fixtures only. */
-function rng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = Math.imul(s ^ (s >>> 15), 1 | s);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 /**
  * A checkpoint of `name` in `runDir/checkpoints/best`: seeded init, then biases/beta in
  * [-0.2, 0.2], gamma in [0.6, 1.4], moving mean in [-0.3, 0.3], moving variance in [0.3, 3]
@@ -72,8 +62,8 @@ async function makeCheckpoint(
   train?: Split,
 ): Promise<string> {
   const model = createModel(name, { seed });
-  const next = rng(seed);
-  const range = (lo: number, hi: number) => () => lo + (hi - lo) * next();
+  const rng = new Rng(seed);
+  const range = (lo: number, hi: number) => () => lo + (hi - lo) * rng.next();
   const fill: [RegExp, () => number][] = [
     [/\/(bias|beta)$/, range(-0.2, 0.2)],
     [/\/gamma$/, range(0.6, 1.4)],

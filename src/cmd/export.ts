@@ -6,9 +6,6 @@ import { exportToOnnxFile, onnxTestAccuracy } from "../export/export_run.ts";
 import { DEFAULT_OPSET, MAX_OPSET, MIN_OPSET } from "../export/onnx_export.ts";
 import { initTf } from "../tf/setup.ts";
 
-// Every command module has this skeleton (flag table, USAGE/INTRO, then parseCommandFlags);
-// `duplicates` pairs it by shape with src/cmd/train.ts and src/cmd/serve.ts. Deliberate: parsing and help are shared
-// (src/cli/args.ts), what is left is the command's own flags and text.
 const DEFS = {
   run: { type: "string", help: "run folder (its best checkpoint, else last, is exported)" },
   checkpoint: { type: "string", help: "checkpoint folder or checkpoint.json (instead of --run)" },

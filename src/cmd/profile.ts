@@ -35,9 +35,6 @@ export const PROFILE_FLAGS = {
   ...DEVICE_FLAGS,
 } as const;
 
-// Every command module has this skeleton (flag table, USAGE/INTRO, then parseCommandFlags);
-// `duplicates` pairs it by shape with src/cmd/bench.ts. Deliberate: parsing and help are shared
-// (src/cli/args.ts), what is left is the command's own flags and text.
 const USAGE = "deno task profile [--model enhanced] [--steps N] [--ops stock|fused] " +
   "[--batch N] [--top N] [--trace FILE]";
 

@@ -30,6 +30,7 @@ import { DeviceFailureError, explainDeviceError } from "../tf/device_guard.ts";
 import { AUTOTUNE_SETTINGS, type AutotuneSetting, autotuneSetting } from "../flags.ts";
 import { autotuneForTraining } from "../train/autotune_model.ts";
 import { DEFAULT_BATCH as EVAL_BATCH } from "../eval/inference.ts";
+import { exitStatusAfter, type StopSignal, withStopSignals } from "../train/stop_signals.ts";
 
 const DEFS = {
   ...CONFIG_FLAGS,
@@ -48,8 +49,7 @@ const DEFS = {
 /** Options that fix the architecture or the data order: a resumed run cannot change them. */
 const FIXED_ON_RESUME = ["model", "ops", "batch", "seed", "limit", "valSplit", "augment"] as const;
 
-/** Exit status after SIGINT (128 + 2, the shell convention). */
-export const INTERRUPTED_EXIT = 130;
+export { INTERRUPTED_EXIT, REQUEUE_EXIT } from "../train/stop_signals.ts";
 
 type Log = (m: string) => void;
 
@@ -88,7 +88,7 @@ export async function main(argv: string[]): Promise<void> {
   });
   await logEstimate(adapter, cfg, prepared, log, resume ? Number(resume.meta.state.epoch) : 0);
 
-  const result = await trainUntilDoneOrInterrupted(cfg, prepared, {
+  const { result, signal } = await trainUntilDoneOrInterrupted(cfg, prepared, {
     outDir,
     progress: createProgress({ quiet: f.quiet }),
     log,
@@ -96,11 +96,12 @@ export async function main(argv: string[]): Promise<void> {
   });
   if (result.interrupted) {
     result.model.dispose();
+    const by = signal ?? "SIGINT";
     console.error(
-      `interrupted: saved ${outDir}/checkpoints/last; continue with: ` +
+      `interrupted (${by}): saved ${outDir}/checkpoints/last; continue with: ` +
         `deno task train --resume ${outDir}`,
     );
-    Deno.exit(INTERRUPTED_EXIT);
+    Deno.exit(exitStatusAfter(by));
   }
   logOutcome(result, outDir, log);
   try {
@@ -180,24 +181,20 @@ async function logEstimate(
 }
 
 /**
- * Runs the training loop with Ctrl-C handling: the first SIGINT asks the loop to stop after the
- * current step (it saves checkpoints/last), a second one exits at once. A failed GPU device is
- * reported with where the checkpoints are and how to continue.
+ * Runs the training loop with Ctrl-C and SIGTERM handling (src/train/stop_signals.ts): the first
+ * signal asks the loop to stop after the current step (it saves checkpoints/last). A failed GPU
+ * device is reported with where the checkpoints are and how to continue.
  */
 async function trainUntilDoneOrInterrupted(
   cfg: TrainConfig,
   prepared: PreparedData,
   opts: Omit<LoopOptions, "stopRequested">,
-): Promise<TrainResult> {
-  let stop = false;
-  const onSigint = () => {
-    if (stop) Deno.exit(INTERRUPTED_EXIT); // second Ctrl-C: give up at once
-    stop = true;
-    console.error("\ninterrupt: finishing the current step, then saving checkpoints/last ...");
-  };
-  Deno.addSignalListener("SIGINT", onSigint);
+): Promise<{ result: TrainResult; signal: StopSignal | null }> {
   try {
-    return await runTraining(cfg, prepared, { ...opts, stopRequested: () => stop });
+    const { value, signal } = await withStopSignals((stopRequested) =>
+      runTraining(cfg, prepared, { ...opts, stopRequested })
+    );
+    return { result: value, signal };
   } catch (e) {
     // An op on a lost device throws a cryptic error of its own: report the failure behind it.
     const failure = explainDeviceError(e);
@@ -208,8 +205,6 @@ async function trainUntilDoneOrInterrupted(
       `${failure.message}. Checkpoints of the finished epochs are in ${opts.outDir}/checkpoints; ` +
         `continue with: deno task train --resume ${opts.outDir}`,
     );
-  } finally {
-    Deno.removeSignalListener("SIGINT", onSigint);
   }
 }
 

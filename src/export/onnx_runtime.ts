@@ -2,8 +2,8 @@
 // (used to check every export before it is written), and batched class probabilities for Fashion-
 // MNIST images prepared exactly as for our own inference (bytes / 255, NHWC).
 
-import type * as Ort from "onnxruntime-node";
 import { UsageError } from "../errors.ts";
+import { ORT_PACKAGE, requireOnnxRuntime } from "./ort_install.ts";
 import { CLASS_NAMES, IMAGE_SIZE, PIXELS, type Split } from "../data/fashion_mnist.ts";
 import { imagesToSplit, type Prediction } from "../eval/predict.ts";
 import type { PreparedImage } from "../eval/image_input.ts";
@@ -11,21 +11,41 @@ import { topK } from "../eval/metrics.ts";
 import { decodeModel } from "./onnx_proto.ts";
 import { INPUT_NAME, OUTPUT_NAME } from "./onnx_export.ts";
 
-let ortModule: Promise<typeof Ort> | undefined;
+/** The part of onnxruntime-node's API used here (the package is not a dependency to type from). */
+interface OrtTensor {
+  readonly dims: readonly number[];
+  readonly data: unknown;
+}
+
+interface OrtSession {
+  readonly inputNames: readonly string[];
+  readonly outputNames: readonly string[];
+  run(feeds: Record<string, OrtTensor>, fetches: string[]): Promise<Record<string, OrtTensor>>;
+  release(): Promise<void>;
+}
+
+interface Ort {
+  InferenceSession: {
+    create(model: Uint8Array, options: { logSeverityLevel: number }): Promise<OrtSession>;
+  };
+  Tensor: new (type: "float32", data: Float32Array, dims: number[]) => OrtTensor;
+}
+
+let ortModule: Promise<Ort> | undefined;
 
 /**
- * onnxruntime-node is a native addon, loaded on first use: `deno bundle` (the compiled launcher)
- * cannot inline it, and commands that never touch ONNX should not pay for loading it.
+ * onnxruntime-node is a native addon, installed (./ort_install.ts) and loaded on first use:
+ * commands that never touch ONNX neither download nor load it.
  */
-async function loadOrt(): Promise<typeof Ort> {
-  ortModule ??= import("onnxruntime-node");
+async function loadOrt(): Promise<Ort> {
+  ortModule ??= requireOnnxRuntime() as Promise<Ort>;
   try {
     return await ortModule;
   } catch (e) {
     ortModule = undefined;
+    if (e instanceof UsageError) throw e;
     throw new UsageError(
-      `ONNX Runtime (npm:onnxruntime-node) cannot be loaded here (${firstLine(e)}); ` +
-        "run from the repository after `deno install`",
+      `ONNX Runtime (npm:${ORT_PACKAGE}) cannot be loaded here (${firstLine(e)})`,
     );
   }
 }
@@ -66,7 +86,7 @@ export async function openOnnxClassifier(
     throw new UsageError(`${what}: not an ONNX model (${(e as Error).message})`);
   }
   const ort = await loadOrt();
-  let session: Ort.InferenceSession;
+  let session: OrtSession;
   try {
     session = await ort.InferenceSession.create(bytes, { logSeverityLevel: logLevel });
   } catch (e) {
@@ -85,7 +105,7 @@ export async function openOnnxClassifier(
     metadata,
     async probabilities(images, n) {
       const input = new ort.Tensor("float32", images, [n, IMAGE_SIZE, IMAGE_SIZE, 1]);
-      let result: Ort.InferenceSession.ReturnType;
+      let result: Record<string, OrtTensor>;
       try {
         result = await session.run({ [INPUT_NAME]: input }, [OUTPUT_NAME]);
       } catch (e) {

@@ -1,12 +1,17 @@
 // Checkpoints: `checkpoint.json` (model, configs, tensor table, optimizer and training state)
 // plus `weights.bin` (the tensors as little-endian float32, back to back, at the listed byte
-// offsets). A checkpoint folder is written whole into a temp folder and swapped in by rename,
-// so a crash leaves either the previous checkpoint or the new one, never a mix.
+// offsets: the model's variables, then the optimizer's tensors). A checkpoint folder is written
+// whole into a temp folder and swapped in by rename, so a crash leaves either the previous
+// checkpoint or the new one, never a mix.
+//
+// This module knows the model's variables (weights and batch-norm running statistics). The
+// optimizer section is the trainer's (Adam's moments and step, src/train/checkpointing.ts): it
+// is stored and handed back here unread, so that loading weights (the browser page, eval,
+// export) does not pull in the optimizer.
 
 import * as tf from "@tensorflow/tfjs-core";
 import { UsageError } from "../errors.ts";
 import { createModel, type Model, MODEL_NAMES, type ModelConfig, type ModelName } from "./model.ts";
-import { adamBetaPowers, isAdam, setAdamBetaPowers } from "../train/optimizer.ts";
 
 export const CHECKPOINT_FORMAT = "fmnist-checkpoint/1";
 
@@ -22,14 +27,16 @@ export interface TensorEntry {
   offset: number;
 }
 
-export interface OptimizerState {
-  type: "adam";
-  iterations: number;
-  /** Adam's running beta powers, saved exactly (recomputing them with pow differs in the ulp). */
-  accBeta1: number;
-  accBeta2: number;
-  /** First moments then second moments, one per trainable variable in model order. */
+/** The optimizer section as stored: the trainer's JSON fields and its tensor table. */
+export interface StoredOptimizer {
+  [field: string]: unknown;
   tensors: TensorEntry[];
+}
+
+/** The optimizer section to save: JSON fields and named tensors (appended after the weights). */
+export interface OptimizerSection {
+  fields: Record<string, unknown>;
+  tensors: { name: string; tensor: tf.Tensor }[];
 }
 
 export interface CheckpointMeta {
@@ -39,7 +46,7 @@ export interface CheckpointMeta {
   /** The training configuration (CLI options) of the run. */
   config: Record<string, unknown>;
   tensors: TensorEntry[];
-  optimizer: OptimizerState | null;
+  optimizer: StoredOptimizer | null;
   /** Training-loop state: epoch, step, RNG, best metric, early-stopping/scheduler state. */
   state: Record<string, unknown>;
   savedAt: string;
@@ -51,13 +58,13 @@ export interface LoadedCheckpoint {
   weights: Float32Array;
 }
 
-/** Writes model variables (and optionally Adam's state) to `dir`, atomically. */
+/** Writes model variables (and optionally an optimizer section) to `dir`, atomically. */
 export async function saveCheckpoint(
   dir: string,
   model: Model,
   opts: {
     config: Record<string, unknown>;
-    optimizer?: tf.Optimizer;
+    optimizer?: OptimizerSection;
     state?: Record<string, unknown>;
   },
 ): Promise<void> {
@@ -72,8 +79,12 @@ export async function saveCheckpoint(
   };
   const tensors: TensorEntry[] = [];
   for (const v of model.variables) tensors.push(await put(v.name, v.variable));
-  let optimizer: OptimizerState | null = null;
-  if (opts.optimizer) optimizer = await saveAdam(opts.optimizer, model, put);
+  let optimizer: StoredOptimizer | null = null;
+  if (opts.optimizer) {
+    const tensors: TensorEntry[] = [];
+    for (const t of opts.optimizer.tensors) tensors.push(await put(t.name, t.tensor));
+    optimizer = { ...opts.optimizer.fields, tensors };
+  }
   const meta: CheckpointMeta = {
     format: CHECKPOINT_FORMAT,
     model: model.name,
@@ -94,37 +105,6 @@ export async function saveCheckpoint(
     "weights.bin": bytes,
     "checkpoint.json": new TextEncoder().encode(JSON.stringify(meta, null, 1) + "\n"),
   });
-}
-
-async function saveAdam(
-  opt: tf.Optimizer,
-  model: Model,
-  put: (name: string, t: tf.Tensor) => Promise<TensorEntry>,
-): Promise<OptimizerState> {
-  // tf.train.adam and FusedAdam (src/train/optimizer.ts) expose the same state: either one
-  // resumes the other's checkpoints.
-  if (!isAdam(opt)) throw new Error("checkpoints support the Adam optimizer only");
-  const weights = await opt.getWeights();
-  const [iter, ...moments] = weights;
-  const iterations = (await iter.tensor.data())[0];
-  iter.tensor.dispose(); // a fresh scalar made by getWeights
-  const trainable = model.variables.filter((v) => v.trainable);
-  const tensors: TensorEntry[] = [];
-  if (moments.length > 0) {
-    if (moments.length !== 2 * trainable.length) {
-      throw new Error(
-        `optimizer holds ${moments.length} moments for ${trainable.length} variables`,
-      );
-    }
-    for (let i = 0; i < moments.length; i++) {
-      const v = trainable[i % trainable.length];
-      tensors.push(await put(`${v.name}/${i < trainable.length ? "m" : "v"}`, moments[i].tensor));
-    }
-  }
-  // tf.train.adam hands out its moment variables, FusedAdam fresh slices of its packed state.
-  for (const m of moments) if (!(m.tensor instanceof tf.Variable)) m.tensor.dispose();
-  const [accBeta1, accBeta2] = await adamBetaPowers(opt);
-  return { type: "adam", iterations, accBeta1, accBeta2, tensors };
 }
 
 /** Writes `files` into a temp sibling folder, then swaps it in place of `dir`. */
@@ -201,6 +181,9 @@ export async function readCheckpoint(dir: string): Promise<LoadedCheckpoint> {
   if (meta?.format !== CHECKPOINT_FORMAT || !Array.isArray(meta.tensors)) {
     throw new CheckpointError(`${jsonPath}: not a ${CHECKPOINT_FORMAT} checkpoint`);
   }
+  if (meta.optimizer != null && !Array.isArray(meta.optimizer.tensors)) {
+    throw new CheckpointError(`${jsonPath}: optimizer section without a tensor table`);
+  }
   if (!MODEL_NAMES.includes(meta.model)) {
     throw new CheckpointError(`${jsonPath}: unknown model "${meta.model}"`);
   }
@@ -222,7 +205,8 @@ export async function readCheckpoint(dir: string): Promise<LoadedCheckpoint> {
   return { dir, meta, weights: weights.slice() };
 }
 
-function tensorOf(ck: LoadedCheckpoint, e: TensorEntry): tf.Tensor {
+/** The tensor of table entry `e` (of the model's or the optimizer's table) as a new tensor. */
+export function checkpointTensor(ck: LoadedCheckpoint, e: TensorEntry): tf.Tensor {
   const n = e.shape.reduce((a, b) => a * b, 1);
   return tf.tensor(ck.weights.subarray(e.offset / 4, e.offset / 4 + n), e.shape, "float32");
 }
@@ -251,41 +235,10 @@ export function restoreWeights(model: Model, ck: LoadedCheckpoint): void {
     );
   }
   for (const v of model.variables) {
-    const t = tensorOf(ck, byName.get(v.name)!);
+    const t = checkpointTensor(ck, byName.get(v.name)!);
     v.variable.assign(t);
     t.dispose();
   }
-}
-
-/** Restores Adam's moments, iteration count and beta powers into a fresh Adam optimizer. */
-export async function restoreOptimizer(
-  opt: tf.Optimizer,
-  model: Model,
-  ck: LoadedCheckpoint,
-): Promise<void> {
-  const s = ck.meta.optimizer;
-  if (!s || s.tensors.length === 0) return;
-  const trainable = model.variables.filter((v) => v.trainable);
-  if (s.tensors.length !== 2 * trainable.length) {
-    throw new CheckpointError(`${ck.dir}/checkpoint.json: optimizer state does not fit the model`);
-  }
-  const values: { name: string; tensor: tf.Tensor }[] = [{
-    name: "iter",
-    tensor: tf.scalar(s.iterations, "int32"),
-  }];
-  s.tensors.forEach((e, i) => {
-    const v = trainable[i % trainable.length];
-    const kind = i < trainable.length ? "m" : "v";
-    if (e.name !== `${v.name}/${kind}`) {
-      throw new CheckpointError(
-        `${ck.dir}/checkpoint.json: optimizer tensor ${e.name} out of order`,
-      );
-    }
-    values.push({ name: `${v.variable.name}/${kind}`, tensor: tensorOf(ck, e) });
-  });
-  await opt.setWeights(values);
-  tf.dispose(values.map((v) => v.tensor));
-  setAdamBetaPowers(opt, s.accBeta1, s.accBeta2);
 }
 
 /** Contract: a model ready for inference from a run folder or checkpoint path (best preferred). */

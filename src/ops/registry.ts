@@ -7,32 +7,92 @@ import * as tf from "@tensorflow/tfjs-core";
 import "@tensorflow/tfjs-backend-cpu";
 import "@tensorflow/tfjs-backend-webgpu";
 import type { OpKernels, StockOverride } from "./backend/registration.ts";
-import { adamStepKernels } from "./adam_step/adam_step_webgpu.ts";
+import { adamStepCpu } from "./adam_step/adam_step_ref.ts";
+import { adamStepWebgpu } from "./adam_step/adam_step_webgpu.ts";
 import { biasActGradKernels } from "./bias_act_grad/bias_act_grad.ts";
 import { conv2dBackpropFilterSliced } from "./conv2d_backprop_filter_sliced/conv2d_backprop_filter_sliced.ts";
-import { convBackpropKernels } from "./conv_backprop/conv_backprop.ts";
-import { convBiasReluKernels } from "./conv_bias_relu/conv_bias_relu.ts";
+import { convBackpropDataCpu, convBackpropFilterCpu } from "./conv_backprop/conv_backprop_ref.ts";
+import {
+  convBackpropDataWebgpu,
+  convBackpropFilterWebgpu,
+} from "./conv_backprop/conv_backprop_webgpu.ts";
+import { convBiasReluGradient } from "./conv_bias_relu/conv_bias_relu.ts";
+import { convBiasReluCpu } from "./conv_bias_relu/conv_bias_relu_ref.ts";
+import { convBiasReluWebgpu } from "./conv_bias_relu/conv_bias_relu_webgpu.ts";
 import { convBiasReluPool2Kernels } from "./conv_bias_relu_pool2/conv_bias_relu_pool2.ts";
-import { convBnReluForwardKernels } from "./conv_bn_relu/conv_bn_relu_fwd.ts";
-import { convBnReluBackwardKernels } from "./conv_bn_relu/conv_bn_relu_grad.ts";
+import { convBnReluTrainGradient } from "./conv_bn_relu/conv_bn_relu.ts";
+import { convBnReluInferCpu, convBnReluTrainCpu } from "./conv_bn_relu/conv_bn_relu_ref.ts";
+import {
+  convBnReluFilterGradsCpu,
+  convBnReluParamGradsCpu,
+  convBnReluTrainGradCpu,
+} from "./conv_bn_relu/conv_bn_relu_grad_ref.ts";
+import {
+  convBnReluFilterGradsWebgpu,
+  convBnReluInferWebgpu,
+  convBnReluParamGradsWebgpu,
+  convBnReluTrainGradWebgpu,
+  convBnReluTrainWebgpu,
+} from "./conv_bn_relu/conv_bn_relu_webgpu.ts";
 import { denseBiasActKernels } from "./dense_bias_act/dense_bias_act.ts";
-import { seededDropoutKernels } from "./dropout/dropout.ts";
-import { maxPool2Kernels } from "./max_pool2/max_pool2.ts";
-import { softmaxXentKernels } from "./softmax_xent/softmax_xent.ts";
+import { seededDropoutGradient } from "./dropout/dropout.ts";
+import { seededDropoutCpu } from "./dropout/dropout_ref.ts";
+import { seededDropoutWebgpu } from "./dropout/dropout_webgpu.ts";
+import { maxPool2Gradient } from "./max_pool2/max_pool2.ts";
+import { maxPool2Cpu, maxPool2GradCpu } from "./max_pool2/max_pool2_ref.ts";
+import { maxPool2GradWebgpu, maxPool2Webgpu } from "./max_pool2/max_pool2_webgpu.ts";
+import { softmaxXentGradient } from "./softmax_xent/softmax_xent.ts";
+import { softmaxXentCpu, softmaxXentGradCpu } from "./softmax_xent/softmax_xent_ref.ts";
+import { softmaxXentGradWebgpu, softmaxXentWebgpu } from "./softmax_xent/softmax_xent_webgpu.ts";
 
 /** Our ops, by folder. */
 export const OPS: Readonly<Record<string, OpKernels>> = {
-  "conv_bn_relu (forward)": convBnReluForwardKernels,
-  "conv_bn_relu (backward)": convBnReluBackwardKernels,
-  conv_bias_relu: convBiasReluKernels,
+  conv_bn_relu: {
+    webgpu: [
+      convBnReluTrainWebgpu,
+      convBnReluInferWebgpu,
+      convBnReluTrainGradWebgpu,
+      convBnReluParamGradsWebgpu,
+      convBnReluFilterGradsWebgpu,
+    ],
+    cpu: [
+      convBnReluTrainCpu,
+      convBnReluInferCpu,
+      convBnReluTrainGradCpu,
+      convBnReluParamGradsCpu,
+      convBnReluFilterGradsCpu,
+    ],
+    gradients: [convBnReluTrainGradient],
+  },
+  conv_bias_relu: {
+    webgpu: [convBiasReluWebgpu],
+    cpu: [convBiasReluCpu],
+    gradients: [convBiasReluGradient],
+  },
   conv_bias_relu_pool2: convBiasReluPool2Kernels,
-  conv_backprop: convBackpropKernels,
+  conv_backprop: {
+    webgpu: [convBackpropDataWebgpu, convBackpropFilterWebgpu],
+    cpu: [convBackpropDataCpu, convBackpropFilterCpu],
+    gradients: [],
+  },
   dense_bias_act: denseBiasActKernels,
   bias_act_grad: biasActGradKernels,
-  max_pool2: maxPool2Kernels,
-  dropout: seededDropoutKernels,
-  softmax_xent: softmaxXentKernels,
-  adam_step: adamStepKernels,
+  max_pool2: {
+    webgpu: [maxPool2Webgpu, maxPool2GradWebgpu],
+    cpu: [maxPool2Cpu, maxPool2GradCpu],
+    gradients: [maxPool2Gradient],
+  },
+  dropout: {
+    webgpu: [seededDropoutWebgpu],
+    cpu: [seededDropoutCpu],
+    gradients: [seededDropoutGradient],
+  },
+  softmax_xent: {
+    webgpu: [softmaxXentWebgpu, softmaxXentGradWebgpu],
+    cpu: [softmaxXentCpu, softmaxXentGradCpu],
+    gradients: [softmaxXentGradient],
+  },
+  adam_step: { webgpu: [adamStepWebgpu], cpu: [adamStepCpu], gradients: [] },
 };
 
 /** Stock tfjs kernels replaced by ours, each with its reason. */

@@ -60,7 +60,7 @@ export interface LoopOptions {
   log: (msg: string) => void;
   /** Continue from `outDir/checkpoints/last`. */
   resume?: LoadedCheckpoint;
-  /** Polled after every step (SIGINT); true = save checkpoints/last and return. */
+  /** Polled after every step (SIGINT, SIGTERM); true = save checkpoints/last and return. */
   stopRequested?: () => boolean;
 }
 
@@ -273,7 +273,7 @@ async function trainEpoch(ctx: RunContext, state: LoopState): Promise<EpochOutco
   return { interrupted: false, running };
 }
 
-/** Gives a pending SIGINT listener a macrotask turn, then polls `stopRequested`. */
+/** Gives a pending signal listener a macrotask turn, then polls `stopRequested`. */
 async function stopRequestedAfterStep(opts: LoopOptions): Promise<boolean> {
   await new Promise((r) => setTimeout(r, 0));
   return opts.stopRequested?.() ?? false;

@@ -5,7 +5,7 @@
 // Shapes and seeded values come from op_check.ts.
 
 import * as tf from "@tensorflow/tfjs-core";
-import { CONV_BN_RELU_TRAIN_GRAD } from "../../src/ops/conv_bn_relu/conv_bn_relu_grad.ts";
+import { CONV_BN_RELU_TRAIN_GRAD } from "../../src/ops/conv_bn_relu/conv_bn_relu.ts";
 import {
   type ConvBnReluAttrs,
   convBnReluInfer,
@@ -28,14 +28,8 @@ import {
   conv2dRef,
 } from "../../src/ops/conv_bn_relu/conv_bn_relu_ref.ts";
 import type { Tolerance } from "./compare.ts";
-import {
-  checkOp,
-  type ConvCase,
-  describeCase,
-  fixedCase,
-  seededRandom,
-  seededUniform,
-} from "./op_check.ts";
+import { checkOp, type ConvCase, describeCase, fixedCase, seededUniform } from "./op_check.ts";
+import { Rng } from "../../src/random.ts";
 
 // ---- forward ----------------------------------------------------------------------------------
 
@@ -265,14 +259,14 @@ export function makeCaseData(c: ConvCase, epsilon = 1e-3): GradCaseData {
     c.strides,
     c.pad,
   );
-  const rand = seededRandom(c.seed);
+  const rng = new Rng(c.seed);
   const uniform = (size: number, lo: number, hi: number) =>
-    Float32Array.from({ length: size }, () => lo + (hi - lo) * rand());
+    Float32Array.from({ length: size }, () => lo + (hi - lo) * rng.next());
   const x = uniform(c.n * c.h * c.w * c.cin, -1, 1);
   const filter = uniform(c.kh * c.kw * c.cin * c.cout, -1, 1);
   const gamma = Float32Array.from(
     { length: c.cout },
-    () => (rand() < 0.5 ? -1 : 1) * (0.25 + 1.25 * rand()),
+    () => (rng.next() < 0.5 ? -1 : 1) * (0.25 + 1.25 * rng.next()),
   );
   const beta = uniform(c.cout, -0.5, 0.5);
   const z = conv2dRef(x, filter, geometry);

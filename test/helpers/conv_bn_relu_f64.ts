@@ -10,6 +10,9 @@
 // geometry is shared; the arithmetic here is its own (float64 throughout, abs-sum terms for the
 // tolerances), and merging it with the reference would make the oracle check the op against itself.
 //
+// Its test data generator, uniformArray (xorshift32), is the one seeded generator outside
+// src/random.ts, on purpose: the oracle's inputs come from code the product does not run.
+//
 // Layouts as the op: x (N, H, W, Cin), filter (KH, KW, Cin, Cout), z/y/dy (N, Ho, Wo, Cout).
 
 import { type ConvGeometry, forEachConvTap } from "../../src/ops/conv/geometry.ts";
@@ -177,7 +180,7 @@ export function convBnReluGradsF64(
   };
 }
 
-/** Seeded uniform floats in [lo, hi) (xorshift32; tests only). */
+/** Seeded uniform floats in [lo, hi) (xorshift32, see the header). */
 export function uniformArray(n: number, seed: number, lo = -1, hi = 1): Float32Array {
   let s = seed >>> 0 || 1;
   const out = new Float32Array(n);

@@ -13,6 +13,7 @@ import fc from "fast-check";
 import * as tf from "@tensorflow/tfjs-core";
 import type { WebGPUBackend } from "@tensorflow/tfjs-backend-webgpu";
 import { initTf } from "../../src/tf/setup.ts";
+import { Rng } from "../../src/random.ts";
 import { setPoisonOutputs } from "../../src/ops/backend/webgpu_program.ts";
 import { readFlag, withFlags } from "../../src/flags.ts";
 import {
@@ -31,8 +32,8 @@ export const SOAK = readFlag("FMNIST_SOAK") === "1";
 /** Run count: `quick` in CI, 10x under FMNIST_SOAK=1. */
 export const runs = (quick: number): number => (SOAK ? quick * 10 : quick);
 
-// The fields of src/ops/autotune/autotune_conv.ts's ConvLayer, which `duplicates` pairs this with.
-// Deliberate: a test case has a batch, per-axis strides and a seed; a layer a name and an op.
+// A conv layer as src/ops/autotune/autotune_conv.ts's ConvLayer describes one, plus what a test
+// case needs: a batch, per-axis strides and a seed.
 export interface ConvCase {
   n: number;
   h: number;
@@ -114,22 +115,10 @@ export function describeCase(c: ConvCase): string {
     `strides=[${c.strides}] pad=${c.pad} seed=${c.seed}`;
 }
 
-/** mulberry32: a small seeded generator of uniform [0, 1) floats. */
-export function seededRandom(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
-/** `n` seeded values, uniform in [lo, hi). */
+/** `n` seeded values, uniform in [lo, hi) (src/random.ts's Rng). */
 export function seededUniform(n: number, seed: number, lo = -1, hi = 1): Float32Array {
-  const rand = seededRandom(seed);
-  return Float32Array.from({ length: n }, () => lo + (hi - lo) * rand());
+  const rng = new Rng(seed);
+  return Float32Array.from({ length: n }, () => lo + (hi - lo) * rng.next());
 }
 
 export interface GpuOptions {

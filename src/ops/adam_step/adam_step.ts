@@ -15,6 +15,7 @@
 // explains the dispatch plan), the CPU reference in adam_step_ref.ts.
 
 import * as tf from "@tensorflow/tfjs-core";
+import type { NamedAttrMap, TensorInfo } from "@tensorflow/tfjs-core";
 
 /**
  * Kernel: inputs {state, g0..gK-1, w0..wK-1}; attrs AdamStepAttrs; outputs [state (updated in
@@ -82,3 +83,33 @@ export function adamStep(
   alias.dispose(); // `state` itself
   return next;
 }
+
+/** What both kernels take from their inputs and attrs: the state, then g_i and w_i in order. */
+export interface AdamStepKernelInputs {
+  state: TensorInfo;
+  grads: TensorInfo[];
+  weights: TensorInfo[];
+  attrs: AdamStepAttrs;
+}
+
+export function adamStepKernelInputs(
+  inputs: Record<string, TensorInfo>,
+  attrs?: NamedAttrMap,
+): AdamStepKernelInputs {
+  if (!attrs) throw new Error("AdamStep kernel: missing attrs");
+  const a = attrs as unknown as AdamStepAttrs;
+  const state = inputs.state;
+  if (!state) throw new Error("AdamStep kernel: missing input state");
+  const grads: TensorInfo[] = [];
+  const weights: TensorInfo[] = [];
+  for (let i = 0; i < a.decay.length; i++) {
+    const g = inputs[`g${i}`], w = inputs[`w${i}`];
+    if (!g || !w) throw new Error(`AdamStep kernel: missing input g${i} or w${i}`);
+    grads.push(g);
+    weights.push(w);
+  }
+  return { state, grads, weights, attrs: a };
+}
+
+/** The backends' reference counting, raised for the state output (an alias of the input). */
+export type RefCounted = { incRef(dataId: unknown): void };

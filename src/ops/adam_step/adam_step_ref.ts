@@ -2,7 +2,13 @@
 // is rounded to float32 in the same order as tf.train.adam's separate ops on the CPU backend,
 // so on the cpu backend this matches tf.train.adam bit for bit. Mutates `state` and `weights`.
 
-import type { AdamStepAttrs } from "./adam_step.ts";
+import type { KernelConfig, TensorInfo } from "@tensorflow/tfjs-core";
+import {
+  ADAM_STEP,
+  type AdamStepAttrs,
+  adamStepKernelInputs,
+  type RefCounted,
+} from "./adam_step.ts";
 
 const f = Math.fround;
 
@@ -48,3 +54,33 @@ export function adamStepRef(
     offset += w.length;
   });
 }
+
+// The cpu kernel: the reference above on the backend's own arrays (moments updated in place).
+
+type CpuBackend = RefCounted & {
+  data: { get(id: unknown): { values: unknown } };
+  makeTensorInfo(shape: number[], dtype: "float32", values: Float32Array): TensorInfo;
+};
+
+/** The CPU backend's own array for `t` (mutated in place). */
+function cpuArray(cpu: CpuBackend, t: TensorInfo): Float32Array {
+  const v = cpu.data.get(t.dataId).values;
+  if (!(v instanceof Float32Array)) throw new Error("AdamStep kernel: float32 tensors only");
+  return v;
+}
+
+export const adamStepCpu: KernelConfig = {
+  kernelName: ADAM_STEP,
+  backendName: "cpu",
+  kernelFunc: ({ inputs, backend, attrs }) => {
+    const k = adamStepKernelInputs(inputs as Record<string, TensorInfo>, attrs);
+    const cpu = backend as unknown as CpuBackend;
+    const weights = k.weights.map((w) => cpuArray(cpu, w).slice());
+    adamStepRef(cpuArray(cpu, k.state), k.grads.map((g) => cpuArray(cpu, g)), weights, k.attrs);
+    cpu.incRef(k.state.dataId);
+    return [
+      { dataId: k.state.dataId, shape: k.state.shape, dtype: "float32" },
+      ...weights.map((w, i) => cpu.makeTensorInfo(k.weights[i].shape, "float32", w)),
+    ];
+  },
+};

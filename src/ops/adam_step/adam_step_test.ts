@@ -22,25 +22,12 @@ import { adamGroups, BINDINGS_PER_VARIABLE } from "./adam_step_webgpu.ts";
 import { createModel, type Model } from "../../model/model.ts";
 import { makeTrainStep } from "../../train/step.ts";
 import { createAdam, FusedAdam, type OptimizerKind } from "../../train/optimizer.ts";
-import {
-  readCheckpoint,
-  restoreOptimizer,
-  restoreWeights,
-  saveCheckpoint,
-} from "../../model/checkpoint.ts";
+import { readCheckpoint, restoreWeights } from "../../model/checkpoint.ts";
+import { restoreOptimizer, saveTrainingCheckpoint } from "../../train/checkpointing.ts";
 import { countDispatches } from "../../../bench/dispatches.ts";
 import { assertClose } from "../../../test/helpers/compare.ts";
 import { GPU_TEST, withGpu as onGpu } from "../../../test/helpers/op_check.ts";
-
-function xorshift(seed: number) {
-  let s = seed >>> 0 || 1;
-  return () => {
-    s ^= s << 13;
-    s ^= s >>> 17;
-    s ^= s << 5;
-    return (s >>> 0) / 2 ** 32;
-  };
-}
+import { Rng } from "../../random.ts";
 
 // ---- 1. webgpu kernel vs CPU reference ---------------------------------------------------------
 
@@ -66,7 +53,8 @@ const caseArb: fc.Arbitrary<StepCase> = fc.integer({ min: 1, max: 9 }).chain((k)
 );
 
 function caseData(c: StepCase) {
-  const rnd = xorshift(c.seed);
+  const rng = new Rng(c.seed);
+  const rnd = () => rng.next();
   const { total } = packedOffsets(c.sizes);
   const state = new Float32Array(2 * total);
   // m ~ U(-0.1, 0.1), v ~ U(0, 0.01): a run's moments; gradients nonzero so every element moves.
@@ -126,9 +114,6 @@ async function checkGpuAgainstRef(c: StepCase) {
   }
 }
 
-// The skeleton of every kernel property test (Deno.test + GPU_TEST, on the GPU, fc.assert over a
-// case generator); `duplicates` pairs it by shape with the conv tests. Deliberate: what is left
-// is the property, the generator and the seed.
 Deno.test({
   name: "AdamStep: webgpu kernel matches the CPU reference on random variable sets",
   ...GPU_TEST,
@@ -266,9 +251,8 @@ async function resumeAcross(saver: OptimizerKind, resumer: OptimizerKind) {
   const [x, y] = batch(6, 2);
   try {
     const first = await train(saver, 3, x, y);
-    await saveCheckpoint(`${dir}/last`, first.model, {
+    await saveTrainingCheckpoint(`${dir}/last`, first.model, first.optimizer, {
       config: {},
-      optimizer: first.optimizer,
       state: {},
     });
     const uninterrupted = await train(saver, 2, x, y, first);

@@ -1,5 +1,5 @@
 // WebGPU program of the fused Adam step (AdamStep, see adam_step.ts) and its kernel
-// registrations (webgpu: the program below; cpu: the reference in adam_step_ref.ts).
+// webgpu kernel (the cpu kernel is the reference, in adam_step_ref.ts).
 //
 // One pass per group of variables (src/ops/adam_step/adam_update.wgsl), a multi-output program
 // (src/ops/backend/webgpu_multi_output.ts): each invocation reads g and w, updates m and v in place in
@@ -12,21 +12,26 @@
 // measurable. The state is ours alone; its CPU cache is dropped after each write.
 // Every array is read and written once, so the step is bandwidth-bound and tiny next to the
 // convolutions (0.47M parameters: ~11 MB of traffic for enhanced). Dispatches per enhanced step:
-// tf.train.adam with the L2 gradient 242; the two-pass kernel of 208f240 (moments grouped in
-// place, then one dispatch per variable's weights) 20, and it read the fresh moments back from
-// memory; this pass 8. Measured (bench/step_parts_probe.ts, llvmpipe, loaded 2-core machine,
-// batch 128, median of 9; two runs minutes apart): tf.train.adam 54.4 / 52.4 ms, two-pass
-// 31.1 ms, this pass 21.1 ms (1.75x -> 2.48x against tf.train.adam). Scalar loads; vec4 (fewer
-// loads per element on llvmpipe) is untried.
+// tf.train.adam with the L2 gradient 242; a two-pass kernel (moments grouped in place, then one
+// dispatch per variable's weights) 20, reading the fresh moments back from memory; this pass 8.
+// Measured (bench/probes/step_parts_probe.ts, llvmpipe, loaded 2-core machine, batch 128, median
+// of 9; two runs minutes apart): tf.train.adam 54.4 / 52.4 ms, two-pass 31.1 ms, this pass
+// 21.1 ms (2.48x against tf.train.adam). Scalar loads; vec4 (fewer loads per element on
+// llvmpipe) is untried.
 
-import { type NamedAttrMap, type TensorInfo } from "@tensorflow/tfjs-core";
+import type { TensorInfo } from "@tensorflow/tfjs-core";
 import type { WebGPUBackend } from "@tensorflow/tfjs-backend-webgpu";
-import { ADAM_STEP, type AdamStepAttrs, packedOffsets } from "./adam_step.ts";
-import { adamScalars, adamStepRef } from "./adam_step_ref.ts";
+import {
+  ADAM_STEP,
+  type AdamStepAttrs,
+  adamStepKernelInputs,
+  packedOffsets,
+  type RefCounted,
+} from "./adam_step.ts";
+import { adamScalars } from "./adam_step_ref.ts";
 import { type Uniform } from "../backend/webgpu_program.ts";
 import { wgsl } from "../backend/wgsl.ts";
 import { MultiOutputProgram, runMultiOutputProgram } from "../backend/webgpu_multi_output.ts";
-import type { OpKernels } from "../backend/registration.ts";
 import type { KernelConfig } from "@tensorflow/tfjs-core";
 
 /** One slot of a group: a variable's index, element count and whether it decays. */
@@ -149,78 +154,17 @@ export function runAdamStep(
   return next;
 }
 
-// ---------------------------------------------------------------------------------------------
-// Kernel registrations. Outputs: an alias of `state` (refcount raised, like reshape), updated in
-// place, then the new weights in input order.
+// The webgpu kernel. Outputs: an alias of `state` (refcount raised, like reshape), updated in
+// place, then the new weights in input order (the cpu kernel in adam_step_ref.ts does the same).
 
-interface KernelInputs {
-  state: TensorInfo;
-  grads: TensorInfo[];
-  weights: TensorInfo[];
-  attrs: AdamStepAttrs;
-}
-
-function kernelInputs(inputs: Record<string, TensorInfo>, attrs?: NamedAttrMap): KernelInputs {
-  if (!attrs) throw new Error("AdamStep kernel: missing attrs");
-  const a = attrs as unknown as AdamStepAttrs;
-  const state = inputs.state;
-  if (!state) throw new Error("AdamStep kernel: missing input state");
-  const grads: TensorInfo[] = [];
-  const weights: TensorInfo[] = [];
-  for (let i = 0; i < a.decay.length; i++) {
-    const g = inputs[`g${i}`], w = inputs[`w${i}`];
-    if (!g || !w) throw new Error(`AdamStep kernel: missing input g${i} or w${i}`);
-    grads.push(g);
-    weights.push(w);
-  }
-  return { state, grads, weights, attrs: a };
-}
-
-type RefCounted = { incRef(dataId: unknown): void };
-
-const adamStepWebgpu: KernelConfig = {
+export const adamStepWebgpu: KernelConfig = {
   kernelName: ADAM_STEP,
   backendName: "webgpu",
   kernelFunc: ({ inputs, backend, attrs }) => {
-    const k = kernelInputs(inputs as Record<string, TensorInfo>, attrs);
+    const k = adamStepKernelInputs(inputs as Record<string, TensorInfo>, attrs);
     const webgpu = backend as WebGPUBackend;
     const weights = runAdamStep(webgpu, k.state, k.grads, k.weights, k.attrs);
     (webgpu as unknown as RefCounted).incRef(k.state.dataId);
     return [{ dataId: k.state.dataId, shape: k.state.shape, dtype: "float32" }, ...weights];
   },
-};
-
-type CpuBackend = RefCounted & {
-  data: { get(id: unknown): { values: unknown } };
-  makeTensorInfo(shape: number[], dtype: "float32", values: Float32Array): TensorInfo;
-};
-
-/** The CPU backend's own array for `t` (mutated in place). */
-function cpuArray(cpu: CpuBackend, t: TensorInfo): Float32Array {
-  const v = cpu.data.get(t.dataId).values;
-  if (!(v instanceof Float32Array)) throw new Error("AdamStep kernel: float32 tensors only");
-  return v;
-}
-
-const adamStepCpu: KernelConfig = {
-  kernelName: ADAM_STEP,
-  backendName: "cpu",
-  kernelFunc: ({ inputs, backend, attrs }) => {
-    const k = kernelInputs(inputs as Record<string, TensorInfo>, attrs);
-    const cpu = backend as unknown as CpuBackend;
-    const weights = k.weights.map((w) => cpuArray(cpu, w).slice());
-    adamStepRef(cpuArray(cpu, k.state), k.grads.map((g) => cpuArray(cpu, g)), weights, k.attrs);
-    cpu.incRef(k.state.dataId);
-    return [
-      { dataId: k.state.dataId, shape: k.state.shape, dtype: "float32" },
-      ...weights.map((w, i) => cpu.makeTensorInfo(k.weights[i].shape, "float32", w)),
-    ];
-  },
-};
-
-/** This op's kernels and gradients; src/ops/registry.ts registers them. */
-export const adamStepKernels: OpKernels = {
-  webgpu: [adamStepWebgpu],
-  cpu: [adamStepCpu],
-  gradients: [],
 };

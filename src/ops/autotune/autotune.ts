@@ -8,10 +8,12 @@
 // tfjs, so the selection logic and the cache are tested with fake candidates and a fake clock.
 //
 import { type AutotuneSetting, readFlag } from "../../flags.ts";
+import { updateSharedFile } from "../../shared_json_file.ts";
+import { median } from "../../stats.ts";
 export type { AutotuneSetting };
 
-// Cache file (JSON, written atomically: temp file + rename, merged with what is on disk so two
-// runs do not drop each other's entries):
+// Cache file (JSON, written atomically: temp file + rename, merged with what is on disk under an
+// flock on <file>.lock (src/shared_json_file.ts), so runs saving at once keep each other's entries):
 //   { format: "fmnist-autotune", version: 1,
 //     adapters: { "<adapter key>": { adapter: {...}, entries: { "<problem>": Entry } } } }
 // A file that is not valid JSON, or has another format/version, is ignored with a one-line
@@ -187,19 +189,24 @@ export class AutotuneCache {
    */
   async save(warn: Warn = console.warn): Promise<void> {
     if (this.path === null || this.#dirty.size === 0) return;
-    const onDisk = await readSections(this.path, () => {});
-    for (const [key, problems] of this.#dirty) {
-      const mine = this.#adapters[key];
-      const section = onDisk[key] ??= { adapter: mine.adapter, entries: {} };
-      for (const p of problems) section.entries[p] = mine.entries[p];
-    }
-    const file: CacheFile = { format: CACHE_FORMAT, version: CACHE_VERSION, adapters: onDisk };
+    const path = this.path;
+    let merged: Record<string, AdapterSection> = {};
     try {
-      await writeAtomic(this.path, JSON.stringify(file, null, 1) + "\n");
-      this.#adapters = onDisk;
+      // Under the file's lock: several trials of a job array may save at once.
+      await updateSharedFile(path, (text) => {
+        merged = text === null ? {} : sectionsOf(text, path, () => {});
+        for (const [key, problems] of this.#dirty) {
+          const mine = this.#adapters[key];
+          const section = merged[key] ??= { adapter: mine.adapter, entries: {} };
+          for (const p of problems) section.entries[p] = mine.entries[p];
+        }
+        const file: CacheFile = { format: CACHE_FORMAT, version: CACHE_VERSION, adapters: merged };
+        return JSON.stringify(file, null, 1) + "\n";
+      });
+      this.#adapters = merged;
       this.#dirty.clear();
     } catch (e) {
-      warn(`autotune: could not write ${this.path} (${(e as Error).message}); choices not kept`);
+      warn(`autotune: could not write ${path} (${(e as Error).message}); choices not kept`);
     }
   }
 }
@@ -214,6 +221,10 @@ async function readSections(path: string, warn: Warn): Promise<Record<string, Ad
     }
     return {};
   }
+  return sectionsOf(text, path, warn);
+}
+
+function sectionsOf(text: string, path: string, warn: Warn): Record<string, AdapterSection> {
   const parsed = parseCacheFile(text);
   if ("error" in parsed) {
     warn(`autotune: ignoring ${path}: ${parsed.error} (it will be rewritten)`);
@@ -223,19 +234,6 @@ async function readSections(path: string, warn: Warn): Promise<Record<string, Ad
     warn(`autotune: ${path}: ignored ${parsed.dropped} malformed entr(y/ies)`);
   }
   return parsed.adapters;
-}
-
-async function writeAtomic(path: string, text: string): Promise<void> {
-  const slash = path.lastIndexOf("/");
-  if (slash > 0) await Deno.mkdir(path.slice(0, slash), { recursive: true });
-  const tmp = `${path}.tmp-${Deno.pid}-${crypto.randomUUID().slice(0, 8)}`;
-  try {
-    await Deno.writeTextFile(tmp, text);
-    await Deno.rename(tmp, path);
-  } catch (e) {
-    await Deno.remove(tmp).catch(() => {});
-    throw e;
-  }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -315,7 +313,7 @@ export async function pickFastest<C>(
   }
   const timings: CandidateTiming[] = rows.map((r) => ({
     id: r.id,
-    ms: r.error ? null : medianOf(r.samples),
+    ms: r.error ? null : median(r.samples),
     samples: r.samples,
     ...(r.error ? { error: r.error } : {}),
     ...(r.pruned ? { pruned: true } : {}),
@@ -330,12 +328,6 @@ export async function pickFastest<C>(
     );
   }
   return { best: rows[best].c, bestId: rows[best].id, timings };
-}
-
-function medianOf(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  const mid = s.length >> 1;
-  return s.length % 2 ? s[mid] : (s[mid - 1] + s[mid]) / 2;
 }
 
 /** True when `entry` was tuned over exactly these candidate ids (else it is stale). */

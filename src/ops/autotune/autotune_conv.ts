@@ -24,7 +24,7 @@ import {
   convBnReluInfer,
   convBnReluTrain,
 } from "../conv_bn_relu/conv_bn_relu.ts";
-import { CONV_BN_RELU_TRAIN_PARAM_GRADS } from "../conv_bn_relu/conv_bn_relu_grad.ts";
+import { CONV_BN_RELU_TRAIN_PARAM_GRADS } from "../conv_bn_relu/conv_bn_relu.ts";
 import {
   CONV_BACKPROP_DATA,
   CONV_BACKPROP_FILTER,

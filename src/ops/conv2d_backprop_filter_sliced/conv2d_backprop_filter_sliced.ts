@@ -6,7 +6,7 @@
 // loops over all N·Ho·Wo output positions (three nested loops, b / yR / yC). llvmpipe stops every
 // WGSL loop after 65,535 iterations, counting an inner loop across its outer ones, so past that
 // the sum silently ends early. Measured on llvmpipe against the CPU backend (relative L2 error of
-// dw, bench/repro/conv2d_filter_grad.ts): 3e-6 at batch 64 on 28x28 (50,176 rows), 0.40 at batch
+// dw, bench/probes/conv2d_filter_grad_repro.ts): 3e-6 at batch 64 on 28x28 (50,176 rows), 0.40 at batch
 // 96, 0.63 at batch 128; dx is right everywhere. Chromium's WebGPU (SwiftShader, no loop limit)
 // gets the stock kernel right at every batch: an llvmpipe limit, not a tfjs arithmetic bug. Every stock conv gradient in this project goes
 // through this kernel: tf.conv2d's gradient and tf.fused.conv2d's (baseline's conv + bias + ReLU)

@@ -1,6 +1,6 @@
 // The stock conv gradient on webgpu at the batch the models train with: tfjs-webgpu's
 // Conv2DBackpropFilter is wrong past ~65k loop iterations on llvmpipe (relL2 0.57 at batch 128,
-// 26x26 output; bench/repro/conv2d_filter_grad.ts), and src/ops/conv2d_backprop_filter_sliced/conv2d_backprop_filter_sliced.ts
+// 26x26 output; bench/probes/conv2d_filter_grad_repro.ts), and src/ops/conv2d_backprop_filter_sliced/conv2d_backprop_filter_sliced.ts
 // replaces it with batch slices. Without that module these cases fail with relL2 0.2-0.6.
 //
 // References: the CPU backend (baseline's conv + bias + ReLU), and the float64 host reference for

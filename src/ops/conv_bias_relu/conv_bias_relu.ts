@@ -1,24 +1,19 @@
 // Conv + bias + ReLU (no batch norm; the `baseline` model's layers): y = relu(conv2d(x, filter)
 // + bias), NHWC float32, strides 1 or 2, `same` or `valid`. One kernel, ConvBiasRelu: on webgpu
-// the generated forward view with the biasRelu epilogue (conv/passes.ts), on cpu the plain-loop
-// reference (conv_bias_relu_ref.ts). Its gradient gets dz (dy masked by y > 0) and dbias from
+// the generated forward view with the biasRelu epilogue (conv_bias_relu_webgpu.ts, conv/passes.ts),
+// on cpu the plain-loop reference (conv_bias_relu_ref.ts). Its gradient gets dz (dy masked by y > 0) and dbias from
 // one BiasActGrad dispatch (bias_act_grad.ts) and runs the generated backprops as their own kernels (conv_backprop.ts) inside the x and
 // filter thunks, so an input that needs no gradient (the images) costs nothing.
 
 import * as tf from "@tensorflow/tfjs-core";
-import type { WebGPUBackend } from "@tensorflow/tfjs-backend-webgpu";
-import type { NamedAttrMap, TensorInfo } from "@tensorflow/tfjs-core";
-import { cpuKernel, cpuValues } from "../backend/cpu_kernel.ts";
+import type { NamedAttrMap } from "@tensorflow/tfjs-core";
 import { convGeometry } from "../conv/geometry.ts";
-import { runConvForward } from "../conv/passes.ts";
-import { convBiasReluRef } from "./conv_bias_relu_ref.ts";
 import { biasActGrad } from "../bias_act_grad/bias_act_grad.ts";
 import {
   type ConvBackpropAttrs,
   convBackpropData,
   convBackpropFilter,
 } from "../conv_backprop/conv_backprop.ts";
-import type { OpKernels } from "../backend/registration.ts";
 import { checkChannelVector, checkFloat32, convAttrs, kernelGeometry } from "../conv/attrs.ts";
 
 /** Kernel: inputs {x, filter, bias}; attrs {strides: [sh, sw], pad}; output y. */
@@ -37,23 +32,7 @@ export function geometryOf(inputs: tf.NamedTensorInfoMap, attrs: NamedAttrMap = 
   return { g: kernelGeometry(x.shape, filter.shape, attrs), x, filter, bias };
 }
 
-const convBiasReluWebgpu: tf.KernelConfig = {
-  kernelName: CONV_BIAS_RELU,
-  backendName: "webgpu",
-  kernelFunc: ({ inputs, attrs, backend }) => {
-    const { g, x, filter, bias } = geometryOf(inputs, attrs);
-    return runConvForward(backend as unknown as WebGPUBackend, x, filter, g, "biasRelu", [bias]);
-  },
-};
-
-const convBiasReluCpu = cpuKernel(CONV_BIAS_RELU, (inputs, cpu, attrs) => {
-  const { g, x, filter, bias } = geometryOf(inputs, attrs as NamedAttrMap);
-  const values = (t: TensorInfo) => Float32Array.from(cpuValues(cpu, t));
-  const y = convBiasReluRef(values(x), values(filter), values(bias), g);
-  return cpu.makeTensorInfo([g.batch, g.outH, g.outW, g.outC], "float32", y);
-});
-
-const convBiasReluGradient: tf.GradConfig = {
+export const convBiasReluGradient: tf.GradConfig = {
   kernelName: CONV_BIAS_RELU,
   inputsToSave: ["x", "filter"],
   outputsToSave: [true],
@@ -96,10 +75,3 @@ export function convBiasRelu(
     ...a,
   } as unknown as NamedAttrMap) as tf.Tensor4D;
 }
-
-/** This op's kernels and gradients; src/ops/registry.ts registers them. */
-export const convBiasReluKernels: OpKernels = {
-  webgpu: [convBiasReluWebgpu],
-  cpu: [convBiasReluCpu],
-  gradients: [convBiasReluGradient],
-};

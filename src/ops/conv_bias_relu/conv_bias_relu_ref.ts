@@ -2,7 +2,10 @@
 // oracle the WebGPU kernels are tested against and the body of the op's `cpu` registration.
 // Sums in float64 (conv2dRef accumulates in JS numbers, convBackpropRef in Float64Array).
 
+import type { NamedAttrMap, TensorInfo } from "@tensorflow/tfjs-core";
+import { cpuKernel, cpuValues } from "../backend/cpu_kernel.ts";
 import type { ConvGeometry } from "../conv/geometry.ts";
+import { CONV_BIAS_RELU, geometryOf } from "./conv_bias_relu.ts";
 import { conv2dRef } from "../conv_bn_relu/conv_bn_relu_ref.ts";
 import { convBackpropRef } from "../conv_bn_relu/conv_bn_relu_grad_ref.ts";
 
@@ -35,3 +38,11 @@ export function convBiasReluGradRef(
     dbias: Float32Array.from(dbias),
   };
 }
+
+/** The cpu kernel: the reference above. */
+export const convBiasReluCpu = cpuKernel(CONV_BIAS_RELU, (inputs, cpu, attrs) => {
+  const { g, x, filter, bias } = geometryOf(inputs, attrs as NamedAttrMap);
+  const values = (t: TensorInfo) => Float32Array.from(cpuValues(cpu, t));
+  const y = convBiasReluRef(values(x), values(filter), values(bias), g);
+  return cpu.makeTensorInfo([g.batch, g.outH, g.outW, g.outC], "float32", y);
+});

@@ -19,8 +19,6 @@ import { convBiasRelu } from "./conv_bias_relu.ts";
 import { convBiasReluGradRef, convBiasReluRef } from "./conv_bias_relu_ref.ts";
 import { type ConvGeometry, convGeometry } from "../conv/geometry.ts";
 import { conv2dRef } from "../conv_bn_relu/conv_bn_relu_ref.ts";
-// `duplicates` pairs this import list with the other conv-op tests' (it reads a multi-line
-// import as code). Deliberate: every conv-op test imports the shared helpers by name.
 import {
   checkOp,
   configuredCases,

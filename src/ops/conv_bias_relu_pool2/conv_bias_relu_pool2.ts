@@ -8,8 +8,8 @@
 // separate ops take two (MaxPool2Grad writes dy at conv resolution; BiasActGrad reads it and y
 // again to write dz and sum dbias). The pass loads y 4 times and dy once per window and writes
 // dz once: about half the memory traffic of the pair.
-// Measured: baseline step dispatches 28 -> 26 (bench/dispatches.ts). The pass alone vs the
-// pair and vs the tfjs ops before BiasActGrad (bench/conv_bias_relu_pool2_probe.ts, llvmpipe
+// Measured: 2 dispatches fewer per baseline step (bench/dispatches.ts). The pass alone vs the
+// pair and vs the tfjs ops before BiasActGrad (bench/probes/conv_bias_relu_pool2_probe.ts, llvmpipe
 // LLVM 15.0.6, batch 128, median of 9 alternating, GPU ms; a training run and a probe shared the
 // 2 cores, so absolute times are high): [128,26,26,32] tfjs ops 66.4, separate 27.4, fused 22.0;
 // [128,11,11,64] 24.9, 5.5, 3.0. The fused pass costs about what MaxPool2Grad alone does: its
@@ -36,7 +36,8 @@ import {
   validateConvBiasRelu,
 } from "../conv_bias_relu/conv_bias_relu.ts";
 import { convBiasReluRef } from "../conv_bias_relu/conv_bias_relu_ref.ts";
-import { MAX_POOL2_GRAD, runMaxPool2 } from "../max_pool2/max_pool2.ts";
+import { MAX_POOL2_GRAD } from "../max_pool2/max_pool2.ts";
+import { runMaxPool2 } from "../max_pool2/max_pool2_webgpu.ts";
 import { maxPool2GradRef, maxPool2Ref, maxPool2Shape } from "../max_pool2/max_pool2_ref.ts";
 import { biasActGrad } from "../bias_act_grad/bias_act_grad.ts";
 import { biasActGradRef } from "../bias_act_grad/bias_act_grad_ref.ts";

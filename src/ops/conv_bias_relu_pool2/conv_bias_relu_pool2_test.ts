@@ -35,10 +35,10 @@ import {
   describeCase,
   GPU_TEST,
   runs,
-  seededRandom,
   seededUniform,
   withGpu,
 } from "../../../test/helpers/op_check.ts";
+import { Rng } from "../../random.ts";
 
 const MARGIN = 1e-3;
 const EXACT = { atol: 0, rtol: 0 };
@@ -62,10 +62,10 @@ const gradCaseArb: fc.Arbitrary<GradCase> = fc.record({
 
 /** y: ReLU outputs on a coarse grid (ties and all-zero windows are common); dy in [-1, 1). */
 function gradData({ shape, seed }: GradCase) {
-  const rand = seededRandom(seed);
+  const rng = new Rng(seed);
   const y = Float32Array.from(
     { length: shape.reduce((a, b) => a * b, 1) },
-    () => Math.max(0, Math.floor(rand() * 6) - 2) / 4,
+    () => Math.max(0, Math.floor(rng.next() * 6) - 2) / 4,
   );
   const dy = seededUniform(maxPool2Shape(shape).reduce((a, b) => a * b, 1), seed + 1);
   return { y, dy };

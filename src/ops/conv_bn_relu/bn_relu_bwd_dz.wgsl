@@ -13,7 +13,7 @@
 // group from workgroup memory, lane 0 first): a fixed order, so every workgroup gets the same
 // bits and runs are deterministic. Row chunk 0 writes dbeta and dgamma. This replaced a separate
 // sums dispatch (BnReluBwdSums) between the reduce and this pass: one dispatch less per layer
-// with dz, enhanced's step 69 -> 66 (bench/dispatches.ts). The merge costs 2*P/8 extra loads per
+// with dz, 3 per enhanced step (bench/dispatches.ts). The merge costs 2*P/8 extra loads per
 // invocation beside the ~2*rowsPerChunk/8 of the dz loop; P is one row per reduce chunk (the
 // reduce adds its 8 row lanes in workgroup memory; P*8 rows before, which would have made this
 // merge 8x larger: measured 5.2 vs 4.4 ms at batch 128, 28x28x32, llvmpipe). Measurements:

@@ -1,11 +1,23 @@
 // Public API of the fused conv + batch-norm + ReLU block (NHWC, float32).
 //
 // Training runs the custom kernel ConvBnReluTrain (outputs y, z, stats; WGSL on webgpu, the
-// plain-loop reference on cpu; gradient in conv_bn_relu_grad.ts). Inference folds batch norm
-// into a per-channel scale/shift and runs ConvBnReluInfer in one pass. Both kernels are
-// registered (webgpu + cpu) by src/ops/conv_bn_relu/conv_bn_relu_fwd.ts, imported from src/ops/registry.ts.
+// plain-loop reference on cpu); its gradient (below) runs the backward kernels. Inference folds
+// batch norm into a per-channel scale/shift and runs ConvBnReluInfer in one pass. The files:
+// conv_bn_relu_webgpu.ts (kernels) over conv_bn_relu_fwd.ts / conv_bn_relu_bwd.ts (passes),
+// conv_bn_relu_ref.ts / conv_bn_relu_grad_ref.ts (references and cpu kernels),
+// conv_bn_relu_kernel_inputs.ts (what both backends read from a kernel's inputs).
+//
+// Gradients flow from the `y` output only. The `z` and `stats` outputs (pre-normalisation conv
+// output; mean, variance, invStd) exist for the backward and for the running-average update of
+// the moving statistics, which is not differentiated: gradients arriving through them are
+// ignored. The optional running-statistics inputs (movingMean, movingVariance) do not affect y:
+// their gradient is zero (tfjs asks only when they lead to a differentiated variable). The batch
+// statistics themselves are differentiated through `y` (full training-mode batch-norm backward,
+// see conv_bn_relu_grad_ref.ts).
 
 import * as tf from "@tensorflow/tfjs-core";
+import type { NamedAttrMap } from "@tensorflow/tfjs-core";
+import { convBackpropData } from "../conv_backprop/conv_backprop.ts";
 import { UsageError } from "../../errors.ts";
 import { convGeometry } from "../conv/geometry.ts";
 import {
@@ -14,6 +26,7 @@ import {
   DEFAULT_EPSILON,
 } from "./conv_bn_relu_stock.ts";
 import { checkChannelVector, checkFloat32, convAttrs } from "../conv/attrs.ts";
+import type { ConvBnReluGradTensors } from "./conv_bn_relu_bwd.ts";
 
 export type { ConvBnReluAttrs, ConvBnReluTrainResult };
 
@@ -191,3 +204,86 @@ export function convBnRelu(
   }
   return convBnReluInfer(x, filter, gamma, beta, opts.movingMean, opts.movingVariance, opts);
 }
+
+/**
+ * Kernel name of the backward: inputs {dy, x, filter, gamma, beta, z, stats}, attrs as the forward
+ * (ConvBnReluKernelAttrs), outputs [dx, dfilter, dgamma, dbeta].
+ */
+export const CONV_BN_RELU_TRAIN_GRAD = "ConvBnReluTrainGrad";
+/** Inputs and attrs as ConvBnReluTrainGrad; outputs [dz, dfilter, dgamma, dbeta]. */
+export const CONV_BN_RELU_TRAIN_PARAM_GRADS = "ConvBnReluTrainParamGrads";
+/** Inputs and attrs as ConvBnReluTrainGrad; outputs [dfilter, dgamma, dbeta] (no dz pass). */
+export const CONV_BN_RELU_TRAIN_FILTER_GRADS = "ConvBnReluTrainFilterGrads";
+
+/** The kernel attrs from a NamedAttrMap, with the defaults the API fills in. */
+export function gradKernelAttrs(attrs: NamedAttrMap = {}): ConvBnReluKernelAttrs {
+  return {
+    ...convAttrs(attrs),
+    epsilon: (attrs.epsilon as number | undefined) ?? DEFAULT_EPSILON,
+    inputGradient: (attrs.inputGradient as boolean | undefined) ?? true,
+  };
+}
+
+/** Runs the backward kernel: [dx, dfilter, dgamma, dbeta] for dy = dLoss/dy. */
+export function convBnReluTrainGrad(
+  t: Record<keyof ConvBnReluGradTensors, tf.Tensor>,
+  attrs: ConvBnReluKernelAttrs,
+): [tf.Tensor4D, tf.Tensor4D, tf.Tensor1D, tf.Tensor1D] {
+  const outs = tf.engine().runKernel(
+    CONV_BN_RELU_TRAIN_GRAD,
+    t as unknown as tf.NamedTensorMap,
+    attrs as unknown as NamedAttrMap,
+  ) as tf.Tensor[];
+  return outs as [tf.Tensor4D, tf.Tensor4D, tf.Tensor1D, tf.Tensor1D];
+}
+
+export const convBnReluTrainGradient: tf.GradConfig = {
+  kernelName: CONV_BN_RELU_TRAIN,
+  inputsToSave: ["x", "filter", "gamma", "beta"],
+  outputsToSave: [false, true, true],
+  gradFunc: (dy: tf.Tensor | tf.Tensor[], saved: tf.Tensor[], attrs: NamedAttrMap) => {
+    // Multi-output kernel: dy = [dL/dy, dL/dz, dL/dstats]; only dL/dy is propagated (see top).
+    const dyY = Array.isArray(dy) ? dy[0] : dy;
+    const [x, filter, gamma, beta, z, stats] = saved;
+    // The parameter gradients and dz run once, eagerly; they live in the backward pass's tidy
+    // scope (those tfjs asks for are returned, the rest disposed with it). dx runs only if tfjs
+    // calls the x thunk, i.e. if x leads to a variable (not for the model-input layer).
+    const ka = gradKernelAttrs(attrs);
+    const inputs = { dy: dyY, x, filter, gamma, beta, z, stats };
+    const movingGrads = {
+      movingMean: () => tf.zerosLike(gamma),
+      movingVariance: () => tf.zerosLike(gamma),
+    };
+    if (!ka.inputGradient) {
+      const [dfilter, dgamma, dbeta] = tf.engine().runKernel(
+        CONV_BN_RELU_TRAIN_FILTER_GRADS,
+        inputs,
+        ka as unknown as NamedAttrMap,
+      ) as tf.Tensor[];
+      return {
+        x: () => {
+          throw new Error(
+            "convBnReluTrain: the gradient w.r.t. x was requested from a layer built with " +
+              "inputGradient: false",
+          );
+        },
+        filter: () => dfilter,
+        gamma: () => dgamma,
+        beta: () => dbeta,
+        ...movingGrads,
+      };
+    }
+    const [dz, dfilter, dgamma, dbeta] = tf.engine().runKernel(
+      CONV_BN_RELU_TRAIN_PARAM_GRADS,
+      { dy: dyY, x, filter, gamma, beta, z, stats },
+      ka as unknown as NamedAttrMap,
+    ) as tf.Tensor[];
+    return {
+      x: () => convBackpropData(dz as tf.Tensor4D, filter as tf.Tensor4D, x.shape, ka),
+      filter: () => dfilter,
+      gamma: () => dgamma,
+      beta: () => dbeta,
+      ...movingGrads,
+    };
+  },
+};

@@ -6,13 +6,12 @@
 //   2. dz:      one multi-output dispatch (src/ops/conv_bn_relu/bn_relu_bwd_dz.wgsl): every workgroup merges
 //      the partials of its channels (dz needs the grid-wide sums), row chunk 0 writes dbeta and
 //      dgamma, then each workgroup materialises dz (M, Cout) over its rows; both convolution
-//      backprops read it. Until then a separate sums dispatch (BnReluBwdSums) sat between the
-//      two: enhanced's step 69 -> 66 dispatches (3 layers with dz). Computing dz on the fly
-//      inside the convolutions would redo the batch-norm math (6 loads: dy, z + 4 per-channel
-//      factors) at every read, KH*KW times per element in dx, and on llvmpipe loads cost as much
-//      as the FMAs they feed.
-//      Measured, llvmpipe (LLVM 15.0.6, 2 busy cores), batch 128, GPU ms (timestamps), 7e97a72's
-//      reduce + sums + dz vs reduce + dz, one process alternating, min of 21 / of 15 (two runs):
+//      backprops read it. No sums dispatch between the two: one dispatch less per layer with dz.
+//      Computing dz on the fly inside the convolutions would redo the batch-norm math (6 loads:
+//      dy, z + 4 per-channel factors) at every read, KH*KW times per element in dx, and on
+//      llvmpipe loads cost as much as the FMAs they feed.
+//      Measured, llvmpipe (LLVM 15.0.6, 2 busy cores), batch 128, GPU ms (timestamps), reduce +
+//      separate sums + dz vs reduce + dz, one process alternating, min of 21 / of 15 (two runs):
 //      28x28x32 10.84 / 11.76 -> 8.68 / 8.25, 14x14x64 5.79 / 5.00 -> 4.31 / 3.74. The gain is
 //      the rows: each row lane now takes a contiguous eighth of its chunk instead of every 8th
 //      row (src/ops/wgsl/bn_chunk_rows.wgsl), which roughly halved the dz loop; the merge itself

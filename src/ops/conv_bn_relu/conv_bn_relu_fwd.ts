@@ -14,20 +14,16 @@
 // Apply is a multi-output program (webgpu_multi_output.ts): the running statistics come out as
 // fresh tensors the layer assigns to its `moving_mean` / `moving_variance` variables (checkpoint
 // format unchanged), each `moving * momentum + batch * (1 - momentum)` rounded as tfjs's
-// mul/mul/add (bnMovingAverageRef). Dispatches for the update per BN layer: 6 tfjs ops per
-// statistic at first, then 2 Slices + 2 updates, then 1 BnMovingAverage (be1622d), then 0
-// (written by a finalize pass: enhanced's step 83 -> 79). That finalize pass (Cout invocations
-// merging the partials between bn_stats and a flat elementwise apply) is gone too: enhanced's
-// step 66 -> 62 dispatches (4 BN layers, bench/dispatches.ts).
-// Cost of the fold, llvmpipe (LLVM 15.0.6, 2 busy cores), batch 128, GPU ms (timestamps) of
-// 7e97a72's finalize + apply vs this apply, in one process alternating, min of 21 / of 15 (two
-// runs):
-// 28x28x32 3.25 / 3.46 -> 3.28 / 3.41 (on par); 14x14x64 1.84 / 1.62 -> 1.98 / 1.70 (+5-8%:
-// a workgroup there merges 32 partials for 98 rows per lane); bn_stats on the new grid 2.15 /
-// 1.91 -> 2.03 / 1.96 and 0.93 / 0.82 -> 1.00 / 0.89. About even over enhanced's 4 layers on
-// llvmpipe; kept for the 4 dispatches (tens of µs of host time each on a GPU). The first
-// version, with every 8th row per lane, ran the apply at 5.9 ms at 28x28x32 (see
-// src/ops/wgsl/bn_chunk_rows.wgsl).
+// mul/mul/add (bnMovingAverageRef): no dispatch of their own, and no pass between bn_stats and
+// apply that merges the partials (the apply's workgroups merge them; BENCHMARKS.md has the
+// dispatch counts per step before and after).
+// Why apply merges, measured on llvmpipe (LLVM 15.0.6, 2 busy cores), batch 128, GPU ms
+// (timestamps), a separate merge pass + flat apply vs this apply, one process alternating, min of
+// 21 / of 15 (two runs): 28x28x32 3.25 / 3.46 -> 3.28 / 3.41 (on par); 14x14x64 1.84 / 1.62 ->
+// 1.98 / 1.70 (+5-8%: a workgroup there merges 32 partials for 98 rows per lane). About even over
+// enhanced's 4 layers on llvmpipe; kept for the 4 dispatches per step (tens of µs of host time
+// each on a GPU). Row lanes take contiguous rows (src/ops/wgsl/bn_chunk_rows.wgsl): every 8th
+// row per lane ran this apply at 5.9 ms at 28x28x32.
 // Inference (ConvBnReluInfer) = 1 dispatch: the same generated conv with the scaleShiftRelu
 // epilogue (BN folded on the host). The naive oracle (src/ops/conv/conv_fwd_naive.wgsl) replaces the
 // conv under the FMNIST_NAIVE_KERNELS flag. On llvmpipe (batch 128, 3x3, 32->32 at 28x28 and
@@ -36,9 +32,9 @@
 // Shader keys hold compile-time facts only (tile config, epilogue, vector widths); every shape
 // travels as a uniform, so one pipeline serves all batch sizes.
 //
-// Importing this module registers both kernels for webgpu and cpu (src/ops/registry.ts does).
+// The kernels that run these passes are in conv_bn_relu_webgpu.ts.
 
-import { type NamedAttrMap, type NamedTensorInfoMap, type TensorInfo } from "@tensorflow/tfjs-core";
+import type { TensorInfo } from "@tensorflow/tfjs-core";
 import type { WebGPUBackend, WebGPUProgram } from "@tensorflow/tfjs-backend-webgpu";
 import {
   type Dispatch,
@@ -53,19 +49,9 @@ import {
   runMultiOutputProgram,
 } from "../backend/webgpu_multi_output.ts";
 import { type BnChunkGrid, bnChunkGrid } from "./bn_chunk_grid.ts";
-import { cpuKernel, cpuValues } from "../backend/cpu_kernel.ts";
 import { flat } from "../conv/gemm.ts";
 import { runConvForward as runConv } from "../conv/passes.ts";
 import type { ConvGeometry } from "../conv/geometry.ts";
-import {
-  CONV_BN_RELU_INFER,
-  CONV_BN_RELU_TRAIN,
-  type ConvBnReluKernelAttrs,
-} from "./conv_bn_relu.ts";
-import { bnMovingAverageRef, convBnReluInferRef, convBnReluTrainRef } from "./conv_bn_relu_ref.ts";
-import type { OpKernels } from "../backend/registration.ts";
-import type { KernelConfig } from "@tensorflow/tfjs-core";
-import { kernelGeometry } from "../conv/attrs.ts";
 
 /** Elementwise programs read f32, or vec4 when Cout % 4 == 0: `alias VT`, `const VW`. */
 function vectorAlias(vec4: boolean): string {
@@ -233,123 +219,3 @@ export function runConvBnReluInfer(
 ): TensorInfo {
   return runConv(backend, x, filter, g, "scaleShiftRelu", [scale, shift]);
 }
-
-// ---------------------------------------------------------------------------------------------
-// Kernel registrations: webgpu runs the programs above, cpu runs the plain-loop reference.
-
-/** The named kernel inputs, in order; throws when one is missing. */
-function take(inputs: NamedTensorInfoMap, names: string[]): TensorInfo[] {
-  return names.map((name) => {
-    const t = inputs[name];
-    if (!t) throw new Error(`convBnRelu kernel: missing input ${name}`);
-    return t;
-  });
-}
-
-function attrsOf(attrs: NamedAttrMap | undefined): ConvBnReluKernelAttrs {
-  if (!attrs) throw new Error("convBnRelu kernel: missing attrs {strides, pad}");
-  return attrs as unknown as ConvBnReluKernelAttrs;
-}
-
-/** The optional running-statistics inputs of ConvBnReluTrain: both or neither. */
-function movingOf(
-  inputs: NamedTensorInfoMap,
-  attrs?: NamedAttrMap,
-): MovingStatsInputs | undefined {
-  const { movingMean, movingVariance } = inputs;
-  if (!movingMean && !movingVariance) return undefined;
-  const momentum = attrsOf(attrs).momentum;
-  if (!movingMean || !movingVariance || momentum === undefined) {
-    throw new Error(
-      "convBnRelu kernel: movingMean, movingVariance and the momentum attr go together",
-    );
-  }
-  return { movingMean, movingVariance, momentum };
-}
-
-function geometryOf(x: TensorInfo, filter: TensorInfo, attrs?: NamedAttrMap): ConvGeometry {
-  return kernelGeometry(x.shape, filter.shape, attrsOf(attrs));
-}
-
-// Each kernel registers a webgpu and a cpu function of one shape (take the inputs, the geometry,
-// run); `duplicates` pairs them. Deliberate: tfjs takes one registration object per backend and
-// what differs is the inputs and what runs; the plumbing (take, geometryOf, cpuValues) is shared.
-const convBnReluTrainWebgpu: KernelConfig = {
-  kernelName: CONV_BN_RELU_TRAIN,
-  backendName: "webgpu",
-  kernelFunc: ({ inputs, backend, attrs }) => {
-    const [x, filter, gamma, beta] = take(inputs, ["x", "filter", "gamma", "beta"]);
-    const g = geometryOf(x, filter, attrs);
-    const eps = attrsOf(attrs).epsilon;
-    const moving = movingOf(inputs, attrs);
-    return runConvBnReluTrain(backend as WebGPUBackend, x, filter, gamma, beta, g, eps, moving);
-  },
-};
-
-const convBnReluTrainCpu = cpuKernel(CONV_BN_RELU_TRAIN, (inputs, cpu, kernelAttrs) => {
-  const attrs = kernelAttrs as NamedAttrMap;
-  const [x, filter, gamma, beta] = take(inputs, ["x", "filter", "gamma", "beta"]);
-  const g = geometryOf(x, filter, attrs);
-  const eps = attrsOf(attrs).epsilon;
-  const ref = convBnReluTrainRef(
-    cpuValues(cpu, x),
-    cpuValues(cpu, filter),
-    cpuValues(cpu, gamma),
-    cpuValues(cpu, beta),
-    g,
-    eps,
-  );
-  const outShape = [g.batch, g.outH, g.outW, g.outC];
-  const c = g.outC;
-  const moving = movingOf(inputs, attrs);
-  const updated = moving
-    ? [
-      bnMovingAverageRef(
-        cpuValues(cpu, moving.movingMean),
-        ref.stats.subarray(0, c),
-        moving.momentum,
-      ),
-      bnMovingAverageRef(
-        cpuValues(cpu, moving.movingVariance),
-        ref.stats.subarray(c, 2 * c),
-        moving.momentum,
-      ),
-    ]
-    : [];
-  return [
-    cpu.makeTensorInfo(outShape, "float32", ref.y),
-    cpu.makeTensorInfo(outShape, "float32", ref.z),
-    cpu.makeTensorInfo([3, c], "float32", ref.stats),
-    ...updated.map((v) => cpu.makeTensorInfo([c], "float32", v)),
-  ];
-});
-
-const convBnReluInferWebgpu: KernelConfig = {
-  kernelName: CONV_BN_RELU_INFER,
-  backendName: "webgpu",
-  kernelFunc: ({ inputs, backend, attrs }) => {
-    const [x, filter, scale, shift] = take(inputs, ["x", "filter", "scale", "shift"]);
-    const g = geometryOf(x, filter, attrs);
-    return runConvBnReluInfer(backend as WebGPUBackend, x, filter, scale, shift, g);
-  },
-};
-
-const convBnReluInferCpu = cpuKernel(CONV_BN_RELU_INFER, (inputs, cpu, attrs) => {
-  const [x, filter, scale, shift] = take(inputs, ["x", "filter", "scale", "shift"]);
-  const g = geometryOf(x, filter, attrs as NamedAttrMap);
-  const y = convBnReluInferRef(
-    cpuValues(cpu, x),
-    cpuValues(cpu, filter),
-    cpuValues(cpu, scale),
-    cpuValues(cpu, shift),
-    g,
-  );
-  return cpu.makeTensorInfo([g.batch, g.outH, g.outW, g.outC], "float32", y);
-});
-
-/** This op's kernels and gradients; src/ops/registry.ts registers them. */
-export const convBnReluForwardKernels: OpKernels = {
-  webgpu: [convBnReluTrainWebgpu, convBnReluInferWebgpu],
-  cpu: [convBnReluTrainCpu, convBnReluInferCpu],
-  gradients: [],
-};

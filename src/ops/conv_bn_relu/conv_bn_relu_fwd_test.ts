@@ -25,8 +25,6 @@ import { convBnReluInferStock, convBnReluTrainStock } from "./conv_bn_relu_stock
 import { convBnReluTrainRef } from "./conv_bn_relu_ref.ts";
 import { defaultConfig } from "../conv/tiling.ts";
 import { type Tolerance } from "../../../test/helpers/compare.ts";
-// `duplicates` pairs this import list with the other conv-op tests' (it reads a multi-line
-// import as code). Deliberate: every conv-op test imports the shared helpers by name.
 import {
   checkOp,
   configuredCases,

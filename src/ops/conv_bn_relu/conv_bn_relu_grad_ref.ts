@@ -20,7 +20,17 @@
 //   dx   = conv2d backprop-input of dz (transposed conv with the same stride and padding; input
 //          pixels that no output touches get 0),  dfilter = conv2d backprop-filter of (x, dz).
 
+import type { KernelConfig, NamedAttrMap } from "@tensorflow/tfjs-core";
+import { cpuKernel, cpuValues } from "../backend/cpu_kernel.ts";
 import { type ConvGeometry, forEachConvTap } from "../conv/geometry.ts";
+import {
+  CONV_BN_RELU_TRAIN_FILTER_GRADS,
+  CONV_BN_RELU_TRAIN_GRAD,
+  CONV_BN_RELU_TRAIN_PARAM_GRADS,
+  gradKernelAttrs,
+} from "./conv_bn_relu.ts";
+import type { ConvBnReluGradTensors } from "./conv_bn_relu_bwd.ts";
+import { type GradInputs, validateGradInputs } from "./conv_bn_relu_kernel_inputs.ts";
 
 export interface ConvBnReluGradInputs {
   dy: ArrayLike<number>;
@@ -116,3 +126,77 @@ export function convBnReluGradRef(inp: ConvBnReluGradInputs, g: ConvGeometry): C
     dbeta: Float32Array.from(dbeta),
   };
 }
+
+// The backward cpu kernels: the references above on the backend's arrays.
+
+type InputValues = (name: keyof ConvBnReluGradTensors) => ArrayLike<number>;
+
+/** A backward kernel on cpu: the inputs checked, then `ref`'s [shape, values] outputs. */
+function gradCpu(
+  kernelName: string,
+  ref: (values: InputValues, ins: GradInputs, g: ConvGeometry) => [number[], ArrayLike<number>][],
+): KernelConfig {
+  return cpuKernel(kernelName, (inputs, cpu, attrs) => {
+    const ins = inputs as unknown as GradInputs;
+    const g = validateGradInputs(ins, gradKernelAttrs(attrs as NamedAttrMap));
+    const values: InputValues = (name) => cpuValues(cpu, ins[name]);
+    return ref(values, ins, g).map(([shape, v]) =>
+      cpu.makeTensorInfo([...shape], "float32", Float32Array.from(v))
+    );
+  });
+}
+
+/** CPU reference of the parameter gradients: dz (BN + ReLU backward), then dfilter from it. */
+function paramGradsRef(values: InputValues, g: ConvGeometry) {
+  const bn = bnReluBackwardRef(
+    values("dy"),
+    values("z"),
+    values("stats"),
+    values("gamma"),
+    values("beta"),
+  );
+  const { dfilter } = convBackpropRef(bn.dz, values("x"), null, g);
+  return { ...bn, dfilter };
+}
+
+export const convBnReluTrainGradCpu = gradCpu(
+  CONV_BN_RELU_TRAIN_GRAD,
+  (values, ins, g) => {
+    const r = convBnReluGradRef({
+      dy: values("dy"),
+      x: values("x"),
+      filter: values("filter"),
+      gamma: values("gamma"),
+      beta: values("beta"),
+      z: values("z"),
+      stats: values("stats"),
+    }, g);
+    return [
+      [ins.x.shape, r.dx],
+      [ins.filter.shape, r.dfilter],
+      [ins.gamma.shape, r.dgamma],
+      [ins.beta.shape, r.dbeta],
+    ];
+  },
+);
+
+export const convBnReluParamGradsCpu = gradCpu(
+  CONV_BN_RELU_TRAIN_PARAM_GRADS,
+  (values, ins, g) => {
+    const r = paramGradsRef(values, g);
+    return [
+      [ins.dy.shape, r.dz],
+      [ins.filter.shape, r.dfilter],
+      [ins.gamma.shape, r.dgamma],
+      [ins.beta.shape, r.dbeta],
+    ];
+  },
+);
+
+export const convBnReluFilterGradsCpu = gradCpu(
+  CONV_BN_RELU_TRAIN_FILTER_GRADS,
+  (values, ins, g) => {
+    const r = paramGradsRef(values, g);
+    return [[ins.filter.shape, r.dfilter], [ins.gamma.shape, r.dgamma], [ins.beta.shape, r.dbeta]];
+  },
+);

@@ -25,11 +25,9 @@ import {
   CONV_BN_RELU_TRAIN_FILTER_GRADS,
   CONV_BN_RELU_TRAIN_GRAD,
   CONV_BN_RELU_TRAIN_PARAM_GRADS,
-} from "./conv_bn_relu_grad.ts";
+} from "./conv_bn_relu.ts";
 import { convBnReluGradRef, type ConvBnReluGrads } from "./conv_bn_relu_grad_ref.ts";
 import { compareArrays } from "../../../test/helpers/compare.ts";
-// `duplicates` pairs this import list with the other conv-op tests' (it reads a multi-line
-// import as code). Deliberate: every conv-op test imports the shared helpers by name.
 import {
   configuredCases,
   type ConvCase,

@@ -11,7 +11,11 @@
 //   z, y   are (N, Ho, Wo, Cout)
 //   stats  is (3, Cout)             rows: mean, biased variance, invStd = 1/sqrt(var + eps)
 
+import type { NamedAttrMap } from "@tensorflow/tfjs-core";
+import { cpuKernel, cpuValues } from "../backend/cpu_kernel.ts";
 import { type ConvGeometry, forEachConvTap } from "../conv/geometry.ts";
+import { CONV_BN_RELU_INFER, CONV_BN_RELU_TRAIN } from "./conv_bn_relu.ts";
+import { attrsOf, geometryOf, movingOf, take } from "./conv_bn_relu_kernel_inputs.ts";
 
 /** z = conv2d(x, filter) with tfjs `same`/`valid` padding (zeros outside the input). */
 export function conv2dRef(x: Float32Array, filter: Float32Array, g: ConvGeometry): Float32Array {
@@ -121,3 +125,56 @@ export function convBnReluInferRef(
 ): Float32Array {
   return scaleShiftReluRef(conv2dRef(x, filter, g), scale, shift);
 }
+
+// The cpu kernels: the references above on the backend's arrays.
+
+export const convBnReluTrainCpu = cpuKernel(CONV_BN_RELU_TRAIN, (inputs, cpu, kernelAttrs) => {
+  const attrs = kernelAttrs as NamedAttrMap;
+  const [x, filter, gamma, beta] = take(inputs, ["x", "filter", "gamma", "beta"]);
+  const g = geometryOf(x, filter, attrs);
+  const eps = attrsOf(attrs).epsilon;
+  const ref = convBnReluTrainRef(
+    cpuValues(cpu, x),
+    cpuValues(cpu, filter),
+    cpuValues(cpu, gamma),
+    cpuValues(cpu, beta),
+    g,
+    eps,
+  );
+  const outShape = [g.batch, g.outH, g.outW, g.outC];
+  const c = g.outC;
+  const moving = movingOf(inputs, attrs);
+  const updated = moving
+    ? [
+      bnMovingAverageRef(
+        cpuValues(cpu, moving.movingMean),
+        ref.stats.subarray(0, c),
+        moving.momentum,
+      ),
+      bnMovingAverageRef(
+        cpuValues(cpu, moving.movingVariance),
+        ref.stats.subarray(c, 2 * c),
+        moving.momentum,
+      ),
+    ]
+    : [];
+  return [
+    cpu.makeTensorInfo(outShape, "float32", ref.y),
+    cpu.makeTensorInfo(outShape, "float32", ref.z),
+    cpu.makeTensorInfo([3, c], "float32", ref.stats),
+    ...updated.map((v) => cpu.makeTensorInfo([c], "float32", v)),
+  ];
+});
+
+export const convBnReluInferCpu = cpuKernel(CONV_BN_RELU_INFER, (inputs, cpu, attrs) => {
+  const [x, filter, scale, shift] = take(inputs, ["x", "filter", "scale", "shift"]);
+  const g = geometryOf(x, filter, attrs as NamedAttrMap);
+  const y = convBnReluInferRef(
+    cpuValues(cpu, x),
+    cpuValues(cpu, filter),
+    cpuValues(cpu, scale),
+    cpuValues(cpu, shift),
+    g,
+  );
+  return cpu.makeTensorInfo([g.batch, g.outH, g.outW, g.outC], "float32", y);
+});

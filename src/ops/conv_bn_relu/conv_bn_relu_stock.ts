@@ -50,8 +50,8 @@ export function convBnReluTrainStock(
   });
 }
 
-// Deliberate: the signature is convBnReluInfer's (src/ops/conv_bn_relu/conv_bn_relu.ts), which `duplicates`
-// pairs it with: the stock chain is the drop-in the fused op is tested and measured against.
+// The signature is convBnReluInfer's (conv_bn_relu.ts): the stock chain is the drop-in the fused
+// op is tested and measured against.
 /** Inference mode with running statistics: tfjs's fused conv2d, then batchNorm and relu. */
 export function convBnReluInferStock(
   x: tf.Tensor4D,

@@ -18,13 +18,13 @@
 //
 // Why one slice for dkernel: the conv default splits the N*Ho*Wo reduction into ~32 slices, but
 // here a pixel is a whole batch row: at batch 128 a slice would hold 4 rows and the partials
-// (32 x K x C floats) and their sum cost more than the GEMM. bench/dense_probe.ts, llvmpipe,
+// (32 x K x C floats) and their sum cost more than the GEMM. bench/probes/dense_probe.ts, llvmpipe,
 // batch 128, GPU ms, dkernel of 3136 -> 128 with r16c32: 1 slice 9.8, 4 slices 15.4, 16 slices 44.
 //
 // Where it is used (denseUsesGemm): the autotuner's choice per shape and batch bucket where it
 // timed both (autotune_dense.ts); else the rule, ours on software adapters, where it measured
 // 3.5-7x faster, and tfjs's matMul on GPUs, not measured yet (FMNIST_DENSE=gemm|matmul forces
-// one). bench/dense_probe.ts, llvmpipe (LLVM 15.0.6,
+// one). bench/probes/dense_probe.ts, llvmpipe (LLVM 15.0.6,
 // 256 bits), batch 128, GPU timestamps, median of 3, software default configs vs tfjs-webgpu's
 // packed matMul (the project pins MatMulPacked), ms:
 //   shape (N x K -> C)   tfjs fwd / dx / dW        ours fwd / dx / dW
@@ -34,11 +34,9 @@
 // The autotuner's host-sync A/B (autotune_dense.ts, forward + the three gradients to read-back,
 // median of 5, ms, ours vs tfjs): batch 64 / 128, 3136 -> 128: 46.7 vs 164 / 90.3 vs 344;
 // 1600 -> 128: 23.9 vs 73.3 / 37.8 vs 198; 128 -> 10: 13.7 vs 13.9 / 19.7 vs 22.7. In the enhanced
-// step at batch 128 (deno task profile, GPU timestamps, vs 208f240 back to back) the dense kernels
-// went from 148 to 34 ms per step (9.4% -> 2.6% of kernel time), dispatches per step unchanged
-// (115 enhanced, 49 baseline); process CPU time per step -7% (enhanced) and -10% (baseline) in
-// bench/step_ab.ts (four rounds each; wall times too noisy on the shared machine to state), and
-// -7.5% / -21% against main with the max-pool op (1ee7766, two rounds).
+// step at batch 128 (deno task profile, GPU timestamps, tfjs's matMul vs this, back to back) the
+// dense kernels took 34 ms per step instead of 148 (2.6% of kernel time instead of 9.4%); the
+// whole-step A/B is in BENCHMARKS.md ("Dense layers on the generated GEMM").
 // tileChoices() lists the resolved bwdFilter id (e.g. ...s32); this dispatch runs it with one slice.
 
 import * as tf from "@tensorflow/tfjs-core";

@@ -1,5 +1,5 @@
-// Inverted dropout as one kernel, SeededDropout (webgpu WGSL in src/ops/dropout/dropout.wgsl, cpu
-// reference below): y = x * keep / (1 - rate), the mask drawn by a counter-based generator, an
+// Inverted dropout as one kernel, SeededDropout (webgpu: dropout_webgpu.ts and dropout.wgsl;
+// cpu: the reference in dropout_ref.ts): y = x * keep / (1 - rate), the mask drawn by a counter-based generator, an
 // integer hash of (seed, element index) computed identically in WGSL and here, so the webgpu
 // and cpu backends drop the same elements bit for bit. The gradient is the same kernel on dy
 // with the same seed (the mask is regenerated, nothing saved), so dropout costs 1 dispatch
@@ -8,8 +8,8 @@
 // tf.dropout (the `--ops stock` path) draws a float32 uniform tensor of x's size on the host
 // (tfjs's randomUniform: a seedrandom alea call per element), uploads it, and runs add, floor,
 // div and mul on it: 4 dispatches forward and 1 backward. Measured on enhanced (two dropouts,
-// [N, 3136] and [N, 128]; llvmpipe, loaded 2-core machine, 2026-12-01): dispatches per training
-// step 10 -> 4; at batch 128 the host-side noise draw alone is 2.7-3.4 ms per step and issuing
+// [N, 3136] and [N, 128]; llvmpipe, loaded 2-core machine): 6 dispatches fewer per training
+// step; at batch 128 the host-side noise draw alone is 2.7-3.4 ms per step and issuing
 // both tf.dropout calls 4-13 ms, issuing both SeededDropout calls 0.06-0.2 ms. On llvmpipe the
 // whole step's CPU time is unchanged within noise (the convolutions dominate); the saving is
 // host time, which on a GPU is most of a small CNN's step. The mask lives in
@@ -21,14 +21,8 @@
 // the same seeds, hence the same masks. NaN and Inf in x propagate as in tf.dropout (x * 0).
 
 import * as tf from "@tensorflow/tfjs-core";
-import { type TensorInfo } from "@tensorflow/tfjs-core";
-import type { WebGPUBackend } from "@tensorflow/tfjs-backend-webgpu";
-import { FlatKernelProgram, runProgram, type Uniform } from "../backend/webgpu_program.ts";
-import { wgsl } from "../backend/wgsl.ts";
-import { cpuKernel, cpuValues } from "../backend/cpu_kernel.ts";
+import type { GradConfig } from "@tensorflow/tfjs-core";
 import { UsageError } from "../../errors.ts";
-import type { OpKernels } from "../backend/registration.ts";
-import type { GradConfig, KernelConfig } from "@tensorflow/tfjs-core";
 
 /** Kernel: inputs {x}; attrs {rate, seed}; output y (x's shape). */
 export const SEEDED_DROPOUT = "SeededDropout";
@@ -63,19 +57,6 @@ export function dropoutConstants(
   };
 }
 
-/** True where element `index` is kept (the mask of src/ops/dropout/dropout.wgsl). */
-export function dropoutKeeps(key: number, threshold: number, index: number): boolean {
-  return hash32((hash32((index ^ key) >>> 0) + key) >>> 0) >= threshold;
-}
-
-/** CPU reference: y[i] = f32(x[i] * (kept ? scale : 0)). */
-export function dropoutRef(x: ArrayLike<number>, a: DropoutAttrs): Float32Array {
-  const { key, threshold, scale } = dropoutConstants(a);
-  const y = new Float32Array(x.length);
-  for (let i = 0; i < x.length; i++) y[i] = x[i] * (dropoutKeeps(key, threshold, i) ? scale : 0);
-  return y;
-}
-
 /** Rate in [0, 1) and a uint32 seed, or a one-line error. */
 export function checkDropoutAttrs(a: DropoutAttrs) {
   if (!(a.rate >= 0 && a.rate < 1)) {
@@ -93,53 +74,7 @@ export function dropout<T extends tf.Tensor>(x: T, rate: number, seed: number): 
   return tf.engine().runKernel(SEEDED_DROPOUT, { x }, { rate, seed }) as T;
 }
 
-class SeededDropoutProgram extends FlatKernelProgram {
-  constructor(size: number) {
-    super("dropout/dropout.wgsl", {
-      variableNames: ["x"],
-      uniforms: "key : u32, threshold : u32, scale : f32, n : i32,",
-      outputSize: size,
-    });
-  }
-
-  override getUserCode(): string {
-    return wgsl("wgsl/dropout_mask.wgsl") + "\n" + super.getUserCode();
-  }
-}
-
-/** The mask's uniforms (dropout_mask.wgsl: key, threshold, scale), for kernels that apply it. */
-export function dropoutUniforms(a: DropoutAttrs): Uniform[] {
-  const { key, threshold, scale } = dropoutConstants(a);
-  return [
-    { type: "uint32", data: [key] },
-    { type: "uint32", data: [threshold] },
-    { type: "float32", data: [scale] },
-  ];
-}
-
-const seededDropoutWebgpu: KernelConfig = {
-  kernelName: SEEDED_DROPOUT,
-  backendName: "webgpu",
-  kernelFunc: ({ inputs, backend, attrs }) => {
-    const { x } = inputs as { x: TensorInfo };
-    const a = attrs as unknown as DropoutAttrs;
-    const size = x.shape.reduce((p, d) => p * d, 1);
-    const flat = { dataId: x.dataId, shape: [size], dtype: x.dtype };
-    const y = runProgram(backend as WebGPUBackend, new SeededDropoutProgram(size), [flat], [
-      ...dropoutUniforms(a),
-      { type: "int32", data: [size] },
-    ]);
-    return { dataId: y.dataId, shape: x.shape, dtype: "float32" };
-  },
-};
-
-const seededDropoutCpu = cpuKernel(
-  SEEDED_DROPOUT,
-  ({ x }, cpu, attrs) =>
-    cpu.makeTensorInfo(x.shape, "float32", dropoutRef(cpuValues(cpu, x), attrs as DropoutAttrs)),
-);
-
-const seededDropoutGradient: GradConfig = {
+export const seededDropoutGradient: GradConfig = {
   kernelName: SEEDED_DROPOUT,
   gradFunc: (dy, _saved, attrs) => ({
     x: () =>
@@ -147,11 +82,4 @@ const seededDropoutGradient: GradConfig = {
         ...(attrs as unknown as Record<string, number>),
       }) as tf.Tensor,
   }),
-};
-
-/** This op's kernels and gradients; src/ops/registry.ts registers them. */
-export const seededDropoutKernels: OpKernels = {
-  webgpu: [seededDropoutWebgpu],
-  cpu: [seededDropoutCpu],
-  gradients: [seededDropoutGradient],
 };

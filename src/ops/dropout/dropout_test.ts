@@ -16,10 +16,12 @@ import assert from "node:assert/strict";
 import fc from "fast-check";
 import * as tf from "@tensorflow/tfjs-core";
 import { initTf } from "../../tf/setup.ts";
-import { dropout, dropoutConstants, dropoutKeeps, dropoutRef } from "./dropout.ts";
+import { dropout, dropoutConstants } from "./dropout.ts";
+import { dropoutKeeps, dropoutRef } from "./dropout_ref.ts";
 import { countDispatches } from "../../../bench/dispatches.ts";
 import { assertClose } from "../../../test/helpers/compare.ts";
 import { GPU_TEST, runs, withGpu } from "../../../test/helpers/op_check.ts";
+import { Rng } from "../../random.ts";
 
 const EXACT = { atol: 0, rtol: 0 };
 
@@ -51,10 +53,9 @@ function withinBinomial(count: number, n: number, p: number, label: string) {
 /** Seeded x in [0.5, 1.5) (never 0: a zero in y means a dropped element). */
 function inputs(c: Case) {
   const n = c.shape.reduce((a, b) => a * b, 1);
-  let s = c.seed || 1;
-  const rnd = () => ((s = (Math.imul(s, 1103515245) + 12345) >>> 0) / 2 ** 32);
-  const x = Float32Array.from({ length: n }, () => 0.5 + rnd());
-  const dy = Float32Array.from({ length: n }, () => rnd() * 4 - 2);
+  const rng = new Rng(c.seed);
+  const x = Float32Array.from({ length: n }, () => 0.5 + rng.next());
+  const dy = Float32Array.from({ length: n }, () => rng.next() * 4 - 2);
   return { n, x, dy };
 }
 

@@ -7,6 +7,10 @@
 //   - NaN never wins (`NaN > m` is false); a window of only NaN / -Infinity pools to -Infinity
 //     and routes no gradient (tfjs's position -1).
 
+import { cpuKernel, cpuValues } from "../backend/cpu_kernel.ts";
+import { dropoutRef } from "../dropout/dropout_ref.ts";
+import { dropoutOf, MAX_POOL2, MAX_POOL2_GRAD } from "./max_pool2.ts";
+
 /** [N, H, W, C] -> [N, floor(H / 2), floor(W / 2), C]. */
 export function maxPool2Shape(xShape: readonly number[]): [number, number, number, number] {
   const [n, h, w, c] = xShape;
@@ -70,3 +74,17 @@ export function maxPool2GradRef(
   });
   return dx;
 }
+
+/** The cpu kernels: the references above (then the dropout of the pooled tensor, if any). */
+export const maxPool2Cpu = cpuKernel(MAX_POOL2, ({ x }, cpu, attrs) => {
+  const y = maxPool2Ref(cpuValues(cpu, x), x.shape);
+  const d = dropoutOf(attrs);
+  return cpu.makeTensorInfo(maxPool2Shape(x.shape), "float32", d ? dropoutRef(y, d) : y);
+});
+
+export const maxPool2GradCpu = cpuKernel(MAX_POOL2_GRAD, ({ dy, x }, cpu, attrs) => {
+  const d = dropoutOf(attrs);
+  const g = d ? dropoutRef(cpuValues(cpu, dy), d) : cpuValues(cpu, dy);
+  const dx = maxPool2GradRef(g, cpuValues(cpu, x), x.shape);
+  return cpu.makeTensorInfo(x.shape, "float32", dx);
+});

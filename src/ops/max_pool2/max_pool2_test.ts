@@ -22,7 +22,8 @@ import { dropout } from "../dropout/dropout.ts";
 import { countDispatches } from "../../../bench/dispatches.ts";
 import { maxPool2 as maxPool2Layer } from "../../model/layers.ts";
 import { maxPool2GradRef, maxPool2Ref, maxPool2Shape } from "./max_pool2_ref.ts";
-import { checkOp, GPU_TEST, runs, seededRandom, withGpu } from "../../../test/helpers/op_check.ts";
+import { checkOp, GPU_TEST, runs, withGpu } from "../../../test/helpers/op_check.ts";
+import { Rng } from "../../random.ts";
 
 type Shape = [number, number, number, number];
 const EXACT = { atol: 0, rtol: 0 };
@@ -43,11 +44,11 @@ function distinctDy(shape: Shape): Float32Array {
 
 /** x from `levels` values in [-1, 1]: few levels, many tied windows. */
 function quantised(shape: Shape, levels: number, seed: number): Case {
-  const rand = seededRandom(seed);
+  const rng = new Rng(seed);
   const size = shape.reduce((a, b) => a * b, 1);
   const x = Float32Array.from(
     { length: size },
-    () => levels === 1 ? 0.5 : -1 + 2 * Math.floor(rand() * levels) / (levels - 1),
+    () => levels === 1 ? 0.5 : -1 + 2 * Math.floor(rng.next() * levels) / (levels - 1),
   );
   return { shape, x, dy: distinctDy(shape), label: `x=[${shape}] levels=${levels} seed=${seed}` };
 }

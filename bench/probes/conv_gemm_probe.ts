@@ -3,7 +3,7 @@
 // for forward, backward-data and backward-filter, each view alone, plus forward + backward of
 // the whole fused op with the defaults. Figures behind the defaults in conv/tiling.ts.
 //
-//   deno run -A bench/conv_gemm_probe.ts [--batch 128] [--reps 5] [--all] [--layers 0,1]
+//   deno run -A bench/probes/conv_gemm_probe.ts [--batch 128] [--reps 5] [--all] [--layers 0,1]
 //       [--views fwd,bwdData,bwdFilter]
 //
 // Times are GPU timestamps (tf.time kernelMs, the sum over the view's dispatches: bwdData
@@ -12,9 +12,9 @@
 
 import * as tf from "@tensorflow/tfjs-core";
 import type { WebGPUBackend } from "@tensorflow/tfjs-backend-webgpu";
-import { describeAdapter, initTf } from "../src/tf/setup.ts";
-import { convGeometry } from "../src/ops/conv/geometry.ts";
-import { convBackpropData, convBackpropFilter, convForward } from "../src/ops/conv/gemm.ts";
+import { describeAdapter, initTf } from "../../src/tf/setup.ts";
+import { convGeometry } from "../../src/ops/conv/geometry.ts";
+import { convBackpropData, convBackpropFilter, convForward } from "../../src/ops/conv/gemm.ts";
 import {
   allConfigs,
   candidateConfigs,
@@ -23,25 +23,17 @@ import {
   currentAdapterKind,
   defaultConfig,
   type TileConfig,
-} from "../src/ops/conv/tiling.ts";
-import { ENHANCED_LAYERS } from "./kernels_suite.ts";
+} from "../../src/ops/conv/tiling.ts";
+import { ENHANCED_LAYERS } from "../kernels_suite.ts";
+import { medianGpuMs, roundRobin } from "../timing.ts";
 import { arg } from "./probe_args.ts";
 
+/** Median GPU ms of `f` over `reps` calls after one warm-up call (which compiles). */
 async function gpuMs(f: () => tf.Tensor, reps: number): Promise<number> {
-  const once = async () => {
-    let out: tf.Tensor | undefined;
-    const t = await tf.time(() => {
-      out = f();
-    });
-    await out!.data();
-    out!.dispose();
-    return t.kernelMs as number;
-  };
-  await once();
-  const times: number[] = [];
-  for (let i = 0; i < reps; i++) times.push(await once());
-  times.sort((a, b) => a - b);
-  return times[Math.floor(times.length / 2)];
+  const [samples] = await roundRobin([f], { warmup: 1, repeats: reps, gpu: true });
+  const ms = medianGpuMs(samples);
+  if (ms === null) throw new Error("conv_gemm_probe: the adapter has no timestamp queries");
+  return ms;
 }
 
 async function main() {

@@ -8,7 +8,7 @@
 //   pool grad MaxPool2Grad alone: the most a backward fusion could save, since the block's
 //             reduce and dz passes would still read z and dy (one dy load per window instead of
 //             four) and recompute each window's argmax from z.
-//   deno run -A bench/max_pool2_fusion_probe.ts [--batch 128] [--repeats 15]
+//   deno run -A bench/probes/max_pool2_fusion_probe.ts [--batch 128] [--repeats 15]
 // Measured (llvmpipe, load 4-5, two runs): 28x28x32 apply + pool 10.1 / 26.1 ms, prototype
 // 6.8 / 12.6 ms, pool grad 11.3 / 16.1 ms; 14x14x64 4.4 / 6.6, 1.9 / 3.6, 2.6 / 4.8 ms. Outputs
 // identical (max |diff| 0). Decision and step context: src/ops/max_pool2/max_pool2.ts's header.
@@ -16,9 +16,10 @@
 import * as tf from "@tensorflow/tfjs-core";
 import type { TensorInfo } from "@tensorflow/tfjs-core";
 import type { WebGPUBackend, WebGPUProgram } from "@tensorflow/tfjs-backend-webgpu";
-import { describeAdapter, initTf } from "../src/tf/setup.ts";
-import { MAX_POOL2_GRAD, maxPool2 } from "../src/ops/max_pool2/max_pool2.ts";
-import { runProgram, splitGroups } from "../src/ops/backend/webgpu_program.ts";
+import { describeAdapter, initTf } from "../../src/tf/setup.ts";
+import { MAX_POOL2_GRAD, maxPool2 } from "../../src/ops/max_pool2/max_pool2.ts";
+import { runProgram, splitGroups } from "../../src/ops/backend/webgpu_program.ts";
+import { medianGpuMs, roundRobin } from "../timing.ts";
 import { arg } from "./probe_args.ts";
 
 /** y = relu(gamma * (z - mean) * invStd + beta), 16 rows of one channel group per invocation. */
@@ -108,13 +109,6 @@ fn main(index : i32) {
   }
 }
 
-const median = (v: number[]) => [...v].sort((a, b) => a - b)[v.length >> 1];
-
-async function gpuMs(f: () => tf.Tensor[]): Promise<number> {
-  const info = await tf.time(() => tf.dispose(f()));
-  return info.kernelMs as number;
-}
-
 const adapter = await initTf("webgpu");
 const backend = tf.backend() as unknown as WebGPUBackend;
 const batch = Number(arg("batch", "128")), repeats = Number(arg("repeats", "15"));
@@ -141,13 +135,11 @@ for (const [h, c] of [[28, 32], [14, 64]]) {
   const diff = tf.max(tf.abs(tf.sub(a[1], b[0])));
   console.log(`  ${shape}: max |separate - fused| = ${(await diff.data())[0]}`);
   tf.dispose([...a, ...b, diff]);
-  const ms: Record<string, number[]> = { separate: [], fused: [], poolGrad: [] };
-  for (let r = 0; r < repeats; r++) {
-    ms.separate.push(await gpuMs(separate));
-    ms.fused.push(await gpuMs(fused));
-    ms.poolGrad.push(await gpuMs(poolGrad));
-  }
-  const [s, f, g] = [median(ms.separate), median(ms.fused), median(ms.poolGrad)];
+  const [s, f, g] = (await roundRobin([separate, fused, poolGrad], {
+    warmup: 1,
+    repeats,
+    gpu: true,
+  })).map((v) => medianGpuMs(v) ?? NaN);
   console.log(
     `  [${shape}] forward: apply + pool ${s.toFixed(2)} ms (2 dispatches), fused prototype ` +
       `${f.toFixed(2)} ms (1), saves ${(s - f).toFixed(2)} ms; pool grad ${g.toFixed(2)} ms ` +

@@ -3,37 +3,28 @@
 // (tf.train.adam vs FusedAdam, L2 included), and the loss + accuracy counter with the loss's
 // gradient at a batch (crossEntropy/countCorrect vs SoftmaxXent). Prints ms per call (median,
 // wall time to a read-back) and dispatches per call.
-//   deno run -A bench/step_parts_probe.ts [--batch 128] [--repeats 15]
+//   deno run -A bench/probes/step_parts_probe.ts [--batch 128] [--repeats 15]
 
 import * as tf from "@tensorflow/tfjs-core";
-import { describeAdapter, initTf } from "../src/tf/setup.ts";
-import { createModel } from "../src/model/model.ts";
-import { createAdam } from "../src/train/optimizer.ts";
-import { countCorrect, crossEntropy } from "../src/train/step.ts";
-import { softmaxCrossEntropyWithCount } from "../src/ops/softmax_xent/softmax_xent.ts";
-import { countDispatches } from "./dispatches.ts";
+import { describeAdapter, initTf } from "../../src/tf/setup.ts";
+import { createModel } from "../../src/model/model.ts";
+import { createAdam } from "../../src/train/optimizer.ts";
+import { countCorrect, crossEntropy } from "../../src/train/step.ts";
+import { softmaxCrossEntropyWithCount } from "../../src/ops/softmax_xent/softmax_xent.ts";
+import { countDispatches } from "../dispatches.ts";
+import { medianHostMs, roundRobin } from "../timing.ts";
+import { arg } from "./probe_args.ts";
 
-function arg(name: string, fallback: number): number {
-  const i = Deno.args.indexOf(`--${name}`);
-  return i >= 0 ? Number(Deno.args[i + 1]) : fallback;
-}
-
+/** Prints and returns the median wall ms (to a read-back) of `work` over `repeats` calls. */
 async function time(label: string, work: () => tf.Tensor[], repeats: number) {
-  const warm = work();
-  await Promise.all(warm.map((t) => t.data()));
-  tf.dispose(warm);
-  const ms: number[] = [];
   let dispatches = 0;
-  for (let r = 0; r < repeats; r++) {
-    const t0 = performance.now();
+  const counted = () => {
     const { result, count } = countDispatches(work);
-    await Promise.all(result.map((t) => t.data()));
-    ms.push(performance.now() - t0);
     dispatches = count?.total ?? 0;
-    tf.dispose(result);
-  }
-  ms.sort((a, b) => a - b);
-  const median = ms[ms.length >> 1];
+    return result;
+  };
+  const [samples] = await roundRobin([counted], { warmup: 1, repeats, gpu: false });
+  const median = medianHostMs(samples);
   console.log(
     `${label.padEnd(36)} ${median.toFixed(2).padStart(8)} ms ${
       String(dispatches).padStart(5)
@@ -43,7 +34,7 @@ async function time(label: string, work: () => tf.Tensor[], repeats: number) {
 }
 
 const adapter = await initTf("webgpu");
-const batch = arg("batch", 128), repeats = arg("repeats", 15);
+const batch = Number(arg("batch", "128")), repeats = Number(arg("repeats", "15"));
 console.log(`${describeAdapter(adapter)}; enhanced, batch ${batch}, median of ${repeats}`);
 
 // Adam over the enhanced model's trainable variables with fixed random gradients.

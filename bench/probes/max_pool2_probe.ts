@@ -2,13 +2,14 @@
 // shapes: tfjs (tf.maxPool, then MaxPoolGrad as its gradient calls it) vs ours (MaxPool2, then
 // MaxPool2Grad), alternating ours / tfjs within one process so both see the same machine load.
 // Prints per shape the median wall time to a read-back, the median GPU time (tf.time's
-// kernelMs, timestamp queries) and dispatches, and the ratio tfjs / ours.
-//   deno run -A bench/max_pool2_probe.ts [--batch 128] [--repeats 15]
+// kernelMs, timestamp queries, where the adapter has them) and dispatches, and the ratio tfjs / ours.
+//   deno run -A bench/probes/max_pool2_probe.ts [--batch 128] [--repeats 15]
 
 import * as tf from "@tensorflow/tfjs-core";
-import { describeAdapter, initTf } from "../src/tf/setup.ts";
-import { MAX_POOL2_GRAD, maxPool2 } from "../src/ops/max_pool2/max_pool2.ts";
-import { countDispatches } from "./dispatches.ts";
+import { describeAdapter, initTf } from "../../src/tf/setup.ts";
+import { MAX_POOL2_GRAD, maxPool2 } from "../../src/ops/max_pool2/max_pool2.ts";
+import { countDispatches } from "../dispatches.ts";
+import { gpuText, medianGpuMs, medianHostMs, roundRobin, type Work } from "../timing.ts";
 import { arg } from "./probe_args.ts";
 
 type Shape = [number, number, number, number];
@@ -27,24 +28,14 @@ const ours: Pass = (x, dy) => {
   return [y, tf.engine().runKernel(MAX_POOL2_GRAD, { dy, x }) as tf.Tensor];
 };
 
-interface Sample {
-  wall: number;
-  gpu: number;
-  dispatches: number;
-}
-
-async function once(pass: Pass, x: tf.Tensor4D, dy: tf.Tensor4D): Promise<Sample> {
-  let dispatches = 0;
-  const t0 = performance.now();
-  const info = await tf.time(() => {
+/** The pass, recording its dispatch count in `counted`. */
+function counting(pass: Pass, x: tf.Tensor4D, dy: tf.Tensor4D, counted: { n: number }): Work {
+  return () => {
     const { result, count } = countDispatches(() => pass(x, dy));
-    dispatches = count?.total ?? 0;
-    tf.dispose(result);
-  });
-  return { wall: performance.now() - t0, gpu: info.kernelMs as number, dispatches };
+    counted.n = count?.total ?? 0;
+    return result;
+  };
 }
-
-const median = (v: number[]) => [...v].sort((a, b) => a - b)[v.length >> 1];
 
 const adapter = await initTf("webgpu");
 const batch = Number(arg("batch", "128")), repeats = Number(arg("repeats", "15"));
@@ -59,25 +50,22 @@ for (const [label, shape] of shapes) {
   const x = tf.randomUniform(shape, 0, 1, "float32", 1) as tf.Tensor4D;
   const [n, h, w, c] = shape;
   const dy = tf.randomUniform([n, h >> 1, w >> 1, c], -1, 1, "float32", 2) as tf.Tensor4D;
-  const runs: Record<"tfjs" | "ours", Sample[]> = { tfjs: [], ours: [] };
-  await once(stock, x, dy); // compile both pipelines before timing
-  await once(ours, x, dy);
-  for (let r = 0; r < repeats; r++) {
-    runs.tfjs.push(await once(stock, x, dy));
-    runs.ours.push(await once(ours, x, dy));
-  }
-  const sum = (k: "tfjs" | "ours") => ({
-    wall: median(runs[k].map((s) => s.wall)),
-    gpu: median(runs[k].map((s) => s.gpu)),
-    dispatches: runs[k][0].dispatches,
-  });
-  const t = sum("tfjs"), o = sum("ours");
-  const fmt = (s: ReturnType<typeof sum>) =>
-    `${s.wall.toFixed(2)} ms wall, ${s.gpu.toFixed(2)} ms GPU, ${s.dispatches} dispatches`;
+  const counted = [{ n: 0 }, { n: 0 }];
+  const [t, o] = (await roundRobin([
+    counting(stock, x, dy, counted[0]),
+    counting(ours, x, dy, counted[1]),
+  ], { warmup: 1, repeats })).map((s, i) => ({
+    wall: medianHostMs(s),
+    gpu: medianGpuMs(s),
+    dispatches: counted[i].n,
+  }));
+  const fmt = (s: typeof t) =>
+    `${s.wall.toFixed(2)} ms wall, ${gpuText(s.gpu)} GPU, ${s.dispatches} dispatches`;
+  const gpuRatio = t.gpu !== null && o.gpu !== null ? `, GPU ${(t.gpu / o.gpu).toFixed(2)}x` : "";
   console.log(
     `${label} [${shape}]: tfjs ${fmt(t)} | ours ${fmt(o)} | tfjs/ours wall ${
       (t.wall / o.wall).toFixed(2)
-    }x, GPU ${(t.gpu / o.gpu).toFixed(2)}x`,
+    }x${gpuRatio}`,
   );
   tf.dispose([x, dy]);
 }

@@ -1,30 +1,19 @@
 // Dense-layer A/B probe: tfjs's matMul (packed program) vs the generated conv GEMM as a 1x1 conv,
 // per view at the models' dense shapes, every software/discrete candidate config.
-//   deno run -A bench/dense_probe.ts [--batch 128] [--reps 5]
+//   deno run -A bench/probes/dense_probe.ts [--batch 128] [--reps 5]
 import * as tf from "@tensorflow/tfjs-core";
 import type { WebGPUBackend } from "@tensorflow/tfjs-backend-webgpu";
-import { describeAdapter, initTf } from "../src/tf/setup.ts";
-import { convGeometry } from "../src/ops/conv/geometry.ts";
-import { convBackpropData, convBackpropFilter, convForward } from "../src/ops/conv/gemm.ts";
-import { allConfigs, type ConvView, type TileConfig } from "../src/ops/conv/tiling.ts";
+import { describeAdapter, initTf } from "../../src/tf/setup.ts";
+import { convGeometry } from "../../src/ops/conv/geometry.ts";
+import { convBackpropData, convBackpropFilter, convForward } from "../../src/ops/conv/gemm.ts";
+import { allConfigs, type ConvView, type TileConfig } from "../../src/ops/conv/tiling.ts";
+import { medianGpuMs, medianHostMs, roundRobin } from "../timing.ts";
 import { arg } from "./probe_args.ts";
 
+/** [median GPU ms (NaN without timestamp queries), median wall ms] over `reps` calls. */
 async function gpuMs(f: () => tf.Tensor, reps: number): Promise<[number, number]> {
-  const once = async () => {
-    let out: tf.Tensor | undefined;
-    const t0 = performance.now();
-    const t = await tf.time(() => {
-      out = f();
-    });
-    await out!.data();
-    out!.dispose();
-    return [t.kernelMs as number, performance.now() - t0];
-  };
-  await once();
-  const times: number[][] = [];
-  for (let i = 0; i < reps; i++) times.push(await once());
-  const med = (k: number) => times.map((t) => t[k]).sort((a, b) => a - b)[reps >> 1];
-  return [med(0), med(1)];
+  const [samples] = await roundRobin([f], { warmup: 1, repeats: reps, gpu: true });
+  return [medianGpuMs(samples) ?? NaN, medianHostMs(samples)];
 }
 
 const SHAPES = [[3136, 128], [1600, 128], [128, 10]];

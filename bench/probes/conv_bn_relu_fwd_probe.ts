@@ -3,18 +3,19 @@
 // y.data()`), after warm-up (first use compiles shaders), median of --reps rounds; rows run
 // round-robin so that load from other processes hits stock and fused alike.
 //
-//   deno run -A bench/conv_bn_relu_fwd_probe.ts [--batch 128] [--reps 5] [--only train|infer|first]
+//   deno run -A bench/probes/conv_bn_relu_fwd_probe.ts [--batch 128] [--reps 5] [--only train|infer|first]
 //
 // FLOPs = 2*N*Ho*Wo*Cout*KH*KW*Cin (the conv; BN and ReLU are not counted).
 
 import * as tf from "@tensorflow/tfjs-core";
-import { describeAdapter, initTf } from "../src/tf/setup.ts";
-import { convBnReluInfer, convBnReluTrain } from "../src/ops/conv_bn_relu/conv_bn_relu.ts";
+import { describeAdapter, initTf } from "../../src/tf/setup.ts";
+import { convBnReluInfer, convBnReluTrain } from "../../src/ops/conv_bn_relu/conv_bn_relu.ts";
 import {
   convBnReluInferStock,
   convBnReluTrainStock,
-} from "../src/ops/conv_bn_relu/conv_bn_relu_stock.ts";
-import { useNaiveKernels } from "../src/flags.ts";
+} from "../../src/ops/conv_bn_relu/conv_bn_relu_stock.ts";
+import { useNaiveKernels } from "../../src/flags.ts";
+import { medianHostMs, roundRobin } from "../timing.ts";
 import { arg, type ProbeCase } from "./probe_args.ts";
 
 const CASES: ProbeCase[] = [
@@ -22,25 +23,6 @@ const CASES: ProbeCase[] = [
   { hw: 28, cin: 32, cout: 32, k: 3 },
   { hw: 14, cin: 64, cout: 64, k: 3 },
 ];
-
-/** Times every row once per round (round-robin, so load drift on a shared machine hits all rows
- * alike); returns per-row medians and minima in ms, after two warm-up rounds. */
-async function timeRows(rows: (() => tf.Tensor)[], reps: number) {
-  const times: number[][] = rows.map(() => []);
-  for (let round = -2; round < reps; round++) {
-    for (let i = 0; i < rows.length; i++) {
-      const t0 = performance.now();
-      const t = rows[i]();
-      await t.data();
-      if (round >= 0) times[i].push(performance.now() - t0);
-      t.dispose();
-    }
-  }
-  return times.map((ts) => {
-    ts.sort((a, b) => a - b);
-    return { median: ts[Math.floor(ts.length / 2)], min: ts[0] };
-  });
-}
 
 async function main() {
   const batch = Number(arg("batch", "128"));
@@ -81,7 +63,11 @@ async function main() {
       rows.push(["infer stock", () => convBnReluInferStock(x, w, gamma, beta, mm, mv, attrs)]);
       rows.push(["infer fused", () => convBnReluInfer(x, w, gamma, beta, mm, mv, attrs)]);
     }
-    const timed = await timeRows(rows.map(([, f]) => f), reps);
+    const timed = (await roundRobin(
+      rows.map(([, f]) => f),
+      { warmup: 2, repeats: reps, gpu: false },
+    ))
+      .map((s) => ({ median: medianHostMs(s), min: Math.min(...s.map((v) => v.hostMs)) }));
     rows.forEach(([label], i) => {
       const { median, min } = timed[i];
       const ratio = i % 2 === 1 ? `  ${(timed[i - 1].median / median).toFixed(2)}x vs stock` : "";

@@ -5,16 +5,17 @@
 // figures, after a warm-up call: first use compiles shaders). Meant for A/B runs of the
 // batch-norm passes (kernels/bn_*.wgsl): run it in two trees back to back, compare per program.
 //
-//   deno run -A bench/bn_passes_probe.ts [--batch 128] [--repeats 7]
+//   deno run -A bench/probes/bn_passes_probe.ts [--batch 128] [--repeats 7]
 
 import * as tf from "@tensorflow/tfjs-core";
-import { describeAdapter, initTf } from "../src/tf/setup.ts";
-import { CONV_BN_RELU_TRAIN } from "../src/ops/conv_bn_relu/conv_bn_relu.ts";
+import { describeAdapter, initTf } from "../../src/tf/setup.ts";
+import { CONV_BN_RELU_TRAIN } from "../../src/ops/conv_bn_relu/conv_bn_relu.ts";
 import {
   CONV_BN_RELU_TRAIN_FILTER_GRADS,
   CONV_BN_RELU_TRAIN_GRAD,
-} from "../src/ops/conv_bn_relu/conv_bn_relu_grad.ts";
-import { parsePrograms } from "./trace.ts";
+} from "../../src/ops/conv_bn_relu/conv_bn_relu.ts";
+import { median } from "../../src/stats.ts";
+import { parsePrograms } from "../trace.ts";
 import { arg, type ProbeCase } from "./probe_args.ts";
 
 /** enhanced's conv + BN + ReLU layers; the first one reads the images (no dx). */
@@ -35,8 +36,6 @@ async function programMs(f: () => tf.Tensor[]): Promise<Map<string, number>> {
   }
   return ms;
 }
-
-const median = (v: number[]) => [...v].sort((a, b) => a - b)[v.length >> 1];
 
 async function main() {
   const batch = Number(arg("batch", "128"));

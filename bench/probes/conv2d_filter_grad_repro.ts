@@ -1,14 +1,14 @@
 // Standalone reproduction: tfjs-webgpu's conv2d filter gradient vs the CPU backend, per batch.
 //
-//   deno run -A bench/repro/conv2d_filter_grad.ts            # stock tfjs 4.22 kernels
+//   deno run -A bench/probes/conv2d_filter_grad_repro.ts            # stock tfjs 4.22 kernels
 // (XDG_RUNTIME_DIR must be set for Deno's WebGPU on Linux.)
-//   deno run -A bench/repro/conv2d_filter_grad.ts --sliced   # with src/ops/conv2d_backprop_filter_sliced/conv2d_backprop_filter_sliced.ts
+//   deno run -A bench/probes/conv2d_filter_grad_repro.ts --sliced   # with src/ops/conv2d_backprop_filter_sliced/conv2d_backprop_filter_sliced.ts
 //
 // In a browser: bundle a page that calls runRepro (deno bundle --platform browser) and read its
 // lines; headless Chromium 156 on SwiftShader gives ~4e-6 at every batch (no loop limit there).
 //
-// Uses only @tensorflow/tfjs-core, -backend-cpu and -backend-webgpu. For each case and batch it
-// runs the two gradient kernels of conv2d (Conv2DBackpropFilter: d/dw, and conv2dTranspose: d/dx,
+// Uses only @tensorflow/tfjs-core, -backend-cpu and -backend-webgpu, and src/random.ts (which
+// imports nothing). For each case and batch it runs the two gradient kernels of conv2d (Conv2DBackpropFilter: d/dw, and conv2dTranspose: d/dx,
 // of sum(conv2d(x, w) * dy)) on webgpu and on the CPU backend from the same data and
 // prints the relative L2 error ||gpu - cpu|| / ||cpu||, and N·Ho·Wo (the length of the loop one
 // invocation of the stock filter-gradient program runs). Float32 rounding alone gives ~1e-6.
@@ -16,6 +16,7 @@
 import * as tf from "@tensorflow/tfjs-core";
 import "@tensorflow/tfjs-backend-cpu";
 import "@tensorflow/tfjs-backend-webgpu";
+import { Rng } from "../../src/random.ts";
 
 interface Case {
   name: string;
@@ -35,18 +36,10 @@ const CASES: Case[] = [
   { name: "1->8 same 28x28", hw: 28, cin: 1, cout: 8, pad: "same", batches: [256] },
 ];
 
-// The xorshift of test/helpers/conv_bn_relu_f64.ts's uniformArray (`duplicates` pairs them).
-// Deliberate: this repro stands alone (tfjs packages only), to be run or filed upstream as is.
+/** `n` seeded uniform values in [-1, 1). */
 function randomArray(n: number, seed: number): Float32Array {
-  let s = seed >>> 0 || 1;
-  const out = new Float32Array(n);
-  for (let i = 0; i < n; i++) {
-    s ^= s << 13;
-    s ^= s >>> 17;
-    s ^= s << 5;
-    out[i] = ((s >>> 0) / 2 ** 32) * 2 - 1;
-  }
-  return out;
+  const rng = new Rng(seed);
+  return Float32Array.from({ length: n }, () => rng.next() * 2 - 1);
 }
 
 async function grads(backend: string, c: Case, n: number, data: Float32Array[]) {

@@ -1,4 +1,4 @@
-// What the kernel timing probes (bench/conv_bn_relu_*_probe.ts) share: their case shape and a
+// What the probes share beyond ../timing.ts: the case shape of the conv layer probes and a
 // minimal `--name value` reader (probes are developer tools, without the CLI's flag tables).
 
 /** A square conv layer: input height = width, channels in and out, kernel size. */

@@ -1,0 +1,125 @@
+// The WebGPU kernels of maxPool2 (max_pool2.ts): one flat pass each way, vec4 when C % 4 == 0.
+
+import type { KernelConfig, TensorInfo } from "@tensorflow/tfjs-core";
+import type { WebGPUBackend, WebGPUProgram } from "@tensorflow/tfjs-backend-webgpu";
+import { type Dispatch, runProgram, splitGroups } from "../backend/webgpu_program.ts";
+import { wgsl } from "../backend/wgsl.ts";
+import type { DropoutAttrs } from "../dropout/dropout.ts";
+import { dropoutUniforms } from "../dropout/dropout_webgpu.ts";
+import { dropoutOf, MAX_POOL2, MAX_POOL2_GRAD } from "./max_pool2.ts";
+import { maxPool2Shape } from "./max_pool2_ref.ts";
+
+/**
+ * A flat program over `invocations` (one per output element or window, in units of VW
+ * channels), reading `variableNames` as VT = vec4<f32> when C % 4 == 0, else f32.
+ */
+abstract class MaxPool2Program implements WebGPUProgram {
+  outputShape: number[];
+  abstract shaderKey: string;
+  abstract variableNames: string[];
+  dispatchLayout = { x: [0, 1, 2, 3] };
+  dispatch: Dispatch;
+  workgroupSize: [number, number, number] = [64, 1, 1];
+  outputComponent: number;
+  variableComponents: number[];
+  protected readonly width: number;
+
+  constructor(outputShape: number[], channels: number, inputs: number, invocations: number) {
+    this.outputShape = outputShape;
+    this.width = channels % 4 === 0 ? 4 : 1;
+    this.outputComponent = this.width;
+    this.variableComponents = new Array(inputs).fill(this.width);
+    const [gx, gz] = splitGroups(Math.ceil(invocations / this.width / 64));
+    this.dispatch = [gx, 1, gz];
+  }
+
+  abstract getUserCode(): string;
+
+  /**
+   * The kernel after `alias VT`, `VW` and `fn poolScale(i) -> VT`, the dropout multipliers of
+   * pooled element group i (dropout_mask.wgsl) when `dropout`, else 1, and any `parts`.
+   */
+  protected source(kernel: string, dropout: boolean, parts: string[] = []): string {
+    const vt = this.width === 4 ? "vec4<f32>" : "f32";
+    const m = (k: number) => `dropoutMultiplier(${this.width} * i + ${k})`;
+    const scale = !dropout
+      ? "fn poolScale(i : i32) -> VT {\n  return VT(1.0);\n}"
+      : wgsl("wgsl/dropout_mask.wgsl") +
+        `\nfn poolScale(i : i32) -> VT {\n  return VT(${
+          this.width === 4 ? [0, 1, 2, 3].map(m).join(", ") : "dropoutMultiplier(i)"
+        });\n}`;
+    return [`alias VT = ${vt};\nconst VW = ${this.width};`, scale, ...parts, wgsl(kernel)]
+      .join("\n");
+  }
+}
+
+/** Uniforms of the dropout variants (dropout_mask.wgsl). */
+const DROPOUT_UNIFORMS = "key : u32, threshold : u32, scale : f32,";
+
+class MaxPool2ForwardProgram extends MaxPool2Program {
+  shaderKey: string;
+  variableNames = ["x"];
+  uniforms?: string;
+  private readonly dropout: boolean;
+
+  constructor(xShape: number[], dropout: boolean) {
+    const yShape = maxPool2Shape(xShape);
+    super(yShape, xShape[3], 1, yShape.reduce((a, b) => a * b, 1));
+    this.dropout = dropout;
+    if (dropout) this.uniforms = DROPOUT_UNIFORMS;
+    this.shaderKey = `maxPool2_w${this.width}${dropout ? "_dropout" : ""}`;
+  }
+
+  getUserCode(): string {
+    return this.source("max_pool2/max_pool2.wgsl", this.dropout);
+  }
+}
+
+class MaxPool2GradProgram extends MaxPool2Program {
+  shaderKey: string;
+  variableNames = ["dy", "x"];
+  uniforms?: string;
+  private readonly dropout: boolean;
+
+  constructor(xShape: number[], dropout: boolean) {
+    const [n, h, w, c] = xShape;
+    super(xShape, c, 2, n * Math.ceil(h / 2) * Math.ceil(w / 2) * c);
+    this.dropout = dropout;
+    if (dropout) this.uniforms = DROPOUT_UNIFORMS;
+    this.shaderKey = `maxPool2Grad_w${this.width}${dropout ? "_dropout" : ""}`;
+  }
+
+  getUserCode(): string {
+    return this.source("max_pool2/max_pool2_grad.wgsl", this.dropout);
+  }
+}
+
+/** The pooled x on webgpu (then dropout when given): one dispatch. */
+export function runMaxPool2(
+  backend: WebGPUBackend,
+  x: TensorInfo,
+  dropout?: DropoutAttrs,
+): TensorInfo {
+  const program = new MaxPool2ForwardProgram(x.shape, dropout !== undefined);
+  return runProgram(backend, program, [x], dropout ? dropoutUniforms(dropout) : []);
+}
+
+export const maxPool2Webgpu: KernelConfig = {
+  kernelName: MAX_POOL2,
+  backendName: "webgpu",
+  kernelFunc: ({ inputs, backend, attrs }) => {
+    const { x } = inputs as { x: TensorInfo };
+    return runMaxPool2(backend as WebGPUBackend, x, dropoutOf(attrs));
+  },
+};
+
+export const maxPool2GradWebgpu: KernelConfig = {
+  kernelName: MAX_POOL2_GRAD,
+  backendName: "webgpu",
+  kernelFunc: ({ inputs, backend, attrs }) => {
+    const { dy, x } = inputs as { dy: TensorInfo; x: TensorInfo };
+    const d = dropoutOf(attrs);
+    const program = new MaxPool2GradProgram(x.shape, d !== undefined);
+    return runProgram(backend as WebGPUBackend, program, [dy, x], d ? dropoutUniforms(d) : []);
+  },
+};
