@@ -135,7 +135,7 @@ function make(view: ConvView, kind: AdapterKind, shapes: Shape[]): TileConfig[] 
 // Winograd candidates (`.wino2.`, both kinds, appended: the direct default stays first): the
 // register tiles of the per-plane GEMMs, a large one (r16c32, 128 vec4 accumulators, the direct
 // optimum's shape) and a small one (r8c16; the filter gradient's GEMM ran faster with it at 28x28
-// 32->32, 154 vs 196 ms); on discrete GPUs r4c16 (16 accumulators). bench/winograd_probe.ts,
+// 32->32, 154 vs 196 ms); on discrete GPUs r4c16 (16 accumulators). bench/probes/winograd_probe.ts,
 // batch 128, llvmpipe: Winograd beats the best direct config on every hidden layer (1.05-2.3x per
 // view) and loses on the model-input layer (Cin 1 padded to 4: 0.16-0.26x), so the tuner decides.
 const SOFTWARE: Record<ConvView, TileConfig[]> = {

@@ -16,7 +16,7 @@
 // those of the direct kernels' register configs; the transforms are memory passes, one
 // invocation per (tile, channel vec4), adjacent lanes on adjacent channel vec4s.
 //
-// Measured (llvmpipe, LLVM 15, 2 busy cores, batch 128, GPU timestamps, bench/winograd_probe.ts
+// Measured (llvmpipe, LLVM 15, 2 busy cores, batch 128, GPU timestamps, bench/probes/winograd_probe.ts
 // and per-pass tf.time): at 28x28 32->32 the forward's GEMM takes 250-490 ms of its 280-600 ms,
 // the input transform 60-100, the output transform 10-70, the filter transform < 0.1; the filter
 // gradient's GEMM over tiles 75-130 ms of 120-280 (same multiplies as the forward's GEMM, but a

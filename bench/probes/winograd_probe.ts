@@ -2,7 +2,7 @@
 // shapes: every candidate of the adapter's kind (direct and Winograd) timed in alternating
 // rounds, so that a loaded machine slows all of them alike.
 //
-//   deno run -A bench/winograd_probe.ts [--batch 128] [--rounds 3] [--models baseline,enhanced]
+//   deno run -A bench/probes/winograd_probe.ts [--batch 128] [--rounds 3] [--models baseline,enhanced]
 //       [--views fwd,bwdData,bwdFilter]
 //
 // Per (layer, view, config): median GPU-timestamp ms of the view's dispatches (tf.time kernelMs:
@@ -13,17 +13,17 @@
 
 import * as tf from "@tensorflow/tfjs-core";
 import type { WebGPUBackend } from "@tensorflow/tfjs-backend-webgpu";
-import { describeAdapter, initTf } from "../src/tf/setup.ts";
-import { convGeometry } from "../src/ops/conv/geometry.ts";
-import { convBackpropData, convBackpropFilter, convForward } from "../src/ops/conv/gemm.ts";
+import { describeAdapter, initTf } from "../../src/tf/setup.ts";
+import { convGeometry } from "../../src/ops/conv/geometry.ts";
+import { convBackpropData, convBackpropFilter, convForward } from "../../src/ops/conv/gemm.ts";
 import {
   candidateConfigs,
   CONV_VIEWS,
   type ConvView,
   currentAdapterKind,
   type TileConfig,
-} from "../src/ops/conv/tiling.ts";
-import { architecture, type ModelName } from "../src/model/model.ts";
+} from "../../src/ops/conv/tiling.ts";
+import { architecture, type ModelName } from "../../src/model/model.ts";
 import { arg } from "./probe_args.ts";
 
 async function kernelMs(f: () => tf.Tensor): Promise<number> {
