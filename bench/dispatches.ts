@@ -4,6 +4,7 @@
 // tfjs, so the count per training step is a figure of its own next to the kernel times.
 
 import * as tf from "@tensorflow/tfjs-core";
+import { threadCpuMs } from "../src/sys/thread_cpu.ts";
 import { median } from "../src/stats.ts";
 
 export interface DispatchCount {
@@ -67,6 +68,11 @@ export interface StepProbe {
   hostIssueMs: number;
   /** Median wall time from the call to the loss read back (queue drained). */
   wallMs: number;
+  /** Mean CPU time of the main (JavaScript) thread per step, call to read-back: encoding,
+   * submitting and reading, without lavapipe's worker threads (src/sys/thread_cpu.ts). */
+  mainCpuMs: number;
+  /** mainCpuMs / dispatchesPerStep (null on the cpu backend). */
+  mainCpuPerDispatchMs: number | null;
   /** Per program class, per step. */
   byProgram: string;
 }
@@ -79,6 +85,7 @@ export async function probeStep(work: () => tf.Tensor, repeats = 3): Promise<Ste
   const issue: number[] = [];
   const wall: number[] = [];
   let total: DispatchCount | null = null;
+  const cpu0 = threadCpuMs();
   for (let r = 0; r < repeats; r++) {
     const t0 = performance.now();
     const { result, count } = countDispatches(work);
@@ -95,10 +102,15 @@ export async function probeStep(work: () => tf.Tensor, repeats = 3): Promise<Ste
       }
     }
   }
+  // A mean, not a median: the /proc fallback clock advances in 10 ms ticks.
+  const mainCpuMs = (threadCpuMs() - cpu0) / repeats;
+  const dispatchesPerStep = total ? total.total / repeats : null;
   return {
-    dispatchesPerStep: total ? total.total / repeats : null,
+    dispatchesPerStep,
     hostIssueMs: median(issue),
     wallMs: median(wall),
+    mainCpuMs,
+    mainCpuPerDispatchMs: dispatchesPerStep ? mainCpuMs / dispatchesPerStep : null,
     byProgram: total ? formatByProgram(total, 8, repeats) : "",
   };
 }

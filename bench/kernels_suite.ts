@@ -45,6 +45,8 @@ export interface ImplResult {
   /** Percent of the roofline ceilings; null when no roofline was measured (cpu, no webgpu). */
   pctPeakFlops: number | null;
   pctPeakBandwidth: number | null;
+  /** Percent of the host CPU's FMA peak (software adapters only; bench/cpu_peak.ts). */
+  pctCpuPeak?: number | null;
 }
 
 export interface KernelCase {
@@ -81,6 +83,8 @@ export function layerTileConfigs(l: LayerShape, batch: number): string[] {
 export interface Ceilings {
   gflopPerS: number;
   gbPerS: number;
+  /** The host CPU's FMA peak where the adapter runs on it (software adapters), else null. */
+  cpuGflopPerS?: number | null;
 }
 
 export interface KernelSuiteOptions {
@@ -179,6 +183,7 @@ function implResult(
     gbPerS,
     pctPeakFlops: ceilings ? 100 * gflopPerS / ceilings.gflopPerS : null,
     pctPeakBandwidth: ceilings ? 100 * gbPerS / ceilings.gbPerS : null,
+    pctCpuPeak: ceilings?.cpuGflopPerS ? 100 * gflopPerS / ceilings.cpuGflopPerS : null,
   };
 }
 

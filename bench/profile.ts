@@ -9,6 +9,7 @@ import type { OpsKind } from "../src/model/layers.ts";
 import { makeTrainStep } from "../src/train/step.ts";
 import { createAdam, type OptimizerKind } from "../src/train/optimizer.ts";
 import { probeStep, type StepProbe } from "./dispatches.ts";
+import { threadCpuClock } from "../src/sys/thread_cpu.ts";
 import { describeAdapter } from "../src/tf/setup.ts";
 import { autotuneSetting } from "../src/flags.ts";
 import { tileChoices } from "../src/ops/conv/tiling.ts";
@@ -183,7 +184,12 @@ export async function runProfile(f: ProfileOptions): Promise<void> {
         (p.byProgram ? ` (${p.byProgram}, ...)` : "") +
         `\nhost time to issue a step ${p.hostIssueMs.toFixed(2)} ms, wall to loss read-back ` +
         `${p.wallMs.toFixed(2)} ms, GPU kernel time ${total.toFixed(2)} ms ` +
-        `(median of ${f.repeats}; Adam: ${f.optimizer})`,
+        `(median of ${f.repeats}; Adam: ${f.optimizer})` +
+        `\nmain-thread CPU per step ${p.mainCpuMs.toFixed(2)} ms` +
+        (p.mainCpuPerDispatchMs === null
+          ? ""
+          : `, per dispatch ${p.mainCpuPerDispatchMs.toFixed(3)} ms`) +
+        ` (mean of ${f.repeats}, call to read-back; ${threadCpuClock() ?? "no"} thread clock)`,
     );
   }
   const tiles = tileChoices();

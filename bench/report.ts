@@ -3,11 +3,13 @@
 
 import type { AdapterReport } from "../src/tf/setup.ts";
 import type { KernelCase } from "./kernels_suite.ts";
+import type { ViewCase } from "./conv_views.ts";
 import type { RooflineResult } from "./roofline.ts";
 import type { Clock } from "./timing.ts";
 import { EPOCH_IMAGES, type TrainCase } from "./train_types.ts";
 import type { AutotuneResult } from "./autotune_suite.ts";
 import { SOFTWARE_FWD_GFLOPS_TARGET } from "./kernels_suite.ts";
+import { describeCpuPeak } from "./cpu_peak.ts";
 
 export const SCHEMA = "fmnist-bench/1";
 
@@ -26,6 +28,8 @@ export interface BenchDocument {
   options: { suites: string[]; repeats: number; warmup: number; batches: number[]; quick: boolean };
   roofline: RooflineResult | null;
   kernels: KernelCase[] | null;
+  /** Kernels suite: each conv view alone, with the configuration the dispatch uses. */
+  views?: ViewCase[] | null;
   train: TrainCase[] | null;
   /** `--suite autotune`: the tuned tile config per (layer, view, batch bucket). */
   autotune?: AutotuneResult | null;
@@ -68,6 +72,11 @@ function fmt(n: number | null | undefined, digits = 2): string {
 
 function pct(n: number | null | undefined): string {
   return n === null || n === undefined ? "-" : `${fmt(n, 0)}%`;
+}
+
+/** Like pct, with one decimal under 10% (software kernels reach a few percent of the CPU). */
+function pctFine(n: number | null | undefined): string {
+  return n === null || n === undefined ? "-" : `${fmt(n, n < 10 ? 1 : 0)}%`;
 }
 
 /** A right-aligned, space-separated text table (first column left-aligned). */
@@ -115,7 +124,7 @@ function rooflineTable(r: RooflineResult): Table {
         `${fmt(r.matmul.gflopPerS)} GFLOP/s`,
       ],
     ],
-    notes: [],
+    notes: r.cpu ? describeCpuPeak(r.cpu) : [],
   };
 }
 
@@ -133,6 +142,7 @@ function kernelsTable(cases: KernelCase[]): Table {
     fmt(c.fused?.gbPerS),
     pct(c.fused?.pctPeakFlops),
     pct(c.fused?.pctPeakBandwidth),
+    pctFine(c.fused?.pctCpuPeak),
   ]);
   const notes: string[] = [];
   const fwd128 = cases.filter((c) => c.mode === "train-fwd" && c.batch === 128 && c.fused);
@@ -151,6 +161,12 @@ function kernelsTable(cases: KernelCase[]): Table {
     "fused/stock ms: median; speed-up = stock / fused; cpu = stock ops on the tfjs CPU backend " +
       "(host clock, vs the fused op's host clock); GFLOP/s, GB/s and % of roofline are the fused op's.",
   );
+  if (cases.some((c) => c.fused?.pctCpuPeak)) {
+    notes.push(
+      "%CPU FMA: the fused op's GFLOP/s as a share of the host CPU's FMA peak (the roofline " +
+        "table's notes say how that peak was derived; a software adapter runs on those cores).",
+    );
+  }
   const configs = new Map<string, string>();
   for (const c of cases) {
     if (c.tileConfigs?.length) configs.set(`${c.label} b${c.batch}`, c.tileConfigs.join(", "));
@@ -172,9 +188,31 @@ function kernelsTable(cases: KernelCase[]): Table {
       "GB/s",
       "%peak FLOP",
       "%peak BW",
+      "%CPU FMA",
     ],
     rows,
     notes,
+  };
+}
+
+function viewsTable(cases: ViewCase[]): Table {
+  return {
+    title: "Conv views alone (the dispatch's tile configuration)",
+    header: ["layer", "batch", "view", "config", "median ms", "GFLOP/s", "%CPU FMA"],
+    rows: cases.map((c) => [
+      c.layer,
+      String(c.batch),
+      c.view,
+      c.config,
+      fmt(c.medianMs),
+      fmt(c.gflopPerS),
+      pctFine(c.pctCpuPeak),
+    ]),
+    notes: [
+      `clock: ${cases[0].clock}; fwd timed inside the fused conv + BN + ReLU forward, bwdFilter ` +
+      "inside its parameter gradients (as the autotuner times them); %CPU FMA: share of the host " +
+      "CPU's FMA peak (roofline notes), software adapters only.",
+    ],
   };
 }
 
@@ -191,6 +229,10 @@ function trainTable(cases: TrainCase[]): Table {
       ? "-"
       : fmt(c.dispatchesPerStep, 0),
     c.hostIssueMs === undefined ? "-" : `${fmt(c.hostIssueMs)} / ${fmt(c.wallMs)}`,
+    c.mainCpuMs === undefined ? "-" : fmt(c.mainCpuMs),
+    c.mainCpuPerDispatchMs === undefined || c.mainCpuPerDispatchMs === null
+      ? "-"
+      : fmt(c.mainCpuPerDispatchMs, 3),
     ...(hasSubset
       ? [
         c.subset ? `${c.subset.images}: ${fmt(c.subset.seconds, 1)}` : "-",
@@ -209,6 +251,8 @@ function trainTable(cases: TrainCase[]): Table {
       "epoch s (extrap.)",
       "dispatches",
       "host issue / wall ms",
+      "main-thread CPU ms",
+      "CPU ms / dispatch",
       ...(hasSubset ? ["subset imgs: s", "epoch s (subset)"] : []),
     ],
     rows,
@@ -217,7 +261,9 @@ function trainTable(cases: TrainCase[]): Table {
       "time (no data loading); " +
       "the subset pass feeds real images through the data pipeline.",
       "dispatches: WebGPU compute dispatches per step; host issue: time for the step call to " +
-      "return (all work encoded and submitted), wall: until the loss is read back (same runs). " +
+      "return (all work encoded and submitted), wall: until the loss is read back (same runs); " +
+      "main-thread CPU: the JavaScript thread's CPU time per step, call to read-back (lavapipe's " +
+      "worker threads excluded), and per dispatch. " +
       `Adam: ${[...new Set(cases.map((c) => c.optimizer ?? "tfjs"))].join(", ")}.`,
     ],
   };
@@ -277,6 +323,7 @@ function tables(doc: BenchDocument): Table[] {
   if (doc.autotune) out.push(autotuneTable(doc.autotune));
   if (doc.roofline) out.push(rooflineTable(doc.roofline));
   if (doc.kernels) out.push(kernelsTable(doc.kernels));
+  if (doc.views?.length) out.push(viewsTable(doc.views));
   if (doc.train) out.push(trainTable(doc.train));
   if (doc.tileConfigs && Object.keys(doc.tileConfigs).length > 0) {
     out.push(tileConfigTable(doc.tileConfigs));
@@ -285,7 +332,9 @@ function tables(doc: BenchDocument): Table[] {
 }
 
 function headline(doc: BenchDocument): string {
+  // driver: the Mesa release (documents written before it was recorded lack it).
   return `adapter: ${doc.adapter.backend} on ${doc.adapter.description}` +
+    `${doc.adapter.driver ? `, ${doc.adapter.driver}` : ""}` +
     `${doc.adapter.isSoftware ? " [software adapter]" : ""}; clock: ${doc.clock}; ` +
     `${doc.date}; ${doc.host.cpus} CPUs`;
 }
@@ -300,7 +349,7 @@ export function renderText(doc: BenchDocument): string {
 
 export function renderMarkdown(doc: BenchDocument): string {
   const parts = [
-    `Adapter: **${doc.adapter.description}**${
+    `Adapter: **${doc.adapter.description}${doc.adapter.driver ? `, ${doc.adapter.driver}` : ""}**${
       doc.adapter.isSoftware ? " (software adapter: CPU figures, not GPU ones)" : ""
     }, clock: ${doc.clock}, date: ${doc.date}, host: ${doc.host.os}/${doc.host.arch}, ` +
     `${doc.host.cpus} CPUs, Deno ${doc.host.deno}.`,

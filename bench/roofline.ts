@@ -11,6 +11,7 @@ function readWgsl(name: string): string {
   return Deno.readTextFileSync(new URL(name, import.meta.url));
 }
 import { measure, type Stats, type TimingOptions } from "./timing.ts";
+import type { CpuPeak } from "./cpu_peak.ts";
 
 const COPY_WORKGROUP = 256;
 /** Caps the copy dispatch; the kernel's grid-stride loop covers the rest of the buffer. */
@@ -104,6 +105,8 @@ export function rooflineMatMul(a: tf.Tensor2D, b: tf.Tensor2D): tf.Tensor2D {
 export interface RooflineResult {
   copy: { bytes: number; elements: number; stats: Stats; gbPerS: number };
   matmul: { m: number; n: number; k: number; flops: number; stats: Stats; gflopPerS: number };
+  /** The host CPU's FMA peak (bench/cpu_peak.ts): a software adapter's real ceiling. */
+  cpu?: CpuPeak;
 }
 
 export interface RooflineSizes {

@@ -9,6 +9,8 @@ import { ENHANCED_LAYERS, QUICK_LAYERS, runKernelSuite } from "./kernels_suite.t
 import type { KernelMode } from "./work.ts";
 import { type BenchDocument, hostInfo, SCHEMA, sourceRevision } from "./report.ts";
 import { rooflineSizes, runRoofline } from "./roofline.ts";
+import { cpuPeakFrom, jitVectorBits, readCpuSources } from "./cpu_peak.ts";
+import { runViewSuite } from "./conv_views.ts";
 import { resolveClock, type TimingOptions } from "./timing.ts";
 import type { AutotuneSetting } from "../src/ops/autotune/autotune.ts";
 import { tileChoices } from "../src/ops/conv/tiling.ts";
@@ -95,6 +97,7 @@ export async function runBench(o: BenchOptions): Promise<BenchDocument> {
     },
     roofline: null,
     kernels: null,
+    views: null,
     train: null,
     autotune: null,
     tileConfigs: {},
@@ -122,6 +125,7 @@ export async function runBench(o: BenchOptions): Promise<BenchDocument> {
   if (suites.includes("roofline") || (suites.includes("kernels") && o.backend === "webgpu")) {
     log("roofline ...");
     doc.roofline = await runRoofline(rooflineSizes(o.quick), timing);
+    doc.roofline.cpu = cpuPeakFrom(readCpuSources(), jitVectorBits(adapter.description));
   }
   if (suites.includes("kernels")) {
     log("kernels ...");
@@ -132,11 +136,26 @@ export async function runBench(o: BenchOptions): Promise<BenchDocument> {
       modes: o.modes,
       timing,
       ceilings: doc.roofline
-        ? { gflopPerS: doc.roofline.matmul.gflopPerS, gbPerS: doc.roofline.copy.gbPerS }
+        ? {
+          gflopPerS: doc.roofline.matmul.gflopPerS,
+          gbPerS: doc.roofline.copy.gbPerS,
+          // On a software adapter the kernels run on the host's cores: their FMA peak applies.
+          cpuGflopPerS: adapter.isSoftware ? doc.roofline.cpu?.gflopPerS ?? null : null,
+        }
         : null,
       cpu: o.cpu && o.backend === "webgpu",
       log,
     });
+    if (o.backend === "webgpu") {
+      log("kernels: conv views ...");
+      doc.views = await runViewSuite({
+        layers: o.quick ? QUICK_LAYERS : ENHANCED_LAYERS,
+        batches,
+        repeats: timing.repeats,
+        cpuGflopPerS: adapter.isSoftware ? doc.roofline?.cpu?.gflopPerS ?? null : null,
+        log,
+      });
+    }
   }
   if (suites.includes("train")) {
     log("train ...");

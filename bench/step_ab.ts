@@ -2,8 +2,10 @@
 // (it must resolve that tree's tfjs) and run it from the tree's root:
 //   cd <tree> && deno run -A bench/step_ab.ts BATCH STEPS [MODEL]
 // It imports the tree's src/ by path, so an old checkout works too. Prints one JSON line for
-// MODEL (default enhanced; fused ops, the tree's default optimizer): dispatches per step and the median wall,
-// issue and process CPU time per step (CPU time: all llvmpipe threads; steadier under load).
+// MODEL (default enhanced; fused ops, the tree's default optimizer): dispatches per step and the
+// median wall, issue and process CPU time per step (CPU time: all llvmpipe threads; steadier under
+// load), and the main thread's mean CPU time per step (clock_gettime(CLOCK_THREAD_CPUTIME_ID),
+// inlined here so that an old tree without src/sys/thread_cpu.ts works too).
 import * as tf from "@tensorflow/tfjs-core";
 import process from "node:process";
 const root = Deno.cwd();
@@ -14,7 +16,21 @@ let createAdam: ((m: unknown, lr: number) => tf.Optimizer) | null = null;
 try {
   createAdam = (await import(`${root}/src/train/optimizer.ts`)).createAdam;
 } catch { /* old tree */ }
+const libc = Deno.dlopen("libc.so.6", {
+  clock_gettime: { parameters: ["i32", "buffer"], result: "i32" },
+});
+const ts = new BigInt64Array(2);
+const threadCpuMs = () => {
+  libc.symbols.clock_gettime(3, ts);
+  return Number(ts[0]) * 1e3 + Number(ts[1]) / 1e6;
+};
 const adapter = await initTf("webgpu");
+// STEP_AB_DISPATCH_CACHE=off: this tree's step without src/tf/dispatch_cache.ts (where it exists).
+if (Deno.env.get("STEP_AB_DISPATCH_CACHE") === "off") {
+  try {
+    (await import(`${root}/src/tf/dispatch_cache.ts`)).setDispatchCacheEnabled(false);
+  } catch { /* old tree: no cache */ }
+}
 const batch = Number(Deno.args[0] ?? 64), steps = Number(Deno.args[1] ?? 3);
 const modelName = Deno.args[2] ?? "enhanced";
 const backend = tf.backend() as unknown as { recordAndSubmit: (...a: unknown[]) => void };
@@ -34,6 +50,7 @@ const y = tf.tidy(() =>
 const run = async () => {
   const d0 = dispatches;
   const c0 = process.cpuUsage();
+  const m0 = threadCpuMs();
   const t0 = performance.now();
   const [l, c] = tf.tidy(() => {
     const r = step(x, y);
@@ -45,16 +62,24 @@ const run = async () => {
   const t2 = performance.now();
   tf.dispose([l, c]);
   const cu = process.cpuUsage(c0);
-  return { wall: t2 - t0, issue: t1 - t0, d: dispatches - d0, cpu: (cu.user + cu.system) / 1000 };
+  const main = threadCpuMs() - m0;
+  return {
+    wall: t2 - t0,
+    issue: t1 - t0,
+    d: dispatches - d0,
+    cpu: (cu.user + cu.system) / 1000,
+    main,
+  };
 };
 await run();
 await run();
-const rs: { wall: number; issue: number; d: number; cpu: number }[] = [];
+const rs: { wall: number; issue: number; d: number; cpu: number; main: number }[] = [];
 for (let i = 0; i < steps; i++) rs.push(await run());
 const med = (k: "wall" | "issue" | "cpu") =>
   rs.map((r) => r[k]).sort((a, b) => a - b)[rs.length >> 1];
 console.log(JSON.stringify({
   tree: root,
+  dispatchCache: Deno.env.get("STEP_AB_DISPATCH_CACHE") ?? "on",
   model: modelName,
   adapter: describeAdapter(adapter),
   batch,
@@ -64,5 +89,6 @@ console.log(JSON.stringify({
   issueMs: med("issue"),
   imagesPerS: batch / (med("wall") / 1000),
   cpuMs: med("cpu"),
+  mainThreadCpuMs: rs.reduce((a, r) => a + r.main, 0) / rs.length,
   samples: rs.map((r) => Math.round(r.wall)),
 }));

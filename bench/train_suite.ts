@@ -133,6 +133,8 @@ export async function runTrainSuite(opts: TrainSuiteOptions): Promise<TrainCase[
         dispatchesPerStep: probe.dispatchesPerStep,
         hostIssueMs: probe.hostIssueMs,
         wallMs: probe.wallMs,
+        mainCpuMs: probe.mainCpuMs,
+        mainCpuPerDispatchMs: probe.mainCpuPerDispatchMs,
       });
     }
     for (const fused of cases.filter((c) => c.batch === batch && c.variant.ops === "fused")) {

@@ -42,4 +42,8 @@ export interface TrainCase {
   hostIssueMs: number;
   /** Median wall time from the call to the loss read back, same runs, ms. */
   wallMs: number;
+  /** Main-thread CPU per step (call to read-back), ms; absent in documents from before it. */
+  mainCpuMs?: number;
+  /** mainCpuMs per dispatch, ms. */
+  mainCpuPerDispatchMs?: number | null;
 }

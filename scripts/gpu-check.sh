@@ -115,7 +115,9 @@ export HOME=${HOME:-/tmp}
 export FMNIST_HOME=${FMNIST_HOME:-$WORK/fmnist-home} # where the launcher unpacks itself
 export DENO_DIR=${DENO_DIR:-$WORK/deno-dir}
 export DENO_NO_UPDATE_CHECK=1 NO_COLOR=1
-export FMNIST_AUTOTUNE_CACHE=$OUTDIR/autotune-cache.json
+# The cache (and the lock file beside it, src/shared_json_file.ts) live in the scratch folder;
+# the cache is copied into OUTDIR at the end, which holds result files only.
+export FMNIST_AUTOTUNE_CACHE=$WORK/autotune-cache.json
 # Tune even if the caller's environment says otherwise: filling the cache is the point here.
 export FMNIST_AUTOTUNE=on
 
@@ -240,6 +242,12 @@ TOTAL=$(($(date +%s) - START))
     fi
   done
   echo
+  echo "## Host side of a step (profile)"
+  echo
+  echo '```'
+  grep -E '^(profile: |dispatches per step|host time to issue|main-thread CPU)' "$LOG" | tail -n 8
+  echo '```'
+  echo
   echo "## Training"
   echo
   echo '```'
@@ -247,6 +255,7 @@ TOTAL=$(($(date +%s) - START))
     grep -v -- '^gpu-check' | tail -n 40
   echo '```'
 } >"$OUTDIR/summary.md"
+[ -f "$FMNIST_AUTOTUNE_CACHE" ] && cp "$FMNIST_AUTOTUNE_CACHE" "$OUTDIR/autotune-cache.json"
 FILES=$(cd "$OUTDIR" && ls | tr '\n' ' ')
 log "wrote ${FILES}in $OUTDIR (${TOTAL}s, exit $STATUS)"
 rm -rf "$WORK"

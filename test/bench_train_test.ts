@@ -40,6 +40,12 @@ Deno.test({
         assert.ok(Math.abs(c.imagesPerS - 4000 / c.stats.medianMs) < 1e-6 * c.imagesPerS);
         assert.ok(c.dispatchesPerStep! > 10, `${c.id}: ${c.dispatchesPerStep} dispatches`);
         assert.ok(c.hostIssueMs > 0 && c.hostIssueMs <= c.wallMs, `${c.id}: host issue / wall`);
+        // Main-thread CPU: positive, at most the wall time, and split over the dispatches.
+        assert.ok(c.mainCpuMs! > 0 && c.mainCpuMs! <= c.wallMs * 1.05, `${c.id}: ${c.mainCpuMs}`);
+        assert.ok(
+          Math.abs(c.mainCpuPerDispatchMs! * c.dispatchesPerStep! - c.mainCpuMs!) < 1e-9,
+          `${c.id}: CPU per dispatch`,
+        );
         assert.equal(c.optimizer, "fused");
         assert.equal(c.subset?.images, 6);
         assert.ok(c.subset!.seconds > 0 && Number.isFinite(c.subset!.epochSExtrapolated));

@@ -69,6 +69,11 @@ Deno.test({
       assert.match(summary, /\| train enhanced \| ok \| \d+ \|/);
       assert.match(summary, /\*\*Autotune: tile config per conv layer, view and batch\*\*/);
       assert.match(summary, /\*\*Training step \(forward \+ backward \+ Adam\)\*\*/);
+      // The host side of a step: the train table's columns and the profile's lines.
+      assert.match(summary, /\| main-thread CPU ms \| CPU ms \/ dispatch \|/);
+      assert.match(summary, /## Host side of a step \(profile\)/);
+      assert.match(summary, /^host time to issue a step \d+\.\d+ ms/m);
+      assert.match(summary, /^main-thread CPU per step \d+\.\d+ ms, per dispatch/m);
       assert.match(summary, /test accuracy 0\.\d+ on 64 test images/);
 
       const tuned = parseBenchDocument(await Deno.readTextFile(`${out}/autotune.json`), "a");

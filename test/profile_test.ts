@@ -115,6 +115,11 @@ Deno.test({
       assert.match(out, /^kernel\s+calls\/step\s+total ms\s+mean ms\s+share$/m);
       assert.match(out, /^ConvBnReluTrain\b/m, "our fused kernel shows up in the table");
       assert.match(out, /stock\/fused \d+\.\d+x/);
+      // The host side of the step: main-thread CPU per step and per dispatch, and its clock.
+      assert.match(
+        out,
+        /^main-thread CPU per step \d+\.\d+ ms, per dispatch \d+\.\d+ ms \(mean of \d+, call to read-back; (ffi|proc) thread clock\)$/m,
+      );
       const trace = JSON.parse(await Deno.readTextFile(path)) as ChromeTrace;
       assertWellFormed(trace);
       const processes = trace.traceEvents.filter((e) => e.name === "process_name");

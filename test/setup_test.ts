@@ -41,10 +41,19 @@ Deno.test({
     assert.ok(
       report.features.includes("timestamp-query") === probe.features.includes("timestamp-query"),
     );
+    const notes = [
+      ...(report.isSoftware ? ["software adapter"] : []),
+      ...(report.loopCap === null
+        ? []
+        : [`loops stop after ${report.loopCap.toLocaleString("en-US")} iterations`]),
+    ];
     assert.equal(
       describeAdapter(report),
-      `webgpu on ${report.description}${report.isSoftware ? " [software adapter]" : ""}`,
+      `webgpu on ${report.description}${report.driver ? `, ${report.driver}` : ""}` +
+        (notes.length ? ` [${notes.join(", ")}]` : ""),
     );
+    // lavapipe is Mesa's: the line names its release (read from the loaded driver).
+    if (/llvmpipe/.test(report.description)) assert.match(report.driver, /^Mesa \d+\.\d+\.\d+/);
     const lines: string[] = [];
     await startTf("demo", "webgpu", "any", (l) => lines.push(l));
     assert.deepEqual(lines, [`demo: ${describeAdapter(report)}`], "one start-up line");

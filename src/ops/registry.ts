@@ -9,7 +9,8 @@ import "@tensorflow/tfjs-backend-webgpu";
 import type { OpKernels, StockOverride } from "./backend/registration.ts";
 import { adamStepCpu } from "./adam_step/adam_step_ref.ts";
 import { adamStepWebgpu } from "./adam_step/adam_step_webgpu.ts";
-import { biasActGradKernels } from "./bias_act_grad/bias_act_grad.ts";
+import { biasActGradCpu } from "./bias_act_grad/bias_act_grad_ref.ts";
+import { biasActGradWebgpu } from "./bias_act_grad/bias_act_grad_webgpu.ts";
 import { conv2dBackpropFilterSliced } from "./conv2d_backprop_filter_sliced/conv2d_backprop_filter_sliced.ts";
 import { convBackpropDataCpu, convBackpropFilterCpu } from "./conv_backprop/conv_backprop_ref.ts";
 import {
@@ -19,7 +20,15 @@ import {
 import { convBiasReluGradient } from "./conv_bias_relu/conv_bias_relu.ts";
 import { convBiasReluCpu } from "./conv_bias_relu/conv_bias_relu_ref.ts";
 import { convBiasReluWebgpu } from "./conv_bias_relu/conv_bias_relu_webgpu.ts";
-import { convBiasReluPool2Kernels } from "./conv_bias_relu_pool2/conv_bias_relu_pool2.ts";
+import { convBiasReluPool2Gradient } from "./conv_bias_relu_pool2/conv_bias_relu_pool2.ts";
+import {
+  convBiasReluPool2Cpu,
+  maxPool2ReluBiasGradCpu,
+} from "./conv_bias_relu_pool2/conv_bias_relu_pool2_ref.ts";
+import {
+  convBiasReluPool2Webgpu,
+  maxPool2ReluBiasGradWebgpu,
+} from "./conv_bias_relu_pool2/conv_bias_relu_pool2_webgpu.ts";
 import { convBnReluTrainGradient } from "./conv_bn_relu/conv_bn_relu.ts";
 import { convBnReluInferCpu, convBnReluTrainCpu } from "./conv_bn_relu/conv_bn_relu_ref.ts";
 import {
@@ -34,7 +43,17 @@ import {
   convBnReluTrainGradWebgpu,
   convBnReluTrainWebgpu,
 } from "./conv_bn_relu/conv_bn_relu_webgpu.ts";
-import { denseBiasActKernels } from "./dense_bias_act/dense_bias_act.ts";
+import { denseBiasActGradient } from "./dense_bias_act/dense_bias_act.ts";
+import {
+  denseBackpropInputCpu,
+  denseBackpropKernelCpu,
+  denseBiasActCpu,
+} from "./dense_bias_act/dense_bias_act_ref.ts";
+import {
+  denseBackpropInputWebgpu,
+  denseBackpropKernelWebgpu,
+  denseBiasActWebgpu,
+} from "./dense_bias_act/dense_bias_act_webgpu.ts";
 import { seededDropoutGradient } from "./dropout/dropout.ts";
 import { seededDropoutCpu } from "./dropout/dropout_ref.ts";
 import { seededDropoutWebgpu } from "./dropout/dropout_webgpu.ts";
@@ -69,14 +88,22 @@ export const OPS: Readonly<Record<string, OpKernels>> = {
     cpu: [convBiasReluCpu],
     gradients: [convBiasReluGradient],
   },
-  conv_bias_relu_pool2: convBiasReluPool2Kernels,
+  conv_bias_relu_pool2: {
+    webgpu: [convBiasReluPool2Webgpu, maxPool2ReluBiasGradWebgpu],
+    cpu: [convBiasReluPool2Cpu, maxPool2ReluBiasGradCpu],
+    gradients: [convBiasReluPool2Gradient],
+  },
   conv_backprop: {
     webgpu: [convBackpropDataWebgpu, convBackpropFilterWebgpu],
     cpu: [convBackpropDataCpu, convBackpropFilterCpu],
     gradients: [],
   },
-  dense_bias_act: denseBiasActKernels,
-  bias_act_grad: biasActGradKernels,
+  dense_bias_act: {
+    webgpu: [denseBiasActWebgpu, denseBackpropInputWebgpu, denseBackpropKernelWebgpu],
+    cpu: [denseBiasActCpu, denseBackpropInputCpu, denseBackpropKernelCpu],
+    gradients: [denseBiasActGradient],
+  },
+  bias_act_grad: { webgpu: [biasActGradWebgpu], cpu: [biasActGradCpu], gradients: [] },
   max_pool2: {
     webgpu: [maxPool2Webgpu, maxPool2GradWebgpu],
     cpu: [maxPool2Cpu, maxPool2GradCpu],

@@ -10,6 +10,13 @@ import { registerOps } from "../ops/registry.ts";
 import { UsageError } from "../errors.ts";
 import { installDeviceGuard } from "./device_guard.ts";
 import { setAdapterKind } from "../ops/conv/tiling.ts";
+import { gradientsReadFirstOutputOnly } from "./side_output_grads.ts";
+import { installDispatchCache } from "./dispatch_cache.ts";
+import { CONV_BN_RELU_TRAIN } from "../ops/conv_bn_relu/conv_bn_relu.ts";
+import { CONV_BIAS_RELU_POOL2 } from "../ops/conv_bias_relu_pool2/conv_bias_relu_pool2.ts";
+import { SOFTMAX_XENT } from "../ops/softmax_xent/softmax_xent.ts";
+import { ensureLoopCapProbed } from "../ops/backend/loop_cap.ts";
+import { loadedMesaVersion } from "./driver_info.ts";
 
 export type BackendName = "webgpu" | "cpu";
 /** `any`: take what the system offers; `hardware`: refuse software/fallback adapters. */
@@ -24,6 +31,13 @@ export interface AdapterReport {
   /** True for a software rasteriser (llvmpipe/lavapipe, SwiftShader, WARP) or a fallback adapter. */
   isSoftware: boolean;
   features: string[];
+  /** The Mesa release of the Vulkan driver ("Mesa 25.0.7-2~bpo12+1"); "" when not Mesa or unknown. */
+  driver: string;
+  /**
+   * Iterations after which the adapter stops a loop (lavapipe 22: 65,535), from the probe kernel
+   * (src/ops/backend/loop_cap.ts); null where loops run to the end or before the probe (probeAdapter).
+   */
+  loopCap: number | null;
 }
 
 /** tfjs-webgpu's MatMulProgramType.MatMulPackedProgram. */
@@ -45,6 +59,9 @@ export async function probeAdapter(): Promise<AdapterReport | null> {
     architecture: info.architecture,
     isSoftware: !!info.isFallbackAdapter || SOFTWARE_ADAPTER.test(description),
     features: [...adapter.features].sort(),
+    // The adapter request loaded the Vulkan driver, so it can be read now.
+    driver: loadedMesaVersion(description),
+    loopCap: null,
   };
 }
 
@@ -60,6 +77,7 @@ export async function initTf(
 ): Promise<AdapterReport> {
   silenceCpuBanner();
   registerOps();
+  gradientsReadFirstOutputOnly([CONV_BN_RELU_TRAIN, CONV_BIAS_RELU_POOL2, SOFTMAX_XENT]);
   if (backend === "cpu") {
     await setBackend("cpu");
     current = {
@@ -69,6 +87,8 @@ export async function initTf(
       architecture: "",
       isSoftware: true,
       features: [],
+      driver: "",
+      loopCap: null,
     };
     return current;
   }
@@ -86,7 +106,12 @@ export async function initTf(
     );
   }
   await setBackend("webgpu");
+  installDispatchCache(); // before the first pipeline: it memoizes their bind group layouts
   setAdapterKind(report.isSoftware ? "software" : "discrete"); // tile-config defaults
+  // Before any kernel runs: the ops choose their loop-cap workarounds from this answer.
+  const device = (tf.backend() as unknown as { device: GPUDevice }).device;
+  const loops = await ensureLoopCapProbed(device);
+  report.loopCap = loops.capped ? loops.single : null;
   // Reproducible training: for some shapes (enhanced's dense1, K = 3136) tfjs-webgpu picks its
   // split-K matMul, which sums with float atomics in a run-dependent order, so two identical runs
   // (and a resumed one) differed in the last bits (measured on llvmpipe). Its packed program has
@@ -119,14 +144,24 @@ export function currentAdapter(): AdapterReport | null {
   return current;
 }
 
-/** One line for start-up logs: "webgpu on llvmpipe (...) [software adapter]". */
+/**
+ * One line for start-up logs: "webgpu on llvmpipe (LLVM 15.0.6, 256 bits), Mesa 22.3.6 [software
+ * adapter, loops stop after 65,535 iterations]".
+ */
 export function describeAdapter(r: AdapterReport): string {
-  return `${r.backend} on ${r.description}${r.isSoftware ? " [software adapter]" : ""}`;
+  const notes = [
+    ...(r.isSoftware ? ["software adapter"] : []),
+    ...(r.loopCap !== null
+      ? [`loops stop after ${r.loopCap.toLocaleString("en-US")} iterations`]
+      : []),
+  ];
+  return `${r.backend} on ${r.description}${r.driver ? `, ${r.driver}` : ""}` +
+    (notes.length ? ` [${notes.join(", ")}]` : "");
 }
 
 /**
  * What every command does first: select the backend/adapter (`initTf`), print the adapter on one
- * line ("train: webgpu on llvmpipe (...) [software adapter]") and, on webgpu, start the device
+ * line ("train: webgpu on llvmpipe (...), Mesa 25.0.7 [software adapter]") and, on webgpu, start the device
  * guard so that a lost device or GPU error is reported clearly (see device_guard.ts).
  */
 export async function startTf(

@@ -7,14 +7,9 @@
 // (epoch, step) plus the weights and Adam state to continue bit-for-bit (on the CPU backend).
 
 import * as tf from "@tensorflow/tfjs-core";
-import { assertDeviceOk, untilDeviceFailure } from "../tf/device_guard.ts";
-import {
-  batchIterator,
-  imagesToTensor,
-  labelsToOneHot,
-  limitSplit,
-  stratifiedSplit,
-} from "../data/dataset.ts";
+import { assertDeviceOk } from "../tf/device_guard.ts";
+import { submitPending } from "../tf/submit.ts";
+import { batchIterator, limitSplit, stratifiedSplit } from "../data/dataset.ts";
 import type { FashionMnist, Split } from "../data/fashion_mnist.ts";
 import type { LoadedCheckpoint } from "../model/checkpoint.ts";
 import { createModel, type Model } from "../model/model.ts";
@@ -35,6 +30,13 @@ import { type EpochRecord, writeHistory } from "./history.ts";
 import type { Progress } from "./progress.ts";
 import { cosineLr, EarlyStopping, ReduceOnPlateau } from "./schedule.ts";
 import { makeTrainStepWithMetrics, type StepResult } from "./step.ts";
+import { type BatchSource, deviceBatches, hostBatches } from "./device_batches.ts";
+import {
+  DEFAULT_READ_BACK,
+  PendingMetrics,
+  type ReadBackPolicy,
+  type StepMetrics,
+} from "./pending_metrics.ts";
 import { evaluate } from "./validation.ts";
 
 export type { EpochRecord } from "./history.ts";
@@ -62,6 +64,10 @@ export interface LoopOptions {
   resume?: LoadedCheckpoint;
   /** Polled after every step (SIGINT, SIGTERM); true = save checkpoints/last and return. */
   stopRequested?: () => boolean;
+  /** How often the steps' loss and accuracy are read back (default DEFAULT_READ_BACK). */
+  readBack?: ReadBackPolicy;
+  /** Keep the training split on the device and gather batches there (default true). */
+  residentData?: boolean;
 }
 
 export interface PreparedData {
@@ -129,6 +135,7 @@ interface RunContext {
   model: Model;
   step: (x: tf.Tensor4D, y: tf.Tensor2D) => StepResult;
   stepsPerEpoch: number;
+  batches: BatchSource;
 }
 
 /** Early stopping and the plateau schedule, restored from and saved into the loop state. */
@@ -177,7 +184,13 @@ async function loop(
   model: Model,
   optimizer: tf.Optimizer,
 ): Promise<TrainResult> {
-  let { state, history } = await startingState(cfg, opts.outDir, model, optimizer, opts.resume);
+  const { state, history } = await startingState(
+    cfg,
+    opts.outDir,
+    model,
+    optimizer,
+    opts.resume,
+  );
   const schedules = new Schedules(cfg, state);
   opts.log(
     `model ${cfg.model} (ops ${cfg.ops}): ${
@@ -192,7 +205,24 @@ async function loop(
     model,
     step: makeTrainStepWithMetrics(model, optimizer, { labelSmoothing: cfg.labelSmoothing }),
     stepsPerEpoch: Math.ceil(data.trainIdx.length / cfg.batch),
+    batches: (opts.residentData ?? true) ? deviceBatches(data.train) : hostBatches(data.train),
   };
+  try {
+    return await epochs(ctx, state, history, schedules, optimizer);
+  } finally {
+    ctx.batches.dispose();
+  }
+}
+
+async function epochs(
+  ctx: RunContext,
+  startState: LoopState,
+  history: EpochRecord[],
+  schedules: Schedules,
+  optimizer: tf.Optimizer,
+): Promise<TrainResult> {
+  const { cfg, opts, model } = ctx;
+  let state = startState;
   const save = checkpointSaver(opts.outDir, cfg, model, optimizer);
   const result = (stoppedEarly: boolean, interrupted: boolean): TrainResult => ({
     ...summary(history, schedules.early),
@@ -235,6 +265,11 @@ type EpochOutcome =
 /**
  * The steps of epoch `state.epoch` from step `state.step` on (a resumed epoch skips the batches
  * it had taken). Stops early, with the sums so far, when a stop is requested mid-epoch.
+ *
+ * Pipelined: each step is encoded and submitted without waiting for the device; the steps'
+ * loss and correct counts are read back together every few steps (PendingMetrics), and the
+ * running sums, progress lines and NaN check then take them in step order. A stop request is
+ * still polled after every step; the steps taken so far are read back before it returns.
  */
 async function trainEpoch(ctx: RunContext, state: LoopState): Promise<EpochOutcome> {
   const { cfg, data, opts } = ctx;
@@ -243,31 +278,53 @@ async function trainEpoch(ctx: RunContext, state: LoopState): Promise<EpochOutco
   for (let i = 0; i < state.step; i++) order.next(); // resume mid-epoch
   const running = { ...state.running };
   let stepInEpoch = state.step;
+  let recorded = state.step;
   const epochStart = performance.now() - running.timeS * 1000;
-  for (const idx of order) {
-    const t0 = performance.now();
-    const { loss, correct } = await trainStep(ctx, state, stepInEpoch, idx);
-    stepInEpoch++;
-    state.globalStep++;
-    running.lossSum += loss * idx.length;
-    running.correct += correct;
-    running.seen += idx.length;
-    const elapsed = (performance.now() - epochStart) / 1000;
-    const stepS = (performance.now() - t0) / 1000;
-    opts.progress.step({
-      epoch: e + 1,
-      epochs: cfg.epochs,
-      step: stepInEpoch,
-      steps: ctx.stepsPerEpoch,
-      loss: running.lossSum / running.seen,
-      acc: running.correct / running.seen,
-      imagesPerS: idx.length / Math.max(stepS, 1e-9),
-      etaS: (elapsed / stepInEpoch) * (ctx.stepsPerEpoch - stepInEpoch),
-    });
-    if (await stopRequestedAfterStep(opts) && stepInEpoch < ctx.stepsPerEpoch) {
-      running.timeS = (performance.now() - epochStart) / 1000;
-      return { interrupted: true, running, stepsDone: stepInEpoch };
+  let lastRead = performance.now();
+  const pending = new PendingMetrics(opts.readBack ?? DEFAULT_READ_BACK);
+  const record = async () => {
+    const metrics = await pending.drain();
+    assertDeviceOk();
+    const now = performance.now();
+    const images = metrics.reduce((a, m) => a + m.images, 0);
+    const intervalS = (now - lastRead) / 1000;
+    lastRead = now;
+    for (const m of metrics) {
+      checkFinite(ctx, state, m);
+      running.lossSum += m.loss * m.images;
+      running.correct += m.correct;
+      running.seen += m.images;
+      recorded = m.step + 1;
+      const elapsed = (now - epochStart) / 1000;
+      opts.progress.step({
+        epoch: e + 1,
+        epochs: cfg.epochs,
+        step: recorded,
+        steps: ctx.stepsPerEpoch,
+        loss: running.lossSum / running.seen,
+        acc: running.correct / running.seen,
+        imagesPerS: images / Math.max(intervalS, 1e-9),
+        etaS: (elapsed / recorded) * (ctx.stepsPerEpoch - recorded),
+      });
     }
+  };
+  try {
+    for (const idx of order) {
+      const { loss, correct } = encodeStep(ctx, state, stepInEpoch, idx);
+      submitPending(); // the device starts now; on lavapipe this waits for the previous step
+      pending.push(stepInEpoch, idx.length, loss, correct);
+      stepInEpoch++;
+      state.globalStep++;
+      if (pending.due()) await record();
+      if (await stopRequestedAfterStep(opts) && stepInEpoch < ctx.stepsPerEpoch) {
+        await record();
+        running.timeS = (performance.now() - epochStart) / 1000;
+        return { interrupted: true, running, stepsDone: stepInEpoch };
+      }
+    }
+    await record();
+  } finally {
+    pending.dispose();
   }
   running.timeS = (performance.now() - epochStart) / 1000;
   return { interrupted: false, running };
@@ -279,39 +336,38 @@ async function stopRequestedAfterStep(opts: LoopOptions): Promise<boolean> {
   return opts.stopRequested?.() ?? false;
 }
 
-/** One optimizer step on the batch `idx`; its loss and correct count, read back. */
-async function trainStep(
+/** Encodes one optimizer step on the batch `idx`; its loss and correct count stay on the device. */
+function encodeStep(
   ctx: RunContext,
   state: LoopState,
   stepInEpoch: number,
   idx: Int32Array,
-): Promise<{ loss: number; correct: number }> {
-  const { cfg, data, model } = ctx;
+): { loss: tf.Scalar; correct: tf.Scalar } {
+  const { cfg, model } = ctx;
   const e = state.epoch;
-  const [lossT, correctT] = tf.tidy(() => {
-    let x = imagesToTensor(data.train, idx);
-    const y = labelsToOneHot(data.train, idx);
+  const [loss, correct] = tf.tidy(() => {
+    const batch = ctx.batches.batch(idx);
+    let x = batch.x;
     if (cfg.augment) x = augmentBatch(x, new Rng(deriveSeed(cfg.seed, 3, e, stepInEpoch)));
     model.rng.state = deriveSeed(cfg.seed, 4, e, stepInEpoch);
-    const r = ctx.step(x, y);
+    const r = ctx.step(x, batch.y);
     return [r.loss, r.correct];
   });
-  // A lost device can leave a read-back pending forever: race it against the guard.
-  const loss = (await untilDeviceFailure(lossT.data()))[0];
-  const correct = (await untilDeviceFailure(correctT.data()))[0];
-  tf.dispose([lossT, correctT]);
-  assertDeviceOk();
-  if (!Number.isFinite(loss)) {
-    ctx.opts.progress.clear();
-    throw new DivergedError(
-      `loss became ${loss} at epoch ${e + 1} step ${stepInEpoch + 1}: training stopped. ` +
-        (e > 0
-          ? `The last good checkpoint (end of epoch ${e}) is in ${ctx.opts.outDir}/checkpoints/last`
-          : "No checkpoint was written yet") +
-        ` (try a lower --lr, now ${state.lr.toPrecision(3)})`,
-    );
-  }
   return { loss, correct };
+}
+
+/** A non-finite loss stops the run: DivergedError naming the step. */
+function checkFinite(ctx: RunContext, state: LoopState, m: StepMetrics): void {
+  if (Number.isFinite(m.loss)) return;
+  const e = state.epoch;
+  ctx.opts.progress.clear();
+  throw new DivergedError(
+    `loss became ${m.loss} at epoch ${e + 1} step ${m.step + 1}: training stopped. ` +
+      (e > 0
+        ? `The last good checkpoint (end of epoch ${e}) is in ${ctx.opts.outDir}/checkpoints/last`
+        : "No checkpoint was written yet") +
+      ` (try a lower --lr, now ${state.lr.toPrecision(3)})`,
+  );
 }
 
 /**

@@ -9,6 +9,7 @@ import * as tf from "@tensorflow/tfjs-core";
 import type { Model } from "../model/model.ts";
 import { FusedAdam } from "./optimizer.ts";
 import { softmaxCrossEntropyWithCount } from "../ops/softmax_xent/softmax_xent.ts";
+import { deferSubmits } from "../tf/submit.ts";
 
 export interface TrainStepOptions {
   /** Label smoothing for the cross-entropy (0 = none). */
@@ -62,31 +63,33 @@ export function makeTrainStepWithMetrics(
   if (fusedL2 && model.config.l2 > 0 && !optimizer.appliesL2Of(model)) {
     throw new Error("FusedAdam was not made for this model's L2 penalty (use createAdam(model))");
   }
-  return (x, yOneHot) => {
-    let loss: tf.Scalar | undefined;
-    let correct: tf.Scalar | undefined;
-    const total = optimizer.minimize(
-      () => {
-        const logits = model.apply(x, true);
-        let ce: tf.Scalar;
-        if (fusedLoss) { // 3 dispatches (src/ops/softmax_xent/softmax_xent.ts) instead of ~45 tfjs ops
-          const r = softmaxCrossEntropyWithCount(yOneHot, logits, smoothing);
-          correct = tf.keep(r.correct);
-          ce = r.loss;
-        } else {
-          correct = tf.keep(countCorrect(logits, yOneHot));
-          ce = crossEntropy(yOneHot, logits, smoothing);
-        }
-        loss = tf.keep(ce);
-        const penalty = fusedL2 ? null : model.regularizationLoss();
-        return penalty ? tf.add(ce, penalty) : ce;
-      },
-      true,
-      model.trainableVariables,
-    );
-    if (total !== loss) total?.dispose(); // without a penalty the cost is `loss` itself
-    return { loss: loss!, correct: correct! };
-  };
+  // Encoded only: the caller's submitPending() or read-back submits it (src/tf/submit.ts).
+  return (x, yOneHot) =>
+    deferSubmits(() => {
+      let loss: tf.Scalar | undefined;
+      let correct: tf.Scalar | undefined;
+      const total = optimizer.minimize(
+        () => {
+          const logits = model.apply(x, true);
+          let ce: tf.Scalar;
+          if (fusedLoss) { // 3 dispatches (src/ops/softmax_xent/softmax_xent.ts) instead of ~45 tfjs ops
+            const r = softmaxCrossEntropyWithCount(yOneHot, logits, smoothing);
+            correct = tf.keep(r.correct);
+            ce = r.loss;
+          } else {
+            correct = tf.keep(countCorrect(logits, yOneHot));
+            ce = crossEntropy(yOneHot, logits, smoothing);
+          }
+          loss = tf.keep(ce);
+          const penalty = fusedL2 ? null : model.regularizationLoss();
+          return penalty ? tf.add(ce, penalty) : ce;
+        },
+        true,
+        model.trainableVariables,
+      );
+      if (total !== loss) total?.dispose(); // without a penalty the cost is `loss` itself
+      return { loss: loss!, correct: correct! };
+    });
 }
 
 /** Contract: `(x, yOneHot) => loss` doing one optimizer step (see `makeTrainStepWithMetrics`). */

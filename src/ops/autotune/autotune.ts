@@ -8,6 +8,7 @@
 // tfjs, so the selection logic and the cache are tested with fake candidates and a fake clock.
 //
 import { type AutotuneSetting, readFlag } from "../../flags.ts";
+import { loadedMesaVersion } from "../../tf/driver_info.ts";
 import { updateSharedFile } from "../../shared_json_file.ts";
 import { median } from "../../stats.ts";
 export type { AutotuneSetting };
@@ -408,8 +409,8 @@ export function adapterIdentity(info: AdapterInfoLike, driver = "", runtime = ""
 }
 
 /**
- * The driver version where Linux tells it: NVIDIA's kernel module version (e.g. "580.159.04").
- * Mesa's software adapters name their LLVM version in the description instead. "" otherwise.
+ * The driver version where Linux tells it: NVIDIA's kernel module version (e.g. "580.159.04"),
+ * else the Mesa release of the loaded Vulkan driver ("Mesa 25.0.7-2~bpo12+1"). "" otherwise.
  */
 export function probeDriverVersion(): string {
   for (const path of ["/sys/module/nvidia/version", "/proc/driver/nvidia/version"]) {
@@ -421,7 +422,8 @@ export function probeDriverVersion(): string {
       // not there, or no --allow-read: try the next
     }
   }
-  return "";
+  // Mesa's lavapipe 25.0 and 22.3 print the same description but time configs differently.
+  return loadedMesaVersion();
 }
 
 /**

@@ -152,7 +152,7 @@ export function timestampsAvailable(): boolean {
 
 export type TuneClock = "gpu-timestamp" | "host-sync";
 
-interface ProblemInputs {
+export interface ProblemInputs {
   x: tf.Tensor4D;
   filter: tf.Tensor4D;
   gamma: tf.Tensor1D;
@@ -162,7 +162,7 @@ interface ProblemInputs {
   dy: tf.Tensor4D;
 }
 
-function makeInputs(p: ConvProblem): ProblemInputs {
+export function makeInputs(p: ConvProblem): ProblemInputs {
   const l = p.layer;
   const g = layerGeometry(l, p.batch);
   return tf.tidy(() => ({
@@ -183,7 +183,7 @@ function makeInputs(p: ConvProblem): ProblemInputs {
 }
 
 /** The work of a problem and the tfjs kernel whose GPU time counts. */
-function problemWork(p: ConvProblem, t: ProblemInputs): [() => tf.Tensor[], string] {
+export function problemWork(p: ConvProblem, t: ProblemInputs): [() => tf.Tensor[], string] {
   const attrs = { strides: p.layer.stride, pad: p.layer.pad } as const;
   const T4 = (a: tf.Tensor) => a as tf.Tensor4D;
   const T1 = (a: tf.Tensor) => a as tf.Tensor1D;
@@ -224,7 +224,7 @@ function problemWork(p: ConvProblem, t: ProblemInputs): [() => tf.Tensor[], stri
 }
 
 /** Runs `work` once with `config` forced; returns ms on `clock` (see the header). */
-async function timeOnce(
+export async function timeOnce(
   work: () => tf.Tensor[],
   kernel: string,
   config: TileConfig,

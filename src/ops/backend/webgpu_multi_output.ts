@@ -86,6 +86,11 @@ function uniformStruct(order: [string, number][], extra: string): string {
     `  size : i32, ${extra}\n};`;
 }
 
+/** The dtype of the values in `t`'s buffer (tfjs's own programs declare bindings by it). */
+function storedDtype(backend: WebGPUBackend, t: TensorInfo): TensorInfo["dtype"] {
+  return backend.tensorMap.get(t.dataId)?.dtype ?? t.dtype;
+}
+
 /** WGSL element type of an input: i32 for int32 tensors (e.g. tf.oneHot labels), else f32. */
 const elementType = (t: TensorInfo) => (t.dtype === "int32" ? "i32" : "f32");
 
@@ -178,6 +183,10 @@ export function runMultiOutputProgram(
     throw new Error(`${program.constructor.name}: ${inputs.length} inputs`);
   }
   const outputs = outputSpecs.map((s) => Array.isArray(s) ? makeOutput(backend, s) : s);
+  // tfjs-webgpu's Cast int32 -> float32 relabels the tensor and keeps its int32 buffer
+  // (hasEncodingLoss is false), so the element type comes from what the buffer holds: reading
+  // tf.cast(tf.oneHot(...), "float32") as f32 gave a loss of 4.2e-45 (the bits of int 3).
+  inputs = inputs.map((t) => ({ ...t, dtype: storedDtype(backend, t) }));
   if (program.vec4) {
     const odd = [...outputs, ...inputs].find((t) =>
       t.dtype !== "int32" && util.sizeFromShape(t.shape) % 4 !== 0

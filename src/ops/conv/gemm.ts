@@ -39,9 +39,7 @@ import {
   winogradForward,
   winogradServes,
 } from "./winograd.ts";
-
-/** llvmpipe stops every loop after 65,535 iterations; nested loops count together. */
-const LOOP_CAP = 60000;
+import { loopBudget } from "../backend/loop_cap.ts";
 
 function printShader(key: string, id: string, code: string) {
   const spec = printShaderSpec();
@@ -62,7 +60,8 @@ abstract class ConvGemmProgram implements WebGPUProgram {
   outputComponent: number;
   uniforms = GEOMETRY_FIELDS.map((f) => `${f} : i32,`).join(" ");
   readonly config: TileConfig;
-  private readonly code: string;
+  /** Builds the WGSL; tfjs asks for it only when no pipeline has this program's key yet. */
+  private readonly source: () => string;
 
   constructor(
     view: ConvView,
@@ -96,12 +95,16 @@ abstract class ConvGemmProgram implements WebGPUProgram {
     const prologue = fusedDz ? "_bnReluDz" : direct ? "_directW" : "";
     this.shaderKey =
       `convGemm_${config.id}_va${widths.va}vb${widths.vb}${strides}${prologue}_${epilogue}`;
-    this.code = convGemmSource(view, config, widths, epilogue, fusedDz);
-    printShader(this.shaderKey, config.id, this.code);
+    // Generated on demand: building it in every constructor cost ~2 ms of main-thread CPU per
+    // enhanced step (scratch/cpu-prof of 150 steps at batch 8: gemm_wgsl.ts's template
+    // functions were 13% of the step's JavaScript), for a string tfjs reads once per key.
+    this.source = () => convGemmSource(view, config, widths, epilogue, fusedDz);
   }
 
   getUserCode(): string {
-    return this.code;
+    const code = this.source();
+    printShader(this.shaderKey, this.config.id, code);
+    return code;
   }
 }
 
@@ -265,14 +268,15 @@ export function convBackpropData(
 
 /**
  * Slices of the N*Ho output rows for the filter gradient: about `config.splitK`, each with
- * fewer than LOOP_CAP pixel iterations per invocation.
+ * fewer than loopBudget() pixel iterations per invocation (where the adapter caps loops:
+ * backend/loop_cap.ts; nested loops count together there).
  */
 export function filterSplits(config: TileConfig, g: ConvGeometry) {
   const outRows = g.batch * g.outH;
   // Staged configs loop over their slice in chunks, with up to 2 staging-loop steps per
   // reduction step (every staged config here: (BM + BN) / WG <= 1 load per step, plus the
   // compute loop), so their slices get half the cap.
-  const cap = config.stageInWorkgroupMemory ? LOOP_CAP / 2 : LOOP_CAP;
+  const cap = config.stageInWorkgroupMemory ? loopBudget() / 2 : loopBudget();
   const capRows = Math.max(1, Math.floor(cap / g.outW));
   let per = Math.ceil(outRows / Math.max(1, Math.min(config.splitK ?? 1, outRows)));
   per = Math.min(per, capRows);

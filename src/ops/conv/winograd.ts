@@ -22,6 +22,7 @@ import {
   splitGroups,
   type Uniform,
 } from "../backend/webgpu_program.ts";
+import { loopBudget } from "../backend/loop_cap.ts";
 import { bindingNames, type ConvEpilogue } from "./gemm_wgsl.ts";
 import type { ConvView, TileConfig } from "./tiling.ts";
 import { dataGeometry, winogradApplies, winogradTiles } from "./winograd_geometry.ts";
@@ -35,9 +36,6 @@ import {
   outputTransformSource,
   WINOGRAD_FIELDS,
 } from "./winograd_wgsl.ts";
-
-/** llvmpipe stops every loop after 65,535 iterations (as gemm.ts's LOOP_CAP). */
-const LOOP_CAP = 60000;
 
 interface PassSpec {
   shaderKey: string;
@@ -345,10 +343,13 @@ export function winogradServes(view: ConvView, g: ConvGeometry, maxBindingBytes:
     imageBytes(view === "bwdData" ? dataGeometry(g) : g) <= maxBindingBytes;
 }
 
-/** Slices of the tiles for the filter-gradient GEMM: about config.splitK, each < LOOP_CAP. */
+/**
+ * Slices of the tiles for the filter-gradient GEMM: about config.splitK, each within the loop
+ * budget of the adapter (backend/loop_cap.ts: lavapipe before Mesa 25 stops loops at 65,535).
+ */
 export function winogradFilterSplits(config: TileConfig, tiles: number) {
   let per = Math.ceil(tiles / Math.max(1, Math.min(config.splitK ?? 1, tiles)));
-  per = Math.min(per, LOOP_CAP);
+  per = Math.min(per, loopBudget()); // the GEMM's tile loop, where the adapter caps loops
   return { rowsPerSplit: per, numSplits: Math.ceil(tiles / per) };
 }
 

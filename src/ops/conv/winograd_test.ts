@@ -33,7 +33,13 @@ import {
   winogradForwardRef,
 } from "./winograd_ref.ts";
 import { convBackpropData, convBackpropFilter, convForward } from "./gemm.ts";
-import { batchChunks, winogradServes, withWinogradBindingCap } from "./winograd.ts";
+import {
+  batchChunks,
+  winogradFilterSplits,
+  winogradServes,
+  withWinogradBindingCap,
+} from "./winograd.ts";
+import { CAPPED_LOOP_BUDGET, withLoopCapped } from "../backend/loop_cap.ts";
 import type { ConvEpilogue } from "./gemm_wgsl.ts";
 import {
   allConfigs,
@@ -337,3 +343,20 @@ gpuTest("winograd: every view in batch chunks (one to three images each)", async
 function assertEq<T>(a: T, b: T, label: string): void {
   if (a !== b) throw new Error(`${label}: got ${a}, want ${b}`);
 }
+
+Deno.test("winograd: the filter gradient's tile slices stay within the loop budget of a capped adapter", () => {
+  const config = WINOGRAD.find((c) => c.view === "bwdFilter")!;
+  const one = { ...config, splitK: 1 };
+  withLoopCapped(true, () => {
+    const s = winogradFilterSplits(one, 200_000);
+    assertEq(s.rowsPerSplit <= CAPPED_LOOP_BUDGET, true, `capped: ${s.rowsPerSplit} tiles a slice`);
+    assertEq(s.rowsPerSplit * s.numSplits >= 200_000, true, "capped: every tile in a slice");
+  });
+  withLoopCapped(false, () => {
+    assertEq(
+      JSON.stringify(winogradFilterSplits(one, 200_000)),
+      '{"rowsPerSplit":200000,"numSplits":1}',
+      "uncapped",
+    );
+  });
+});

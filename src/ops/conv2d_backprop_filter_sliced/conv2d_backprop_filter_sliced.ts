@@ -18,6 +18,8 @@
 // N·Ho·Wo serial loop per output element, and the result is then right on adapters with and
 // without the limit). A single image with more than MAX_ROWS_PER_SLICE output positions (e.g.
 // 200x200) still takes the stock kernel whole: this project's images are 28x28 (784 rows).
+// Adapters whose loops run to the end (backend/loop_cap.ts probes it: Mesa 25, SwiftShader, GPUs) take
+// the stock kernel whole at every batch.
 //
 // Imported for its side effect by conv_bn_relu_stock.ts (hence by every model, through
 // layers.ts); idempotent.
@@ -26,6 +28,7 @@ import * as tf from "@tensorflow/tfjs-core";
 import "@tensorflow/tfjs-backend-webgpu";
 import type { StockOverride } from "../backend/registration.ts";
 import type { KernelConfig, KernelFunc, NamedAttrMap, TensorInfo } from "@tensorflow/tfjs-core";
+import { loopCapped } from "../backend/loop_cap.ts";
 
 /** Output positions (N·Ho·Wo) one stock filter-gradient dispatch may loop over. */
 export const MAX_ROWS_PER_SLICE = 32_768;
@@ -62,7 +65,7 @@ function slicedFilterGradient(stock: KernelConfig): KernelConfig {
     const attrs = args.attrs as NamedAttrMap;
     const channelsLast = (attrs.dataFormat ?? "NHWC") === "NHWC";
     const rowsPerImage = channelsLast ? dy.shape[1] * dy.shape[2] : dy.shape[2] * dy.shape[3];
-    const slices = batchSlices(x.shape[0], rowsPerImage);
+    const slices = loopCapped() ? batchSlices(x.shape[0], rowsPerImage) : [[0, x.shape[0]]];
     if (slices.length === 1) return stockFunc(args);
     const take = (t: TensorInfo, begin: number, size: number) =>
       slice({

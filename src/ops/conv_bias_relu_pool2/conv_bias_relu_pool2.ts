@@ -17,70 +17,45 @@
 // 2 loads and a store per element are what it removes.
 // Parallelism: like BiasActGrad, one workgroup per 4 channel groups over all windows (a
 // 32-channel stage runs on 2 workgroups; enough for llvmpipe's 2 threads, narrow for a GPU).
-// Past 960,000 windows (llvmpipe's loop cap over 16 lanes) the gradient runs the two separate
-// kernels instead. The cpu kernels compose the references (conv_bias_relu_ref.ts,
+// Where the adapter caps loops (backend/loop_cap.ts; lavapipe 22), past 960,000 windows (the cap over 16
+// lanes) the gradient runs the two separate kernels instead. The cpu kernels compose the references (conv_bias_relu_ref.ts,
 // max_pool2_ref.ts, bias_act_grad_ref.ts).
 
 import * as tf from "@tensorflow/tfjs-core";
-import type { NamedAttrMap, TensorInfo } from "@tensorflow/tfjs-core";
-import type { WebGPUBackend } from "@tensorflow/tfjs-backend-webgpu";
+import type { NamedAttrMap } from "@tensorflow/tfjs-core";
 import { UsageError } from "../../errors.ts";
-import { wgsl } from "../backend/wgsl.ts";
-import { MultiOutputProgram, runMultiOutputProgram } from "../backend/webgpu_multi_output.ts";
-import { cpuKernel, cpuValues } from "../backend/cpu_kernel.ts";
-import { runConvForward } from "../conv/passes.ts";
 import { convBackpropData, convBackpropFilter } from "../conv_backprop/conv_backprop.ts";
 import {
   type ConvBiasReluAttrs,
   geometryOf,
   validateConvBiasRelu,
 } from "../conv_bias_relu/conv_bias_relu.ts";
-import { convBiasReluRef } from "../conv_bias_relu/conv_bias_relu_ref.ts";
 import { MAX_POOL2_GRAD } from "../max_pool2/max_pool2.ts";
-import { runMaxPool2 } from "../max_pool2/max_pool2_webgpu.ts";
-import { maxPool2GradRef, maxPool2Ref, maxPool2Shape } from "../max_pool2/max_pool2_ref.ts";
+import { maxPool2Shape } from "../max_pool2/max_pool2_ref.ts";
 import { biasActGrad } from "../bias_act_grad/bias_act_grad.ts";
-import { biasActGradRef } from "../bias_act_grad/bias_act_grad_ref.ts";
-import type { OpKernels } from "../backend/registration.ts";
 import { convAttrs } from "../conv/attrs.ts";
+import { CAPPED_LOOP_BUDGET, loopCapped } from "../backend/loop_cap.ts";
 
 export const CONV_BIAS_RELU_POOL2 = "ConvBiasReluPool2";
 export const MAX_POOL2_RELU_BIAS_GRAD = "MaxPool2ReluBiasGrad";
 
-/** Windows the gradient kernel's loop allows: 16 lanes x 60,000 iterations (llvmpipe: 65,535). */
-export const POOL_GRAD_MAX_WINDOWS = 16 * 60000;
-const CHANNEL_LANES = 4;
-const WORKGROUP = 64;
+/**
+ * Windows the gradient kernel's loop allows where the adapter caps loops (backend/loop_cap.ts): 16 lanes
+ * x 60,000 iterations (lavapipe 22: 65,535).
+ */
+export const POOL_GRAD_MAX_WINDOWS = 16 * CAPPED_LOOP_BUDGET;
 
+/** POOL_GRAD_MAX_WINDOWS where loops are capped, unbounded where they run to the end. */
+export function poolGradMaxWindows(): number {
+  return loopCapped() ? POOL_GRAD_MAX_WINDOWS : Number.POSITIVE_INFINITY;
+}
 /** Windows of the ceil grid the gradient pass walks: N x ceil(H / 2) x ceil(W / 2). */
-function windowsOf(shape: readonly number[]): number {
+export function windowsOf(shape: readonly number[]): number {
   return shape[0] * Math.ceil(shape[1] / 2) * Math.ceil(shape[2] / 2);
 }
 
-class MaxPool2ReluBiasGradProgram extends MultiOutputProgram {
-  readonly shaderKey = "maxPool2ReluBiasGrad";
-  readonly outputNames = ["dz", "dbias"];
-  readonly variableNames = ["dy", "y"];
-  override readonly uniforms =
-    "items : i32, groups : i32, inH : i32, inW : i32, outH : i32, outW : i32,";
-  override readonly everyInvocation = true;
-  override readonly vec4: boolean;
-
-  constructor(vec4: boolean) {
-    super();
-    this.vec4 = vec4;
-  }
-
-  getUserCode(): string {
-    const element = this.vec4
-      ? "alias VT = vec4<f32>;\nconst VW : i32 = 4;"
-      : "alias VT = f32;\nconst VW : i32 = 1;";
-    return [element, wgsl("conv_bias_relu_pool2/max_pool2_relu_bias_grad.wgsl")].join("\n");
-  }
-}
-
 /** dy (pooled) and y (N, H, W, C), checked against each other. */
-function gradInputs(inputs: tf.NamedTensorInfoMap) {
+export function gradInputs(inputs: tf.NamedTensorInfoMap) {
   const { dy, y } = inputs;
   if (!dy || !y) throw new Error(`${MAX_POOL2_RELU_BIAS_GRAD}: needs inputs dy, y`);
   if (y.shape.length !== 4 || y.shape[1] < 2 || y.shape[2] < 2) {
@@ -95,69 +70,10 @@ function gradInputs(inputs: tf.NamedTensorInfoMap) {
   return { dy, y };
 }
 
-const maxPool2ReluBiasGradWebgpu: tf.KernelConfig = {
-  kernelName: MAX_POOL2_RELU_BIAS_GRAD,
-  backendName: "webgpu",
-  kernelFunc: ({ inputs, backend }) => {
-    const { dy, y } = gradInputs(inputs);
-    const [n, h, w, c] = y.shape;
-    const windows = windowsOf(y.shape);
-    if (windows > POOL_GRAD_MAX_WINDOWS) {
-      throw new UsageError(
-        `${MAX_POOL2_RELU_BIAS_GRAD}: at most ${POOL_GRAD_MAX_WINDOWS} windows, got ${windows}`,
-      );
-    }
-    const vec4 = c % 4 === 0;
-    const groups = vec4 ? c / 4 : c;
-    const i32 = (v: number) => ({ type: "int32" as const, data: [v] });
-    return runMultiOutputProgram(
-      backend as unknown as WebGPUBackend,
-      new MaxPool2ReluBiasGradProgram(vec4),
-      [y.shape, [c]],
-      [dy, y],
-      n === 0 ? 0 : Math.ceil(groups / CHANNEL_LANES) * WORKGROUP,
-      [i32(windows), i32(groups), i32(h), i32(w), i32(dy.shape[1]), i32(dy.shape[2])],
-    );
-  },
-};
-
-const maxPool2ReluBiasGradCpu = cpuKernel(MAX_POOL2_RELU_BIAS_GRAD, (inputs, cpu) => {
-  const { dy, y } = gradInputs(inputs);
-  const yv = cpuValues(cpu, y);
-  const routed = maxPool2GradRef(cpuValues(cpu, dy), yv, y.shape);
-  const { dz, dbias } = biasActGradRef(routed, yv, y.shape[3], "relu");
-  return [
-    cpu.makeTensorInfo(y.shape, "float32", dz),
-    cpu.makeTensorInfo([y.shape[3]], "float32", dbias),
-  ];
-});
-
-const convBiasReluPool2Webgpu: tf.KernelConfig = {
-  kernelName: CONV_BIAS_RELU_POOL2,
-  backendName: "webgpu",
-  kernelFunc: ({ inputs, attrs, backend }) => {
-    const { g, x, filter, bias } = geometryOf(inputs, attrs);
-    const b = backend as unknown as WebGPUBackend;
-    const y = runConvForward(b, x, filter, g, "biasRelu", [bias]);
-    return [runMaxPool2(b, y), y];
-  },
-};
-
-const convBiasReluPool2Cpu = cpuKernel(CONV_BIAS_RELU_POOL2, (inputs, cpu, attrs) => {
-  const { g, x, filter, bias } = geometryOf(inputs, attrs as NamedAttrMap);
-  const v = (t: TensorInfo) => Float32Array.from(cpuValues(cpu, t));
-  const y = convBiasReluRef(v(x), v(filter), v(bias), g);
-  const yShape = [g.batch, g.outH, g.outW, g.outC];
-  return [
-    cpu.makeTensorInfo(maxPool2Shape(yShape), "float32", maxPool2Ref(y, yShape)),
-    cpu.makeTensorInfo(yShape, "float32", y),
-  ];
-});
-
 /** dz and dbias from the pooled gradient: one pass, or the two separate kernels past the cap. */
 function poolReluBiasGrad(dy: tf.Tensor, y: tf.Tensor): { dz: tf.Tensor; dbias: tf.Tensor } {
   const backend = tf.getBackend();
-  if ((backend === "webgpu" || backend === "cpu") && windowsOf(y.shape) <= POOL_GRAD_MAX_WINDOWS) {
+  if ((backend === "webgpu" || backend === "cpu") && windowsOf(y.shape) <= poolGradMaxWindows()) {
     const [dz, dbias] = tf.engine().runKernel(MAX_POOL2_RELU_BIAS_GRAD, { dy, y }) as tf.Tensor[];
     return { dz, dbias };
   }
@@ -165,7 +81,7 @@ function poolReluBiasGrad(dy: tf.Tensor, y: tf.Tensor): { dz: tf.Tensor; dbias: 
   return biasActGrad(routed, y, "relu");
 }
 
-const convBiasReluPool2Gradient: tf.GradConfig = {
+export const convBiasReluPool2Gradient: tf.GradConfig = {
   kernelName: CONV_BIAS_RELU_POOL2,
   inputsToSave: ["x", "filter"],
   outputsToSave: [false, true],
@@ -207,10 +123,3 @@ export function convBiasReluPool2(
   y.dispose();
   return pooled as tf.Tensor4D;
 }
-
-/** This op's kernels and gradients; src/ops/registry.ts registers them. */
-export const convBiasReluPool2Kernels: OpKernels = {
-  webgpu: [convBiasReluPool2Webgpu, maxPool2ReluBiasGradWebgpu],
-  cpu: [convBiasReluPool2Cpu, maxPool2ReluBiasGradCpu],
-  gradients: [convBiasReluPool2Gradient],
-};

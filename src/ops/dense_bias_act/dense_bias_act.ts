@@ -10,11 +10,12 @@
 // The gradient gets dz (dy masked by y > 0 for ReLU; linear: dy) and dbias from one
 // BiasActGrad dispatch (bias_act_grad.ts) and runs the two backprops inside the x and kernel thunks, so dx costs nothing where no one needs it.
 //
-// Loop bounds (llvmpipe stops any loop after 65,535 iterations): forward K / 4 (K / 1 when K is
+// Loop bounds where the adapter caps loops (backend/loop_cap.ts; lavapipe 22 stops any loop after 65,535
+// iterations, elsewhere they are unbounded): forward K / 4 (K / 1 when K is
 // not a multiple of 4) reduction steps per invocation, dx C / 4 (or C), dkernel the batch rows of
 // its slice (filterSplits caps a slice at 60,000 rows, 30,000 for staged configs). The staged
 // (workgroup-memory) configs loop about twice per reduction step (staging plus compute loops, as
-// filterSplits assumes), so K and C above 30,000 are refused.
+// filterSplits assumes), so K and C above 30,000 are refused there.
 //
 // Why one slice for dkernel: the conv default splits the N*Ho*Wo reduction into ~32 slices, but
 // here a pixel is a whole batch row: at batch 128 a slice would hold 4 rows and the partials
@@ -40,37 +41,26 @@
 // tileChoices() lists the resolved bwdFilter id (e.g. ...s32); this dispatch runs it with one slice.
 
 import * as tf from "@tensorflow/tfjs-core";
-import type { WebGPUBackend } from "@tensorflow/tfjs-backend-webgpu";
 import type { NamedAttrMap, TensorInfo } from "@tensorflow/tfjs-core";
 import { UsageError } from "../../errors.ts";
-import { type ConvGeometry, convGeometry } from "../conv/geometry.ts";
-import { runBackpropData, runBackpropFilter, runConvForward } from "../conv/passes.ts";
-import { convBackpropFilter } from "../conv/gemm.ts";
-import {
-  type AdapterKind,
-  batchBucket,
-  currentAdapterKind,
-  resolveTileConfig,
-  type TileConfig,
-} from "../conv/tiling.ts";
-import { denseMode, useNaiveKernels } from "../../flags.ts";
+import { type AdapterKind, batchBucket, currentAdapterKind } from "../conv/tiling.ts";
+import { denseMode } from "../../flags.ts";
 import { biasActGrad } from "../bias_act_grad/bias_act_grad.ts";
-import { cpuKernel, cpuValues } from "../backend/cpu_kernel.ts";
-import {
-  type DenseActivation,
-  denseBackpropInputRef,
-  denseBackpropKernelRef,
-  denseBiasActRef,
-} from "./dense_bias_act_ref.ts";
-import type { OpKernels } from "../backend/registration.ts";
+import type { DenseActivation } from "./dense_bias_act_ref.ts";
+import { loopBudget } from "../backend/loop_cap.ts";
 
 export const DENSE_BIAS_ACT = "DenseBiasAct";
 export const DENSE_BACKPROP_INPUT = "DenseBackpropInput";
 export const DENSE_BACKPROP_KERNEL = "DenseBackpropKernel";
 export type { DenseActivation };
 
-/** Longest reduction or column count the kernels' loops allow (llvmpipe's cap over 2, margin). */
-const MAX_EXTENT = 30000;
+/**
+ * Longest reduction or column count the kernels' loops allow: half the loop budget (staged
+ * configs loop twice per step), unbounded where loops run to the end (backend/loop_cap.ts).
+ */
+export function maxExtent(): number {
+  return loopBudget() / 2;
+}
 
 /** Which matrix product a dense layer runs: this op (our GEMM) or tfjs's fused matMul. */
 export type DenseImpl = "gemm" | "matmul";
@@ -119,17 +109,8 @@ export function denseUsesGemm(
   return (tuned ?? defaultDenseImpl(currentAdapterKind())) === "gemm";
 }
 
-/** The conv geometry of the dense layer: a 1x1 valid conv over [N, 1, 1, K] -> [N, 1, 1, C]. */
-function denseGeometry(n: number, k: number, c: number): ConvGeometry {
-  return convGeometry([n, 1, 1, k], [1, 1, k, c], 1, "valid");
-}
-
-function as4d(t: TensorInfo, shape: number[]): TensorInfo {
-  return { dataId: t.dataId, shape, dtype: t.dtype };
-}
-
 /** The inputs, checked for presence, dtype and rank, in the order given. */
-function checkInputs(
+export function checkInputs(
   kernel: string,
   pairs: [string, TensorInfo | undefined, number][],
 ): TensorInfo[] {
@@ -143,7 +124,7 @@ function checkInputs(
   });
 }
 
-function activationOf(attrs: NamedAttrMap | undefined): DenseActivation {
+export function activationOf(attrs: NamedAttrMap | undefined): DenseActivation {
   const a = attrs?.activation;
   if (a !== "relu" && a !== "linear") {
     throw new UsageError(`${DENSE_BIAS_ACT}: activation must be relu or linear, got ${a}`);
@@ -152,7 +133,7 @@ function activationOf(attrs: NamedAttrMap | undefined): DenseActivation {
 }
 
 /** Sizes of the forward: x (n, k), kernel (k, c), bias (c). */
-function forwardSizes(inputs: tf.NamedTensorInfoMap) {
+export function forwardSizes(inputs: tf.NamedTensorInfoMap) {
   const [x, kernel, bias] = checkInputs(DENSE_BIAS_ACT, [
     ["x", inputs.x, 2],
     ["kernel", inputs.kernel, 2],
@@ -168,40 +149,14 @@ function forwardSizes(inputs: tf.NamedTensorInfoMap) {
   if (bias.shape[0] !== c) {
     throw new UsageError(`${DENSE_BIAS_ACT}: bias must have shape [${c}], got [${bias.shape}]`);
   }
-  if (k > MAX_EXTENT || c > MAX_EXTENT) {
-    throw new UsageError(`${DENSE_BIAS_ACT}: K and C must be <= ${MAX_EXTENT}, got ${k}, ${c}`);
+  if (k > maxExtent() || c > maxExtent()) {
+    throw new UsageError(`${DENSE_BIAS_ACT}: K and C must be <= ${maxExtent()}, got ${k}, ${c}`);
   }
   return { x, kernel, bias, n, k, c };
 }
 
-const denseBiasActWebgpu: tf.KernelConfig = {
-  kernelName: DENSE_BIAS_ACT,
-  backendName: "webgpu",
-  kernelFunc: ({ inputs, attrs, backend }) => {
-    const { x, kernel, bias, n, k, c } = forwardSizes(inputs);
-    const epilogue = activationOf(attrs) === "relu" ? "biasRelu" : "bias";
-    const g = denseGeometry(n, k, c);
-    const y = runConvForward(
-      backend as unknown as WebGPUBackend,
-      as4d(x, [n, 1, 1, k]),
-      as4d(kernel, [1, 1, k, c]),
-      g,
-      epilogue,
-      [bias],
-    );
-    return as4d(y, [n, c]);
-  },
-};
-
-const denseBiasActCpu = cpuKernel(DENSE_BIAS_ACT, (inputs, cpu, attrs) => {
-  const { x, kernel, bias, n, k, c } = forwardSizes(inputs);
-  const v = (t: TensorInfo) => cpuValues(cpu, t);
-  const y = denseBiasActRef(v(x), v(kernel), v(bias), n, k, c, activationOf(attrs as NamedAttrMap));
-  return cpu.makeTensorInfo([n, c], "float32", y);
-});
-
 /** Sizes of a backprop: dz (n, c) and the other input, x (n, k) or kernel (k, c). */
-function backpropSizes(
+export function backpropSizes(
   name: string,
   dzIn: TensorInfo | undefined,
   otherIn: TensorInfo | undefined,
@@ -219,75 +174,7 @@ function backpropSizes(
   return { dz, other, n, k, c };
 }
 
-const denseBackpropInputWebgpu: tf.KernelConfig = {
-  kernelName: DENSE_BACKPROP_INPUT,
-  backendName: "webgpu",
-  kernelFunc: ({ inputs, backend }) => {
-    const { dz, other: kernel, n, k, c } = backpropSizes(
-      DENSE_BACKPROP_INPUT,
-      inputs.dz,
-      inputs.kernel,
-      "kernel",
-    );
-    const dx = runBackpropData(
-      backend as unknown as WebGPUBackend,
-      as4d(dz, [n, 1, 1, c]),
-      as4d(kernel, [1, 1, k, c]),
-      denseGeometry(n, k, c),
-    );
-    return as4d(dx, [n, k]);
-  },
-};
-
-const denseBackpropInputCpu = cpuKernel(DENSE_BACKPROP_INPUT, (inputs, cpu) => {
-  const { dz, other: kernel, n, k, c } = backpropSizes(
-    DENSE_BACKPROP_INPUT,
-    inputs.dz,
-    inputs.kernel,
-    "kernel",
-  );
-  const dx = denseBackpropInputRef(cpuValues(cpu, dz), cpuValues(cpu, kernel), n, k, c);
-  return cpu.makeTensorInfo([n, k], "float32", dx);
-});
-
-/** The resolved backward-filter config with one reduction slice (header: "Why one slice"). */
-function oneSlice(config: TileConfig): TileConfig {
-  return { ...config, splitK: 1 };
-}
-
-const denseBackpropKernelWebgpu: tf.KernelConfig = {
-  kernelName: DENSE_BACKPROP_KERNEL,
-  backendName: "webgpu",
-  kernelFunc: ({ inputs, backend }) => {
-    const { dz, other: x, n, k, c } = backpropSizes(
-      DENSE_BACKPROP_KERNEL,
-      inputs.dz,
-      inputs.x,
-      "x",
-    );
-    const g = denseGeometry(n, k, c);
-    const b = backend as unknown as WebGPUBackend;
-    const dz4 = as4d(dz, [n, 1, 1, c]);
-    const x4 = as4d(x, [n, 1, 1, k]);
-    const dw = useNaiveKernels()
-      ? runBackpropFilter(b, dz4, x4, g)
-      : convBackpropFilter(b, dz4, x4, g, oneSlice(resolveTileConfig("bwdFilter", g)));
-    return as4d(dw, [k, c]);
-  },
-};
-
-const denseBackpropKernelCpu = cpuKernel(DENSE_BACKPROP_KERNEL, (inputs, cpu) => {
-  const { dz, other: x, n, k, c } = backpropSizes(
-    DENSE_BACKPROP_KERNEL,
-    inputs.dz,
-    inputs.x,
-    "x",
-  );
-  const dw = denseBackpropKernelRef(cpuValues(cpu, dz), cpuValues(cpu, x), n, k, c);
-  return cpu.makeTensorInfo([k, c], "float32", dw);
-});
-
-const denseBiasActGradient: tf.GradConfig = {
+export const denseBiasActGradient: tf.GradConfig = {
   kernelName: DENSE_BIAS_ACT,
   inputsToSave: ["x", "kernel"],
   outputsToSave: [true],
@@ -332,10 +219,3 @@ export function denseLayer(
     ? denseBiasAct(x, kernel, bias, activation)
     : tf.fused.matMul({ a: x, b: kernel, bias, activation }) as tf.Tensor2D;
 }
-
-/** This op's kernels and gradients; src/ops/registry.ts registers them. */
-export const denseBiasActKernels: OpKernels = {
-  webgpu: [denseBiasActWebgpu, denseBackpropInputWebgpu, denseBackpropKernelWebgpu],
-  cpu: [denseBiasActCpu, denseBackpropInputCpu, denseBackpropKernelCpu],
-  gradients: [denseBiasActGradient],
-};

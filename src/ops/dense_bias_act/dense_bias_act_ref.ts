@@ -2,6 +2,17 @@
 // gradients): the oracle the WebGPU kernels are tested against and the body of the op's `cpu`
 // registrations. Row-major float32 in and out, sums in float64.
 
+import type { NamedAttrMap, TensorInfo } from "@tensorflow/tfjs-core";
+import { cpuKernel, cpuValues } from "../backend/cpu_kernel.ts";
+import {
+  activationOf,
+  backpropSizes,
+  DENSE_BACKPROP_INPUT,
+  DENSE_BACKPROP_KERNEL,
+  DENSE_BIAS_ACT,
+  forwardSizes,
+} from "./dense_bias_act.ts";
+
 export type DenseActivation = "relu" | "linear";
 
 /** y = act(x · kernel + bias): x (n, k), kernel (k, c), bias (c) -> (n, c). */
@@ -89,3 +100,34 @@ export function denseBiasActGradRef(
     dbias: Float32Array.from(dbias),
   };
 }
+
+// The cpu kernels: the references above.
+
+export const denseBiasActCpu = cpuKernel(DENSE_BIAS_ACT, (inputs, cpu, attrs) => {
+  const { x, kernel, bias, n, k, c } = forwardSizes(inputs);
+  const v = (t: TensorInfo) => cpuValues(cpu, t);
+  const y = denseBiasActRef(v(x), v(kernel), v(bias), n, k, c, activationOf(attrs as NamedAttrMap));
+  return cpu.makeTensorInfo([n, c], "float32", y);
+});
+
+export const denseBackpropInputCpu = cpuKernel(DENSE_BACKPROP_INPUT, (inputs, cpu) => {
+  const { dz, other: kernel, n, k, c } = backpropSizes(
+    DENSE_BACKPROP_INPUT,
+    inputs.dz,
+    inputs.kernel,
+    "kernel",
+  );
+  const dx = denseBackpropInputRef(cpuValues(cpu, dz), cpuValues(cpu, kernel), n, k, c);
+  return cpu.makeTensorInfo([n, k], "float32", dx);
+});
+
+export const denseBackpropKernelCpu = cpuKernel(DENSE_BACKPROP_KERNEL, (inputs, cpu) => {
+  const { dz, other: x, n, k, c } = backpropSizes(
+    DENSE_BACKPROP_KERNEL,
+    inputs.dz,
+    inputs.x,
+    "x",
+  );
+  const dw = denseBackpropKernelRef(cpuValues(cpu, dz), cpuValues(cpu, x), n, k, c);
+  return cpu.makeTensorInfo([k, c], "float32", dw);
+});

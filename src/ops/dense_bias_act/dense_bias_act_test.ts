@@ -38,6 +38,7 @@ import {
   withTileConfig,
 } from "../../../test/helpers/op_check.ts";
 import { withFlags } from "../../flags.ts";
+import { withLoopCapped } from "../backend/loop_cap.ts";
 
 interface DenseCase {
   n: number;
@@ -204,15 +205,18 @@ Deno.test("denseBiasAct: bad inputs throw errors naming the tensor", async () =>
     () => denseBiasAct(x, w, tf.zeros([3]) as tf.Tensor1D, "tanh" as DenseActivation),
     /activation must be relu or linear, got tanh/,
   );
+  // The K/C limit holds where the adapter caps loops (lavapipe 22; injected here so that the
+  // check runs on every adapter); src/ops/backend/loop_cap_test.ts covers the uncapped case.
   const wide = tf.zeros([1, 30001]) as tf.Tensor2D;
   assert.throws(
     () =>
-      denseBiasAct(
-        wide,
-        tf.zeros([30001, 1]) as tf.Tensor2D,
-        tf.zeros([1]) as tf.Tensor1D,
-        "linear",
-      ),
+      withLoopCapped(true, () =>
+        denseBiasAct(
+          wide,
+          tf.zeros([30001, 1]) as tf.Tensor2D,
+          tf.zeros([1]) as tf.Tensor1D,
+          "linear",
+        )),
     /K and C must be <= 30000, got 30001, 1/,
   );
   wide.dispose();

@@ -1,0 +1,92 @@
+// The WebGPU kernels of the dense layer (dense_bias_act.ts): the generated conv views on 1x1
+// geometry (x as [N, 1, 1, K], the kernel as a 1x1 filter).
+
+import type { KernelConfig, TensorInfo } from "@tensorflow/tfjs-core";
+import type { WebGPUBackend } from "@tensorflow/tfjs-backend-webgpu";
+import { type ConvGeometry, convGeometry } from "../conv/geometry.ts";
+import { runBackpropData, runBackpropFilter, runConvForward } from "../conv/passes.ts";
+import { convBackpropFilter } from "../conv/gemm.ts";
+import { resolveTileConfig, type TileConfig } from "../conv/tiling.ts";
+import { useNaiveKernels } from "../../flags.ts";
+import {
+  activationOf,
+  backpropSizes,
+  DENSE_BACKPROP_INPUT,
+  DENSE_BACKPROP_KERNEL,
+  DENSE_BIAS_ACT,
+  forwardSizes,
+} from "./dense_bias_act.ts";
+
+/** The conv geometry of the dense layer: a 1x1 valid conv over [N, 1, 1, K] -> [N, 1, 1, C]. */
+function denseGeometry(n: number, k: number, c: number): ConvGeometry {
+  return convGeometry([n, 1, 1, k], [1, 1, k, c], 1, "valid");
+}
+
+function as4d(t: TensorInfo, shape: number[]): TensorInfo {
+  return { dataId: t.dataId, shape, dtype: t.dtype };
+}
+
+/** The resolved backward-filter config with one reduction slice (header: "Why one slice"). */
+function oneSlice(config: TileConfig): TileConfig {
+  return { ...config, splitK: 1 };
+}
+
+export const denseBiasActWebgpu: KernelConfig = {
+  kernelName: DENSE_BIAS_ACT,
+  backendName: "webgpu",
+  kernelFunc: ({ inputs, attrs, backend }) => {
+    const { x, kernel, bias, n, k, c } = forwardSizes(inputs);
+    const epilogue = activationOf(attrs) === "relu" ? "biasRelu" : "bias";
+    const g = denseGeometry(n, k, c);
+    const y = runConvForward(
+      backend as unknown as WebGPUBackend,
+      as4d(x, [n, 1, 1, k]),
+      as4d(kernel, [1, 1, k, c]),
+      g,
+      epilogue,
+      [bias],
+    );
+    return as4d(y, [n, c]);
+  },
+};
+
+export const denseBackpropInputWebgpu: KernelConfig = {
+  kernelName: DENSE_BACKPROP_INPUT,
+  backendName: "webgpu",
+  kernelFunc: ({ inputs, backend }) => {
+    const { dz, other: kernel, n, k, c } = backpropSizes(
+      DENSE_BACKPROP_INPUT,
+      inputs.dz,
+      inputs.kernel,
+      "kernel",
+    );
+    const dx = runBackpropData(
+      backend as unknown as WebGPUBackend,
+      as4d(dz, [n, 1, 1, c]),
+      as4d(kernel, [1, 1, k, c]),
+      denseGeometry(n, k, c),
+    );
+    return as4d(dx, [n, k]);
+  },
+};
+
+export const denseBackpropKernelWebgpu: KernelConfig = {
+  kernelName: DENSE_BACKPROP_KERNEL,
+  backendName: "webgpu",
+  kernelFunc: ({ inputs, backend }) => {
+    const { dz, other: x, n, k, c } = backpropSizes(
+      DENSE_BACKPROP_KERNEL,
+      inputs.dz,
+      inputs.x,
+      "x",
+    );
+    const g = denseGeometry(n, k, c);
+    const b = backend as unknown as WebGPUBackend;
+    const dz4 = as4d(dz, [n, 1, 1, c]);
+    const x4 = as4d(x, [n, 1, 1, k]);
+    const dw = useNaiveKernels()
+      ? runBackpropFilter(b, dz4, x4, g)
+      : convBackpropFilter(b, dz4, x4, g, oneSlice(resolveTileConfig("bwdFilter", g)));
+    return as4d(dw, [k, c]);
+  },
+};

@@ -1,0 +1,106 @@
+// The host side of a training step: what a warm step costs the main thread besides encoding.
+// tfjs's tape built a CPU zero tensor for every multi-output kernel output without a gradient
+// (38.5 MB per enhanced step at batch 128); src/tf/side_output_grads.ts leaves those dys null
+// for our kernels, whose gradients read only the first output's dy. Same weights bit for bit.
+
+import assert from "node:assert/strict";
+import * as tf from "@tensorflow/tfjs-core";
+import { createModel, type Model, type ModelName } from "../src/model/model.ts";
+import { createAdam } from "../src/train/optimizer.ts";
+import { makeTrainStepWithMetrics } from "../src/train/step.ts";
+import { CONV_BN_RELU_TRAIN } from "../src/ops/conv_bn_relu/conv_bn_relu.ts";
+import { CONV_BIAS_RELU_POOL2 } from "../src/ops/conv_bias_relu_pool2/conv_bias_relu_pool2.ts";
+import { SOFTMAX_XENT } from "../src/ops/softmax_xent/softmax_xent.ts";
+import {
+  gradientsReadAllOutputs,
+  gradientsReadFirstOutputOnly,
+} from "../src/tf/side_output_grads.ts";
+import { GPU_TEST, initWebGpu } from "./helpers/gpu.ts";
+
+const KERNELS = [CONV_BN_RELU_TRAIN, CONV_BIAS_RELU_POOL2, SOFTMAX_XENT];
+const BATCH = 6;
+
+function batch() {
+  const x = tf.randomUniform([BATCH, 28, 28, 1], 0, 1, "float32", 11) as tf.Tensor4D;
+  const oneHot = new Float32Array(BATCH * 10);
+  for (let r = 0; r < BATCH; r++) oneHot[r * 10 + (r * 7) % 10] = 1;
+  return { x, y: tf.tensor2d(oneHot, [BATCH, 10]) };
+}
+
+/** Bytes of tensors made from CPU values while `fn` runs (tfjs's makeTensor). */
+function cpuTensorBytes<T>(fn: () => T): { result: T; bytes: number } {
+  const engine = tf.engine() as unknown as { makeTensor: (v: unknown, ...r: unknown[]) => unknown };
+  const original = engine.makeTensor;
+  let bytes = 0;
+  engine.makeTensor = function (this: unknown, values: unknown, ...rest: unknown[]) {
+    bytes += (values as ArrayBufferView | undefined)?.byteLength ?? 0;
+    return original.call(this, values, ...rest);
+  };
+  try {
+    return { result: fn(), bytes };
+  } finally {
+    engine.makeTensor = original;
+  }
+}
+
+async function trainTwoSteps(name: ModelName): Promise<{ model: Model; zeroBytes: number }> {
+  const model = createModel(name, { ops: "fused", seed: 5, l2: 1e-4, dropout: 0.3 });
+  const opt = createAdam(model, 1e-3);
+  const step = makeTrainStepWithMetrics(model, opt);
+  const { x, y } = batch();
+  let zeroBytes = 0;
+  try {
+    for (let i = 0; i < 2; i++) {
+      model.rng.state = 100 + i;
+      const { result, bytes } = cpuTensorBytes(() =>
+        tf.tidy(() => {
+          const r = step(x, y);
+          return [r.loss, r.correct];
+        })
+      );
+      await result[0].data();
+      tf.dispose(result);
+      // The first step also creates Adam's moments; the second is a warm step.
+      if (i === 1) zeroBytes = bytes;
+    }
+    return { model, zeroBytes };
+  } finally {
+    tf.dispose([x, y]);
+    opt.dispose();
+  }
+}
+
+async function values(m: Model): Promise<Float32Array[]> {
+  return await Promise.all(m.variables.map(async (v) => (await v.variable.data()) as Float32Array));
+}
+
+for (const name of ["enhanced", "baseline"] as const) {
+  Deno.test({
+    name: `${name}: a warm step makes no CPU zero tensors, and the weights match tfjs's zeros path`,
+    ...GPU_TEST,
+    fn: async () => {
+      await initWebGpu();
+      const fast = await trainTwoSteps(name);
+      gradientsReadAllOutputs(KERNELS);
+      let stock: { model: Model; zeroBytes: number } | undefined;
+      try {
+        stock = await trainTwoSteps(name);
+      } finally {
+        gradientsReadFirstOutputOnly(KERNELS);
+      }
+      try {
+        // The loss's seed gradient (one float) is the only tensor made from CPU values.
+        assert.ok(fast.zeroBytes <= 4, `${fast.zeroBytes} bytes made on the CPU`);
+        assert.ok(stock.zeroBytes > 10_000, `tfjs's path: ${stock.zeroBytes} bytes`);
+        const [a, b] = [await values(fast.model), await values(stock.model)];
+        a.forEach((w, i) => {
+          const k = w.findIndex((v, j) => !Object.is(v, b[i][j]));
+          assert.equal(k, -1, `${fast.model.variables[i].name}[${k}]: ${w[k]} vs ${b[i][k]}`);
+        });
+      } finally {
+        fast.model.dispose();
+        stock.model.dispose();
+      }
+    },
+  });
+}
