@@ -15,7 +15,7 @@
 // explains the dispatch plan), the CPU reference in adam_step_ref.ts.
 
 import * as tf from "@tensorflow/tfjs-core";
-import type { NamedAttrMap, TensorInfo } from "@tensorflow/tfjs-core";
+import type { KernelConfig, NamedAttrMap, TensorInfo } from "@tensorflow/tfjs-core";
 
 /**
  * Kernel: inputs {state, g0..gK-1, w0..wK-1}; attrs AdamStepAttrs; outputs [state (updated in
@@ -113,3 +113,23 @@ export function adamStepKernelInputs(
 
 /** The backends' reference counting, raised for the state output (an alias of the input). */
 export type RefCounted = { incRef(dataId: unknown): void };
+
+/**
+ * AdamStep on one backend: `run` updates the state in place and returns the new weights; the
+ * kernel's outputs are an alias of the state (refcount raised, like reshape), then those weights.
+ */
+export function adamStepKernel(
+  backendName: "webgpu" | "cpu",
+  run: (backend: unknown, k: AdamStepKernelInputs) => TensorInfo[],
+): KernelConfig {
+  return {
+    kernelName: ADAM_STEP,
+    backendName,
+    kernelFunc: ({ inputs, backend, attrs }) => {
+      const k = adamStepKernelInputs(inputs as Record<string, TensorInfo>, attrs);
+      const weights = run(backend, k);
+      (backend as unknown as RefCounted).incRef(k.state.dataId);
+      return [{ dataId: k.state.dataId, shape: k.state.shape, dtype: "float32" }, ...weights];
+    },
+  };
+}

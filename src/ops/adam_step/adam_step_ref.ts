@@ -2,13 +2,8 @@
 // is rounded to float32 in the same order as tf.train.adam's separate ops on the CPU backend,
 // so on the cpu backend this matches tf.train.adam bit for bit. Mutates `state` and `weights`.
 
-import type { KernelConfig, TensorInfo } from "@tensorflow/tfjs-core";
-import {
-  ADAM_STEP,
-  type AdamStepAttrs,
-  adamStepKernelInputs,
-  type RefCounted,
-} from "./adam_step.ts";
+import type { TensorInfo } from "@tensorflow/tfjs-core";
+import { type AdamStepAttrs, adamStepKernel, type RefCounted } from "./adam_step.ts";
 
 const f = Math.fround;
 
@@ -69,18 +64,9 @@ function cpuArray(cpu: CpuBackend, t: TensorInfo): Float32Array {
   return v;
 }
 
-export const adamStepCpu: KernelConfig = {
-  kernelName: ADAM_STEP,
-  backendName: "cpu",
-  kernelFunc: ({ inputs, backend, attrs }) => {
-    const k = adamStepKernelInputs(inputs as Record<string, TensorInfo>, attrs);
-    const cpu = backend as unknown as CpuBackend;
-    const weights = k.weights.map((w) => cpuArray(cpu, w).slice());
-    adamStepRef(cpuArray(cpu, k.state), k.grads.map((g) => cpuArray(cpu, g)), weights, k.attrs);
-    cpu.incRef(k.state.dataId);
-    return [
-      { dataId: k.state.dataId, shape: k.state.shape, dtype: "float32" },
-      ...weights.map((w, i) => cpu.makeTensorInfo(k.weights[i].shape, "float32", w)),
-    ];
-  },
-};
+export const adamStepCpu = adamStepKernel("cpu", (backend, k) => {
+  const cpu = backend as CpuBackend;
+  const weights = k.weights.map((w) => cpuArray(cpu, w).slice());
+  adamStepRef(cpuArray(cpu, k.state), k.grads.map((g) => cpuArray(cpu, g)), weights, k.attrs);
+  return weights.map((w, i) => cpu.makeTensorInfo(k.weights[i].shape, "float32", w));
+});

@@ -21,18 +21,11 @@
 
 import type { TensorInfo } from "@tensorflow/tfjs-core";
 import type { WebGPUBackend } from "@tensorflow/tfjs-backend-webgpu";
-import {
-  ADAM_STEP,
-  type AdamStepAttrs,
-  adamStepKernelInputs,
-  packedOffsets,
-  type RefCounted,
-} from "./adam_step.ts";
+import { type AdamStepAttrs, adamStepKernel, packedOffsets } from "./adam_step.ts";
 import { adamScalars } from "./adam_step_ref.ts";
 import { type Uniform } from "../backend/webgpu_program.ts";
 import { wgsl } from "../backend/wgsl.ts";
 import { MultiOutputProgram, runMultiOutputProgram } from "../backend/webgpu_multi_output.ts";
-import type { KernelConfig } from "@tensorflow/tfjs-core";
 
 /** One slot of a group: a variable's index, element count and whether it decays. */
 interface Slot {
@@ -154,17 +147,8 @@ export function runAdamStep(
   return next;
 }
 
-// The webgpu kernel. Outputs: an alias of `state` (refcount raised, like reshape), updated in
-// place, then the new weights in input order (the cpu kernel in adam_step_ref.ts does the same).
-
-export const adamStepWebgpu: KernelConfig = {
-  kernelName: ADAM_STEP,
-  backendName: "webgpu",
-  kernelFunc: ({ inputs, backend, attrs }) => {
-    const k = adamStepKernelInputs(inputs as Record<string, TensorInfo>, attrs);
-    const webgpu = backend as WebGPUBackend;
-    const weights = runAdamStep(webgpu, k.state, k.grads, k.weights, k.attrs);
-    (webgpu as unknown as RefCounted).incRef(k.state.dataId);
-    return [{ dataId: k.state.dataId, shape: k.state.shape, dtype: "float32" }, ...weights];
-  },
-};
+/** The webgpu kernel: the passes above. */
+export const adamStepWebgpu = adamStepKernel(
+  "webgpu",
+  (backend, k) => runAdamStep(backend as WebGPUBackend, k.state, k.grads, k.weights, k.attrs),
+);
