@@ -33,6 +33,8 @@ import {
 } from "../conv_backprop/conv_backprop.ts";
 import { CONV_BIAS_RELU, convBiasRelu } from "../conv_bias_relu/conv_bias_relu.ts";
 import { type ConvGeometry, convGeometry } from "../conv/geometry.ts";
+import { winogradApplies } from "../conv/winograd_geometry.ts";
+import { winogradServes } from "../conv/winograd.ts";
 import {
   type AdapterKind,
   batchBucket,
@@ -132,6 +134,14 @@ export function convProblems(
 
 // ---------------------------------------------------------------------------------------------
 // Timing one candidate
+
+/** The device's largest storage binding (Winograd's transformed buffers must fit one). */
+function maxBindingBytes(): number {
+  const b = tf.backend() as unknown as {
+    device?: { limits: { maxStorageBufferBindingSize: number } };
+  };
+  return b.device?.limits.maxStorageBufferBindingSize ?? 0;
+}
 
 /** True when the active backend times programs with timestamp queries. */
 export function timestampsAvailable(): boolean {
@@ -318,6 +328,17 @@ export async function tuneConvProblems(
           idOf: (c) => c.id,
           timeOnce: async (c) => {
             try {
+              // Recorded as failed (null) without running: the dispatch would run the direct
+              // default in its place, timing it twice under two names.
+              const g = layerGeometry(p.layer, p.batch);
+              if (c.winograd && !winogradApplies(g)) {
+                throw new Error("Winograd F(2x2,3x3) serves 3x3 stride-1 convolutions only");
+              }
+              if (c.winograd && !winogradServes(p.view, g, maxBindingBytes())) {
+                throw new Error(
+                  "Winograd F(2x2,3x3): a transformed buffer exceeds the binding limit",
+                );
+              }
               return await timeOnce(work, kernel, c, clock);
             } catch (e) {
               errors[c.id] ??= (e as Error).message.split("\n")[0];

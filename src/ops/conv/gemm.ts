@@ -25,9 +25,22 @@ import {
   type GemmWidths,
   GEOMETRY_FIELDS,
 } from "./gemm_wgsl.ts";
-import { type ConvView, resolveTileConfig, rowWindowApplies, type TileConfig } from "./tiling.ts";
+import {
+  type ConvView,
+  currentAdapterKind,
+  defaultConfig,
+  resolveTileConfig,
+  rowWindowApplies,
+  type TileConfig,
+} from "./tiling.ts";
 import { windowInvocations, windowTile } from "./gemm_window_wgsl.ts";
 import { printShaderSpec } from "../../flags.ts";
+import {
+  winogradBackpropData,
+  winogradBackpropFilter,
+  winogradForward,
+  winogradServes,
+} from "./winograd.ts";
 import { loopBudget } from "../backend/loop_cap.ts";
 
 function printShader(key: string, id: string, code: string) {
@@ -187,6 +200,21 @@ function registerDispatch(config: TileConfig, invocations: number, z: number): D
   return [...splitGroups(Math.ceil(invocations / config.workgroupSize)), z];
 }
 
+/**
+ * A Winograd config passed for a shape it does not serve (not 3x3 stride 1, or one image's
+ * transformed buffers past the device's storage-binding limit): the adapter kind's direct default.
+ */
+function directUnlessWinograd(
+  backend: WebGPUBackend,
+  view: ConvView,
+  config: TileConfig,
+  g: ConvGeometry,
+): TileConfig {
+  if (!config.winograd) return config;
+  const limit = backend.device.limits.maxStorageBufferBindingSize;
+  return winogradServes(view, g, limit) ? config : defaultConfig(view, currentAdapterKind(), g);
+}
+
 /** Forward conv (z, or y with a fused epilogue): output (N, Ho, Wo, Cout) flat. */
 export function convForward(
   backend: WebGPUBackend,
@@ -195,8 +223,10 @@ export function convForward(
   g: ConvGeometry,
   epilogue: ConvEpilogue,
   perChannel: TensorInfo[] = [],
-  config: TileConfig = resolveTileConfig("fwd", g),
+  chosen: TileConfig = resolveTileConfig("fwd", g),
 ): TensorInfo {
+  const config = directUnlessWinograd(backend, "fwd", chosen, g);
+  if (config.winograd) return winogradForward(backend, x, w, g, epilogue, perChannel, config);
   const widths = gemmWidths("fwd", config, g);
   const rows = g.batch * g.outH * g.outW;
   const dispatch = config.stageInWorkgroupMemory
@@ -236,8 +266,10 @@ export function convBackpropData(
   dz: TensorInfo,
   w: TensorInfo,
   g: ConvGeometry,
-  config: TileConfig = resolveTileConfig("bwdData", g),
+  chosen: TileConfig = resolveTileConfig("bwdData", g),
 ): TensorInfo {
+  const config = directUnlessWinograd(backend, "bwdData", chosen, g);
+  if (config.winograd) return winogradBackpropData(backend, dz, w, g, config);
   const widths = gemmWidths("bwdData", config, g);
   const phases = g.strideH * g.strideW;
   // The largest phase has ceil(H / sH) x ceil(W / sW) pixels per image.
@@ -297,9 +329,14 @@ export function convBackpropFilter(
   dz: TensorInfo | BnReluDzSource,
   x: TensorInfo,
   g: ConvGeometry,
-  config: TileConfig = resolveTileConfig("bwdFilter", g),
+  chosen: TileConfig = resolveTileConfig("bwdFilter", g),
 ): TensorInfo {
+  const config = directUnlessWinograd(backend, "bwdFilter", chosen, g);
   const fused = !("dataId" in dz);
+  if (config.winograd) {
+    if (fused) throw new Error(`${config.id}: the bnReluDz prologue needs a direct config`);
+    return winogradBackpropFilter(backend, dz as TensorInfo, x, g, config);
+  }
   const widths = gemmWidths("bwdFilter", config, g);
   const { rowsPerSplit, numSplits } = filterSplits(config, g);
   const numRows = g.kH * g.kW * g.inC;

@@ -36,6 +36,7 @@
 
 import type { ConvGeometry } from "./geometry.ts";
 import { forcedTileConfigIds } from "../../flags.ts";
+import { winogradApplies } from "./winograd_geometry.ts";
 
 export type ConvView = "fwd" | "bwdData" | "bwdFilter";
 export const CONV_VIEWS: readonly ConvView[] = ["fwd", "bwdData", "bwdFilter"];
@@ -74,6 +75,12 @@ export interface TileConfig {
    * at strides > 1) the same tile runs as pixel or filter rows.
    */
   rowWindow?: boolean;
+  /**
+   * Winograd F(2x2, 3x3) (winograd.ts) instead of the direct implicit GEMM: rows/cols shape
+   * its per-plane GEMM's register tile. Where it does not apply (not 3x3 stride 1) the dispatch
+   * uses the adapter kind's default.
+   */
+  winograd?: boolean;
   /** The adapter kind it is meant for (both kinds can run every config). */
   kind: AdapterKind;
 }
@@ -103,8 +110,15 @@ function staged(rows: number, cols: number, grid: [number, number], kChunk: numb
   };
 }
 
+/** A Winograd config: its GEMM's register tile (rows x cols, vec4 columns). */
+function wino(rows: number, cols: number, extra: Partial<Shape> = {}): Shape {
+  return { ...reg(rows, cols, 4, extra), winograd: true };
+}
+
 function configId(view: ConvView, s: Shape): string {
-  const base = `${view}.r${s.rowsPerInvocation}c${s.colsPerInvocation}v${s.vecWidth}`;
+  const base = `${view}${
+    s.winograd ? ".wino2" : ""
+  }.r${s.rowsPerInvocation}c${s.colsPerInvocation}v${s.vecWidth}`;
   const split = s.splitK ? `s${s.splitK}` : "";
   if (!s.stageInWorkgroupMemory) return base + split + (s.rowWindow ? ".win" : "");
   const [gr, gc] = s.workgroupGrid!;
@@ -126,6 +140,12 @@ function make(view: ConvView, kind: AdapterKind, shapes: Shape[]): TileConfig[] 
 // largest tiles (128 vec4 accumulators) win although llvmpipe spills them: loads per FMA matter
 // more, and with them the backward runs at the forward's rate per FLOP. The model-input layer's forward (Cin 1: scalar x, K = 9) gains most from the
 // widest column tile (r16c32 46 vs r16c16 66 ms in an earlier run).
+// Winograd candidates (`.wino2.`, both kinds, appended: the direct default stays first): the
+// register tiles of the per-plane GEMMs, a large one (r16c32, 128 vec4 accumulators, the direct
+// optimum's shape) and a small one (r8c16; the filter gradient's GEMM ran faster with it at 28x28
+// 32->32, 154 vs 196 ms); on discrete GPUs r4c16 (16 accumulators). bench/probes/winograd_probe.ts,
+// batch 128, llvmpipe: Winograd beats the best direct config on every hidden layer (1.05-2.3x per
+// view) and loses on the model-input layer (Cin 1 padded to 4: 0.16-0.26x), so the tuner decides.
 // Row windows (rowWindow; gemm_window_wgsl.ts), the software defaults since the CPU's rules in
 // gemm_wgsl.ts's header were measured: process CPU ms per view, batch 32, Zen 5 EPYC, Mesa 22.3.6
 // lavapipe, 2 shared cores (load average 7-15), median of 3, one run (BENCHMARKS.md has Mesa 25):
@@ -151,6 +171,8 @@ const SOFTWARE: Record<ConvView, TileConfig[]> = {
     reg(16, 16, 4),
     reg(8, 8, 4),
     reg(4, 4, 1),
+    wino(16, 32),
+    wino(8, 16),
   ]),
   bwdData: make("bwdData", "software", [
     win(28, 16),
@@ -158,6 +180,8 @@ const SOFTWARE: Record<ConvView, TileConfig[]> = {
     reg(16, 16, 4),
     reg(8, 16, 4),
     reg(8, 8, 4),
+    wino(16, 32),
+    wino(8, 16),
   ]),
   bwdFilter: make("bwdFilter", "software", [
     win(8, 16, { splitK: 32 }),
@@ -165,6 +189,8 @@ const SOFTWARE: Record<ConvView, TileConfig[]> = {
     reg(16, 32, 4, { splitK: 32 }),
     reg(8, 32, 4, { splitK: 32 }),
     reg(8, 16, 4, { splitK: 32 }),
+    wino(16, 32, { splitK: 32 }),
+    wino(8, 16, { splitK: 32 }),
   ]),
 };
 
@@ -177,18 +203,21 @@ const DISCRETE: Record<ConvView, TileConfig[]> = {
     staged(8, 4, [16, 16], 8),
     staged(4, 4, [16, 16], 32),
     reg(4, 4, 4),
+    wino(4, 16),
   ]),
   bwdData: make("bwdData", "discrete", [
     staged(4, 4, [16, 16], 16),
     staged(4, 4, [8, 8], 16),
     staged(8, 4, [16, 16], 8),
     reg(4, 4, 4),
+    wino(4, 16),
   ]),
   bwdFilter: make("bwdFilter", "discrete", [
     { ...staged(4, 4, [16, 16], 16), splitK: 64 },
     { ...staged(4, 4, [8, 8], 32), splitK: 128 },
     { ...staged(4, 4, [16, 16], 16), splitK: 256 },
     reg(4, 4, 4, { splitK: 256 }),
+    wino(4, 16, { splitK: 256 }),
   ]),
 };
 
@@ -206,7 +235,7 @@ export function defaultConfig(view: ConvView, kind: AdapterKind, g?: ConvGeometr
   // Where a row window has nothing to share (1x1 filters: the dense layers run here as 1x1
   // convolutions of 1x1 images) or its row is too short, the largest plain tile is the default.
   if (g && list[0].rowWindow && !rowWindowApplies(view, g)) {
-    return list.find((c) => !c.rowWindow) ?? list[0];
+    return list.find((c) => !c.rowWindow && !c.winograd) ?? list[0];
   }
   return list[0];
 }
@@ -322,14 +351,15 @@ function envForced(view: ConvView): TileConfig | undefined {
 
 /**
  * The configuration the dispatch uses for `view` at geometry `g`: forced (withForcedTileConfig,
- * then FMNIST_TILE_CONFIG), else the resolver's answer, else the adapter kind's default.
- * Records the choice for tileChoices().
+ * then FMNIST_TILE_CONFIG), else the resolver's answer, else the adapter kind's default (also in
+ * place of a Winograd config where Winograd does not apply). Records the choice for tileChoices().
  */
 export function resolveTileConfig(view: ConvView, g: ConvGeometry): TileConfig {
   const key = shapeKey(view, g);
   const pinned = [...forced].reverse().find((c) => c.view === view) ?? envForced(view);
   let config = pinned ?? resolver?.(view, key);
   if (config && config.view !== view) config = undefined; // a stale cache entry: ignore it
+  if (config?.winograd && !winogradApplies(g)) config = undefined;
   config ??= defaultConfig(view, adapterKind, g);
   choices.set(key, config.id);
   return config;

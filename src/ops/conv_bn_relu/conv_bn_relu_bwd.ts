@@ -310,7 +310,7 @@ function channelVectors(g: ConvGeometry, ...ts: TensorInfo[]): TensorInfo[] {
 /**
  * Backward for a layer whose dx nobody needs: [dfilter, dgamma, dbeta], with dz computed inside
  * the filter pass (the generator's bnReluDz prologue) instead of a dz pass, on register configs;
- * staged configs and the naive oracle materialise dz as usual.
+ * staged and Winograd configs and the naive oracle materialise dz as usual.
  */
 export function convBnReluFilterGradsWebGPU(
   backend: WebGPUBackend,
@@ -318,7 +318,7 @@ export function convBnReluFilterGradsWebGPU(
   g: ConvGeometry,
 ): TensorInfo[] {
   const config = resolveTileConfig("bwdFilter", g);
-  if (useNaiveKernels() || config.stageInWorkgroupMemory) {
+  if (useNaiveKernels() || config.stageInWorkgroupMemory || config.winograd) {
     const [dz, ...rest] = convBnReluParamGradsWebGPU(backend, t, g);
     backend.disposeData(dz.dataId);
     return rest;
