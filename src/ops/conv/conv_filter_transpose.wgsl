@@ -5,8 +5,7 @@
 //   uniforms (inC, outC, kH, kW). Flat 1-D views.
 // Grid: flat, one invocation per element of wt (adjacent lanes write adjacent ci), workgroup 64.
 
-// The bounds check and index split follow conv_bwd_filter_naive.wgsl's (`duplicates` pairs
-// them). Deliberate: WGSL has no includes and each kernels/ file is loaded whole.
+// The bounds check and index split are those of conv_bwd_filter_naive.wgsl.
 
 fn main(index : i32) {
   let inC = uniforms.inC;

@@ -15,9 +15,9 @@
 //     without the ConvFilterTranspose dispatch (one per layer with dx: 3 per enhanced step). Only
 //     VA = 1, VB = 4 (Cout % 4 != 0, Cin % 4 == 0) keeps the copy, where reading w would cost 4
 //     scalar loads per vec4 (GemmWidths.directFilter). Measured against the transposed reads
-//     (be1622d), default config, llvmpipe, batch 128, process CPU time per bwdData view (median of
+//     (default config, llvmpipe, batch 128, process CPU time per bwdData view (median of
 //     9, 3 alternating rounds, loaded 2-core machine): 28x28 32->32 131.6 -> 128.7 ms, 14x14
-//     32->64 59.8 -> 59.2, 14x14 64->64 115.1 -> 113.0 (same within noise). A first version with
+//     32->64 59.8 -> 59.2, 14x14 64->64 115.1 -> 113.0 (same within noise)). A first version with
 //     one filter offset per (column, component) instead of per column ran ~5% slower at 28x28
 //     (more live registers).
 //   bwdFilter ("filter rows"): rows = (tap, Cin), columns = Cout, reduction = output pixels of one
@@ -64,7 +64,7 @@
 //   r16c32 0.094, window r28c16 0.058 (same 448-512 accumulators).
 // - Mapping lanes so that a SIMD group's loads coincide buys nothing here: tried as "lane rows"
 //   (column tile per workgroup, rows per lane: the filter loads of fwd/bwdData and the dz loads
-//   of bwdFilter the same in every lane; revision 772391a), 0.6-1.03x of the pixel-row tiles
+//   of bwdFilter the same in every lane), 0.6-1.03x of the pixel-row tiles
 //   at batch 32 (BENCHMARKS.md), because a uniform address costs the same per-lane loads and
 //   each lane still loads its own inputs. It is the shape for a compiler that broadcasts uniform
 //   loads (later upstream llvmpipe code decides uniformity by divergence analysis; not
@@ -85,13 +85,13 @@
 //
 // Measured (llvmpipe, batch 128, enhanced-CNN layers, machine shared with other builds: load
 // average 5-13 on 2 cores, so ratios within one run only). Per view with the software defaults
-// (bench/conv_gemm_probe.ts, GPU timestamps, 14x14 64->64, one run): forward 16.4 GFLOP/s,
+// (bench/probes/conv_gemm_probe.ts, GPU timestamps, 14x14 64->64, one run): forward 16.4 GFLOP/s,
 // backward-data 10.3, backward-filter 9.2; at 28x28 32->32 (another run) 8.6 / 9.8 / 10.8.
 // Per-config figures in conv/tiling.ts. The staged configs run at 0.5-1.0 GFLOP/s there (a
 // barrier is a thread switch on llvmpipe, workgroup memory a plain array): they are for discrete
 // GPUs and only checked for correctness on this machine. Against the hand-written kernels this
-// generator replaced (revision 86ef983, same fwd+bwd script, back to back, four rounds;
-// BENCHMARKS.md run E): model-input layer 2.0-6.3x faster (median 3.5x; no dx any more), hidden
+// generator replaced (same fwd+bwd script, back to back, four rounds; BENCHMARKS.md, history,
+// run E): model-input layer 2.0-6.3x faster (median 3.5x; no dx any more), hidden
 // layers 1.2-5.1x (medians 2.2x, 1.6x, 2.6x).
 
 import type { ConvView, TileConfig } from "./tiling.ts";

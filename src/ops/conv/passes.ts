@@ -105,8 +105,7 @@ function runNaiveBackward(
   return { dataId: out.dataId, shape, dtype: "float32" };
 }
 
-// The two backprops below share their signature's shape (`duplicates` pairs them). Deliberate:
-// each is one entry point per kernel; the naive path they share is runNaiveBackward.
+// One entry point per backprop kernel; the naive path they share is runNaiveBackward.
 
 /** dx (N, H, W, Cin) from dz (N, Ho, Wo, Cout) and the filter. */
 export function runBackpropData(

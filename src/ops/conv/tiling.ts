@@ -129,7 +129,7 @@ function make(view: ConvView, kind: AdapterKind, shapes: Shape[]): TileConfig[] 
   return shapes.map((s) => ({ id: configId(view, s), view, kind, ...s }));
 }
 
-// Software candidates: tiles around the llvmpipe optima. bench/conv_gemm_probe.ts, batch 128,
+// Software candidates: tiles around the llvmpipe optima. bench/probes/conv_gemm_probe.ts, batch 128,
 // GPU timestamps, machine shared with other builds (load average 10-13 on 2 cores: ratios within
 // one run only), 28x28 32->32 and 14x14 64->64, GFLOP/s:
 //   fwd       r16c32 8.6 / 9.6, r16c16 7.9 / 8.2, r8c8 5.0 / 5.7, scalar r4c4 1.6 / 1.6
