@@ -37,7 +37,7 @@
 // 1600 -> 128: 23.9 vs 73.3 / 37.8 vs 198; 128 -> 10: 13.7 vs 13.9 / 19.7 vs 22.7. In the enhanced
 // step at batch 128 (deno task profile, GPU timestamps, tfjs's matMul vs this, back to back) the
 // dense kernels took 34 ms per step instead of 148 (2.6% of kernel time instead of 9.4%); the
-// whole-step A/B is in BENCHMARKS.md ("Dense layers on the generated GEMM").
+// whole-step A/B: `git show be6abbb:BENCHMARKS.md`, "Dense layers on the generated GEMM".
 // tileChoices() lists the resolved bwdFilter id (e.g. ...s32); this dispatch runs it with one slice.
 
 import * as tf from "@tensorflow/tfjs-core";

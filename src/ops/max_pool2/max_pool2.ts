@@ -25,7 +25,8 @@
 //   (tfjs's MaxPool2DBackprop loops over the window per dx element and reads the positions
 //   tensor; wall includes ~12 ms of read-back per call.)
 //   whole training step (bench/step_ab.ts, tfjs's pool vs this, alternating, median of 5
-//   steps, process CPU time): enhanced 0.83x, baseline 0.62x (BENCHMARKS.md, "Max-pool").
+//   steps, process CPU time): enhanced 0.83x, baseline 0.62x (BENCHMARKS.md history; the full
+//   table: `git show be6abbb:BENCHMARKS.md`, "Max-pool").
 //   profile (enhanced, batch 128): MaxPool2Grad 1.8% + MaxPool2 0.6% of the GPU time, where
 //   MaxPool2DBackprop + Pool2D were 20.6%.
 // In `baseline` the pool after conv + bias + ReLU runs inside ConvBiasReluPool2
