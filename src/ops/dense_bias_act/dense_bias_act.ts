@@ -156,7 +156,7 @@ export function forwardSizes(inputs: tf.NamedTensorInfoMap) {
 }
 
 /** Sizes of a backprop: dz (n, c) and the other input, x (n, k) or kernel (k, c). */
-export function backpropSizes(
+function backpropSizes(
   name: string,
   dzIn: TensorInfo | undefined,
   otherIn: TensorInfo | undefined,
@@ -173,6 +173,14 @@ export function backpropSizes(
   }
   return { dz, other, n, k, c };
 }
+
+/** DenseBackpropInput's inputs, checked: dz (n, c), kernel (k, c). */
+export const inputGradSizes = (inputs: tf.NamedTensorInfoMap) =>
+  backpropSizes(DENSE_BACKPROP_INPUT, inputs.dz, inputs.kernel, "kernel");
+
+/** DenseBackpropKernel's inputs, checked: dz (n, c), x (n, k). */
+export const kernelGradSizes = (inputs: tf.NamedTensorInfoMap) =>
+  backpropSizes(DENSE_BACKPROP_KERNEL, inputs.dz, inputs.x, "x");
 
 export const denseBiasActGradient: tf.GradConfig = {
   kernelName: DENSE_BIAS_ACT,

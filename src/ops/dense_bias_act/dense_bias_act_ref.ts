@@ -4,14 +4,7 @@
 
 import type { NamedAttrMap, TensorInfo } from "@tensorflow/tfjs-core";
 import { cpuKernel, cpuValues } from "../backend/cpu_kernel.ts";
-import {
-  activationOf,
-  backpropSizes,
-  DENSE_BACKPROP_INPUT,
-  DENSE_BACKPROP_KERNEL,
-  DENSE_BIAS_ACT,
-  forwardSizes,
-} from "./dense_bias_act.ts";
+import * as op from "./dense_bias_act.ts";
 
 export type DenseActivation = "relu" | "linear";
 
@@ -103,31 +96,22 @@ export function denseBiasActGradRef(
 
 // The cpu kernels: the references above.
 
-export const denseBiasActCpu = cpuKernel(DENSE_BIAS_ACT, (inputs, cpu, attrs) => {
-  const { x, kernel, bias, n, k, c } = forwardSizes(inputs);
+export const denseBiasActCpu = cpuKernel(op.DENSE_BIAS_ACT, (inputs, cpu, attrs) => {
+  const { x, kernel, bias, n, k, c } = op.forwardSizes(inputs);
   const v = (t: TensorInfo) => cpuValues(cpu, t);
-  const y = denseBiasActRef(v(x), v(kernel), v(bias), n, k, c, activationOf(attrs as NamedAttrMap));
+  const activation = op.activationOf(attrs as NamedAttrMap);
+  const y = denseBiasActRef(v(x), v(kernel), v(bias), n, k, c, activation);
   return cpu.makeTensorInfo([n, c], "float32", y);
 });
 
-export const denseBackpropInputCpu = cpuKernel(DENSE_BACKPROP_INPUT, (inputs, cpu) => {
-  const { dz, other: kernel, n, k, c } = backpropSizes(
-    DENSE_BACKPROP_INPUT,
-    inputs.dz,
-    inputs.kernel,
-    "kernel",
-  );
+export const denseBackpropInputCpu = cpuKernel(op.DENSE_BACKPROP_INPUT, (inputs, cpu) => {
+  const { dz, other: kernel, n, k, c } = op.inputGradSizes(inputs);
   const dx = denseBackpropInputRef(cpuValues(cpu, dz), cpuValues(cpu, kernel), n, k, c);
   return cpu.makeTensorInfo([n, k], "float32", dx);
 });
 
-export const denseBackpropKernelCpu = cpuKernel(DENSE_BACKPROP_KERNEL, (inputs, cpu) => {
-  const { dz, other: x, n, k, c } = backpropSizes(
-    DENSE_BACKPROP_KERNEL,
-    inputs.dz,
-    inputs.x,
-    "x",
-  );
+export const denseBackpropKernelCpu = cpuKernel(op.DENSE_BACKPROP_KERNEL, (inputs, cpu) => {
+  const { dz, other: x, n, k, c } = op.kernelGradSizes(inputs);
   const dw = denseBackpropKernelRef(cpuValues(cpu, dz), cpuValues(cpu, x), n, k, c);
   return cpu.makeTensorInfo([k, c], "float32", dw);
 });

@@ -10,11 +10,12 @@ import { resolveTileConfig, type TileConfig } from "../conv/tiling.ts";
 import { useNaiveKernels } from "../../flags.ts";
 import {
   activationOf,
-  backpropSizes,
   DENSE_BACKPROP_INPUT,
   DENSE_BACKPROP_KERNEL,
   DENSE_BIAS_ACT,
   forwardSizes,
+  inputGradSizes,
+  kernelGradSizes,
 } from "./dense_bias_act.ts";
 
 /** The conv geometry of the dense layer: a 1x1 valid conv over [N, 1, 1, K] -> [N, 1, 1, C]. */
@@ -54,12 +55,7 @@ export const denseBackpropInputWebgpu: KernelConfig = {
   kernelName: DENSE_BACKPROP_INPUT,
   backendName: "webgpu",
   kernelFunc: ({ inputs, backend }) => {
-    const { dz, other: kernel, n, k, c } = backpropSizes(
-      DENSE_BACKPROP_INPUT,
-      inputs.dz,
-      inputs.kernel,
-      "kernel",
-    );
+    const { dz, other: kernel, n, k, c } = inputGradSizes(inputs);
     const dx = runBackpropData(
       backend as unknown as WebGPUBackend,
       as4d(dz, [n, 1, 1, c]),
@@ -74,12 +70,7 @@ export const denseBackpropKernelWebgpu: KernelConfig = {
   kernelName: DENSE_BACKPROP_KERNEL,
   backendName: "webgpu",
   kernelFunc: ({ inputs, backend }) => {
-    const { dz, other: x, n, k, c } = backpropSizes(
-      DENSE_BACKPROP_KERNEL,
-      inputs.dz,
-      inputs.x,
-      "x",
-    );
+    const { dz, other: x, n, k, c } = kernelGradSizes(inputs);
     const g = denseGeometry(n, k, c);
     const b = backend as unknown as WebGPUBackend;
     const dz4 = as4d(dz, [n, 1, 1, c]);
