@@ -39,7 +39,8 @@ import {
 
 interface PassSpec {
   shaderKey: string;
-  code: string;
+  /** The WGSL, built on demand (once per pipeline, not per dispatch). */
+  code: () => string;
   variableNames: string[];
   variableComponents: number[];
   outputComponent: number;
@@ -60,7 +61,8 @@ abstract class WinogradProgram implements WebGPUProgram {
   variableComponents: number[];
   outputComponent: number;
   uniforms = WINOGRAD_FIELDS.map((f) => `${f} : i32,`).join(" ");
-  private readonly code: string;
+  /** Builds the WGSL; tfjs asks for it only when no pipeline has this pass's key yet. */
+  private readonly code: () => string;
 
   constructor(s: PassSpec) {
     this.outputShape = [s.outputSize];
@@ -74,7 +76,7 @@ abstract class WinogradProgram implements WebGPUProgram {
   }
 
   getUserCode(): string {
-    return this.code;
+    return this.code();
   }
 }
 
@@ -193,7 +195,7 @@ function inputTransform(backend: WebGPUBackend, x: TensorInfo, p: Plan): TensorI
     WinogradInputTransformProgram,
     {
       shaderKey: `winogradInput_va${va}`,
-      code: inputTransformSource(va),
+      code: () => inputTransformSource(va),
       variableNames: ["x"],
       variableComponents: [va],
       outputComponent: 4,
@@ -213,7 +215,7 @@ function filterTransform(backend: WebGPUBackend, w: TensorInfo, p: Plan, rotated
     WinogradFilterTransformProgram,
     {
       shaderKey: `winogradFilter_${rotated ? "rot" : "fwd"}`,
-      code: filterTransformSource(rotated),
+      code: () => filterTransformSource(rotated),
       variableNames: ["w"],
       variableComponents: [1],
       outputComponent: 4,
@@ -260,7 +262,7 @@ function forwardPasses(
       WinogradGemmProgram,
       {
         shaderKey: `winogradGemm_r${rows}c${colGroups}w${wg}`,
-        code: gemmSource(rows, colGroups, wg),
+        code: () => gemmSource(rows, colGroups, wg),
         variableNames: ["V", "U"],
         variableComponents: [4, 4],
         outputComponent: 4,
@@ -279,7 +281,7 @@ function forwardPasses(
       WinogradOutputTransformProgram,
       {
         shaderKey: `winogradOutput_vb${vb}_${epilogue}`,
-        code: outputTransformSource(epilogue, vb),
+        code: () => outputTransformSource(epilogue, vb),
         variableNames: names,
         variableComponents: names.map((_, i) => (i === 0 ? 4 : vb)),
         outputComponent: vb,
@@ -383,7 +385,7 @@ export function winogradBackpropFilter(
       WinogradDzTransformProgram,
       {
         shaderKey: `winogradDz_vb${vb}`,
-        code: dzTransformSource(vb),
+        code: () => dzTransformSource(vb),
         variableNames: ["dz"],
         variableComponents: [vb],
         outputComponent: 4,
@@ -400,7 +402,7 @@ export function winogradBackpropFilter(
       WinogradFilterGemmProgram,
       {
         shaderKey: `winogradFilterGemm_u${tu}c${colGroups}w${wg}`,
-        code: filterGemmSource(tu, colGroups, wg),
+        code: () => filterGemmSource(tu, colGroups, wg),
         variableNames: ["V", "Z"],
         variableComponents: [4, 4],
         outputComponent: 4,
@@ -421,7 +423,7 @@ export function winogradBackpropFilter(
     WinogradFilterOutputProgram,
     {
       shaderKey: "winogradFilterOutput",
-      code: filterOutputSource(),
+      code: () => filterOutputSource(),
       variableNames: ["P"],
       variableComponents: [4],
       outputComponent: 1,
