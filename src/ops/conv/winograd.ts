@@ -13,10 +13,12 @@
 // the filter gradient's slices, as for the direct configs.
 
 import type { TensorInfo } from "@tensorflow/tfjs-core";
-import type { WebGPUBackend, WebGPUProgram } from "@tensorflow/tfjs-backend-webgpu";
+import type { WebGPUBackend } from "@tensorflow/tfjs-backend-webgpu";
 import type { ConvGeometry } from "./geometry.ts";
 import {
   type Dispatch,
+  GeneratedProgram,
+  type GeneratedProgramSpec,
   makeOutput,
   runProgram,
   splitGroups,
@@ -37,48 +39,12 @@ import {
   WINOGRAD_FIELDS,
 } from "./winograd_wgsl.ts";
 
-interface PassSpec {
-  shaderKey: string;
-  /** The WGSL, built on demand (once per pipeline, not per dispatch). */
-  code: () => string;
-  variableNames: string[];
-  variableComponents: number[];
-  outputComponent: number;
-  /** Output size in floats. */
-  outputSize: number;
-  dispatch: Dispatch;
-  workgroupSize: number;
-}
+/** A pass as run() takes it: every Winograd pass has the WINOGRAD_FIELDS uniforms. */
+type PassSpec = Omit<GeneratedProgramSpec, "uniforms">;
+const WINOGRAD_UNIFORMS = WINOGRAD_FIELDS.map((f) => `${f} : i32,`).join(" ");
 
 /** One Winograd pass; the subclass per pass names it in tfjs profiles and GPU timestamps. */
-abstract class WinogradProgram implements WebGPUProgram {
-  outputShape: number[];
-  shaderKey: string;
-  dispatchLayout = { x: [0], y: [0] }; // two axes: main() takes no index
-  dispatch: Dispatch;
-  workgroupSize: [number, number, number];
-  variableNames: string[];
-  variableComponents: number[];
-  outputComponent: number;
-  uniforms = WINOGRAD_FIELDS.map((f) => `${f} : i32,`).join(" ");
-  /** Builds the WGSL; tfjs asks for it only when no pipeline has this pass's key yet. */
-  private readonly code: () => string;
-
-  constructor(s: PassSpec) {
-    this.outputShape = [s.outputSize];
-    this.shaderKey = s.shaderKey;
-    this.code = s.code;
-    this.variableNames = s.variableNames;
-    this.variableComponents = s.variableComponents;
-    this.outputComponent = s.outputComponent;
-    this.dispatch = s.dispatch;
-    this.workgroupSize = [s.workgroupSize, 1, 1];
-  }
-
-  getUserCode(): string {
-    return this.code();
-  }
-}
+abstract class WinogradProgram extends GeneratedProgram {}
 
 class WinogradInputTransformProgram extends WinogradProgram {}
 class WinogradFilterTransformProgram extends WinogradProgram {}
@@ -130,29 +96,16 @@ function imageBytes(g: ConvGeometry): number {
   return 16 * 16 * p.tiles * Math.max(p.k4, p.n4);
 }
 
+/** The WINOGRAD_FIELDS uniforms, in order. */
 function uniformsOf(p: Plan, rowsPerSplit = 0, numSplits = 0, sliceOffset = 0): Uniform[] {
-  const g = p.g;
-  const values = [
-    g.batch,
-    g.inH,
-    g.inW,
-    g.inC,
-    g.outH,
-    g.outW,
-    g.outC,
-    g.padTop,
-    g.padLeft,
-    p.tilesH,
-    p.tilesW,
-    p.tiles,
-    p.k4,
-    p.n4,
+  const values: Record<typeof WINOGRAD_FIELDS[number], number> = {
+    ...p.g,
+    ...p,
     rowsPerSplit,
     numSplits,
-    p.imageOffset,
     sliceOffset,
-  ];
-  return values.map((v) => ({ type: "int32" as const, data: [v] }));
+  };
+  return WINOGRAD_FIELDS.map((f) => ({ type: "int32" as const, data: [values[f]] }));
 }
 
 function flatDispatch(invocations: number, wg = 64, z = 1): Dispatch {
@@ -163,13 +116,13 @@ const width = (c: number) => (c % 4 === 0 ? 4 : 1) as 1 | 4;
 
 function run(
   backend: WebGPUBackend,
-  Program: new (s: PassSpec) => WinogradProgram,
+  Program: new (s: GeneratedProgramSpec) => WinogradProgram,
   spec: PassSpec,
   inputs: TensorInfo[],
   uniforms: Uniform[],
   output?: TensorInfo,
 ): TensorInfo {
-  const program = new Program(spec);
+  const program = new Program({ ...spec, uniforms: WINOGRAD_UNIFORMS });
   if (!output) return runProgram(backend, program, inputs.map(flat), uniforms);
   return backend.runWebGPUProgram(program, inputs.map(flat), "float32", uniforms, output);
 }

@@ -1,0 +1,60 @@
+// Helpers the WGSL generators share (gemm_wgsl.ts, gemm_window_wgsl.ts, winograd_wgsl.ts): line
+// lists, indentation, the flat invocation id of a 2-D grid, and the split-reduction prologue of
+// the filter-gradient kernels.
+
+import type { TileConfig } from "./tiling.ts";
+import type { GemmWidths } from "./gemm_wgsl.ts";
+
+export const range = (n: number) => [...Array(n).keys()];
+export const indent = (pad: string, lines: string[]) => lines.map((l) => pad + l).join("\n");
+export const COMPONENTS = ["x", "y", "z", "w"];
+
+/** Flat invocation id over a 2-D grid of `wg`-wide workgroups (x capped at 65535 groups). */
+export function flatId(wg: number): string {
+  return `i32(globalId.x) + i32(globalId.y) * i32(numWorkgroups.x) * ${wg}`;
+}
+
+/**
+ * Column groups (accumulators per row) of a register config at the widths a shape allows. When a
+ * vec4 config falls back to scalar columns (a channel count not a multiple of 4) it keeps the
+ * same number of accumulators (cols / 4 scalars), not 4x as many: code size and compile time stay
+ * bounded, and such layers are rare (odd channel counts).
+ */
+export function columnGroups(cfg: TileConfig, w: GemmWidths): number {
+  const cols = cfg.vecWidth === 4 && w.vb === 1
+    ? cfg.colsPerInvocation / 4
+    : cfg.colsPerInvocation / w.vb;
+  return Math.max(1, Math.floor(cols));
+}
+
+/** Uniform fields of the image sizes, first in every conv kernel's uniforms (x: N, H, W, Cin). */
+export const SIZE_FIELDS = ["batch", "inH", "inW", "inC", "outH", "outW", "outC"] as const;
+
+/** Channel groups and rows of a filter-gradient kernel's partials (dW rows = KH KW Cin). */
+export const FILTER_GRAD_SIZES = `  let inCG = uniforms.inC / VA;
+  let outCG = uniforms.outC / VB_W;
+  let numRows = uniforms.kH * uniforms.kW * uniforms.inC;`;
+
+/**
+ * A filter-gradient kernel's store of accumulator `acc` (filter row `row`, column group c0 + c)
+ * into its slice's partials, where the column exists.
+ */
+export function partialStore(row: string, c: number, acc: string): string {
+  return `if (c0 + ${c} < outCG) { result[(s * numRows + ${row}) * outCG + c0 + ${c}] = ${acc}; }`;
+}
+
+/**
+ * The filter-gradient kernels' split of the flat id (`wg`-wide groups): slice `s` of the
+ * reduction (past numSplits: return), then within it row tile `ut` and first column `c0` of a
+ * CG-wide column tile; `perSlice` and `colTiles` name the WGSL values counting the tiles.
+ */
+export function sliceTileLines(perSlice: string, wg: number, CG: number): string {
+  return `  let id = ${flatId(wg)};
+  let s = id / ${perSlice};
+  if (s >= uniforms.numSplits) {
+    return;
+  }
+  let tile = id - s * ${perSlice};
+  let ut = tile / colTiles;
+  let c0 = (tile - ut * colTiles) * ${CG};`;
+}
