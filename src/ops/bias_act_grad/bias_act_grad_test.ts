@@ -13,7 +13,6 @@
 import assert from "node:assert/strict";
 import fc from "fast-check";
 import * as tf from "@tensorflow/tfjs-core";
-import { initTf } from "../../tf/setup.ts";
 import {
   BIAS_ACT_GRAD,
   BIAS_ACT_GRAD_MAX_ROWS,
@@ -22,7 +21,14 @@ import {
 } from "./bias_act_grad.ts";
 import { biasActGradRef } from "./bias_act_grad_ref.ts";
 import { countDispatches } from "../../../bench/dispatches.ts";
-import { checkOp, GPU_TEST, runs, seededUniform, withGpu } from "../../../test/helpers/op_check.ts";
+import {
+  checkOp,
+  cpuPropertyTest,
+  GPU_TEST,
+  runs,
+  seededUniform,
+  withGpu,
+} from "../../../test/helpers/op_check.ts";
 
 interface Case {
   shape: number[];
@@ -91,30 +97,25 @@ Deno.test({
     }),
 });
 
-Deno.test({
-  name: "biasActGrad: the cpu kernel matches the reference and tfjs's step, mul and sum",
-  ...GPU_TEST,
-  fn: async () => {
-    await initTf("cpu");
-    await fc.assert(
-      fc.asyncProperty(caseArb, async (c) => {
-        await check(c, "cpu ");
-        const { dy, y } = caseData(c);
-        const dyT = tf.tensor(dy, c.shape), yT = tf.tensor(y, c.shape);
-        const dz = c.activation === "relu" ? tf.mul(dyT, tf.step(yT)) : dyT;
-        const dbias = tf.sum(dz, c.shape.slice(0, -1).map((_, i) => i));
-        const stock = { dz: await dz.data(), dbias: await dbias.data() };
-        tf.dispose([dyT, yT, dz, dbias]);
-        const rows = dy.length / c.shape[c.shape.length - 1];
-        checkOp(await runOp(c), stock, {
-          dz: { atol: 0, rtol: 0 },
-          dbias: { atol: 1e-6 * rows, rtol: 1e-5 },
-        }, "cpu vs tfjs " + describe(c));
-      }),
-      { seed: 1512, numRuns: runs(20) },
-    );
+cpuPropertyTest(
+  "biasActGrad: the cpu kernel matches the reference and tfjs's step, mul and sum",
+  caseArb,
+  async (c) => {
+    await check(c, "cpu ");
+    const { dy, y } = caseData(c);
+    const dyT = tf.tensor(dy, c.shape), yT = tf.tensor(y, c.shape);
+    const dz = c.activation === "relu" ? tf.mul(dyT, tf.step(yT)) : dyT;
+    const dbias = tf.sum(dz, c.shape.slice(0, -1).map((_, i) => i));
+    const stock = { dz: await dz.data(), dbias: await dbias.data() };
+    tf.dispose([dyT, yT, dz, dbias]);
+    const rows = dy.length / c.shape[c.shape.length - 1];
+    checkOp(await runOp(c), stock, {
+      dz: { atol: 0, rtol: 0 },
+      dbias: { atol: 1e-6 * rows, rtol: 1e-5 },
+    }, "cpu vs tfjs " + describe(c));
   },
-});
+  { seed: 1512, numRuns: runs(20) },
+);
 
 Deno.test({
   name: "biasActGrad: one dispatch; rows above the cap take tfjs's ops; zero rows; bad inputs",

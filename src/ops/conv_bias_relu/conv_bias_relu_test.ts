@@ -12,7 +12,6 @@
 // 1e-3 of 0 get dy = 0: float32 and float64 may disagree on their ReLU mask.
 
 import assert from "node:assert/strict";
-import fc from "fast-check";
 import * as tf from "@tensorflow/tfjs-core";
 import { initTf } from "../../tf/setup.ts";
 import { convBiasRelu } from "./conv_bias_relu.ts";
@@ -21,19 +20,20 @@ import { type ConvGeometry, convGeometry } from "../conv/geometry.ts";
 import { conv2dRef } from "../conv_bn_relu/conv_bn_relu_ref.ts";
 import {
   checkOp,
-  configuredCases,
   type ConvCase,
   convCaseArb,
+  cpuPropertyTest,
   describeCase,
   fixedCase,
   GPU_TEST,
   gpuPropertyTest,
   gpuTest,
   type OpTolerance,
+  outputAndGrads,
   runs,
   seededUniform,
+  tileConfigPropertyTest,
   withGpu,
-  withTileConfig,
 } from "../../../test/helpers/op_check.ts";
 
 interface Data {
@@ -83,13 +83,9 @@ async function runOp(
   const w = tf.tensor4d(d.filter, [c.kh, c.kw, c.cin, c.cout]);
   const b = tf.tensor1d(d.bias);
   const dy = tf.tensor(d.dy, [d.g.batch, d.g.outH, d.g.outW, d.g.outC]);
-  const y = f(x, w, b);
-  const grads = tf.grads((a, k, bb) =>
-    tf.sum(tf.mul(f(a as tf.Tensor4D, k as tf.Tensor4D, bb as tf.Tensor1D), dy))
-  )([x, w, b]);
-  const [yv, dx, dfilter, dbias] = await Promise.all([y, ...grads].map((t) => t.data()));
-  tf.dispose([x, w, b, dy, y, ...grads]);
-  return { y: yv, dx, dfilter, dbias } as Grads;
+  const [y, dx, dfilter, dbias] = await outputAndGrads(f, [x, w, b], dy);
+  tf.dispose([x, w, b, dy]);
+  return { y, dx, dfilter, dbias };
 }
 
 const ours = (d: Data) =>
@@ -137,14 +133,12 @@ async function checkOurs(c: ConvCase, label: string): Promise<void> {
   checkOp({ ...(await ours(d)) }, { ...reference(d) }, tolerances(d), label + describeCase(c));
 }
 
-const allTiles = configuredCases(["fwd", "bwdData", "bwdFilter"], [
-  { n: 2, h: 9, w: 8, cin: 4, cout: 8, kh: 3, kw: 3, strides: [2, 2], pad: "valid", seed: 5 },
-]);
-gpuPropertyTest(
+tileConfigPropertyTest(
   "convBiasRelu: every tile config matches the CPU reference (outputs and gradients)",
-  allTiles.arb,
-  ({ c, config }) => withTileConfig(config, () => checkOurs(c, `${config.id} `)),
-  { seed: 1107, numRuns: allTiles.numRuns(10), examples: allTiles.examples },
+  ["fwd", "bwdData", "bwdFilter"],
+  [{ n: 2, h: 9, w: 8, cin: 4, cout: 8, kh: 3, kw: 3, strides: [2, 2], pad: "valid", seed: 5 }],
+  (c, config) => checkOurs(c, `${config.id} `),
+  { seed: 1107, quickRuns: 10 },
 );
 
 gpuPropertyTest(
@@ -154,36 +148,31 @@ gpuPropertyTest(
   { seed: 1108, numRuns: runs(6), naive: true },
 );
 
-Deno.test({
-  name: "convBiasRelu: CPU reference matches tfjs's fused conv2d and its gradients (cpu)",
-  ...GPU_TEST,
-  fn: async () => {
-    await initTf("cpu");
-    await fc.assert(
-      fc.asyncProperty(convCaseArb(), async (c) => {
-        const d = caseData(c);
-        const stock = await runOp(
-          d,
-          (x, w, b) =>
-            tf.fused.conv2d({
-              x,
-              filter: w,
-              bias: b,
-              strides: c.strides,
-              pad: c.pad,
-              activation: "relu",
-            }),
-        );
-        // The stock op rounds in float32 too: 10x the kernel tolerances.
-        const tol = Object.fromEntries(
-          Object.entries(tolerances(d)).map(([k, t]) => [k, { atol: 10 * t.atol, rtol: 1e-3 }]),
-        );
-        checkOp({ ...reference(d) }, { ...stock }, tol, `ref vs stock ${describeCase(c)}`);
-      }),
-      { seed: 1109, numRuns: runs(15) },
+cpuPropertyTest(
+  "convBiasRelu: CPU reference matches tfjs's fused conv2d and its gradients (cpu)",
+  convCaseArb(),
+  async (c) => {
+    const d = caseData(c);
+    const stock = await runOp(
+      d,
+      (x, w, b) =>
+        tf.fused.conv2d({
+          x,
+          filter: w,
+          bias: b,
+          strides: c.strides,
+          pad: c.pad,
+          activation: "relu",
+        }),
     );
+    // The stock op rounds in float32 too: 10x the kernel tolerances.
+    const tol = Object.fromEntries(
+      Object.entries(tolerances(d)).map(([k, t]) => [k, { atol: 10 * t.atol, rtol: 1e-3 }]),
+    );
+    checkOp({ ...reference(d) }, { ...stock }, tol, `ref vs stock ${describeCase(c)}`);
   },
-});
+  { seed: 1109, numRuns: runs(15) },
+);
 
 Deno.test("convBiasRelu: bad inputs throw errors naming the tensor", async () => {
   await initTf("cpu");

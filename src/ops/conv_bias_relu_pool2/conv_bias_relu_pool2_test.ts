@@ -34,6 +34,7 @@ import {
   convCaseArb,
   describeCase,
   GPU_TEST,
+  outputAndGrads,
   runs,
   seededUniform,
   withGpu,
@@ -175,13 +176,9 @@ async function runOp(d: Data, f: OpFn): Promise<Grads> {
   const w = tf.tensor4d(d.filter, [c.kh, c.kw, c.cin, c.cout]);
   const b = tf.tensor1d(d.bias);
   const dp = tf.tensor(d.dp, maxPool2Shape([g.batch, g.outH, g.outW, g.outC]));
-  const p = f(x, w, b);
-  const grads = tf.grads((a, k, bb) =>
-    tf.sum(tf.mul(f(a as tf.Tensor4D, k as tf.Tensor4D, bb as tf.Tensor1D), dp))
-  )([x, w, b]);
-  const [pv, dx, dfilter, dbias] = await Promise.all([p, ...grads].map((t) => t.data()));
-  tf.dispose([x, w, b, dp, p, ...grads]);
-  return { p: pv, dx, dfilter, dbias } as Grads;
+  const [p, dx, dfilter, dbias] = await outputAndGrads(f, [x, w, b], dp);
+  tf.dispose([x, w, b, dp]);
+  return { p, dx, dfilter, dbias };
 }
 
 const ours = (d: Data) =>
