@@ -1,6 +1,6 @@
 // Helpers the WGSL generators share (gemm_wgsl.ts, gemm_window_wgsl.ts, winograd_wgsl.ts): line
-// lists, indentation, the flat invocation id of a 2-D grid, and the split-reduction prologue of
-// the filter-gradient kernels.
+// lists, indentation, the flat invocation id of a 2-D grid, column groups and the image-size
+// uniform fields (filter_grad_wgsl.ts has the filter-gradient kernels' pieces).
 
 import type { TileConfig } from "./tiling.ts";
 import type { GemmWidths } from "./gemm_wgsl.ts";
@@ -29,32 +29,3 @@ export function columnGroups(cfg: TileConfig, w: GemmWidths): number {
 
 /** Uniform fields of the image sizes, first in every conv kernel's uniforms (x: N, H, W, Cin). */
 export const SIZE_FIELDS = ["batch", "inH", "inW", "inC", "outH", "outW", "outC"] as const;
-
-/** Channel groups and rows of a filter-gradient kernel's partials (dW rows = KH KW Cin). */
-export const FILTER_GRAD_SIZES = `  let inCG = uniforms.inC / VA;
-  let outCG = uniforms.outC / VB_W;
-  let numRows = uniforms.kH * uniforms.kW * uniforms.inC;`;
-
-/**
- * A filter-gradient kernel's store of accumulator `acc` (filter row `row`, column group c0 + c)
- * into its slice's partials, where the column exists.
- */
-export function partialStore(row: string, c: number, acc: string): string {
-  return `if (c0 + ${c} < outCG) { result[(s * numRows + ${row}) * outCG + c0 + ${c}] = ${acc}; }`;
-}
-
-/**
- * The filter-gradient kernels' split of the flat id (`wg`-wide groups): slice `s` of the
- * reduction (past numSplits: return), then within it row tile `ut` and first column `c0` of a
- * CG-wide column tile; `perSlice` and `colTiles` name the WGSL values counting the tiles.
- */
-export function sliceTileLines(perSlice: string, wg: number, CG: number): string {
-  return `  let id = ${flatId(wg)};
-  let s = id / ${perSlice};
-  if (s >= uniforms.numSplits) {
-    return;
-  }
-  let tile = id - s * ${perSlice};
-  let ut = tile / colTiles;
-  let c0 = (tile - ut * colTiles) * ${CG};`;
-}

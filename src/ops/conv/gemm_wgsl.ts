@@ -96,17 +96,8 @@
 
 import type { ConvView, TileConfig } from "./tiling.ts";
 import { windowFilterRegister, windowRowsRegister } from "./gemm_window_wgsl.ts";
-import {
-  columnGroups,
-  COMPONENTS,
-  FILTER_GRAD_SIZES,
-  flatId,
-  indent,
-  partialStore,
-  range,
-  SIZE_FIELDS,
-  sliceTileLines,
-} from "./codegen.ts";
+import { columnGroups, COMPONENTS, flatId, indent, range, SIZE_FIELDS } from "./codegen.ts";
+import { FILTER_GRAD_SIZES, partialStore, sliceTileLines } from "./filter_grad_wgsl.ts";
 
 /** What the kernel does with each finished accumulator (`store(i, c, v)`, i and c in VB units). */
 export type ConvEpilogue = "store" | "scaleShiftRelu" | "biasRelu" | "bias";

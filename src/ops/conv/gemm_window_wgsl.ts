@@ -14,16 +14,8 @@
 
 import type { TileConfig } from "./tiling.ts";
 import type { GemmWidths } from "./gemm_wgsl.ts";
-import {
-  columnGroups,
-  COMPONENTS,
-  FILTER_GRAD_SIZES,
-  flatId,
-  indent,
-  partialStore,
-  range,
-  sliceTileLines,
-} from "./codegen.ts";
+import { columnGroups, COMPONENTS, flatId, indent, range } from "./codegen.ts";
+import { FILTER_GRAD_SIZES, partialStore, sliceTileLines } from "./filter_grad_wgsl.ts";
 
 /**
  * The tile a row-window config gets at an output row `width` and `channels` columns: rows are

@@ -27,7 +27,8 @@
 // r8c16 515 -> 536, r32c32 352 -> 399, medians of 3): not kept.
 
 import { type ConvEpilogue, epilogueSnippet } from "./gemm_wgsl.ts";
-import { COMPONENTS, flatId, indent, range, SIZE_FIELDS, sliceTileLines } from "./codegen.ts";
+import { COMPONENTS, flatId, indent, range, SIZE_FIELDS } from "./codegen.ts";
+import { sliceTileLines } from "./filter_grad_wgsl.ts";
 
 /** Uniform fields of every Winograd pass (order = uniform struct order). */
 export const WINOGRAD_FIELDS = [

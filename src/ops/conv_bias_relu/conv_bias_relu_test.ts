@@ -16,8 +16,9 @@ import * as tf from "@tensorflow/tfjs-core";
 import { initTf } from "../../tf/setup.ts";
 import { convBiasRelu } from "./conv_bias_relu.ts";
 import { convBiasReluGradRef, convBiasReluRef } from "./conv_bias_relu_ref.ts";
-import { type ConvGeometry, convGeometry } from "../conv/geometry.ts";
+import { convGeometry } from "../conv/geometry.ts";
 import { conv2dRef } from "../conv_bn_relu/conv_bn_relu_ref.ts";
+import { type ConvBiasInputs, convBiasInputs, convBiasTensors } from "./conv_bias_relu_fixtures.ts";
 import {
   checkOp,
   type ConvCase,
@@ -36,28 +37,21 @@ import {
   withGpu,
 } from "../../../test/helpers/op_check.ts";
 
-interface Data {
-  c: ConvCase;
-  g: ConvGeometry;
-  x: Float32Array;
-  filter: Float32Array;
-  bias: Float32Array;
+interface Data extends ConvBiasInputs {
   dy: Float32Array;
 }
 
 const RELU_MARGIN = 1e-3;
 
 function caseData(c: ConvCase): Data {
-  const g = convGeometry([c.n, c.h, c.w, c.cin], [c.kh, c.kw, c.cin, c.cout], c.strides, c.pad);
-  const x = seededUniform(c.n * c.h * c.w * c.cin, c.seed);
-  const filter = seededUniform(c.kh * c.kw * c.cin * c.cout, c.seed + 1);
-  const bias = seededUniform(c.cout, c.seed + 2, -0.5, 0.5);
-  const z = conv2dRef(x, filter, g);
+  const inputs = convBiasInputs(c);
+  const { bias } = inputs;
+  const z = conv2dRef(inputs.x, inputs.filter, inputs.g);
   const dy = seededUniform(z.length, c.seed + 3);
   for (let i = 0; i < z.length; i++) {
     if (Math.abs(z[i] + bias[i % c.cout]) < RELU_MARGIN) dy[i] = 0;
   }
-  return { c, g, x, filter, bias, dy };
+  return { ...inputs, dy };
 }
 
 function tolerances(d: Data): Record<string, OpTolerance> {
@@ -78,10 +72,7 @@ async function runOp(
   d: Data,
   f: (x: tf.Tensor4D, w: tf.Tensor4D, b: tf.Tensor1D) => tf.Tensor,
 ): Promise<Grads> {
-  const { c } = d;
-  const x = tf.tensor4d(d.x, [c.n, c.h, c.w, c.cin]);
-  const w = tf.tensor4d(d.filter, [c.kh, c.kw, c.cin, c.cout]);
-  const b = tf.tensor1d(d.bias);
+  const [x, w, b] = convBiasTensors(d);
   const dy = tf.tensor(d.dy, [d.g.batch, d.g.outH, d.g.outW, d.g.outC]);
   const [y, dx, dfilter, dbias] = await outputAndGrads(f, [x, w, b], dy);
   tf.dispose([x, w, b, dy]);

@@ -25,8 +25,13 @@ import {
 import { convBiasReluGradRef, convBiasReluRef } from "../conv_bias_relu/conv_bias_relu_ref.ts";
 import { maxPool2GradRef, maxPool2Ref, maxPool2Shape } from "../max_pool2/max_pool2_ref.ts";
 import { biasActGradRef } from "../bias_act_grad/bias_act_grad_ref.ts";
-import { type ConvGeometry, convGeometry } from "../conv/geometry.ts";
 import { conv2dRef } from "../conv_bn_relu/conv_bn_relu_ref.ts";
+import {
+  caseGeometry,
+  type ConvBiasInputs,
+  convBiasInputs,
+  convBiasTensors,
+} from "../conv_bias_relu/conv_bias_relu_fixtures.ts";
 import { countDispatches } from "../../../bench/dispatches.ts";
 import {
   checkOp,
@@ -126,26 +131,19 @@ Deno.test({
 
 // ---- 2. the whole op ----
 
-interface Data {
-  c: ConvCase;
-  g: ConvGeometry;
-  x: Float32Array;
-  filter: Float32Array;
-  bias: Float32Array;
+interface Data extends ConvBiasInputs {
   dp: Float32Array;
 }
 
 /** Conv cases whose output is at least 2x2 (the pool needs a window). */
 const opCaseArb = convCaseArb().filter((c) => {
-  const g = convGeometry([c.n, c.h, c.w, c.cin], [c.kh, c.kw, c.cin, c.cout], c.strides, c.pad);
+  const g = caseGeometry(c);
   return g.outH >= 2 && g.outW >= 2;
 });
 
 function opData(c: ConvCase): Data {
-  const g = convGeometry([c.n, c.h, c.w, c.cin], [c.kh, c.kw, c.cin, c.cout], c.strides, c.pad);
-  const x = seededUniform(c.n * c.h * c.w * c.cin, c.seed);
-  const filter = seededUniform(c.kh * c.kw * c.cin * c.cout, c.seed + 1);
-  const bias = seededUniform(c.cout, c.seed + 2, -0.5, 0.5);
+  const inputs = convBiasInputs(c);
+  const { g, x, filter, bias } = inputs;
   const yShape = [g.batch, g.outH, g.outW, g.outC];
   const z = conv2dRef(x, filter, g).map((v, i) => v + bias[i % g.outC]);
   const dp = seededUniform(maxPool2Shape(yShape).reduce((a, b) => a * b, 1), c.seed + 3);
@@ -164,17 +162,15 @@ function opData(c: ConvCase): Data {
       }
     }
   }
-  return { c, g, x, filter, bias, dp };
+  return { ...inputs, dp };
 }
 
 type Grads = Record<"p" | "dx" | "dfilter" | "dbias", Float32Array>;
 type OpFn = (x: tf.Tensor4D, w: tf.Tensor4D, b: tf.Tensor1D) => tf.Tensor;
 
 async function runOp(d: Data, f: OpFn): Promise<Grads> {
-  const { c, g } = d;
-  const x = tf.tensor4d(d.x, [c.n, c.h, c.w, c.cin]);
-  const w = tf.tensor4d(d.filter, [c.kh, c.kw, c.cin, c.cout]);
-  const b = tf.tensor1d(d.bias);
+  const { g } = d;
+  const [x, w, b] = convBiasTensors(d);
   const dp = tf.tensor(d.dp, maxPool2Shape([g.batch, g.outH, g.outW, g.outC]));
   const [p, dx, dfilter, dbias] = await outputAndGrads(f, [x, w, b], dp);
   tf.dispose([x, w, b, dp]);
