@@ -180,6 +180,27 @@ function registerDispatch(config: TileConfig, invocations: number, z: number): D
 }
 
 /**
+ * The grid of a pixel-row view (fwd, bwdData): GEMM `rows` (pixels; for bwdData those of the
+ * largest stride phase, `phases` deep) x `cols` channels; a row window's tiles cover whole rows
+ * of the `batch` x `h` x `w` output pixels.
+ */
+function pixelRowsDispatch(
+  config: TileConfig,
+  widths: GemmWidths,
+  rows: number,
+  cols: number,
+  phases: number,
+  [batch, h, w]: [number, number, number],
+): Dispatch {
+  if (config.stageInWorkgroupMemory) return stagedDispatch(config, rows, cols, phases);
+  if (widths.window) {
+    return registerDispatch(config, windowInvocations(widths, batch, h, w, cols), 1);
+  }
+  const colTiles = Math.ceil(cols / widths.vb / columnGroups(config, widths));
+  return registerDispatch(config, Math.ceil(rows / config.rowsPerInvocation) * colTiles, phases);
+}
+
+/**
  * A Winograd config passed for a shape it does not serve (not 3x3 stride 1, or one image's
  * transformed buffers past the device's storage-binding limit): the adapter kind's direct default.
  */
@@ -208,16 +229,7 @@ export function convForward(
   if (config.winograd) return winogradForward(backend, x, w, g, epilogue, perChannel, config);
   const widths = gemmWidths("fwd", config, g);
   const rows = g.batch * g.outH * g.outW;
-  const dispatch = config.stageInWorkgroupMemory
-    ? stagedDispatch(config, rows, g.outC, 1)
-    : widths.window
-    ? registerDispatch(config, windowInvocations(widths, g.batch, g.outH, g.outW, g.outC), 1)
-    : registerDispatch(
-      config,
-      Math.ceil(rows / config.rowsPerInvocation) *
-        Math.ceil(g.outC / widths.vb / columnGroups(config, widths)),
-      1,
-    );
+  const dispatch = pixelRowsDispatch(config, widths, rows, g.outC, 1, [g.batch, g.outH, g.outW]);
   const program = new ConvFwdProgram(
     gemmProgramSpec("fwd", config, widths, epilogue, rows * g.outC, dispatch),
   );
@@ -255,16 +267,8 @@ export function convBackpropData(
   const phases = g.strideH * g.strideW;
   // The largest phase has ceil(H / sH) x ceil(W / sW) pixels per image.
   const rows = g.batch * Math.ceil(g.inH / g.strideH) * Math.ceil(g.inW / g.strideW);
-  const dispatch = config.stageInWorkgroupMemory
-    ? stagedDispatch(config, rows, g.inC, phases)
-    : widths.window
-    ? registerDispatch(config, windowInvocations(widths, g.batch, g.inH, g.inW, g.inC), 1)
-    : registerDispatch(
-      config,
-      Math.ceil(rows / config.rowsPerInvocation) *
-        Math.ceil(g.inC / widths.vb / columnGroups(config, widths)),
-      phases,
-    );
+  const image: [number, number, number] = [g.batch, g.inH, g.inW];
+  const dispatch = pixelRowsDispatch(config, widths, rows, g.inC, phases, image);
   const wt = widths.directFilter ? flat(w) : transposeFilter(backend, w, g);
   const size = g.batch * g.inH * g.inW * g.inC;
   const program = new ConvBwdDataProgram(

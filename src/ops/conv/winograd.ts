@@ -16,7 +16,6 @@ import type { TensorInfo } from "@tensorflow/tfjs-core";
 import type { WebGPUBackend } from "@tensorflow/tfjs-backend-webgpu";
 import type { ConvGeometry } from "./geometry.ts";
 import {
-  type Dispatch,
   GeneratedProgram,
   type GeneratedProgramSpec,
   makeOutput,
@@ -39,8 +38,15 @@ import {
   WINOGRAD_FIELDS,
 } from "./winograd_wgsl.ts";
 
-/** A pass as run() takes it: every Winograd pass has the WINOGRAD_FIELDS uniforms. */
-type PassSpec = Omit<GeneratedProgramSpec, "uniforms">;
+/**
+ * A pass as run() takes it: its invocations on a flat grid of `workgroupSize`-wide groups
+ * (default 64; `planes` deep, default 1) and the WINOGRAD_FIELDS uniforms.
+ */
+type PassSpec = Omit<GeneratedProgramSpec, "uniforms" | "dispatch" | "workgroupSize"> & {
+  invocations: number;
+  workgroupSize?: number;
+  planes?: number;
+};
 const WINOGRAD_UNIFORMS = WINOGRAD_FIELDS.map((f) => `${f} : i32,`).join(" ");
 
 /** One Winograd pass; the subclass per pass names it in tfjs profiles and GPU timestamps. */
@@ -108,10 +114,6 @@ function uniformsOf(p: Plan, rowsPerSplit = 0, numSplits = 0, sliceOffset = 0): 
   return WINOGRAD_FIELDS.map((f) => ({ type: "int32" as const, data: [values[f]] }));
 }
 
-function flatDispatch(invocations: number, wg = 64, z = 1): Dispatch {
-  return [...splitGroups(Math.ceil(invocations / wg)), z];
-}
-
 const width = (c: number) => (c % 4 === 0 ? 4 : 1) as 1 | 4;
 
 function run(
@@ -122,7 +124,13 @@ function run(
   uniforms: Uniform[],
   output?: TensorInfo,
 ): TensorInfo {
-  const program = new Program({ ...spec, uniforms: WINOGRAD_UNIFORMS });
+  const { invocations, workgroupSize = 64, planes = 1, ...rest } = spec;
+  const program = new Program({
+    ...rest,
+    dispatch: [...splitGroups(Math.ceil(invocations / workgroupSize)), planes],
+    workgroupSize,
+    uniforms: WINOGRAD_UNIFORMS,
+  });
   if (!output) return runProgram(backend, program, inputs.map(flat), uniforms);
   return backend.runWebGPUProgram(program, inputs.map(flat), "float32", uniforms, output);
 }
@@ -153,8 +161,7 @@ function inputTransform(backend: WebGPUBackend, x: TensorInfo, p: Plan): TensorI
       variableComponents: [va],
       outputComponent: 4,
       outputSize: 16 * p.tiles * p.k4 * 4,
-      dispatch: flatDispatch(p.tiles * p.k4),
-      workgroupSize: 64,
+      invocations: p.tiles * p.k4,
     },
     [x],
     uniformsOf(p),
@@ -173,8 +180,7 @@ function filterTransform(backend: WebGPUBackend, w: TensorInfo, p: Plan, rotated
       variableComponents: [1],
       outputComponent: 4,
       outputSize: 16 * 4 * p.k4 * p.n4 * 4,
-      dispatch: flatDispatch(4 * p.k4 * p.n4),
-      workgroupSize: 64,
+      invocations: 4 * p.k4 * p.n4,
     },
     [w],
     uniformsOf(p),
@@ -220,8 +226,9 @@ function forwardPasses(
         variableComponents: [4, 4],
         outputComponent: 4,
         outputSize: 16 * p.tiles * p.n4 * 4,
-        dispatch: flatDispatch(invocations, wg, 16),
+        invocations,
         workgroupSize: wg,
+        planes: 16,
       },
       [v, u],
       uniformsOf(p),
@@ -239,8 +246,7 @@ function forwardPasses(
         variableComponents: names.map((_, i) => (i === 0 ? 4 : vb)),
         outputComponent: vb,
         outputSize: size,
-        dispatch: flatDispatch(p.tiles * p.n4),
-        workgroupSize: 64,
+        invocations: p.tiles * p.n4,
       },
       [m, ...perChannel],
       uniformsOf(p),
@@ -343,8 +349,7 @@ export function winogradBackpropFilter(
         variableComponents: [vb],
         outputComponent: 4,
         outputSize: 16 * p.tiles * p.n4 * 4,
-        dispatch: flatDispatch(p.tiles * p.n4),
-        workgroupSize: 64,
+        invocations: p.tiles * p.n4,
       },
       [dz],
       uniformsOf(p),
@@ -360,8 +365,9 @@ export function winogradBackpropFilter(
         variableComponents: [4, 4],
         outputComponent: 4,
         outputSize: slices * sliceFloats,
-        dispatch: flatDispatch(invocations, wg, 16),
+        invocations,
         workgroupSize: wg,
+        planes: 16,
       },
       [v, z],
       uniformsOf(p, rowsPerSplit, numSplits, sliceOffset),
@@ -381,8 +387,7 @@ export function winogradBackpropFilter(
       variableComponents: [4],
       outputComponent: 1,
       outputSize: 9 * g.inC * g.outC,
-      dispatch: flatDispatch(g.inC * whole.n4),
-      workgroupSize: 64,
+      invocations: g.inC * whole.n4,
     },
     [partials],
     uniformsOf(whole, 0, slices),
