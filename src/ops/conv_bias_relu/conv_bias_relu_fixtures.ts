@@ -1,9 +1,15 @@
-// Inputs of the conv + bias tests (conv_bias_relu_test.ts, and its pool2 variant's in
-// conv_bias_relu_pool2/): a ConvCase's geometry and seeded values, and their tensors.
+// Shared pieces of the conv + bias tests (conv_bias_relu_test.ts, and its pool2 variant's in
+// conv_bias_relu_pool2/): a ConvCase's geometry and seeded inputs, the op's output and
+// gradients on the current backend, and the tolerances.
 
 import * as tf from "@tensorflow/tfjs-core";
 import { type ConvGeometry, convGeometry } from "../conv/geometry.ts";
-import { type ConvCase, seededUniform } from "../../../test/helpers/op_check.ts";
+import {
+  type ConvCase,
+  type OpTolerance,
+  outputAndGrads,
+  seededUniform,
+} from "../../../test/helpers/op_check.ts";
 
 export interface ConvBiasInputs {
   c: ConvCase;
@@ -30,12 +36,51 @@ export function convBiasInputs(c: ConvCase): ConvBiasInputs {
   };
 }
 
-/** x, filter and bias as tensors (the caller disposes them). */
-export function convBiasTensors(d: ConvBiasInputs): [tf.Tensor4D, tf.Tensor4D, tf.Tensor1D] {
+/** The op's output (named `Out`: y, or the pooled p) and its three gradients. */
+export type ConvBiasGrads<Out extends string> = Record<
+  Out | "dx" | "dfilter" | "dbias",
+  Float32Array
+>;
+
+export type ConvBiasFn = (x: tf.Tensor4D, w: tf.Tensor4D, b: tf.Tensor1D) => tf.Tensor;
+
+/**
+ * f(x, filter, bias) and tf.grads of sum(f * dOut) w.r.t. x, filter and bias on the current
+ * backend; `dOut` is the output gradient, of shape `outShape`.
+ */
+export async function convBiasGrads<Out extends string>(
+  d: ConvBiasInputs,
+  out: Out,
+  f: ConvBiasFn,
+  dOut: Float32Array,
+  outShape: number[],
+): Promise<ConvBiasGrads<Out>> {
   const { c } = d;
-  return [
-    tf.tensor4d(d.x, [c.n, c.h, c.w, c.cin]),
-    tf.tensor4d(d.filter, [c.kh, c.kw, c.cin, c.cout]),
-    tf.tensor1d(d.bias),
-  ];
+  const x = tf.tensor4d(d.x, [c.n, c.h, c.w, c.cin]);
+  const w = tf.tensor4d(d.filter, [c.kh, c.kw, c.cin, c.cout]);
+  const b = tf.tensor1d(d.bias);
+  const dOutT = tf.tensor(dOut, outShape);
+  const [y, dx, dfilter, dbias] = await outputAndGrads(f, [x, w, b], dOutT);
+  tf.dispose([x, w, b, dOutT]);
+  return { [out]: y, dx, dfilter, dbias } as ConvBiasGrads<Out>;
+}
+
+/**
+ * |a - e| <= atol + rtol*|e| per result: atol = 1e-6 x the terms behind one element (inputs
+ * U(-1, 1): each term <= 1, and float32 rounding of a sum of T of them stays well below
+ * T * 2^-24 * the largest partial sum), rtol 1e-4; both x `scale` (10 against tfjs's stock
+ * ops, which round in float32 too). `out` names the output.
+ */
+export function convBiasTolerances(
+  g: ConvGeometry,
+  out: string,
+  scale = 1,
+): Record<string, OpTolerance> {
+  const rtol = 1e-4 * scale;
+  return {
+    [out]: { atol: 1e-6 * scale * g.kH * g.kW * g.inC, rtol },
+    dx: { atol: 1e-6 * scale * g.kH * g.kW * g.outC, rtol },
+    dfilter: { atol: 1e-6 * scale * g.batch * g.outH * g.outW, rtol },
+    dbias: { atol: 1e-6 * scale * g.batch * g.outH * g.outW, rtol },
+  };
 }

@@ -18,7 +18,14 @@ import { convBiasRelu } from "./conv_bias_relu.ts";
 import { convBiasReluGradRef, convBiasReluRef } from "./conv_bias_relu_ref.ts";
 import { convGeometry } from "../conv/geometry.ts";
 import { conv2dRef } from "../conv_bn_relu/conv_bn_relu_ref.ts";
-import { type ConvBiasInputs, convBiasInputs, convBiasTensors } from "./conv_bias_relu_fixtures.ts";
+import {
+  type ConvBiasFn,
+  type ConvBiasGrads,
+  convBiasGrads,
+  type ConvBiasInputs,
+  convBiasInputs,
+  convBiasTolerances,
+} from "./conv_bias_relu_fixtures.ts";
 import {
   checkOp,
   type ConvCase,
@@ -29,8 +36,6 @@ import {
   GPU_TEST,
   gpuPropertyTest,
   gpuTest,
-  type OpTolerance,
-  outputAndGrads,
   runs,
   seededUniform,
   tileConfigPropertyTest,
@@ -54,30 +59,13 @@ function caseData(c: ConvCase): Data {
   return { ...inputs, dy };
 }
 
-function tolerances(d: Data): Record<string, OpTolerance> {
-  const { g } = d;
-  const rtol = 1e-4;
-  return {
-    y: { atol: 1e-6 * g.kH * g.kW * g.inC, rtol },
-    dx: { atol: 1e-6 * g.kH * g.kW * g.outC, rtol },
-    dfilter: { atol: 1e-6 * g.batch * g.outH * g.outW, rtol },
-    dbias: { atol: 1e-6 * g.batch * g.outH * g.outW, rtol },
-  };
-}
+const tolerances = (d: Data, scale = 1) => convBiasTolerances(d.g, "y", scale);
 
-type Grads = Record<"y" | "dx" | "dfilter" | "dbias", Float32Array>;
+type Grads = ConvBiasGrads<"y">;
 
 /** y and tf.grads of sum(f(x, filter, bias) * dy) on the current backend. */
-async function runOp(
-  d: Data,
-  f: (x: tf.Tensor4D, w: tf.Tensor4D, b: tf.Tensor1D) => tf.Tensor,
-): Promise<Grads> {
-  const [x, w, b] = convBiasTensors(d);
-  const dy = tf.tensor(d.dy, [d.g.batch, d.g.outH, d.g.outW, d.g.outC]);
-  const [y, dx, dfilter, dbias] = await outputAndGrads(f, [x, w, b], dy);
-  tf.dispose([x, w, b, dy]);
-  return { y, dx, dfilter, dbias };
-}
+const runOp = (d: Data, f: ConvBiasFn): Promise<Grads> =>
+  convBiasGrads(d, "y", f, d.dy, [d.g.batch, d.g.outH, d.g.outW, d.g.outC]);
 
 const ours = (d: Data) =>
   runOp(d, (x, w, b) => convBiasRelu(x, w, b, { strides: d.c.strides, pad: d.c.pad }));
@@ -157,10 +145,12 @@ cpuPropertyTest(
         }),
     );
     // The stock op rounds in float32 too: 10x the kernel tolerances.
-    const tol = Object.fromEntries(
-      Object.entries(tolerances(d)).map(([k, t]) => [k, { atol: 10 * t.atol, rtol: 1e-3 }]),
+    checkOp(
+      { ...reference(d) },
+      { ...stock },
+      tolerances(d, 10),
+      `ref vs stock ${describeCase(c)}`,
     );
-    checkOp({ ...reference(d) }, { ...stock }, tol, `ref vs stock ${describeCase(c)}`);
   },
   { seed: 1109, numRuns: runs(15) },
 );

@@ -28,9 +28,12 @@ import { biasActGradRef } from "../bias_act_grad/bias_act_grad_ref.ts";
 import { conv2dRef } from "../conv_bn_relu/conv_bn_relu_ref.ts";
 import {
   caseGeometry,
+  type ConvBiasFn,
+  type ConvBiasGrads,
+  convBiasGrads,
   type ConvBiasInputs,
   convBiasInputs,
-  convBiasTensors,
+  convBiasTolerances,
 } from "../conv_bias_relu/conv_bias_relu_fixtures.ts";
 import { countDispatches } from "../../../bench/dispatches.ts";
 import {
@@ -39,7 +42,7 @@ import {
   convCaseArb,
   describeCase,
   GPU_TEST,
-  outputAndGrads,
+  gpuTest,
   runs,
   seededUniform,
   withGpu,
@@ -165,17 +168,10 @@ function opData(c: ConvCase): Data {
   return { ...inputs, dp };
 }
 
-type Grads = Record<"p" | "dx" | "dfilter" | "dbias", Float32Array>;
-type OpFn = (x: tf.Tensor4D, w: tf.Tensor4D, b: tf.Tensor1D) => tf.Tensor;
+type Grads = ConvBiasGrads<"p">;
 
-async function runOp(d: Data, f: OpFn): Promise<Grads> {
-  const { g } = d;
-  const [x, w, b] = convBiasTensors(d);
-  const dp = tf.tensor(d.dp, maxPool2Shape([g.batch, g.outH, g.outW, g.outC]));
-  const [p, dx, dfilter, dbias] = await outputAndGrads(f, [x, w, b], dp);
-  tf.dispose([x, w, b, dp]);
-  return { p, dx, dfilter, dbias };
-}
+const runOp = (d: Data, f: ConvBiasFn): Promise<Grads> =>
+  convBiasGrads(d, "p", f, d.dp, maxPool2Shape([d.g.batch, d.g.outH, d.g.outW, d.g.outC]));
 
 const ours = (d: Data) =>
   runOp(d, (x, w, b) => convBiasReluPool2(x, w, b, { strides: d.c.strides, pad: d.c.pad }));
@@ -188,15 +184,7 @@ function reference(d: Data): Grads {
   return { p: maxPool2Ref(y, yShape), ...convBiasReluGradRef(dy, y, d.x, d.filter, d.g) };
 }
 
-function tolerances({ g }: Data, scale = 1) {
-  const rtol = 1e-4 * scale;
-  return {
-    p: { atol: 1e-6 * scale * g.kH * g.kW * g.inC, rtol },
-    dx: { atol: 1e-6 * scale * g.kH * g.kW * g.outC, rtol },
-    dfilter: { atol: 1e-6 * scale * g.batch * g.outH * g.outW, rtol },
-    dbias: { atol: 1e-6 * scale * g.batch * g.outH * g.outW, rtol },
-  };
-}
+const tolerances = (d: Data, scale = 1) => convBiasTolerances(d.g, "p", scale);
 
 Deno.test({
   name: "convBiasReluPool2: output and gradients match the references (webgpu) and tfjs (cpu)",
@@ -239,46 +227,44 @@ Deno.test({
 
 // ---- 3. the cap, bad inputs ----
 
-Deno.test({
-  name: "convBiasReluPool2: past the window cap the separate kernels run (same results); errors",
-  ...GPU_TEST,
-  fn: () =>
-    withGpu(async () => {
-      // 1 x 1962 x 1962 x 1 valid 3x3 -> 1960 x 1960: 980^2 = 960,400 windows, just past the cap.
-      const c: ConvCase = {
-        n: 1,
-        h: 1962,
-        w: 1962,
-        cin: 1,
-        cout: 1,
-        kh: 3,
-        kw: 3,
-        strides: [1, 1],
-        pad: "valid",
-        seed: 61,
-      };
-      const d = opData(c);
-      assert.ok(d.dp.length > POOL_GRAD_MAX_WINDOWS);
-      checkOp({ ...(await ours(d)) }, { ...reference(d) }, tolerances(d), "past the cap ");
-      const x = tf.zeros([1, 3, 3, 2]) as tf.Tensor4D;
-      const w = tf.zeros([3, 3, 2, 4]) as tf.Tensor4D;
-      const b = tf.zeros([4]) as tf.Tensor1D;
-      assert.throws(
-        () => convBiasReluPool2(x, w, b, { strides: 1, pad: "valid" }),
-        /conv output must be >= 2x2, got 1x1/,
-      );
-      assert.throws(
-        () => convBiasReluPool2(x, w, tf.zeros([3]) as tf.Tensor1D, { strides: 1, pad: "same" }),
-        /bias must have shape \[4\]/,
-      );
-      assert.throws(
-        () =>
-          tf.engine().runKernel(MAX_POOL2_RELU_BIAS_GRAD, {
-            dy: tf.zeros([1, 2, 2, 4]),
-            y: tf.zeros([1, 6, 6, 4]),
-          }),
-        /dy must have shape \[1,3,3,4\] \(y pooled\), got \[1,2,2,4\]/,
-      );
-      tf.dispose([x, w, b]);
-    }),
-});
+gpuTest(
+  "convBiasReluPool2: past the window cap the separate kernels run (same results); errors",
+  async () => {
+    // 1 x 1962 x 1962 x 1 valid 3x3 -> 1960 x 1960: 980^2 = 960,400 windows, just past the cap.
+    const c: ConvCase = {
+      n: 1,
+      h: 1962,
+      w: 1962,
+      cin: 1,
+      cout: 1,
+      kh: 3,
+      kw: 3,
+      strides: [1, 1],
+      pad: "valid",
+      seed: 61,
+    };
+    const d = opData(c);
+    assert.ok(d.dp.length > POOL_GRAD_MAX_WINDOWS);
+    checkOp({ ...(await ours(d)) }, { ...reference(d) }, tolerances(d), "past the cap ");
+    const x = tf.zeros([1, 3, 3, 2]) as tf.Tensor4D;
+    const w = tf.zeros([3, 3, 2, 4]) as tf.Tensor4D;
+    const b = tf.zeros([4]) as tf.Tensor1D;
+    assert.throws(
+      () => convBiasReluPool2(x, w, b, { strides: 1, pad: "valid" }),
+      /conv output must be >= 2x2, got 1x1/,
+    );
+    assert.throws(
+      () => convBiasReluPool2(x, w, tf.zeros([3]) as tf.Tensor1D, { strides: 1, pad: "same" }),
+      /bias must have shape \[4\]/,
+    );
+    assert.throws(
+      () =>
+        tf.engine().runKernel(MAX_POOL2_RELU_BIAS_GRAD, {
+          dy: tf.zeros([1, 2, 2, 4]),
+          y: tf.zeros([1, 6, 6, 4]),
+        }),
+      /dy must have shape \[1,3,3,4\] \(y pooled\), got \[1,2,2,4\]/,
+    );
+    tf.dispose([x, w, b]);
+  },
+);

@@ -32,6 +32,7 @@ import {
   cpuPropertyTest,
   GPU_TEST,
   gpuPropertyTest,
+  gpuTest,
   type OpTolerance,
   outputAndGrads,
   runs,
@@ -216,17 +217,12 @@ Deno.test("denseBiasAct: bad inputs throw errors naming the tensor", async () =>
   tf.dispose([x, w]);
 });
 
-Deno.test({
-  name: "denseBiasAct: no tensor leaks across forward + gradient steps on webgpu",
-  ...GPU_TEST,
-  fn: () =>
-    withGpu(async () => {
-      const data = caseData({ n: 6, k: 20, c: 12, activation: "relu", seed: 7 });
-      await ours(data);
-      const before = tf.memory().numTensors;
-      for (let i = 0; i < 3; i++) await ours(data);
-      assert.equal(tf.memory().numTensors, before);
-    }),
+gpuTest("denseBiasAct: no tensor leaks across forward + gradient steps on webgpu", async () => {
+  const data = caseData({ n: 6, k: 20, c: 12, activation: "relu", seed: 7 });
+  await ours(data);
+  const before = tf.memory().numTensors;
+  for (let i = 0; i < 3; i++) await ours(data);
+  assert.equal(tf.memory().numTensors, before);
 });
 
 Deno.test({
