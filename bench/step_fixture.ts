@@ -4,7 +4,7 @@
 // trees' checkouts and may import nothing of this tree.
 
 import * as tf from "@tensorflow/tfjs-core";
-import { createModel, type ModelName } from "../src/model/model.ts";
+import { createModel, type Model, type ModelName } from "../src/model/model.ts";
 import { makeTrainStepWithMetrics } from "../src/train/step.ts";
 import { createAdam } from "../src/train/optimizer.ts";
 
@@ -14,15 +14,18 @@ export interface StepTimes {
   wallMs: number;
 }
 
-/** A function running one training step of `modelName` on a fixed batch of `batch` images. */
-export function fixedBatchStep(modelName: ModelName, batch: number): () => Promise<StepTimes> {
+/** The model, and a function running one of its training steps on a fixed batch of `batch` images. */
+export function fixedBatchStep(
+  modelName: ModelName,
+  batch: number,
+): { model: Model; step: () => Promise<StepTimes> } {
   const model = createModel(modelName, { ops: "fused", seed: 1, l2: 1e-4 });
   const step = makeTrainStepWithMetrics(model, createAdam(model, 1e-3));
   const x = tf.randomUniform([batch, 28, 28, 1], 0, 1, "float32", 1) as tf.Tensor4D;
   const y = tf.tidy(() =>
     tf.cast(tf.oneHot(tf.randomUniform([batch], 0, 10, "int32", 2) as tf.Tensor1D, 10), "float32")
   ) as tf.Tensor2D;
-  return async () => {
+  const run = async () => {
     const t0 = performance.now();
     const [l, c] = tf.tidy(() => {
       const r = step(x, y);
@@ -35,4 +38,5 @@ export function fixedBatchStep(modelName: ModelName, batch: number): () => Promi
     tf.dispose([l, c]);
     return { issueMs: t1 - t0, wallMs: t2 - t0 };
   };
+  return { model, step: run };
 }

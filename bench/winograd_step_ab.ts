@@ -12,7 +12,8 @@ import process from "node:process";
 import { describeAdapter, initTf } from "../src/tf/setup.ts";
 import { fixedBatchStep } from "./step_fixture.ts";
 import { openTuneSession } from "../src/train/autotune_model.ts";
-import { configById, setTileConfigResolver, type TileConfig } from "../src/ops/conv/tiling.ts";
+import { configById, type TileConfig } from "../src/ops/conv/tiling.ts";
+import { tilePlan } from "../src/ops/conv/tile_plan.ts";
 const adapter = await initTf("webgpu");
 const batch = Number(Deno.args[0] ?? 128), steps = Number(Deno.args[1] ?? 3);
 const modelName = (Deno.args[2] ?? "enhanced") as "enhanced" | "baseline";
@@ -28,7 +29,7 @@ for (const [key, e] of Object.entries(entries)) {
     .sort((a, b) => a[1]! - b[1]!)[0][0];
   tables.direct.set(key, configById(direct)!);
 }
-const step = fixedBatchStep(modelName, batch);
+const { model, step } = fixedBatchStep(modelName, batch);
 const run = async () => {
   const c0 = process.cpuUsage();
   const { wallMs } = await step();
@@ -37,12 +38,12 @@ const run = async () => {
 };
 const res: Record<string, { wall: number; cpu: number }[]> = { tuned: [], direct: [] };
 for (const name of ["tuned", "direct"]) {
-  setTileConfigResolver((_v, k) => tables[name].get(k));
+  model.tiles = tilePlan(session.kind, { conv: tables[name] });
   await run();
 }
 for (let r = 0; r < steps; r++) {
   for (const name of ["direct", "tuned"]) {
-    setTileConfigResolver((_v, k) => tables[name].get(k));
+    model.tiles = tilePlan(session.kind, { conv: tables[name] });
     res[name].push(await run());
   }
 }

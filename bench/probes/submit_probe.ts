@@ -43,7 +43,7 @@ if (Deno.args[2] === "nodefer") {
   env.set = (k: unknown, v: unknown) =>
     k === "WEBGPU_DEFERRED_SUBMIT_BATCH_SIZE" ? undefined : set(k, v);
 }
-const step = fixedBatchStep(modelName, batch);
+const { step } = fixedBatchStep(modelName, batch);
 for (let i = 0; i < 4; i++) {
   on = i >= 2;
   stepT0 = performance.now();

@@ -14,12 +14,8 @@
 import * as tf from "@tensorflow/tfjs-core";
 import type { WebGPUBackend } from "@tensorflow/tfjs-backend-webgpu";
 import { describeAdapter, initTf } from "../../src/tf/setup.ts";
-import {
-  candidateConfigs,
-  CONV_VIEWS,
-  type ConvView,
-  currentAdapterKind,
-} from "../../src/ops/conv/tiling.ts";
+import { candidateConfigs, CONV_VIEWS, type ConvView } from "../../src/ops/conv/tiling.ts";
+import { backendAdapterKind } from "../../src/ops/conv/tile_plan.ts";
 import { architecture, type ModelName } from "../../src/model/model.ts";
 import { arg } from "./probe_args.ts";
 import { convProblem } from "./conv_problem.ts";
@@ -44,7 +40,7 @@ async function main() {
   const report = await initTf("webgpu");
   tf.env().set("WEBGPU_CPU_FORWARD", false);
   const backend = tf.backend() as unknown as WebGPUBackend;
-  const kind = currentAdapterKind();
+  const kind = backendAdapterKind(tf.backend());
   console.log(
     `${describeAdapter(report)}; ${kind} candidates; batch ${batch}; median of ${rounds}`,
   );
