@@ -23,7 +23,7 @@ import {
   type TileConfig,
 } from "../../src/ops/conv/tiling.ts";
 import { defaultTilePlan, pinTileConfig, type TilePlan } from "../../src/ops/conv/tile_plan.ts";
-import { compareArrays, type Tolerance } from "./compare.ts";
+import { compareArrays, relL2, type Tolerance } from "./compare.ts";
 
 /** Deno.test options for GPU tests: the webgpu backend keeps buffers and timers across tests. */
 export const GPU_TEST = { sanitizeOps: false, sanitizeResources: false };
@@ -240,14 +240,9 @@ export function checkOp(
     const r = compareArrays(a, e, { atol: tol.atol, rtol: tol.rtol }, `${label} ${name}`);
     if (!r.ok) failures.push(r.message);
     if (tol.relL2 !== undefined && r.ok) {
-      let diff2 = 0, ref2 = 0;
-      for (let i = 0; i < e.length; i++) {
-        diff2 += (a[i] - e[i]) ** 2;
-        ref2 += e[i] ** 2;
-      }
-      const relL2 = Math.sqrt(diff2) / Math.max(Math.sqrt(ref2), tol.l2Floor ?? 1e-30);
-      if (!(relL2 <= tol.relL2)) {
-        failures.push(`${label} ${name}: rel L2 ${relL2.toExponential(3)} > ${tol.relL2}`);
+      const err = relL2(a, e, tol.l2Floor);
+      if (!(err <= tol.relL2)) {
+        failures.push(`${label} ${name}: rel L2 ${err.toExponential(3)} > ${tol.relL2}`);
       }
     }
   }
