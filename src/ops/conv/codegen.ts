@@ -15,6 +15,14 @@ export function flatId(wg: number): string {
 }
 
 /**
+ * `let cb{c} = min(c0 + c, count - 1);` for the CG column groups of a register tile from c0: a
+ * group past the last reads the last one (and stores nothing).
+ */
+export function clampedColumns(CG: number, count: string): string {
+  return indent("  ", range(CG).map((c) => `let cb${c} = min(c0 + ${c}, ${count} - 1);`));
+}
+
+/**
  * Column groups (accumulators per row) of a register config at the widths a shape allows. When a
  * vec4 config falls back to scalar columns (a channel count not a multiple of 4) it keeps the
  * same number of accumulators (cols / 4 scalars), not 4x as many: code size and compile time stay

@@ -96,7 +96,15 @@
 
 import type { ConvView, TileConfig } from "./tiling.ts";
 import { windowFilterRegister, windowRowsRegister } from "./gemm_window_wgsl.ts";
-import { columnGroups, COMPONENTS, flatId, indent, range, SIZE_FIELDS } from "./codegen.ts";
+import {
+  clampedColumns,
+  columnGroups,
+  COMPONENTS,
+  flatId,
+  indent,
+  range,
+  SIZE_FIELDS,
+} from "./codegen.ts";
 import { FILTER_GRAD_SIZES, partialStore, sliceTileLines } from "./filter_grad_wgsl.ts";
 
 /** What the kernel does with each finished accumulator (`store(i, c, v)`, i and c in VB units). */
@@ -318,7 +326,7 @@ fn main() {
   if (m0 >= rows) {
     return;
   }
-${indent("  ", cols.map((c) => `let cb${c} = min(c0 + ${c}, colG - 1);`))}${filterOffsets}
+${clampedColumns(CG, "colG")}${filterOffsets}
 ${indent("  ", rowSetup)}
 ${indent("  ", rows.flatMap((r) => cols.map((c) => `var a${r}_${c} = VB(0.0);`)))}
   ${khLoop}
@@ -408,7 +416,7 @@ ${FILTER_GRAD_SIZES}
   let tiles = unitTiles * colTiles;
 ${sliceTileLines("tiles", cfg.workgroupSize, CG)}
   let ub = ut * ${TU};
-${indent("  ", cols.map((c) => `let cb${c} = min(c0 + ${c}, outCG - 1);`))}
+${clampedColumns(CG, "outCG")}
 ${fusedDz ? indent("  ", bn.setup) + "\n" : ""}${indent("  ", unitSetup)}
 ${
     indent(

@@ -14,7 +14,7 @@
 
 import type { TileConfig } from "./tiling.ts";
 import type { GemmWidths } from "./gemm_wgsl.ts";
-import { columnGroups, COMPONENTS, flatId, indent, range } from "./codegen.ts";
+import { clampedColumns, columnGroups, COMPONENTS, flatId, indent, range } from "./codegen.ts";
 import { FILTER_GRAD_SIZES, partialStore, sliceTileLines } from "./filter_grad_wgsl.ts";
 
 /**
@@ -157,7 +157,7 @@ fn main() {
   let oh = nh - n * ${oH};
 ${indent("  ", origin)}
   let ob = ((n * ${oH} + oh) * ${oW} + ow0) * colG;
-${indent("  ", cols.map((c) => `let cb${c} = min(c0 + ${c}, colG - 1);`))}
+${clampedColumns(CG, "colG")}
 ${indent("  ", rows.flatMap((r) => cols.map((c) => `var a${r}_${c} = VB(0.0);`)))}
   for (var kh = 0; kh < uniforms.kH; kh++) {
     let hh = ih0 + kh;
@@ -242,7 +242,7 @@ ${sliceTileLines("tiles", cfg.workgroupSize, CG)}
   let kh = ut / ciTiles;
   let cg0 = (ut - kh * ciTiles) * ${G};
 ${indent("  ", groups.map((g) => `let ci${g} = min(cg0 + ${g}, inCG - 1);`))}
-${indent("  ", cols.map((c) => `let cb${c} = min(c0 + ${c}, outCG - 1);`))}
+${clampedColumns(CG, "outCG")}
 ${prologue ? indent("  ", prologue.setup) + "\n" : ""}${
     indent("  ", accs.map((a) => `var ${a} = VB(0.0);`))
   }

@@ -148,43 +148,90 @@ function maxBinding(backend: WebGPUBackend): number {
   return Math.min(bindingCap, backend.device.limits.maxStorageBufferBindingSize);
 }
 
-/** V (16, tiles, k4 vec4) of x under the forward geometry of `p`. */
-function inputTransform(backend: WebGPUBackend, x: TensorInfo, p: Plan): TensorInfo {
-  const va = width(p.g.inC);
+/**
+ * A transform into the 16 planes of `rows` vec4s each (V, U or Z): one invocation per vec4 of a
+ * plane, reading `input` (bound as `name`, `width` floats per element).
+ */
+function transformPass(
+  backend: WebGPUBackend,
+  Program: new (s: GeneratedProgramSpec) => WinogradProgram,
+  pass: { shaderKey: string; code: () => string; name: string; width: number },
+  input: TensorInfo,
+  rows: number,
+  p: Plan,
+): TensorInfo {
   return run(
     backend,
-    WinogradInputTransformProgram,
+    Program,
     {
-      shaderKey: `winogradInput_va${va}`,
-      code: () => inputTransformSource(va),
-      variableNames: ["x"],
-      variableComponents: [va],
+      shaderKey: pass.shaderKey,
+      code: pass.code,
+      variableNames: [pass.name],
+      variableComponents: [pass.width],
       outputComponent: 4,
-      outputSize: 16 * p.tiles * p.k4 * 4,
-      invocations: p.tiles * p.k4,
+      outputSize: 16 * rows * 4,
+      invocations: rows,
     },
-    [x],
+    [input],
     uniformsOf(p),
   );
 }
 
+/** V (16, tiles, k4 vec4) of x under the forward geometry of `p`. */
+function inputTransform(backend: WebGPUBackend, x: TensorInfo, p: Plan): TensorInfo {
+  const va = width(p.g.inC);
+  const code = () => inputTransformSource(va);
+  const pass = { shaderKey: `winogradInput_va${va}`, code, name: "x", width: va };
+  return transformPass(backend, WinogradInputTransformProgram, pass, x, p.tiles * p.k4, p);
+}
+
 /** U (16, 4 k4, n4 vec4) of the filter; `rotated` for the data view. */
 function filterTransform(backend: WebGPUBackend, w: TensorInfo, p: Plan, rotated: boolean) {
-  return run(
-    backend,
-    WinogradFilterTransformProgram,
-    {
-      shaderKey: `winogradFilter_${rotated ? "rot" : "fwd"}`,
-      code: () => filterTransformSource(rotated),
-      variableNames: ["w"],
-      variableComponents: [1],
-      outputComponent: 4,
-      outputSize: 16 * 4 * p.k4 * p.n4 * 4,
-      invocations: 4 * p.k4 * p.n4,
-    },
-    [w],
-    uniformsOf(p),
-  );
+  const code = () => filterTransformSource(rotated);
+  const pass = {
+    shaderKey: `winogradFilter_${rotated ? "rot" : "fwd"}`,
+    code,
+    name: "w",
+    width: 1,
+  };
+  return transformPass(backend, WinogradFilterTransformProgram, pass, w, 4 * p.k4 * p.n4, p);
+}
+
+/** Z (16, tiles, n4 vec4): the filter gradient's transform of dz. */
+function dzTransform(backend: WebGPUBackend, dz: TensorInfo, p: Plan): TensorInfo {
+  const vb = width(p.g.outC);
+  const pass = {
+    shaderKey: `winogradDz_vb${vb}`,
+    code: () => dzTransformSource(vb),
+    name: "dz",
+    width: vb,
+  };
+  return transformPass(backend, WinogradDzTransformProgram, pass, dz, p.tiles * p.n4, p);
+}
+
+/**
+ * A per-plane GEMM pass (M = V U, or the filter gradient's P = V^T Z): vec4 operands bound as
+ * `operands`, vec4 results, the 16 planes in grid z, `wg`-wide groups.
+ */
+function planeGemmPass(
+  shaderKey: string,
+  code: () => string,
+  operands: [string, string],
+  outputSize: number,
+  invocations: number,
+  wg: number,
+): PassSpec {
+  return {
+    shaderKey,
+    code,
+    variableNames: operands,
+    variableComponents: [4, 4],
+    outputComponent: 4,
+    outputSize,
+    invocations,
+    workgroupSize: wg,
+    planes: 16,
+  };
 }
 
 /** Register tile of a config for the GEMMs: rows and column vec4s per invocation. */
@@ -216,23 +263,15 @@ function forwardPasses(
     const { rows, colGroups } = gemmTile(config);
     const wg = config.workgroupSize;
     const invocations = Math.ceil(p.tiles / rows) * Math.ceil(p.n4 / colGroups);
-    const m = run(
-      backend,
-      WinogradGemmProgram,
-      {
-        shaderKey: `winogradGemm_r${rows}c${colGroups}w${wg}`,
-        code: () => gemmSource(rows, colGroups, wg),
-        variableNames: ["V", "U"],
-        variableComponents: [4, 4],
-        outputComponent: 4,
-        outputSize: 16 * p.tiles * p.n4 * 4,
-        invocations,
-        workgroupSize: wg,
-        planes: 16,
-      },
-      [v, u],
-      uniformsOf(p),
+    const pass = planeGemmPass(
+      `winogradGemm_r${rows}c${colGroups}w${wg}`,
+      () => gemmSource(rows, colGroups, wg),
+      ["V", "U"],
+      16 * p.tiles * p.n4 * 4,
+      invocations,
+      wg,
     );
+    const m = run(backend, WinogradGemmProgram, pass, [v, u], uniformsOf(p));
     backend.disposeData(v.dataId);
     // Per-channel epilogue inputs are read VB-wide, as the direct kernels read them.
     const names = ["M", ...bindingNames("fwd", epilogue).slice(2)];
@@ -323,7 +362,6 @@ export function winogradBackpropFilter(
   config: TileConfig,
 ): TensorInfo {
   requireWinograd(g, config);
-  const vb = width(g.outC);
   const tu = Math.max(1, Math.floor(config.rowsPerInvocation / 4));
   const { colGroups } = gemmTile(config);
   const wg = config.workgroupSize;
@@ -339,40 +377,18 @@ export function winogradBackpropFilter(
   let sliceOffset = 0;
   for (const { p, rowsPerSplit, numSplits } of chunks) {
     const v = inputTransform(backend, x, p);
-    const z = run(
-      backend,
-      WinogradDzTransformProgram,
-      {
-        shaderKey: `winogradDz_vb${vb}`,
-        code: () => dzTransformSource(vb),
-        variableNames: ["dz"],
-        variableComponents: [vb],
-        outputComponent: 4,
-        outputSize: 16 * p.tiles * p.n4 * 4,
-        invocations: p.tiles * p.n4,
-      },
-      [dz],
-      uniformsOf(p),
-    );
+    const z = dzTransform(backend, dz, p);
     const invocations = Math.ceil(p.k4 / tu) * Math.ceil(p.n4 / colGroups) * numSplits;
-    run(
-      backend,
-      WinogradFilterGemmProgram,
-      {
-        shaderKey: `winogradFilterGemm_u${tu}c${colGroups}w${wg}`,
-        code: () => filterGemmSource(tu, colGroups, wg),
-        variableNames: ["V", "Z"],
-        variableComponents: [4, 4],
-        outputComponent: 4,
-        outputSize: slices * sliceFloats,
-        invocations,
-        workgroupSize: wg,
-        planes: 16,
-      },
-      [v, z],
-      uniformsOf(p, rowsPerSplit, numSplits, sliceOffset),
-      partials,
+    const pass = planeGemmPass(
+      `winogradFilterGemm_u${tu}c${colGroups}w${wg}`,
+      () => filterGemmSource(tu, colGroups, wg),
+      ["V", "Z"],
+      slices * sliceFloats,
+      invocations,
+      wg,
     );
+    const uniforms = uniformsOf(p, rowsPerSplit, numSplits, sliceOffset);
+    run(backend, WinogradFilterGemmProgram, pass, [v, z], uniforms, partials);
     backend.disposeData(v.dataId);
     backend.disposeData(z.dataId);
     sliceOffset += numSplits;

@@ -27,7 +27,7 @@
 // r8c16 515 -> 536, r32c32 352 -> 399, medians of 3): not kept.
 
 import { type ConvEpilogue, epilogueSnippet } from "./gemm_wgsl.ts";
-import { COMPONENTS, flatId, indent, range, SIZE_FIELDS } from "./codegen.ts";
+import { clampedColumns, COMPONENTS, flatId, indent, range, SIZE_FIELDS } from "./codegen.ts";
 import { sliceTileLines } from "./filter_grad_wgsl.ts";
 
 /** Uniform fields of every Winograd pass (order = uniform struct order). */
@@ -244,7 +244,7 @@ fn main() {
   if (m0 >= rows) {
     return;
   }
-${indent("  ", cols.map((c) => `let cb${c} = min(c0 + ${c}, uniforms.n4 - 1);`))}
+${clampedColumns(CG, "uniforms.n4")}
 ${
     indent(
       "  ",
@@ -373,7 +373,7 @@ fn main() {
 ${sliceTileLines("perSlice", wg, CG)}
   let ub = ut * ${TU};
 ${indent("  ", units.map((u) => `let ku${u} = min(ub + ${u}, uniforms.k4 - 1);`))}
-${indent("  ", cols.map((c) => `let cb${c} = min(c0 + ${c}, uniforms.n4 - 1);`))}
+${clampedColumns(CG, "uniforms.n4")}
 ${
     indent(
       "  ",
