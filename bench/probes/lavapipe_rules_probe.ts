@@ -3,6 +3,7 @@
 // (src/ops/conv/gemm_wgsl.ts's header has the findings). Raw WebGPU, no tfjs.
 //
 //   deno run -A bench/probes/lavapipe_rules_probe.ts [--k 1024] [--groups 256] [--reps 5]
+//     [--elements 1048576] [--only SUBSTRING]   (only the variants whose name contains it, plus the mul+add baseline)
 //
 // Every kernel runs `groups` workgroups of 64 invocations; each invocation loops k times doing
 // 8 operations of one kind on 8 independent accumulators (no latency chain). Printed: process
@@ -16,8 +17,10 @@ interface Variant {
   name: string;
   what: string;
   body: string;
-  /** Accumulators (default 8): ops per iteration. */
+  /** Accumulators (default 8). */
   acc?: number;
+  /** Operations per iteration, the denominator of the printed cost (default: acc). */
+  ops?: number;
 }
 
 /** Multiply-adds on n accumulators: where the register file ends (16 ymm with AVX2, 32 with AVX-512). */
@@ -28,6 +31,66 @@ function accumulators(n: number): Variant {
     what: `a = a * s + t on ${n} accumulators`,
     body: js.map((j) => `a${j} = a${j} * s + t;`).join("\n    "),
     acc: n,
+  };
+}
+
+/** vec4 elements of the uniform buffer: 64 KiB, WebGPU's default maxUniformBufferBindingSize. */
+const UBO_VEC4S = 4096;
+
+function uboVec4(base: string): string {
+  return `let v0 = ubo[(${base} + i * 2u) & ${UBO_VEC4S - 1}u];
+    let v1 = ubo[(${base} + i * 2u + 1u) & ${UBO_VEC4S - 1}u];
+    a0 += v0.x; a1 += v0.y; a2 += v0.z; a3 += v0.w;
+    a4 += v1.x; a5 += v1.y; a6 += v1.z; a7 += v1.w;`;
+}
+
+/**
+ * The inner loop of a forward register tile in miniature, rows x cols x vec4 along the reduction,
+ * per iteration: rows + taps - 1 input vec4 loads at per-lane addresses, taps x 4 x cols/4
+ * filter vec4 loads at a workgroup-uniform address (the tile's columns come from the
+ * workgroup), from storage (`src4`) or from the uniform buffer (`ubo`), and rows x cols x 4 x
+ * taps multiply-adds. taps = 1 is a pixel-row tile, taps = 3 a row window of a 3x3 filter (the
+ * taps of one filter row share the input pixels). The printed cost is per multiply-add: what
+ * the filter's source changes in a real tile.
+ */
+function tile(filter: "src4" | "ubo", rows: number, cols: number, taps = 1): Variant {
+  const c4 = cols / 4;
+  const mask = filter === "ubo" ? `${UBO_VEC4S - 1}u` : "mask4";
+  const inputs = rows + taps - 1;
+  const lines: string[] = [];
+  for (let r = 0; r < inputs; r++) {
+    lines.push(`let x${r} = src4[(lb + i * ${inputs}u + ${r}u) & mask4];`);
+  }
+  const perTap = 4 * c4;
+  const xyzw = "xyzw";
+  for (let t = 0; t < taps; t++) {
+    for (let q = 0; q < 4; q++) {
+      for (let c = 0; c < c4; c++) {
+        const at = t * perTap + q * c4 + c;
+        lines.push(
+          `let w${t}_${q}_${c} = ${filter}[(wb + i * ${taps * perTap}u + ${at}u) & ${mask}];`,
+        );
+      }
+    }
+    for (let r = 0; r < rows; r++) {
+      for (let q = 0; q < 4; q++) {
+        for (let c = 0; c < cols; c++) {
+          lines.push(
+            `a${r * cols + c} += x${r + t}.${xyzw[q]} * w${t}_${q}_${c >> 2}.${xyzw[c & 3]};`,
+          );
+        }
+      }
+    }
+  }
+  const shape = taps === 1 ? `r${rows}c${cols}` : `win${rows}x${cols}`;
+  return {
+    name: `tile ${shape} ${filter === "ubo" ? "ubo" : "ssbo"}`,
+    what: `${shape}v4 forward step${taps === 1 ? "" : ` (${taps} taps)`}, filter vec4s from ${
+      filter === "ubo" ? "a uniform" : "a storage"
+    } buffer`,
+    body: lines.join("\n    "),
+    acc: rows * cols,
+    ops: rows * cols * 4 * taps,
   };
 }
 
@@ -68,6 +131,47 @@ const VARIANTS: Variant[] = [
     what: "src[loop counter]: the same address in every lane, no id at all",
     body: sum((j) => `a${j} += src[(i * 8u + ${j}u) & mask];`),
   },
+  {
+    name: "load vec4 wg-unif",
+    what: "2 vec4 storage loads at a workgroup-uniform address (8 floats)",
+    body: `let v0 = src4[(wb + i * 2u) & mask4];
+    let v1 = src4[(wb + i * 2u + 1u) & mask4];
+    a0 += v0.x; a1 += v0.y; a2 += v0.z; a3 += v0.w;
+    a4 += v1.x; a5 += v1.y; a6 += v1.z; a7 += v1.w;`,
+  },
+  // The same loads from a uniform buffer (array<vec4<f32>, UBO_VEC4S>: a uniform array's stride
+  // is 16 bytes, so a scalar is one component of an element).
+  {
+    name: "ubo lane",
+    what: "ubo[per-lane address].x: one float per load",
+    body: sum((j) => `a${j} += ubo[(lb + i * 8u + ${j}u) & ${UBO_VEC4S - 1}u].x;`),
+  },
+  {
+    name: "ubo vec4 lane",
+    what: "2 vec4 uniform loads at per-lane addresses (8 floats)",
+    body: uboVec4("lb"),
+  },
+  {
+    name: "ubo wg-uniform",
+    what: "ubo[workgroup id + loop counter].x: the same address in every lane",
+    body: sum((j) => `a${j} += ubo[(wb + i * 8u + ${j}u) & ${UBO_VEC4S - 1}u].x;`),
+  },
+  {
+    name: "ubo vec4 wg-unif",
+    what: "2 vec4 uniform loads at a workgroup-uniform address (8 floats)",
+    body: uboVec4("wb"),
+  },
+  {
+    name: "ubo loop-uniform",
+    what: "ubo[loop counter].x: the same address in every lane, no id at all",
+    body: sum((j) => `a${j} += ubo[(i * 8u + ${j}u) & ${UBO_VEC4S - 1}u].x;`),
+  },
+  tile("src4", 4, 8),
+  tile("ubo", 4, 8),
+  tile("src4", 16, 32),
+  tile("ubo", 16, 32),
+  tile("src4", 28, 16, 3),
+  tile("ubo", 28, 16, 3),
   accumulators(16),
   accumulators(32),
   accumulators(64),
@@ -87,6 +191,7 @@ function shader(v: Variant): string {
 @group(0) @binding(2) var<storage, read_write> out : array<f32>;
 struct Params { k : u32, mask : u32, mask4 : u32, s : f32 }
 @group(0) @binding(3) var<uniform> p : Params;
+@group(0) @binding(4) var<uniform> ubo : array<vec4<f32>, ${UBO_VEC4S}>;
 var<workgroup> sh : array<f32, 256>;
 
 @compute @workgroup_size(64)
@@ -117,7 +222,9 @@ async function main() {
   const adapter = await navigator.gpu.requestAdapter();
   if (!adapter) throw new Error("no WebGPU adapter");
   const device = await adapter.requestDevice();
-  const elements = 1 << 20;
+  // Floats in the storage buffer the storage variants read (a power of 2): 16384 = the uniform
+  // buffer's 64 KiB, for a comparison of the two at the same working set.
+  const elements = Number(arg("elements", String(1 << 20)));
   const src = device.createBuffer({ size: elements * 4, usage: GPUBufferUsage.STORAGE });
   const out = device.createBuffer({
     size: groups * 64 * 4,
@@ -129,6 +236,10 @@ async function main() {
   });
   const params = device.createBuffer({
     size: 16,
+    usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST,
+  });
+  const ubo = device.createBuffer({
+    size: UBO_VEC4S * 16,
     usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST,
   });
   const p = new ArrayBuffer(16);
@@ -143,7 +254,11 @@ async function main() {
         visibility: GPUShaderStage.COMPUTE,
         buffer: { type },
       })),
-      { binding: 3, visibility: GPUShaderStage.COMPUTE, buffer: { type: "uniform" as const } },
+      ...[3, 4].map((binding) => ({
+        binding,
+        visibility: GPUShaderStage.COMPUTE,
+        buffer: { type: "uniform" as const },
+      })),
     ],
   });
   const info = adapter.info;
@@ -154,7 +269,13 @@ async function main() {
       `median of ${reps}; CPU ns per lane-op (process CPU time)`,
   );
   let base = 0;
+  console.log(
+    `maxUniformBufferBindingSize: adapter ${adapter.limits.maxUniformBufferBindingSize}, ` +
+      `device (default limits) ${device.limits.maxUniformBufferBindingSize}`,
+  );
+  const only = arg("only", "");
   for (const v of VARIANTS) {
+    if (only && v.name !== "mul+add" && !v.name.includes(only)) continue;
     device.pushErrorScope("validation");
     const module = device.createShaderModule({ code: shader(v) });
     const pipeline = device.createComputePipeline({
@@ -163,7 +284,7 @@ async function main() {
     });
     const bind = device.createBindGroup({
       layout,
-      entries: [src, src, out, params].map((buffer, binding) => ({
+      entries: [src, src, out, params, ubo].map((buffer, binding) => ({
         binding,
         resource: { buffer },
       })),
@@ -189,7 +310,7 @@ async function main() {
     const ns: number[] = [];
     for (let r = 0; r < reps; r++) ns.push(await once());
     ns.sort((a, b) => a - b);
-    const perOp = ns[Math.floor(ns.length / 2)] / (groups * 64 * k * (v.acc ?? 8));
+    const perOp = ns[Math.floor(ns.length / 2)] / (groups * 64 * k * (v.ops ?? v.acc ?? 8));
     if (v.name === "mul+add") base = perOp;
     console.log(
       `${v.name.padEnd(20)} ${perOp.toFixed(3).padStart(7)} ns  ${
