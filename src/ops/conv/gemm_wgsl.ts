@@ -62,6 +62,17 @@
 //   speed is its loaded floats per multiply-add, which is why the tuner picked the largest tile
 //   and why the row windows win: 3x3 filter, floats loaded per multiply-add, pixel rows
 //   r16c32 0.094, window r28c16 0.058 (same 448-512 accumulators).
+// - Uniform-buffer loads (var<uniform>) take another path: a branchless emulated gather (the
+//   offsets clamped to the binding's size with one vector compare + select, then per lane an
+//   extract, a scalar load and an insert; Mesa 25.0's IR, GALLIVM_DEBUG=ir), one per component
+//   (a vec4 is 4 of them), and no broadcast either, even for an offset made of loop counters and
+//   constants only. Measured per float, 22.3 / 25.0 (Deno 2.9.6, 64 KiB working set): 0.35 /
+//   0.37 ns for every address pattern and width, against storage 0.93-1.05 / 0.65 (scalar) and
+//   0.55 / 0.37 (vec4). In a tile's inner loop the branchless loads schedule better still:
+//   the probe's miniature forward steps with the filter vec4s from a uniform buffer instead of
+//   storage ran 1.57x / 1.58x faster per multiply-add on 25.0 for the row window 28x16 (3 taps),
+//   1.2x for r16c32, 1.3x for r4c8; 1.1-1.3x, 1.05-1.2x, 1.2x on 22.3. A uniform binding holds
+//   64 KiB (Deno's limit on lavapipe) with a 16-byte array stride: array<vec4<f32>, N>.
 // - Mapping lanes so that a SIMD group's loads coincide buys nothing here: tried as "lane rows"
 //   (column tile per workgroup, rows per lane: the filter loads of fwd/bwdData and the dz loads
 //   of bwdFilter the same in every lane), 0.6-1.03x of the pixel-row tiles
