@@ -11,6 +11,7 @@ import { UsageError } from "../errors.ts";
 import { installDeviceGuard } from "./device_guard.ts";
 import { gradientsReadFirstOutputOnly } from "./side_output_grads.ts";
 import { installDispatchCache } from "./dispatch_cache.ts";
+import { installUniformInputs } from "./uniform_inputs.ts";
 import { CONV_BN_RELU_TRAIN } from "../ops/conv_bn_relu/conv_bn_relu.ts";
 import { CONV_BIAS_RELU_POOL2 } from "../ops/conv_bias_relu_pool2/conv_bias_relu_pool2.ts";
 import { SOFTMAX_XENT } from "../ops/softmax_xent/softmax_xent.ts";
@@ -106,6 +107,7 @@ export async function initTf(
   }
   await setBackend("webgpu");
   installDispatchCache(); // before the first pipeline: it memoizes their bind group layouts
+  installUniformInputs(tf.backend()); // after it: its bind group cache sees the uniform copies
   // Before any kernel runs: the ops choose their loop-cap workarounds from this answer.
   const device = (tf.backend() as unknown as { device: GPUDevice }).device;
   const loops = await ensureLoopCapProbed(device);

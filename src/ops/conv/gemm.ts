@@ -33,6 +33,7 @@ import { columnGroups } from "./codegen.ts";
 import { printShaderSpec } from "../../flags.ts";
 import { winogradBackpropData, winogradBackpropFilter, winogradForward } from "./winograd.ts";
 import { loopBudget } from "../backend/loop_cap.ts";
+import { UNIFORM_INPUT_BYTES, uniformInputMarker } from "../../tf/uniform_inputs.ts";
 
 function printShader(key: string, id: string, code: string) {
   const spec = printShaderSpec();
@@ -72,12 +73,17 @@ function gemmProgramSpec(
   const tile = win?.rows ? `r${win.rows}${win.cols ? `c${win.cols}` : ""}` : "";
   const window = win ? `_win${win.kw}x${win.sw}${tile}` : "";
   const prologue = fusedDz ? "_bnReluDz" : direct ? "_directW" : "";
+  // The filter (input 1 of fwd and bwdData) through a uniform buffer, where the config asks and
+  // the shape allows (filterUniformApplies).
+  const uniformFilter = widths.filterInUniform === true;
+  const ubo = uniformFilter ? "_ubo" : "";
   const shaderKey =
-    `convGemm_${config.id}_va${widths.va}vb${widths.vb}${strides}${window}${prologue}_${epilogue}`;
+    `convGemm_${config.id}_va${widths.va}vb${widths.vb}${strides}${window}${prologue}${ubo}_${epilogue}`;
   return {
     shaderKey,
     code: () => {
-      const code = convGemmSource(view, config, widths, epilogue, fusedDz);
+      const source = convGemmSource(view, config, widths, epilogue, fusedDz);
+      const code = uniformFilter ? `${uniformInputMarker(variableNames[1])}\n${source}` : source;
       printShader(shaderKey, config.id, code);
       return code;
     },
@@ -119,6 +125,33 @@ export function geometryUniforms(g: ConvGeometry, rowsPerSplit = 0, numSplits = 
     numSplits,
   };
   return int(...GEOMETRY_FIELDS.map((f) => values[f]));
+}
+
+/**
+ * Whether a `filterInUniform` config reads the filter through a uniform buffer at `g` with
+ * `widths`: fwd and bwdData register kernels whose filter binding (w, or bwdData's transposed
+ * wt) is read as vec4 (a uniform array's stride is 16 bytes) and fits one binding.
+ */
+export function filterUniformApplies(
+  view: ConvView,
+  config: TileConfig,
+  g: ConvGeometry,
+  widths: GemmWidths,
+): boolean {
+  if (!config.filterInUniform || config.stageInWorkgroupMemory || view === "bwdFilter") {
+    return false;
+  }
+  // fwd reads w with VB-vectors; bwdData reads w directly with VA-vectors or wt with VB-vectors.
+  const width = view === "bwdData" && widths.directFilter ? widths.va : widths.vb;
+  return width === 4 && g.kH * g.kW * g.inC * g.outC * 4 <= UNIFORM_INPUT_BYTES;
+}
+
+/** gemmWidths, with `filterInUniform` set where filterUniformApplies. */
+function viewWidths(view: ConvView, config: TileConfig, g: ConvGeometry): GemmWidths {
+  const widths = gemmWidths(view, config, g);
+  return filterUniformApplies(view, config, g, widths)
+    ? { ...widths, filterInUniform: true }
+    : widths;
 }
 
 /** Vector widths a config gets at a shape: 4 where its channel counts are multiples of 4. */
@@ -200,7 +233,7 @@ export function convForward(
   config: TileConfig,
 ): TensorInfo {
   if (config.winograd) return winogradForward(backend, x, w, g, epilogue, perChannel, config);
-  const widths = gemmWidths("fwd", config, g);
+  const widths = viewWidths("fwd", config, g);
   const rows = g.batch * g.outH * g.outW;
   const dispatch = pixelRowsDispatch(config, widths, rows, g.outC, 1, [g.batch, g.outH, g.outW]);
   const program = new ConvFwdProgram(
@@ -235,7 +268,7 @@ export function convBackpropData(
   config: TileConfig,
 ): TensorInfo {
   if (config.winograd) return winogradBackpropData(backend, dz, w, g, config);
-  const widths = gemmWidths("bwdData", config, g);
+  const widths = viewWidths("bwdData", config, g);
   const phases = g.strideH * g.strideW;
   // The largest phase has ceil(H / sH) x ceil(W / sW) pixels per image.
   const rows = g.batch * Math.ceil(g.inH / g.strideH) * Math.ceil(g.inW / g.strideW);

@@ -143,6 +143,12 @@ export interface GemmWidths {
    */
   directFilter?: boolean;
   /**
+   * fwd/bwdData: the filter binding is read through a uniform buffer (TileConfig.filterInUniform
+   * where gemm.ts's filterUniformApplies; src/tf/uniform_inputs.ts rewrites the binding). The
+   * WGSL body is the same; the shader key differs.
+   */
+  filterInUniform?: boolean;
+  /**
    * Row-window kernels (TileConfig.rowWindow, gemm_window_wgsl.ts): the filter width and the
    * column stride as compile-time constants (part of the shader key). Absent where the config
    * falls back to pixel rows (bwdData at a stride other than 1).
