@@ -165,10 +165,11 @@ function make(view: ConvView, kind: AdapterKind, shapes: Shape[]): TileConfig[] 
 const win = (rows: number, cols: number, extra: Partial<Shape> = {}) =>
   reg(rows, cols, 4, { rowWindow: true, ...extra });
 // fwd and bwdData (both pixel-row GEMMs) share the row window, the two largest plain tiles,
-// the Winograd pair and the row window with its filter in a uniform buffer (`.ubo`; batch 128,
-// CPU ms, Mesa 22.3 / 25.0, as ubo_filter_probe.ts measured the same kernels: 28x28 32->32 fwd
-// 1.24x / 1.18x, bwdData 1.09-1.13x / 1.35-1.47x faster than `.win`; it applies to filters of
-// up to 64 KiB); `smaller` are the view's own smaller plain tiles.
+// the Winograd pair and the row window with its filter in a uniform buffer (`.ubo`; against
+// `.win`, conv_gemm_probe.ts --cpu, batch 128, Mesa 22.3 / 25.0: 28x28 1->32 fwd 1.36-1.43x /
+// 1.47-1.52x, 28x28 32->32 fwd 1.21-1.31x / 1.31-1.44x, bwdData 1.14-1.17x / 1.37-1.40x; the
+// 14x14 layers' filters, 72 and 144 KiB, exceed one binding and run as `.win`);
+// `smaller` are the view's own smaller plain tiles.
 const softwarePixelRows = (...smaller: Shape[]) => [
   win(28, 16),
   reg(16, 32, 4),
