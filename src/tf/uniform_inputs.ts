@@ -1,29 +1,37 @@
-// Program inputs read through a uniform buffer (var<uniform>) instead of storage, for tfjs-webgpu
+// Program inputs read through uniform buffers (var<uniform>) instead of storage, for tfjs-webgpu
 // programs. On lavapipe a uniform load is a branchless emulated gather while a storage load is a
 // per-lane loop with a bounds-check branch (src/ops/conv/gemm_wgsl.ts's "CPU's rules"): the row
 // window kernels with their filter in a uniform buffer ran 1.1-1.7x faster per view on Mesa 22.3
 // and 25.0 (BENCHMARKS.md, "Uniform-buffer loads").
 //
 // tfjs declares every program input `var<storage, read>` and binds the tensor's own buffer, which
-// has no UNIFORM usage. So a program marks an input with a line `// uniform-input NAME` in its
-// WGSL (uniformInputMarker); then, with installUniformInputs:
+// has no UNIFORM usage. So a program marks an input with a line `// uniform-input NAME PARTS` in
+// its WGSL (uniformInputMarker); then, with installUniformInputs:
 //   - its module's declaration `var<storage, read> NAME: array<vec4<f32>>;` becomes
 //     `var<uniform> NAME: array<vec4<f32>, 4096>;` (a uniform array needs a fixed size and a
 //     16-byte stride; 4096 vec4 = 64 KiB, WebGPU's default maxUniformBufferBindingSize, which
-//     Deno reports on lavapipe: one size, one pipeline per program);
-//   - each bind group of such a pipeline gets, in that binding, a 64 KiB UNIFORM buffer into
-//     which the input is copied first, in tfjs's own command encoder (so after whatever wrote
-//     the input, before the dispatch that reads it; WebGPU orders the copy after the previous
-//     dispatch's reads of the same buffer, so one buffer serves every dispatch).
-// The caller guarantees the input is at most UNIFORM_INPUT_BYTES (conv/gemm.ts's
-// filterUniformApplies); a larger one throws here.
+//     Deno reports on lavapipe: one size, one pipeline per program), and with PARTS > 1 the
+//     declarations of NAME_1 .. NAME_{PARTS-1} follow at the next free binding numbers: the
+//     input split into PARTS equal consecutive parts, NAME holding the first;
+//   - each bind group of such a pipeline gets, in those bindings, 64 KiB UNIFORM buffers into
+//     which the parts are copied first, in tfjs's own command encoder (so after whatever wrote
+//     the input, before the dispatch that reads it; WebGPU orders a copy after the previous
+//     dispatch's reads of the same buffer, so one set of buffers serves every dispatch).
+// The caller guarantees each part is at most UNIFORM_INPUT_BYTES (conv/gemm.ts's
+// filterUniformParts); a larger one throws here.
 
-/** Bytes of the uniform binding: WebGPU's default maxUniformBufferBindingSize. */
+/** Bytes of a uniform binding: WebGPU's default maxUniformBufferBindingSize. */
 export const UNIFORM_INPUT_BYTES = 65536;
 
-/** The WGSL line that marks input `name` of a program as read through a uniform buffer. */
-export function uniformInputMarker(name: string): string {
-  return `// uniform-input ${name}`;
+/** The WGSL line that marks input `name` as read through `parts` uniform buffers. */
+export function uniformInputMarker(name: string, parts = 1): string {
+  return `// uniform-input ${name} ${parts}`;
+}
+
+/** A rewritten input: its binding and those of its further parts. */
+export interface UniformInput {
+  binding: number;
+  extra: number[];
 }
 
 interface TfjsEncoder {
@@ -34,34 +42,38 @@ interface TfjsEncoder {
 }
 
 export interface UniformInputStats {
-  /** Inputs copied into the uniform buffer (one per dispatch of a marked program). */
+  /** Parts copied into uniform buffers (one per part per dispatch of a marked program). */
   copies: number;
 }
 
 const installed = new WeakMap<object, UniformInputStats>();
+const ARRAY = `array<vec4<f32>, ${UNIFORM_INPUT_BYTES / 16}>`;
 
-/** Rewrites `code`'s marked inputs to uniform arrays; returns their binding numbers. */
-export function rewriteUniformInputs(code: string): { code: string; bindings: number[] } {
-  const bindings: number[] = [];
-  for (const [, name] of code.matchAll(/^\s*\/\/ uniform-input (\w+)$/gm)) {
+/** Rewrites `code`'s marked inputs to uniform arrays; returns their bindings. */
+export function rewriteUniformInputs(code: string): { code: string; inputs: UniformInput[] } {
+  const inputs: UniformInput[] = [];
+  let next = Math.max(-1, ...[...code.matchAll(/@binding\((\d+)\)/g)].map((m) => Number(m[1])));
+  for (const [, name, count] of code.matchAll(/^\s*\/\/ uniform-input (\w+) (\d+)$/gm)) {
     const decl = new RegExp(
-      `@binding\\((\\d+)\\) var<storage, read> ${name}: array<vec4<f32>>;`,
+      `@group\\(0\\) @binding\\((\\d+)\\) var<storage, read> ${name}: array<vec4<f32>>;`,
     );
     const m = decl.exec(code);
     if (!m) throw new Error(`uniform input ${name}: no vec4 storage binding of that name`);
-    bindings.push(Number(m[1]));
-    code = code.replace(
-      decl,
-      `@binding(${m[1]}) var<uniform> ${name}: array<vec4<f32>, ${UNIFORM_INPUT_BYTES / 16}>;`,
-    );
+    const extra = Array.from({ length: Number(count) - 1 }, () => ++next);
+    const decls = [
+      `@group(0) @binding(${m[1]}) var<uniform> ${name}: ${ARRAY};`,
+      ...extra.map((b, i) => `@group(0) @binding(${b}) var<uniform> ${name}_${i + 1}: ${ARRAY};`),
+    ];
+    code = code.replace(decl, decls.join("\n"));
+    inputs.push({ binding: Number(m[1]), extra });
   }
-  return { code, bindings };
+  return { code, inputs };
 }
 
 /**
- * Installs the rewrite and the copy on a webgpu backend (once; returns its counters). Must run
- * after src/tf/dispatch_cache.ts's installDispatchCache, whose bind group cache then sees the
- * uniform buffer, not the input's.
+ * Installs the rewrite and the copies on a webgpu backend (once; returns its counters). Must
+ * run after src/tf/dispatch_cache.ts's installDispatchCache, whose bind group cache then sees
+ * the uniform buffers, not the input's.
  */
 export function installUniformInputs(backend: object): UniformInputStats {
   const existing = installed.get(backend);
@@ -71,22 +83,22 @@ export function installUniformInputs(backend: object): UniformInputStats {
   const tfjs = backend as TfjsEncoder;
   const device = tfjs.device;
 
-  const marked = new WeakMap<GPUShaderModule, number[]>();
+  const marked = new WeakMap<GPUShaderModule, UniformInput[]>();
   const createModule = device.createShaderModule.bind(device);
   device.createShaderModule = (d) => {
     if (!d.code.includes("// uniform-input ")) return createModule(d);
-    const { code, bindings } = rewriteUniformInputs(d.code);
+    const { code, inputs } = rewriteUniformInputs(d.code);
     const module = createModule({ ...d, code });
-    marked.set(module, bindings);
+    marked.set(module, inputs);
     return module;
   };
 
-  const layouts = new WeakMap<GPUBindGroupLayout, number[]>();
-  const mark = (pipeline: GPUComputePipeline, bindings: number[] | undefined) => {
-    if (!bindings) return pipeline;
+  const layouts = new WeakMap<GPUBindGroupLayout, UniformInput[]>();
+  const mark = (pipeline: GPUComputePipeline, inputs: UniformInput[] | undefined) => {
+    if (!inputs) return pipeline;
     // Deno returns a new layout object per call: keep the one the bind hook will recognise.
     const layout = pipeline.getBindGroupLayout(0);
-    layouts.set(layout, bindings);
+    layouts.set(layout, inputs);
     const get = pipeline.getBindGroupLayout.bind(pipeline);
     pipeline.getBindGroupLayout = (i: number) => (i === 0 ? layout : get(i));
     return pipeline;
@@ -97,29 +109,49 @@ export function installUniformInputs(backend: object): UniformInputStats {
   device.createComputePipelineAsync = async (d) =>
     mark(await createPipelineAsync(d), marked.get(d.compute.module));
 
-  let uniform: GPUBuffer | null = null;
-  const createBindGroup = device.createBindGroup.bind(device);
-  device.createBindGroup = (d) => {
-    const bindings = layouts.get(d.layout);
-    if (!bindings) return createBindGroup(d);
-    uniform ??= device.createBuffer({
+  const buffers: GPUBuffer[] = [];
+  const uniformBuffer = (i: number) =>
+    buffers[i] ??= device.createBuffer({
       size: UNIFORM_INPUT_BYTES,
       usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST,
-      label: "uniform inputs",
+      label: `uniform input ${i}`,
     });
-    if (bindings.length !== 1) throw new Error("one uniform input per program");
+  const createBindGroup = device.createBindGroup.bind(device);
+  device.createBindGroup = (d) => {
+    const inputs = layouts.get(d.layout);
+    if (!inputs) return createBindGroup(d);
     const entries = [...(d.entries as GPUBindGroupEntry[])];
-    const at = entries.findIndex((e) => e.binding === bindings[0]);
-    const source = entries[at].resource as GPUBufferBinding;
-    const bytes = source.size ?? source.buffer.size - (source.offset ?? 0);
-    if (bytes > UNIFORM_INPUT_BYTES) {
-      throw new Error(`uniform input of ${bytes} bytes: at most ${UNIFORM_INPUT_BYTES}`);
-    }
     tfjs.ensureCommandEncoderReady();
     tfjs.endComputePassEncoder();
-    tfjs.commandEncoder!.copyBufferToBuffer(source.buffer, source.offset ?? 0, uniform, 0, bytes);
-    stats.copies++;
-    entries[at] = { binding: bindings[0], resource: { buffer: uniform } };
+    let used = 0;
+    for (const { binding, extra } of inputs) {
+      const at = entries.findIndex((e) => e.binding === binding);
+      const source = entries[at].resource as GPUBufferBinding;
+      const offset = source.offset ?? 0;
+      const bytes = source.size ?? source.buffer.size - offset;
+      const parts = [binding, ...extra];
+      const partBytes = bytes / parts.length;
+      if (partBytes % 16 !== 0 || partBytes > UNIFORM_INPUT_BYTES) {
+        throw new Error(
+          `uniform input of ${bytes} bytes in ${parts.length} parts: each must be a multiple ` +
+            `of 16 bytes and at most ${UNIFORM_INPUT_BYTES}`,
+        );
+      }
+      parts.forEach((b, i) => {
+        const target = uniformBuffer(used++);
+        tfjs.commandEncoder!.copyBufferToBuffer(
+          source.buffer,
+          offset + i * partBytes,
+          target,
+          0,
+          partBytes,
+        );
+        stats.copies++;
+        const entry = { binding: b, resource: { buffer: target } };
+        if (i === 0) entries[at] = entry;
+        else entries.push(entry);
+      });
+    }
     return createBindGroup({ ...d, entries });
   };
   return stats;

@@ -73,17 +73,17 @@ function gemmProgramSpec(
   const tile = win?.rows ? `r${win.rows}${win.cols ? `c${win.cols}` : ""}` : "";
   const window = win ? `_win${win.kw}x${win.sw}${tile}` : "";
   const prologue = fusedDz ? "_bnReluDz" : direct ? "_directW" : "";
-  // The filter (input 1 of fwd and bwdData) through a uniform buffer, where the config asks and
-  // the shape allows (filterUniformApplies).
-  const uniformFilter = widths.filterInUniform === true;
-  const ubo = uniformFilter ? "_ubo" : "";
+  // The filter (input 1 of fwd and bwdData) through uniform buffers, where the config asks and
+  // the shape allows (filterUniformParts).
+  const parts = widths.uniformFilterParts ?? 0;
+  const ubo = parts > 0 ? `_ubo${parts}` : "";
   const shaderKey =
     `convGemm_${config.id}_va${widths.va}vb${widths.vb}${strides}${window}${prologue}${ubo}_${epilogue}`;
   return {
     shaderKey,
     code: () => {
       const source = convGemmSource(view, config, widths, epilogue, fusedDz);
-      const code = uniformFilter ? `${uniformInputMarker(variableNames[1])}\n${source}` : source;
+      const code = parts > 0 ? `${uniformInputMarker(variableNames[1], parts)}\n${source}` : source;
       printShader(shaderKey, config.id, code);
       return code;
     },
@@ -127,31 +127,38 @@ export function geometryUniforms(g: ConvGeometry, rowsPerSplit = 0, numSplits = 
   return int(...GEOMETRY_FIELDS.map((f) => values[f]));
 }
 
+/** Most filter rows split over uniform bindings (WebGPU's default limit is 12 per stage). */
+const MAX_UNIFORM_FILTER_PARTS = 8;
+
 /**
- * Whether a `filterInUniform` config reads the filter through a uniform buffer at `g` with
- * `widths`: fwd and bwdData register kernels whose filter binding (w, or bwdData's transposed
- * wt) is read as vec4 (a uniform array's stride is 16 bytes) and fits one binding.
+ * In how many uniform bindings a `filterInUniform` config reads the filter at `g` with `widths`
+ * (0: from storage). fwd and bwdData register kernels whose filter binding (w, or bwdData's
+ * transposed wt) is read as vec4 (a uniform array's stride is 16 bytes): 1 where the filter fits
+ * one binding; where it does not, a row window reads one binding per filter row kh (both
+ * layouts, w and wt, have kh outermost), where a row fits.
  */
-export function filterUniformApplies(
+export function filterUniformParts(
   view: ConvView,
   config: TileConfig,
   g: ConvGeometry,
   widths: GemmWidths,
-): boolean {
-  if (!config.filterInUniform || config.stageInWorkgroupMemory || view === "bwdFilter") {
-    return false;
-  }
+): number {
+  if (!config.filterInUniform || config.stageInWorkgroupMemory || view === "bwdFilter") return 0;
   // fwd reads w with VB-vectors; bwdData reads w directly with VA-vectors or wt with VB-vectors.
   const width = view === "bwdData" && widths.directFilter ? widths.va : widths.vb;
-  return width === 4 && g.kH * g.kW * g.inC * g.outC * 4 <= UNIFORM_INPUT_BYTES;
+  if (width !== 4) return 0;
+  const rowBytes = g.kW * g.inC * g.outC * 4;
+  if (g.kH * rowBytes <= UNIFORM_INPUT_BYTES) return 1;
+  const split = widths.window !== undefined && rowBytes <= UNIFORM_INPUT_BYTES &&
+    g.kH <= MAX_UNIFORM_FILTER_PARTS;
+  return split ? g.kH : 0;
 }
 
-/** gemmWidths, with `filterInUniform` set where filterUniformApplies. */
+/** gemmWidths, with `uniformFilterParts` set where filterUniformParts allows. */
 function viewWidths(view: ConvView, config: TileConfig, g: ConvGeometry): GemmWidths {
   const widths = gemmWidths(view, config, g);
-  return filterUniformApplies(view, config, g, widths)
-    ? { ...widths, filterInUniform: true }
-    : widths;
+  const parts = filterUniformParts(view, config, g, widths);
+  return parts > 0 ? { ...widths, uniformFilterParts: parts } : widths;
 }
 
 /** Vector widths a config gets at a shape: 4 where its channel counts are multiples of 4. */

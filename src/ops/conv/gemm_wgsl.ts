@@ -145,11 +145,12 @@ export interface GemmWidths {
    */
   directFilter?: boolean;
   /**
-   * fwd/bwdData: the filter binding is read through a uniform buffer (TileConfig.filterInUniform
-   * where gemm.ts's filterUniformApplies; src/tf/uniform_inputs.ts rewrites the binding). The
-   * WGSL body is the same; the shader key differs.
+   * fwd/bwdData: the filter binding is read through uniform buffers (TileConfig.filterInUniform,
+   * where gemm.ts's filterUniformParts allows; src/tf/uniform_inputs.ts rewrites the binding):
+   * 1 = the whole filter in one binding (the WGSL body is unchanged); KH (row windows only) = one
+   * binding per filter row kh, the kh loop unrolled with KH a constant.
    */
-  filterInUniform?: boolean;
+  uniformFilterParts?: number;
   /**
    * Row-window kernels (TileConfig.rowWindow, gemm_window_wgsl.ts): the filter width and the
    * column stride as compile-time constants (part of the shader key). Absent where the config

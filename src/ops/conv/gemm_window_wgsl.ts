@@ -104,29 +104,50 @@ export function windowRowsRegister(
     ];
   const filterTap = (kw: number) =>
     fwd ? `(kh * ${KW} + ${kw})` : `((uniforms.kH - 1 - kh) * ${KW} + ${KW - 1 - kw})`;
+  // Filter split over one uniform binding per filter row (GemmWidths.uniformFilterParts > 1):
+  // `B` holds row 0, `B_1`.. the others; the kh loop is unrolled (KH = parts, a constant), so
+  // each copy reads its row's binding at the tap's offset within the row.
+  const parts = w.uniformFilterParts ?? 0;
+  const split = parts > 1;
+  const filterLoad = (kw: number, j: number, c: number, kh: number) => {
+    const at = `k * VA${j === 0 ? "" : ` + ${j}`}) * colG + cb${c}`;
+    if (!split) return `${B}[(${filterTap(kw)} * ${redC} + ${at}]`;
+    const row = fwd ? kh : parts - 1 - kh;
+    return `${row === 0 ? B : `${B}_${row}`}[(${fwd ? kw : KW - 1 - kw} * ${redC} + ${at}]`;
+  };
   const windowSetup = qs.flatMap((q) => [
     `let wv${q} = hv && iw0 + ${q} >= 0 && iw0 + ${q} < ${sWidth};`,
     `let wo${q} = select(0, (hb + iw0 + ${q}) * redG, wv${q});`,
     `let wf${q} = select(0.0, 1.0, wv${q});`,
   ]);
-  const taps = range(KW).flatMap((kw) => [
-    ...js.flatMap((j) =>
-      cols.map((c) =>
-        `let b${kw}_${j}_${c} = ${B}[(${filterTap(kw)} * ${redC} + k * VA${
-          j === 0 ? "" : ` + ${j}`
-        }) * colG + cb${c}];`
-      )
-    ),
-    ...rows.flatMap((r) =>
-      cols.map((c) => {
-        const s = `s${r * SW + kw}`;
-        const terms = js.map((j) =>
-          (w.va === 4 ? `${s}.${COMPONENTS[j]}` : s) + ` * b${kw}_${j}_${c}`
-        );
-        return `a${r}_${c} += ${terms.join(" + ")};`;
-      })
-    ),
-  ]);
+  const taps = (kh: number) =>
+    range(KW).flatMap((kw) => [
+      ...js.flatMap((j) => cols.map((c) => `let b${kw}_${j}_${c} = ${filterLoad(kw, j, c, kh)};`)),
+      ...rows.flatMap((r) =>
+        cols.map((c) => {
+          const s = `s${r * SW + kw}`;
+          const terms = js.map((j) =>
+            (w.va === 4 ? `${s}.${COMPONENTS[j]}` : s) + ` * b${kw}_${j}_${c}`
+          );
+          return `a${r}_${c} += ${terms.join(" + ")};`;
+        })
+      ),
+    ]);
+  const nested = (lines: string[]) => lines.map((l) => `  ${l}`);
+  // One filter row: kh is the loop variable, or a constant where the loop is unrolled.
+  const filterRow = (kh: number) => [
+    "let hh = ih0 + kh;",
+    `let hv = hh >= 0 && hh < ${sH};`,
+    `let hb = (n * ${sH} + hh) * ${sWidth};`,
+    ...windowSetup,
+    "for (var k = 0; k < redG; k++) {",
+    ...nested(qs.map((q) => `let s${q} = ${A}[wo${q} + k] * wf${q};`)),
+    ...nested(taps(kh)),
+    "}",
+  ];
+  const khLoop = split
+    ? range(parts).flatMap((kh) => ["{", `  let kh = ${kh};`, ...nested(filterRow(kh)), "}"])
+    : ["for (var kh = 0; kh < uniforms.kH; kh++) {", ...nested(filterRow(0)), "}"];
   const stores = rows.map((r) =>
     `if (ow0 + ${r} < ${oW}) {\n` +
     indent(
@@ -159,16 +180,7 @@ ${indent("  ", origin)}
   let ob = ((n * ${oH} + oh) * ${oW} + ow0) * colG;
 ${clampedColumns(CG, "colG")}
 ${indent("  ", rows.flatMap((r) => cols.map((c) => `var a${r}_${c} = VB(0.0);`)))}
-  for (var kh = 0; kh < uniforms.kH; kh++) {
-    let hh = ih0 + kh;
-    let hv = hh >= 0 && hh < ${sH};
-    let hb = (n * ${sH} + hh) * ${sWidth};
-${indent("    ", windowSetup)}
-    for (var k = 0; k < redG; k++) {
-${indent("      ", qs.map((q) => `let s${q} = ${A}[wo${q} + k] * wf${q};`))}
-${indent("      ", taps)}
-    }
-  }
+${indent("  ", khLoop)}
 ${indent("  ", stores)}
 }
 `;
