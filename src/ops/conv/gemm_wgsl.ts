@@ -76,9 +76,10 @@
 //   (bench/probes/ubo_filter_probe.ts, batch 128, CPU time, 22.3 / 25.0): 28x28 32->32 fwd
 //   1.24x / 1.18x, bwdData 1.09-1.13x / 1.35-1.47x; 14x14 32->32 fwd 1.16-1.35x / 1.51-1.58x,
 //   bwdData 1.26-1.31x / 1.38-1.67x (BENCHMARKS.md). Hence TileConfig.filterInUniform (`.ubo`,
-//   src/tf/uniform_inputs.ts): at the enhanced model's 28x28 layers fwd 1.2-1.5x, bwdData
-//   1.14-1.40x. A uniform binding holds
-//   64 KiB (Deno's limit on lavapipe) with a 16-byte array stride: array<vec4<f32>, N>.
+//   the software default; src/tf/uniform_inputs.ts): per view at the enhanced model's layers
+//   1.14-1.65x, its training step 1.22x / 1.31x less CPU time. A uniform binding holds
+//   64 KiB (Deno's limit on lavapipe) with a 16-byte array stride: array<vec4<f32>, N>; a larger
+//   filter takes one binding per filter row (the kh loop unrolled).
 // - Mapping lanes so that a SIMD group's loads coincide buys nothing here: tried as "lane rows"
 //   (column tile per workgroup, rows per lane: the filter loads of fwd/bwdData and the dz loads
 //   of bwdFilter the same in every lane), 0.6-1.03x of the pixel-row tiles

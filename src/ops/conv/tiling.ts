@@ -72,11 +72,12 @@ export interface TileConfig {
    */
   winograd?: boolean;
   /**
-   * fwd/bwdData register configs: read the filter through a uniform buffer (var<uniform>, a
-   * copy bound in place of the tensor: src/tf/uniform_inputs.ts) instead of storage. On
+   * fwd/bwdData register configs: read the filter through uniform buffers (var<uniform>,
+   * copies bound in place of the tensor: src/tf/uniform_inputs.ts) instead of storage. On
    * lavapipe a uniform load is a branchless gather, a storage load a per-lane branch loop
-   * (gemm_wgsl.ts's "CPU's rules"). Where it does not apply (gemm.ts's filterUniformApplies:
-   * a filter over 64 KiB or read as scalars) the same tile reads it from storage.
+   * (gemm_wgsl.ts's "CPU's rules"). A filter over one binding (64 KiB) is split into one binding
+   * per filter row in a row window; where that does not fit either, or the filter is read as
+   * scalars (gemm.ts's filterUniformParts), the same tile reads it from storage.
    */
   filterInUniform?: boolean;
   /** The adapter kind it is meant for (both kinds can run every config). */
@@ -164,20 +165,22 @@ function make(view: ConvView, kind: AdapterKind, shapes: Shape[]): TileConfig[] 
 // loads here) did not pay and are not in the list.
 const win = (rows: number, cols: number, extra: Partial<Shape> = {}) =>
   reg(rows, cols, 4, { rowWindow: true, ...extra });
-// fwd and bwdData (both pixel-row GEMMs) share the row window, the two largest plain tiles,
-// the Winograd pair and the row window with its filter in a uniform buffer (`.ubo`; against
-// `.win`, conv_gemm_probe.ts --cpu, batch 128, Mesa 22.3 / 25.0: 28x28 1->32 fwd 1.36-1.43x /
-// 1.47-1.52x, 28x28 32->32 fwd 1.21-1.31x / 1.31-1.44x, bwdData 1.14-1.17x / 1.37-1.40x; the
-// 14x14 layers' filters, 72 and 144 KiB, exceed one binding and run as `.win`);
-// `smaller` are the view's own smaller plain tiles.
+// fwd and bwdData (both pixel-row GEMMs) share the row window with its filter in uniform
+// buffers (`.ubo`, the default), the same window reading storage, the two largest plain tiles
+// and the Winograd pair; `smaller` are the view's own smaller plain tiles. `.ubo` against `.win`,
+// conv_gemm_probe.ts --cpu, batch 128, process CPU time, Mesa 22.3 / 25.0 (BENCHMARKS.md):
+//   28x28 1->32 fwd 1.36-1.43x / 1.47-1.52x; 28x28 32->32 fwd 1.21-1.31x / 1.31-1.44x, bwdData
+//   1.14-1.17x / 1.37-1.40x; 14x14 32->64 fwd 1.34-1.39x / 1.44-1.46x, bwdData 1.38-1.43x /
+//   1.45-1.55x; 14x14 64->64 fwd 1.43-1.45x / 1.47-1.57x, bwdData 1.36-1.38x / 1.56-1.65x;
+//   the enhanced training step's CPU time 1.22-1.23x / 1.31-1.32x lower.
 const softwarePixelRows = (...smaller: Shape[]) => [
+  win(28, 16, { filterInUniform: true }),
   win(28, 16),
   reg(16, 32, 4),
   reg(16, 16, 4),
   ...smaller,
   wino(16, 32),
   wino(8, 16),
-  win(28, 16, { filterInUniform: true }),
 ];
 const SOFTWARE: Record<ConvView, TileConfig[]> = {
   fwd: make("fwd", "software", softwarePixelRows(reg(8, 8, 4), reg(4, 4, 1))),
