@@ -71,13 +71,10 @@
 //   0.55 / 0.37 (vec4). In a tile's inner loop the branchless loads schedule better still:
 //   the probe's miniature forward steps with the filter vec4s from a uniform buffer instead of
 //   storage ran 1.57x / 1.58x faster per multiply-add on 25.0 for the row window 28x16 (3 taps),
-//   1.2x for r16c32, 1.3x for r4c8; 1.1-1.3x, 1.05-1.2x, 1.2x on 22.3. The default row-window
-//   kernels themselves with the filter binding rewritten to var<uniform>
-//   (bench/probes/ubo_filter_probe.ts, batch 128, CPU time, 22.3 / 25.0): 28x28 32->32 fwd
-//   1.24x / 1.18x, bwdData 1.09-1.13x / 1.35-1.47x; 14x14 32->32 fwd 1.16-1.35x / 1.51-1.58x,
-//   bwdData 1.26-1.31x / 1.38-1.67x (BENCHMARKS.md). Hence TileConfig.filterInUniform (`.ubo`,
-//   the software default; src/tf/uniform_inputs.ts): per view at the enhanced model's layers
-//   1.14-1.65x, its training step 1.22x / 1.31x less CPU time. A uniform binding holds
+//   1.2x for r16c32, 1.3x for r4c8; 1.1-1.3x, 1.05-1.2x, 1.2x on 22.3. Hence
+//   TileConfig.filterInUniform (`.ubo`, the software default; src/tf/uniform_inputs.ts): per
+//   view at the enhanced model's layers 1.14-1.65x against the same window reading storage, its
+//   training step 1.22x / 1.31x less CPU time (BENCHMARKS.md). A uniform binding holds
 //   64 KiB (Deno's limit on lavapipe) with a 16-byte array stride: array<vec4<f32>, N>; a larger
 //   filter takes one binding per filter row (the kh loop unrolled).
 // - Mapping lanes so that a SIMD group's loads coincide buys nothing here: tried as "lane rows"
