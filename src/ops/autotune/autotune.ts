@@ -440,8 +440,9 @@ function simdLevel(flags: string[]): string {
  * What a software adapter runs on, from /proc/cpuinfo's first processor block: model name,
  * family/model/stepping and the widest SIMD level ("AMD EPYC family 26 model 2 stepping 1
  * avx512f"), plus the Vulkan driver file when VK_ICD_FILENAMES / VK_DRIVER_FILES forces one
- * (two Mesa releases on one machine report the same llvmpipe description). Elsewhere the OS and
- * architecture. Pure: `cpuinfo` and `env` are passed in (probeCpuIdentity reads them).
+ * (two Mesa releases on one machine report the same llvmpipe description) and
+ * GALLIUM_OVERRIDE_CPU_CAPS when set. Elsewhere the OS and architecture. Pure: `cpuinfo` and
+ * `env` are passed in (probeCpuIdentity reads them).
  */
 export function cpuIdentity(cpuinfo: string | null, env: Record<string, string | undefined>) {
   let cpu = `${Deno.build.os} ${Deno.build.arch}`;
@@ -460,7 +461,11 @@ export function cpuIdentity(cpuinfo: string | null, env: Record<string, string |
     if (parts.length > 0) cpu = parts.join(" ");
   }
   const icd = env.VK_ICD_FILENAMES || env.VK_DRIVER_FILES;
-  return icd ? `${cpu}; vulkan driver ${icd}` : cpu;
+  if (icd) cpu = `${cpu}; vulkan driver ${icd}`;
+  // Mesa masks CPU features with it ("avx": AVX2 code on an AVX-512 CPU, conv/cpu_features.ts),
+  // and the fastest tiles differ between the two code generations (BENCHMARKS.md).
+  const caps = env.GALLIUM_OVERRIDE_CPU_CAPS;
+  return caps ? `${cpu}; GALLIUM_OVERRIDE_CPU_CAPS=${caps}` : cpu;
 }
 
 /** cpuIdentity of this machine (no --allow-read / --allow-env: what is readable). */
@@ -472,7 +477,7 @@ export function probeCpuIdentity(): string {
     // not Linux, or no --allow-read
   }
   const env: Record<string, string | undefined> = {};
-  for (const name of ["VK_ICD_FILENAMES", "VK_DRIVER_FILES"]) {
+  for (const name of ["VK_ICD_FILENAMES", "VK_DRIVER_FILES", "GALLIUM_OVERRIDE_CPU_CAPS"]) {
     try {
       env[name] = Deno.env.get(name);
     } catch {
