@@ -9,6 +9,7 @@
 //
 import { type AutotuneSetting, readFlag } from "../../flags.ts";
 import { loadedMesaVersion } from "../../tf/driver_info.ts";
+import { cpuCodegen } from "../conv/cpu_features.ts";
 import { updateSharedFile } from "../../shared_json_file.ts";
 import { median } from "../../stats.ts";
 export type { AutotuneSetting };
@@ -462,10 +463,10 @@ export function cpuIdentity(cpuinfo: string | null, env: Record<string, string |
   }
   const icd = env.VK_ICD_FILENAMES || env.VK_DRIVER_FILES;
   if (icd) cpu = `${cpu}; vulkan driver ${icd}`;
-  // Mesa masks CPU features with it ("avx": AVX2 code on an AVX-512 CPU, conv/cpu_features.ts),
-  // and the fastest tiles differ between the two code generations (BENCHMARKS.md).
-  const caps = env.GALLIUM_OVERRIDE_CPU_CAPS;
-  return caps ? `${cpu}; GALLIUM_OVERRIDE_CPU_CAPS=${caps}` : cpu;
+  // Mesa masks CPU features with it ("avx": AVX2 code on an AVX-512 CPU), and the fastest tiles
+  // differ between the two code generations (BENCHMARKS.md). Values Mesa ignores change nothing.
+  const { override } = cpuCodegen(cpuinfo, env.GALLIUM_OVERRIDE_CPU_CAPS);
+  return override ? `${cpu}; GALLIUM_OVERRIDE_CPU_CAPS=${override}` : cpu;
 }
 
 /** cpuIdentity of this machine (no --allow-read / --allow-env: what is readable). */
