@@ -8,14 +8,12 @@
 // Prints wall ms per step (to the read-back of loss and accuracy) and process CPU ms per step
 // (all llvmpipe threads: steadier on a loaded machine), each with its median.
 
-import * as tf from "@tensorflow/tfjs-core";
 import process from "node:process";
 import { describeAdapter, initTf } from "../src/tf/setup.ts";
-import { createModel } from "../src/model/model.ts";
-import { makeTrainStepWithMetrics } from "../src/train/step.ts";
-import { createAdam } from "../src/train/optimizer.ts";
+import { fixedBatchStep } from "./step_fixture.ts";
 import { openTuneSession } from "../src/train/autotune_model.ts";
-import { configById, setTileConfigResolver, type TileConfig } from "../src/ops/conv/tiling.ts";
+import { configById, type TileConfig } from "../src/ops/conv/tiling.ts";
+import { tilePlan } from "../src/ops/conv/tile_plan.ts";
 const adapter = await initTf("webgpu");
 const batch = Number(Deno.args[0] ?? 128), steps = Number(Deno.args[1] ?? 3);
 const modelName = (Deno.args[2] ?? "enhanced") as "enhanced" | "baseline";
@@ -31,35 +29,21 @@ for (const [key, e] of Object.entries(entries)) {
     .sort((a, b) => a[1]! - b[1]!)[0][0];
   tables.direct.set(key, configById(direct)!);
 }
-const model = createModel(modelName, { ops: "fused", seed: 1, l2: 1e-4 });
-const opt = createAdam(model, 1e-3);
-const step = makeTrainStepWithMetrics(model, opt);
-const x = tf.randomUniform([batch, 28, 28, 1], 0, 1, "float32", 1) as tf.Tensor4D;
-const y = tf.tidy(() =>
-  tf.cast(tf.oneHot(tf.randomUniform([batch], 0, 10, "int32", 2) as tf.Tensor1D, 10), "float32")
-) as tf.Tensor2D;
+const { model, step } = fixedBatchStep(modelName, batch);
 const run = async () => {
   const c0 = process.cpuUsage();
-  const t0 = performance.now();
-  const [l, c] = tf.tidy(() => {
-    const r = step(x, y);
-    return [r.loss, r.correct];
-  });
-  await l.data();
-  await c.data();
-  const wall = performance.now() - t0;
-  tf.dispose([l, c]);
+  const { wallMs } = await step();
   const cu = process.cpuUsage(c0);
-  return { wall, cpu: (cu.user + cu.system) / 1000 };
+  return { wall: wallMs, cpu: (cu.user + cu.system) / 1000 };
 };
 const res: Record<string, { wall: number; cpu: number }[]> = { tuned: [], direct: [] };
 for (const name of ["tuned", "direct"]) {
-  setTileConfigResolver((_v, k) => tables[name].get(k));
+  model.tiles = tilePlan(session.kind, { conv: tables[name] });
   await run();
 }
 for (let r = 0; r < steps; r++) {
   for (const name of ["direct", "tuned"]) {
-    setTileConfigResolver((_v, k) => tables[name].get(k));
+    model.tiles = tilePlan(session.kind, { conv: tables[name] });
     res[name].push(await run());
   }
 }
