@@ -1,8 +1,9 @@
 // What code a software adapter's shader compiler (Mesa's llvmpipe/lavapipe: LLVM) generates on
 // this CPU: whether it has AVX-512, i.e. 32 vector registers, or only AVX2's 16. The autotune
 // cache key (autotune.ts's cpuIdentity) names Mesa's override. The software tile defaults do not
-// depend on it: the best default under AVX2 code generation is the same as with AVX-512 on Mesa
-// 22.3 and 25.0 alike (BENCHMARKS.md, "AVX2 code generation (emulated)"); what differs is Mesa's.
+// depend on it: under AVX2 code generation they stay the fastest direct configs on Mesa 25.0 and
+// within 1.25x of the fastest (two larger windows, tuner candidates) on 22.3, and tiles sized for
+// 16 registers lose on both (BENCHMARKS.md, "AVX2 code generation (emulated)").
 //
 // Mesa decides from CPUID and then applies GALLIUM_OVERRIDE_CPU_CAPS (util/u_cpu_detect.c,
 // check_cpu_caps_override): each value clears one extension and everything above it, so "avx"
