@@ -158,7 +158,8 @@ function make(view: ConvView, kind: AdapterKind, shapes: Shape[]): TileConfig[] 
 // window r8c16 s32's 64.8 / 71.9 (natively 0.95-1.02x, on Mesa 25.0.7 0.58-0.71x), so the tuner
 // decides. The forward window r28c32 (1.07-1.15x there, 0.68-0.75x on 25.0 with AVX2) is not in
 // the list: on Mesa 25.0.7 a probe that compiles and runs it once took 37 s (r28c16: 11 s;
-// bwdFilter window r16c16 s16: 9.5 s, r8c16 s32: 3.0 s), and the forward tile test 10.5 min. Smaller tiles shaped for AVX2's 16 registers (r4c8, r4c16, r8c8, r8c16,
+// bwdFilter window r16c16 s16: 9.5 s, r8c16 s32: 3.0 s), ~26 s more per pipeline for every
+// tuning and test that compiles it. Smaller tiles shaped for AVX2's 16 registers (r4c8, r4c16, r8c8, r8c16,
 // win r14c8, r7c16, bwdFilter win r4c8, r2c16, r2c8) slowed down more under AVX2 on 22.3 (2.6-7.7x
 // on the hidden layers, against 2.5-3.7x for the defaults) and are not in the list either
 // (BENCHMARKS.md, "AVX2 code generation (emulated)").
