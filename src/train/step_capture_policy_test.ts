@@ -1,0 +1,170 @@
+// Captured training steps (src/tf/step_capture.ts, step_capture_policy.ts) against the same
+// steps run through tfjs: bit-identical weights, Adam moments and beta powers, BN running
+// statistics, losses and correct counts; no tensor or GPU buffer growth across replays; the
+// fallbacks (another batch size, a restore of the weights, a per-step uniform).
+
+import assert from "node:assert/strict";
+import * as tf from "@tensorflow/tfjs-core";
+import { createModel, type Model, type ModelName } from "../model/model.ts";
+import { createAdam, FusedAdam } from "./optimizer.ts";
+import { makeTrainStepWithMetrics } from "./step.ts";
+import { BATCH_INDICES, deviceBatches } from "./device_batches.ts";
+import { type CaptureMode, StepCapturePolicy } from "./step_capture_policy.ts";
+import type { Split } from "../data/fashion_mnist.ts";
+import { GPU_TEST, initWebGpu } from "../../test/helpers/gpu.ts";
+
+const COUNT = 64;
+
+function fakeSplit(): Split {
+  const images = new Uint8Array(COUNT * 784);
+  let s = 12345;
+  for (let i = 0; i < images.length; i++) {
+    s = (s * 1103515245 + 12345) >>> 0;
+    images[i] = s >>> 24;
+  }
+  const labels = Uint8Array.from({ length: COUNT }, (_, i) => (i * 7) % 10);
+  return { images, labels, count: COUNT };
+}
+
+/** Batch sizes of the steps: full batches, a partial one (a fallback), full ones again. */
+const PLAN = [8, 8, 8, 8, 8, 8, 8, 5, 8, 8, 8, 8];
+
+function indices(step: number, n: number): Int32Array {
+  return Int32Array.from({ length: n }, (_, i) => (step * 13 + i * 5) % COUNT);
+}
+
+interface Run {
+  losses: number[];
+  corrects: number[];
+  weights: Map<string, Uint32Array>;
+  betaPowers: [number, number, number];
+  policy: StepCapturePolicy;
+  memory: { tensors: number; bytes: number; allocated: number }[];
+}
+
+async function bits(t: tf.Tensor): Promise<Uint32Array> {
+  return new Uint32Array((await t.data() as Float32Array).slice().buffer);
+}
+
+async function train(
+  name: ModelName,
+  dropout: number,
+  mode: CaptureMode,
+  restoreAt = -1,
+): Promise<Run> {
+  const model: Model = createModel(name, { ops: "fused", seed: 3, l2: 1e-4, dropout });
+  const opt = createAdam(model, 1e-3) as FusedAdam;
+  const step = makeTrainStepWithMetrics(model, opt);
+  const batches = deviceBatches(fakeSplit());
+  const policy = new StepCapturePolicy(mode);
+  const losses: number[] = [], corrects: number[] = [];
+  const memory: Run["memory"] = [];
+  const pool = (tf.backend() as unknown as { bufferManager: { numBytesAllocated: number } })
+    .bufferManager;
+  try {
+    for (let k = 0; k < PLAN.length; k++) {
+      if (k === restoreAt) {
+        // What a checkpoint restore does: every variable assigned fresh values.
+        for (const v of model.trainableVariables) v.assign(tf.tidy(() => tf.mul(v, 0.5)));
+      }
+      const idx = indices(k, PLAN[k]);
+      model.rng.state = 1000 + k;
+      const [loss, correct] = policy.run(
+        String(idx.length),
+        { [BATCH_INDICES]: idx },
+        () =>
+          tf.tidy(() => {
+            const b = batches.batch(idx);
+            const r = step(b.x, b.y);
+            return [r.loss, r.correct];
+          }),
+      );
+      losses.push((await loss.data())[0]);
+      corrects.push((await correct.data())[0]);
+      tf.dispose([loss, correct]);
+      memory.push({
+        tensors: tf.memory().numTensors,
+        bytes: tf.memory().numBytes,
+        allocated: pool.numBytesAllocated,
+      });
+    }
+    // Names without the model's own prefix (model1/, model2/, ...).
+    const local = (n: string) => n.replace(/^model\d+\//, "");
+    const weights = new Map<string, Uint32Array>();
+    for (const v of model.variables) weights.set(local(v.variable.name), await bits(v.variable));
+    for (const w of await opt.getWeights()) {
+      weights.set(`optimizer ${local(w.name)}`, await bits(w.tensor));
+      w.tensor.dispose();
+    }
+    return {
+      losses,
+      corrects,
+      weights,
+      betaPowers: [opt.accBeta1, opt.accBeta2, opt.iterations],
+      policy,
+      memory,
+    };
+  } finally {
+    policy.dispose();
+    batches.dispose();
+    opt.dispose();
+    model.dispose();
+  }
+}
+
+function assertSameBits(plain: Run, captured: Run) {
+  assert.deepEqual(captured.losses, plain.losses);
+  assert.deepEqual(captured.corrects, plain.corrects);
+  assert.deepEqual(captured.betaPowers, plain.betaPowers);
+  assert.deepEqual([...captured.weights.keys()], [...plain.weights.keys()]);
+  for (const [name, w] of plain.weights) {
+    const c = captured.weights.get(name)!;
+    const at = w.findIndex((x, i) => x !== c[i]);
+    assert.equal(at, -1, `${name}: element ${at} differs`);
+  }
+}
+
+for (const name of ["baseline", "enhanced"] as const) {
+  Deno.test({
+    name: `capture: ${name} steps replayed equal the uncaptured ones bit for bit`,
+    ...GPU_TEST,
+    fn: async () => {
+      await initWebGpu();
+      const plain = await train(name, 0, "off");
+      const captured = await train(name, 0, "on");
+      assert.equal(plain.policy.counts.replayed, 0);
+      // 2 plain + 2 recorded + 3 replays, the partial batch plain, 2 recorded again + 2 replays.
+      assert.deepEqual(captured.policy.counts, { plain: 3, recorded: 4, replayed: 5, captures: 2 });
+      assertSameBits(plain, captured);
+      // Flat across replays: tensors, tensor bytes and the buffers tfjs ever allocated.
+      const replays = captured.memory.slice(4, 7);
+      assert.deepEqual(replays.map((m) => m.tensors), replays.map(() => replays[0].tensors));
+      assert.deepEqual(replays.map((m) => m.bytes), replays.map(() => replays[0].bytes));
+      assert.deepEqual(replays.map((m) => m.allocated), replays.map(() => replays[0].allocated));
+    },
+  });
+}
+
+Deno.test({
+  name: "capture: a restore of the weights between replays records again, results unchanged",
+  ...GPU_TEST,
+  fn: async () => {
+    await initWebGpu();
+    const plain = await train("baseline", 0, "off", 5);
+    const captured = await train("baseline", 0, "on", 5);
+    // Replays at steps 4 and 6 (the restore at 5 sends step 5 back to recording) ...
+    assert.ok(captured.policy.counts.captures >= 2);
+    assertSameBits(plain, captured);
+  },
+});
+
+Deno.test({
+  name: "capture: dropout's per-step seed refuses the capture, with the reason",
+  ...GPU_TEST,
+  fn: async () => {
+    await initWebGpu();
+    const r = await train("enhanced", 0.3, "on");
+    assert.equal(r.policy.counts.replayed, 0);
+    assert.match(r.policy.status(), /^step capture off: two steps differ: .*uniforms/);
+  },
+});
