@@ -86,6 +86,8 @@ interface UploadOp {
   dst: GPUBuffer;
   bytes: Uint8Array;
   source: StepInputSource | null;
+  /** A step input's place among the step's step inputs, in the order the step made them. */
+  made: number;
 }
 
 type Op = DispatchOp | UploadOp;
@@ -159,7 +161,7 @@ export function recordStep<T extends tf.Tensor[]>(
     outputs: [],
   };
   const fail = (why: string) => rec.failure ??= why;
-  const stepInputs = new Map<object, StepInputSource>();
+  const stepInputs = new Map<object, { source: StepInputSource; made: number }>();
   let lastGroup: GPUBindGroup | null = null;
   let lastEntries: GPUBindGroupEntry[] = [];
   let lastUniformKey = "";
@@ -199,11 +201,13 @@ export function recordStep<T extends tf.Tensor[]>(
       orig(dataId);
       if (typeof bytes === "string") return void fail(bytes);
       if (bytes) {
+        const input = stepInputs.get(dataId);
         rec.ops.push({
           kind: "upload",
           dst: d!.resource!,
           bytes,
-          source: stepInputs.get(dataId) ?? null,
+          source: input?.source ?? null,
+          made: input?.made ?? -1,
         });
       }
     }),
@@ -212,7 +216,9 @@ export function recordStep<T extends tf.Tensor[]>(
       return orig(b);
     }),
   ];
-  listenToStepInputs({ stepInput: (t, source) => stepInputs.set(t.dataId, source) });
+  listenToStepInputs({
+    stepInput: (t, source) => stepInputs.set(t.dataId, { source, made: stepInputs.size }),
+  });
   let results: T;
   try {
     results = fn();
@@ -245,6 +251,10 @@ export function recordStep<T extends tf.Tensor[]>(
   });
   tf.dispose(results);
   submitPending(); // frees the step's temporaries into the pool
+  // A replay produces every step input, in the order the step made them: one that reached no
+  // kernel would be produced by the step but not by a replay (a seed drawn or not).
+  const uploaded = rec.ops.filter((o) => o.kind === "upload" && o.source !== null).length;
+  if (uploaded !== stepInputs.size) fail("a step input that no kernel reads");
   rec.after = variablesNow(backend);
   return { results: copies as T, recording: rec };
 }
@@ -271,7 +281,7 @@ export function describeRecording(rec: Recording): string[] {
         : "name" in op.source
         ? `step input "${op.source.name}" (${op.bytes.length} bytes)`
         : `step input (${op.bytes.length} bytes)`;
-      return `op ${i}: upload to ${id(op.dst)}: ${what}`;
+      return `op ${i}: upload to ${id(op.dst)}: ${what}${op.source ? ` made ${op.made}` : ""}`;
     }
     return `op ${i}: dispatch pipeline ${pipelineId(op.pipeline)} [${op.workgroups}] ` +
       `buffers ${op.buffers.map(id)} (${op.written} written) uniforms ${op.uniformKey}`;
@@ -307,7 +317,12 @@ export class CapturedStep {
   private readonly unpin: (() => void)[] = [];
   private readonly copies: { from: GPUBuffer; to: GPUBuffer }[] = [];
   private readonly tracked: VariableAt[] = [];
-  private readonly inputs: { dst: GPUBuffer; size: number; source: StepInputSource }[] = [];
+  private readonly inputs: {
+    dst: GPUBuffer;
+    size: number;
+    source: StepInputSource;
+    made: number;
+  }[] = [];
   private readonly dispatches: DispatchOp[];
   private released = false;
   /** Dispatches per replay. */
@@ -407,8 +422,9 @@ export class CapturedStep {
     for (const u of uploads) {
       if (u.source === null) continue; // constant: its bytes stay in the owned buffer
       if (copyTargets.has(u.dst)) return "a step input lands in a variable's buffer";
-      this.inputs.push({ dst: u.dst, size: u.bytes.byteLength, source: u.source });
+      this.inputs.push({ dst: u.dst, size: u.bytes.byteLength, source: u.source, made: u.made });
     }
+    this.inputs.sort((a, b) => a.made - b.made);
     return null;
   }
 
