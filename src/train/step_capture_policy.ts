@@ -99,6 +99,9 @@ export class StepCapturePolicy {
       return `step capture on: batch ${this.key} replayed (${this.captured.dispatchCount} ` +
         `dispatches per step, ${this.counts.replayed} replays, ${this.counts.captures} captures)`;
     }
+    if (this.counts.plain + this.counts.recorded === 0) {
+      return `step capture on: steps of one batch size replay from step ${WARMUP_STEPS + 3} on`;
+    }
     return `step capture on: not captured yet (${this.counts.plain} plain, ` +
       `${this.counts.recorded} recorded steps)`;
   }
