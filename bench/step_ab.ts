@@ -6,6 +6,8 @@
 // median wall, issue and process CPU time per step (CPU time: all llvmpipe threads; steadier under
 // load), and the main thread's mean CPU time per step (clock_gettime(CLOCK_THREAD_CPUTIME_ID),
 // inlined here so that an old tree without src/sys/thread_cpu.ts works too).
+// STEP_AB_CAPTURE=on: the step through src/train/step_capture_policy.ts, timed once it replays
+// (the line's `capture` field says which path ran and why).
 import * as tf from "@tensorflow/tfjs-core";
 import process from "node:process";
 const root = Deno.cwd();
@@ -31,6 +33,18 @@ if (Deno.env.get("STEP_AB_DISPATCH_CACHE") === "off") {
     (await import(`${root}/src/tf/dispatch_cache.ts`)).setDispatchCacheEnabled(false);
   } catch { /* old tree: no cache */ }
 }
+type Policy = {
+  run(key: string, args: object, encode: () => tf.Tensor[]): tf.Tensor[];
+  status(): string;
+  dispatchesPerReplay: number | null;
+  active: boolean;
+  dispose(): void;
+};
+let policy: Policy | null = null;
+if (Deno.env.get("STEP_AB_CAPTURE") === "on") {
+  const { StepCapturePolicy } = await import(`${root}/src/train/step_capture_policy.ts`);
+  policy = new StepCapturePolicy("on") as Policy;
+}
 const batch = Number(Deno.args[0] ?? 64), steps = Number(Deno.args[1] ?? 3);
 const modelName = Deno.args[2] ?? "enhanced";
 const backend = tf.backend() as unknown as { recordAndSubmit: (...a: unknown[]) => void };
@@ -52,10 +66,12 @@ const run = async () => {
   const c0 = process.cpuUsage();
   const m0 = threadCpuMs();
   const t0 = performance.now();
-  const [l, c] = tf.tidy(() => {
-    const r = step(x, y);
-    return [r.loss, r.correct];
-  });
+  const encode = () =>
+    tf.tidy(() => {
+      const r = step(x, y);
+      return [r.loss, r.correct];
+    });
+  const [l, c] = policy ? policy.run(String(batch), {}, encode) : encode();
   const t1 = performance.now();
   await l.data();
   await c.data();
@@ -73,6 +89,7 @@ const run = async () => {
 };
 await run();
 await run();
+while (policy && !policy.active && policy.status().startsWith("step capture on")) await run();
 const rs: { wall: number; issue: number; d: number; cpu: number; main: number }[] = [];
 for (let i = 0; i < steps; i++) rs.push(await run());
 const med = (k: "wall" | "issue" | "cpu") =>
@@ -84,7 +101,8 @@ console.log(JSON.stringify({
   adapter: describeAdapter(adapter),
   batch,
   optimizer: opt.getClassName(),
-  dispatches: rs[0].d,
+  dispatches: policy?.active ? policy.dispatchesPerReplay : rs[0].d,
+  capture: policy ? policy.status() : "off",
   wallMs: med("wall"),
   issueMs: med("issue"),
   imagesPerS: batch / (med("wall") / 1000),

@@ -111,6 +111,11 @@ export class StepCapturePolicy {
     return this.captured !== null;
   }
 
+  /** Dispatches one replay encodes (null before a capture). */
+  get dispatchesPerReplay(): number | null {
+    return this.captured?.dispatchCount ?? null;
+  }
+
   dispose(): void {
     this.drop();
   }
