@@ -25,7 +25,8 @@
 //   variables already point: tfjs's view stays consistent. Variables updated in place (Adam's
 //   moments) need nothing.
 // - Nothing else moved. Before each replay every tracked variable must still hold the same
-//   dataId and buffer, alone (refCount 1: a clone would see the in-place change); a checkpoint
+//   dataId and buffer, alone (refCount 1: a clone would see the in-place change), and a replay
+//   drops the values tfjs cached on the CPU when they were read (a checkpoint); a checkpoint
 //   restore, an uncaptured step (the last partial batch) or a disposed model fails this check
 //   and the caller falls back and records again.
 // Within a step tfjs releases no buffer before its submit (src/tf/submit.ts defers the submit
@@ -487,6 +488,9 @@ export class CapturedStep {
       return info;
     });
     queue.submit([encoder.finish()]);
+    // A read of a variable (a checkpoint) caches its values on the CPU, and tfjs answers later
+    // reads from that cache; the replay changed the buffers under the same dataIds.
+    for (const t of this.tracked) backend.tensorMap.get(t.dataId)!.values = null;
     return infos.map((info) => tf.engine().makeTensorFromTensorInfo(info));
   }
 

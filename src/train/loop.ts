@@ -15,7 +15,7 @@ import type { LoadedCheckpoint } from "../model/checkpoint.ts";
 import { createModel, type Model } from "../model/model.ts";
 import { createRng, deriveSeed, Rng } from "../random.ts";
 import { augmentBatch } from "./augment.ts";
-import { createAdam } from "./optimizer.ts";
+import { createAdam, FusedAdam } from "./optimizer.ts";
 import {
   checkpointSaver,
   emptyRunningSums,
@@ -208,7 +208,11 @@ async function loop(
     step: makeTrainStepWithMetrics(model, optimizer, { labelSmoothing: cfg.labelSmoothing }),
     stepsPerEpoch: Math.ceil(data.trainIdx.length / cfg.batch),
     batches: (opts.residentData ?? true) ? deviceBatches(data.train) : hostBatches(data.train),
-    capture: new StepCapturePolicy(cfg.capture ?? "on"),
+    capture: new StepCapturePolicy(
+      cfg.capture ?? "on",
+      optimizer instanceof FusedAdam ? null : "--optimizer tfjs uploads the learning rate as a " +
+        "constant that a schedule changes (FusedAdam passes it as a step input)",
+    ),
   };
   opts.log(ctx.capture.status());
   try {

@@ -7,6 +7,10 @@
 // re-assigns the weights, the capture no longer matches them and is recorded again (two
 // recorded steps) at the next full batch. Two recordings that differ, or a step that cannot be
 // replayed, switch capture off for the run, with the reason in `status()`.
+// Two matching recordings prove only that the stream holds still while host values do: one that
+// changes later in the run (the learning rate of a schedule) must reach the device as a step
+// input (src/tf/step_inputs.ts), as FusedAdam's does; tf.train.adam uploads it as a constant, so
+// the loop refuses capture with --optimizer tfjs.
 
 import type * as tf from "@tensorflow/tfjs-core";
 import {
@@ -40,12 +44,13 @@ export class StepCapturePolicy {
   private refused: string | null;
   readonly counts: CaptureCounts = { plain: 0, recorded: 0, replayed: 0, captures: 0 };
 
-  constructor(mode: CaptureMode) {
+  /** `unsupported`: why this run's steps cannot be replayed even if two of them match. */
+  constructor(mode: CaptureMode, unsupported: string | null = null) {
     this.refused = mode === "off"
       ? "--capture off"
       : captureBackend() === null
       ? "not on the webgpu backend"
-      : null;
+      : unsupported;
   }
 
   /**

@@ -75,6 +75,7 @@ async function train(
         // What a checkpoint restore does: every variable assigned fresh values.
         for (const v of model.trainableVariables) v.assign(tf.tidy(() => tf.mul(v, 0.5)));
       }
+      if (k === 5) opt.learningRate = 5e-4; // a schedule's change, between replays
       const idx = indices(k, PLAN[k]);
       model.rng.state = 1000 + k;
       const [loss, correct] = policy.run(
@@ -91,6 +92,11 @@ async function train(
       // Held across later steps, as the loop's PendingMetrics holds them: a buffer the
       // capture does not own could be handed to these and then overwritten by a replay.
       held.push(loss, correct);
+      // What a checkpoint does between steps: read every variable (tfjs caches the values).
+      if (k === 4 || k === 10) {
+        for (const v of model.variables) await v.variable.data();
+        tf.dispose((await opt.getWeights()).map((w) => w.tensor));
+      }
       memory.push({
         tensors: tf.memory().numTensors - held.length,
         bytes: tf.memory().numBytes - 8 * held.length / 2,
