@@ -12,6 +12,12 @@ import { BATCH_INDICES, deviceBatches } from "./device_batches.ts";
 import { type CaptureMode, StepCapturePolicy } from "./step_capture_policy.ts";
 import type { Split } from "../data/fashion_mnist.ts";
 import { GPU_TEST, initWebGpu } from "../../test/helpers/gpu.ts";
+import { trainingTest } from "../../test/helpers/train_fixtures.ts";
+import { LOCAL_DATA_DIR } from "../../test/helpers/data_fixtures.ts";
+import { loadFashionMnist } from "../data/fashion_mnist.ts";
+import { resolveConfig } from "./config.ts";
+import { prepareData, runTraining } from "./loop.ts";
+import { createProgress } from "./progress.ts";
 
 const COUNT = 64;
 
@@ -191,3 +197,35 @@ Deno.test({
     assertSameBits(plain, r);
   },
 });
+
+trainingTest(
+  "capture: train runs with --capture on and off give the same history and weights, and say which",
+  async (out) => {
+    const data = await loadFashionMnist({ dataDir: LOCAL_DATA_DIR!, download: false });
+    const run = async (capture: CaptureMode) => {
+      // 630 training images at batch 64: 9 full batches and a partial one per epoch.
+      const cfg = resolveConfig({}, { model: "enhanced", limit: 700, batch: 64, epochs: 2 });
+      const dir = `${out}/${capture}`;
+      await Deno.mkdir(`${dir}/checkpoints`, { recursive: true });
+      const lines: string[] = [];
+      const r = await runTraining({ ...cfg, capture }, prepareData(data, cfg), {
+        outDir: dir,
+        progress: createProgress({ quiet: true, write: () => {} }),
+        log: (m) => lines.push(m),
+      });
+      const weights = await Promise.all(r.model.variables.map((v) => v.variable.data()));
+      r.model.dispose();
+      return { history: r.history.map(({ epochTimeS: _, ...h }) => h), weights, lines };
+    };
+    const on = await run("on");
+    const off = await run("off");
+    assert.deepEqual(on.history, off.history);
+    assert.deepEqual(on.weights, off.weights);
+    assert.ok(on.lines.includes("step capture on: steps of one batch size replay from step 5 on"));
+    assert.ok(
+      on.lines.some((l) => /^step capture on: batch 64 replayed \(\d+ dispatches/.test(l)),
+      on.lines.join("\n"),
+    );
+    assert.ok(off.lines.includes("step capture off: --capture off"), off.lines.join("\n"));
+  },
+);
