@@ -13,12 +13,17 @@ import {
   type ConvLayer,
   type ConvProblem,
   convProblems,
-  installCachedResolver,
   layerLabel,
   tuneConvProblems,
 } from "../src/ops/autotune/autotune_conv.ts";
-import { convLayersOf, openTuneSession, type TuneSession } from "../src/train/autotune_model.ts";
-import { batchBucket, setTileConfigResolver } from "../src/ops/conv/tiling.ts";
+import {
+  cachedTilePlan,
+  convLayersOf,
+  openTuneSession,
+  type TuneSession,
+} from "../src/train/autotune_model.ts";
+import { batchBucket } from "../src/ops/conv/tiling.ts";
+import { type TilePlan, tilePlan } from "../src/ops/conv/tile_plan.ts";
 import { DEFAULT_BATCH as EVAL_BATCH } from "../src/eval/inference.ts";
 
 export { EVAL_BATCH };
@@ -138,28 +143,34 @@ export async function runAutotuneSuite(opts: AutotuneSuiteOptions): Promise<Auto
   };
 }
 
+/** The tuning session of a benchmark run and the tile plan its suites run under. */
+export interface BenchTiles {
+  session: TuneSession;
+  tiles: TilePlan;
+}
+
 /**
- * The tile configurations benchmarks run with: the autotune cache's choices for this adapter
- * (so kernel and train figures are those a training run gets), or the built-in defaults with
- * tuning off. The JSON and the tables name the configuration of every layer.
+ * The tile plan benchmarks run with: the autotune cache's choices for this adapter (so kernel
+ * and train figures are those a training run gets), or the built-in defaults with tuning off.
+ * The JSON and the tables name the configuration of every layer.
  */
-export async function tileConfigSession(
+export async function benchTiles(
   setting: AutotuneSetting,
   log: (m: string) => void,
   command = "bench",
-): Promise<TuneSession | null> {
+): Promise<BenchTiles | null> {
   const session = await openTuneSession((l) => console.warn(l));
   if (!session) return null;
   if (setting === "off") {
-    setTileConfigResolver(undefined);
     log(`${command}: autotune off: built-in tile configs for ${session.kind} adapters`);
-    return session;
+    return { session, tiles: tilePlan(session.kind) };
   }
-  const n = installCachedResolver(session.cache, session.adapter, session.kind);
+  const tiles = cachedTilePlan(session);
   log(
-    `${command}: ${n} tuned tile config(s) for this adapter from ${session.cache.path ?? "memory"}`,
+    `${command}: ${tiles.conv.size} tuned tile config(s) for this adapter from ` +
+      (session.cache.path ?? "memory"),
   );
-  return session;
+  return { session, tiles };
 }
 
 /** `--models`: default the two the train suite runs; a one-line error naming the flag for an unknown model. */

@@ -16,7 +16,10 @@ import {
   timeOnce,
   timestampsAvailable,
 } from "../src/ops/autotune/autotune_conv.ts";
-import { type ConvView, resolveTileConfig, shapeKey } from "../src/ops/conv/tiling.ts";
+import { type ConvView, shapeKey } from "../src/ops/conv/tiling.ts";
+import type { ConvGeometry } from "../src/ops/conv/geometry.ts";
+import { defaultTilePlan, tileConfigFor, type TilePlan } from "../src/ops/conv/tile_plan.ts";
+import type { WebGPUBackend } from "@tensorflow/tfjs-backend-webgpu";
 import { layerLabel, type LayerShape } from "./work.ts";
 
 export interface ViewCase {
@@ -40,10 +43,23 @@ export interface ViewSuiteOptions {
   repeats: number;
   /** The CPU's FMA peak where the adapter runs on it (software adapters), else null. */
   cpuGflopPerS: number | null;
+  /** The tile plan the views run under (default: the adapter's built-in one). */
+  tiles?: TilePlan;
   log?: (msg: string) => void;
 }
 
-function asConvLayer(l: LayerShape): ConvLayer {
+/** A conv layer's views at `batch` (no dx for a layer that reads the images: Cin 1). */
+export function viewProblems(
+  layer: ConvLayer,
+  batch: number,
+): { view: ConvView; g: ConvGeometry }[] {
+  const g = layerGeometry(layer, batch);
+  const views: ConvView[] = layer.cin > 1 ? ["fwd", "bwdData", "bwdFilter"] : ["fwd", "bwdFilter"];
+  return views.map((view) => ({ view, g }));
+}
+
+/** A benchmark layer shape as the tuner's ConvLayer (conv + BN + ReLU). */
+export function asConvLayer(l: LayerShape): ConvLayer {
   return {
     name: layerLabel(l),
     op: "bn-relu",
@@ -64,6 +80,7 @@ const WORK = { fwd: "train-fwd", bwdData: "bwd-data", bwdFilter: "bwd-filter" } 
 export async function runViewSuite(opts: ViewSuiteOptions): Promise<ViewCase[]> {
   const clock = timestampsAvailable() ? "gpu-timestamp" : "host-sync";
   const out: ViewCase[] = [];
+  const tiles = opts.tiles ?? defaultTilePlan(tf.backend());
   for (const shape of opts.layers) {
     const layer = asConvLayer(shape);
     for (const batch of opts.batches) {
@@ -74,15 +91,15 @@ export async function runViewSuite(opts: ViewSuiteOptions): Promise<ViewCase[]> 
         : ["fwd", "bwdFilter"];
       for (const view of views) {
         const p: ConvProblem = { view, layer, batch, work: WORK[view], key: shapeKey(view, g) };
-        const config = resolveTileConfig(view, g);
+        const config = tileConfigFor(tiles, view, g, tf.backend() as unknown as WebGPUBackend);
         opts.log?.(`  ${view} ${layer.name} b${batch} (${config.id}) ...`);
         const inputs = makeInputs(p);
         try {
           const [work, kernel] = problemWork(p, inputs);
-          await timeOnce(work, kernel, config, clock); // warm-up: compiles the pipeline
+          await timeOnce(work, kernel, tiles, clock); // warm-up: compiles the pipeline
           const ms: number[] = [];
           for (let i = 0; i < opts.repeats; i++) {
-            ms.push(await timeOnce(work, kernel, config, clock));
+            ms.push(await timeOnce(work, kernel, tiles, clock));
           }
           ms.sort((a, b) => a - b);
           const medianMs = ms[ms.length >> 1];

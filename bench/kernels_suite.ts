@@ -11,7 +11,9 @@ import {
   convBnReluTrainStock,
 } from "../src/ops/conv_bn_relu/conv_bn_relu_stock.ts";
 import { convGeometry } from "../src/ops/conv/geometry.ts";
-import { CONV_VIEWS, shapeKey, tileChoices } from "../src/ops/conv/tiling.ts";
+import type { ConvView } from "../src/ops/conv/tiling.ts";
+import { defaultTilePlan, planChoices, type TilePlan } from "../src/ops/conv/tile_plan.ts";
+import type { WebGPUBackend } from "@tensorflow/tfjs-backend-webgpu";
 import { measure, type Stats, type TimingOptions, type Work } from "./timing.ts";
 import { convBnReluWork, type KernelMode, layerLabel, type LayerShape } from "./work.ts";
 
@@ -73,11 +75,22 @@ export interface KernelCase {
   tileConfigs: string[];
 }
 
-/** The tile configurations recorded for a layer's views since the process started. */
-export function layerTileConfigs(l: LayerShape, batch: number): string[] {
+/** The views a mode runs: the forward; with the backward the filter view and, unless the layer reads the images, dx. */
+function modeViews(mode: KernelMode, needsDx: boolean): ConvView[] {
+  if (mode !== "train-fwd-bwd") return ["fwd"];
+  return needsDx ? ["fwd", "bwdFilter", "bwdData"] : ["fwd", "bwdFilter"];
+}
+
+/** The tile configurations a layer's views run with under `tiles` in `mode`. */
+export function layerTileConfigs(
+  tiles: TilePlan,
+  l: LayerShape,
+  batch: number,
+  mode: KernelMode,
+): string[] {
   const g = convGeometry([batch, l.h, l.w, l.cin], [l.k, l.k, l.cin, l.cout], l.stride, l.pad);
-  const choices = tileChoices();
-  return CONV_VIEWS.map((v) => choices.get(shapeKey(v, g))).filter((id): id is string => !!id);
+  const views = modeViews(mode, l.cin > 1).map((view) => ({ view, g }));
+  return [...planChoices(tiles, views, tf.backend() as unknown as WebGPUBackend).values()];
 }
 
 export interface Ceilings {
@@ -96,6 +109,8 @@ export interface KernelSuiteOptions {
   ceilings: Ceilings | null;
   /** Also time the stock chain on the CPU backend at the smallest batch. */
   cpu: boolean;
+  /** The tile plan the fused op runs under (default: the adapter's built-in one). */
+  tiles?: TilePlan;
   log?: (msg: string) => void;
 }
 
@@ -221,8 +236,10 @@ export async function runKernelSuite(opts: KernelSuiteOptions): Promise<KernelCa
   const modes = opts.modes ?? MODES;
   const smallest = Math.min(...opts.batches);
   const cases: KernelCase[] = [];
+  const tiles = opts.tiles ?? defaultTilePlan(tf.backend());
   for (const layer of opts.layers) {
     const attrs: ConvBnReluAttrs = { strides: layer.stride, pad: layer.pad };
+    const fusedAttrs: ConvBnReluAttrs = { ...attrs, tiles };
     const needsDx = layer.cin > 1;
     for (const batch of opts.batches) {
       const inp = makeInputs(layer, batch, attrs);
@@ -244,7 +261,7 @@ export async function runKernelSuite(opts: KernelSuiteOptions): Promise<KernelCa
           };
           const fusedStats = await attempt("fused", () =>
             measure(
-              caseWork(mode, inp, attrs, convBnReluTrain, convBnReluInfer, needsDx),
+              caseWork(mode, inp, fusedAttrs, convBnReluTrain, convBnReluInfer, needsDx),
               opts.timing,
             ));
           const stockStats = await attempt("stock", () =>
@@ -282,7 +299,7 @@ export async function runKernelSuite(opts: KernelSuiteOptions): Promise<KernelCa
             target: SPEEDUP_TARGETS[mode],
             targetMet: speedupVsStock !== null && speedupVsStock >= SPEEDUP_TARGETS[mode],
             errors,
-            tileConfigs: layerTileConfigs(layer, batch),
+            tileConfigs: layerTileConfigs(tiles, layer, batch, mode),
           });
         }
       } finally {

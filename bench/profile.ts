@@ -4,7 +4,7 @@
 // GPU time (bench/dispatches.ts).
 
 import * as tf from "@tensorflow/tfjs-core";
-import { createModel, type ModelName } from "../src/model/model.ts";
+import { architecture, createModel, type ModelName } from "../src/model/model.ts";
 import type { OpsKind } from "../src/model/layers.ts";
 import { makeTrainStep } from "../src/train/step.ts";
 import { createAdam, type OptimizerKind } from "../src/train/optimizer.ts";
@@ -12,9 +12,12 @@ import { probeCapturedStep, probeStep, type StepProbe } from "./dispatches.ts";
 import { threadCpuClock } from "../src/sys/thread_cpu.ts";
 import { describeAdapter } from "../src/tf/setup.ts";
 import { autotuneSetting } from "../src/flags.ts";
-import { tileChoices } from "../src/ops/conv/tiling.ts";
+import { planChoices, type TilePlan } from "../src/ops/conv/tile_plan.ts";
+import { convLayersOf } from "../src/train/autotune_model.ts";
 import { startBackend } from "./run.ts";
-import { tileConfigSession } from "./autotune_suite.ts";
+import { benchTiles } from "./autotune_suite.ts";
+import { viewProblems } from "./conv_views.ts";
+import type { WebGPUBackend } from "@tensorflow/tfjs-backend-webgpu";
 import { writeFileAtomic } from "../src/files.ts";
 import { textTable } from "./report.ts";
 import { measure, type Stats } from "./timing.ts";
@@ -38,8 +41,10 @@ function newSession(
   ops: OpsKind,
   seed: number,
   optimizerKind: OptimizerKind,
+  tiles: TilePlan | undefined,
 ): Session {
   const m = createModel(model, { ops, seed });
+  m.tiles = tiles;
   const optimizer = createAdam(m, 1e-3, optimizerKind);
   const step = makeTrainStep(m, optimizer);
   return {
@@ -136,9 +141,9 @@ export interface ProfileOptions {
 /** Profiles, prints the tables and the fused-vs-stock step times, writes the trace. */
 export async function runProfile(f: ProfileOptions): Promise<void> {
   const adapter = await startBackend("profile", f.backend, f.adapter);
-  if (adapter.backend === "webgpu") {
-    await tileConfigSession(autotuneSetting(), (m) => console.log(m), "profile");
-  }
+  const tiles = adapter.backend === "webgpu"
+    ? (await benchTiles(autotuneSetting(), (m) => console.log(m), "profile"))?.tiles
+    : undefined;
   const { model, ops } = f;
   const [x, y] = syntheticBatch(f.batch, f.seed);
   const runs: { label: string; steps: StepProfile[] }[] = [];
@@ -149,7 +154,7 @@ export async function runProfile(f: ProfileOptions): Promise<void> {
     // The comparison profiles both implementations; the table is for the one asked for.
     const order: OpsKind[] = !f.compare ? [ops] : [ops, ops === "fused" ? "stock" : "fused"];
     for (const kind of order) {
-      const session = newSession(model, kind, f.seed, f.optimizer as OptimizerKind);
+      const session = newSession(model, kind, f.seed, f.optimizer as OptimizerKind, tiles);
       try {
         console.log(`profile: ${model} --ops ${kind}, batch ${f.batch}, ${f.steps} step(s) ...`);
         const steps = await profileSteps(session, x, y, kind === ops ? f.steps : 1);
@@ -206,10 +211,13 @@ export async function runProfile(f: ProfileOptions): Promise<void> {
         : `captured: no (${captured.status})`,
     );
   }
-  const tiles = tileChoices();
-  if (tiles.size > 0) {
+  if (tiles && ops === "fused") {
+    const problems = convLayersOf(architecture(model)).flatMap(({ layer }) =>
+      viewProblems(layer, f.batch)
+    );
     console.log("\ntile configs (view:shape class -> config):");
-    for (const [key, id] of tiles) console.log(`  ${key} -> ${id}`);
+    const backend = tf.backend() as unknown as WebGPUBackend;
+    for (const [key, id] of planChoices(tiles, problems, backend)) console.log(`  ${key} -> ${id}`);
   }
   if (times.length === 2) {
     const fused = times.find((t) => t.ops === "fused")!.stats;

@@ -10,12 +10,16 @@ import type { KernelMode } from "./work.ts";
 import { type BenchDocument, hostInfo, SCHEMA, sourceRevision } from "./report.ts";
 import { rooflineSizes, runRoofline } from "./roofline.ts";
 import { cpuPeakFrom, jitVectorBits, readCpuSources } from "./cpu_peak.ts";
-import { runViewSuite } from "./conv_views.ts";
+import { asConvLayer, runViewSuite, viewProblems } from "./conv_views.ts";
 import { resolveClock, type TimingOptions } from "./timing.ts";
 import type { AutotuneSetting } from "../src/ops/autotune/autotune.ts";
-import { tileChoices } from "../src/ops/conv/tiling.ts";
-import { tileConfigSession } from "./autotune_suite.ts";
-import type { ModelName } from "../src/model/model.ts";
+import type { ConvView } from "../src/ops/conv/tiling.ts";
+import type { ConvGeometry } from "../src/ops/conv/geometry.ts";
+import { planChoices } from "../src/ops/conv/tile_plan.ts";
+import { benchTiles } from "./autotune_suite.ts";
+import { architecture, type ModelName } from "../src/model/model.ts";
+import { cachedTilePlan, convLayersOf } from "../src/train/autotune_model.ts";
+import type { WebGPUBackend } from "@tensorflow/tfjs-backend-webgpu";
 import type { OptimizerKind } from "../src/train/optimizer.ts";
 
 export const SUITES = ["kernels", "train", "roofline", "autotune", "all"] as const;
@@ -103,7 +107,11 @@ export async function runBench(o: BenchOptions): Promise<BenchDocument> {
     tileConfigs: {},
   };
   console.log(`bench: clock ${doc.clock}; suites ${suites.join(", ")}`);
-  const session = o.backend === "webgpu" ? await tileConfigSession(o.autotune, log) : null;
+  const bench = o.backend === "webgpu" ? await benchTiles(o.autotune, log) : null;
+  const session = bench?.session;
+  let tiles = bench?.tiles;
+  /** The (view, geometry) problems the kernels and train suites ran, for doc.tileConfigs. */
+  const ran: { view: ConvView; g: ConvGeometry }[] = [];
 
   if (suites.includes("autotune") && session) {
     log("autotune ...");
@@ -120,6 +128,7 @@ export async function runBench(o: BenchOptions): Promise<BenchDocument> {
         : undefined,
       log,
     });
+    if (o.autotune !== "off") tiles = cachedTilePlan(session); // what it tuned applies from here
   }
 
   if (suites.includes("roofline") || (suites.includes("kernels") && o.backend === "webgpu")) {
@@ -144,8 +153,11 @@ export async function runBench(o: BenchOptions): Promise<BenchDocument> {
         }
         : null,
       cpu: o.cpu && o.backend === "webgpu",
+      tiles,
       log,
     });
+    const layers = o.quick ? QUICK_LAYERS : ENHANCED_LAYERS;
+    ran.push(...batches.flatMap((b) => layers.flatMap((l) => viewProblems(asConvLayer(l), b))));
     if (o.backend === "webgpu") {
       log("kernels: conv views ...");
       doc.views = await runViewSuite({
@@ -153,6 +165,7 @@ export async function runBench(o: BenchOptions): Promise<BenchDocument> {
         batches,
         repeats: timing.repeats,
         cpuGflopPerS: adapter.isSoftware ? doc.roofline?.cpu?.gflopPerS ?? null : null,
+        tiles,
         log,
       });
     }
@@ -168,13 +181,20 @@ export async function runBench(o: BenchOptions): Promise<BenchDocument> {
       limit: o.limit,
       dataDir: o.dataDir,
       optimizer: o.optimizer,
+      tiles,
       log,
     });
+    for (const m of ["enhanced", "baseline"] as const) {
+      for (const { layer } of convLayersOf(architecture(m))) {
+        ran.push(...batches.flatMap((b) => viewProblems(layer, b)));
+      }
+    }
   }
   doc.options.batches = batchFlag ?? [];
-  if (suites.includes("kernels") || suites.includes("train")) {
+  if (tiles && ran.length > 0) {
+    const backend = tf.backend() as unknown as WebGPUBackend;
     doc.tileConfigs = Object.fromEntries(
-      [...tileChoices()].sort(([a], [b]) => a.localeCompare(b)),
+      [...planChoices(tiles, ran, backend)].sort(([a], [b]) => a.localeCompare(b)),
     );
   }
   return doc;

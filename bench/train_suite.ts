@@ -6,6 +6,7 @@
 
 import * as tf from "@tensorflow/tfjs-core";
 import { createModel } from "../src/model/model.ts";
+import type { TilePlan } from "../src/ops/conv/tile_plan.ts";
 import { makeTrainStep } from "../src/train/step.ts";
 import { createAdam, type OptimizerKind } from "../src/train/optimizer.ts";
 import { loadFashionMnist } from "../src/data/fashion_mnist.ts";
@@ -38,6 +39,8 @@ export interface TrainSuiteOptions {
   seed?: number;
   /** Adam implementation (default fused: the AdamStep kernel). */
   optimizer?: OptimizerKind;
+  /** The tile plan the fused models run under (default: the adapter's built-in one). */
+  tiles?: TilePlan;
   log?: (msg: string) => void;
 }
 
@@ -48,8 +51,10 @@ async function timeSteps(
   timing: TimingOptions,
   seed: number,
   optimizerKind: OptimizerKind,
+  tiles: TilePlan | undefined,
 ): Promise<{ stats: Stats; probe: StepProbe; captured: CapturedFigures | null; status: string }> {
   const model = createModel(v.model, { ops: v.ops, seed });
+  model.tiles = tiles;
   const optimizer = createAdam(model, 1e-3, optimizerKind);
   const step = makeTrainStep(model, optimizer);
   const x = tf.randomUniform([batch, 28, 28, 1], 0, 1, "float32", seed) as tf.Tensor4D;
@@ -84,8 +89,10 @@ async function timeSubset(
   split: { images: Uint8Array; labels: Uint8Array; count: number },
   seed: number,
   optimizerKind: OptimizerKind,
+  tiles: TilePlan | undefined,
 ): Promise<number> {
   const model = createModel(v.model, { ops: v.ops, seed });
+  model.tiles = tiles;
   const optimizer = createAdam(model, 1e-3, optimizerKind);
   const step = makeTrainStep(model, optimizer);
   const rng = createRng(seed);
@@ -133,12 +140,13 @@ export async function runTrainSuite(opts: TrainSuiteOptions): Promise<TrainCase[
         opts.timing,
         seed,
         optimizerKind,
+        opts.tiles,
       );
       const imagesPerS = batch / (stats.medianMs / 1000);
       let subset = null;
       if (data) {
         const images = Math.min(opts.limit, data.count);
-        const seconds = await timeSubset(v, batch, images, data, seed, optimizerKind);
+        const seconds = await timeSubset(v, batch, images, data, seed, optimizerKind, opts.tiles);
         subset = { images, seconds, epochSExtrapolated: seconds * EPOCH_IMAGES / images };
       }
       cases.push({

@@ -15,7 +15,8 @@ import { createModel } from "../src/model/model.ts";
 import { makeTrainStepWithMetrics } from "../src/train/step.ts";
 import { createAdam } from "../src/train/optimizer.ts";
 import { openTuneSession } from "../src/train/autotune_model.ts";
-import { configById, setTileConfigResolver, type TileConfig } from "../src/ops/conv/tiling.ts";
+import { configById, type TileConfig } from "../src/ops/conv/tiling.ts";
+import { tilePlan } from "../src/ops/conv/tile_plan.ts";
 const adapter = await initTf("webgpu");
 const batch = Number(Deno.args[0] ?? 128), steps = Number(Deno.args[1] ?? 3);
 const modelName = (Deno.args[2] ?? "enhanced") as "enhanced" | "baseline";
@@ -54,12 +55,12 @@ const run = async () => {
 };
 const res: Record<string, { wall: number; cpu: number }[]> = { tuned: [], direct: [] };
 for (const name of ["tuned", "direct"]) {
-  setTileConfigResolver((_v, k) => tables[name].get(k));
+  model.tiles = tilePlan(session.kind, { conv: tables[name] });
   await run();
 }
 for (let r = 0; r < steps; r++) {
   for (const name of ["direct", "tuned"]) {
-    setTileConfigResolver((_v, k) => tables[name].get(k));
+    model.tiles = tilePlan(session.kind, { conv: tables[name] });
     res[name].push(await run());
   }
 }

@@ -15,8 +15,10 @@ import fc from "fast-check";
 import { registerOps } from "../src/ops/registry.ts";
 import { convBnReluGradRef } from "../src/ops/conv_bn_relu/conv_bn_relu_grad_ref.ts";
 import { convBnReluTrainRef } from "../src/ops/conv_bn_relu/conv_bn_relu_ref.ts";
-import { tileChoices } from "../src/ops/conv/tiling.ts";
-import { useBrowserTiles } from "../src/serve/page/browser_tiles.ts";
+import type { ConvView } from "../src/ops/conv/tiling.ts";
+import type { ConvGeometry } from "../src/ops/conv/geometry.ts";
+import { planChoices, type TilePlan } from "../src/ops/conv/tile_plan.ts";
+import { browserTilePlan } from "../src/serve/page/browser_tiles.ts";
 import { compareArrays } from "./helpers/compare.ts";
 import {
   type ConvCase,
@@ -61,8 +63,14 @@ function track(name: string, actual: ArrayLike<number>, expected: ArrayLike<numb
   worst[name] = Math.max(worst[name] ?? 0, r.relL2);
 }
 
-async function forwardCase(c: ConvCase) {
+/** The browser's tile plan (set once the adapter is known) and the views the cases ran. */
+let plan: TilePlan | undefined;
+const ran: { view: ConvView; g: ConvGeometry }[] = [];
+
+async function forwardCase(plain: ConvCase) {
+  const c = { ...plain, plan };
   const d = caseData(c);
+  ran.push({ view: "fwd", g: d.g });
   await checkGpuAgainstRef(d); // throws with the case on a mismatch
   const ref = convBnReluTrainRef(d.x, d.filter, d.gamma, d.beta, d.g, EPS);
   const k = await runTrainKernel(d);
@@ -73,8 +81,10 @@ async function forwardCase(c: ConvCase) {
   track("mean", ours.mean, ref.stats.subarray(0, d.g.outC));
 }
 
-async function backwardCase(c: ConvCase) {
+async function backwardCase(plain: ConvCase) {
+  const c = { ...plain, plan };
   const d = makeCaseData(c);
+  ran.push({ view: "bwdData", g: d.geometry }, { view: "bwdFilter", g: d.geometry });
   const expected = convBnReluGradRef(d, d.geometry);
   const r = await runGradKernel(c, d);
   checkGrads(r, expected, d, KERNEL_TOL, `backward ${describeCase(c)}`);
@@ -95,7 +105,7 @@ async function runSuite(): Promise<KernelSuiteResult> {
   if (!adapter) throw new Error("no WebGPU adapter in this browser");
   const info = adapter.info;
   const name = [info.vendor, info.architecture, info.description].filter((s) => s).join(" | ");
-  useBrowserTiles(info);
+  plan = browserTilePlan(info);
   say(`adapter: ${name}`);
   const cases = { forward: 0, backward: 0 };
   let failure: string | null = null;
@@ -126,7 +136,7 @@ async function runSuite(): Promise<KernelSuiteResult> {
     cases,
     worstRelL2: worst,
     failure,
-    tiles: Object.fromEntries(tileChoices()),
+    tiles: plan ? Object.fromEntries(planChoices(plan, ran)) : {},
     seconds: (performance.now() - t0) / 1000,
   };
   say(JSON.stringify(result, null, 1));

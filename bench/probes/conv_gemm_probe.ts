@@ -21,10 +21,10 @@ import {
   candidateConfigs,
   CONV_VIEWS,
   type ConvView,
-  currentAdapterKind,
   defaultConfig,
   type TileConfig,
 } from "../../src/ops/conv/tiling.ts";
+import { backendAdapterKind } from "../../src/ops/conv/tile_plan.ts";
 import { ENHANCED_LAYERS } from "../kernels_suite.ts";
 import { medianGpuMs, roundRobin } from "../timing.ts";
 import { arg } from "./probe_args.ts";
@@ -62,7 +62,7 @@ async function main() {
   const report = await initTf("webgpu");
   tf.env().set("WEBGPU_CPU_FORWARD", false);
   const backend = tf.backend() as unknown as WebGPUBackend;
-  const kind = currentAdapterKind();
+  const kind = backendAdapterKind(tf.backend());
   console.log(`${describeAdapter(report)}; ${kind} configs; batch ${batch}; median of ${reps}`);
   for (const li of layerIdx) {
     const l = ENHANCED_LAYERS[li];

@@ -20,9 +20,9 @@ import {
   candidateConfigs,
   CONV_VIEWS,
   type ConvView,
-  currentAdapterKind,
   type TileConfig,
 } from "../../src/ops/conv/tiling.ts";
+import { backendAdapterKind } from "../../src/ops/conv/tile_plan.ts";
 import { architecture, type ModelName } from "../../src/model/model.ts";
 import { arg } from "./probe_args.ts";
 
@@ -46,7 +46,7 @@ async function main() {
   const report = await initTf("webgpu");
   tf.env().set("WEBGPU_CPU_FORWARD", false);
   const backend = tf.backend() as unknown as WebGPUBackend;
-  const kind = currentAdapterKind();
+  const kind = backendAdapterKind(tf.backend());
   console.log(
     `${describeAdapter(report)}; ${kind} candidates; batch ${batch}; median of ${rounds}`,
   );

@@ -29,6 +29,7 @@ import { type AdapterReport, startTf } from "../tf/setup.ts";
 import { DeviceFailureError, explainDeviceError } from "../tf/device_guard.ts";
 import { AUTOTUNE_SETTINGS, type AutotuneSetting, autotuneSetting } from "../flags.ts";
 import { autotuneForTraining } from "../train/autotune_model.ts";
+import type { TilePlan } from "../ops/conv/tile_plan.ts";
 import { DEFAULT_BATCH as EVAL_BATCH } from "../eval/inference.ts";
 import { exitStatusAfter, type StopSignal, withStopSignals } from "../train/stop_signals.ts";
 
@@ -79,20 +80,22 @@ export async function main(argv: string[]): Promise<void> {
   const prepared = prepareData(data, cfg);
   if (prepared.trainIdx.length === 0) throw new UsageError("--limit: no training images left");
   await writeRunFolder(plan, log);
-  await autotuneForTraining({
+  const { tiles } = await autotuneForTraining({
     ...cfg,
     steps: Math.ceil(prepared.trainIdx.length / cfg.batch) * cfg.epochs,
     evalBatch: cfg.valSplit === 0 && cfg.evalLimit === 0 ? null : EVAL_BATCH,
     setting: autotune,
     log,
   });
-  await logEstimate(adapter, cfg, prepared, log, resume ? Number(resume.meta.state.epoch) : 0);
+  const epochsDone = resume ? Number(resume.meta.state.epoch) : 0;
+  await logEstimate(adapter, cfg, prepared, log, epochsDone, tiles);
 
   const { result, signal } = await trainUntilDoneOrInterrupted(cfg, prepared, {
     outDir,
     progress: createProgress({ quiet: f.quiet }),
     log,
     resume,
+    tiles,
   });
   if (result.interrupted) {
     result.model.dispose();
@@ -105,7 +108,7 @@ export async function main(argv: string[]): Promise<void> {
   }
   logOutcome(result, outDir, log);
   try {
-    await evaluateAtEnd(cfg, outDir, data.test, log);
+    await evaluateAtEnd(cfg, outDir, data.test, log, tiles);
   } finally {
     result.model.dispose();
   }
@@ -170,11 +173,12 @@ async function logEstimate(
   log: Log,
   /** Epochs a resumed run has already done (the estimate covers the rest). */
   epochsDone: number,
+  tiles: TilePlan | undefined,
 ) {
   const stepsPerEpoch = Math.ceil(prepared.trainIdx.length / cfg.batch);
   const epochs = cfg.epochs - epochsDone;
   if (!adapter.isSoftware || stepsPerEpoch * epochs <= 50) return;
-  const stepS = await measureStepSeconds(cfg, prepared);
+  const stepS = await measureStepSeconds(cfg, prepared, tiles);
   log(
     `software adapter (${adapter.description}): ${describeEstimate(stepS, stepsPerEpoch, epochs)}`,
   );
@@ -239,10 +243,11 @@ async function evaluateAtEnd(
   outDir: string,
   test: Split,
   log: (m: string) => void,
+  tiles: TilePlan | undefined,
 ) {
   if (cfg.evalLimit === 0) return;
   const n = Math.min(cfg.evalLimit ?? test.count, test.count);
-  const r = await evaluateRun(outDir, { dataDir: cfg.data, log, limit: n, testSplit: test });
+  const r = await evaluateRun(outDir, { dataDir: cfg.data, log, limit: n, testSplit: test, tiles });
   log(`test accuracy ${r.accuracy.toFixed(4)} on ${n} test images (report in ${outDir})`);
 }
 

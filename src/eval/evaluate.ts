@@ -24,6 +24,7 @@ import { argmaxRows, type ClassificationMetrics, classificationMetrics } from ".
 import { pngRendererError, renderChart } from "./render.ts";
 import { buildReport, type ReportChart } from "./report.ts";
 import { confusionsTable, perClassTable } from "./tables.ts";
+import type { TilePlan } from "../ops/conv/tile_plan.ts";
 
 export interface LoadedModel {
   model: InferenceModel;
@@ -46,6 +47,8 @@ export interface EvaluateOptions {
   testSplit?: Split;
   /** Model loader (tests); default loadModelForInference. */
   loadModel?: (path: string) => Promise<LoadedModel>;
+  /** The tile plan to evaluate under (train passes its tuned one; default: the adapter's). */
+  tiles?: TilePlan;
 }
 
 export interface EvaluationResult extends ClassificationMetrics {
@@ -132,6 +135,7 @@ export async function evaluateRun(
   else if (!opts.checkpoint) throw new UsageError("give a run folder (--run) or --checkpoint");
   const checkpoint = opts.loadModel ? source : (await resolveCheckpoint(source, "best")).dir;
   const loaded = await (opts.loadModel ?? loadModelForInference)(source);
+  loaded.model.tiles ??= opts.tiles;
   if (!runDir) runDir = loaded.runDir;
   try {
     let test = opts.testSplit ?? (await loadFashionMnist({ dataDir: opts.dataDir, log })).test;

@@ -5,11 +5,14 @@ import type * as tf from "@tensorflow/tfjs-core";
 import { UsageError } from "../errors.ts";
 import { CLASS_NAMES, type Split } from "../data/fashion_mnist.ts";
 import { imagesToTensor } from "../data/dataset.ts";
+import type { TilePlan } from "../ops/conv/tile_plan.ts";
 
 /** The part of a model that evaluation and prediction need (our Model satisfies it). */
 export interface InferenceModel {
   /** Softmax probabilities [n, 10] for images [n, 28, 28, 1] in [0, 1]. */
   predict(x: tf.Tensor4D): tf.Tensor2D;
+  /** The tile plan its ops run under, where it has one (src/model/model.ts). */
+  tiles?: TilePlan;
   dispose(): void;
 }
 

@@ -1,5 +1,6 @@
-// Functional layers over named variables. A layer is a closure `(x, training) => y` that owns
-// its variables through the model's ParamStore. Conv weights are HWIO ([KH, KW, Cin, Cout]).
+// Functional layers over named variables. A layer is a closure `(x, mode) => y` that owns its
+// variables through the model's ParamStore; `mode` says training or inference and carries the
+// tile plan its ops run under (the model's). Conv weights are HWIO ([KH, KW, Cin, Cout]).
 
 import * as tf from "@tensorflow/tfjs-core";
 import {
@@ -21,8 +22,16 @@ import {
 } from "../ops/max_pool2/max_pool2.ts";
 import type { ParamStore } from "./params.ts";
 import type { Rng } from "../random.ts";
+import type { TilePlan } from "../ops/conv/tile_plan.ts";
 
-export type Layer = (x: tf.Tensor, training: boolean) => tf.Tensor;
+/** How a layer runs: training (batch statistics, dropout) or not, under which tile plan. */
+export interface LayerMode {
+  training: boolean;
+  /** The plan our conv and dense ops run under (undefined: the adapter's defaults). */
+  tiles?: TilePlan;
+}
+
+export type Layer = (x: tf.Tensor, mode: LayerMode) => tf.Tensor;
 export type OpsKind = "fused" | "stock";
 
 /** Keras's default: moving = 0.99 * moving + 0.01 * batch. */
@@ -53,7 +62,9 @@ function convReluVariables(store: ParamStore, name: string, s: ConvShape) {
 export function convRelu(store: ParamStore, name: string, s: ConvShape, ops: OpsKind): Layer {
   const { filter, bias } = convReluVariables(store, name, s);
   const attrs = { strides: s.stride, pad: s.pad };
-  if (ops === "fused") return (x) => convBiasRelu(x as tf.Tensor4D, filter, bias, attrs);
+  if (ops === "fused") {
+    return (x, { tiles }) => convBiasRelu(x as tf.Tensor4D, filter, bias, { ...attrs, tiles });
+  }
   return (x) =>
     tf.fused.conv2d({ x: x as tf.Tensor4D, filter, bias, ...attrs, activation: "relu" });
 }
@@ -65,7 +76,7 @@ export function convRelu(store: ParamStore, name: string, s: ConvShape, ops: Ops
 export function convReluPool2(store: ParamStore, name: string, s: ConvShape): Layer {
   const { filter, bias } = convReluVariables(store, name, s);
   const attrs = { strides: s.stride, pad: s.pad };
-  return (x) => convBiasReluPool2(x as tf.Tensor4D, filter, bias, attrs);
+  return (x, { tiles }) => convBiasReluPool2(x as tf.Tensor4D, filter, bias, { ...attrs, tiles });
 }
 
 /**
@@ -96,9 +107,10 @@ export function convBnRelu(
     tf.Rank.R1
   >;
   const infer = ops === "fused" ? convBnReluInfer : convBnReluInferStock;
-  const attrs = { strides: s.stride, pad: s.pad, inputGradient };
-  return (x, training) => {
+  const layerAttrs = { strides: s.stride, pad: s.pad, inputGradient };
+  return (x, { training, tiles }) => {
     const x4 = x as tf.Tensor4D;
+    const attrs = { ...layerAttrs, tiles };
     if (!training) return infer(x4, filter, gamma, beta, movingMean, movingVar, attrs);
     if (ops === "fused") { // the statistics pass updates the running statistics too
       const { y, mean, variance } = convBnReluTrainWithMovingStats(x4, filter, gamma, beta, attrs, {
@@ -134,7 +146,7 @@ export function maxPool2(ops: OpsKind): Layer {
  * `dropout` would, so runs and resumes see the same sequence of masks.
  */
 export function maxPool2Dropout(rate: number, rng: Rng): Layer {
-  return (x, training) => {
+  return (x, { training }) => {
     if (!(training && rate > 0)) return maxPool2Op(x as tf.Tensor4D);
     const { seed, key } = drawDropoutKey(rng);
     return maxPool2DropoutOp(x as tf.Tensor4D, rate, seed, key);
@@ -181,9 +193,9 @@ export function dense(
     : store.glorotUniform(`${name}/kernel`, [inF, outF]);
   const bias = store.constant(`${name}/bias`, [outF], 0);
   const activation = relu ? "relu" : "linear";
-  return (x) =>
+  return (x, { tiles }) =>
     ops === "fused"
-      ? denseLayer(x as tf.Tensor2D, kernel as tf.Tensor2D, bias as tf.Tensor1D, activation)
+      ? denseLayer(x as tf.Tensor2D, kernel as tf.Tensor2D, bias as tf.Tensor1D, activation, tiles)
       : tf.fused.matMul({ a: x as tf.Tensor2D, b: kernel as tf.Tensor2D, bias, activation });
 }
 
@@ -199,5 +211,5 @@ export function dropout(rate: number, rng: Rng, ops: OpsKind = "fused"): Layer {
       return seededDropout(x, rate, seed, key);
     }
     : (x: tf.Tensor) => tf.dropout(x, rate, undefined, rng.seed());
-  return (x, training) => (training && rate > 0 ? drop(x) : x);
+  return (x, { training }) => (training && rate > 0 ? drop(x) : x);
 }

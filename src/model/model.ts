@@ -24,6 +24,7 @@ import {
 } from "./layers.ts";
 import { type NamedVariable, ParamStore } from "./params.ts";
 import { deriveSeed, Rng } from "../random.ts";
+import type { TilePlan } from "../ops/conv/tile_plan.ts";
 
 export type { OpsKind } from "./layers.ts";
 export const MODEL_NAMES = ["baseline", "enhanced", "wide"] as const;
@@ -61,6 +62,11 @@ export interface Model {
   paramCount: number;
   /** Draws dropout seeds; the training loop reseeds it per step for reproducible resumes. */
   rng: Rng;
+  /**
+   * The tile plan the model's conv and dense ops run under (src/ops/conv/tile_plan.ts): the
+   * autotuner's for this adapter, or undefined for the adapter's defaults.
+   */
+  tiles: TilePlan | undefined;
   dispose(): void;
 }
 
@@ -141,10 +147,12 @@ export function createModel(name: ModelName, opts: ModelOptions = {}): Model {
   const store = new ParamStore(new Rng(deriveSeed(config.seed, 1)));
   const rng = new Rng(deriveSeed(config.seed, 2));
   const layers = buildLayers(store, config, rng);
-  const apply = (x: tf.Tensor4D, training: boolean) =>
-    tf.tidy(() => layers.reduce((h: tf.Tensor, layer) => layer(h, training), x) as tf.Tensor2D);
+  const apply = (x: tf.Tensor4D, training: boolean) => {
+    const mode = { training, tiles: model.tiles };
+    return tf.tidy(() => layers.reduce((h: tf.Tensor, layer) => layer(h, mode), x) as tf.Tensor2D);
+  };
   const decayed = store.decayed;
-  return {
+  const model: Model = {
     name,
     config,
     apply,
@@ -157,8 +165,10 @@ export function createModel(name: ModelName, opts: ModelOptions = {}): Model {
         : null,
     paramCount: store.paramCount(),
     rng,
+    tiles: undefined,
     dispose: () => store.dispose(),
   };
+  return model;
 }
 
 function buildLayers(store: ParamStore, c: ModelConfig, rng: Rng): Layer[] {

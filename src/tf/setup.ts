@@ -9,7 +9,6 @@ import "./gradients.ts";
 import { registerOps } from "../ops/registry.ts";
 import { UsageError } from "../errors.ts";
 import { installDeviceGuard } from "./device_guard.ts";
-import { setAdapterKind } from "../ops/conv/tiling.ts";
 import { gradientsReadFirstOutputOnly } from "./side_output_grads.ts";
 import { installDispatchCache } from "./dispatch_cache.ts";
 import { CONV_BN_RELU_TRAIN } from "../ops/conv_bn_relu/conv_bn_relu.ts";
@@ -107,7 +106,6 @@ export async function initTf(
   }
   await setBackend("webgpu");
   installDispatchCache(); // before the first pipeline: it memoizes their bind group layouts
-  setAdapterKind(report.isSoftware ? "software" : "discrete"); // tile-config defaults
   // Before any kernel runs: the ops choose their loop-cap workarounds from this answer.
   const device = (tf.backend() as unknown as { device: GPUDevice }).device;
   const loops = await ensureLoopCapProbed(device);

@@ -1,18 +1,19 @@
 // Autotuning for a model: the caller's architecture (src/model/model.ts) gives the conv and dense
 // problems; they are tuned for the training batch (and the forward for the evaluation batch) and
-// the resolver is left installed. `deno task train` calls `autotuneForTraining` before its loop;
+// the result is a TilePlan the caller gives its model (model.tiles). `deno task train` calls
+// `autotuneForTraining` before its loop;
 // `bench --suite autotune` calls `convLayersOf` + `tuneConvProblems` for several models and
 // batches.
 
 import { architecture, type LayerSpec, type ModelName } from "../model/model.ts";
+import * as tf from "@tensorflow/tfjs-core";
 import {
   type AdapterKind,
   candidateConfigs,
   CONV_VIEWS,
   type ConvView,
-  currentAdapterKind,
-  setTileConfigResolver,
 } from "../ops/conv/tiling.ts";
+import { backendAdapterKind, type TilePlan, tilePlan } from "../ops/conv/tile_plan.ts";
 import {
   type AdapterIdentity,
   AutotuneCache,
@@ -22,20 +23,19 @@ import {
 } from "../ops/autotune/autotune.ts";
 import { type AutotuneSetting, autotuneSetting } from "../flags.ts";
 import {
+  cachedConvTable,
   type ConvLayer,
   convProblems,
   type ConvTuneRow,
-  installCachedResolver,
   layerLabel,
   tuneConvProblems,
 } from "../ops/autotune/autotune_conv.ts";
 import {
+  cachedDenseTable,
   denseProblems,
   type DenseTuneRow,
-  installCachedDenseResolver,
   tuneDenseProblems,
 } from "../ops/autotune/autotune_dense.ts";
-import { setDenseImplResolver } from "../ops/dense_bias_act/dense_bias_act.ts";
 
 export interface DiscoveredLayer {
   layer: ConvLayer;
@@ -112,36 +112,51 @@ export async function openTuneSession(
   const adapter = await probeAdapterIdentity();
   if (!adapter) return null;
   const cache = await AutotuneCache.open(defaultCachePath(), warn);
-  return { adapter, kind: currentAdapterKind(), cache };
+  return { adapter, kind: backendAdapterKind(tf.backend()), cache };
+}
+
+/** This adapter's cached conv and dense choices as a plan. */
+export function cachedTilePlan(session: TuneSession): TilePlan {
+  const { cache, adapter, kind } = session;
+  return tilePlan(kind, {
+    conv: cachedConvTable(cache, adapter, kind),
+    dense: cachedDenseTable(cache, adapter),
+  });
+}
+
+export interface TrainTuneResult {
+  /** The conv problems and their choices (empty when nothing was tuned or looked up). */
+  rows: ConvTuneRow[];
+  /** The plan for the model's ops; undefined where our ops do not run (cpu, --ops stock). */
+  tiles: TilePlan | undefined;
 }
 
 /**
  * Before a training loop: tune the model's conv problems that the cache lacks (fast on a cache
- * hit) and install the resolver. Returns the rows (empty when nothing applies: CPU backend,
- * stock ops, a model without fused layers, tuning off).
+ * hit). Returns the rows (empty when nothing applies: CPU backend, stock ops, a model without
+ * fused layers, tuning off) and the plan to run the model under.
  */
-export async function autotuneForTraining(req: TrainTuneRequest): Promise<ConvTuneRow[]> {
+export async function autotuneForTraining(req: TrainTuneRequest): Promise<TrainTuneResult> {
   const log = req.log ?? console.log;
-  if (req.backend !== "webgpu" || req.ops !== "fused") return [];
+  if (req.backend !== "webgpu" || req.ops !== "fused") return { rows: [], tiles: undefined };
   const setting = req.setting ?? autotuneSetting();
+  const builtIn = () => tilePlan(backendAdapterKind(tf.backend()));
   if (setting === "off") {
-    setTileConfigResolver(undefined);
-    setDenseImplResolver(undefined);
-    log(`autotune: off: built-in tile configs for ${currentAdapterKind()} adapters`);
-    return [];
+    log(`autotune: off: built-in tile configs for ${builtIn().kind} adapters`);
+    return { rows: [], tiles: builtIn() };
   }
   const session = await openTuneSession((l) => console.warn(l));
-  if (!session) return [];
+  if (!session) return { rows: [], tiles: builtIn() };
   const { cache, adapter, kind } = session;
   const where = cache.path ?? "memory only";
   if (req.steps < MIN_STEPS_TO_TUNE && setting !== "refresh") {
-    const n = installCachedResolver(cache, adapter, kind) +
-      installCachedDenseResolver(cache, adapter);
+    const tiles = cachedTilePlan(session);
+    const n = tiles.conv.size + tiles.dense.size;
     log(`autotune: short run (${req.steps} steps): ${n} cached choice(s) from ${where}, no timing`);
-    return [];
+    return { rows: [], tiles };
   }
   const layers = convLayersOf(architecture(req.model));
-  if (layers.length === 0) return [];
+  if (layers.length === 0) return { rows: [], tiles: cachedTilePlan(session) };
   const problems = convProblems(layers, req.batch, req.evalBatch);
   const missing = problems.filter((p) => {
     const e = cache.lookup(adapter, p.key);
@@ -171,7 +186,7 @@ export async function autotuneForTraining(req: TrainTuneRequest): Promise<ConvTu
         : "") +
       `: ${summarizeChoices(rows)}${summarizeDense(dense)}`,
   );
-  return rows;
+  return { rows, tiles: cachedTilePlan(session) };
 }
 
 /** The model's dense layers (our GEMM or tfjs's matMul: autotune_dense.ts) at `batch`. */

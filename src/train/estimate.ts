@@ -6,15 +6,18 @@ import { imagesToTensor, labelsToOneHot } from "../data/dataset.ts";
 import type { TrainConfig } from "./config.ts";
 import { createOptimizer, createTrainModel, type PreparedData } from "./loop.ts";
 import { makeTrainStep } from "./step.ts";
+import type { TilePlan } from "../ops/conv/tile_plan.ts";
 
 /** Seconds per training step, measured on `timed` steps after `warmup` untimed ones. */
 export async function measureStepSeconds(
   cfg: TrainConfig,
   data: PreparedData,
+  tiles?: TilePlan,
   warmup = 1,
   timed = 2,
 ): Promise<number> {
   const model = createTrainModel(cfg);
+  model.tiles = tiles;
   const optimizer = createOptimizer(cfg, model);
   const idx = data.trainIdx.subarray(0, cfg.batch);
   const x = imagesToTensor(data.train, idx);

@@ -39,6 +39,7 @@ import {
   type StepMetrics,
 } from "./pending_metrics.ts";
 import { evaluate } from "./validation.ts";
+import type { TilePlan } from "../ops/conv/tile_plan.ts";
 
 export type { EpochRecord } from "./history.ts";
 export type { LoopState } from "./checkpointing.ts";
@@ -69,6 +70,8 @@ export interface LoopOptions {
   readBack?: ReadBackPolicy;
   /** Keep the training split on the device and gather batches there (default true). */
   residentData?: boolean;
+  /** The tile plan the model's ops run under (autotune_model.ts; default: the adapter's). */
+  tiles?: TilePlan;
 }
 
 export interface PreparedData {
@@ -117,6 +120,7 @@ export async function runTraining(
   opts: LoopOptions,
 ): Promise<TrainResult> {
   const model = createTrainModel(cfg);
+  model.tiles = opts.tiles;
   const optimizer = createOptimizer(cfg, model);
   try {
     return await loop(cfg, data, opts, model, optimizer);

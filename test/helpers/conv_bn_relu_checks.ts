@@ -28,7 +28,14 @@ import {
   conv2dRef,
 } from "../../src/ops/conv_bn_relu/conv_bn_relu_ref.ts";
 import type { Tolerance } from "./compare.ts";
-import { checkOp, type ConvCase, describeCase, fixedCase, seededUniform } from "./op_check.ts";
+import {
+  caseTiles,
+  checkOp,
+  type ConvCase,
+  describeCase,
+  fixedCase,
+  seededUniform,
+} from "./op_check.ts";
 import { Rng } from "../../src/random.ts";
 
 // ---- forward ----------------------------------------------------------------------------------
@@ -113,7 +120,7 @@ export interface FwdResult {
 /** Runs our op (training and inference) on the current backend and reads everything back. */
 export async function runOurs(d: CaseData): Promise<FwdResult> {
   const t = tensors(d);
-  const attrs = { strides: d.c.strides, pad: d.c.pad, epsilon: EPS };
+  const attrs = { strides: d.c.strides, pad: d.c.pad, epsilon: EPS, tiles: caseTiles(d.c) };
   const r = convBnReluTrain(t.x, t.filter, t.gamma, t.beta, attrs);
   const yi = inferOn(t, attrs);
   const out = {
@@ -142,7 +149,13 @@ export async function runTrainKernel(d: CaseData) {
     beta: t.beta,
     movingMean: t.movingMean,
     movingVariance: t.movingVariance,
-  }, { strides: d.c.strides, pad: d.c.pad, epsilon: EPS, momentum: MOMENTUM }) as tf.Tensor[];
+  }, {
+    strides: d.c.strides,
+    pad: d.c.pad,
+    epsilon: EPS,
+    momentum: MOMENTUM,
+    tiles: caseTiles(d.c),
+  } as unknown as tf.NamedAttrMap) as tf.Tensor[];
   const [y, z, stats, newMean, newVariance] = await Promise.all(outs.map((o) => o.data()));
   tf.dispose([...outs, ...Object.values(t)]);
   return {
@@ -366,8 +379,14 @@ export function checkGrads(
   checkOp({ ...actual }, { ...expected }, tolerances, label);
 }
 
+/** The op's attrs for a case (with its pinned tile config). */
 export function attrsOf(c: ConvCase, d: GradCaseData) {
-  return { strides: c.strides, pad: c.pad, epsilon: d.epsilon };
+  return { strides: c.strides, pad: c.pad, epsilon: d.epsilon, tiles: caseTiles(c) };
+}
+
+/** attrsOf as a kernel's NamedAttrMap (tfjs types attrs as plain values; the plan is an object). */
+export function kernelAttrsOf(c: ConvCase, d: GradCaseData): tf.NamedAttrMap {
+  return attrsOf(c, d) as unknown as tf.NamedAttrMap;
 }
 
 /** Tensors of a case on the current backend (x, filter, gamma, beta, dy, z, stats). */
@@ -401,7 +420,7 @@ export async function runGradKernel(
   kernel = CONV_BN_RELU_TRAIN_GRAD,
 ): Promise<ConvBnReluGrads> {
   const t = caseTensors(c, d);
-  const outs = tf.engine().runKernel(kernel, t, { ...attrsOf(c, d) }) as tf.Tensor[];
+  const outs = tf.engine().runKernel(kernel, t, kernelAttrsOf(c, d)) as tf.Tensor[];
   const r = await readAll(outs);
   tf.dispose([...outs, ...Object.values(t)]);
   return r;

@@ -7,7 +7,8 @@ import type { DiscoveredLayer } from "../../src/train/autotune_model.ts";
 import { CONV_BN_RELU_TRAIN } from "../../src/ops/conv_bn_relu/conv_bn_relu.ts";
 import { CONV_BIAS_RELU } from "../../src/ops/conv_bias_relu/conv_bias_relu.ts";
 import { CONV_BIAS_RELU_POOL2 } from "../../src/ops/conv_bias_relu_pool2/conv_bias_relu_pool2.ts";
-import { CONV_VIEWS, setTileConfigResolver, shapeKey } from "../../src/ops/conv/tiling.ts";
+import { CONV_VIEWS, shapeKey, type TileConfig } from "../../src/ops/conv/tiling.ts";
+import { backendAdapterKind, tilePlan } from "../../src/ops/conv/tile_plan.ts";
 import { type ConvLayer, layerGeometry, layerLabel } from "../../src/ops/autotune/autotune_conv.ts";
 
 /** Stride and padding that map an input extent to an output extent (tfjs's conventions). */
@@ -32,9 +33,9 @@ function stridePad(
 /**
  * The conv layers of `model` that run our ops, in forward order, deduplicated by shape class and
  * op, as a training step dispatches them: one step of a throwaway copy at batch 2 under
- * tf.profile (every kernel's input and output shapes) with a resolver that records which (view,
- * shape key) the dispatch asks for. The oracle for convLayersOf(architecture(model)). Leaves no
- * resolver installed.
+ * tf.profile (every kernel's input and output shapes) under a tile plan whose table records
+ * which shape keys (view included) the dispatch looks up. The oracle for
+ * convLayersOf(architecture(model)).
  */
 export async function dispatchedConvLayers(model: ModelName): Promise<DiscoveredLayer[]> {
   const m = createModel(model, { ops: "fused", seed: 1 });
@@ -46,10 +47,13 @@ export async function dispatchedConvLayers(model: ModelName): Promise<Discovered
     tf.cast(tf.oneHot(tf.tensor1d([1, 2], "int32"), 10), "float32") as tf.Tensor2D,
   ]);
   const asked = new Set<string>();
-  setTileConfigResolver((view, key) => {
-    asked.add(`${view}|${key}`);
-    return undefined;
-  });
+  class RecordingTable extends Map<string, TileConfig> {
+    override get(key: string): TileConfig | undefined {
+      asked.add(key);
+      return undefined;
+    }
+  }
+  m.tiles = tilePlan(backendAdapterKind(tf.backend()), { conv: new RecordingTable() });
   let kernels;
   try {
     const info = await tf.profile(() => step(x, y));
@@ -57,7 +61,6 @@ export async function dispatchedConvLayers(model: ModelName): Promise<Discovered
     (info.result as tf.Tensor).dispose();
     kernels = info.kernels;
   } finally {
-    setTileConfigResolver(undefined);
     tf.dispose([x, y]);
     optimizer.dispose();
     m.dispose();
@@ -91,7 +94,7 @@ export async function dispatchedConvLayers(model: ModelName): Promise<Discovered
     if (seen.has(label)) continue;
     seen.add(label);
     const g = layerGeometry(layer, batch);
-    const views = CONV_VIEWS.filter((v) => asked.has(`${v}|${shapeKey(v, g)}`));
+    const views = CONV_VIEWS.filter((v) => asked.has(shapeKey(v, g)));
     if (views.length === 0) continue; // the dispatch does not consult the tiling (naive kernels)
     out.push({ layer, needsDx: views.includes("bwdData"), views });
   }

@@ -21,8 +21,8 @@ import {
   CONV_VIEWS,
   type ConvView,
   type TileConfig,
-  withForcedTileConfig,
 } from "../../src/ops/conv/tiling.ts";
+import { defaultTilePlan, pinTileConfig, type TilePlan } from "../../src/ops/conv/tile_plan.ts";
 import { compareArrays, type Tolerance } from "./compare.ts";
 
 /** Deno.test options for GPU tests: the webgpu backend keeps buffers and timers across tests. */
@@ -45,6 +45,10 @@ export interface ConvCase {
   strides: [number, number];
   pad: "same" | "valid";
   seed: number;
+  /** The tile configuration pinned for its view, over `plan` (else the adapter's defaults). */
+  config?: TileConfig;
+  /** The plan the case's ops run under (the browser's, say); default: the adapter's. */
+  plan?: TilePlan;
 }
 
 /**
@@ -217,9 +221,15 @@ export function checkOp(
 /** Every tile configuration of every view (software and discrete candidates). */
 export const ALL_TILE_CONFIGS: TileConfig[] = CONV_VIEWS.flatMap((v) => allConfigs(v));
 
-/** Runs `f` with `config` forced for its view (the other views keep their default). */
-export function withTileConfig<T>(config: TileConfig | undefined, f: () => T): T {
-  return config ? withForcedTileConfig(config, f) : f();
+/** The case with `config` pinned for its view. */
+export function withTileConfig(c: ConvCase, config: TileConfig | undefined): ConvCase {
+  return config ? { ...c, config } : c;
+}
+
+/** The tile plan a case's op calls pass (attrs.tiles): its pinned config over its plan. */
+export function caseTiles(c: ConvCase): TilePlan | undefined {
+  if (!c.config) return c.plan;
+  return pinTileConfig(c.plan ?? defaultTilePlan(tf.backend()), c.config);
 }
 
 /** A case plus the tile configuration it runs under (fast-check dimension). */

@@ -1,9 +1,10 @@
 // Autotuning of the tiled convolution (src/ops/conv/tiling.ts) on the current adapter: one
 // problem per (view, layer shape class, batch bucket), timed with each candidate configuration
-// forced in turn, the fastest kept in the autotune cache (src/ops/autotune/autotune.ts), and a resolver
-// installed so that the dispatch (synchronous, inside tfjs kernel functions) looks the choice up.
+// pinned in turn (conv/tile_plan.ts), the fastest kept in the autotune cache
+// (src/ops/autotune/autotune.ts); cachedConvTable turns the cache into the conv table of the
+// TilePlan that the caller passes to its ops.
 //
-// What is timed per problem, with the candidate forced for its view (tfjs kernel counted):
+// What is timed per problem, with the candidate pinned for its view (tfjs kernel counted):
 //   fwd, conv+BN+ReLU     convBnReluTrain: conv + batch statistics + apply   ConvBnReluTrain
 //   fwd, inference batch  convBnReluInfer: conv with the folded-BN epilogue  ConvBnReluInfer
 //   fwd, conv+bias+ReLU   convBiasRelu (training and inference alike)        ConvBiasRelu
@@ -42,12 +43,10 @@ import {
   CONV_VIEWS,
   type ConvView,
   defaultConfig,
-  resolveTileConfig,
-  setTileConfigResolver,
   shapeKey,
   type TileConfig,
-  withForcedTileConfig,
 } from "../conv/tiling.ts";
+import { pinTileConfig, type TilePlan, tilePlan } from "../conv/tile_plan.ts";
 import {
   type AdapterIdentity,
   type AutotuneCache,
@@ -182,34 +181,49 @@ export function makeInputs(p: ConvProblem): ProblemInputs {
   }));
 }
 
-/** The work of a problem and the tfjs kernel whose GPU time counts. */
-export function problemWork(p: ConvProblem, t: ProblemInputs): [() => tf.Tensor[], string] {
-  const attrs = { strides: p.layer.stride, pad: p.layer.pad } as const;
+/** The work of a problem under a tile plan, and the tfjs kernel whose GPU time counts. */
+export function problemWork(
+  p: ConvProblem,
+  t: ProblemInputs,
+): [(tiles: TilePlan) => tf.Tensor[], string] {
   const T4 = (a: tf.Tensor) => a as tf.Tensor4D;
   const T1 = (a: tf.Tensor) => a as tf.Tensor1D;
   const strides: [number, number] = [p.layer.stride, p.layer.stride];
+  const pad = p.layer.pad;
   switch (p.work) {
     case "train-fwd":
-      return [() => {
+      return [(tiles) => {
+        const attrs = { strides, pad, tiles };
         const r = convBnReluTrain(t.x, t.filter, t.gamma, t.beta, attrs);
         return [r.y, r.mean, r.variance];
       }, CONV_BN_RELU_TRAIN];
     case "infer":
       return [
-        () => [convBnReluInfer(t.x, t.filter, t.gamma, t.beta, t.mean, t.variance, attrs)],
+        (tiles) => [
+          convBnReluInfer(t.x, t.filter, t.gamma, t.beta, t.mean, t.variance, {
+            strides,
+            pad,
+            tiles,
+          }),
+        ],
         CONV_BN_RELU_INFER,
       ];
     case "bias-fwd":
-      return [() => [convBiasRelu(t.x, t.filter, t.beta, attrs)], CONV_BIAS_RELU];
+      return [
+        (tiles) => [convBiasRelu(t.x, t.filter, t.beta, { strides, pad, tiles })],
+        CONV_BIAS_RELU,
+      ];
     case "bwd-filter-plain":
       return [
-        () => [convBackpropFilter(t.dy, t.x, t.filter.shape, { strides, pad: p.layer.pad })],
+        (tiles) => [convBackpropFilter(t.dy, t.x, t.filter.shape, { strides, pad, tiles })],
         CONV_BACKPROP_FILTER,
       ];
     case "bwd-filter":
       return [
-        () =>
-          tf.grads((f, g, b) => convBnReluTrain(t.x, T4(f), T1(g), T1(b), attrs).y)(
+        (tiles) =>
+          tf.grads((f, g, b) =>
+            convBnReluTrain(t.x, T4(f), T1(g), T1(b), { strides, pad, tiles }).y
+          )(
             [t.filter, t.gamma, t.beta],
             t.dy,
           ),
@@ -217,20 +231,20 @@ export function problemWork(p: ConvProblem, t: ProblemInputs): [() => tf.Tensor[
       ];
     case "bwd-data":
       return [
-        () => [convBackpropData(t.dy, t.filter, t.x.shape, { strides, pad: p.layer.pad })],
+        (tiles) => [convBackpropData(t.dy, t.filter, t.x.shape, { strides, pad, tiles })],
         CONV_BACKPROP_DATA,
       ];
   }
 }
 
-/** Runs `work` once with `config` forced; returns ms on `clock` (see the header). */
+/** Runs `work` once under `tiles`; returns ms on `clock` (see the header). */
 export async function timeOnce(
-  work: () => tf.Tensor[],
+  work: (tiles: TilePlan) => tf.Tensor[],
   kernel: string,
-  config: TileConfig,
+  tiles: TilePlan,
   clock: TuneClock,
 ): Promise<number> {
-  const forced = () => withForcedTileConfig(config, work);
+  const forced = () => work(tiles);
   if (clock === "gpu-timestamp") {
     const info = await tf.profile(forced);
     const out = info.result as tf.Tensor[];
@@ -287,11 +301,11 @@ export function defaultTuneTiming(kind: AdapterKind): TuneOptions {
 }
 
 /**
- * Tunes every problem (the cache answers where it can) and installs the resolver for this
- * adapter's cached choices, updated problem by problem, so that later problems (the backward
- * of a layer, say) are timed with the forward's choice in place. The cache is saved after
- * each timed problem; with setting "off" nothing is timed or read and every problem gets the
- * default.
+ * Tunes every problem (the cache answers where it can). Each candidate is timed under this
+ * adapter's cached choices, updated problem by problem (so later problems, the backward of a
+ * layer say, are timed with the forward's choice in place), with the candidate pinned. The cache
+ * is saved after each timed problem; with setting "off" nothing is timed or read and every
+ * problem gets the default.
  */
 export async function tuneConvProblems(
   problems: ConvProblem[],
@@ -299,7 +313,6 @@ export async function tuneConvProblems(
 ): Promise<ConvTuneRow[]> {
   const log = opts.log ?? (() => {});
   if (opts.setting === "off") {
-    setTileConfigResolver(undefined);
     return problems.map((p) => ({
       problem: p,
       choice: defaultConfig(p.view, opts.kind, layerGeometry(p.layer, p.batch)).id,
@@ -309,7 +322,7 @@ export async function tuneConvProblems(
       errors: {},
     }));
   }
-  installCachedResolver(opts.cache, opts.adapter, opts.kind);
+  let plan = tilePlan(opts.kind, { conv: cachedConvTable(opts.cache, opts.adapter, opts.kind) });
   const clock: TuneClock = timestampsAvailable() ? "gpu-timestamp" : "host-sync";
   const timing = opts.timing ?? defaultTuneTiming(opts.kind);
   const rows: ConvTuneRow[] = [];
@@ -339,7 +352,7 @@ export async function tuneConvProblems(
                   "Winograd F(2x2,3x3): a transformed buffer exceeds the binding limit",
                 );
               }
-              return await timeOnce(work, kernel, c, clock);
+              return await timeOnce(work, kernel, pinTileConfig(plan, c), clock);
             } catch (e) {
               errors[c.id] ??= (e as Error).message.split("\n")[0];
               throw e;
@@ -351,7 +364,8 @@ export async function tuneConvProblems(
         });
         if (!r.fromCache) {
           log(`autotune: ${p.key} -> ${r.choice.id} (${describeTimings(r.entry.timings)})`);
-          installCachedResolver(opts.cache, opts.adapter, opts.kind);
+          const conv = cachedConvTable(opts.cache, opts.adapter, opts.kind);
+          plan = tilePlan(opts.kind, { conv });
           await opts.cache.save(log); // per problem: an interrupted run keeps what it measured
         }
         rows.push({
@@ -369,9 +383,6 @@ export async function tuneConvProblems(
   } finally {
     await opts.cache.save(log);
   }
-  // Timing forced every candidate in turn, and the dispatch's record of choices (tileChoices,
-  // which bench and profile print) holds the last one timed: resolve each problem once more.
-  for (const p of problems) resolveTileConfig(p.view, layerGeometry(p.layer, p.batch));
   return rows;
 }
 
@@ -388,15 +399,15 @@ function describeTimings(t: Record<string, number | null>): string {
 }
 
 /**
- * Points the dispatch at this adapter's cached choices (every entry, not only this run's
- * problems, so an evaluation at another batch bucket benefits from an earlier tuning). Entries
- * tuned over another candidate list are skipped: the dispatch then uses the default.
+ * This adapter's cached conv choices as a TilePlan's conv table (every entry, not only this
+ * run's problems, so an evaluation at another batch bucket benefits from an earlier tuning).
+ * Entries tuned over another candidate list are skipped: the dispatch then uses the default.
  */
-export function installCachedResolver(
+export function cachedConvTable(
   cache: AutotuneCache,
   adapter: AdapterIdentity,
   kind: AdapterKind,
-): number {
+): Map<string, TileConfig> {
   const table = new Map<string, TileConfig>();
   for (const [key, entry] of Object.entries(cache.entries(adapter))) {
     const view = CONV_VIEWS.find((v) => key.startsWith(`${v}:`));
@@ -405,8 +416,7 @@ export function installCachedResolver(
     if (!entryMatches(entry, candidates.map((c) => c.id))) continue;
     table.set(key, candidates.find((c) => c.id === entry.choice)!);
   }
-  setTileConfigResolver((_view, key) => table.get(key));
-  return table.size;
+  return table;
 }
 
 /** The batch bucket a problem's tuning holds for (conv_tiling.batchBucket). */

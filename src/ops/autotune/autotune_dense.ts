@@ -1,8 +1,8 @@
 // Autotuning of the dense layers' implementation (src/ops/dense_bias_act/dense_bias_act.ts): per (K, C,
 // activation, batch bucket), time a fused-ops dense layer's forward + its three gradients (tf.grads
 // w.r.t. x, kernel, bias) with our GEMM and with tfjs's fused matMul, keep the faster in the
-// autotune cache (src/ops/autotune/autotune.ts, problem keys `dense:...`) and install the lookup that
-// denseUsesGemm consults. The candidates are timed host-sync (wall time to the read-back of
+// autotune cache (src/ops/autotune/autotune.ts, problem keys `dense:...`); cachedDenseTable turns
+// the cache into the dense table of the TilePlan that denseUsesGemm consults. The candidates are timed host-sync (wall time to the read-back of
 // every output): the two run different kernel sets, so no single kernel's GPU time compares them,
 // and the host cost of their dispatches is part of what differs on a GPU.
 
@@ -14,7 +14,6 @@ import {
   type DenseImpl,
   denseLayer,
   denseProblemKey,
-  setDenseImplResolver,
 } from "../dense_bias_act/dense_bias_act.ts";
 import type { AdapterKind } from "../conv/tiling.ts";
 import {
@@ -81,8 +80,8 @@ async function timeOnce(p: DenseProblem, impl: DenseImpl, t: tf.Tensor[]): Promi
 }
 
 /**
- * Tunes every problem the cache cannot answer (setting "refresh": all of them) and installs the
- * lookup of this adapter's cached dense choices. "off" removes it (the rule applies).
+ * Tunes every problem the cache cannot answer (setting "refresh": all of them); "off" times
+ * nothing (the rule applies).
  */
 export async function tuneDenseProblems(problems: DenseProblem[], opts: {
   cache: AutotuneCache;
@@ -93,10 +92,7 @@ export async function tuneDenseProblems(problems: DenseProblem[], opts: {
   log?: (line: string) => void;
 }): Promise<DenseTuneRow[]> {
   const log = opts.log ?? (() => {});
-  if (opts.setting === "off") {
-    setDenseImplResolver(undefined);
-    return [];
-  }
+  if (opts.setting === "off") return [];
   const first = defaultDenseImpl(opts.kind);
   const candidates = [first, ...DENSE_IMPLS.filter((i) => i !== first)];
   const timing = opts.timing ?? { warmup: 1, repeats: 3 };
@@ -138,21 +134,19 @@ export async function tuneDenseProblems(problems: DenseProblem[], opts: {
     }
   } finally {
     await opts.cache.save(log);
-    installCachedDenseResolver(opts.cache, opts.adapter);
   }
   return rows;
 }
 
-/** Points denseUsesGemm at this adapter's cached dense choices; returns how many there are. */
-export function installCachedDenseResolver(
+/** This adapter's cached dense choices, as a TilePlan's dense table. */
+export function cachedDenseTable(
   cache: AutotuneCache,
   adapter: AdapterIdentity,
-): number {
+): Map<string, DenseImpl> {
   const table = new Map<string, DenseImpl>();
   for (const [key, entry] of Object.entries(cache.entries(adapter))) {
     if (!key.startsWith("dense:") || !entryMatches(entry, DENSE_IMPLS)) continue;
     table.set(key, entry.choice as DenseImpl);
   }
-  setDenseImplResolver((key) => table.get(key));
-  return table.size;
+  return table;
 }

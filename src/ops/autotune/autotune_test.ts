@@ -7,27 +7,21 @@ import * as tf from "@tensorflow/tfjs-core";
 import { initTf, probeAdapter } from "../../tf/setup.ts";
 import { winogradApplies } from "../conv/winograd_geometry.ts";
 import {
+  cachedConvTable,
   type ConvLayer,
   convProblems,
-  installCachedResolver,
   layerGeometry,
   tuneConvProblems,
 } from "./autotune_conv.ts";
 import {
   autotuneForTraining,
+  cachedTilePlan,
   convLayersOf,
   MIN_STEPS_TO_TUNE,
   openTuneSession,
 } from "../../train/autotune_model.ts";
-import {
-  candidateConfigs,
-  currentAdapterKind,
-  defaultConfig,
-  resolveTileConfig,
-  rowWindowApplies,
-  setTileConfigResolver,
-  tileChoices,
-} from "../conv/tiling.ts";
+import { candidateConfigs, defaultConfig, rowWindowApplies } from "../conv/tiling.ts";
+import { backendAdapterKind, tileConfigFor, tilePlan } from "../conv/tile_plan.ts";
 import { convGeometry } from "../conv/geometry.ts";
 import {
   type AdapterIdentity,
@@ -496,7 +490,7 @@ Deno.test({
       await withEnv({ FMNIST_AUTOTUNE_CACHE: path, FMNIST_AUTOTUNE: "on" }, async () => {
         const session = (await openTuneSession())!;
         assert.ok(session, "a WebGPU adapter has an identity");
-        const kind = currentAdapterKind();
+        const kind = backendAdapterKind(tf.backend());
         // Two tiny layers, training batch 3 (bucket 4) and an inference batch 5 (bucket 8): a
         // conv+BN+ReLU model-input layer (no dx), a conv+bias+ReLU stride-2 layer with dx, so
         // every view and every kind of work.
@@ -550,6 +544,7 @@ Deno.test({
         });
         assert.equal(tf.memory().numTensors, tensors, "tuning leaks no tensor");
         assert.equal(rows.length, problems.length);
+        const tuned = cachedTilePlan(session);
         for (const r of rows) {
           const g = layerGeometry(r.problem.layer, r.problem.batch);
           const ids = Object.keys(r.timings);
@@ -576,28 +571,26 @@ Deno.test({
           const ms = ran.map((id) => r.timings[id]!);
           for (const t of ms) assert.ok(t > 0 && Number.isFinite(t), `${r.problem.key}: ${ms}`);
           assert.equal(r.choice, ran[ms.indexOf(Math.min(...ms))], "the fastest median wins");
-          // The dispatch now gets the choice, and the record bench/profile print says so.
-          assert.equal(resolveTileConfig(r.problem.view, g).id, r.choice);
-          assert.equal(tileChoices().get(r.problem.key), r.choice);
+          // The plan built from the cache gives the dispatch the choice.
+          assert.equal(tileConfigFor(tuned, r.problem.view, g).id, r.choice);
         }
         assert.equal(logs.filter((l) => l.startsWith("autotune: ")).length, problems.length);
 
         // A restart (a new session on the same file) answers every problem from the cache.
-        setTileConfigResolver(undefined);
         const again = await openTuneSession();
-        assert.equal(installCachedResolver(again!.cache, again!.adapter, kind), problems.length);
+        assert.equal(cachedConvTable(again!.cache, again!.adapter, kind).size, problems.length);
         const logged = logs.length;
         const cached = await tuneConvProblems(problems, { ...again!, setting: "on", log });
         assert.ok(cached.every((r, i) => r.source === "cache" && r.choice === rows[i].choice));
         assert.equal(logs.length, logged, "a cache hit times (and logs) nothing");
 
-        // Off: the built-in default for this adapter kind, and the resolver is gone.
+        // Off: the built-in default for this adapter kind, which a plan without a table gives.
         const off = await tuneConvProblems(problems, { ...again!, setting: "off" });
         for (const r of off) {
           assert.equal(r.source, "default");
           const g = layerGeometry(r.problem.layer, r.problem.batch);
           assert.equal(r.choice, defaultConfig(r.problem.view, kind, g).id);
-          assert.equal(resolveTileConfig(r.problem.view, g).id, r.choice);
+          assert.equal(tileConfigFor(tilePlan(kind), r.problem.view, g).id, r.choice);
         }
 
         // The enhanced CNN's layers from its architecture, and exactly what a training step
@@ -633,23 +626,29 @@ Deno.test({
           log,
         } as const;
         logs.length = 0;
-        assert.deepEqual(await autotuneForTraining({ ...base, steps: MIN_STEPS_TO_TUNE - 1 }), []);
+        const short = await autotuneForTraining({ ...base, steps: MIN_STEPS_TO_TUNE - 1 });
+        assert.deepEqual(short.rows, []);
+        assert.equal(short.tiles?.conv.size, problems.length, "the cached choices, in the plan");
         assert.match(
           logs.join("\n"),
           /^autotune: short run \(99 steps\): \d+ cached choice\(s\) from .*autotune\.json, no timing$/,
         );
         logs.length = 0;
-        assert.deepEqual(await autotuneForTraining({ ...base, steps: 1000, setting: "off" }), []);
+        const off1000 = await autotuneForTraining({ ...base, steps: 1000, setting: "off" });
+        assert.deepEqual(off1000.rows, []);
+        assert.equal(off1000.tiles?.conv.size, 0, "tuning off: the built-in configs");
+        assert.equal(off1000.tiles?.kind, kind);
         assert.match(
           logs[0],
           /^autotune: off: built-in tile configs for (software|discrete) adapters$/,
         );
-        assert.deepEqual(await autotuneForTraining({ ...base, ops: "stock", steps: 1000 }), []);
+        const stock = await autotuneForTraining({ ...base, ops: "stock", steps: 1000 });
+        assert.deepEqual(stock, { rows: [], tiles: undefined });
         // A long enough run tunes the model's 11 problems once; the next run reads them back.
         logs.length = 0;
         const first = await autotuneForTraining({ ...base, steps: MIN_STEPS_TO_TUNE });
         assert.deepEqual(
-          first.map((r) => `${r.problem.layer.name} ${r.problem.view} ${r.source}`),
+          first.rows.map((r) => `${r.problem.layer.name} ${r.problem.view} ${r.source}`),
           ["conv1", "conv2", "conv3", "conv4"].flatMap((
             n,
           ) => [
@@ -659,12 +658,17 @@ Deno.test({
           ]),
         );
         assert.match(logs[0], /^autotune: timing 11 of 11 conv problems on /);
+        for (const r of first.rows) {
+          const g = layerGeometry(r.problem.layer, r.problem.batch);
+          assert.equal(tileConfigFor(first.tiles!, r.problem.view, g).id, r.choice, r.problem.key);
+        }
         const second = await autotuneForTraining({ ...base, steps: MIN_STEPS_TO_TUNE });
-        assert.ok(second.every((r, i) => r.source === "cache" && r.choice === first[i].choice));
+        assert.ok(
+          second.rows.every((r, i) => r.source === "cache" && r.choice === first.rows[i].choice),
+        );
         assert.match(logs.at(-1)!, /^autotune: 11 conv problems, 11 from the cache: conv1 fwd b3 /);
       });
     } finally {
-      setTileConfigResolver(undefined);
       await Deno.remove(dir, { recursive: true });
     }
   },

@@ -4,22 +4,37 @@
 
 import { UsageError } from "../../errors.ts";
 import { type ConvGeometry, convGeometry, normalizeStrides } from "./geometry.ts";
+import { isTilePlan, type TilePlan } from "./tile_plan.ts";
 
-/** Strides and padding as every conv kernel takes them (strides always a pair). */
+/**
+ * Strides and padding as every conv kernel takes them (strides always a pair), and the tile plan
+ * the call runs under (absent: the adapter's defaults). Gradients pass their forward's attrs on,
+ * so the backward views run under the forward's plan.
+ */
 export interface ConvAttrs {
   strides: [number, number];
   pad: "same" | "valid";
+  tiles?: TilePlan;
 }
 
-/** Strides (a pair or one number; 1 or 2 each) and pad; throws a UsageError naming the value. */
-export function convAttrs(attrs: { strides?: unknown; pad?: unknown }): ConvAttrs {
+/**
+ * Strides (a pair or one number; 1 or 2 each), pad and tiles; throws a UsageError naming a bad
+ * value.
+ */
+export function convAttrs(
+  attrs: { strides?: unknown; pad?: unknown; tiles?: unknown },
+): ConvAttrs {
   const strides = normalizeStrides(attrs.strides as number | [number, number]);
   if (!Array.isArray(strides) || strides.length !== 2 || strides.some((s) => s !== 1 && s !== 2)) {
     throw new UsageError(`strides must be 1 or 2, got [${strides}]`);
   }
   const pad = attrs.pad;
   if (pad !== "same" && pad !== "valid") throw new UsageError(`pad must be same|valid, got ${pad}`);
-  return { strides, pad };
+  const tiles = attrs.tiles ?? undefined;
+  if (tiles !== undefined && !isTilePlan(tiles)) {
+    throw new UsageError("tiles must be a TilePlan (src/ops/conv/tile_plan.ts)");
+  }
+  return tiles ? { strides, pad, tiles } : { strides, pad };
 }
 
 /** The geometry of x and filter (shapes) under a kernel's attrs. */

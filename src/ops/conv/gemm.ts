@@ -1,6 +1,7 @@
-// Dispatch of the generated tiled convolution (WGSL from conv/gemm_wgsl.ts): picks the tile
-// configuration (conv/tiling.ts: forced, autotuned or the adapter kind's default), the vector
-// widths the shape allows, the grid, and runs it. One function per view:
+// Dispatch of the generated tiled convolution (WGSL from conv/gemm_wgsl.ts): runs the tile
+// configuration its caller chose (conv/tile_plan.ts's tileConfigFor: pinned, autotuned or the
+// adapter kind's default) with the vector widths the shape allows and its grid. One function
+// per view:
 //   convForward(x, w, epilogue)      z or y (N, Ho, Wo, Cout)
 //   convBackpropData(dz, w)          dx (N, H, W, Cin); register configs read w as it is (see
 //                                    GemmWidths.directFilter), staged ones a transposed copy
@@ -25,22 +26,10 @@ import {
   type GemmWidths,
   GEOMETRY_FIELDS,
 } from "./gemm_wgsl.ts";
-import {
-  type ConvView,
-  currentAdapterKind,
-  defaultConfig,
-  resolveTileConfig,
-  rowWindowApplies,
-  type TileConfig,
-} from "./tiling.ts";
+import { type ConvView, rowWindowApplies, type TileConfig } from "./tiling.ts";
 import { windowInvocations, windowTile } from "./gemm_window_wgsl.ts";
 import { printShaderSpec } from "../../flags.ts";
-import {
-  winogradBackpropData,
-  winogradBackpropFilter,
-  winogradForward,
-  winogradServes,
-} from "./winograd.ts";
+import { winogradBackpropData, winogradBackpropFilter, winogradForward } from "./winograd.ts";
 import { loopBudget } from "../backend/loop_cap.ts";
 
 function printShader(key: string, id: string, code: string) {
@@ -200,21 +189,6 @@ function registerDispatch(config: TileConfig, invocations: number, z: number): D
   return [...splitGroups(Math.ceil(invocations / config.workgroupSize)), z];
 }
 
-/**
- * A Winograd config passed for a shape it does not serve (not 3x3 stride 1, or one image's
- * transformed buffers past the device's storage-binding limit): the adapter kind's direct default.
- */
-function directUnlessWinograd(
-  backend: WebGPUBackend,
-  view: ConvView,
-  config: TileConfig,
-  g: ConvGeometry,
-): TileConfig {
-  if (!config.winograd) return config;
-  const limit = backend.device.limits.maxStorageBufferBindingSize;
-  return winogradServes(view, g, limit) ? config : defaultConfig(view, currentAdapterKind(), g);
-}
-
 /** Forward conv (z, or y with a fused epilogue): output (N, Ho, Wo, Cout) flat. */
 export function convForward(
   backend: WebGPUBackend,
@@ -223,9 +197,8 @@ export function convForward(
   g: ConvGeometry,
   epilogue: ConvEpilogue,
   perChannel: TensorInfo[] = [],
-  chosen: TileConfig = resolveTileConfig("fwd", g),
+  config: TileConfig,
 ): TensorInfo {
-  const config = directUnlessWinograd(backend, "fwd", chosen, g);
   if (config.winograd) return winogradForward(backend, x, w, g, epilogue, perChannel, config);
   const widths = gemmWidths("fwd", config, g);
   const rows = g.batch * g.outH * g.outW;
@@ -266,9 +239,8 @@ export function convBackpropData(
   dz: TensorInfo,
   w: TensorInfo,
   g: ConvGeometry,
-  chosen: TileConfig = resolveTileConfig("bwdData", g),
+  config: TileConfig,
 ): TensorInfo {
-  const config = directUnlessWinograd(backend, "bwdData", chosen, g);
   if (config.winograd) return winogradBackpropData(backend, dz, w, g, config);
   const widths = gemmWidths("bwdData", config, g);
   const phases = g.strideH * g.strideW;
@@ -329,9 +301,8 @@ export function convBackpropFilter(
   dz: TensorInfo | BnReluDzSource,
   x: TensorInfo,
   g: ConvGeometry,
-  chosen: TileConfig = resolveTileConfig("bwdFilter", g),
+  config: TileConfig,
 ): TensorInfo {
-  const config = directUnlessWinograd(backend, "bwdFilter", chosen, g);
   const fused = !("dataId" in dz);
   if (config.winograd) {
     if (fused) throw new Error(`${config.id}: the bnReluDz prologue needs a direct config`);

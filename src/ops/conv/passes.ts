@@ -1,5 +1,6 @@
 // The three convolution passes every conv op here runs (conv + BN + ReLU, conv + bias + ReLU),
-// with the one switch to the naive oracle kernels (the FMNIST_NAIVE_KERNELS flag,
+// each with the tile config its op's plan gives it (tile_plan.ts), and the one switch to the
+// naive oracle kernels (the FMNIST_NAIVE_KERNELS flag,
 // src/flags.ts): by default the generated tiled kernels (conv/gemm.ts), else
 // src/ops/conv/conv_fwd_naive.wgsl, conv_bwd_data_naive.wgsl, conv_bwd_filter_naive.wgsl (one output
 // element per invocation; test shapes only, see their headers).
@@ -24,6 +25,7 @@ import {
   geometryUniforms,
 } from "./gemm.ts";
 import { useNaiveKernels } from "../../flags.ts";
+import { tileConfigFor, type TilePlan } from "./tile_plan.ts";
 
 /** Naive conv (oracle): one output element per invocation; see src/ops/conv/conv_fwd_naive.wgsl. */
 export class ConvFwdNaiveProgram implements WebGPUProgram {
@@ -65,9 +67,13 @@ export function runConvForward(
   filter: TensorInfo,
   g: ConvGeometry,
   epilogue: ConvEpilogue,
+  plan: TilePlan,
   perChannel: TensorInfo[] = [],
 ): TensorInfo {
-  if (!useNaiveKernels()) return convForward(backend, x, filter, g, epilogue, perChannel);
+  if (!useNaiveKernels()) {
+    const config = tileConfigFor(plan, "fwd", g, backend);
+    return convForward(backend, x, filter, g, epilogue, perChannel, config);
+  }
   return runProgram(backend, new ConvFwdNaiveProgram(g, epilogue), [x, filter, ...perChannel], [
     { type: "int32" as const, data: [g.strideH, g.strideW] },
     { type: "int32" as const, data: [g.padTop, g.padLeft] },
@@ -113,8 +119,11 @@ export function runBackpropData(
   dz: TensorInfo,
   filter: TensorInfo,
   g: ConvGeometry,
+  plan: TilePlan,
 ): TensorInfo {
-  if (!useNaiveKernels()) return convBackpropData(backend, dz, filter, g);
+  if (!useNaiveKernels()) {
+    return convBackpropData(backend, dz, filter, g, tileConfigFor(plan, "bwdData", g, backend));
+  }
   const shape = [g.batch, g.inH, g.inW, g.inC];
   return runNaiveBackward(backend, NAIVE_BWD.data, [dz, filter], shape, g);
 }
@@ -125,8 +134,11 @@ export function runBackpropFilter(
   dz: TensorInfo,
   x: TensorInfo,
   g: ConvGeometry,
+  plan: TilePlan,
 ): TensorInfo {
-  if (!useNaiveKernels()) return convBackpropFilter(backend, dz, x, g);
+  if (!useNaiveKernels()) {
+    return convBackpropFilter(backend, dz, x, g, tileConfigFor(plan, "bwdFilter", g, backend));
+  }
   const shape = [g.kH, g.kW, g.inC, g.outC];
   return runNaiveBackward(backend, NAIVE_BWD.filter, [dz, x], shape, g);
 }

@@ -22,21 +22,11 @@
 // Every config is valid for every shape: vecWidth 4 is used where the channel counts allow
 // (multiples of 4) and the generator falls back to scalar loads otherwise.
 //
-// Interface for the autotuner (src/ops/conv_autotune.ts or similar, not in this module):
-//   candidateConfigs(view, kind)   the short list to time
-//   defaultConfig(view, kind, g?)  the built-in choice when tuning is off or has no entry
-//   shapeKey(view, g)              cache key: view + layer shape class + batch bucket
-//   setTileConfigResolver(fn)      a synchronous lookup the dispatch consults per call (tfjs
-//                                  kernel functions are synchronous: tuning happens ahead of
-//                                  time, dispatch only looks the choice up)
-//   withForcedTileConfig(cfg, f)   run f with one config forced (timing a candidate, tests);
-//                                  FMNIST_TILE_CONFIG=<id>[,<id>] does the same from the shell
-//   tileChoices()                  which config each (view, shape) got in this process (bench
-//                                  and profile print it)
+// The autotuner times candidateConfigs(view, kind) and keys its choices by shapeKey(view, g);
+// defaultConfig is the built-in choice where nothing is tuned. Which config a dispatch runs is
+// decided by the TilePlan its op call carries (tile_plan.ts).
 
 import type { ConvGeometry } from "./geometry.ts";
-import { forcedTileConfigIds } from "../../flags.ts";
-import { winogradApplies } from "./winograd_geometry.ts";
 
 export type ConvView = "fwd" | "bwdData" | "bwdFilter";
 export const CONV_VIEWS: readonly ConvView[] = ["fwd", "bwdData", "bwdFilter"];
@@ -295,77 +285,4 @@ export function batchBucket(batch: number): number {
 export function shapeKey(view: ConvView, g: ConvGeometry): string {
   return `${view}:k${g.kH}x${g.kW}:s${g.strideH}x${g.strideW}:p${g.padTop}x${g.padLeft}:` +
     `c${g.inC}>${g.outC}:${g.inH}x${g.inW}:b${batchBucket(g.batch)}`;
-}
-
-export type TileConfigResolver = (view: ConvView, key: string) => TileConfig | undefined;
-
-let resolver: TileConfigResolver | undefined;
-let adapterKind: AdapterKind = "software";
-const forced: TileConfig[] = [];
-const choices = new Map<string, string>();
-
-/** Installs (or with undefined removes) the autotuner's lookup. Must be synchronous and cheap. */
-export function setTileConfigResolver(fn: TileConfigResolver | undefined): void {
-  resolver = fn;
-}
-
-/** The adapter kind whose defaults apply (src/tf/setup.ts or the tuner sets it at start-up). */
-export function setAdapterKind(kind: AdapterKind): void {
-  adapterKind = kind;
-}
-
-export function currentAdapterKind(): AdapterKind {
-  return adapterKind;
-}
-
-/** Runs `f` with `config` forced for its view (nested calls stack); restores on return/throw. */
-export function withForcedTileConfig<T>(config: TileConfig, f: () => T): T {
-  forced.push(config);
-  let async = false;
-  try {
-    const r = f();
-    if (r instanceof Promise) {
-      async = true;
-      return r.finally(() => forced.splice(forced.lastIndexOf(config), 1)) as T;
-    }
-    return r;
-  } finally {
-    if (!async) forced.splice(forced.lastIndexOf(config), 1);
-  }
-}
-
-function envForced(view: ConvView): TileConfig | undefined {
-  for (const id of forcedTileConfigIds()) {
-    const c = configById(id);
-    if (!c) {
-      throw new Error(
-        `FMNIST_TILE_CONFIG: unknown tile config '${id}' (known: ${
-          CONV_VIEWS.flatMap((v) => allConfigs(v).map((t) => t.id)).join(", ")
-        })`,
-      );
-    }
-    if (c.view === view) return c;
-  }
-  return undefined;
-}
-
-/**
- * The configuration the dispatch uses for `view` at geometry `g`: forced (withForcedTileConfig,
- * then FMNIST_TILE_CONFIG), else the resolver's answer, else the adapter kind's default (also in
- * place of a Winograd config where Winograd does not apply). Records the choice for tileChoices().
- */
-export function resolveTileConfig(view: ConvView, g: ConvGeometry): TileConfig {
-  const key = shapeKey(view, g);
-  const pinned = [...forced].reverse().find((c) => c.view === view) ?? envForced(view);
-  let config = pinned ?? resolver?.(view, key);
-  if (config && config.view !== view) config = undefined; // a stale cache entry: ignore it
-  if (config?.winograd && !winogradApplies(g)) config = undefined;
-  config ??= defaultConfig(view, adapterKind, g);
-  choices.set(key, config.id);
-  return config;
-}
-
-/** shapeKey -> config id of every choice made in this process (bench/profile tables). */
-export function tileChoices(): Map<string, string> {
-  return new Map(choices);
 }

@@ -41,13 +41,8 @@ import {
 } from "./winograd.ts";
 import { CAPPED_LOOP_BUDGET, withLoopCapped } from "../backend/loop_cap.ts";
 import type { ConvEpilogue } from "./gemm_wgsl.ts";
-import {
-  allConfigs,
-  CONV_VIEWS,
-  resolveTileConfig,
-  type TileConfig,
-  withForcedTileConfig,
-} from "./tiling.ts";
+import { allConfigs, CONV_VIEWS, type TileConfig } from "./tiling.ts";
+import { pinTileConfig, tileConfigFor, tilePlan } from "./tile_plan.ts";
 import { architecture } from "../../model/model.ts";
 import {
   CHANNELS,
@@ -298,17 +293,21 @@ Deno.test({
     const k5 = convGeometry([1, 8, 8, 4], [5, 5, 4, 4], 1, "same");
     const k3 = convGeometry([1, 8, 8, 4], [3, 3, 4, 4], 1, "same");
     for (const config of WINOGRAD) {
-      withForcedTileConfig(config, () => {
-        for (const g of [stride2, k5]) {
-          const got = resolveTileConfig(config.view, g);
-          if (got.winograd) {
-            throw new Error(`${config.id} resolved for ${g.kH}x${g.kH} s${g.strideH}`);
-          }
+      const plan = pinTileConfig(tilePlan(config.kind), config);
+      for (const g of [stride2, k5]) {
+        const got = tileConfigFor(plan, config.view, g);
+        if (got.winograd) {
+          throw new Error(`${config.id} resolved for ${g.kH}x${g.kH} s${g.strideH}`);
         }
-        if (resolveTileConfig(config.view, k3).id !== config.id) {
-          throw new Error(`${config.id} not used for a 3x3 stride-1 conv`);
-        }
-      });
+      }
+      if (tileConfigFor(plan, config.view, k3).id !== config.id) {
+        throw new Error(`${config.id} not used for a 3x3 stride-1 conv`);
+      }
+      // A device whose storage bindings cannot hold one image's transformed buffers.
+      const tiny = { device: { limits: { maxStorageBufferBindingSize: 1024 } } };
+      if (tileConfigFor(plan, config.view, k3, tiny as never).winograd) {
+        throw new Error(`${config.id} resolved past the binding limit`);
+      }
     }
   },
 });

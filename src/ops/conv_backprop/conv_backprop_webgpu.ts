@@ -4,6 +4,7 @@ import type { KernelConfig, TensorInfo } from "@tensorflow/tfjs-core";
 import type { WebGPUBackend } from "@tensorflow/tfjs-backend-webgpu";
 import type { ConvGeometry } from "../conv/geometry.ts";
 import { runBackpropData, runBackpropFilter } from "../conv/passes.ts";
+import { planOf, type TilePlan } from "../conv/tile_plan.ts";
 import {
   CONV_BACKPROP_DATA,
   CONV_BACKPROP_FILTER,
@@ -14,14 +15,21 @@ import {
 function webgpuKernel(
   kernelName: string,
   geometryOf: typeof dataGeometry,
-  run: (backend: WebGPUBackend, dz: TensorInfo, other: TensorInfo, g: ConvGeometry) => TensorInfo,
+  run: (
+    backend: WebGPUBackend,
+    dz: TensorInfo,
+    other: TensorInfo,
+    g: ConvGeometry,
+    plan: TilePlan,
+  ) => TensorInfo,
 ): KernelConfig {
   return {
     kernelName,
     backendName: "webgpu",
     kernelFunc: ({ inputs, attrs, backend }) => {
       const { g, dz, other } = geometryOf(inputs, attrs);
-      return run(backend as unknown as WebGPUBackend, dz, other, g);
+      const b = backend as unknown as WebGPUBackend;
+      return run(b, dz, other, g, planOf(attrs, b));
     },
   };
 }

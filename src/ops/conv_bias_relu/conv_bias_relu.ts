@@ -15,6 +15,7 @@ import {
   convBackpropFilter,
 } from "../conv_backprop/conv_backprop.ts";
 import { checkChannelVector, checkFloat32, convAttrs, kernelGeometry } from "../conv/attrs.ts";
+import type { TilePlan } from "../conv/tile_plan.ts";
 
 /** Kernel: inputs {x, filter, bias}; attrs {strides: [sh, sw], pad}; output y. */
 export const CONV_BIAS_RELU = "ConvBiasRelu";
@@ -23,6 +24,8 @@ export interface ConvBiasReluAttrs {
   /** [strideH, strideW] or one number for both; 1 or 2. */
   strides: number | [number, number];
   pad: "same" | "valid";
+  /** The tile plan the call and its gradient run under (default: the adapter's defaults). */
+  tiles?: TilePlan;
 }
 
 /** The conv geometry of {x, filter, bias} (all present) under `attrs`. */

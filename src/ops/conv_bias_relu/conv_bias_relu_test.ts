@@ -143,7 +143,7 @@ const allTiles = configuredCases(["fwd", "bwdData", "bwdFilter"], [
 gpuPropertyTest(
   "convBiasRelu: every tile config matches the CPU reference (outputs and gradients)",
   allTiles.arb,
-  ({ c, config }) => withTileConfig(config, () => checkOurs(c, `${config.id} `)),
+  ({ c, config }) => checkOurs(withTileConfig(c, config), `${config.id} `),
   { seed: 1107, numRuns: allTiles.numRuns(10), examples: allTiles.examples },
 );
 

@@ -4,6 +4,7 @@
 import type { KernelConfig } from "@tensorflow/tfjs-core";
 import type { WebGPUBackend } from "@tensorflow/tfjs-backend-webgpu";
 import { runConvForward } from "../conv/passes.ts";
+import { planOf } from "../conv/tile_plan.ts";
 import { CONV_BIAS_RELU, geometryOf } from "./conv_bias_relu.ts";
 
 export const convBiasReluWebgpu: KernelConfig = {
@@ -11,6 +12,7 @@ export const convBiasReluWebgpu: KernelConfig = {
   backendName: "webgpu",
   kernelFunc: ({ inputs, attrs, backend }) => {
     const { g, x, filter, bias } = geometryOf(inputs, attrs);
-    return runConvForward(backend as unknown as WebGPUBackend, x, filter, g, "biasRelu", [bias]);
+    const b = backend as unknown as WebGPUBackend;
+    return runConvForward(b, x, filter, g, "biasRelu", planOf(attrs, b), [bias]);
   },
 };

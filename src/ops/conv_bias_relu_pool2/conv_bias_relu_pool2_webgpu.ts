@@ -8,6 +8,7 @@ import { UsageError } from "../../errors.ts";
 import { wgsl } from "../backend/wgsl.ts";
 import { MultiOutputProgram, runMultiOutputProgram } from "../backend/webgpu_multi_output.ts";
 import { runConvForward } from "../conv/passes.ts";
+import { planOf } from "../conv/tile_plan.ts";
 import { geometryOf } from "../conv_bias_relu/conv_bias_relu.ts";
 import { runMaxPool2 } from "../max_pool2/max_pool2_webgpu.ts";
 import {
@@ -76,7 +77,7 @@ export const convBiasReluPool2Webgpu: KernelConfig = {
   kernelFunc: ({ inputs, attrs, backend }) => {
     const { g, x, filter, bias } = geometryOf(inputs, attrs);
     const b = backend as unknown as WebGPUBackend;
-    const y = runConvForward(b, x, filter, g, "biasRelu", [bias]);
+    const y = runConvForward(b, x, filter, g, "biasRelu", planOf(attrs, b), [bias]);
     return [runMaxPool2(b, y), y];
   },
 };

@@ -26,6 +26,7 @@ import {
   DEFAULT_EPSILON,
 } from "./conv_bn_relu_stock.ts";
 import { checkChannelVector, checkFloat32, convAttrs } from "../conv/attrs.ts";
+import type { TilePlan } from "../conv/tile_plan.ts";
 import type { ConvBnReluGradTensors } from "./conv_bn_relu_bwd.ts";
 
 export type { ConvBnReluAttrs, ConvBnReluTrainResult };
@@ -48,6 +49,7 @@ export interface ConvBnReluKernelAttrs {
   inputGradient?: boolean;
   /** With the movingMean/movingVariance inputs: moving' = moving * momentum + batch * (1 - it). */
   momentum?: number;
+  tiles?: TilePlan;
 }
 
 export interface ConvBnReluOptions extends ConvBnReluAttrs {
@@ -58,10 +60,10 @@ export interface ConvBnReluOptions extends ConvBnReluAttrs {
 }
 
 function kernelAttrs(attrs: ConvBnReluAttrs): ConvBnReluKernelAttrs {
-  const { strides, pad } = convAttrs(attrs);
+  const conv = convAttrs(attrs);
   const epsilon = attrs.epsilon ?? DEFAULT_EPSILON;
   if (!(epsilon > 0)) throw new UsageError(`epsilon must be > 0, got ${epsilon}`);
-  return { strides, pad, epsilon, inputGradient: attrs.inputGradient ?? true };
+  return { ...conv, epsilon, inputGradient: attrs.inputGradient ?? true };
 }
 
 /** Validates x/filter/vectors and the attributes; returns the kernel attributes. */
@@ -95,7 +97,7 @@ export function convBnReluTrain(
   const [y, z, stats] = tf.engine().runKernel(
     CONV_BN_RELU_TRAIN,
     { x, filter, gamma, beta },
-    { ...ka },
+    { ...ka } as unknown as NamedAttrMap,
   ) as tf.Tensor[];
   // The gradient tape keeps its own clones of what backward needs (outputsToSave), so our
   // references to z and stats can go.
@@ -143,7 +145,7 @@ export function convBnReluTrainWithMovingStats(
   const [y, z, stats, mean, variance] = tf.engine().runKernel(
     CONV_BN_RELU_TRAIN,
     { x, filter, gamma, beta, movingMean: moving.mean, movingVariance: moving.variance },
-    { ...ka, momentum: moving.momentum },
+    { ...ka, momentum: moving.momentum } as unknown as NamedAttrMap,
   ) as tf.Tensor[];
   tf.dispose([z, stats]);
   return {

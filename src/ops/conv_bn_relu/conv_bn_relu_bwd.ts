@@ -45,7 +45,7 @@ import {
 } from "../backend/webgpu_multi_output.ts";
 import { convBackpropFilter, flat } from "../conv/gemm.ts";
 import { GEOMETRY_FIELDS } from "../conv/gemm_wgsl.ts";
-import { resolveTileConfig } from "../conv/tiling.ts";
+import { tileConfigFor, type TilePlan } from "../conv/tile_plan.ts";
 import { runBackpropData, runBackpropFilter } from "../conv/passes.ts";
 import { bnChunkGrid } from "./bn_chunk_grid.ts";
 
@@ -316,10 +316,11 @@ export function convBnReluFilterGradsWebGPU(
   backend: WebGPUBackend,
   t: ConvBnReluGradTensors,
   g: ConvGeometry,
+  plan: TilePlan,
 ): TensorInfo[] {
-  const config = resolveTileConfig("bwdFilter", g);
+  const config = tileConfigFor(plan, "bwdFilter", g, backend);
   if (useNaiveKernels() || config.stageInWorkgroupMemory || config.winograd) {
-    const [dz, ...rest] = convBnReluParamGradsWebGPU(backend, t, g);
+    const [dz, ...rest] = convBnReluParamGradsWebGPU(backend, t, g, plan);
     backend.disposeData(dz.dataId);
     return rest;
   }
@@ -340,9 +341,10 @@ export function convBnReluParamGradsWebGPU(
   backend: WebGPUBackend,
   t: ConvBnReluGradTensors,
   g: ConvGeometry,
+  plan: TilePlan,
 ): TensorInfo[] {
   const { dz, dbeta, dgamma } = bnReluDz(backend, t, g);
-  const dfilter = runBackpropFilter(backend, dz, t.x, g);
+  const dfilter = runBackpropFilter(backend, dz, t.x, g, plan);
   const zShape = [g.batch, g.outH, g.outW, g.outC];
   return [
     { dataId: dz.dataId, shape: zShape, dtype: "float32" },
@@ -356,9 +358,10 @@ export function convBnReluTrainGradWebGPU(
   backend: WebGPUBackend,
   t: ConvBnReluGradTensors,
   g: ConvGeometry,
+  plan: TilePlan,
 ): TensorInfo[] {
-  const [dz, dfilter, dgamma, dbeta] = convBnReluParamGradsWebGPU(backend, t, g);
-  const dx = runBackpropData(backend, dz, t.filter, g);
+  const [dz, dfilter, dgamma, dbeta] = convBnReluParamGradsWebGPU(backend, t, g, plan);
+  const dx = runBackpropData(backend, dz, t.filter, g, plan);
   backend.disposeData(dz.dataId);
   return [dx, dfilter, dgamma, dbeta];
 }

@@ -51,6 +51,7 @@ import {
 import { type BnChunkGrid, bnChunkGrid } from "./bn_chunk_grid.ts";
 import { flat } from "../conv/gemm.ts";
 import { runConvForward as runConv } from "../conv/passes.ts";
+import type { TilePlan } from "../conv/tile_plan.ts";
 import type { ConvGeometry } from "../conv/geometry.ts";
 
 /** Elementwise programs read f32, or vec4 when Cout % 4 == 0: `alias VT`, `const VW`. */
@@ -200,10 +201,11 @@ export function runConvBnReluTrain(
   gamma: TensorInfo,
   beta: TensorInfo,
   g: ConvGeometry,
+  plan: TilePlan,
   epsilon: number,
   moving?: MovingStatsInputs,
 ): TensorInfo[] {
-  const z = runConv(backend, x, filter, g, "store");
+  const z = runConv(backend, x, filter, g, "store", plan);
   const [y, ...stats] = runBnReluTrain(backend, z, gamma, beta, epsilon, moving);
   return [y, z, ...stats];
 }
@@ -216,6 +218,7 @@ export function runConvBnReluInfer(
   scale: TensorInfo,
   shift: TensorInfo,
   g: ConvGeometry,
+  plan: TilePlan,
 ): TensorInfo {
-  return runConv(backend, x, filter, g, "scaleShiftRelu", [scale, shift]);
+  return runConv(backend, x, filter, g, "scaleShiftRelu", plan, [scale, shift]);
 }

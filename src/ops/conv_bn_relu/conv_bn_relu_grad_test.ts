@@ -50,6 +50,7 @@ import {
   fixedGradCase,
   type GradCaseData,
   KERNEL_TOL,
+  kernelAttrsOf,
   makeCaseData,
   NAMES,
   readAll,
@@ -146,7 +147,7 @@ const bwdTiles = configuredCases(["bwdData", "bwdFilter"], [
 gpuPropertyTest(
   "ConvBnReluTrainGrad: every backward tile config matches the CPU reference",
   bwdTiles.arb,
-  ({ c, config }) => withTileConfig(config, () => checkGradKernel(c, config.id)),
+  ({ c, config }) => checkGradKernel(withTileConfig(c, config), config.id),
   { seed: 20261125, numRuns: bwdTiles.numRuns(20), examples: bwdTiles.examples },
 );
 
@@ -200,9 +201,11 @@ Deno.test(
         };
         const d = makeCaseData(c);
         const t = caseTensors(c, d);
-        const outs = tf.engine().runKernel(CONV_BN_RELU_TRAIN_GRAD, t, {
-          ...attrsOf(c, d),
-        }) as tf.Tensor[];
+        const outs = tf.engine().runKernel(
+          CONV_BN_RELU_TRAIN_GRAD,
+          t,
+          kernelAttrsOf(c, d),
+        ) as tf.Tensor[];
         await readAll(outs);
         tf.dispose([...outs, ...Object.values(t)]);
         return Object.keys(backend.pipelineCache)
@@ -228,7 +231,7 @@ Deno.test("ConvBnReluTrainGrad: a mis-shaped input is refused, naming the tensor
   const bad = { ...t, stats: tf.zeros([2, c.cout]) };
   try {
     throws(
-      () => tf.engine().runKernel(CONV_BN_RELU_TRAIN_GRAD, bad, { ...attrsOf(c, d) }),
+      () => tf.engine().runKernel(CONV_BN_RELU_TRAIN_GRAD, bad, kernelAttrsOf(c, d)),
       /ConvBnReluTrainGrad: stats must have shape \[3,3\], got \[2,3\]/,
     );
   } finally {
@@ -275,18 +278,17 @@ Deno.test(
   async () => {
     const { arb } = configuredCases(["fwd", "bwdData", "bwdFilter"]);
     await fc.assert(
-      fc.asyncProperty(arb, async ({ c, config }) => {
+      fc.asyncProperty(arb, async ({ c: plain, config }) => {
+        const c = withTileConfig(plain, config);
         const d = makeCaseData(c);
         const expected = await stockGradsOnCpu(c, d);
-        const r = await withGpu(() =>
-          withTileConfig(config, async () => {
-            const t = caseTensors(c, d);
-            const grads = fusedGrads(c, d, t, ["x", "filter", "gamma", "beta"]);
-            const r = await readAll(grads);
-            tf.dispose([...grads, ...Object.values(t)]);
-            return r;
-          })
-        );
+        const r = await withGpu(async () => {
+          const t = caseTensors(c, d);
+          const grads = fusedGrads(c, d, t, ["x", "filter", "gamma", "beta"]);
+          const r = await readAll(grads);
+          tf.dispose([...grads, ...Object.values(t)]);
+          return r;
+        });
         checkGrads(
           r,
           expected,
@@ -354,7 +356,7 @@ async function checkFilterGradsKernel(c: GradCase, label: string): Promise<void>
   const expected = convBnReluGradRef(d, d.geometry);
   const t = caseTensors(c, d);
   const outs = tf.engine().runKernel(CONV_BN_RELU_TRAIN_FILTER_GRADS, t, {
-    ...attrsOf(c, d),
+    ...kernelAttrsOf(c, d),
     inputGradient: false,
   }) as tf.Tensor[];
   const [dfilter, dgamma, dbeta] = await Promise.all(outs.map((o) => o.data()));
@@ -372,7 +374,7 @@ gpuTest(
     await fc.assert(
       fc.asyncProperty(
         arb,
-        ({ c, config }) => withTileConfig(config, () => checkFilterGradsKernel(c, config.id)),
+        ({ c, config }) => checkFilterGradsKernel(withTileConfig(c, config), config.id),
       ),
       { seed: 20261127, numRuns: numRuns(10), examples },
     );

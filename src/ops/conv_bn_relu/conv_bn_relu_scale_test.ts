@@ -31,7 +31,8 @@ import { setPoisonOutputs } from "../backend/webgpu_program.ts";
 import { convBnReluInfer, convBnReluTrain } from "./conv_bn_relu.ts";
 import { DEFAULT_EPSILON } from "./conv_bn_relu_stock.ts";
 import { convGeometry } from "../conv/geometry.ts";
-import { configById, withForcedTileConfig } from "../conv/tiling.ts";
+import { configById, type TileConfig } from "../conv/tiling.ts";
+import { defaultTilePlan, pinTileConfig } from "../conv/tile_plan.ts";
 import { compareArrays, type Tolerance } from "../../../test/helpers/compare.ts";
 import {
   convBnReluForwardF64,
@@ -98,7 +99,7 @@ function compareTermScaled(
   };
 }
 
-async function runCase(c: ScaleCase): Promise<void> {
+async function runCase(c: ScaleCase, config?: TileConfig): Promise<void> {
   const eps = DEFAULT_EPSILON;
   const g = convGeometry([c.n, c.hw, c.hw, c.cin], [3, 3, c.cin, c.cout], 1, c.pad);
   const xs = uniformArray(c.n * c.hw * c.hw * c.cin, 11, -1, 1);
@@ -122,7 +123,8 @@ async function runCase(c: ScaleCase): Promise<void> {
   const dy = tf.tensor4d(dys, [c.n, g.outH, g.outW, c.cout]);
   const movingMean = tf.tensor1d(mm);
   const movingVar = tf.tensor1d(mv);
-  const attrs = { strides: 1, pad: c.pad } as const;
+  const tiles = config ? pinTileConfig(defaultTilePlan(tf.backend()), config) : undefined;
+  const attrs = { strides: 1, pad: c.pad, tiles } as const;
 
   const fwd = convBnReluTrain(x, w, gamma, beta, attrs);
   const infer = convBnReluInfer(x, w, gamma, beta, movingMean, movingVar, attrs);
@@ -197,11 +199,12 @@ async function runCase(c: ScaleCase): Promise<void> {
   if (failures.length > 0) throw new Error(failures.join("\n"));
 }
 
-async function runAll(cases: ScaleCase[]) {
+/** Every case, with `config` pinned for its view where given. */
+async function runAll(cases: ScaleCase[], config?: TileConfig) {
   await initTf("webgpu");
   setPoisonOutputs(true);
   try {
-    for (const c of cases) await runCase(c);
+    for (const c of cases) await runCase(c, config);
   } finally {
     setPoisonOutputs(false);
   }
@@ -257,12 +260,11 @@ Deno.test("conv+BN+ReLU at product scale: wide's channel counts, and M = 1 at 25
 Deno.test("conv+BN+ReLU at product scale: the other tap-window dfilter config (r4c16 s64)", async () => {
   const config = configById("bwdFilter.r4c16v4s64.win");
   if (!config) throw new Error("bwdFilter.r4c16v4s64.win is not in the configuration space");
-  await withForcedTileConfig(config, () =>
-    runAll([
-      { name: "win r4c16 1->32 28x28", n: 128, hw: 28, cin: 1, cout: 32, pad: "same" },
-      { name: "win r4c16 32->32 28x28", n: 128, hw: 28, cin: 32, cout: 32, pad: "same" },
-      { name: "win r4c16 64->64 14x14", n: 128, hw: 14, cin: 64, cout: 64, pad: "same" },
-      { name: "win r4c16 valid 32->64 13x13", n: 128, hw: 13, cin: 32, cout: 64, pad: "valid" },
-      { name: "win r4c16 256->256 7x7", n: 32, hw: 7, cin: 256, cout: 256, pad: "same" },
-    ]));
+  await runAll([
+    { name: "win r4c16 1->32 28x28", n: 128, hw: 28, cin: 1, cout: 32, pad: "same" },
+    { name: "win r4c16 32->32 28x28", n: 128, hw: 28, cin: 32, cout: 32, pad: "same" },
+    { name: "win r4c16 64->64 14x14", n: 128, hw: 14, cin: 64, cout: 64, pad: "same" },
+    { name: "win r4c16 valid 32->64 13x13", n: 128, hw: 13, cin: 32, cout: 64, pad: "valid" },
+    { name: "win r4c16 256->256 7x7", n: 32, hw: 7, cin: 256, cout: 256, pad: "same" },
+  ], config);
 });

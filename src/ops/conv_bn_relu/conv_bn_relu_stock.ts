@@ -3,6 +3,7 @@
 // and the second reference in tests. Same contract as the fused op in `conv_bn_relu.ts`.
 
 import * as tf from "@tensorflow/tfjs-core";
+import type { TilePlan } from "../conv/tile_plan.ts";
 // Its conv2d gradient runs tfjs's Conv2DBackpropFilter, which src/ops/registry.ts replaces with a
 // batch-sliced one (conv2d_backprop_filter_sliced/): the stock kernel is wrong on llvmpipe past
 // ~65k output rows.
@@ -19,6 +20,8 @@ export interface ConvBnReluAttrs {
    * true. The stock chain ignores it.
    */
   inputGradient?: boolean;
+  /** The tile plan the fused op and its gradient run under (the stock chain ignores it). */
+  tiles?: TilePlan;
 }
 
 export const DEFAULT_EPSILON = 1e-3;

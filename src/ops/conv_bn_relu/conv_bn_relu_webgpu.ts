@@ -4,6 +4,7 @@
 import type { KernelConfig, TensorInfo } from "@tensorflow/tfjs-core";
 import type { WebGPUBackend } from "@tensorflow/tfjs-backend-webgpu";
 import type { ConvGeometry } from "../conv/geometry.ts";
+import { planOf, type TilePlan } from "../conv/tile_plan.ts";
 import {
   CONV_BN_RELU_INFER,
   CONV_BN_RELU_TRAIN,
@@ -35,7 +36,8 @@ export const convBnReluTrainWebgpu: KernelConfig = {
     const g = geometryOf(x, filter, attrs);
     const eps = attrsOf(attrs).epsilon;
     const moving = movingOf(inputs, attrs);
-    return runConvBnReluTrain(backend as WebGPUBackend, x, filter, gamma, beta, g, eps, moving);
+    const b = backend as WebGPUBackend;
+    return runConvBnReluTrain(b, x, filter, gamma, beta, g, planOf(attrs, b), eps, moving);
   },
 };
 
@@ -45,14 +47,15 @@ export const convBnReluInferWebgpu: KernelConfig = {
   kernelFunc: ({ inputs, backend, attrs }) => {
     const [x, filter, scale, shift] = take(inputs, ["x", "filter", "scale", "shift"]);
     const g = geometryOf(x, filter, attrs);
-    return runConvBnReluInfer(backend as WebGPUBackend, x, filter, scale, shift, g);
+    const b = backend as WebGPUBackend;
+    return runConvBnReluInfer(b, x, filter, scale, shift, g, planOf(attrs, b));
   },
 };
 
 /** A backward kernel on webgpu: the inputs checked, then the passes of conv_bn_relu_bwd.ts. */
 function gradWebgpu(
   kernelName: string,
-  run: (backend: WebGPUBackend, ins: GradInputs, g: ConvGeometry) => TensorInfo[],
+  run: (backend: WebGPUBackend, ins: GradInputs, g: ConvGeometry, plan: TilePlan) => TensorInfo[],
 ): KernelConfig {
   return {
     kernelName,
@@ -60,7 +63,8 @@ function gradWebgpu(
     kernelFunc: ({ inputs, attrs, backend }) => {
       const ins = inputs as unknown as GradInputs;
       const g = validateGradInputs(ins, gradKernelAttrs(attrs));
-      return run(backend as unknown as WebGPUBackend, ins, g);
+      const b = backend as unknown as WebGPUBackend;
+      return run(b, ins, g, planOf(attrs, b));
     },
   };
 }

@@ -38,12 +38,13 @@
 // step at batch 128 (deno task profile, GPU timestamps, tfjs's matMul vs this, back to back) the
 // dense kernels took 34 ms per step instead of 148 (2.6% of kernel time instead of 9.4%); the
 // whole-step A/B: `git show be6abbb:BENCHMARKS.md`, "Dense layers on the generated GEMM".
-// tileChoices() lists the resolved bwdFilter id (e.g. ...s32); this dispatch runs it with one slice.
+// The plan's bwdFilter config for the shape (e.g. ...s32) runs here with one slice.
 
 import * as tf from "@tensorflow/tfjs-core";
 import type { NamedAttrMap, TensorInfo } from "@tensorflow/tfjs-core";
 import { UsageError } from "../../errors.ts";
-import { type AdapterKind, batchBucket, currentAdapterKind } from "../conv/tiling.ts";
+import { type AdapterKind, batchBucket } from "../conv/tiling.ts";
+import { defaultTilePlan, type DenseImpl, type TilePlan } from "../conv/tile_plan.ts";
 import { denseMode } from "../../flags.ts";
 import { biasActGrad } from "../bias_act_grad/bias_act_grad.ts";
 import type { DenseActivation } from "./dense_bias_act_ref.ts";
@@ -62,8 +63,7 @@ export function maxExtent(): number {
   return loopBudget() / 2;
 }
 
-/** Which matrix product a dense layer runs: this op (our GEMM) or tfjs's fused matMul. */
-export type DenseImpl = "gemm" | "matmul";
+export type { DenseImpl };
 /** Autotune candidates, in the order the tuner times them (ties go to the first). */
 export const DENSE_IMPLS: readonly DenseImpl[] = ["gemm", "matmul"];
 
@@ -82,21 +82,15 @@ export function denseProblemKey(
   return `dense:${k}>${c}:${activation}:b${batchBucket(batch)}`;
 }
 
-let implResolver: ((key: string) => DenseImpl | undefined) | undefined;
-
-/** Installs (undefined: removes) the autotuner's lookup of tuned choices (autotune_dense.ts). */
-export function setDenseImplResolver(fn: ((key: string) => DenseImpl | undefined) | undefined) {
-  implResolver = fn;
-}
-
 /**
  * Whether a fused-ops dense layer of this shape runs this op (true) or tfjs's fused matMul:
- * FMNIST_DENSE when it forces one; on webgpu the autotuner's choice for the shape, else the
- * measured rule (defaultDenseImpl: ours on software adapters, where it measured 3.5-7x faster;
+ * FMNIST_DENSE when it forces one; on webgpu the plan's (the autotuner's) choice for the shape,
+ * else the measured rule (defaultDenseImpl: ours on software adapters, where it measured 3.5-7x faster;
  * tfjs's on discrete GPUs until tuning measures them); tfjs's on the cpu backend (our cpu kernels
  * are plain-loop references).
  */
 export function denseUsesGemm(
+  plan: TilePlan | undefined,
   batch: number,
   k: number,
   c: number,
@@ -105,8 +99,9 @@ export function denseUsesGemm(
   const mode = denseMode();
   if (mode !== "auto") return mode === "gemm";
   if (tf.getBackend() !== "webgpu") return false;
-  const tuned = implResolver?.(denseProblemKey(batch, k, c, activation));
-  return (tuned ?? defaultDenseImpl(currentAdapterKind())) === "gemm";
+  const p = plan ?? defaultTilePlan(tf.backend());
+  return (p.dense.get(denseProblemKey(batch, k, c, activation)) ?? defaultDenseImpl(p.kind)) ===
+    "gemm";
 }
 
 /** The inputs, checked for presence, dtype and rank, in the order given. */
@@ -190,8 +185,9 @@ export const denseBiasActGradient: tf.GradConfig = {
     const [x, kernel, y] = saved;
     const g = Array.isArray(dy) ? dy[0] : dy;
     const { dz, dbias } = biasActGrad(g, y, activationOf(attrs));
+    const tiles = attrs.tiles; // the forward's plan, for the backward views
     const run = (name: string, inputs: tf.NamedTensorMap) =>
-      tf.engine().runKernel(name, inputs) as tf.Tensor2D;
+      tf.engine().runKernel(name, inputs, { tiles } as unknown as NamedAttrMap) as tf.Tensor2D;
     return {
       x: () => run(DENSE_BACKPROP_INPUT, { dz, kernel }),
       kernel: () => run(DENSE_BACKPROP_KERNEL, { dz, x }),
@@ -206,24 +202,27 @@ export function denseBiasAct(
   kernel: tf.Tensor2D,
   bias: tf.Tensor1D,
   activation: DenseActivation,
+  tiles?: TilePlan,
 ): tf.Tensor2D {
   return tf.engine().runKernel(DENSE_BIAS_ACT, { x, kernel, bias }, {
     activation,
+    tiles,
   } as unknown as NamedAttrMap) as tf.Tensor2D;
 }
 
 /**
- * A fused-ops dense layer: this op or tfjs's fused matMul, per denseUsesGemm. Same math, same
- * variables; layers.ts's dense() and the autotuner's timing run it.
+ * A fused-ops dense layer: this op or tfjs's fused matMul, per denseUsesGemm under `tiles`. Same
+ * math, same variables; layers.ts's dense() and the autotuner's timing run it.
  */
 export function denseLayer(
   x: tf.Tensor2D,
   kernel: tf.Tensor2D,
   bias: tf.Tensor1D,
   activation: DenseActivation,
+  tiles?: TilePlan,
 ): tf.Tensor2D {
   const [n, k] = x.shape;
-  return denseUsesGemm(n, k, kernel.shape[1], activation)
-    ? denseBiasAct(x, kernel, bias, activation)
+  return denseUsesGemm(tiles, n, k, kernel.shape[1], activation)
+    ? denseBiasAct(x, kernel, bias, activation, tiles)
     : tf.fused.matMul({ a: x, b: kernel, bias, activation }) as tf.Tensor2D;
 }

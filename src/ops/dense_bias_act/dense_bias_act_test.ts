@@ -23,10 +23,17 @@ import {
   denseBiasAct,
   denseUsesGemm,
 } from "./dense_bias_act.ts";
-import { denseProblems, tuneDenseProblems } from "../autotune/autotune_dense.ts";
+import { cachedDenseTable, denseProblems, tuneDenseProblems } from "../autotune/autotune_dense.ts";
 import { adapterIdentity, AutotuneCache } from "../autotune/autotune.ts";
 import { denseBiasActGradRef, denseBiasActRef } from "./dense_bias_act_ref.ts";
-import { allConfigs, currentAdapterKind, type TileConfig } from "../conv/tiling.ts";
+import { allConfigs, type TileConfig } from "../conv/tiling.ts";
+import {
+  backendAdapterKind,
+  defaultTilePlan,
+  pinTileConfig,
+  type TilePlan,
+  tilePlan,
+} from "../conv/tile_plan.ts";
 import {
   checkOp,
   GPU_TEST,
@@ -35,7 +42,6 @@ import {
   runs,
   seededUniform,
   withGpu,
-  withTileConfig,
 } from "../../../test/helpers/op_check.ts";
 import { withFlags } from "../../flags.ts";
 import { withLoopCapped } from "../backend/loop_cap.ts";
@@ -99,7 +105,8 @@ async function runOp(data: Data, f: DenseFn): Promise<Grads> {
   return { y: yv, dx, dkernel, dbias } as Grads;
 }
 
-const ours = (data: Data) => runOp(data, (x, w, b) => denseBiasAct(x, w, b, data.d.activation));
+const ours = (data: Data, tiles?: TilePlan) =>
+  runOp(data, (x, w, b) => denseBiasAct(x, w, b, data.d.activation, tiles));
 
 function reference(data: Data): Grads {
   const { d } = data;
@@ -112,9 +119,12 @@ function reference(data: Data): Grads {
 
 const describe = (d: DenseCase) => `${d.n}x${d.k}->${d.c} ${d.activation} seed ${d.seed}`;
 
-async function checkOurs(d: DenseCase, label: string): Promise<void> {
+/** Our op (under `configs` pinned, else the defaults) against the reference. */
+async function checkOurs(d: DenseCase, label: string, configs: TileConfig[] = []): Promise<void> {
   const data = caseData(d);
-  checkOp({ ...(await ours(data)) }, { ...reference(data) }, tolerances(data), label + describe(d));
+  const tiles = configs.reduce(pinTileConfig, defaultTilePlan(tf.backend()));
+  const got = await ours(data, tiles);
+  checkOp({ ...got }, { ...reference(data) }, tolerances(data), label + describe(d));
 }
 
 /** Small random shapes: K and C often not multiples of 4, partial tiles everywhere. */
@@ -133,10 +143,6 @@ const configsArb = fc.tuple(
   fc.constantFrom(...allConfigs("bwdFilter")),
 );
 
-function withConfigs<T>(configs: TileConfig[], f: () => T): T {
-  return configs.reduceRight<() => T>((g, cfg) => () => withTileConfig(cfg, g), f)();
-}
-
 /** The models' dense layers at batch 128, and K = 3137 (scalar loads: K reduction steps). */
 const MODEL_SHAPES: DenseCase[] = [
   { n: 128, k: 3136, c: 128, activation: "relu", seed: 31 },
@@ -149,7 +155,7 @@ gpuPropertyTest(
   "denseBiasAct: generated kernels match the CPU reference (random shapes and tile configs, model shapes)",
   fc.record({ d: caseArb, configs: configsArb }),
   async ({ d, configs }) => {
-    await withConfigs(configs, () => checkOurs(d, `${configs.map((c) => c.id).join(" ")} `));
+    await checkOurs(d, `${configs.map((c) => c.id).join(" ")} `, configs);
   },
   { seed: 2011, numRuns: runs(25) },
 );
@@ -242,14 +248,16 @@ Deno.test({
   fn: async () => {
     await withFlags({ FMNIST_DENSE: "auto" }, async () => {
       await initTf("cpu");
-      assert.equal(denseUsesGemm(8, 20, 6, "relu"), false, "cpu backend: tfjs's matMul");
+      assert.equal(denseUsesGemm(undefined, 8, 20, 6, "relu"), false, "cpu backend: tfjs's matMul");
       await initTf("webgpu");
-      const kind = currentAdapterKind();
+      const kind = backendAdapterKind(tf.backend());
       const rule = defaultDenseImpl(kind) === "gemm";
-      assert.equal(denseUsesGemm(8, 20, 6, "relu"), rule, `untuned on a ${kind} adapter`);
+      const untuned = `untuned on a ${kind} adapter`;
+      assert.equal(denseUsesGemm(undefined, 8, 20, 6, "relu"), rule, untuned);
+      assert.equal(denseUsesGemm(tilePlan(kind), 8, 20, 6, "relu"), rule, untuned);
 
       // Tuning (tiny shapes, in-memory cache): one row per key, both candidates timed, and the
-      // installed lookup follows each choice.
+      // plan from the cache follows each choice.
       const cache = AutotuneCache.inMemory();
       const adapter = adapterIdentity({ vendor: "test", description: "dense test" });
       const layers = [
@@ -261,11 +269,13 @@ Deno.test({
       assert.deepEqual(problems.map((p) => p.key), ["dense:20>6:relu:b8", "dense:9>3:linear:b8"]);
       const opts = { cache, adapter, kind, timing: { warmup: 0, repeats: 1 } };
       const tuned = await tuneDenseProblems(problems, { ...opts, setting: "on" });
+      const planOfCache = () => tilePlan(kind, { dense: cachedDenseTable(cache, adapter) });
+      let plan = planOfCache();
       for (const r of tuned) {
         assert.equal(r.source, "tuned");
         assert.deepEqual(Object.keys(r.timings).sort(), [...DENSE_IMPLS].sort());
         const p = r.problem;
-        assert.equal(denseUsesGemm(p.batch, p.k, p.c, p.activation), r.choice === "gemm");
+        assert.equal(denseUsesGemm(plan, p.batch, p.k, p.c, p.activation), r.choice === "gemm");
       }
       // A cached entry decides over the rule, for its batch bucket only.
       const entry = (choice: string) => ({
@@ -278,26 +288,27 @@ Deno.test({
       cache.record(adapter, problems[1].key, entry(rule ? "gemm" : "matmul"));
       const again = await tuneDenseProblems(problems, { ...opts, setting: "on" });
       assert.ok(again.every((r) => r.source === "cache"));
-      assert.equal(denseUsesGemm(8, 20, 6, "relu"), !rule);
-      assert.equal(denseUsesGemm(7, 20, 6, "relu"), !rule, "7 and 8 share the bucket");
-      assert.equal(denseUsesGemm(9, 20, 6, "relu"), rule, "another bucket: the rule");
-      assert.equal(denseUsesGemm(8, 9, 3, "linear"), rule);
+      plan = planOfCache();
+      assert.equal(denseUsesGemm(plan, 8, 20, 6, "relu"), !rule);
+      assert.equal(denseUsesGemm(plan, 7, 20, 6, "relu"), !rule, "7 and 8 share the bucket");
+      assert.equal(denseUsesGemm(plan, 9, 20, 6, "relu"), rule, "another bucket: the rule");
+      assert.equal(denseUsesGemm(plan, 8, 9, 3, "linear"), rule);
       // FMNIST_DENSE forces either; a bad value is a clear error.
       withFlags({ FMNIST_DENSE: "matmul" }, () => {
-        assert.equal(denseUsesGemm(8, 9, 3, "linear"), false);
+        assert.equal(denseUsesGemm(plan, 8, 9, 3, "linear"), false);
       });
       withFlags({ FMNIST_DENSE: "gemm" }, () => {
-        assert.equal(denseUsesGemm(8, 20, 6, "relu"), true);
+        assert.equal(denseUsesGemm(plan, 8, 20, 6, "relu"), true);
       });
       withFlags({ FMNIST_DENSE: "fast" }, () => {
         assert.throws(
-          () => denseUsesGemm(8, 20, 6, "relu"),
+          () => denseUsesGemm(plan, 8, 20, 6, "relu"),
           /FMNIST_DENSE must be one of auto\|gemm\|matmul, got "fast"/,
         );
       });
-      // Tuning off removes the lookup: the rule again.
+      // Tuning off times nothing; a plan without the table follows the rule again.
       assert.deepEqual(await tuneDenseProblems(problems, { ...opts, setting: "off" }), []);
-      assert.equal(denseUsesGemm(8, 20, 6, "relu"), rule);
+      assert.equal(denseUsesGemm(tilePlan(kind), 8, 20, 6, "relu"), rule);
     });
   },
 });

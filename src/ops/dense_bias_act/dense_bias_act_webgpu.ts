@@ -6,7 +6,8 @@ import type { WebGPUBackend } from "@tensorflow/tfjs-backend-webgpu";
 import { type ConvGeometry, convGeometry } from "../conv/geometry.ts";
 import { runBackpropData, runBackpropFilter, runConvForward } from "../conv/passes.ts";
 import { convBackpropFilter } from "../conv/gemm.ts";
-import { resolveTileConfig, type TileConfig } from "../conv/tiling.ts";
+import type { TileConfig } from "../conv/tiling.ts";
+import { planOf, tileConfigFor } from "../conv/tile_plan.ts";
 import { useNaiveKernels } from "../../flags.ts";
 import {
   activationOf,
@@ -39,12 +40,14 @@ export const denseBiasActWebgpu: KernelConfig = {
     const { x, kernel, bias, n, k, c } = forwardSizes(inputs);
     const epilogue = activationOf(attrs) === "relu" ? "biasRelu" : "bias";
     const g = denseGeometry(n, k, c);
+    const b = backend as unknown as WebGPUBackend;
     const y = runConvForward(
-      backend as unknown as WebGPUBackend,
+      b,
       as4d(x, [n, 1, 1, k]),
       as4d(kernel, [1, 1, k, c]),
       g,
       epilogue,
+      planOf(attrs, b),
       [bias],
     );
     return as4d(y, [n, c]);
@@ -54,13 +57,15 @@ export const denseBiasActWebgpu: KernelConfig = {
 export const denseBackpropInputWebgpu: KernelConfig = {
   kernelName: DENSE_BACKPROP_INPUT,
   backendName: "webgpu",
-  kernelFunc: ({ inputs, backend }) => {
+  kernelFunc: ({ inputs, attrs, backend }) => {
     const { dz, other: kernel, n, k, c } = inputGradSizes(inputs);
+    const b = backend as unknown as WebGPUBackend;
     const dx = runBackpropData(
-      backend as unknown as WebGPUBackend,
+      b,
       as4d(dz, [n, 1, 1, c]),
       as4d(kernel, [1, 1, k, c]),
       denseGeometry(n, k, c),
+      planOf(attrs, b),
     );
     return as4d(dx, [n, k]);
   },
@@ -69,15 +74,16 @@ export const denseBackpropInputWebgpu: KernelConfig = {
 export const denseBackpropKernelWebgpu: KernelConfig = {
   kernelName: DENSE_BACKPROP_KERNEL,
   backendName: "webgpu",
-  kernelFunc: ({ inputs, backend }) => {
+  kernelFunc: ({ inputs, attrs, backend }) => {
     const { dz, other: x, n, k, c } = kernelGradSizes(inputs);
     const g = denseGeometry(n, k, c);
     const b = backend as unknown as WebGPUBackend;
+    const plan = planOf(attrs, b);
     const dz4 = as4d(dz, [n, 1, 1, c]);
     const x4 = as4d(x, [n, 1, 1, k]);
     const dw = useNaiveKernels()
-      ? runBackpropFilter(b, dz4, x4, g)
-      : convBackpropFilter(b, dz4, x4, g, oneSlice(resolveTileConfig("bwdFilter", g)));
+      ? runBackpropFilter(b, dz4, x4, g, plan)
+      : convBackpropFilter(b, dz4, x4, g, oneSlice(tileConfigFor(plan, "bwdFilter", g, b)));
     return as4d(dw, [k, c]);
   },
 };

@@ -185,7 +185,7 @@ Deno.test("maxPool2: the model's pool layer runs this op with fused ops, tf.maxP
   const x = tf.tensor4d(quantised([2, 5, 6, 3], 3, 7).x, [2, 5, 6, 3]);
   const kernelsOf = async (ops: "fused" | "stock") => {
     const layer = maxPool2Layer(ops);
-    const info = await tf.profile(() => tf.grad((a) => tf.sum(layer(a, true)))(x));
+    const info = await tf.profile(() => tf.grad((a) => tf.sum(layer(a, { training: true })))(x));
     return new Set(info.kernelNames);
   };
   const fused = await kernelsOf("fused"), stock = await kernelsOf("stock");

@@ -56,7 +56,7 @@ async function start() {
       ? `Running on the ${backend.adapter}: ${backend.fallback}. Classification is slower.`
       : `Running on WebGPU: ${backend.adapter}`;
     status.classList.toggle("fallback", backend.fallback !== null);
-    loaded = await loadModel();
+    loaded = await loadModel(backend.tiles);
     const m = loaded.meta;
     $("model").textContent = `Model: ${m.model} (${m.modelConfig.ops} conv + batch norm + ReLU), ` +
       `saved ${m.savedAt.slice(0, 16).replace("T", " ")}`;

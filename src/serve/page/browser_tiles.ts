@@ -11,14 +11,8 @@
 // So on a software adapter the browser pins the 4x4 register tiles; on a real GPU the
 // discrete defaults (workgroup-memory tiles) apply, as under Deno.
 
-import {
-  adapterKindOf,
-  configById,
-  type ConvView,
-  setAdapterKind,
-  setTileConfigResolver,
-  type TileConfig,
-} from "../../ops/conv/tiling.ts";
+import { adapterKindOf, configById, type ConvView } from "../../ops/conv/tiling.ts";
+import { type TilePlan, tilePlan } from "../../ops/conv/tile_plan.ts";
 
 /** Per view, the configuration a software adapter gets in the browser. */
 export const BROWSER_SOFTWARE_TILES: Record<ConvView, string> = {
@@ -27,20 +21,14 @@ export const BROWSER_SOFTWARE_TILES: Record<ConvView, string> = {
   bwdFilter: "bwdFilter.r4c4v4s256",
 };
 
-/** Sets the adapter kind from the adapter's info and, for software adapters, pins the tiles. */
-export function useBrowserTiles(info: GPUAdapterInfo): "software" | "discrete" {
+/** The plan for the adapter: its kind's defaults, and on a software adapter the pinned tiles. */
+export function browserTilePlan(info: GPUAdapterInfo): TilePlan {
   const kind = adapterKindOf(info);
-  setAdapterKind(kind);
-  if (kind === "software") {
-    const pinned = new Map<ConvView, TileConfig>();
-    for (const [view, id] of Object.entries(BROWSER_SOFTWARE_TILES)) {
-      const c = configById(id);
-      if (!c) throw new Error(`browser tile config ${id} does not exist`);
-      pinned.set(view as ConvView, c);
-    }
-    setTileConfigResolver((view) => pinned.get(view));
-  } else {
-    setTileConfigResolver(undefined);
-  }
-  return kind;
+  if (kind === "discrete") return tilePlan(kind);
+  const pinned = Object.values(BROWSER_SOFTWARE_TILES).map((id) => {
+    const c = configById(id);
+    if (!c) throw new Error(`browser tile config ${id} does not exist`);
+    return c;
+  });
+  return tilePlan(kind, { pinned });
 }

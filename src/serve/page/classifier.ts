@@ -7,7 +7,8 @@ import * as tf from "@tensorflow/tfjs-core";
 import "@tensorflow/tfjs-backend-cpu";
 import "@tensorflow/tfjs-backend-webgpu";
 import { registerOps } from "../../ops/registry.ts";
-import { useBrowserTiles } from "./browser_tiles.ts";
+import { browserTilePlan } from "./browser_tiles.ts";
+import type { TilePlan } from "../../ops/conv/tile_plan.ts";
 import { UsageError } from "../../errors.ts";
 import { CLASS_NAMES } from "../../data/fashion_mnist.ts";
 import {
@@ -34,6 +35,8 @@ export interface BackendInfo {
   adapter: string;
   /** Set when the page fell back to the CPU backend: the reason, for the page. */
   fallback: string | null;
+  /** The tile plan for this adapter (browser_tiles.ts); undefined on the CPU backend. */
+  tiles: TilePlan | undefined;
 }
 
 /** Called when the WebGPU device is lost (a driver reset or crash): pending GPU reads never end. */
@@ -56,7 +59,8 @@ export async function startBackend(): Promise<BackendInfo> {
       reason = "WebGPU is present but offers no adapter (disabled, or no usable GPU)";
     } else {
       const info = adapter.info;
-      const kind = useBrowserTiles(info);
+      const tiles = browserTilePlan(info);
+      const kind = tiles.kind;
       const name = [info.vendor, info.architecture, info.description].filter((s) => s).join(" | ") +
         (kind === "software" ? " (software adapter)" : "");
       try {
@@ -64,7 +68,7 @@ export async function startBackend(): Promise<BackendInfo> {
           await tf.ready();
           const device = (tf.backend() as unknown as { device: GPUDevice }).device;
           device.lost.then((lost) => onDeviceLost?.(lost.message || lost.reason));
-          return { backend: "webgpu", adapter: name || "unnamed adapter", fallback: null };
+          return { backend: "webgpu", adapter: name || "unnamed adapter", fallback: null, tiles };
         }
         reason = "the tfjs WebGPU backend did not start";
       } catch (e) {
@@ -74,7 +78,12 @@ export async function startBackend(): Promise<BackendInfo> {
   }
   await tf.setBackend("cpu");
   await tf.ready();
-  return { backend: "cpu", adapter: "tfjs CPU backend (plain JavaScript)", fallback: reason };
+  return {
+    backend: "cpu",
+    adapter: "tfjs CPU backend (plain JavaScript)",
+    fallback: reason,
+    tiles: undefined,
+  };
 }
 
 /** The CPU backend prints an "install tfjs-node" hint on first use; we choose it knowingly. */
@@ -88,8 +97,8 @@ export interface LoadedModel {
   meta: CheckpointMeta;
 }
 
-/** Fetches /model/checkpoint.json and /model/weights.bin and builds the model. */
-export async function loadModel(): Promise<LoadedModel> {
+/** Fetches /model/checkpoint.json and /model/weights.bin and builds the model, run under `tiles`. */
+export async function loadModel(tiles?: TilePlan): Promise<LoadedModel> {
   const [metaRes, binRes] = await Promise.all([
     fetch("/model/checkpoint.json"),
     fetch("/model/weights.bin"),
@@ -100,6 +109,7 @@ export async function loadModel(): Promise<LoadedModel> {
   const meta = await metaRes.json() as CheckpointMeta;
   const weights = new Float32Array(await binRes.arrayBuffer());
   const model = createModel(meta.model, meta.modelConfig);
+  model.tiles = tiles;
   try {
     restoreWeights(model, { dir: "/model", meta, weights });
   } catch (e) {
