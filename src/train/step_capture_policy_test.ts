@@ -12,6 +12,8 @@ import { BATCH_INDICES, deviceBatches } from "./device_batches.ts";
 import { type CaptureMode, StepCapturePolicy } from "./step_capture_policy.ts";
 import type { Split } from "../data/fashion_mnist.ts";
 import { GPU_TEST, initWebGpu } from "../../test/helpers/gpu.ts";
+import { setDispatchCacheCapacity } from "../tf/dispatch_cache.ts";
+import { submitPending } from "../tf/submit.ts";
 import { trainingTest } from "../../test/helpers/train_fixtures.ts";
 import { LOCAL_DATA_DIR } from "../../test/helpers/data_fixtures.ts";
 import { loadFashionMnist } from "../data/fashion_mnist.ts";
@@ -57,13 +59,15 @@ interface Options {
   restoreAt?: number;
   /** A host value that changes per step reaches the device as a plain upload. */
   perStepUpload?: boolean;
+  /** Between steps 4 and 6, the dispatch cache keeps two uniform buffers (evicting the rest). */
+  evictUniforms?: boolean;
 }
 
 async function train(
   name: ModelName,
   dropout: number,
   mode: CaptureMode,
-  { restoreAt = -1, perStepUpload = false }: Options = {},
+  { restoreAt = -1, perStepUpload = false, evictUniforms = false }: Options = {},
 ): Promise<Run> {
   const model: Model = createModel(name, { ops: "fused", seed: 3, l2: 1e-4, dropout });
   const opt = createAdam(model, 1e-3) as FusedAdam;
@@ -82,6 +86,16 @@ async function train(
         for (const v of model.trainableVariables) v.assign(tf.tidy(() => tf.mul(v, 0.5)));
       }
       if (k === 5) opt.learningRate = 5e-4; // a schedule's change, between replays
+      if (evictUniforms && k === 5) {
+        setDispatchCacheCapacity(2);
+        // Ops with uniforms of their own (new shapes) push the step's out of the LRU; each runs
+        // twice, since the cache gives bytes a buffer of their own the second time it sees them.
+        for (let n = 0; n < 80; n++) {
+          tf.dispose(tf.tidy(() => tf.add(tf.ones([1 + (n >> 1), 3]), 1)));
+        }
+        submitPending();
+      }
+      if (evictUniforms && k === 7) setDispatchCacheCapacity(4096);
       const idx = indices(k, PLAN[k]);
       model.rng.state = 1000 + k;
       const [loss, correct] = policy.run(
@@ -182,6 +196,22 @@ Deno.test({
     // Replays at steps 4 and 6 (the restore at 5 sends step 5 back to recording) ...
     assert.ok(captured.policy.counts.captures >= 2);
     assertSameBits(plain, captured);
+  },
+});
+
+Deno.test({
+  name: "capture: uniform buffers the dispatch cache evicts stay alive for the replays",
+  ...GPU_TEST,
+  fn: async () => {
+    await initWebGpu();
+    try {
+      const plain = await train("baseline", 0, "off", { evictUniforms: true });
+      const captured = await train("baseline", 0, "on", { evictUniforms: true });
+      assert.deepEqual(captured.policy.counts, { plain: 3, recorded: 4, replayed: 5, captures: 2 });
+      assertSameBits(plain, captured);
+    } finally {
+      setDispatchCacheCapacity(4096);
+    }
   },
 });
 
