@@ -8,12 +8,9 @@
 // Prints wall ms per step (to the read-back of loss and accuracy) and process CPU ms per step
 // (all llvmpipe threads: steadier on a loaded machine), each with its median.
 
-import * as tf from "@tensorflow/tfjs-core";
 import process from "node:process";
 import { describeAdapter, initTf } from "../src/tf/setup.ts";
-import { createModel } from "../src/model/model.ts";
-import { makeTrainStepWithMetrics } from "../src/train/step.ts";
-import { createAdam } from "../src/train/optimizer.ts";
+import { fixedBatchStep } from "./step_fixture.ts";
 import { openTuneSession } from "../src/train/autotune_model.ts";
 import { configById, type TileConfig } from "../src/ops/conv/tiling.ts";
 import { tilePlan } from "../src/ops/conv/tile_plan.ts";
@@ -32,26 +29,12 @@ for (const [key, e] of Object.entries(entries)) {
     .sort((a, b) => a[1]! - b[1]!)[0][0];
   tables.direct.set(key, configById(direct)!);
 }
-const model = createModel(modelName, { ops: "fused", seed: 1, l2: 1e-4 });
-const opt = createAdam(model, 1e-3);
-const step = makeTrainStepWithMetrics(model, opt);
-const x = tf.randomUniform([batch, 28, 28, 1], 0, 1, "float32", 1) as tf.Tensor4D;
-const y = tf.tidy(() =>
-  tf.cast(tf.oneHot(tf.randomUniform([batch], 0, 10, "int32", 2) as tf.Tensor1D, 10), "float32")
-) as tf.Tensor2D;
+const { model, step } = fixedBatchStep(modelName, batch);
 const run = async () => {
   const c0 = process.cpuUsage();
-  const t0 = performance.now();
-  const [l, c] = tf.tidy(() => {
-    const r = step(x, y);
-    return [r.loss, r.correct];
-  });
-  await l.data();
-  await c.data();
-  const wall = performance.now() - t0;
-  tf.dispose([l, c]);
+  const { wallMs } = await step();
   const cu = process.cpuUsage(c0);
-  return { wall, cpu: (cu.user + cu.system) / 1000 };
+  return { wall: wallMs, cpu: (cu.user + cu.system) / 1000 };
 };
 const res: Record<string, { wall: number; cpu: number }[]> = { tuned: [], direct: [] };
 for (const name of ["tuned", "direct"]) {

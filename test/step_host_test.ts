@@ -5,9 +5,7 @@
 
 import assert from "node:assert/strict";
 import * as tf from "@tensorflow/tfjs-core";
-import { createModel, type Model, type ModelName } from "../src/model/model.ts";
-import { createAdam } from "../src/train/optimizer.ts";
-import { makeTrainStepWithMetrics } from "../src/train/step.ts";
+import type { Model, ModelName } from "../src/model/model.ts";
 import { CONV_BN_RELU_TRAIN } from "../src/ops/conv_bn_relu/conv_bn_relu.ts";
 import { CONV_BIAS_RELU_POOL2 } from "../src/ops/conv_bias_relu_pool2/conv_bias_relu_pool2.ts";
 import { SOFTMAX_XENT } from "../src/ops/softmax_xent/softmax_xent.ts";
@@ -16,16 +14,10 @@ import {
   gradientsReadFirstOutputOnly,
 } from "../src/tf/side_output_grads.ts";
 import { GPU_TEST, initWebGpu } from "./helpers/gpu.ts";
+import { assertSameWeights, fixedBatch, trainingStep } from "./helpers/step_fixtures.ts";
 
 const KERNELS = [CONV_BN_RELU_TRAIN, CONV_BIAS_RELU_POOL2, SOFTMAX_XENT];
 const BATCH = 6;
-
-function batch() {
-  const x = tf.randomUniform([BATCH, 28, 28, 1], 0, 1, "float32", 11) as tf.Tensor4D;
-  const oneHot = new Float32Array(BATCH * 10);
-  for (let r = 0; r < BATCH; r++) oneHot[r * 10 + (r * 7) % 10] = 1;
-  return { x, y: tf.tensor2d(oneHot, [BATCH, 10]) };
-}
 
 /** Bytes of tensors made from CPU values while `fn` runs (tfjs's makeTensor). */
 function cpuTensorBytes<T>(fn: () => T): { result: T; bytes: number } {
@@ -44,20 +36,12 @@ function cpuTensorBytes<T>(fn: () => T): { result: T; bytes: number } {
 }
 
 async function trainTwoSteps(name: ModelName): Promise<{ model: Model; zeroBytes: number }> {
-  const model = createModel(name, { ops: "fused", seed: 5, l2: 1e-4, dropout: 0.3 });
-  const opt = createAdam(model, 1e-3);
-  const step = makeTrainStepWithMetrics(model, opt);
-  const { x, y } = batch();
+  const { model, step, dispose } = trainingStep(name, 5, fixedBatch(BATCH, 11, 7));
   let zeroBytes = 0;
   try {
     for (let i = 0; i < 2; i++) {
       model.rng.state = 100 + i;
-      const { result, bytes } = cpuTensorBytes(() =>
-        tf.tidy(() => {
-          const r = step(x, y);
-          return [r.loss, r.correct];
-        })
-      );
+      const { result, bytes } = cpuTensorBytes(step);
       await result[0].data();
       tf.dispose(result);
       // The first step also creates Adam's moments; the second is a warm step.
@@ -65,13 +49,8 @@ async function trainTwoSteps(name: ModelName): Promise<{ model: Model; zeroBytes
     }
     return { model, zeroBytes };
   } finally {
-    tf.dispose([x, y]);
-    opt.dispose();
+    dispose();
   }
-}
-
-async function values(m: Model): Promise<Float32Array[]> {
-  return await Promise.all(m.variables.map(async (v) => (await v.variable.data()) as Float32Array));
 }
 
 for (const name of ["enhanced", "baseline"] as const) {
@@ -95,11 +74,7 @@ for (const name of ["enhanced", "baseline"] as const) {
         const stepInputs = 12 + 4 * (name === "enhanced" ? 2 : 1);
         assert.ok(fast.zeroBytes <= 4 + stepInputs, `${fast.zeroBytes} bytes made on the CPU`);
         assert.ok(stock.zeroBytes > 10_000, `tfjs's path: ${stock.zeroBytes} bytes`);
-        const [a, b] = [await values(fast.model), await values(stock.model)];
-        a.forEach((w, i) => {
-          const k = w.findIndex((v, j) => !Object.is(v, b[i][j]));
-          assert.equal(k, -1, `${fast.model.variables[i].name}[${k}]: ${w[k]} vs ${b[i][k]}`);
-        });
+        await assertSameWeights(fast.model, stock.model);
       } finally {
         fast.model.dispose();
         stock.model.dispose();

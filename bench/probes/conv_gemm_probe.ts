@@ -14,20 +14,18 @@ import * as tf from "@tensorflow/tfjs-core";
 import process from "node:process";
 import type { WebGPUBackend } from "@tensorflow/tfjs-backend-webgpu";
 import { describeAdapter, initTf } from "../../src/tf/setup.ts";
-import { convGeometry } from "../../src/ops/conv/geometry.ts";
-import { convBackpropData, convBackpropFilter, convForward } from "../../src/ops/conv/gemm.ts";
 import {
   allConfigs,
   candidateConfigs,
   CONV_VIEWS,
   type ConvView,
   defaultConfig,
-  type TileConfig,
 } from "../../src/ops/conv/tiling.ts";
 import { backendAdapterKind } from "../../src/ops/conv/tile_plan.ts";
 import { ENHANCED_LAYERS } from "../kernels_suite.ts";
 import { medianGpuMs, roundRobin } from "../timing.ts";
 import { arg } from "./probe_args.ts";
+import { convProblem } from "./conv_problem.ts";
 
 /** `--cpu`: process CPU time (all llvmpipe threads, steadier on a shared machine). */
 const CPU_CLOCK = Deno.args.includes("--cpu");
@@ -66,18 +64,8 @@ async function main() {
   console.log(`${describeAdapter(report)}; ${kind} configs; batch ${batch}; median of ${reps}`);
   for (const li of layerIdx) {
     const l = ENHANCED_LAYERS[li];
-    const g = convGeometry([batch, l.h, l.w, l.cin], [l.k, l.k, l.cin, l.cout], 1, "same");
-    const x = tf.randomNormal([batch, l.h, l.w, l.cin], 0, 1, "float32", 1);
-    const w = tf.randomNormal([l.k, l.k, l.cin, l.cout], 0, 0.1, "float32", 2);
-    const dz = tf.randomNormal([batch, g.outH, g.outW, l.cout], 0, 1, "float32", 3);
-    const gflop = (2 * batch * g.outH * g.outW * l.cout * l.k * l.k * l.cin) / 1e9;
+    const { gflop, run, dispose } = convProblem(backend, batch, l, "same");
     const name = `${l.h}x${l.w} ${l.cin}->${l.cout}`;
-    const tensor = (info: tf.TensorInfo) => tf.engine().makeTensorFromTensorInfo(info);
-    const run: Record<ConvView, (c: TileConfig) => tf.Tensor> = {
-      fwd: (c) => tensor(convForward(backend, x, w, g, "store", [], c)),
-      bwdData: (c) => tensor(convBackpropData(backend, dz, w, g, c)),
-      bwdFilter: (c) => tensor(convBackpropFilter(backend, dz, x, g, c)),
-    };
     for (const view of views) {
       const only = arg("configs", "").split(",").filter(Boolean);
       const configs =
@@ -96,7 +84,7 @@ async function main() {
         );
       }
     }
-    tf.dispose([x, w, dz]);
+    dispose();
   }
 }
 

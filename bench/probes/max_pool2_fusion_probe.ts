@@ -22,10 +22,13 @@ import { runProgram, splitGroups } from "../../src/ops/backend/webgpu_program.ts
 import { medianGpuMs, roundRobin } from "../timing.ts";
 import { arg } from "./probe_args.ts";
 
-/** y = relu(gamma * (z - mean) * invStd + beta), 16 rows of one channel group per invocation. */
-class ElementwiseApply implements WebGPUProgram {
+/**
+ * The probe's two apply passes: z, the batch statistics, gamma and beta read as vec4s, one
+ * flat grid of `invocations` (64 per workgroup) writing `outputShape`.
+ */
+abstract class ApplyProbeProgram implements WebGPUProgram {
   outputShape: number[];
-  shaderKey = "probe_bnReluApply_vec4";
+  abstract shaderKey: string;
   dispatchLayout = { x: [0, 1, 2, 3] };
   dispatch: [number, number, number];
   variableNames = ["z", "stats", "gamma", "beta"];
@@ -33,11 +36,22 @@ class ElementwiseApply implements WebGPUProgram {
   outputComponent = 4;
   variableComponents = [4, 4, 4, 4];
 
-  constructor(zShape: number[]) {
-    this.outputShape = zShape;
-    const rows = zShape[0] * zShape[1] * zShape[2];
-    const [gx, gz] = splitGroups(Math.ceil((Math.ceil(rows / 16) * zShape[3]) / 4 / 64));
+  constructor(outputShape: number[], invocations: number) {
+    this.outputShape = outputShape;
+    const [gx, gz] = splitGroups(Math.ceil(invocations / 64));
     this.dispatch = [gx, 1, gz];
+  }
+
+  abstract getUserCode(): string;
+}
+
+/** y = relu(gamma * (z - mean) * invStd + beta), 16 rows of one channel group per invocation. */
+class ElementwiseApply extends ApplyProbeProgram {
+  shaderKey = "probe_bnReluApply_vec4";
+
+  constructor(zShape: number[]) {
+    const rows = zShape[0] * zShape[1] * zShape[2];
+    super(zShape, (Math.ceil(rows / 16) * zShape[3]) / 4);
   }
 
   getUserCode(): string {
@@ -63,21 +77,12 @@ fn main(index : i32) {
 }
 
 /** Prototype: y_pooled = max over the 2x2 window of relu(gamma * (z - mean) * invStd + beta). */
-class ApplyPoolPrototype implements WebGPUProgram {
-  outputShape: number[];
+class ApplyPoolPrototype extends ApplyProbeProgram {
   shaderKey = "probe_bnReluApplyPool2_vec4";
-  dispatchLayout = { x: [0, 1, 2, 3] };
-  dispatch: [number, number, number];
-  variableNames = ["z", "stats", "gamma", "beta"];
-  workgroupSize: [number, number, number] = [64, 1, 1];
-  outputComponent = 4;
-  variableComponents = [4, 4, 4, 4];
 
   constructor(zShape: number[]) {
     const [n, h, w, c] = zShape;
-    this.outputShape = [n, h >> 1, w >> 1, c];
-    const [gx, gz] = splitGroups(Math.ceil((n * (h >> 1) * (w >> 1) * c) / 4 / 64));
-    this.dispatch = [gx, 1, gz];
+    super([n, h >> 1, w >> 1, c], (n * (h >> 1) * (w >> 1) * c) / 4);
   }
 
   getUserCode(): string {

@@ -6,9 +6,8 @@
 // that one ends (src/tf/submit.ts).
 import * as tf from "@tensorflow/tfjs-core";
 import { initTf } from "../../src/tf/setup.ts";
-import { createModel, type ModelName } from "../../src/model/model.ts";
-import { makeTrainStepWithMetrics } from "../../src/train/step.ts";
-import { createAdam } from "../../src/train/optimizer.ts";
+import type { ModelName } from "../../src/model/model.ts";
+import { fixedBatchStep } from "../step_fixture.ts";
 
 await initTf("webgpu");
 const batch = Number(Deno.args[0] ?? 128);
@@ -44,27 +43,14 @@ if (Deno.args[2] === "nodefer") {
   env.set = (k: unknown, v: unknown) =>
     k === "WEBGPU_DEFERRED_SUBMIT_BATCH_SIZE" ? undefined : set(k, v);
 }
-const model = createModel(modelName, { ops: "fused", seed: 1, l2: 1e-4 });
-const opt = createAdam(model, 1e-3);
-const step = makeTrainStepWithMetrics(model, opt);
-const x = tf.randomUniform([batch, 28, 28, 1], 0, 1, "float32", 1) as tf.Tensor4D;
-const labels = Float32Array.from({ length: batch * 10 }, (_, i) => i % 10 === (i / 10) % 7 ? 1 : 0);
-const y = tf.tensor2d(labels, [batch, 10]);
+const { step } = fixedBatchStep(modelName, batch);
 for (let i = 0; i < 4; i++) {
   on = i >= 2;
   stepT0 = performance.now();
-  const [l, c] = tf.tidy(() => {
-    const r = step(x, y);
-    return [r.loss, r.correct];
-  });
-  const t1 = performance.now();
-  await l.data();
-  await c.data();
-  const t2 = performance.now();
-  tf.dispose([l, c]);
+  const { issueMs, wallMs } = await step();
   console.log(
-    `step ${i}: the call returns after ${(t1 - stepT0).toFixed(1)} ms, ` +
-      `the loss is read back after ${(t2 - stepT0).toFixed(1)} ms`,
+    `step ${i}: the call returns after ${issueMs.toFixed(1)} ms, ` +
+      `the loss is read back after ${wallMs.toFixed(1)} ms`,
   );
   if (on) console.log(slow.splice(0).map((s) => `  ${s}`).join("\n"));
 }

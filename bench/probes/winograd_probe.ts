@@ -14,17 +14,11 @@
 import * as tf from "@tensorflow/tfjs-core";
 import type { WebGPUBackend } from "@tensorflow/tfjs-backend-webgpu";
 import { describeAdapter, initTf } from "../../src/tf/setup.ts";
-import { convGeometry } from "../../src/ops/conv/geometry.ts";
-import { convBackpropData, convBackpropFilter, convForward } from "../../src/ops/conv/gemm.ts";
-import {
-  candidateConfigs,
-  CONV_VIEWS,
-  type ConvView,
-  type TileConfig,
-} from "../../src/ops/conv/tiling.ts";
+import { candidateConfigs, CONV_VIEWS, type ConvView } from "../../src/ops/conv/tiling.ts";
 import { backendAdapterKind } from "../../src/ops/conv/tile_plan.ts";
 import { architecture, type ModelName } from "../../src/model/model.ts";
 import { arg } from "./probe_args.ts";
+import { convProblem } from "./conv_problem.ts";
 
 async function kernelMs(f: () => tf.Tensor): Promise<number> {
   let out: tf.Tensor | undefined;
@@ -58,17 +52,7 @@ async function main() {
       const name = `${s.h}x${s.w}x${s.cin}->${s.cout} ${s.pad}`;
       if (seen.has(name)) continue;
       seen.add(name);
-      const g = convGeometry([batch, s.h, s.w, s.cin], [3, 3, s.cin, s.cout], 1, s.pad);
-      const x = tf.randomNormal([batch, s.h, s.w, s.cin], 0, 1, "float32", 1);
-      const w = tf.randomNormal([3, 3, s.cin, s.cout], 0, 0.1, "float32", 2);
-      const dz = tf.randomNormal([batch, g.outH, g.outW, s.cout], 0, 1, "float32", 3);
-      const gflop = (2 * batch * g.outH * g.outW * s.cout * 9 * s.cin) / 1e9;
-      const tensor = (info: tf.TensorInfo) => tf.engine().makeTensorFromTensorInfo(info);
-      const run: Record<ConvView, (c: TileConfig) => tf.Tensor> = {
-        fwd: (c) => tensor(convForward(backend, x, w, g, "store", [], c)),
-        bwdData: (c) => tensor(convBackpropData(backend, dz, w, g, c)),
-        bwdFilter: (c) => tensor(convBackpropFilter(backend, dz, x, g, c)),
-      };
+      const { gflop, run, dispose } = convProblem(backend, batch, { ...s, k: 3 }, s.pad);
       for (const view of views) {
         if (view === "bwdData" && s.cin === 1) continue;
         const configs = candidateConfigs(view, kind);
@@ -95,7 +79,7 @@ async function main() {
             `Winograd ${best(true).toFixed(1)} ms: Winograd ${ratio.toFixed(2)}x`,
         );
       }
-      tf.dispose([x, w, dz]);
+      dispose();
     }
   }
 }

@@ -56,6 +56,16 @@ export function compareArrays(
   return { ok, maxAbsDiff, relL2, mismatches, message };
 }
 
+/** ||actual - expected||_2 / max(||expected||_2, floor). */
+export function relL2(actual: ArrayLike<number>, expected: ArrayLike<number>, floor = 1e-30) {
+  let diff2 = 0, ref2 = 0;
+  for (let i = 0; i < expected.length; i++) {
+    diff2 += (actual[i] - expected[i]) ** 2;
+    ref2 += expected[i] ** 2;
+  }
+  return Math.sqrt(diff2) / Math.max(Math.sqrt(ref2), floor);
+}
+
 /** Throws with the comparison message when the arrays differ beyond `tol`. */
 export function assertClose(
   actual: ArrayLike<number>,

@@ -23,7 +23,7 @@ import {
   type TileConfig,
 } from "../../src/ops/conv/tiling.ts";
 import { defaultTilePlan, pinTileConfig, type TilePlan } from "../../src/ops/conv/tile_plan.ts";
-import { compareArrays, type Tolerance } from "./compare.ts";
+import { compareArrays, relL2, type Tolerance } from "./compare.ts";
 
 /** Deno.test options for GPU tests: the webgpu backend keeps buffers and timers across tests. */
 export const GPU_TEST = { sanitizeOps: false, sanitizeResources: false };
@@ -178,6 +178,42 @@ export function gpuPropertyTest<T>(
   });
 }
 
+/**
+ * Registers a property test on the cpu backend (the CPU kernels, or a reference against tfjs's
+ * stock ops): `check` on every value of `arb`.
+ */
+export function cpuPropertyTest<T>(
+  name: string,
+  arb: fc.Arbitrary<T>,
+  check: (value: T) => Promise<void>,
+  opts: { seed: number; numRuns: number },
+): void {
+  Deno.test({
+    name,
+    ...GPU_TEST,
+    fn: async () => {
+      await initTf("cpu");
+      await fc.assert(fc.asyncProperty(arb, check), opts);
+    },
+  });
+}
+
+/**
+ * f(...inputs) and tf.grads of sum(f(...inputs) * dy) with respect to every input, read back
+ * ([y, ...grads]) on the current backend; disposes what it made (not `inputs` or `dy`).
+ */
+export async function outputAndGrads<T extends tf.Tensor[]>(
+  f: (...xs: T) => tf.Tensor,
+  inputs: T,
+  dy: tf.Tensor,
+): Promise<Float32Array[]> {
+  const y = f(...inputs);
+  const grads = tf.grads((...xs) => tf.sum(tf.mul(f(...xs as T), dy)))(inputs);
+  const values = await Promise.all([y, ...grads].map((t) => t.data() as Promise<Float32Array>));
+  tf.dispose([y, ...grads]);
+  return values;
+}
+
 /** Tolerance of one output: |a - e| <= atol + rtol*|e|; optionally a relative L2 bound. */
 export interface OpTolerance extends Tolerance {
   /** Floor of the relative-L2 denominator (default tiny): max(||e||_2, l2Floor). */
@@ -204,14 +240,9 @@ export function checkOp(
     const r = compareArrays(a, e, { atol: tol.atol, rtol: tol.rtol }, `${label} ${name}`);
     if (!r.ok) failures.push(r.message);
     if (tol.relL2 !== undefined && r.ok) {
-      let diff2 = 0, ref2 = 0;
-      for (let i = 0; i < e.length; i++) {
-        diff2 += (a[i] - e[i]) ** 2;
-        ref2 += e[i] ** 2;
-      }
-      const relL2 = Math.sqrt(diff2) / Math.max(Math.sqrt(ref2), tol.l2Floor ?? 1e-30);
-      if (!(relL2 <= tol.relL2)) {
-        failures.push(`${label} ${name}: rel L2 ${relL2.toExponential(3)} > ${tol.relL2}`);
+      const err = relL2(a, e, tol.l2Floor);
+      if (!(err <= tol.relL2)) {
+        failures.push(`${label} ${name}: rel L2 ${err.toExponential(3)} > ${tol.relL2}`);
       }
     }
   }
@@ -275,3 +306,24 @@ export const TILE_EDGE_CASES: ConvCase[] = [
   { n: 2, h: 4, w: 31, cin: 8, cout: 12, kh: 3, kw: 3, strides: [1, 1], pad: "same", seed: 14 },
   { n: 3, h: 4, w: 10, cin: 1, cout: 8, kh: 3, kw: 3, strides: [1, 1], pad: "valid", seed: 15 },
 ];
+
+/**
+ * Registers a GPU property test over (case, tile configuration) pairs of `views`: `check` gets
+ * the case with the configuration pinned (withTileConfig); every configuration runs on each of
+ * `fixed`, and runs(quickRuns) random pairs come on top.
+ */
+export function tileConfigPropertyTest(
+  name: string,
+  views: readonly ConvView[],
+  fixed: ConvCase[],
+  check: (c: ConvCase, config: TileConfig) => Promise<void>,
+  opts: { seed: number; quickRuns: number },
+): void {
+  const cases = configuredCases(views, fixed);
+  gpuPropertyTest(
+    name,
+    cases.arb,
+    ({ c, config }) => check(withTileConfig(c, config), config),
+    { seed: opts.seed, numRuns: cases.numRuns(opts.quickRuns), examples: cases.examples },
+  );
+}

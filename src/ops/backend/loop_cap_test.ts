@@ -38,7 +38,7 @@ import {
 } from "../conv_bias_relu_pool2/conv_bias_relu_pool2.ts";
 import { denseBiasAct } from "../dense_bias_act/dense_bias_act.ts";
 import { countDispatches } from "../../../bench/dispatches.ts";
-import { assertClose } from "../../../test/helpers/compare.ts";
+import { assertClose, relL2 } from "../../../test/helpers/compare.ts";
 import { GPU_TEST, seededUniform } from "../../../test/helpers/op_check.ts";
 
 /** dfilter[kh][kw][ci][co] = sum over n, y, x of x[n, y+kh, x+kw, ci] * dy[n, y, x, co] (valid). */
@@ -67,15 +67,6 @@ function filterGradRef(
     }
   }
   return out;
-}
-
-function relL2(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  let num = 0, den = 0;
-  for (let i = 0; i < a.length; i++) {
-    num += (a[i] - b[i]) ** 2;
-    den += b[i] ** 2;
-  }
-  return Math.sqrt(num / Math.max(den, 1e-30));
 }
 
 // 128 x 28 x 28 x 1 -> 3x3 valid -> 26 x 26 x 4: 86,528 output rows per filter element, past the

@@ -56,6 +56,59 @@ export class FlatKernelProgram implements WebGPUProgram {
   }
 }
 
+/** A generated program: its key, bindings, grid and the WGSL it builds when asked. */
+export interface GeneratedProgramSpec {
+  shaderKey: string;
+  /** The WGSL, built on demand: tfjs asks only when no pipeline has this key yet. */
+  code: () => string;
+  variableNames: string[];
+  variableComponents: number[];
+  outputComponent: number;
+  /** Output size in floats. */
+  outputSize: number;
+  dispatch: Dispatch;
+  workgroupSize: number;
+  /** The uniform struct's fields, `name : type,` each. */
+  uniforms: string;
+}
+
+/**
+ * A program whose WGSL is generated (the conv GEMMs, the Winograd passes) over a grid whose
+ * main() takes no index. Each user subclasses it under its own name, which is what tfjs's
+ * profiles and GPU timestamps report. Building the WGSL on demand matters: in every constructor
+ * it cost ~2 ms of main-thread CPU per enhanced step (scratch/cpu-prof of 150 steps at batch 8:
+ * gemm_wgsl.ts's template functions were 13% of the step's JavaScript), for a string tfjs reads
+ * once per key.
+ */
+export abstract class GeneratedProgram implements WebGPUProgram {
+  outputShape: number[];
+  shaderKey: string;
+  dispatchLayout = { x: [0], y: [0] }; // two axes: main() takes no index
+  dispatch: Dispatch;
+  workgroupSize: [number, number, number];
+  variableNames: string[];
+  variableComponents: number[];
+  outputComponent: number;
+  uniforms: string;
+  private readonly code: () => string;
+
+  constructor(s: GeneratedProgramSpec) {
+    this.outputShape = [s.outputSize];
+    this.shaderKey = s.shaderKey;
+    this.code = s.code;
+    this.variableNames = s.variableNames;
+    this.variableComponents = s.variableComponents;
+    this.outputComponent = s.outputComponent;
+    this.dispatch = s.dispatch;
+    this.workgroupSize = [s.workgroupSize, 1, 1];
+    this.uniforms = s.uniforms;
+  }
+
+  getUserCode(): string {
+    return this.code();
+  }
+}
+
 let poisonOutputs = false;
 
 /**

@@ -13,7 +13,6 @@
 import assert from "node:assert/strict";
 import fc from "fast-check";
 import * as tf from "@tensorflow/tfjs-core";
-import { initTf } from "../../tf/setup.ts";
 import {
   BIAS_ACT_GRAD,
   BIAS_ACT_GRAD_MAX_ROWS,
@@ -22,7 +21,13 @@ import {
 } from "./bias_act_grad.ts";
 import { biasActGradRef } from "./bias_act_grad_ref.ts";
 import { countDispatches } from "../../../bench/dispatches.ts";
-import { checkOp, GPU_TEST, runs, seededUniform, withGpu } from "../../../test/helpers/op_check.ts";
+import {
+  checkOp,
+  cpuPropertyTest,
+  gpuTest,
+  runs,
+  seededUniform,
+} from "../../../test/helpers/op_check.ts";
 
 interface Case {
   shape: number[];
@@ -78,73 +83,64 @@ async function check(c: Case, label: string) {
   }, label + describe(c));
 }
 
-Deno.test({
-  name: "biasActGrad: the webgpu kernel matches the reference (random shapes, baseline's layers)",
-  ...GPU_TEST,
-  fn: () =>
-    withGpu(async () => {
-      for (const c of BASELINE_LAYERS) await check(c, "webgpu ");
-      await fc.assert(fc.asyncProperty(caseArb, (c) => check(c, "webgpu ")), {
-        seed: 1511,
-        numRuns: runs(40),
-      });
-    }),
-});
-
-Deno.test({
-  name: "biasActGrad: the cpu kernel matches the reference and tfjs's step, mul and sum",
-  ...GPU_TEST,
-  fn: async () => {
-    await initTf("cpu");
-    await fc.assert(
-      fc.asyncProperty(caseArb, async (c) => {
-        await check(c, "cpu ");
-        const { dy, y } = caseData(c);
-        const dyT = tf.tensor(dy, c.shape), yT = tf.tensor(y, c.shape);
-        const dz = c.activation === "relu" ? tf.mul(dyT, tf.step(yT)) : dyT;
-        const dbias = tf.sum(dz, c.shape.slice(0, -1).map((_, i) => i));
-        const stock = { dz: await dz.data(), dbias: await dbias.data() };
-        tf.dispose([dyT, yT, dz, dbias]);
-        const rows = dy.length / c.shape[c.shape.length - 1];
-        checkOp(await runOp(c), stock, {
-          dz: { atol: 0, rtol: 0 },
-          dbias: { atol: 1e-6 * rows, rtol: 1e-5 },
-        }, "cpu vs tfjs " + describe(c));
-      }),
-      { seed: 1512, numRuns: runs(20) },
-    );
+gpuTest(
+  "biasActGrad: the webgpu kernel matches the reference (random shapes, baseline's layers)",
+  async () => {
+    for (const c of BASELINE_LAYERS) await check(c, "webgpu ");
+    await fc.assert(fc.asyncProperty(caseArb, (c) => check(c, "webgpu ")), {
+      seed: 1511,
+      numRuns: runs(40),
+    });
   },
-});
+);
 
-Deno.test({
-  name: "biasActGrad: one dispatch; rows above the cap take tfjs's ops; zero rows; bad inputs",
-  ...GPU_TEST,
-  fn: () =>
-    withGpu(async () => {
-      const dy = tf.tensor(seededUniform(6 * 8, 3), [6, 8]);
-      const y = tf.relu(tf.tensor(seededUniform(6 * 8, 4), [6, 8]));
-      for (const activation of ["relu", "linear"] as const) {
-        let out: ReturnType<typeof biasActGrad> | undefined;
-        const { count } = countDispatches(() => (out = biasActGrad(dy, y, activation)));
-        assert.equal(count?.total, 1, `${activation}: ${JSON.stringify(count)}`);
-        if (activation === "relu") out!.dz.dispose();
-        out!.dbias.dispose();
-      }
-      // Above the cap: the stock path (step, mul, transpose, reduce), same values.
-      const big: Case = { shape: [BIAS_ACT_GRAD_MAX_ROWS + 1, 1], activation: "relu", seed: 5 };
-      await check(big, "above the cap ");
-      const empty = biasActGrad(tf.zeros([0, 3]), tf.zeros([0, 3]), "relu");
-      assert.deepEqual(Array.from(await empty.dbias.data()), [0, 0, 0]);
-      assert.deepEqual(empty.dz.shape, [0, 3]);
-      tf.dispose([empty.dz, empty.dbias]);
-      const run = (inputs: tf.NamedTensorMap, activation: string) =>
-        tf.engine().runKernel(BIAS_ACT_GRAD, inputs, { activation });
-      assert.throws(() => run({ dy }, "relu"), /BiasActGrad: relu needs input y/);
-      assert.throws(
-        () => run({ dy, y: tf.zeros([6, 4]) }, "relu"),
-        /BiasActGrad: y must be float32 of dy's shape \[6,8\], got \[6,4\]/,
-      );
-      assert.throws(() => run({ dy }, "tanh"), /activation must be relu or linear, got tanh/);
-      tf.dispose([dy, y]);
-    }),
-});
+cpuPropertyTest(
+  "biasActGrad: the cpu kernel matches the reference and tfjs's step, mul and sum",
+  caseArb,
+  async (c) => {
+    await check(c, "cpu ");
+    const { dy, y } = caseData(c);
+    const dyT = tf.tensor(dy, c.shape), yT = tf.tensor(y, c.shape);
+    const dz = c.activation === "relu" ? tf.mul(dyT, tf.step(yT)) : dyT;
+    const dbias = tf.sum(dz, c.shape.slice(0, -1).map((_, i) => i));
+    const stock = { dz: await dz.data(), dbias: await dbias.data() };
+    tf.dispose([dyT, yT, dz, dbias]);
+    const rows = dy.length / c.shape[c.shape.length - 1];
+    checkOp(await runOp(c), stock, {
+      dz: { atol: 0, rtol: 0 },
+      dbias: { atol: 1e-6 * rows, rtol: 1e-5 },
+    }, "cpu vs tfjs " + describe(c));
+  },
+  { seed: 1512, numRuns: runs(20) },
+);
+
+gpuTest(
+  "biasActGrad: one dispatch; rows above the cap take tfjs's ops; zero rows; bad inputs",
+  async () => {
+    const dy = tf.tensor(seededUniform(6 * 8, 3), [6, 8]);
+    const y = tf.relu(tf.tensor(seededUniform(6 * 8, 4), [6, 8]));
+    for (const activation of ["relu", "linear"] as const) {
+      let out: ReturnType<typeof biasActGrad> | undefined;
+      const { count } = countDispatches(() => (out = biasActGrad(dy, y, activation)));
+      assert.equal(count?.total, 1, `${activation}: ${JSON.stringify(count)}`);
+      if (activation === "relu") out!.dz.dispose();
+      out!.dbias.dispose();
+    }
+    // Above the cap: the stock path (step, mul, transpose, reduce), same values.
+    const big: Case = { shape: [BIAS_ACT_GRAD_MAX_ROWS + 1, 1], activation: "relu", seed: 5 };
+    await check(big, "above the cap ");
+    const empty = biasActGrad(tf.zeros([0, 3]), tf.zeros([0, 3]), "relu");
+    assert.deepEqual(Array.from(await empty.dbias.data()), [0, 0, 0]);
+    assert.deepEqual(empty.dz.shape, [0, 3]);
+    tf.dispose([empty.dz, empty.dbias]);
+    const run = (inputs: tf.NamedTensorMap, activation: string) =>
+      tf.engine().runKernel(BIAS_ACT_GRAD, inputs, { activation });
+    assert.throws(() => run({ dy }, "relu"), /BiasActGrad: relu needs input y/);
+    assert.throws(
+      () => run({ dy, y: tf.zeros([6, 4]) }, "relu"),
+      /BiasActGrad: y must be float32 of dy's shape \[6,8\], got \[6,4\]/,
+    );
+    assert.throws(() => run({ dy }, "tanh"), /activation must be relu or linear, got tanh/);
+    tf.dispose([dy, y]);
+  },
+);

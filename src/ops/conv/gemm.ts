@@ -9,18 +9,19 @@
 // `FMNIST_PRINT_SHADER=<config id or shader-key substring | all>` prints the generated code.
 
 import type { TensorInfo } from "@tensorflow/tfjs-core";
-import type { WebGPUBackend, WebGPUProgram } from "@tensorflow/tfjs-backend-webgpu";
+import type { WebGPUBackend } from "@tensorflow/tfjs-backend-webgpu";
 import type { ConvGeometry } from "./geometry.ts";
 import {
   type Dispatch,
   FlatKernelProgram,
+  GeneratedProgram,
+  type GeneratedProgramSpec,
   runProgram,
   splitGroups,
   type Uniform,
 } from "../backend/webgpu_program.ts";
 import {
   bindingNames,
-  columnGroups,
   type ConvEpilogue,
   convGemmSource,
   type GemmWidths,
@@ -28,6 +29,7 @@ import {
 } from "./gemm_wgsl.ts";
 import { type ConvView, rowWindowApplies, type TileConfig } from "./tiling.ts";
 import { windowInvocations, windowTile } from "./gemm_window_wgsl.ts";
+import { columnGroups } from "./codegen.ts";
 import { printShaderSpec } from "../../flags.ts";
 import { winogradBackpropData, winogradBackpropFilter, winogradForward } from "./winograd.ts";
 import { loopBudget } from "../backend/loop_cap.ts";
@@ -39,72 +41,60 @@ function printShader(key: string, id: string, code: string) {
   }
 }
 
-/** One generated kernel. The class per view names it in tfjs profiles and GPU timestamps. */
-abstract class ConvGemmProgram implements WebGPUProgram {
-  outputShape: number[];
-  shaderKey: string;
-  dispatchLayout = { x: [0], y: [0] }; // two axes: main() takes no index
-  dispatch: Dispatch;
-  workgroupSize: [number, number, number];
-  variableNames: string[];
-  variableComponents: number[];
-  outputComponent: number;
-  uniforms = GEOMETRY_FIELDS.map((f) => `${f} : i32,`).join(" ");
-  readonly config: TileConfig;
-  /** Builds the WGSL; tfjs asks for it only when no pipeline has this program's key yet. */
-  private readonly source: () => string;
+const GEMM_UNIFORMS = GEOMETRY_FIELDS.map((f) => `${f} : i32,`).join(" ");
 
-  constructor(
-    view: ConvView,
-    config: TileConfig,
-    widths: GemmWidths,
-    epilogue: ConvEpilogue,
-    outputSize: number,
-    dispatch: Dispatch,
-    fusedDz = false,
-  ) {
-    this.config = config;
-    this.outputShape = [outputSize];
-    const direct = view === "bwdData" && widths.directFilter === true;
-    this.variableNames = bindingNames(view, epilogue, fusedDz, direct);
-    // Component per binding: the reduction operand has VA, everything per column VB.
-    // fwd: x(VA), w(VB); bwdData: dz(VA), wt(VB) or, read directly, w(VA); bwdFilter: dz, x.
-    const aFirst = view !== "bwdFilter";
-    this.variableComponents = fusedDz
-      ? [widths.vb, widths.vb, widths.va, widths.vb] // dy, z, x, terms
-      : this.variableNames.map((_, i) =>
-        i === 0
-          ? (aFirst ? widths.va : widths.vb)
-          : i === 1
-          ? (aFirst && !direct ? widths.vb : widths.va)
-          : widths.vb
-      );
-    this.outputComponent = widths.vb;
-    this.workgroupSize = [config.workgroupSize, 1, 1];
-    this.dispatch = dispatch;
-    const strides = widths.strides ? `_s${widths.strides.join("x")}` : "";
-    const win = widths.window;
-    const tile = win?.rows ? `r${win.rows}${win.cols ? `c${win.cols}` : ""}` : "";
-    const window = win ? `_win${win.kw}x${win.sw}${tile}` : "";
-    const prologue = fusedDz ? "_bnReluDz" : direct ? "_directW" : "";
-    this.shaderKey =
-      `convGemm_${config.id}_va${widths.va}vb${widths.vb}${strides}${window}${prologue}_${epilogue}`;
-    // Generated on demand: building it in every constructor cost ~2 ms of main-thread CPU per
-    // enhanced step (scratch/cpu-prof of 150 steps at batch 8: gemm_wgsl.ts's template
-    // functions were 13% of the step's JavaScript), for a string tfjs reads once per key.
-    this.source = () => convGemmSource(view, config, widths, epilogue, fusedDz);
-  }
-
-  getUserCode(): string {
-    const code = this.source();
-    printShader(this.shaderKey, this.config.id, code);
-    return code;
-  }
+/** The generated kernel of one view, config and widths (its WGSL printed where asked). */
+function gemmProgramSpec(
+  view: ConvView,
+  config: TileConfig,
+  widths: GemmWidths,
+  epilogue: ConvEpilogue,
+  outputSize: number,
+  dispatch: Dispatch,
+  fusedDz = false,
+): GeneratedProgramSpec {
+  const direct = view === "bwdData" && widths.directFilter === true;
+  const variableNames = bindingNames(view, epilogue, fusedDz, direct);
+  // Component per binding: the reduction operand has VA, everything per column VB.
+  // fwd: x(VA), w(VB); bwdData: dz(VA), wt(VB) or, read directly, w(VA); bwdFilter: dz, x.
+  const aFirst = view !== "bwdFilter";
+  const variableComponents = fusedDz
+    ? [widths.vb, widths.vb, widths.va, widths.vb] // dy, z, x, terms
+    : variableNames.map((_, i) =>
+      i === 0
+        ? (aFirst ? widths.va : widths.vb)
+        : i === 1
+        ? (aFirst && !direct ? widths.vb : widths.va)
+        : widths.vb
+    );
+  const strides = widths.strides ? `_s${widths.strides.join("x")}` : "";
+  const win = widths.window;
+  const tile = win?.rows ? `r${win.rows}${win.cols ? `c${win.cols}` : ""}` : "";
+  const window = win ? `_win${win.kw}x${win.sw}${tile}` : "";
+  const prologue = fusedDz ? "_bnReluDz" : direct ? "_directW" : "";
+  const shaderKey =
+    `convGemm_${config.id}_va${widths.va}vb${widths.vb}${strides}${window}${prologue}_${epilogue}`;
+  return {
+    shaderKey,
+    code: () => {
+      const code = convGemmSource(view, config, widths, epilogue, fusedDz);
+      printShader(shaderKey, config.id, code);
+      return code;
+    },
+    variableNames,
+    variableComponents,
+    outputComponent: widths.vb,
+    outputSize,
+    dispatch,
+    workgroupSize: config.workgroupSize,
+    uniforms: GEMM_UNIFORMS,
+  };
 }
 
-class ConvFwdProgram extends ConvGemmProgram {}
-class ConvBwdDataProgram extends ConvGemmProgram {}
-class ConvBwdFilterProgram extends ConvGemmProgram {}
+// One class per view: the name tfjs profiles and GPU timestamps give the generated kernel.
+class ConvFwdProgram extends GeneratedProgram {}
+class ConvBwdDataProgram extends GeneratedProgram {}
+class ConvBwdFilterProgram extends GeneratedProgram {}
 class ConvFilterTransposeProgram extends FlatKernelProgram {}
 class ConvSumPartialsProgram extends FlatKernelProgram {}
 
@@ -123,23 +113,12 @@ function int(...values: number[]): Uniform[] {
 
 /** The GEOMETRY_FIELDS uniforms, in order; the last two only for the split bwdFilter view. */
 export function geometryUniforms(g: ConvGeometry, rowsPerSplit = 0, numSplits = 0): Uniform[] {
-  return int(
-    g.batch,
-    g.inH,
-    g.inW,
-    g.inC,
-    g.outH,
-    g.outW,
-    g.outC,
-    g.kH,
-    g.kW,
-    g.strideH,
-    g.strideW,
-    g.padTop,
-    g.padLeft,
+  const values: Record<typeof GEOMETRY_FIELDS[number], number> = {
+    ...g,
     rowsPerSplit,
     numSplits,
-  );
+  };
+  return int(...GEOMETRY_FIELDS.map((f) => values[f]));
 }
 
 /** Vector widths a config gets at a shape: 4 where its channel counts are multiples of 4. */
@@ -189,6 +168,27 @@ function registerDispatch(config: TileConfig, invocations: number, z: number): D
   return [...splitGroups(Math.ceil(invocations / config.workgroupSize)), z];
 }
 
+/**
+ * The grid of a pixel-row view (fwd, bwdData): GEMM `rows` (pixels; for bwdData those of the
+ * largest stride phase, `phases` deep) x `cols` channels; a row window's tiles cover whole rows
+ * of the `batch` x `h` x `w` output pixels.
+ */
+function pixelRowsDispatch(
+  config: TileConfig,
+  widths: GemmWidths,
+  rows: number,
+  cols: number,
+  phases: number,
+  [batch, h, w]: [number, number, number],
+): Dispatch {
+  if (config.stageInWorkgroupMemory) return stagedDispatch(config, rows, cols, phases);
+  if (widths.window) {
+    return registerDispatch(config, windowInvocations(widths, batch, h, w, cols), 1);
+  }
+  const colTiles = Math.ceil(cols / widths.vb / columnGroups(config, widths));
+  return registerDispatch(config, Math.ceil(rows / config.rowsPerInvocation) * colTiles, phases);
+}
+
 /** Forward conv (z, or y with a fused epilogue): output (N, Ho, Wo, Cout) flat. */
 export function convForward(
   backend: WebGPUBackend,
@@ -202,17 +202,10 @@ export function convForward(
   if (config.winograd) return winogradForward(backend, x, w, g, epilogue, perChannel, config);
   const widths = gemmWidths("fwd", config, g);
   const rows = g.batch * g.outH * g.outW;
-  const dispatch = config.stageInWorkgroupMemory
-    ? stagedDispatch(config, rows, g.outC, 1)
-    : widths.window
-    ? registerDispatch(config, windowInvocations(widths, g.batch, g.outH, g.outW, g.outC), 1)
-    : registerDispatch(
-      config,
-      Math.ceil(rows / config.rowsPerInvocation) *
-        Math.ceil(g.outC / widths.vb / columnGroups(config, widths)),
-      1,
-    );
-  const program = new ConvFwdProgram("fwd", config, widths, epilogue, rows * g.outC, dispatch);
+  const dispatch = pixelRowsDispatch(config, widths, rows, g.outC, 1, [g.batch, g.outH, g.outW]);
+  const program = new ConvFwdProgram(
+    gemmProgramSpec("fwd", config, widths, epilogue, rows * g.outC, dispatch),
+  );
   const out = runProgram(backend, program, [x, w, ...perChannel].map(flat), geometryUniforms(g));
   return { dataId: out.dataId, shape: [g.batch, g.outH, g.outW, g.outC], dtype: "float32" };
 }
@@ -246,19 +239,13 @@ export function convBackpropData(
   const phases = g.strideH * g.strideW;
   // The largest phase has ceil(H / sH) x ceil(W / sW) pixels per image.
   const rows = g.batch * Math.ceil(g.inH / g.strideH) * Math.ceil(g.inW / g.strideW);
-  const dispatch = config.stageInWorkgroupMemory
-    ? stagedDispatch(config, rows, g.inC, phases)
-    : widths.window
-    ? registerDispatch(config, windowInvocations(widths, g.batch, g.inH, g.inW, g.inC), 1)
-    : registerDispatch(
-      config,
-      Math.ceil(rows / config.rowsPerInvocation) *
-        Math.ceil(g.inC / widths.vb / columnGroups(config, widths)),
-      phases,
-    );
+  const image: [number, number, number] = [g.batch, g.inH, g.inW];
+  const dispatch = pixelRowsDispatch(config, widths, rows, g.inC, phases, image);
   const wt = widths.directFilter ? flat(w) : transposeFilter(backend, w, g);
   const size = g.batch * g.inH * g.inW * g.inC;
-  const program = new ConvBwdDataProgram("bwdData", config, widths, "store", size, dispatch);
+  const program = new ConvBwdDataProgram(
+    gemmProgramSpec("bwdData", config, widths, "store", size, dispatch),
+  );
   const out = runProgram(backend, program, [flat(dz), wt], geometryUniforms(g));
   if (!widths.directFilter) backend.disposeData(wt.dataId);
   return { dataId: out.dataId, shape: [g.batch, g.inH, g.inW, g.inC], dtype: "float32" };
@@ -329,13 +316,7 @@ export function convBackpropFilter(
   }
   const count = numRows * g.outC;
   const program = new ConvBwdFilterProgram(
-    "bwdFilter",
-    config,
-    widths,
-    "store",
-    numSplits * count,
-    dispatch,
-    fused,
+    gemmProgramSpec("bwdFilter", config, widths, "store", numSplits * count, dispatch, fused),
   );
   const inputs = fused ? [dz.dy, dz.z, x, dz.terms].map(flat) : [flat(dz as TensorInfo), flat(x)];
   const partials = runProgram(

@@ -96,6 +96,16 @@
 
 import type { ConvView, TileConfig } from "./tiling.ts";
 import { windowFilterRegister, windowRowsRegister } from "./gemm_window_wgsl.ts";
+import {
+  clampedColumns,
+  columnGroups,
+  COMPONENTS,
+  flatId,
+  indent,
+  range,
+  SIZE_FIELDS,
+} from "./codegen.ts";
+import { FILTER_GRAD_SIZES, partialStore, sliceTileLines } from "./filter_grad_wgsl.ts";
 
 /** What the kernel does with each finished accumulator (`store(i, c, v)`, i and c in VB units). */
 export type ConvEpilogue = "store" | "scaleShiftRelu" | "biasRelu" | "bias";
@@ -133,13 +143,7 @@ export interface GemmWidths {
 
 /** Uniform fields every generated kernel reads (order = uniform struct order). */
 export const GEOMETRY_FIELDS = [
-  "batch",
-  "inH",
-  "inW",
-  "inC",
-  "outH",
-  "outW",
-  "outC",
+  ...SIZE_FIELDS,
   "kH",
   "kW",
   "strideH",
@@ -187,11 +191,6 @@ export function epilogueSnippet(epilogue: ConvEpilogue, vb: 1 | 4): string {
   return `alias VB = ${vecType(vb)};\n` + EPILOGUES[epilogue];
 }
 
-/** Flat invocation id over a 2-D grid (x is capped at 65535 workgroups). */
-function flatId(wg: number): string {
-  return `i32(globalId.x) + i32(globalId.y) * i32(numWorkgroups.x) * ${wg}`;
-}
-
 /** bwdData: stride phase of this workgroup (grid z) and its pixel lattice. */
 const PHASE_SETUP = `
   let sH = SH;
@@ -204,23 +203,6 @@ const PHASE_SETUP = `
   let hq = max(0, (uniforms.inH - pih0 + sH - 1) / sH);
   let wq = max(0, (uniforms.inW - piw0 + sW - 1) / sW);
 `;
-
-/**
- * Column groups (accumulators per row) of a register config at the widths a shape allows. When a
- * vec4 config falls back to scalar columns (a channel count not a multiple of 4) it keeps the
- * same number of accumulators (cols / 4 scalars), not 4x as many: code size and compile time stay
- * bounded, and such layers are rare (odd channel counts).
- */
-export function columnGroups(cfg: TileConfig, w: GemmWidths): number {
-  const cols = cfg.vecWidth === 4 && w.vb === 1
-    ? cfg.colsPerInvocation / 4
-    : cfg.colsPerInvocation / w.vb;
-  return Math.max(1, Math.floor(cols));
-}
-
-const range = (n: number) => [...Array(n).keys()];
-const indent = (pad: string, lines: string[]) => lines.map((l) => pad + l).join("\n");
-const COMPONENTS = ["x", "y", "z", "w"];
 
 // ---- register tiles: fwd and bwdData ------------------------------------------------------------
 
@@ -344,7 +326,7 @@ fn main() {
   if (m0 >= rows) {
     return;
   }
-${indent("  ", cols.map((c) => `let cb${c} = min(c0 + ${c}, colG - 1);`))}${filterOffsets}
+${clampedColumns(CG, "colG")}${filterOffsets}
 ${indent("  ", rowSetup)}
 ${indent("  ", rows.flatMap((r) => cols.map((c) => `var a${r}_${c} = VB(0.0);`)))}
   ${khLoop}
@@ -421,31 +403,20 @@ function filterRowsRegister(cfg: TileConfig, w: GemmWidths, fusedDz: boolean): s
     indent(
       "    ",
       js.flatMap((j) =>
-        cols.map((c) =>
-          `if (c0 + ${c} < outCG) { result[(s * numRows + (ub + ${t}) * VA + ${j}) * outCG + c0 + ${c}] = a${t}_${j}_${c}; }`
-        )
+        cols.map((c) => partialStore(`(ub + ${t}) * VA + ${j}`, c, `a${t}_${j}_${c}`))
       ),
     ) + "\n  }"
   );
   return `
 fn main() {
-  let inCG = uniforms.inC / VA;
-  let outCG = uniforms.outC / VB_W;
-  let numRows = uniforms.kH * uniforms.kW * uniforms.inC;
+${FILTER_GRAD_SIZES}
   let units = numRows / VA;
   let unitTiles = (units + ${TU - 1}) / ${TU};
   let colTiles = (outCG + ${CG - 1}) / ${CG};
   let tiles = unitTiles * colTiles;
-  let id = ${flatId(cfg.workgroupSize)};
-  let s = id / tiles;
-  if (s >= uniforms.numSplits) {
-    return;
-  }
-  let tile = id - s * tiles;
-  let ut = tile / colTiles;
-  let c0 = (tile - ut * colTiles) * ${CG};
+${sliceTileLines("tiles", cfg.workgroupSize, CG)}
   let ub = ut * ${TU};
-${indent("  ", cols.map((c) => `let cb${c} = min(c0 + ${c}, outCG - 1);`))}
+${clampedColumns(CG, "outCG")}
 ${fusedDz ? indent("  ", bn.setup) + "\n" : ""}${indent("  ", unitSetup)}
 ${
     indent(

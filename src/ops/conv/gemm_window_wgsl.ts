@@ -14,23 +14,8 @@
 
 import type { TileConfig } from "./tiling.ts";
 import type { GemmWidths } from "./gemm_wgsl.ts";
-
-const range = (n: number) => [...Array(n).keys()];
-const indent = (pad: string, lines: string[]) => lines.map((l) => pad + l).join("\n");
-const COMPONENTS = ["x", "y", "z", "w"];
-
-/** Column groups (VB units) per invocation, as the pixel-row kernel counts them. */
-function columnGroups(cfg: TileConfig, w: GemmWidths): number {
-  const cols = cfg.vecWidth === 4 && w.vb === 1
-    ? cfg.colsPerInvocation / 4
-    : cfg.colsPerInvocation / w.vb;
-  return Math.max(1, Math.floor(cols));
-}
-
-/** The flat invocation id over a 2-D grid (x is capped at 65535 workgroups). */
-function flatId(wg: number): string {
-  return `i32(globalId.x) + i32(globalId.y) * i32(numWorkgroups.x) * ${wg}`;
-}
+import { clampedColumns, columnGroups, COMPONENTS, flatId, indent, range } from "./codegen.ts";
+import { FILTER_GRAD_SIZES, partialStore, sliceTileLines } from "./filter_grad_wgsl.ts";
 
 /**
  * The tile a row-window config gets at an output row `width` and `channels` columns: rows are
@@ -172,7 +157,7 @@ fn main() {
   let oh = nh - n * ${oH};
 ${indent("  ", origin)}
   let ob = ((n * ${oH} + oh) * ${oW} + ow0) * colG;
-${indent("  ", cols.map((c) => `let cb${c} = min(c0 + ${c}, colG - 1);`))}
+${clampedColumns(CG, "colG")}
 ${indent("  ", rows.flatMap((r) => cols.map((c) => `var a${r}_${c} = VB(0.0);`)))}
   for (var kh = 0; kh < uniforms.kH; kh++) {
     let hh = ih0 + kh;
@@ -237,7 +222,11 @@ export function windowFilterRegister(
         "    ",
         js.flatMap((j) =>
           cols.map((c) =>
-            `if (c0 + ${c} < outCG) { result[(s * numRows + (kh * ${KW} + ${kw}) * uniforms.inC + (cg0 + ${g}) * VA + ${j}) * outCG + c0 + ${c}] = a${kw}_${g}_${j}_${c}; }`
+            partialStore(
+              `(kh * ${KW} + ${kw}) * uniforms.inC + (cg0 + ${g}) * VA + ${j}`,
+              c,
+              `a${kw}_${g}_${j}_${c}`,
+            )
           )
         ),
       ) + "\n  }"
@@ -245,24 +234,15 @@ export function windowFilterRegister(
   );
   return `
 fn main() {
-  let inCG = uniforms.inC / VA;
-  let outCG = uniforms.outC / VB_W;
-  let numRows = uniforms.kH * uniforms.kW * uniforms.inC;
+${FILTER_GRAD_SIZES}
   let ciTiles = (inCG + ${G - 1}) / ${G};
   let colTiles = (outCG + ${CG - 1}) / ${CG};
   let tiles = uniforms.kH * ciTiles * colTiles;
-  let id = ${flatId(cfg.workgroupSize)};
-  let s = id / tiles;
-  if (s >= uniforms.numSplits) {
-    return;
-  }
-  let tile = id - s * tiles;
-  let ut = tile / colTiles;
-  let c0 = (tile - ut * colTiles) * ${CG};
+${sliceTileLines("tiles", cfg.workgroupSize, CG)}
   let kh = ut / ciTiles;
   let cg0 = (ut - kh * ciTiles) * ${G};
 ${indent("  ", groups.map((g) => `let ci${g} = min(cg0 + ${g}, inCG - 1);`))}
-${indent("  ", cols.map((c) => `let cb${c} = min(c0 + ${c}, outCG - 1);`))}
+${clampedColumns(CG, "outCG")}
 ${prologue ? indent("  ", prologue.setup) + "\n" : ""}${
     indent("  ", accs.map((a) => `var ${a} = VB(0.0);`))
   }

@@ -127,7 +127,8 @@ function programsRun(f: () => void): string[] {
 }
 
 Deno.test({
-  name: "a model's tile plan reaches every conv view of its training step; no plan: the defaults",
+  name: "a model's tile plan reaches every conv view of its training step and its inference; " +
+    "no plan: the defaults",
   ...GPU_TEST,
   fn: async () => {
     await initTf("webgpu");
@@ -145,7 +146,10 @@ Deno.test({
       try {
         let keys: string[] = [];
         tf.tidy(() => {
-          keys = programsRun(() => step(x, y).dispose());
+          keys = programsRun(() => {
+            step(x, y).dispose();
+            model.predict(x).dispose(); // inference: the folded-BN forward and the dense layers
+          });
         });
         return keys.filter((k) => k.startsWith("convGemm_"));
       } finally {

@@ -154,25 +154,19 @@ function make(view: ConvView, kind: AdapterKind, shapes: Shape[]): TileConfig[] 
 // loads here) did not pay and are not in the list.
 const win = (rows: number, cols: number, extra: Partial<Shape> = {}) =>
   reg(rows, cols, 4, { rowWindow: true, ...extra });
+// fwd and bwdData (both pixel-row GEMMs) share the row window, the two largest plain tiles and
+// the Winograd pair; `smaller` are the view's own smaller plain tiles.
+const softwarePixelRows = (...smaller: Shape[]) => [
+  win(28, 16),
+  reg(16, 32, 4),
+  reg(16, 16, 4),
+  ...smaller,
+  wino(16, 32),
+  wino(8, 16),
+];
 const SOFTWARE: Record<ConvView, TileConfig[]> = {
-  fwd: make("fwd", "software", [
-    win(28, 16),
-    reg(16, 32, 4),
-    reg(16, 16, 4),
-    reg(8, 8, 4),
-    reg(4, 4, 1),
-    wino(16, 32),
-    wino(8, 16),
-  ]),
-  bwdData: make("bwdData", "software", [
-    win(28, 16),
-    reg(16, 32, 4),
-    reg(16, 16, 4),
-    reg(8, 16, 4),
-    reg(8, 8, 4),
-    wino(16, 32),
-    wino(8, 16),
-  ]),
+  fwd: make("fwd", "software", softwarePixelRows(reg(8, 8, 4), reg(4, 4, 1))),
+  bwdData: make("bwdData", "software", softwarePixelRows(reg(8, 16, 4), reg(8, 8, 4))),
   bwdFilter: make("bwdFilter", "software", [
     win(8, 16, { splitK: 32 }),
     win(4, 16, { splitK: 64 }),
@@ -186,22 +180,18 @@ const SOFTWARE: Record<ConvView, TileConfig[]> = {
 
 // Discrete candidates: workgroup-memory tiles (256 invocations -> 64x64 with 4x4 each; 64 -> 32x32
 // with 4x4; 256 -> 128x64 with 8x4), K chunks 8-32, plus one register config as a fallback.
+// fwd and bwdData share three staged tiles and the fallbacks; `more` are the view's own tiles.
+const discretePixelRows = (...more: Shape[]) => [
+  staged(4, 4, [16, 16], 16),
+  staged(4, 4, [8, 8], 16),
+  staged(8, 4, [16, 16], 8),
+  ...more,
+  reg(4, 4, 4),
+  wino(4, 16),
+];
 const DISCRETE: Record<ConvView, TileConfig[]> = {
-  fwd: make("fwd", "discrete", [
-    staged(4, 4, [16, 16], 16),
-    staged(4, 4, [8, 8], 16),
-    staged(8, 4, [16, 16], 8),
-    staged(4, 4, [16, 16], 32),
-    reg(4, 4, 4),
-    wino(4, 16),
-  ]),
-  bwdData: make("bwdData", "discrete", [
-    staged(4, 4, [16, 16], 16),
-    staged(4, 4, [8, 8], 16),
-    staged(8, 4, [16, 16], 8),
-    reg(4, 4, 4),
-    wino(4, 16),
-  ]),
+  fwd: make("fwd", "discrete", discretePixelRows(staged(4, 4, [16, 16], 32))),
+  bwdData: make("bwdData", "discrete", discretePixelRows()),
   bwdFilter: make("bwdFilter", "discrete", [
     { ...staged(4, 4, [16, 16], 16), splitK: 64 },
     { ...staged(4, 4, [8, 8], 32), splitK: 128 },

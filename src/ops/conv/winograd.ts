@@ -13,10 +13,11 @@
 // the filter gradient's slices, as for the direct configs.
 
 import type { TensorInfo } from "@tensorflow/tfjs-core";
-import type { WebGPUBackend, WebGPUProgram } from "@tensorflow/tfjs-backend-webgpu";
+import type { WebGPUBackend } from "@tensorflow/tfjs-backend-webgpu";
 import type { ConvGeometry } from "./geometry.ts";
 import {
-  type Dispatch,
+  GeneratedProgram,
+  type GeneratedProgramSpec,
   makeOutput,
   runProgram,
   splitGroups,
@@ -37,48 +38,19 @@ import {
   WINOGRAD_FIELDS,
 } from "./winograd_wgsl.ts";
 
-interface PassSpec {
-  shaderKey: string;
-  /** The WGSL, built on demand (once per pipeline, not per dispatch). */
-  code: () => string;
-  variableNames: string[];
-  variableComponents: number[];
-  outputComponent: number;
-  /** Output size in floats. */
-  outputSize: number;
-  dispatch: Dispatch;
-  workgroupSize: number;
-}
+/**
+ * A pass as run() takes it: its invocations on a flat grid of `workgroupSize`-wide groups
+ * (default 64; `planes` deep, default 1) and the WINOGRAD_FIELDS uniforms.
+ */
+type PassSpec = Omit<GeneratedProgramSpec, "uniforms" | "dispatch" | "workgroupSize"> & {
+  invocations: number;
+  workgroupSize?: number;
+  planes?: number;
+};
+const WINOGRAD_UNIFORMS = WINOGRAD_FIELDS.map((f) => `${f} : i32,`).join(" ");
 
 /** One Winograd pass; the subclass per pass names it in tfjs profiles and GPU timestamps. */
-abstract class WinogradProgram implements WebGPUProgram {
-  outputShape: number[];
-  shaderKey: string;
-  dispatchLayout = { x: [0], y: [0] }; // two axes: main() takes no index
-  dispatch: Dispatch;
-  workgroupSize: [number, number, number];
-  variableNames: string[];
-  variableComponents: number[];
-  outputComponent: number;
-  uniforms = WINOGRAD_FIELDS.map((f) => `${f} : i32,`).join(" ");
-  /** Builds the WGSL; tfjs asks for it only when no pipeline has this pass's key yet. */
-  private readonly code: () => string;
-
-  constructor(s: PassSpec) {
-    this.outputShape = [s.outputSize];
-    this.shaderKey = s.shaderKey;
-    this.code = s.code;
-    this.variableNames = s.variableNames;
-    this.variableComponents = s.variableComponents;
-    this.outputComponent = s.outputComponent;
-    this.dispatch = s.dispatch;
-    this.workgroupSize = [s.workgroupSize, 1, 1];
-  }
-
-  getUserCode(): string {
-    return this.code();
-  }
-}
+abstract class WinogradProgram extends GeneratedProgram {}
 
 class WinogradInputTransformProgram extends WinogradProgram {}
 class WinogradFilterTransformProgram extends WinogradProgram {}
@@ -130,46 +102,35 @@ function imageBytes(g: ConvGeometry): number {
   return 16 * 16 * p.tiles * Math.max(p.k4, p.n4);
 }
 
+/** The WINOGRAD_FIELDS uniforms, in order. */
 function uniformsOf(p: Plan, rowsPerSplit = 0, numSplits = 0, sliceOffset = 0): Uniform[] {
-  const g = p.g;
-  const values = [
-    g.batch,
-    g.inH,
-    g.inW,
-    g.inC,
-    g.outH,
-    g.outW,
-    g.outC,
-    g.padTop,
-    g.padLeft,
-    p.tilesH,
-    p.tilesW,
-    p.tiles,
-    p.k4,
-    p.n4,
+  const values: Record<typeof WINOGRAD_FIELDS[number], number> = {
+    ...p.g,
+    ...p,
     rowsPerSplit,
     numSplits,
-    p.imageOffset,
     sliceOffset,
-  ];
-  return values.map((v) => ({ type: "int32" as const, data: [v] }));
-}
-
-function flatDispatch(invocations: number, wg = 64, z = 1): Dispatch {
-  return [...splitGroups(Math.ceil(invocations / wg)), z];
+  };
+  return WINOGRAD_FIELDS.map((f) => ({ type: "int32" as const, data: [values[f]] }));
 }
 
 const width = (c: number) => (c % 4 === 0 ? 4 : 1) as 1 | 4;
 
 function run(
   backend: WebGPUBackend,
-  Program: new (s: PassSpec) => WinogradProgram,
+  Program: new (s: GeneratedProgramSpec) => WinogradProgram,
   spec: PassSpec,
   inputs: TensorInfo[],
   uniforms: Uniform[],
   output?: TensorInfo,
 ): TensorInfo {
-  const program = new Program(spec);
+  const { invocations, workgroupSize = 64, planes = 1, ...rest } = spec;
+  const program = new Program({
+    ...rest,
+    dispatch: [...splitGroups(Math.ceil(invocations / workgroupSize)), planes],
+    workgroupSize,
+    uniforms: WINOGRAD_UNIFORMS,
+  });
   if (!output) return runProgram(backend, program, inputs.map(flat), uniforms);
   return backend.runWebGPUProgram(program, inputs.map(flat), "float32", uniforms, output);
 }
@@ -187,45 +148,90 @@ function maxBinding(backend: WebGPUBackend): number {
   return Math.min(bindingCap, backend.device.limits.maxStorageBufferBindingSize);
 }
 
-/** V (16, tiles, k4 vec4) of x under the forward geometry of `p`. */
-function inputTransform(backend: WebGPUBackend, x: TensorInfo, p: Plan): TensorInfo {
-  const va = width(p.g.inC);
+/**
+ * A transform into the 16 planes of `rows` vec4s each (V, U or Z): one invocation per vec4 of a
+ * plane, reading `input` (bound as `name`, `width` floats per element).
+ */
+function transformPass(
+  backend: WebGPUBackend,
+  Program: new (s: GeneratedProgramSpec) => WinogradProgram,
+  pass: { shaderKey: string; code: () => string; name: string; width: number },
+  input: TensorInfo,
+  rows: number,
+  p: Plan,
+): TensorInfo {
   return run(
     backend,
-    WinogradInputTransformProgram,
+    Program,
     {
-      shaderKey: `winogradInput_va${va}`,
-      code: () => inputTransformSource(va),
-      variableNames: ["x"],
-      variableComponents: [va],
+      shaderKey: pass.shaderKey,
+      code: pass.code,
+      variableNames: [pass.name],
+      variableComponents: [pass.width],
       outputComponent: 4,
-      outputSize: 16 * p.tiles * p.k4 * 4,
-      dispatch: flatDispatch(p.tiles * p.k4),
-      workgroupSize: 64,
+      outputSize: 16 * rows * 4,
+      invocations: rows,
     },
-    [x],
+    [input],
     uniformsOf(p),
   );
 }
 
+/** V (16, tiles, k4 vec4) of x under the forward geometry of `p`. */
+function inputTransform(backend: WebGPUBackend, x: TensorInfo, p: Plan): TensorInfo {
+  const va = width(p.g.inC);
+  const code = () => inputTransformSource(va);
+  const pass = { shaderKey: `winogradInput_va${va}`, code, name: "x", width: va };
+  return transformPass(backend, WinogradInputTransformProgram, pass, x, p.tiles * p.k4, p);
+}
+
 /** U (16, 4 k4, n4 vec4) of the filter; `rotated` for the data view. */
 function filterTransform(backend: WebGPUBackend, w: TensorInfo, p: Plan, rotated: boolean) {
-  return run(
-    backend,
-    WinogradFilterTransformProgram,
-    {
-      shaderKey: `winogradFilter_${rotated ? "rot" : "fwd"}`,
-      code: () => filterTransformSource(rotated),
-      variableNames: ["w"],
-      variableComponents: [1],
-      outputComponent: 4,
-      outputSize: 16 * 4 * p.k4 * p.n4 * 4,
-      dispatch: flatDispatch(4 * p.k4 * p.n4),
-      workgroupSize: 64,
-    },
-    [w],
-    uniformsOf(p),
-  );
+  const code = () => filterTransformSource(rotated);
+  const pass = {
+    shaderKey: `winogradFilter_${rotated ? "rot" : "fwd"}`,
+    code,
+    name: "w",
+    width: 1,
+  };
+  return transformPass(backend, WinogradFilterTransformProgram, pass, w, 4 * p.k4 * p.n4, p);
+}
+
+/** Z (16, tiles, n4 vec4): the filter gradient's transform of dz. */
+function dzTransform(backend: WebGPUBackend, dz: TensorInfo, p: Plan): TensorInfo {
+  const vb = width(p.g.outC);
+  const pass = {
+    shaderKey: `winogradDz_vb${vb}`,
+    code: () => dzTransformSource(vb),
+    name: "dz",
+    width: vb,
+  };
+  return transformPass(backend, WinogradDzTransformProgram, pass, dz, p.tiles * p.n4, p);
+}
+
+/**
+ * A per-plane GEMM pass (M = V U, or the filter gradient's P = V^T Z): vec4 operands bound as
+ * `operands`, vec4 results, the 16 planes in grid z, `wg`-wide groups.
+ */
+function planeGemmPass(
+  shaderKey: string,
+  code: () => string,
+  operands: [string, string],
+  outputSize: number,
+  invocations: number,
+  wg: number,
+): PassSpec {
+  return {
+    shaderKey,
+    code,
+    variableNames: operands,
+    variableComponents: [4, 4],
+    outputComponent: 4,
+    outputSize,
+    invocations,
+    workgroupSize: wg,
+    planes: 16,
+  };
 }
 
 /** Register tile of a config for the GEMMs: rows and column vec4s per invocation. */
@@ -257,22 +263,15 @@ function forwardPasses(
     const { rows, colGroups } = gemmTile(config);
     const wg = config.workgroupSize;
     const invocations = Math.ceil(p.tiles / rows) * Math.ceil(p.n4 / colGroups);
-    const m = run(
-      backend,
-      WinogradGemmProgram,
-      {
-        shaderKey: `winogradGemm_r${rows}c${colGroups}w${wg}`,
-        code: () => gemmSource(rows, colGroups, wg),
-        variableNames: ["V", "U"],
-        variableComponents: [4, 4],
-        outputComponent: 4,
-        outputSize: 16 * p.tiles * p.n4 * 4,
-        dispatch: flatDispatch(invocations, wg, 16),
-        workgroupSize: wg,
-      },
-      [v, u],
-      uniformsOf(p),
+    const pass = planeGemmPass(
+      `winogradGemm_r${rows}c${colGroups}w${wg}`,
+      () => gemmSource(rows, colGroups, wg),
+      ["V", "U"],
+      16 * p.tiles * p.n4 * 4,
+      invocations,
+      wg,
     );
+    const m = run(backend, WinogradGemmProgram, pass, [v, u], uniformsOf(p));
     backend.disposeData(v.dataId);
     // Per-channel epilogue inputs are read VB-wide, as the direct kernels read them.
     const names = ["M", ...bindingNames("fwd", epilogue).slice(2)];
@@ -286,8 +285,7 @@ function forwardPasses(
         variableComponents: names.map((_, i) => (i === 0 ? 4 : vb)),
         outputComponent: vb,
         outputSize: size,
-        dispatch: flatDispatch(p.tiles * p.n4),
-        workgroupSize: 64,
+        invocations: p.tiles * p.n4,
       },
       [m, ...perChannel],
       uniformsOf(p),
@@ -364,7 +362,6 @@ export function winogradBackpropFilter(
   config: TileConfig,
 ): TensorInfo {
   requireWinograd(g, config);
-  const vb = width(g.outC);
   const tu = Math.max(1, Math.floor(config.rowsPerInvocation / 4));
   const { colGroups } = gemmTile(config);
   const wg = config.workgroupSize;
@@ -380,40 +377,18 @@ export function winogradBackpropFilter(
   let sliceOffset = 0;
   for (const { p, rowsPerSplit, numSplits } of chunks) {
     const v = inputTransform(backend, x, p);
-    const z = run(
-      backend,
-      WinogradDzTransformProgram,
-      {
-        shaderKey: `winogradDz_vb${vb}`,
-        code: () => dzTransformSource(vb),
-        variableNames: ["dz"],
-        variableComponents: [vb],
-        outputComponent: 4,
-        outputSize: 16 * p.tiles * p.n4 * 4,
-        dispatch: flatDispatch(p.tiles * p.n4),
-        workgroupSize: 64,
-      },
-      [dz],
-      uniformsOf(p),
-    );
+    const z = dzTransform(backend, dz, p);
     const invocations = Math.ceil(p.k4 / tu) * Math.ceil(p.n4 / colGroups) * numSplits;
-    run(
-      backend,
-      WinogradFilterGemmProgram,
-      {
-        shaderKey: `winogradFilterGemm_u${tu}c${colGroups}w${wg}`,
-        code: () => filterGemmSource(tu, colGroups, wg),
-        variableNames: ["V", "Z"],
-        variableComponents: [4, 4],
-        outputComponent: 4,
-        outputSize: slices * sliceFloats,
-        dispatch: flatDispatch(invocations, wg, 16),
-        workgroupSize: wg,
-      },
-      [v, z],
-      uniformsOf(p, rowsPerSplit, numSplits, sliceOffset),
-      partials,
+    const pass = planeGemmPass(
+      `winogradFilterGemm_u${tu}c${colGroups}w${wg}`,
+      () => filterGemmSource(tu, colGroups, wg),
+      ["V", "Z"],
+      slices * sliceFloats,
+      invocations,
+      wg,
     );
+    const uniforms = uniformsOf(p, rowsPerSplit, numSplits, sliceOffset);
+    run(backend, WinogradFilterGemmProgram, pass, [v, z], uniforms, partials);
     backend.disposeData(v.dataId);
     backend.disposeData(z.dataId);
     sliceOffset += numSplits;
@@ -428,8 +403,7 @@ export function winogradBackpropFilter(
       variableComponents: [4],
       outputComponent: 1,
       outputSize: 9 * g.inC * g.outC,
-      dispatch: flatDispatch(g.inC * whole.n4),
-      workgroupSize: 64,
+      invocations: g.inC * whole.n4,
     },
     [partials],
     uniformsOf(whole, 0, slices),

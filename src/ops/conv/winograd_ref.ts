@@ -66,6 +66,32 @@ function patch(
 }
 
 /**
+ * Calls `f(n, ty, tx, v)` for every 2x2-output tile (n, ty, tx) of x under `g`, with v[ci] the
+ * input transform B^T d B of the tile's 4x4 patch of channel ci (the V both views start from).
+ */
+function forEachTransformedTile(
+  x: ArrayLike<number>,
+  g: ConvGeometry,
+  abs: boolean,
+  f: (n: number, ty: number, tx: number, v: number[][][]) => void,
+): void {
+  const m = matrices(abs);
+  const { tilesH, tilesW } = winogradTiles(g);
+  for (let n = 0; n < g.batch; n++) {
+    for (let ty = 0; ty < tilesH; ty++) {
+      for (let tx = 0; tx < tilesW; tx++) {
+        f(
+          n,
+          ty,
+          tx,
+          [...Array(g.inC)].map((_, ci) => sandwich(m.bt, patch(x, g, n, ty, tx, ci, abs), m.b)),
+        );
+      }
+    }
+  }
+}
+
+/**
  * Forward z (N, Ho, Wo, Cout) of x (N, H, W, Cin) and a 3x3 filter `filterAt(kh, kw, ci, co)`
  * by F(2x2, 3x3), float64; with `abs`, the magnitude S of each element (see the header).
  */
@@ -76,7 +102,6 @@ function forward(
   abs: boolean,
 ): Float64Array {
   const m = matrices(abs);
-  const { tilesH, tilesW } = winogradTiles(g);
   const u = [...Array(g.inC)].map((_, ci) =>
     [...Array(g.outC)].map((_, co) => {
       const f = [0, 1, 2].map((kh) => [0, 1, 2].map((kw) => filterAt(kh, kw, ci, co)));
@@ -84,32 +109,25 @@ function forward(
     })
   );
   const out = new Float64Array(g.batch * g.outH * g.outW * g.outC);
-  for (let n = 0; n < g.batch; n++) {
-    for (let ty = 0; ty < tilesH; ty++) {
-      for (let tx = 0; tx < tilesW; tx++) {
-        const v = [...Array(g.inC)].map((_, ci) =>
-          sandwich(m.bt, patch(x, g, n, ty, tx, ci, abs), m.b)
-        );
-        for (let co = 0; co < g.outC; co++) {
-          const acc = [0, 1, 2, 3].map(() => [0, 0, 0, 0]);
-          for (let ci = 0; ci < g.inC; ci++) {
-            for (let i = 0; i < 4; i++) {
-              for (let j = 0; j < 4; j++) acc[i][j] += u[ci][co][i][j] * v[ci][i][j];
-            }
-          }
-          const y = sandwich(m.at, acc, m.a);
-          for (let i = 0; i < 2; i++) {
-            for (let j = 0; j < 2; j++) {
-              const oh = 2 * ty + i, ow = 2 * tx + j;
-              if (oh < g.outH && ow < g.outW) {
-                out[((n * g.outH + oh) * g.outW + ow) * g.outC + co] = y[i][j];
-              }
-            }
+  forEachTransformedTile(x, g, abs, (n, ty, tx, v) => {
+    for (let co = 0; co < g.outC; co++) {
+      const acc = [0, 1, 2, 3].map(() => [0, 0, 0, 0]);
+      for (let ci = 0; ci < g.inC; ci++) {
+        for (let i = 0; i < 4; i++) {
+          for (let j = 0; j < 4; j++) acc[i][j] += u[ci][co][i][j] * v[ci][i][j];
+        }
+      }
+      const y = sandwich(m.at, acc, m.a);
+      for (let i = 0; i < 2; i++) {
+        for (let j = 0; j < 2; j++) {
+          const oh = 2 * ty + i, ow = 2 * tx + j;
+          if (oh < g.outH && ow < g.outW) {
+            out[((n * g.outH + oh) * g.outW + ow) * g.outC + co] = y[i][j];
           }
         }
       }
     }
-  }
+  });
   return out;
 }
 
@@ -152,32 +170,24 @@ export function winogradBackpropFilterRef(
   abs = false,
 ): Float64Array {
   const m = matrices(abs);
-  const { tilesH, tilesW } = winogradTiles(g);
   // F(3x3, 2x2): the forward's A^T as the dz transform (A dz A^T), G as the output transform.
   const acc = new Float64Array(16 * g.inC * g.outC);
-  for (let n = 0; n < g.batch; n++) {
-    for (let ty = 0; ty < tilesH; ty++) {
-      for (let tx = 0; tx < tilesW; tx++) {
-        const v = [...Array(g.inC)].map((_, ci) =>
-          sandwich(m.bt, patch(x, g, n, ty, tx, ci, abs), m.b)
-        );
-        for (let co = 0; co < g.outC; co++) {
-          const d = [0, 1].map((i) =>
-            [0, 1].map((j) => {
-              const oh = 2 * ty + i, ow = 2 * tx + j;
-              if (oh >= g.outH || ow >= g.outW) return 0;
-              return val(dz, ((n * g.outH + oh) * g.outW + ow) * g.outC + co, abs);
-            })
-          );
-          const z = sandwich(m.a, d, m.at);
-          for (let ci = 0; ci < g.inC; ci++) {
-            const base = (ci * g.outC + co) * 16;
-            for (let p = 0; p < 16; p++) acc[base + p] += z[p >> 2][p & 3] * v[ci][p >> 2][p & 3];
-          }
-        }
+  forEachTransformedTile(x, g, abs, (n, ty, tx, v) => {
+    for (let co = 0; co < g.outC; co++) {
+      const d = [0, 1].map((i) =>
+        [0, 1].map((j) => {
+          const oh = 2 * ty + i, ow = 2 * tx + j;
+          if (oh >= g.outH || ow >= g.outW) return 0;
+          return val(dz, ((n * g.outH + oh) * g.outW + ow) * g.outC + co, abs);
+        })
+      );
+      const z = sandwich(m.a, d, m.at);
+      for (let ci = 0; ci < g.inC; ci++) {
+        const base = (ci * g.outC + co) * 16;
+        for (let p = 0; p < 16; p++) acc[base + p] += z[p >> 2][p & 3] * v[ci][p >> 2][p & 3];
       }
     }
-  }
+  });
   const out = new Float64Array(9 * g.inC * g.outC);
   for (let ci = 0; ci < g.inC; ci++) {
     for (let co = 0; co < g.outC; co++) {

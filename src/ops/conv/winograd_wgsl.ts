@@ -27,16 +27,12 @@
 // r8c16 515 -> 536, r32c32 352 -> 399, medians of 3): not kept.
 
 import { type ConvEpilogue, epilogueSnippet } from "./gemm_wgsl.ts";
+import { clampedColumns, COMPONENTS, flatId, indent, range, SIZE_FIELDS } from "./codegen.ts";
+import { sliceTileLines } from "./filter_grad_wgsl.ts";
 
 /** Uniform fields of every Winograd pass (order = uniform struct order). */
 export const WINOGRAD_FIELDS = [
-  "batch",
-  "inH",
-  "inW",
-  "inC",
-  "outH",
-  "outW",
-  "outC",
+  ...SIZE_FIELDS,
   "padTop",
   "padLeft",
   "tilesH",
@@ -52,15 +48,6 @@ export const WINOGRAD_FIELDS = [
   "imageOffset",
   "sliceOffset",
 ] as const;
-
-const range = (n: number) => [...Array(n).keys()];
-const indent = (pad: string, lines: string[]) => lines.map((l) => pad + l).join("\n");
-const COMPONENTS = ["x", "y", "z", "w"];
-
-/** Flat invocation id over a 2-D grid of `wg`-wide workgroups (x capped at 65535 groups). */
-function flatId(wg: number): string {
-  return `i32(globalId.x) + i32(globalId.y) * i32(numWorkgroups.x) * ${wg}`;
-}
 
 /** `let` lines applying a 1-D transform (rows of coefficients) to values named `src(i)`. */
 function apply1d(
@@ -108,47 +95,81 @@ const GT = [[1, 0.5, 0.5, 0], [0, 0.5, -0.5, 0], [0, 0.5, 0.5, 1]];
 const AT = [[1, 1, 1, 0], [0, 1, -1, -1]];
 const A = [[1, 0], [1, 1], [1, -1], [0, -1]];
 
-/** Tile t -> image n, tile row ty, tile column tx. */
-const TILE_OF = `
+/**
+ * The transforms' split of the flat id: tile t (past the tiles: return) and channel vec4 c4 of
+ * `c4s` (uniforms.k4 or n4) per tile, then tile t -> image n, tile row ty, tile column tx.
+ */
+function tileChannelLines(c4s: string): string {
+  return `  let id = ${flatId(64)};
+  let t = id / uniforms.${c4s};
+  if (t >= uniforms.tiles) {
+    return;
+  }
+  let c4 = id - t * uniforms.${c4s};
   let n = t / (uniforms.tilesH * uniforms.tilesW);
   let tr = t - n * uniforms.tilesH * uniforms.tilesW;
   let ty = tr / uniforms.tilesW;
   let tx = tr - ty * uniforms.tilesW;`;
+}
+
+/** Index of (tile t, vec4 c4) in plane 0 of a (16, tiles, `c4s`) buffer, and the plane stride. */
+function planeIndexLines(c4s: string): string {
+  return `  let stride = uniforms.tiles * uniforms.${c4s};
+  let o = t * uniforms.${c4s} + c4;`;
+}
+
+/** One line per plane p = 0..15 of the 4x4 tile, `line(p, "r_c")`, indented by `pad`. */
+function perPlane(pad: string, line: (p: number, rc: string) => string): string {
+  return indent(pad, range(16).map((p) => line(p, `${p >> 2}_${p & 3}`)));
+}
+
+/**
+ * `fn name(n, h, w, c4) -> vec4<f32>`: channel vec4 c4 of pixel (n, h, w) of the NHWC buffer
+ * `buf` (height, width, channels and channel vec4s the uniforms named in `dims`), zeros where
+ * `outside` holds; `width` 4: buf is vec4 (C % 4 == 0), 1: four guarded scalar loads.
+ */
+function vec4LoaderSource(
+  name: string,
+  buf: string,
+  dims: { H: string; W: string; C: string; C4: string },
+  outside: string,
+  width: 1 | 4,
+): string {
+  const pixel = `(n * uniforms.${dims.H} + h) * uniforms.${dims.W} + w`;
+  const load = width === 4
+    ? `return ${buf}[(${pixel}) * uniforms.${dims.C4} + c4];`
+    : `let b = (${pixel}) * uniforms.${dims.C} + 4 * c4;
+  var v = vec4<f32>(0.0);
+${
+      indent(
+        "  ",
+        range(4).map((j) =>
+          `if (4 * c4 + ${j} < uniforms.${dims.C}) { v.${COMPONENTS[j]} = ${buf}[b + ${j}]; }`
+        ),
+      )
+    }
+  return v;`;
+  return `
+fn ${name}(n : i32, h : i32, w : i32, c4 : i32) -> vec4<f32> {
+  if (${outside}) {
+    return vec4<f32>(0.0);
+  }
+  ${load}
+}
+`;
+}
 
 /**
  * Input transform: one invocation per (tile, channel vec4) of `x` (`va` 4: x is read as vec4,
  * inC % 4 == 0; 1: four guarded scalar loads).
  */
 export function inputTransformSource(va: 1 | 4): string {
-  const load = va === 4
-    ? "return x[((n * uniforms.inH + h) * uniforms.inW + w) * uniforms.k4 + c4];"
-    : `let b = ((n * uniforms.inH + h) * uniforms.inW + w) * uniforms.inC + 4 * c4;
-  var v = vec4<f32>(0.0);
-${
-      indent(
-        "  ",
-        range(4).map((j) =>
-          `if (4 * c4 + ${j} < uniforms.inC) { v.${COMPONENTS[j]} = x[b + ${j}]; }`
-        ),
-      )
-    }
-  return v;`;
   const rc = range(4);
-  return `
-fn loadX(n : i32, h : i32, w : i32, c4 : i32) -> vec4<f32> {
-  if (h < 0 || h >= uniforms.inH || w < 0 || w >= uniforms.inW) {
-    return vec4<f32>(0.0);
-  }
-  ${load}
-}
-
+  const dims = { H: "inH", W: "inW", C: "inC", C4: "k4" };
+  const outside = "h < 0 || h >= uniforms.inH || w < 0 || w >= uniforms.inW";
+  return vec4LoaderSource("loadX", "x", dims, outside, va) + `
 fn main() {
-  let id = ${flatId(64)};
-  let t = id / uniforms.k4;
-  if (t >= uniforms.tiles) {
-    return;
-  }
-  let c4 = id - t * uniforms.k4;${TILE_OF}
+${tileChannelLines("k4")}
   let img = n + uniforms.imageOffset;
   let h0 = 2 * ty - uniforms.padTop;
   let w0 = 2 * tx - uniforms.padLeft;
@@ -159,9 +180,8 @@ ${
     )
   }
 ${indent("  ", sandwich(BT, BT, 4, (i, j) => `d${i}_${j}`, (i, j) => `v${i}_${j}`, "e"))}
-  let stride = uniforms.tiles * uniforms.k4;
-  let o = t * uniforms.k4 + c4;
-${indent("  ", range(16).map((p) => `result[o + ${p} * stride] = v${p >> 2}_${p & 3};`))}
+${planeIndexLines("k4")}
+${perPlane("  ", (p, rc) => `result[o + ${p} * stride] = v${rc};`)}
 }
 `;
 }
@@ -199,7 +219,7 @@ ${indent("      ", r3.flatMap((a) => r3.map((b) => `g${a}_${b}[j] = w[${index(a,
 ${indent("  ", sandwich(G, G, 3, (i, j) => `g${i}_${j}`, (i, j) => `u${i}_${j}`, "e"))}
   let stride = 4 * uniforms.k4 * uniforms.n4;
   let o = k * uniforms.n4 + c4;
-${indent("  ", range(16).map((p) => `result[o + ${p} * stride] = u${p >> 2}_${p & 3};`))}
+${perPlane("  ", (p, rc) => `result[o + ${p} * stride] = u${rc};`)}
 }
 `;
 }
@@ -224,7 +244,7 @@ fn main() {
   if (m0 >= rows) {
     return;
   }
-${indent("  ", cols.map((c) => `let cb${c} = min(c0 + ${c}, uniforms.n4 - 1);`))}
+${clampedColumns(CG, "uniforms.n4")}
 ${
     indent(
       "  ",
@@ -277,7 +297,6 @@ ${
  * output is vec4 (outC % 4 == 0), 1: scalar stores of the real channels.
  */
 export function outputTransformSource(epilogue: ConvEpilogue, vb: 1 | 4): string {
-  const rc = range(4);
   const stores = vb === 4
     ? ["store(px * uniforms.n4 + c4, c4, y);"]
     : range(4).map((j) =>
@@ -287,15 +306,9 @@ export function outputTransformSource(epilogue: ConvEpilogue, vb: 1 | 4): string
     );
   return epilogueSnippet(epilogue, vb) + `
 fn main() {
-  let id = ${flatId(64)};
-  let t = id / uniforms.n4;
-  if (t >= uniforms.tiles) {
-    return;
-  }
-  let c4 = id - t * uniforms.n4;${TILE_OF}
-  let stride = uniforms.tiles * uniforms.n4;
-  let o = t * uniforms.n4 + c4;
-${indent("  ", rc.flatMap((r) => rc.map((c) => `let m${r}_${c} = M[o + ${r * 4 + c} * stride];`)))}
+${tileChannelLines("n4")}
+${planeIndexLines("n4")}
+${perPlane("  ", (p, rc) => `let m${rc} = M[o + ${p} * stride];`)}
 ${indent("  ", sandwich(AT, AT, 4, (i, j) => `m${i}_${j}`, (i, j) => `y${i}_${j}`, "e"))}
   for (var i = 0; i < 2; i++) {
     let oh = 2 * ty + i;
@@ -320,35 +333,12 @@ ${indent("        ", stores)}
  * invocation per (tile, dz vec4); `vb` 4: dz read as vec4 (outC % 4 == 0).
  */
 export function dzTransformSource(vb: 1 | 4): string {
-  const load = vb === 4
-    ? "return dz[((n * uniforms.outH + h) * uniforms.outW + w) * uniforms.n4 + c4];"
-    : `let b = ((n * uniforms.outH + h) * uniforms.outW + w) * uniforms.outC + 4 * c4;
-  var v = vec4<f32>(0.0);
-${
-      indent(
-        "  ",
-        range(4).map((j) =>
-          `if (4 * c4 + ${j} < uniforms.outC) { v.${COMPONENTS[j]} = dz[b + ${j}]; }`
-        ),
-      )
-    }
-  return v;`;
   const r2 = range(2);
-  return `
-fn loadDz(n : i32, h : i32, w : i32, c4 : i32) -> vec4<f32> {
-  if (h >= uniforms.outH || w >= uniforms.outW) {
-    return vec4<f32>(0.0);
-  }
-  ${load}
-}
-
+  const dims = { H: "outH", W: "outW", C: "outC", C4: "n4" };
+  const outside = "h >= uniforms.outH || w >= uniforms.outW";
+  return vec4LoaderSource("loadDz", "dz", dims, outside, vb) + `
 fn main() {
-  let id = ${flatId(64)};
-  let t = id / uniforms.n4;
-  if (t >= uniforms.tiles) {
-    return;
-  }
-  let c4 = id - t * uniforms.n4;${TILE_OF}
+${tileChannelLines("n4")}
 ${
     indent(
       "  ",
@@ -360,9 +350,8 @@ ${
     )
   }
 ${indent("  ", sandwich(A, A, 2, (i, j) => `d${i}_${j}`, (i, j) => `z${i}_${j}`, "e"))}
-  let stride = uniforms.tiles * uniforms.n4;
-  let o = t * uniforms.n4 + c4;
-${indent("  ", range(16).map((p) => `result[o + ${p} * stride] = z${p >> 2}_${p & 3};`))}
+${planeIndexLines("n4")}
+${perPlane("  ", (p, rc) => `result[o + ${p} * stride] = z${rc};`)}
 }
 `;
 }
@@ -381,17 +370,10 @@ fn main() {
   let unitTiles = (uniforms.k4 + ${TU - 1}) / ${TU};
   let colTiles = (uniforms.n4 + ${CG - 1}) / ${CG};
   let perSlice = unitTiles * colTiles;
-  let id = ${flatId(wg)};
-  let s = id / perSlice;
-  if (s >= uniforms.numSplits) {
-    return;
-  }
-  let tile = id - s * perSlice;
-  let ut = tile / colTiles;
-  let c0 = (tile - ut * colTiles) * ${CG};
+${sliceTileLines("perSlice", wg, CG)}
   let ub = ut * ${TU};
 ${indent("  ", units.map((u) => `let ku${u} = min(ub + ${u}, uniforms.k4 - 1);`))}
-${indent("  ", cols.map((c) => `let cb${c} = min(c0 + ${c}, uniforms.n4 - 1);`))}
+${clampedColumns(CG, "uniforms.n4")}
 ${
     indent(
       "  ",
@@ -462,7 +444,7 @@ fn main() {
 ${indent("  ", rc.flatMap((r) => rc.map((c) => `var m${r}_${c} = vec4<f32>(0.0);`)))}
   var o = k * uniforms.n4 + c4;
   for (var s = 0; s < uniforms.numSplits; s++) {
-${indent("    ", range(16).map((p) => `m${p >> 2}_${p & 3} += P[o + ${p} * planeStride];`))}
+${perPlane("    ", (p, rc) => `m${rc} += P[o + ${p} * planeStride];`)}
     o += 16 * planeStride;
   }
 ${indent("  ", sandwich(GT, GT, 4, (i, j) => `m${i}_${j}`, (i, j) => `w${i}_${j}`, "e"))}

@@ -12,85 +12,60 @@
 // 1e-3 of 0 get dy = 0: float32 and float64 may disagree on their ReLU mask.
 
 import assert from "node:assert/strict";
-import fc from "fast-check";
 import * as tf from "@tensorflow/tfjs-core";
 import { initTf } from "../../tf/setup.ts";
 import { convBiasRelu } from "./conv_bias_relu.ts";
 import { convBiasReluGradRef, convBiasReluRef } from "./conv_bias_relu_ref.ts";
-import { type ConvGeometry, convGeometry } from "../conv/geometry.ts";
+import { convGeometry } from "../conv/geometry.ts";
 import { conv2dRef } from "../conv_bn_relu/conv_bn_relu_ref.ts";
 import {
+  type ConvBiasFn,
+  type ConvBiasGrads,
+  convBiasGrads,
+  type ConvBiasInputs,
+  convBiasInputs,
+  convBiasTolerances,
+} from "./conv_bias_relu_fixtures.ts";
+import {
   checkOp,
-  configuredCases,
   type ConvCase,
   convCaseArb,
+  cpuPropertyTest,
   describeCase,
   fixedCase,
   GPU_TEST,
   gpuPropertyTest,
   gpuTest,
-  type OpTolerance,
   runs,
   seededUniform,
+  tileConfigPropertyTest,
   withGpu,
-  withTileConfig,
 } from "../../../test/helpers/op_check.ts";
 
-interface Data {
-  c: ConvCase;
-  g: ConvGeometry;
-  x: Float32Array;
-  filter: Float32Array;
-  bias: Float32Array;
+interface Data extends ConvBiasInputs {
   dy: Float32Array;
 }
 
 const RELU_MARGIN = 1e-3;
 
 function caseData(c: ConvCase): Data {
-  const g = convGeometry([c.n, c.h, c.w, c.cin], [c.kh, c.kw, c.cin, c.cout], c.strides, c.pad);
-  const x = seededUniform(c.n * c.h * c.w * c.cin, c.seed);
-  const filter = seededUniform(c.kh * c.kw * c.cin * c.cout, c.seed + 1);
-  const bias = seededUniform(c.cout, c.seed + 2, -0.5, 0.5);
-  const z = conv2dRef(x, filter, g);
+  const inputs = convBiasInputs(c);
+  const { bias } = inputs;
+  const z = conv2dRef(inputs.x, inputs.filter, inputs.g);
   const dy = seededUniform(z.length, c.seed + 3);
   for (let i = 0; i < z.length; i++) {
     if (Math.abs(z[i] + bias[i % c.cout]) < RELU_MARGIN) dy[i] = 0;
   }
-  return { c, g, x, filter, bias, dy };
+  return { ...inputs, dy };
 }
 
-function tolerances(d: Data): Record<string, OpTolerance> {
-  const { g } = d;
-  const rtol = 1e-4;
-  return {
-    y: { atol: 1e-6 * g.kH * g.kW * g.inC, rtol },
-    dx: { atol: 1e-6 * g.kH * g.kW * g.outC, rtol },
-    dfilter: { atol: 1e-6 * g.batch * g.outH * g.outW, rtol },
-    dbias: { atol: 1e-6 * g.batch * g.outH * g.outW, rtol },
-  };
-}
+const tolerances = (d: Data, scale = 1) => convBiasTolerances(d.g, "y", scale);
 
-type Grads = Record<"y" | "dx" | "dfilter" | "dbias", Float32Array>;
+type Grads = ConvBiasGrads<"y">;
 
 /** y and tf.grads of sum(f(x, filter, bias) * dy) on the current backend. */
-async function runOp(
-  d: Data,
-  f: (x: tf.Tensor4D, w: tf.Tensor4D, b: tf.Tensor1D) => tf.Tensor,
-): Promise<Grads> {
-  const { c } = d;
-  const x = tf.tensor4d(d.x, [c.n, c.h, c.w, c.cin]);
-  const w = tf.tensor4d(d.filter, [c.kh, c.kw, c.cin, c.cout]);
-  const b = tf.tensor1d(d.bias);
-  const dy = tf.tensor(d.dy, [d.g.batch, d.g.outH, d.g.outW, d.g.outC]);
-  const y = f(x, w, b);
-  const grads = tf.grads((a, k, bb) =>
-    tf.sum(tf.mul(f(a as tf.Tensor4D, k as tf.Tensor4D, bb as tf.Tensor1D), dy))
-  )([x, w, b]);
-  const [yv, dx, dfilter, dbias] = await Promise.all([y, ...grads].map((t) => t.data()));
-  tf.dispose([x, w, b, dy, y, ...grads]);
-  return { y: yv, dx, dfilter, dbias } as Grads;
-}
+const runOp = (d: Data, f: ConvBiasFn): Promise<Grads> =>
+  convBiasGrads(d, "y", f, d.dy, [d.g.batch, d.g.outH, d.g.outW, d.g.outC]);
 
 const ours = (d: Data) =>
   runOp(d, (x, w, b) => convBiasRelu(x, w, b, { strides: d.c.strides, pad: d.c.pad }));
@@ -137,14 +112,12 @@ async function checkOurs(c: ConvCase, label: string): Promise<void> {
   checkOp({ ...(await ours(d)) }, { ...reference(d) }, tolerances(d), label + describeCase(c));
 }
 
-const allTiles = configuredCases(["fwd", "bwdData", "bwdFilter"], [
-  { n: 2, h: 9, w: 8, cin: 4, cout: 8, kh: 3, kw: 3, strides: [2, 2], pad: "valid", seed: 5 },
-]);
-gpuPropertyTest(
+tileConfigPropertyTest(
   "convBiasRelu: every tile config matches the CPU reference (outputs and gradients)",
-  allTiles.arb,
-  ({ c, config }) => checkOurs(withTileConfig(c, config), `${config.id} `),
-  { seed: 1107, numRuns: allTiles.numRuns(10), examples: allTiles.examples },
+  ["fwd", "bwdData", "bwdFilter"],
+  [{ n: 2, h: 9, w: 8, cin: 4, cout: 8, kh: 3, kw: 3, strides: [2, 2], pad: "valid", seed: 5 }],
+  (c, config) => checkOurs(c, `${config.id} `),
+  { seed: 1107, quickRuns: 10 },
 );
 
 gpuPropertyTest(
@@ -154,36 +127,33 @@ gpuPropertyTest(
   { seed: 1108, numRuns: runs(6), naive: true },
 );
 
-Deno.test({
-  name: "convBiasRelu: CPU reference matches tfjs's fused conv2d and its gradients (cpu)",
-  ...GPU_TEST,
-  fn: async () => {
-    await initTf("cpu");
-    await fc.assert(
-      fc.asyncProperty(convCaseArb(), async (c) => {
-        const d = caseData(c);
-        const stock = await runOp(
-          d,
-          (x, w, b) =>
-            tf.fused.conv2d({
-              x,
-              filter: w,
-              bias: b,
-              strides: c.strides,
-              pad: c.pad,
-              activation: "relu",
-            }),
-        );
-        // The stock op rounds in float32 too: 10x the kernel tolerances.
-        const tol = Object.fromEntries(
-          Object.entries(tolerances(d)).map(([k, t]) => [k, { atol: 10 * t.atol, rtol: 1e-3 }]),
-        );
-        checkOp({ ...reference(d) }, { ...stock }, tol, `ref vs stock ${describeCase(c)}`);
-      }),
-      { seed: 1109, numRuns: runs(15) },
+cpuPropertyTest(
+  "convBiasRelu: CPU reference matches tfjs's fused conv2d and its gradients (cpu)",
+  convCaseArb(),
+  async (c) => {
+    const d = caseData(c);
+    const stock = await runOp(
+      d,
+      (x, w, b) =>
+        tf.fused.conv2d({
+          x,
+          filter: w,
+          bias: b,
+          strides: c.strides,
+          pad: c.pad,
+          activation: "relu",
+        }),
+    );
+    // The stock op rounds in float32 too: 10x the kernel tolerances.
+    checkOp(
+      { ...reference(d) },
+      { ...stock },
+      tolerances(d, 10),
+      `ref vs stock ${describeCase(c)}`,
     );
   },
-});
+  { seed: 1109, numRuns: runs(15) },
+);
 
 Deno.test("convBiasRelu: bad inputs throw errors naming the tensor", async () => {
   await initTf("cpu");

@@ -25,8 +25,16 @@ import {
 import { convBiasReluGradRef, convBiasReluRef } from "../conv_bias_relu/conv_bias_relu_ref.ts";
 import { maxPool2GradRef, maxPool2Ref, maxPool2Shape } from "../max_pool2/max_pool2_ref.ts";
 import { biasActGradRef } from "../bias_act_grad/bias_act_grad_ref.ts";
-import { type ConvGeometry, convGeometry } from "../conv/geometry.ts";
 import { conv2dRef } from "../conv_bn_relu/conv_bn_relu_ref.ts";
+import {
+  caseGeometry,
+  type ConvBiasFn,
+  type ConvBiasGrads,
+  convBiasGrads,
+  type ConvBiasInputs,
+  convBiasInputs,
+  convBiasTolerances,
+} from "../conv_bias_relu/conv_bias_relu_fixtures.ts";
 import { countDispatches } from "../../../bench/dispatches.ts";
 import {
   checkOp,
@@ -34,6 +42,7 @@ import {
   convCaseArb,
   describeCase,
   GPU_TEST,
+  gpuTest,
   runs,
   seededUniform,
   withGpu,
@@ -125,26 +134,19 @@ Deno.test({
 
 // ---- 2. the whole op ----
 
-interface Data {
-  c: ConvCase;
-  g: ConvGeometry;
-  x: Float32Array;
-  filter: Float32Array;
-  bias: Float32Array;
+interface Data extends ConvBiasInputs {
   dp: Float32Array;
 }
 
 /** Conv cases whose output is at least 2x2 (the pool needs a window). */
 const opCaseArb = convCaseArb().filter((c) => {
-  const g = convGeometry([c.n, c.h, c.w, c.cin], [c.kh, c.kw, c.cin, c.cout], c.strides, c.pad);
+  const g = caseGeometry(c);
   return g.outH >= 2 && g.outW >= 2;
 });
 
 function opData(c: ConvCase): Data {
-  const g = convGeometry([c.n, c.h, c.w, c.cin], [c.kh, c.kw, c.cin, c.cout], c.strides, c.pad);
-  const x = seededUniform(c.n * c.h * c.w * c.cin, c.seed);
-  const filter = seededUniform(c.kh * c.kw * c.cin * c.cout, c.seed + 1);
-  const bias = seededUniform(c.cout, c.seed + 2, -0.5, 0.5);
+  const inputs = convBiasInputs(c);
+  const { g, x, filter, bias } = inputs;
   const yShape = [g.batch, g.outH, g.outW, g.outC];
   const z = conv2dRef(x, filter, g).map((v, i) => v + bias[i % g.outC]);
   const dp = seededUniform(maxPool2Shape(yShape).reduce((a, b) => a * b, 1), c.seed + 3);
@@ -163,26 +165,13 @@ function opData(c: ConvCase): Data {
       }
     }
   }
-  return { c, g, x, filter, bias, dp };
+  return { ...inputs, dp };
 }
 
-type Grads = Record<"p" | "dx" | "dfilter" | "dbias", Float32Array>;
-type OpFn = (x: tf.Tensor4D, w: tf.Tensor4D, b: tf.Tensor1D) => tf.Tensor;
+type Grads = ConvBiasGrads<"p">;
 
-async function runOp(d: Data, f: OpFn): Promise<Grads> {
-  const { c, g } = d;
-  const x = tf.tensor4d(d.x, [c.n, c.h, c.w, c.cin]);
-  const w = tf.tensor4d(d.filter, [c.kh, c.kw, c.cin, c.cout]);
-  const b = tf.tensor1d(d.bias);
-  const dp = tf.tensor(d.dp, maxPool2Shape([g.batch, g.outH, g.outW, g.outC]));
-  const p = f(x, w, b);
-  const grads = tf.grads((a, k, bb) =>
-    tf.sum(tf.mul(f(a as tf.Tensor4D, k as tf.Tensor4D, bb as tf.Tensor1D), dp))
-  )([x, w, b]);
-  const [pv, dx, dfilter, dbias] = await Promise.all([p, ...grads].map((t) => t.data()));
-  tf.dispose([x, w, b, dp, p, ...grads]);
-  return { p: pv, dx, dfilter, dbias } as Grads;
-}
+const runOp = (d: Data, f: ConvBiasFn): Promise<Grads> =>
+  convBiasGrads(d, "p", f, d.dp, maxPool2Shape([d.g.batch, d.g.outH, d.g.outW, d.g.outC]));
 
 const ours = (d: Data) =>
   runOp(d, (x, w, b) => convBiasReluPool2(x, w, b, { strides: d.c.strides, pad: d.c.pad }));
@@ -195,15 +184,7 @@ function reference(d: Data): Grads {
   return { p: maxPool2Ref(y, yShape), ...convBiasReluGradRef(dy, y, d.x, d.filter, d.g) };
 }
 
-function tolerances({ g }: Data, scale = 1) {
-  const rtol = 1e-4 * scale;
-  return {
-    p: { atol: 1e-6 * scale * g.kH * g.kW * g.inC, rtol },
-    dx: { atol: 1e-6 * scale * g.kH * g.kW * g.outC, rtol },
-    dfilter: { atol: 1e-6 * scale * g.batch * g.outH * g.outW, rtol },
-    dbias: { atol: 1e-6 * scale * g.batch * g.outH * g.outW, rtol },
-  };
-}
+const tolerances = (d: Data, scale = 1) => convBiasTolerances(d.g, "p", scale);
 
 Deno.test({
   name: "convBiasReluPool2: output and gradients match the references (webgpu) and tfjs (cpu)",
@@ -246,46 +227,44 @@ Deno.test({
 
 // ---- 3. the cap, bad inputs ----
 
-Deno.test({
-  name: "convBiasReluPool2: past the window cap the separate kernels run (same results); errors",
-  ...GPU_TEST,
-  fn: () =>
-    withGpu(async () => {
-      // 1 x 1962 x 1962 x 1 valid 3x3 -> 1960 x 1960: 980^2 = 960,400 windows, just past the cap.
-      const c: ConvCase = {
-        n: 1,
-        h: 1962,
-        w: 1962,
-        cin: 1,
-        cout: 1,
-        kh: 3,
-        kw: 3,
-        strides: [1, 1],
-        pad: "valid",
-        seed: 61,
-      };
-      const d = opData(c);
-      assert.ok(d.dp.length > POOL_GRAD_MAX_WINDOWS);
-      checkOp({ ...(await ours(d)) }, { ...reference(d) }, tolerances(d), "past the cap ");
-      const x = tf.zeros([1, 3, 3, 2]) as tf.Tensor4D;
-      const w = tf.zeros([3, 3, 2, 4]) as tf.Tensor4D;
-      const b = tf.zeros([4]) as tf.Tensor1D;
-      assert.throws(
-        () => convBiasReluPool2(x, w, b, { strides: 1, pad: "valid" }),
-        /conv output must be >= 2x2, got 1x1/,
-      );
-      assert.throws(
-        () => convBiasReluPool2(x, w, tf.zeros([3]) as tf.Tensor1D, { strides: 1, pad: "same" }),
-        /bias must have shape \[4\]/,
-      );
-      assert.throws(
-        () =>
-          tf.engine().runKernel(MAX_POOL2_RELU_BIAS_GRAD, {
-            dy: tf.zeros([1, 2, 2, 4]),
-            y: tf.zeros([1, 6, 6, 4]),
-          }),
-        /dy must have shape \[1,3,3,4\] \(y pooled\), got \[1,2,2,4\]/,
-      );
-      tf.dispose([x, w, b]);
-    }),
-});
+gpuTest(
+  "convBiasReluPool2: past the window cap the separate kernels run (same results); errors",
+  async () => {
+    // 1 x 1962 x 1962 x 1 valid 3x3 -> 1960 x 1960: 980^2 = 960,400 windows, just past the cap.
+    const c: ConvCase = {
+      n: 1,
+      h: 1962,
+      w: 1962,
+      cin: 1,
+      cout: 1,
+      kh: 3,
+      kw: 3,
+      strides: [1, 1],
+      pad: "valid",
+      seed: 61,
+    };
+    const d = opData(c);
+    assert.ok(d.dp.length > POOL_GRAD_MAX_WINDOWS);
+    checkOp({ ...(await ours(d)) }, { ...reference(d) }, tolerances(d), "past the cap ");
+    const x = tf.zeros([1, 3, 3, 2]) as tf.Tensor4D;
+    const w = tf.zeros([3, 3, 2, 4]) as tf.Tensor4D;
+    const b = tf.zeros([4]) as tf.Tensor1D;
+    assert.throws(
+      () => convBiasReluPool2(x, w, b, { strides: 1, pad: "valid" }),
+      /conv output must be >= 2x2, got 1x1/,
+    );
+    assert.throws(
+      () => convBiasReluPool2(x, w, tf.zeros([3]) as tf.Tensor1D, { strides: 1, pad: "same" }),
+      /bias must have shape \[4\]/,
+    );
+    assert.throws(
+      () =>
+        tf.engine().runKernel(MAX_POOL2_RELU_BIAS_GRAD, {
+          dy: tf.zeros([1, 2, 2, 4]),
+          y: tf.zeros([1, 6, 6, 4]),
+        }),
+      /dy must have shape \[1,3,3,4\] \(y pooled\), got \[1,2,2,4\]/,
+    );
+    tf.dispose([x, w, b]);
+  },
+);

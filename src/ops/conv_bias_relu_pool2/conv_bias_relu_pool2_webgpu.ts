@@ -7,9 +7,7 @@ import type { WebGPUBackend } from "@tensorflow/tfjs-backend-webgpu";
 import { UsageError } from "../../errors.ts";
 import { wgsl } from "../backend/wgsl.ts";
 import { MultiOutputProgram, runMultiOutputProgram } from "../backend/webgpu_multi_output.ts";
-import { runConvForward } from "../conv/passes.ts";
-import { planOf } from "../conv/tile_plan.ts";
-import { geometryOf } from "../conv_bias_relu/conv_bias_relu.ts";
+import { runConvBiasRelu } from "../conv_bias_relu/conv_bias_relu_webgpu.ts";
 import { runMaxPool2 } from "../max_pool2/max_pool2_webgpu.ts";
 import {
   CONV_BIAS_RELU_POOL2,
@@ -75,9 +73,8 @@ export const convBiasReluPool2Webgpu: KernelConfig = {
   kernelName: CONV_BIAS_RELU_POOL2,
   backendName: "webgpu",
   kernelFunc: ({ inputs, attrs, backend }) => {
-    const { g, x, filter, bias } = geometryOf(inputs, attrs);
     const b = backend as unknown as WebGPUBackend;
-    const y = runConvForward(b, x, filter, g, "biasRelu", planOf(attrs, b), [bias]);
+    const y = runConvBiasRelu(inputs, attrs, b);
     return [runMaxPool2(b, y), y];
   },
 };

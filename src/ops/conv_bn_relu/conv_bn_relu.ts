@@ -185,7 +185,7 @@ export function convBnReluInfer(
   const y = tf.engine().runKernel(
     CONV_BN_RELU_INFER,
     { x, filter, scale, shift },
-    { strides: ka.strides, pad: ka.pad },
+    { strides: ka.strides, pad: ka.pad, tiles: ka.tiles } as unknown as NamedAttrMap,
   ) as tf.Tensor4D;
   scale.dispose();
   shift.dispose();

@@ -11,7 +11,6 @@
 // scope, flags restored. FMNIST_SOAK=1 runs many more random cases.
 
 import assert from "node:assert/strict";
-import fc from "fast-check";
 import * as tf from "@tensorflow/tfjs-core";
 import { initTf } from "../../tf/setup.ts";
 import {
@@ -28,9 +27,9 @@ import { convGeometry } from "../conv/geometry.ts";
 import { type Tolerance } from "../../../test/helpers/compare.ts";
 import {
   checkOp,
-  configuredCases,
   type ConvCase,
   convCaseArb,
+  cpuPropertyTest,
   describeCase,
   fixedCase,
   GPU_TEST,
@@ -38,8 +37,8 @@ import {
   gpuTest,
   runs,
   TILE_EDGE_CASES,
+  tileConfigPropertyTest,
   withGpu,
-  withTileConfig,
 } from "../../../test/helpers/op_check.ts";
 import {
   BN_GRID_CASES,
@@ -131,13 +130,12 @@ Deno.test({
 
 // ---- 2. GPU vs CPU reference ------------------------------------------------------------------
 
-const fwdTiles = configuredCases(["fwd"], TILE_EDGE_CASES);
-gpuPropertyTest(
+tileConfigPropertyTest(
   "convBnRelu forward: every forward tile config matches the CPU reference",
-  fwdTiles.arb,
-  ({ c, config }) =>
-    checkGpuAgainstRef(caseData(withTileConfig(c, config)), `${config.id} ${describeCase(c)}`),
-  { seed: 20261125, numRuns: fwdTiles.numRuns(20), examples: fwdTiles.examples },
+  ["fwd"],
+  TILE_EDGE_CASES,
+  (c, config) => checkGpuAgainstRef(caseData(c), `${config.id} ${describeCase(c)}`),
+  { seed: 20261125, quickRuns: 20 },
 );
 
 gpuPropertyTest(
@@ -191,51 +189,46 @@ gpuTest(
 
 // ---- 3. CPU reference vs the stock chain --------------------------------------------------------
 
-Deno.test({
-  name: "convBnRelu forward: CPU reference matches the stock tfjs chain on the cpu backend",
-  ...GPU_TEST,
-  fn: async () => {
-    await initTf("cpu");
-    await fc.assert(
-      fc.asyncProperty(caseArb, async (c) => {
-        const d = caseData(c);
-        const label = describeCase(c);
-        const ours = await runOurs(d); // the cpu kernels are the reference
-        const t = tensors(d);
-        const attrs = { strides: c.strides, pad: c.pad, epsilon: EPS };
-        const s = convBnReluTrainStock(t.x, t.filter, t.gamma, t.beta, attrs);
-        const si = inferOn(t, attrs, convBnReluInferStock);
-        checkOp(
-          { ...ours },
-          {
-            y: await s.y.data(),
-            mean: await s.mean.data(),
-            variance: await s.variance.data(),
-            yInfer: await si.data(),
-          },
-          { y: STOCK_TOL, mean: STOCK_TOL, variance: STOCK_TOL, yInfer: STOCK_TOL },
-          label,
-        );
-        // The running statistics (the layer's update): exactly tfjs's mul/mul/add on the
-        // kernel's own batch statistics (float32, same roundings).
-        const k = await runTrainKernel(d);
-        const c3 = d.g.outC;
-        const stock = (moving: tf.Tensor, batch: Float32Array) =>
-          tf.tidy(() => tf.add(tf.mul(moving, MOMENTUM), tf.mul(tf.tensor1d(batch), 1 - MOMENTUM)));
-        const wantMean = stock(t.movingMean, k.stats.subarray(0, c3));
-        const wantVariance = stock(t.movingVariance, k.stats.subarray(c3, 2 * c3));
-        checkOp(
-          { newMean: k.newMean, newVariance: k.newVariance },
-          { newMean: await wantMean.data(), newVariance: await wantVariance.data() },
-          { newMean: { atol: 0, rtol: 0 }, newVariance: { atol: 0, rtol: 0 } },
-          `${label}: running statistics vs tfjs mul/mul/add`,
-        );
-        tf.dispose([s.y, s.mean, s.variance, si, wantMean, wantVariance, ...Object.values(t)]);
-      }),
-      { seed: 4242, numRuns: runs(25) },
+cpuPropertyTest(
+  "convBnRelu forward: CPU reference matches the stock tfjs chain on the cpu backend",
+  caseArb,
+  async (c) => {
+    const d = caseData(c);
+    const label = describeCase(c);
+    const ours = await runOurs(d); // the cpu kernels are the reference
+    const t = tensors(d);
+    const attrs = { strides: c.strides, pad: c.pad, epsilon: EPS };
+    const s = convBnReluTrainStock(t.x, t.filter, t.gamma, t.beta, attrs);
+    const si = inferOn(t, attrs, convBnReluInferStock);
+    checkOp(
+      { ...ours },
+      {
+        y: await s.y.data(),
+        mean: await s.mean.data(),
+        variance: await s.variance.data(),
+        yInfer: await si.data(),
+      },
+      { y: STOCK_TOL, mean: STOCK_TOL, variance: STOCK_TOL, yInfer: STOCK_TOL },
+      label,
     );
+    // The running statistics (the layer's update): exactly tfjs's mul/mul/add on the
+    // kernel's own batch statistics (float32, same roundings).
+    const k = await runTrainKernel(d);
+    const c3 = d.g.outC;
+    const stock = (moving: tf.Tensor, batch: Float32Array) =>
+      tf.tidy(() => tf.add(tf.mul(moving, MOMENTUM), tf.mul(tf.tensor1d(batch), 1 - MOMENTUM)));
+    const wantMean = stock(t.movingMean, k.stats.subarray(0, c3));
+    const wantVariance = stock(t.movingVariance, k.stats.subarray(c3, 2 * c3));
+    checkOp(
+      { newMean: k.newMean, newVariance: k.newVariance },
+      { newMean: await wantMean.data(), newVariance: await wantVariance.data() },
+      { newMean: { atol: 0, rtol: 0 }, newVariance: { atol: 0, rtol: 0 } },
+      `${label}: running statistics vs tfjs mul/mul/add`,
+    );
+    tf.dispose([s.y, s.mean, s.variance, si, wantMean, wantVariance, ...Object.values(t)]);
   },
-});
+  { seed: 4242, numRuns: runs(25) },
+);
 
 // ---- 4. validation, pipelines, leaks ------------------------------------------------------------
 

@@ -3,6 +3,7 @@
 // and the second reference in tests. Same contract as the fused op in `conv_bn_relu.ts`.
 
 import * as tf from "@tensorflow/tfjs-core";
+import type { convBnReluInfer, convBnReluTrain } from "./conv_bn_relu.ts";
 import type { TilePlan } from "../conv/tile_plan.ts";
 // Its conv2d gradient runs tfjs's Conv2DBackpropFilter, which src/ops/registry.ts replaces with a
 // batch-sliced one (conv2d_backprop_filter_sliced/): the stock kernel is wrong on llvmpipe past
@@ -33,41 +34,34 @@ export interface ConvBnReluTrainResult {
   variance: tf.Tensor1D;
 }
 
+// The stock chains have the fused ops' signatures (conv_bn_relu.ts), checked by their types:
+// they are the drop-ins the fused ops are tested and measured against.
+
 /**
  * Training mode: y = relu(gamma * (z - mean) / sqrt(var + eps) + beta), z = conv2d(x, filter),
  * with mean/var taken over N, H, W of z. x is NHWC, filter [KH, KW, Cin, Cout].
  */
-export function convBnReluTrainStock(
-  x: tf.Tensor4D,
-  filter: tf.Tensor4D,
-  gamma: tf.Tensor1D,
-  beta: tf.Tensor1D,
-  attrs: ConvBnReluAttrs,
-): ConvBnReluTrainResult {
-  return tf.tidy(() => {
+export const convBnReluTrainStock: typeof convBnReluTrain = (x, filter, gamma, beta, attrs) =>
+  tf.tidy(() => {
     const z = tf.conv2d(x, filter, attrs.strides, attrs.pad);
     const { mean, variance } = tf.moments(z, [0, 1, 2]);
     const eps = attrs.epsilon ?? DEFAULT_EPSILON;
     const y = tf.relu(tf.batchNorm(z, mean, variance, beta, gamma, eps)) as tf.Tensor4D;
     return { y, mean: mean as tf.Tensor1D, variance: variance as tf.Tensor1D };
   });
-}
 
-// The signature is convBnReluInfer's (conv_bn_relu.ts): the stock chain is the drop-in the fused
-// op is tested and measured against.
 /** Inference mode with running statistics: tfjs's fused conv2d, then batchNorm and relu. */
-export function convBnReluInferStock(
-  x: tf.Tensor4D,
-  filter: tf.Tensor4D,
-  gamma: tf.Tensor1D,
-  beta: tf.Tensor1D,
-  movingMean: tf.Tensor1D,
-  movingVariance: tf.Tensor1D,
-  attrs: ConvBnReluAttrs,
-): tf.Tensor4D {
-  return tf.tidy(() => {
+export const convBnReluInferStock: typeof convBnReluInfer = (
+  x,
+  filter,
+  gamma,
+  beta,
+  movingMean,
+  movingVariance,
+  attrs,
+) =>
+  tf.tidy(() => {
     const z = tf.fused.conv2d({ x, filter, strides: attrs.strides, pad: attrs.pad });
     const eps = attrs.epsilon ?? DEFAULT_EPSILON;
     return tf.relu(tf.batchNorm(z, movingMean, movingVariance, beta, gamma, eps)) as tf.Tensor4D;
   });
-}

@@ -211,18 +211,13 @@ export function denseBiasAct(
 }
 
 /**
- * A fused-ops dense layer: this op or tfjs's fused matMul, per denseUsesGemm under `tiles`. Same
- * math, same variables; layers.ts's dense() and the autotuner's timing run it.
+ * A fused-ops dense layer, a drop-in for denseBiasAct: this op or tfjs's fused matMul, per
+ * denseUsesGemm under `tiles`. Same math, same variables; layers.ts's dense() and the
+ * autotuner's timing run it.
  */
-export function denseLayer(
-  x: tf.Tensor2D,
-  kernel: tf.Tensor2D,
-  bias: tf.Tensor1D,
-  activation: DenseActivation,
-  tiles?: TilePlan,
-): tf.Tensor2D {
+export const denseLayer: typeof denseBiasAct = (x, kernel, bias, activation, tiles) => {
   const [n, k] = x.shape;
   return denseUsesGemm(tiles, n, k, kernel.shape[1], activation)
     ? denseBiasAct(x, kernel, bias, activation, tiles)
     : tf.fused.matMul({ a: x, b: kernel, bias, activation }) as tf.Tensor2D;
-}
+};

@@ -36,9 +36,12 @@ import {
 } from "../conv/tile_plan.ts";
 import {
   checkOp,
+  cpuPropertyTest,
   GPU_TEST,
   gpuPropertyTest,
+  gpuTest,
   type OpTolerance,
+  outputAndGrads,
   runs,
   seededUniform,
   withGpu,
@@ -96,13 +99,9 @@ async function runOp(data: Data, f: DenseFn): Promise<Grads> {
   const w = tf.tensor2d(data.kernel, [d.k, d.c]);
   const b = tf.tensor1d(data.bias);
   const dy = tf.tensor2d(data.dy, [d.n, d.c]);
-  const y = f(x, w, b);
-  const grads = tf.grads((a, k, bb) =>
-    tf.sum(tf.mul(f(a as tf.Tensor2D, k as tf.Tensor2D, bb as tf.Tensor1D), dy))
-  )([x, w, b]);
-  const [yv, dx, dkernel, dbias] = await Promise.all([y, ...grads].map((t) => t.data()));
-  tf.dispose([x, w, b, dy, y, ...grads]);
-  return { y: yv, dx, dkernel, dbias } as Grads;
+  const [y, dx, dkernel, dbias] = await outputAndGrads(f, [x, w, b], dy);
+  tf.dispose([x, w, b, dy]);
+  return { y, dx, dkernel, dbias };
 }
 
 const ours = (data: Data, tiles?: TilePlan) =>
@@ -175,25 +174,20 @@ Deno.test({
   },
 });
 
-Deno.test({
-  name: "denseBiasAct: the cpu kernels match tfjs's fused matMul and its gradients",
-  ...GPU_TEST,
-  fn: async () => {
-    await initTf("cpu");
-    await fc.assert(
-      fc.asyncProperty(caseArb, async (d) => {
-        const data = caseData(d);
-        const stock = await runOp(
-          data,
-          (a, b, bias) => tf.fused.matMul({ a, b, bias, activation: d.activation }),
-        );
-        // tfjs sums in float32: 10x the tolerances.
-        checkOp({ ...(await ours(data)) }, { ...stock }, tolerances(data, 10), describe(d));
-      }),
-      { seed: 2012, numRuns: runs(20) },
+cpuPropertyTest(
+  "denseBiasAct: the cpu kernels match tfjs's fused matMul and its gradients",
+  caseArb,
+  async (d) => {
+    const data = caseData(d);
+    const stock = await runOp(
+      data,
+      (a, b, bias) => tf.fused.matMul({ a, b, bias, activation: d.activation }),
     );
+    // tfjs sums in float32: 10x the tolerances.
+    checkOp({ ...(await ours(data)) }, { ...stock }, tolerances(data, 10), describe(d));
   },
-});
+  { seed: 2012, numRuns: runs(20) },
+);
 
 Deno.test("denseBiasAct: bad inputs throw errors naming the tensor", async () => {
   await initTf("cpu");
@@ -229,17 +223,12 @@ Deno.test("denseBiasAct: bad inputs throw errors naming the tensor", async () =>
   tf.dispose([x, w]);
 });
 
-Deno.test({
-  name: "denseBiasAct: no tensor leaks across forward + gradient steps on webgpu",
-  ...GPU_TEST,
-  fn: () =>
-    withGpu(async () => {
-      const data = caseData({ n: 6, k: 20, c: 12, activation: "relu", seed: 7 });
-      await ours(data);
-      const before = tf.memory().numTensors;
-      for (let i = 0; i < 3; i++) await ours(data);
-      assert.equal(tf.memory().numTensors, before);
-    }),
+gpuTest("denseBiasAct: no tensor leaks across forward + gradient steps on webgpu", async () => {
+  const data = caseData({ n: 6, k: 20, c: 12, activation: "relu", seed: 7 });
+  await ours(data);
+  const before = tf.memory().numTensors;
+  for (let i = 0; i < 3; i++) await ours(data);
+  assert.equal(tf.memory().numTensors, before);
 });
 
 Deno.test({

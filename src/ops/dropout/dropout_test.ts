@@ -20,7 +20,7 @@ import { dropout, dropoutConstants } from "./dropout.ts";
 import { dropoutKeeps, dropoutRef } from "./dropout_ref.ts";
 import { countDispatches } from "../../../bench/dispatches.ts";
 import { assertClose } from "../../../test/helpers/compare.ts";
-import { GPU_TEST, runs, withGpu } from "../../../test/helpers/op_check.ts";
+import { GPU_TEST, gpuTest, runs, withGpu } from "../../../test/helpers/op_check.ts";
 import { Rng } from "../../random.ts";
 
 const EXACT = { atol: 0, rtol: 0 };
@@ -124,24 +124,19 @@ Deno.test("SeededDropout: masks of different seeds agree no more than independen
   );
 });
 
-Deno.test({
-  name: "SeededDropout: one dispatch forward, one backward",
-  ...GPU_TEST,
-  fn: () =>
-    withGpu(async () => {
-      const x = tf.randomUniform([128, 3136], 0, 1, "float32", 3);
-      const fwd = countDispatches(() => dropout(x, 0.3, 7));
-      assert.equal(fwd.count?.total, 1);
-      const dy = tf.onesLike(x);
-      const bwd = countDispatches(() =>
-        tf.tidy(() => {
-          const f = (v: tf.Tensor) => dropout(v, 0.3, 7);
-          const { value, grad } = tf.valueAndGrad(f)(x, dy);
-          return [value, grad];
-        })
-      );
-      assert.equal(bwd.count?.total, 2, "forward + backward");
-      await fwd.result.data();
-      tf.dispose([x, dy, fwd.result, ...bwd.result]);
-    }),
+gpuTest("SeededDropout: one dispatch forward, one backward", async () => {
+  const x = tf.randomUniform([128, 3136], 0, 1, "float32", 3);
+  const fwd = countDispatches(() => dropout(x, 0.3, 7));
+  assert.equal(fwd.count?.total, 1);
+  const dy = tf.onesLike(x);
+  const bwd = countDispatches(() =>
+    tf.tidy(() => {
+      const f = (v: tf.Tensor) => dropout(v, 0.3, 7);
+      const { value, grad } = tf.valueAndGrad(f)(x, dy);
+      return [value, grad];
+    })
+  );
+  assert.equal(bwd.count?.total, 2, "forward + backward");
+  await fwd.result.data();
+  tf.dispose([x, dy, fwd.result, ...bwd.result]);
 });

@@ -22,7 +22,7 @@ import { dropout } from "../dropout/dropout.ts";
 import { countDispatches } from "../../../bench/dispatches.ts";
 import { maxPool2 as maxPool2Layer } from "../../model/layers.ts";
 import { maxPool2GradRef, maxPool2Ref, maxPool2Shape } from "./max_pool2_ref.ts";
-import { checkOp, GPU_TEST, runs, withGpu } from "../../../test/helpers/op_check.ts";
+import { checkOp, GPU_TEST, gpuTest, runs, withGpu } from "../../../test/helpers/op_check.ts";
 import { Rng } from "../../random.ts";
 
 type Shape = [number, number, number, number];
@@ -161,24 +161,22 @@ Deno.test("maxPool2: NaN and -Infinity windows on cpu as tfjs's CPU maxPool", as
   assert.equal(expected.y[2], -Infinity, "tfjs: an all-NaN window pools to -Infinity");
 });
 
-Deno.test({
-  name: "maxPool2: the model's shapes at batch 128 and a split grid on webgpu match the reference",
-  ...GPU_TEST,
-  fn: () =>
-    withGpu(async () => {
-      const shapes: Shape[] = [
-        [128, 28, 28, 32], // enhanced
-        [128, 14, 14, 64],
-        [128, 26, 26, 32], // baseline
-        [128, 11, 11, 64], // odd: 5 x 5 out
-        [4, 2050, 2049, 1], // scalar channels, 4.2M windows: more than 65,535 workgroups
-      ];
-      for (const [i, shape] of shapes.entries()) {
-        const c = quantised(shape, 256, 100 + i);
-        checkOp({ ...(await ours(c)) }, reference(c), BOTH, `webgpu ${c.label}`);
-      }
-    }),
-});
+gpuTest(
+  "maxPool2: the model's shapes at batch 128 and a split grid on webgpu match the reference",
+  async () => {
+    const shapes: Shape[] = [
+      [128, 28, 28, 32], // enhanced
+      [128, 14, 14, 64],
+      [128, 26, 26, 32], // baseline
+      [128, 11, 11, 64], // odd: 5 x 5 out
+      [4, 2050, 2049, 1], // scalar channels, 4.2M windows: more than 65,535 workgroups
+    ];
+    for (const [i, shape] of shapes.entries()) {
+      const c = quantised(shape, 256, 100 + i);
+      checkOp({ ...(await ours(c)) }, reference(c), BOTH, `webgpu ${c.label}`);
+    }
+  },
+);
 
 Deno.test("maxPool2: the model's pool layer runs this op with fused ops, tf.maxPool with stock", async () => {
   await initTf("cpu");
