@@ -245,6 +245,7 @@ async function epochs(
   });
   let stoppedEarly = false;
 
+  let firstEpoch = true; // of this process (a resumed run starts later)
   while (!state.done && state.epoch < cfg.epochs) {
     state.lr = schedules.lrAt(state.epoch, state.lr);
     setLearningRate(optimizer, state.lr);
@@ -252,7 +253,11 @@ async function epochs(
     const epoch = await trainEpoch(ctx, state);
     // Which path the steps took: once captured (or refused), and whenever that changes.
     const captureNow = ctx.capture.status();
-    if (captureNow.split(":")[0] !== captureBefore.split(":")[0] || state.epoch === 0) {
+    const changed = firstEpoch
+      ? captureNow !== captureBefore
+      : captureNow.split(":")[0] !== captureBefore.split(":")[0];
+    firstEpoch = false;
+    if (changed) {
       opts.progress.clear();
       opts.log(captureNow);
     }
