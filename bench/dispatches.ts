@@ -6,6 +6,7 @@
 import * as tf from "@tensorflow/tfjs-core";
 import { threadCpuMs } from "../src/sys/thread_cpu.ts";
 import { median } from "../src/stats.ts";
+import { StepCapturePolicy, WARMUP_STEPS } from "../src/train/step_capture_policy.ts";
 
 export interface DispatchCount {
   total: number;
@@ -82,18 +83,9 @@ export async function probeStep(work: () => tf.Tensor, repeats = 3): Promise<Ste
   const warm = work();
   await warm.data();
   warm.dispose();
-  const issue: number[] = [];
-  const wall: number[] = [];
   let total: DispatchCount | null = null;
-  const cpu0 = threadCpuMs();
-  for (let r = 0; r < repeats; r++) {
-    const t0 = performance.now();
+  const t = await timeIssuedSteps(() => {
     const { result, count } = countDispatches(work);
-    const t1 = performance.now();
-    await result.data();
-    wall.push(performance.now() - t0);
-    issue.push(t1 - t0);
-    result.dispose();
     if (count) {
       total ??= { total: 0, byProgram: new Map() };
       total.total += count.total;
@@ -101,16 +93,72 @@ export async function probeStep(work: () => tf.Tensor, repeats = 3): Promise<Ste
         total.byProgram.set(k, (total.byProgram.get(k) ?? 0) + n);
       }
     }
+    return result;
+  }, repeats);
+  const dispatchesPerStep = total ? (total as DispatchCount).total / repeats : null;
+  return {
+    dispatchesPerStep,
+    ...t,
+    mainCpuPerDispatchMs: dispatchesPerStep ? t.mainCpuMs / dispatchesPerStep : null,
+    byProgram: total ? formatByProgram(total, 8, repeats) : "",
+  };
+}
+
+/**
+ * probeStep for the captured path (src/train/step_capture_policy.ts): the step through a
+ * capture policy until it replays, then `repeats` replays timed the same way. `probe` is null
+ * when the step is never captured; `status` says which path it took and why.
+ */
+export async function probeCapturedStep(
+  work: () => tf.Tensor,
+  key: string,
+  repeats = 3,
+): Promise<{ probe: StepProbe | null; status: string }> {
+  const policy = new StepCapturePolicy("on");
+  const run = () => policy.run(key, {}, () => [work()])[0];
+  try {
+    for (let i = 0; i < WARMUP_STEPS + 2 && !policy.active; i++) {
+      const r = run();
+      await r.data();
+      r.dispose();
+    }
+    const dispatchesPerStep = policy.dispatchesPerReplay;
+    if (dispatchesPerStep === null) return { probe: null, status: policy.status() };
+    const t = await timeIssuedSteps(run, repeats);
+    const status = policy.status();
+    if (policy.counts.replayed !== repeats) return { probe: null, status };
+    return {
+      probe: {
+        dispatchesPerStep,
+        ...t,
+        mainCpuPerDispatchMs: t.mainCpuMs / dispatchesPerStep,
+        byProgram: "",
+      },
+      status,
+    };
+  } finally {
+    policy.dispose();
+  }
+}
+
+/** Issue time and wall time (medians) and main-thread CPU (mean) of `repeats` steps. */
+async function timeIssuedSteps(
+  issueStep: () => tf.Tensor,
+  repeats: number,
+): Promise<{ hostIssueMs: number; wallMs: number; mainCpuMs: number }> {
+  const issue: number[] = [];
+  const wall: number[] = [];
+  const cpu0 = threadCpuMs();
+  for (let r = 0; r < repeats; r++) {
+    const t0 = performance.now();
+    const result = issueStep();
+    const t1 = performance.now();
+    await result.data();
+    wall.push(performance.now() - t0);
+    issue.push(t1 - t0);
+    result.dispose();
   }
   // A mean, not a median: the /proc fallback clock advances in 10 ms ticks.
   const mainCpuMs = (threadCpuMs() - cpu0) / repeats;
-  const dispatchesPerStep = total ? total.total / repeats : null;
-  return {
-    dispatchesPerStep,
-    hostIssueMs: median(issue),
-    wallMs: median(wall),
-    mainCpuMs,
-    mainCpuPerDispatchMs: dispatchesPerStep ? mainCpuMs / dispatchesPerStep : null,
-    byProgram: total ? formatByProgram(total, 8, repeats) : "",
-  };
+  return { hostIssueMs: median(issue), wallMs: median(wall), mainCpuMs };
 }

@@ -8,7 +8,7 @@ import { architecture, createModel, type ModelName } from "../src/model/model.ts
 import type { OpsKind } from "../src/model/layers.ts";
 import { makeTrainStep } from "../src/train/step.ts";
 import { createAdam, type OptimizerKind } from "../src/train/optimizer.ts";
-import { probeStep, type StepProbe } from "./dispatches.ts";
+import { probeCapturedStep, probeStep, type StepProbe } from "./dispatches.ts";
 import { threadCpuClock } from "../src/sys/thread_cpu.ts";
 import { describeAdapter } from "../src/tf/setup.ts";
 import { autotuneSetting } from "../src/flags.ts";
@@ -149,6 +149,7 @@ export async function runProfile(f: ProfileOptions): Promise<void> {
   const runs: { label: string; steps: StepProfile[] }[] = [];
   const times: { ops: OpsKind; stats: Stats }[] = [];
   let probe: StepProbe | null = null;
+  let captured: { probe: StepProbe | null; status: string } | null = null;
   try {
     // The comparison profiles both implementations; the table is for the one asked for.
     const order: OpsKind[] = !f.compare ? [ops] : [ops, ops === "fused" ? "stock" : "fused"];
@@ -158,7 +159,10 @@ export async function runProfile(f: ProfileOptions): Promise<void> {
         console.log(`profile: ${model} --ops ${kind}, batch ${f.batch}, ${f.steps} step(s) ...`);
         const steps = await profileSteps(session, x, y, kind === ops ? f.steps : 1);
         runs.push({ label: `${model} --ops ${kind}`, steps });
-        if (kind === ops) probe = await probeStep(() => session.step(x, y), f.repeats);
+        if (kind === ops) {
+          probe = await probeStep(() => session.step(x, y), f.repeats);
+          captured = await probeCapturedStep(() => session.step(x, y), String(f.batch), f.repeats);
+        }
         if (order.length > 1) {
           times.push({ ops: kind, stats: await stepTime(session, x, y, f.repeats) });
         }
@@ -195,6 +199,16 @@ export async function runProfile(f: ProfileOptions): Promise<void> {
           ? ""
           : `, per dispatch ${p.mainCpuPerDispatchMs.toFixed(3)} ms`) +
         ` (mean of ${f.repeats}, call to read-back; ${threadCpuClock() ?? "no"} thread clock)`,
+    );
+  }
+  if (captured) {
+    const c = captured.probe;
+    console.log(
+      c
+        ? `captured (${captured.status}): host time to issue a step ${c.hostIssueMs.toFixed(2)} ` +
+          `ms, wall ${c.wallMs.toFixed(2)} ms, main-thread CPU per step ` +
+          `${c.mainCpuMs.toFixed(2)} ms, per dispatch ${c.mainCpuPerDispatchMs!.toFixed(3)} ms`
+        : `captured: no (${captured.status})`,
     );
   }
   if (tiles && ops === "fused") {

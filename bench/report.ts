@@ -218,6 +218,8 @@ function viewsTable(cases: ViewCase[]): Table {
 
 function trainTable(cases: TrainCase[]): Table {
   const hasSubset = cases.some((c) => c.subset);
+  const hasCapture = cases.some((c) => c.captured !== undefined);
+  const refused = cases.filter((c) => c.captured === null && c.captureStatus);
   const rows = cases.map((c) => [
     c.variant.id,
     String(c.batch),
@@ -233,6 +235,18 @@ function trainTable(cases: TrainCase[]): Table {
     c.mainCpuPerDispatchMs === undefined || c.mainCpuPerDispatchMs === null
       ? "-"
       : fmt(c.mainCpuPerDispatchMs, 3),
+    ...(hasCapture
+      ? [
+        c.captured
+          ? `${fmt(c.captured.hostIssueMs)} / ${fmt(c.captured.wallMs)}`
+          : c.captureStatus
+          ? "not captured"
+          : "-",
+        c.captured
+          ? `${fmt(c.captured.mainCpuMs)} (${fmt(c.captured.mainCpuPerDispatchMs, 3)})`
+          : "-",
+      ]
+      : []),
     ...(hasSubset
       ? [
         c.subset ? `${c.subset.images}: ${fmt(c.subset.seconds, 1)}` : "-",
@@ -253,6 +267,7 @@ function trainTable(cases: TrainCase[]): Table {
       "host issue / wall ms",
       "main-thread CPU ms",
       "CPU ms / dispatch",
+      ...(hasCapture ? ["captured issue / wall ms", "captured CPU ms (/ dispatch)"] : []),
       ...(hasSubset ? ["subset imgs: s", "epoch s (subset)"] : []),
     ],
     rows,
@@ -265,6 +280,13 @@ function trainTable(cases: TrainCase[]): Table {
       "main-thread CPU: the JavaScript thread's CPU time per step, call to read-back (lavapipe's " +
       "worker threads excluded), and per dispatch. " +
       `Adam: ${[...new Set(cases.map((c) => c.optimizer ?? "tfjs"))].join(", ")}.`,
+      ...(hasCapture
+        ? [
+          "captured: the same figures with the step recorded and replayed (train --capture " +
+          "on, src/tf/step_capture.ts), the same dispatches without tfjs's per-op host code.",
+        ]
+        : []),
+      ...refused.map((c) => `${c.id}: ${c.captureStatus}`),
     ],
   };
 }

@@ -4,8 +4,12 @@
 // It imports the tree's src/ by path, so an old checkout works too. Prints one JSON line for
 // MODEL (default enhanced; fused ops, the tree's default optimizer): dispatches per step and the
 // median wall, issue and process CPU time per step (CPU time: all llvmpipe threads; steadier under
-// load), and the main thread's mean CPU time per step (clock_gettime(CLOCK_THREAD_CPUTIME_ID),
+// load), and the main thread's mean CPU time per step, call to read-back and of the step call
+// alone (the former grows with the read-back's wait: a captured enhanced step at batch 512,
+// 5 s of wall, used 5.2 ms, at batch 128 1.4-1.9 ms) (clock_gettime(CLOCK_THREAD_CPUTIME_ID),
 // inlined here so that an old tree without src/sys/thread_cpu.ts works too).
+// STEP_AB_CAPTURE=on: the step through src/train/step_capture_policy.ts, timed once it replays
+// (the line's `capture` field says which path ran and why).
 import * as tf from "@tensorflow/tfjs-core";
 import process from "node:process";
 const root = Deno.cwd();
@@ -31,6 +35,18 @@ if (Deno.env.get("STEP_AB_DISPATCH_CACHE") === "off") {
     (await import(`${root}/src/tf/dispatch_cache.ts`)).setDispatchCacheEnabled(false);
   } catch { /* old tree: no cache */ }
 }
+type Policy = {
+  run(key: string, args: object, encode: () => tf.Tensor[]): tf.Tensor[];
+  status(): string;
+  dispatchesPerReplay: number | null;
+  active: boolean;
+  dispose(): void;
+};
+let policy: Policy | null = null;
+if (Deno.env.get("STEP_AB_CAPTURE") === "on") {
+  const { StepCapturePolicy } = await import(`${root}/src/train/step_capture_policy.ts`);
+  policy = new StepCapturePolicy("on") as Policy;
+}
 const batch = Number(Deno.args[0] ?? 64), steps = Number(Deno.args[1] ?? 3);
 const modelName = Deno.args[2] ?? "enhanced";
 const backend = tf.backend() as unknown as { recordAndSubmit: (...a: unknown[]) => void };
@@ -52,11 +68,14 @@ const run = async () => {
   const c0 = process.cpuUsage();
   const m0 = threadCpuMs();
   const t0 = performance.now();
-  const [l, c] = tf.tidy(() => {
-    const r = step(x, y);
-    return [r.loss, r.correct];
-  });
+  const encode = () =>
+    tf.tidy(() => {
+      const r = step(x, y);
+      return [r.loss, r.correct];
+    });
+  const [l, c] = policy ? policy.run(String(batch), {}, encode) : encode();
   const t1 = performance.now();
+  const mainIssue = threadCpuMs() - m0;
   await l.data();
   await c.data();
   const t2 = performance.now();
@@ -69,11 +88,20 @@ const run = async () => {
     d: dispatches - d0,
     cpu: (cu.user + cu.system) / 1000,
     main,
+    mainIssue,
   };
 };
 await run();
 await run();
-const rs: { wall: number; issue: number; d: number; cpu: number; main: number }[] = [];
+while (policy && !policy.active && policy.status().startsWith("step capture on")) await run();
+const rs: {
+  wall: number;
+  issue: number;
+  d: number;
+  cpu: number;
+  main: number;
+  mainIssue: number;
+}[] = [];
 for (let i = 0; i < steps; i++) rs.push(await run());
 const med = (k: "wall" | "issue" | "cpu") =>
   rs.map((r) => r[k]).sort((a, b) => a - b)[rs.length >> 1];
@@ -84,11 +112,13 @@ console.log(JSON.stringify({
   adapter: describeAdapter(adapter),
   batch,
   optimizer: opt.getClassName(),
-  dispatches: rs[0].d,
+  dispatches: policy?.active ? policy.dispatchesPerReplay : rs[0].d,
+  capture: policy ? policy.status() : "off",
   wallMs: med("wall"),
   issueMs: med("issue"),
   imagesPerS: batch / (med("wall") / 1000),
   cpuMs: med("cpu"),
   mainThreadCpuMs: rs.reduce((a, r) => a + r.main, 0) / rs.length,
+  mainThreadIssueCpuMs: rs.reduce((a, r) => a + r.mainIssue, 0) / rs.length,
   samples: rs.map((r) => Math.round(r.wall)),
 }));

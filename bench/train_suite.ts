@@ -18,8 +18,14 @@ import {
 } from "../src/data/dataset.ts";
 import { createRng } from "../src/random.ts";
 import { measure, type Stats, type TimingOptions } from "./timing.ts";
-import { probeStep, type StepProbe } from "./dispatches.ts";
-import { EPOCH_IMAGES, TRAIN_VARIANTS, type TrainCase, type TrainVariant } from "./train_types.ts";
+import { probeCapturedStep, probeStep, type StepProbe } from "./dispatches.ts";
+import {
+  type CapturedFigures,
+  EPOCH_IMAGES,
+  TRAIN_VARIANTS,
+  type TrainCase,
+  type TrainVariant,
+} from "./train_types.ts";
 
 export { EPOCH_IMAGES, TRAIN_VARIANTS, type TrainCase, type TrainVariant };
 
@@ -46,7 +52,7 @@ async function timeSteps(
   seed: number,
   optimizerKind: OptimizerKind,
   tiles: TilePlan | undefined,
-): Promise<{ stats: Stats; probe: StepProbe }> {
+): Promise<{ stats: Stats; probe: StepProbe; captured: CapturedFigures | null; status: string }> {
   const model = createModel(v.model, { ops: v.ops, seed });
   model.tiles = tiles;
   const optimizer = createAdam(model, 1e-3, optimizerKind);
@@ -58,8 +64,17 @@ async function timeSteps(
     const stats = await measure(() => step(x, y), timing);
     // Separate untimed-by-GPU runs: timestamp queries end a compute pass per program, which
     // would inflate the host figures.
-    const probe = await probeStep(() => step(x, y), Math.min(3, Math.max(1, timing.repeats)));
-    return { stats, probe };
+    const repeats = Math.min(3, Math.max(1, timing.repeats));
+    const probe = await probeStep(() => step(x, y), repeats);
+    const c = await probeCapturedStep(() => step(x, y), String(batch), repeats);
+    const captured = c.probe && {
+      dispatchesPerStep: c.probe.dispatchesPerStep!,
+      hostIssueMs: c.probe.hostIssueMs,
+      wallMs: c.probe.wallMs,
+      mainCpuMs: c.probe.mainCpuMs,
+      mainCpuPerDispatchMs: c.probe.mainCpuPerDispatchMs!,
+    };
+    return { stats, probe, captured, status: c.status };
   } finally {
     tf.dispose([x, labels, y]);
     optimizer.dispose();
@@ -119,7 +134,7 @@ export async function runTrainSuite(opts: TrainSuiteOptions): Promise<TrainCase[
   for (const batch of opts.batches) {
     for (const v of variants) {
       log(`  ${v.id} b${batch} ...`);
-      const { stats, probe } = await timeSteps(
+      const { stats, probe, captured, status } = await timeSteps(
         v,
         batch,
         opts.timing,
@@ -149,6 +164,8 @@ export async function runTrainSuite(opts: TrainSuiteOptions): Promise<TrainCase[
         wallMs: probe.wallMs,
         mainCpuMs: probe.mainCpuMs,
         mainCpuPerDispatchMs: probe.mainCpuPerDispatchMs,
+        captured,
+        captureStatus: status,
       });
     }
     for (const fused of cases.filter((c) => c.batch === batch && c.variant.ops === "fused")) {

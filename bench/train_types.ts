@@ -46,4 +46,16 @@ export interface TrainCase {
   mainCpuMs?: number;
   /** mainCpuMs per dispatch, ms. */
   mainCpuPerDispatchMs?: number | null;
+  /** The same figures with the step captured (src/train/step_capture_policy.ts); null when it
+   * was not captured (captureStatus says why); absent in documents from before capture. */
+  captured?: CapturedFigures | null;
+  captureStatus?: string;
+}
+
+export interface CapturedFigures {
+  dispatchesPerStep: number;
+  hostIssueMs: number;
+  wallMs: number;
+  mainCpuMs: number;
+  mainCpuPerDispatchMs: number;
 }

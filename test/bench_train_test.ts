@@ -50,6 +50,15 @@ Deno.test({
         assert.equal(c.subset?.images, 6);
         assert.ok(c.subset!.seconds > 0 && Number.isFinite(c.subset!.epochSExtrapolated));
       }
+      // Our kernels' steps are captured (the same dispatches, replayed); stock enhanced's
+      // tf.dropout uploads fresh noise per step, so it is not, and says why.
+      for (const c of cases.filter((c) => c.variant.ops === "fused")) {
+        assert.equal(c.captured?.dispatchesPerStep, c.dispatchesPerStep, `${c.id}: captured`);
+        assert.ok(c.captured!.mainCpuMs > 0 && c.captured!.hostIssueMs > 0, c.id);
+      }
+      const stockEnhanced = cases.find((c) => c.id.startsWith("enhanced --ops stock"))!;
+      assert.equal(stockEnhanced.captured, null);
+      assert.match(stockEnhanced.captureStatus!, /^step capture off: two steps differ/);
       for (const c of cases) {
         const ratio = c.speedupVsStock;
         assert.ok(c.variant.ops === "fused" ? ratio! > 0 : ratio === null, `${c.id}: vs stock`);

@@ -14,7 +14,8 @@ import {
 import { convBiasRelu } from "../ops/conv_bias_relu/conv_bias_relu.ts";
 import { convBiasReluPool2 } from "../ops/conv_bias_relu_pool2/conv_bias_relu_pool2.ts";
 import { denseLayer } from "../ops/dense_bias_act/dense_bias_act.ts";
-import { dropout as seededDropout } from "../ops/dropout/dropout.ts";
+import { dropout as seededDropout, dropoutKeyOf } from "../ops/dropout/dropout.ts";
+import { stepInput } from "../tf/step_inputs.ts";
 import {
   maxPool2 as maxPool2Op,
   maxPool2Dropout as maxPool2DropoutOp,
@@ -145,10 +146,24 @@ export function maxPool2(ops: OpsKind): Layer {
  * `dropout` would, so runs and resumes see the same sequence of masks.
  */
 export function maxPool2Dropout(rate: number, rng: Rng): Layer {
-  return (x, { training }) =>
-    training && rate > 0
-      ? maxPool2DropoutOp(x as tf.Tensor4D, rate, rng.seed())
-      : maxPool2Op(x as tf.Tensor4D);
+  return (x, { training }) => {
+    if (!(training && rate > 0)) return maxPool2Op(x as tf.Tensor4D);
+    const { seed, key } = drawDropoutKey(rng);
+    return maxPool2DropoutOp(x as tf.Tensor4D, rate, seed, key);
+  };
+}
+
+/**
+ * One seed from `rng` and the mask key it gives, as a step input: a captured step
+ * (src/tf/step_capture.ts) draws the next seed from the same `rng` when it replays, so the
+ * seeds, and the masks, are the ones the uncaptured steps would draw.
+ */
+function drawDropoutKey(rng: Rng): { seed: number; key: tf.Tensor1D } {
+  const seed = rng.seed();
+  const key = stepInput(Int32Array.of(dropoutKeyOf(seed)), {
+    produce: () => Int32Array.of(dropoutKeyOf(rng.seed())),
+  });
+  return { seed, key };
 }
 
 export function flatten(): Layer {
@@ -191,7 +206,10 @@ export function dense(
  */
 export function dropout(rate: number, rng: Rng, ops: OpsKind = "fused"): Layer {
   const drop = ops === "fused"
-    ? (x: tf.Tensor, seed: number) => seededDropout(x, rate, seed)
-    : (x: tf.Tensor, seed: number) => tf.dropout(x, rate, undefined, seed);
-  return (x, { training }) => (training && rate > 0 ? drop(x, rng.seed()) : x);
+    ? (x: tf.Tensor) => {
+      const { seed, key } = drawDropoutKey(rng);
+      return seededDropout(x, rate, seed, key);
+    }
+    : (x: tf.Tensor) => tf.dropout(x, rate, undefined, rng.seed());
+  return (x, { training }) => (training && rate > 0 ? drop(x) : x);
 }

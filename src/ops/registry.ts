@@ -57,9 +57,13 @@ import {
 import { seededDropoutGradient } from "./dropout/dropout.ts";
 import { seededDropoutCpu } from "./dropout/dropout_ref.ts";
 import { seededDropoutWebgpu } from "./dropout/dropout_webgpu.ts";
-import { maxPool2Gradient } from "./max_pool2/max_pool2.ts";
-import { maxPool2Cpu, maxPool2GradCpu } from "./max_pool2/max_pool2_ref.ts";
-import { maxPool2GradWebgpu, maxPool2Webgpu } from "./max_pool2/max_pool2_webgpu.ts";
+import { maxPool2DropoutGradient, maxPool2Gradient } from "./max_pool2/max_pool2.ts";
+import { maxPool2Cpu, maxPool2DropoutCpu, maxPool2GradCpu } from "./max_pool2/max_pool2_ref.ts";
+import {
+  maxPool2DropoutWebgpu,
+  maxPool2GradWebgpu,
+  maxPool2Webgpu,
+} from "./max_pool2/max_pool2_webgpu.ts";
 import { softmaxXentGradient } from "./softmax_xent/softmax_xent.ts";
 import { softmaxXentCpu, softmaxXentGradCpu } from "./softmax_xent/softmax_xent_ref.ts";
 import { softmaxXentGradWebgpu, softmaxXentWebgpu } from "./softmax_xent/softmax_xent_webgpu.ts";
@@ -105,9 +109,9 @@ export const OPS: Readonly<Record<string, OpKernels>> = {
   },
   bias_act_grad: { webgpu: [biasActGradWebgpu], cpu: [biasActGradCpu], gradients: [] },
   max_pool2: {
-    webgpu: [maxPool2Webgpu, maxPool2GradWebgpu],
-    cpu: [maxPool2Cpu, maxPool2GradCpu],
-    gradients: [maxPool2Gradient],
+    webgpu: [maxPool2Webgpu, maxPool2DropoutWebgpu, maxPool2GradWebgpu],
+    cpu: [maxPool2Cpu, maxPool2DropoutCpu, maxPool2GradCpu],
+    gradients: [maxPool2Gradient, maxPool2DropoutGradient],
   },
   dropout: {
     webgpu: [seededDropoutWebgpu],

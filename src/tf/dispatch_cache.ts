@@ -47,8 +47,38 @@ export function setDispatchCacheEnabled(on: boolean): void {
   enabled = on;
 }
 
+/** Uniform buffers this cache created (immutable: written once, at creation). */
+const cachedUniforms = new WeakSet<GPUBuffer>();
+/** Pinned uniform buffers (a captured step binds them) and how many pins each has. */
+const pins = new Map<GPUBuffer, number>();
+/** Pinned buffers the LRU evicted: destroyed once their last pin goes. */
+const evictedPinned = new Set<GPUBuffer>();
+let destroyLater: (b: GPUBuffer) => void = (b) => b.destroy();
+
+/** Whether `b` is one of this cache's immutable uniform buffers. */
+export function isCachedUniform(b: GPUBuffer): boolean {
+  return cachedUniforms.has(b);
+}
+
+/**
+ * Keeps the cached uniform buffer `b` alive even if the LRU evicts it (src/tf/step_capture.ts
+ * replays bind groups that use it); returns the unpin.
+ */
+export function pinUniformBuffer(b: GPUBuffer): () => void {
+  pins.set(b, (pins.get(b) ?? 0) + 1);
+  let pinned = true;
+  return () => {
+    if (!pinned) return;
+    pinned = false;
+    const n = pins.get(b)! - 1;
+    if (n > 0) return void pins.set(b, n);
+    pins.delete(b);
+    if (evictedPinned.delete(b)) destroyLater(b);
+  };
+}
+
 /** WGSL uniform layout as tfjs-webgpu's makeUniforms computes it (alignment per field size). */
-function packUniforms(programUniform: Uniform[]): ArrayBuffer {
+export function packUniforms(programUniform: Uniform[]): ArrayBuffer {
   let offset = 0;
   let preLength = 0;
   let maxAlign = 1;
@@ -118,7 +148,11 @@ export function installDispatchCache(): DispatchCacheStats | null {
   const device = backend.device;
 
   let toDestroy: GPUBuffer[] = [];
-  const uniforms = new Lru<GPUBuffer>((b) => toDestroy.push(b));
+  destroyLater = (b) => toDestroy.push(b);
+  const uniforms = new Lru<GPUBuffer>((b) => {
+    if (pins.has(b)) evictedPinned.add(b);
+    else toDestroy.push(b);
+  });
   const makeUniforms = backend.makeUniforms.bind(backend);
   const seenOnce = new Lru<true>(() => {});
   backend.makeUniforms = (programUniform) => {
@@ -144,6 +178,7 @@ export function installDispatchCache(): DispatchCacheStats | null {
       });
       new Uint8Array(buffer.getMappedRange()).set(new Uint8Array(bytes));
       buffer.unmap();
+      cachedUniforms.add(buffer);
       uniforms.set(key, buffer);
     }
     return { offset: 0, size: bytes.byteLength, buffer };

@@ -7,6 +7,7 @@ import { DEFAULT_DROPOUT, MODEL_NAMES, type ModelName, type OpsKind } from "../m
 import type { AdapterPolicy, BackendName } from "../tf/setup.ts";
 import type { ScheduleName } from "./schedule.ts";
 import type { OptimizerKind } from "./optimizer.ts";
+import type { CaptureMode } from "./step_capture_policy.ts";
 
 export interface TrainConfig {
   model: ModelName;
@@ -35,6 +36,8 @@ export interface TrainConfig {
   evalLimit?: number;
   /** Adam implementation: "fused" (default, src/train/optimizer.ts) or "tfjs" (tf.train.adam). */
   optimizer?: OptimizerKind;
+  /** Replay a recorded training step (src/train/step_capture_policy.ts); default "on". */
+  capture?: CaptureMode;
 }
 
 /** Options every preset shares. */
@@ -118,6 +121,12 @@ export const CONFIG_FLAGS = {
     type: "enum",
     choices: ["fused", "tfjs"],
     help: "Adam as one fused kernel per step (default) or tf.train.adam (for comparison)",
+  },
+  capture: {
+    type: "enum",
+    choices: ["on", "off"],
+    help: "replay a recorded training step where it is exact (default on) or run every step " +
+      "through tfjs",
   },
   "weight-decay": {
     type: "float",

@@ -8,10 +8,16 @@
 import * as tf from "@tensorflow/tfjs-core";
 import { imagesToTensor, labelsToOneHot } from "../data/dataset.ts";
 import type { Split } from "../data/fashion_mnist.ts";
+import { stepInput } from "../tf/step_inputs.ts";
+
+/** The step input that carries a batch's indices into the split. */
+export const BATCH_INDICES = "batch indices";
 
 export interface BatchSource {
   /** The batch at `idx` (indices into the split): images [n, 28, 28, 1] and one-hot labels. */
   batch(idx: Int32Array): { x: tf.Tensor4D; y: tf.Tensor2D };
+  /** Throws a RangeError naming the first index outside the split (batch() checks too). */
+  check(idx: Int32Array): void;
   dispose(): void;
 }
 
@@ -19,6 +25,7 @@ export interface BatchSource {
 export function hostBatches(split: Split): BatchSource {
   return {
     batch: (idx) => ({ x: imagesToTensor(split, idx), y: labelsToOneHot(split, idx) }),
+    check: (idx) => checkIndices(idx, split.count),
     dispose: () => {},
   };
 }
@@ -31,14 +38,18 @@ export function deviceBatches(split: Split): BatchSource {
   return {
     batch: (idx) =>
       tf.tidy(() => {
-        for (const i of idx) {
-          if (!(i >= 0 && i < split.count)) {
-            throw new RangeError(`index ${i} outside 0..${split.count - 1}`);
-          }
-        }
-        const at = tf.tensor1d(idx, "int32");
+        checkIndices(idx, split.count);
+        // A captured step (src/tf/step_capture.ts) writes the next batch's indices here.
+        const at = stepInput(Int32Array.from(idx), { name: BATCH_INDICES });
         return { x: tf.gather(images, at) as tf.Tensor4D, y: tf.gather(labels, at) as tf.Tensor2D };
       }),
+    check: (idx) => checkIndices(idx, split.count),
     dispose: () => tf.dispose([images, labels]),
   };
+}
+
+function checkIndices(idx: Int32Array, count: number): void {
+  for (const i of idx) {
+    if (!(i >= 0 && i < count)) throw new RangeError(`index ${i} outside 0..${count - 1}`);
+  }
 }

@@ -15,7 +15,7 @@ import type { LoadedCheckpoint } from "../model/checkpoint.ts";
 import { createModel, type Model } from "../model/model.ts";
 import { createRng, deriveSeed, Rng } from "../random.ts";
 import { augmentBatch } from "./augment.ts";
-import { createAdam } from "./optimizer.ts";
+import { createAdam, FusedAdam } from "./optimizer.ts";
 import {
   checkpointSaver,
   emptyRunningSums,
@@ -30,7 +30,8 @@ import { type EpochRecord, writeHistory } from "./history.ts";
 import type { Progress } from "./progress.ts";
 import { cosineLr, EarlyStopping, ReduceOnPlateau } from "./schedule.ts";
 import { makeTrainStepWithMetrics, type StepResult } from "./step.ts";
-import { type BatchSource, deviceBatches, hostBatches } from "./device_batches.ts";
+import { BATCH_INDICES, type BatchSource, deviceBatches, hostBatches } from "./device_batches.ts";
+import { StepCapturePolicy } from "./step_capture_policy.ts";
 import {
   DEFAULT_READ_BACK,
   PendingMetrics,
@@ -140,6 +141,7 @@ interface RunContext {
   step: (x: tf.Tensor4D, y: tf.Tensor2D) => StepResult;
   stepsPerEpoch: number;
   batches: BatchSource;
+  capture: StepCapturePolicy;
 }
 
 /** Early stopping and the plateau schedule, restored from and saved into the loop state. */
@@ -210,10 +212,17 @@ async function loop(
     step: makeTrainStepWithMetrics(model, optimizer, { labelSmoothing: cfg.labelSmoothing }),
     stepsPerEpoch: Math.ceil(data.trainIdx.length / cfg.batch),
     batches: (opts.residentData ?? true) ? deviceBatches(data.train) : hostBatches(data.train),
+    capture: new StepCapturePolicy(
+      cfg.capture ?? "on",
+      optimizer instanceof FusedAdam ? null : "--optimizer tfjs uploads the learning rate as a " +
+        "constant that a schedule changes (FusedAdam passes it as a step input)",
+    ),
   };
+  opts.log(ctx.capture.status());
   try {
     return await epochs(ctx, state, history, schedules, optimizer);
   } finally {
+    ctx.capture.dispose();
     ctx.batches.dispose();
   }
 }
@@ -236,10 +245,22 @@ async function epochs(
   });
   let stoppedEarly = false;
 
+  let firstEpoch = true; // of this process (a resumed run starts later)
   while (!state.done && state.epoch < cfg.epochs) {
     state.lr = schedules.lrAt(state.epoch, state.lr);
     setLearningRate(optimizer, state.lr);
+    const captureBefore = ctx.capture.status();
     const epoch = await trainEpoch(ctx, state);
+    // Which path the steps took: once captured (or refused), and whenever that changes.
+    const captureNow = ctx.capture.status();
+    const changed = firstEpoch
+      ? captureNow !== captureBefore
+      : captureNow.split(":")[0] !== captureBefore.split(":")[0];
+    firstEpoch = false;
+    if (changed) {
+      opts.progress.clear();
+      opts.log(captureNow);
+    }
     if (epoch.interrupted) {
       state = { ...state, step: epoch.stepsDone, running: epoch.running };
       opts.progress.clear();
@@ -349,15 +370,23 @@ function encodeStep(
 ): { loss: tf.Scalar; correct: tf.Scalar } {
   const { cfg, model } = ctx;
   const e = state.epoch;
-  const [loss, correct] = tf.tidy(() => {
-    const batch = ctx.batches.batch(idx);
-    let x = batch.x;
-    if (cfg.augment) x = augmentBatch(x, new Rng(deriveSeed(cfg.seed, 3, e, stepInEpoch)));
-    model.rng.state = deriveSeed(cfg.seed, 4, e, stepInEpoch);
-    const r = ctx.step(x, batch.y);
-    return [r.loss, r.correct];
-  });
-  return { loss, correct };
+  model.rng.state = deriveSeed(cfg.seed, 4, e, stepInEpoch);
+  ctx.batches.check(idx); // a replay does not run batch(), which checks too
+  // A replay (src/train/step_capture_policy.ts) writes idx and the other step inputs and runs
+  // the recorded kernels; otherwise the step runs through tfjs.
+  const [loss, correct] = ctx.capture.run(
+    String(idx.length),
+    { [BATCH_INDICES]: idx },
+    () =>
+      tf.tidy(() => {
+        const batch = ctx.batches.batch(idx);
+        let x = batch.x;
+        if (cfg.augment) x = augmentBatch(x, new Rng(deriveSeed(cfg.seed, 3, e, stepInEpoch)));
+        const r = ctx.step(x, batch.y);
+        return [r.loss, r.correct];
+      }),
+  );
+  return { loss: loss as tf.Scalar, correct: correct as tf.Scalar };
 }
 
 /** A non-finite loss stops the run: DivergedError naming the step. */

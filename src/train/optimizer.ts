@@ -9,7 +9,13 @@
 // adamBetaPowers / setAdamBetaPowers, so either optimizer resumes the other's checkpoints.
 
 import * as tf from "@tensorflow/tfjs-core";
-import { adamStep, packedOffsets } from "../ops/adam_step/adam_step.ts";
+import {
+  adamStep,
+  type AdamStepAttrs,
+  adamStepScalars,
+  packedOffsets,
+} from "../ops/adam_step/adam_step.ts";
+import { stepInput } from "../tf/step_inputs.ts";
 import type { Model } from "../model/model.ts";
 
 export type OptimizerKind = "fused" | "tfjs";
@@ -91,8 +97,19 @@ export class FusedAdam extends tf.Optimizer {
       );
     }
     const weights = named.map(([n]) => registered[n]);
-    const next = adamStep(this.state!, named.map(([, g]) => g), weights, {
-      decay: named.map(([n]) => this.l2 !== 0 && this.decayed.has(n)),
+    const attrs = this.stepAttrs(named.map(([n]) => this.l2 !== 0 && this.decayed.has(n)));
+    // A captured step (src/tf/step_capture.ts) replays the kernels without this method, so the
+    // per-step scalars and the host state they advance come from one function it can call.
+    const scalars = stepInput(this.takeStepScalars(), { produce: () => this.takeStepScalars() });
+    const next = adamStep(this.state!, named.map(([, g]) => g), weights, attrs, scalars);
+    scalars.dispose();
+    weights.forEach((w, i) => w.assign(next[i]));
+    tf.dispose(next);
+  }
+
+  private stepAttrs(decay: boolean[]): AdamStepAttrs {
+    return {
+      decay,
       l2: this.l2,
       lr: this.learningRate,
       beta1: this.beta1,
@@ -100,12 +117,16 @@ export class FusedAdam extends tf.Optimizer {
       epsilon: this.epsilon,
       accBeta1: this.accBeta1,
       accBeta2: this.accBeta2,
-    });
-    weights.forEach((w, i) => w.assign(next[i]));
-    tf.dispose(next);
+    };
+  }
+
+  /** This step's [1 - beta1^t, 1 - beta2^t, -lr]; advances the beta powers and the step count. */
+  private takeStepScalars(): Float32Array {
+    const scalars = adamStepScalars(this.stepAttrs([]));
     this.accBeta1 = Math.fround(this.accBeta1 * Math.fround(this.beta1));
     this.accBeta2 = Math.fround(this.accBeta2 * Math.fround(this.beta2));
     this.incrementIterations();
+    return scalars;
   }
 
   private initState(vars: tf.Variable[]) {

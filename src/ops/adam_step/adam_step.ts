@@ -18,8 +18,10 @@ import * as tf from "@tensorflow/tfjs-core";
 import type { KernelConfig, NamedAttrMap, TensorInfo } from "@tensorflow/tfjs-core";
 
 /**
- * Kernel: inputs {state, g0..gK-1, w0..wK-1}; attrs AdamStepAttrs; outputs [state (updated in
- * place, an alias), w0'..wK-1'].
+ * Kernel: inputs {state, stepScalars, g0..gK-1, w0..wK-1}; attrs AdamStepAttrs; outputs [state
+ * (updated in place, an alias), w0'..wK-1']. stepScalars is float32 [1 - beta1^t, 1 - beta2^t,
+ * -lr] (adamStepScalars of the same attrs): the webgpu kernel reads these three from it, the
+ * cpu kernel from the attrs.
  */
 export const ADAM_STEP = "AdamStep";
 
@@ -47,15 +49,24 @@ export function packedOffsets(sizes: number[]): { offsets: number[]; total: numb
   return { offsets, total };
 }
 
+/** The per-step values of `attrs` as the kernels round them: [1 - beta1^t, 1 - beta2^t, -lr]. */
+export function adamStepScalars(attrs: AdamStepAttrs): Float32Array<ArrayBuffer> {
+  const f = Math.fround;
+  return Float32Array.of(f(1 - f(attrs.accBeta1)), f(1 - f(attrs.accBeta2)), f(-attrs.lr));
+}
+
 /**
  * One Adam step over `weights` with `grads` (same order and shapes): updates the packed `state`
- * in place and returns the new weights (the caller assigns or disposes them).
+ * in place and returns the new weights (the caller assigns or disposes them). `stepScalars`:
+ * adamStepScalars(attrs) as a tensor when the caller has one (a captured step's input), else made
+ * here.
  */
 export function adamStep(
   state: tf.Tensor1D,
   grads: tf.Tensor[],
   weights: tf.Tensor[],
   attrs: AdamStepAttrs,
+  stepScalars?: tf.Tensor1D,
 ): tf.Tensor[] {
   if (grads.length !== weights.length || attrs.decay.length !== weights.length) {
     throw new Error(
@@ -76,17 +87,20 @@ export function adamStep(
   if (state.rank !== 1 || state.size !== 2 * total) {
     throw new Error(`adamStep: state has shape [${state.shape}], want [${2 * total}]`);
   }
-  const inputs: Record<string, tf.Tensor> = { state };
+  const scalars = stepScalars ?? tf.tensor1d(adamStepScalars(attrs));
+  const inputs: Record<string, tf.Tensor> = { state, stepScalars: scalars };
   grads.forEach((g, i) => (inputs[`g${i}`] = g));
   weights.forEach((w, i) => (inputs[`w${i}`] = w));
   const [alias, ...next] = tf.engine().runKernel(ADAM_STEP, inputs, { ...attrs }) as tf.Tensor[];
   alias.dispose(); // `state` itself
+  if (scalars !== stepScalars) scalars.dispose();
   return next;
 }
 
 /** What both kernels take from their inputs and attrs: the state, then g_i and w_i in order. */
 export interface AdamStepKernelInputs {
   state: TensorInfo;
+  stepScalars: TensorInfo;
   grads: TensorInfo[];
   weights: TensorInfo[];
   attrs: AdamStepAttrs;
@@ -100,6 +114,8 @@ export function adamStepKernelInputs(
   const a = attrs as unknown as AdamStepAttrs;
   const state = inputs.state;
   if (!state) throw new Error("AdamStep kernel: missing input state");
+  const stepScalars = inputs.stepScalars;
+  if (!stepScalars) throw new Error("AdamStep kernel: missing input stepScalars");
   const grads: TensorInfo[] = [];
   const weights: TensorInfo[] = [];
   for (let i = 0; i < a.decay.length; i++) {
@@ -108,7 +124,7 @@ export function adamStepKernelInputs(
     grads.push(g);
     weights.push(w);
   }
-  return { state, grads, weights, attrs: a };
+  return { state, stepScalars, grads, weights, attrs: a };
 }
 
 /** The backends' reference counting, raised for the state output (an alias of the input). */

@@ -18,7 +18,7 @@ import type { WebGPUBackend } from "@tensorflow/tfjs-backend-webgpu";
 import { initTf } from "../../tf/setup.ts";
 import { adamStep, type AdamStepAttrs, packedOffsets } from "./adam_step.ts";
 import { adamStepRef } from "./adam_step_ref.ts";
-import { adamGroups, BINDINGS_PER_VARIABLE } from "./adam_step_webgpu.ts";
+import { adamGroups, BINDINGS_PER_VARIABLE, SHARED_BINDINGS } from "./adam_step_webgpu.ts";
 import { createModel, type Model } from "../../model/model.ts";
 import { makeTrainStep } from "../../train/step.ts";
 import { createAdam, FusedAdam, type OptimizerKind } from "../../train/optimizer.ts";
@@ -130,23 +130,24 @@ Deno.test("AdamStep: groups fit the binding limit and cover every variable once,
   fc.assert(
     fc.property(
       fc.array(fc.boolean(), { minLength: 1, maxLength: 30 }),
-      fc.integer({ min: 4, max: 16 }),
+      fc.integer({ min: 5, max: 16 }),
       (decay, maxBuffers) => {
         const sizes = decay.map((_, i) => i + 1);
         const groups = adamGroups(sizes, decay, maxBuffers);
         assert.deepEqual(groups.flat().map((s) => s.variable), sizes.map((_, i) => i));
         assert.deepEqual(groups.flat().map((s) => s.decay), decay);
-        const perGroup = Math.floor((maxBuffers - 1) / BINDINGS_PER_VARIABLE);
-        // The state plus g, w, w' per variable fit; every group but the last is full.
+        const perGroup = Math.floor((maxBuffers - SHARED_BINDINGS) / BINDINGS_PER_VARIABLE);
+        // The state, the step scalars and g, w, w' per variable fit; every group but the last
+        // is full.
         groups.forEach((g, i) => {
-          assert.ok(1 + BINDINGS_PER_VARIABLE * g.length <= maxBuffers);
+          assert.ok(SHARED_BINDINGS + BINDINGS_PER_VARIABLE * g.length <= maxBuffers);
           if (i + 1 < groups.length) assert.equal(g.length, perGroup);
         });
       },
     ),
     { seed: 3, numRuns: 200 },
   );
-  assert.throws(() => adamGroups([1], [false], 3), /too few/);
+  assert.throws(() => adamGroups([1], [false], 4), /too few/);
 });
 
 // ---- 2. FusedAdam vs tf.train.adam -------------------------------------------------------------

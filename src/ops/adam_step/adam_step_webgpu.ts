@@ -36,17 +36,19 @@ interface Slot {
 
 /** Storage bindings one variable takes in a pass: g, w and w'. */
 export const BINDINGS_PER_VARIABLE = 3;
+/** Storage bindings every pass takes besides its variables': the state and the step scalars. */
+export const SHARED_BINDINGS = 2;
 
 /**
  * Splits the variables, in order, into groups that fit `maxStorageBuffers` bindings: the state
- * plus BINDINGS_PER_VARIABLE per variable.
+ * and the step scalars plus BINDINGS_PER_VARIABLE per variable.
  */
 export function adamGroups(
   sizes: number[],
   decay: boolean[],
   maxStorageBuffers: number,
 ): Slot[][] {
-  const perGroup = Math.floor((maxStorageBuffers - 1) / BINDINGS_PER_VARIABLE);
+  const perGroup = Math.floor((maxStorageBuffers - SHARED_BINDINGS) / BINDINGS_PER_VARIABLE);
   if (perGroup < 1) throw new Error(`AdamStep: ${maxStorageBuffers} storage buffers are too few`);
   const groups: Slot[][] = [];
   sizes.forEach((size, variable) => {
@@ -68,9 +70,9 @@ export class AdamUpdateProgram extends MultiOutputProgram {
     super();
     this.slots = slots;
     this.outputNames = ["state", ...slots.map((_, k) => `wNew${k}`)];
-    this.variableNames = slots.flatMap((_, k) => [`g${k}`, `w${k}`]);
+    this.variableNames = ["stepScalars", ...slots.flatMap((_, k) => [`g${k}`, `w${k}`])];
     this.uniforms = "beta1 : f32, beta2 : f32, oneMinusBeta1 : f32, oneMinusBeta2 : f32, " +
-      "l2 : f32, oneMinusAccBeta1 : f32, oneMinusAccBeta2 : f32, epsilon : f32, negLr : f32, " +
+      "l2 : f32, epsilon : f32, " +
       "total : i32, " + slots.map((_, k) => `end${k} : i32, off${k} : i32, `).join("");
     this.shaderKey = `adamUpdate_${slots.map((s) => (s.decay ? "d" : "p")).join("")}`;
   }
@@ -106,6 +108,7 @@ type TensorMap = { tensorMap: { get(id: unknown): { values: unknown } } };
 export function runAdamStep(
   backend: WebGPUBackend,
   state: TensorInfo,
+  stepScalars: TensorInfo,
   grads: TensorInfo[],
   weights: TensorInfo[],
   attrs: AdamStepAttrs,
@@ -121,10 +124,7 @@ export function runAdamStep(
       f32(s.oneMinusBeta1),
       f32(s.oneMinusBeta2),
       f32(s.l2),
-      f32(s.oneMinusAccBeta1),
-      f32(s.oneMinusAccBeta2),
       f32(s.epsilon),
-      f32(s.negLr),
       i32(total),
     ];
     let end = 0;
@@ -136,7 +136,7 @@ export function runAdamStep(
       backend,
       new AdamUpdateProgram(group),
       [state, ...group.map((slot) => weights[slot.variable].shape)],
-      group.flatMap((slot) => [grads[slot.variable], weights[slot.variable]]),
+      [stepScalars, ...group.flatMap((slot) => [grads[slot.variable], weights[slot.variable]])],
       end,
       uniforms,
     );
@@ -150,5 +150,6 @@ export function runAdamStep(
 /** The webgpu kernel: the passes above. */
 export const adamStepWebgpu = adamStepKernel(
   "webgpu",
-  (backend, k) => runAdamStep(backend as WebGPUBackend, k.state, k.grads, k.weights, k.attrs),
+  (backend, k) =>
+    runAdamStep(backend as WebGPUBackend, k.state, k.stepScalars, k.grads, k.weights, k.attrs),
 );

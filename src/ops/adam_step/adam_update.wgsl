@@ -9,6 +9,9 @@
 // appends a generated main(): one flat index over the group's elements, a branch per variable
 // slot (uniforms endK / offK: where slot K ends in the group, where its block starts in the
 // state), reading gK and wK at the element's index inside the variable.
+// The values that change every step (1 - beta1^t, 1 - beta2^t, -lr) come from the storage input
+// `stepScalars` instead of the uniform block, so that every step's uniforms are the same bytes
+// (src/tf/step_capture.ts replays a recorded step and writes only these three floats).
 
 fn decayed(g : f32, w : f32) -> f32 {
   return g + uniforms.l2 * (w * 2.0);
@@ -21,7 +24,7 @@ fn adamUpdate(at : i32, g : f32, w : f32) -> f32 {
   let v = state[vAt] * uniforms.beta2 + (g * g) * uniforms.oneMinusBeta2;
   state[at] = m;
   state[vAt] = v;
-  let mHat = m / uniforms.oneMinusAccBeta1;
-  let vHat = v / uniforms.oneMinusAccBeta2;
-  return (mHat / (sqrt(vHat) + uniforms.epsilon)) * uniforms.negLr + w;
+  let mHat = m / stepScalars[0];
+  let vHat = v / stepScalars[1];
+  return (mHat / (sqrt(vHat) + uniforms.epsilon)) * stepScalars[2] + w;
 }

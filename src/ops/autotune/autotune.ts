@@ -9,6 +9,7 @@
 //
 import { type AutotuneSetting, readFlag } from "../../flags.ts";
 import { loadedMesaVersion } from "../../tf/driver_info.ts";
+import { cpuCodegen } from "../conv/cpu_features.ts";
 import { updateSharedFile } from "../../shared_json_file.ts";
 import { median } from "../../stats.ts";
 export type { AutotuneSetting };
@@ -440,8 +441,9 @@ function simdLevel(flags: string[]): string {
  * What a software adapter runs on, from /proc/cpuinfo's first processor block: model name,
  * family/model/stepping and the widest SIMD level ("AMD EPYC family 26 model 2 stepping 1
  * avx512f"), plus the Vulkan driver file when VK_ICD_FILENAMES / VK_DRIVER_FILES forces one
- * (two Mesa releases on one machine report the same llvmpipe description). Elsewhere the OS and
- * architecture. Pure: `cpuinfo` and `env` are passed in (probeCpuIdentity reads them).
+ * (two Mesa releases on one machine report the same llvmpipe description) and
+ * GALLIUM_OVERRIDE_CPU_CAPS when set. Elsewhere the OS and architecture. Pure: `cpuinfo` and
+ * `env` are passed in (probeCpuIdentity reads them).
  */
 export function cpuIdentity(cpuinfo: string | null, env: Record<string, string | undefined>) {
   let cpu = `${Deno.build.os} ${Deno.build.arch}`;
@@ -460,7 +462,11 @@ export function cpuIdentity(cpuinfo: string | null, env: Record<string, string |
     if (parts.length > 0) cpu = parts.join(" ");
   }
   const icd = env.VK_ICD_FILENAMES || env.VK_DRIVER_FILES;
-  return icd ? `${cpu}; vulkan driver ${icd}` : cpu;
+  if (icd) cpu = `${cpu}; vulkan driver ${icd}`;
+  // Mesa masks CPU features with it ("avx": AVX2 code on an AVX-512 CPU), and the fastest tiles
+  // differ between the two code generations (BENCHMARKS.md). Values Mesa ignores change nothing.
+  const { override } = cpuCodegen(cpuinfo, env.GALLIUM_OVERRIDE_CPU_CAPS);
+  return override ? `${cpu}; GALLIUM_OVERRIDE_CPU_CAPS=${override}` : cpu;
 }
 
 /** cpuIdentity of this machine (no --allow-read / --allow-env: what is readable). */
@@ -472,7 +478,7 @@ export function probeCpuIdentity(): string {
     // not Linux, or no --allow-read
   }
   const env: Record<string, string | undefined> = {};
-  for (const name of ["VK_ICD_FILENAMES", "VK_DRIVER_FILES"]) {
+  for (const name of ["VK_ICD_FILENAMES", "VK_DRIVER_FILES", "GALLIUM_OVERRIDE_CPU_CAPS"]) {
     try {
       env[name] = Deno.env.get(name);
     } catch {

@@ -155,17 +155,23 @@ Deno.test("autotune cache: a software adapter's key names the CPU (and a forced 
   assert.equal(avx2, "AMD EPYC family 26 model 1 stepping 1 avx2");
   const mesa25 = cpuIdentity(ZEN5_CPUINFO, { VK_ICD_FILENAMES: "/opt/mesa-25/lvp_icd.json" });
   assert.equal(mesa25, `${zen5}; vulkan driver /opt/mesa-25/lvp_icd.json`);
+  // AVX-512 masked by Mesa (AVX2 code generation on this CPU): its own section as well.
+  const masked = cpuIdentity(ZEN5_CPUINFO, { GALLIUM_OVERRIDE_CPU_CAPS: "avx" });
+  assert.equal(masked, `${zen5}; GALLIUM_OVERRIDE_CPU_CAPS=avx`);
+  // A value Mesa does not know masks nothing: the same section as without it.
+  assert.equal(cpuIdentity(ZEN5_CPUINFO, { GALLIUM_OVERRIDE_CPU_CAPS: "avx2" }), zen5);
   // No /proc/cpuinfo (another OS): the OS and architecture still tell machines apart.
   assert.equal(cpuIdentity(null, {}), `${Deno.build.os} ${Deno.build.arch}`);
 
-  // Same llvmpipe description, other CPU or driver: other cache sections.
+  // Same llvmpipe description, other CPU, driver or code generation: other cache sections.
   const on = (cpu: string) => adapterIdentity(LLVMPIPE, LLVMPIPE.driver, LLVMPIPE.runtime, cpu);
-  const keys = new Set([zen5, avx2, mesa25].map((c) => adapterKey(on(c))));
-  assert.equal(keys.size, 3);
+  const keys = new Set([zen5, avx2, mesa25, masked].map((c) => adapterKey(on(c))));
+  assert.equal(keys.size, 4);
   const cache = AutotuneCache.inMemory();
   cache.record(on(zen5), "fwd:p", entry("fwd.big", { "fwd.big": 1, "fwd.small": 2 }));
   assert.equal(cache.lookup(on(zen5), "fwd:p")?.choice, "fwd.big");
   assert.equal(cache.lookup(on(avx2), "fwd:p"), undefined);
+  assert.equal(cache.lookup(on(masked), "fwd:p"), undefined);
   // A discrete adapter has no cpu field: its key is what it was before the field existed.
   assert.equal(H200.cpu, undefined);
   assert.equal(adapterKey(H200), "4318|hopper|8997|NVIDIA H200|580.159.04|deno 2.9.6");

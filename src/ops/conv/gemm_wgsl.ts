@@ -77,6 +77,14 @@
 //   training step 1.22x / 1.31x less CPU time (BENCHMARKS.md). A uniform binding holds
 //   64 KiB (Deno's limit on lavapipe) with a 16-byte array stride: array<vec4<f32>, N>; a larger
 //   filter takes one binding per filter row (the kh loop unrolled).
+// - Without AVX-512 (AVX2 code generation, emulated on the Zen 5 by GALLIUM_OVERRIDE_CPU_CAPS=avx)
+//   Mesa 22.3's per-lane load, a loop over the 8 lanes, inserts each lane's value at a variable
+//   index, which LLVM 15 lowers through the stack (store 4 bytes into the spilled vector, reload
+//   32: a failed store-to-load forward per lane; with AVX-512 a broadcast, compare-to-mask and
+//   masked move): every load costs 4.2-6.4x (scalar 4.3 vs 1.0 ns, vec4 6.4x, workgroup memory
+//   5.6x), hidden-layer views run 2.5-3.7x slower with the defaults and 5-7.7x with small tiles. The
+//   rule stays (fewest loads per multiply-add), only stronger; Mesa 25.0.7 unrolls the lane loop
+//   (vpinsrd/vpblendd) and AVX2 costs it 0.75-1.4x per view (BENCHMARKS.md).
 // - Mapping lanes so that a SIMD group's loads coincide buys nothing here: tried as "lane rows"
 //   (column tile per workgroup, rows per lane: the filter loads of fwd/bwdData and the dz loads
 //   of bwdFilter the same in every lane), 0.6-1.03x of the pixel-row tiles

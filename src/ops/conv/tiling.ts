@@ -163,6 +163,17 @@ function make(view: ConvView, kind: AdapterKind, shapes: Shape[]): TileConfig[] 
 // 14 x 32 at 14, 7 x 64 at 7). Bigger pixel-row tiles (r32c16, r32c32: 0.97-1.04x of r16c32)
 // and lane rows (a SIMD group's filter loads made uniform: 0.6-1.03x; they cost the same per-lane
 // loads here) did not pay and are not in the list.
+// bwdFilter's window r16c16 s16 is for AVX2 code generation on Mesa 22.3, where every load costs
+// 4x (gemm_wgsl.ts): process CPU ms, batch 32, Zen 5 EPYC with AVX-512 masked
+// (GALLIUM_OVERRIDE_CPU_CAPS=avx), 28x28 32->32 / 14x14 64->64: 54.1 / 58.2 against the default
+// window r8c16 s32's 64.8 / 71.9 (natively 0.95-1.02x, on Mesa 25.0.7 0.58-0.71x), so the tuner
+// decides. The forward window r28c32 (1.07-1.15x there, 0.68-0.75x on 25.0 with AVX2) is not in
+// the list: on Mesa 25.0.7 a probe that compiles and runs it once took 37 s (r28c16: 11 s;
+// bwdFilter window r16c16 s16: 9.5 s, r8c16 s32: 3.0 s), ~26 s more per pipeline for every
+// tuning and test that compiles it. Smaller tiles shaped for AVX2's 16 registers (r4c8, r4c16, r8c8, r8c16,
+// win r14c8, r7c16, bwdFilter win r4c8, r2c16, r2c8) slowed down more under AVX2 on 22.3 (2.6-7.7x
+// on the hidden layers, against 2.5-3.7x for the defaults) and are not in the list either
+// (BENCHMARKS.md, "AVX2 code generation (emulated)").
 const win = (rows: number, cols: number, extra: Partial<Shape> = {}) =>
   reg(rows, cols, 4, { rowWindow: true, ...extra });
 // fwd and bwdData (both pixel-row GEMMs) share the row window with its filter in uniform
@@ -188,6 +199,7 @@ const SOFTWARE: Record<ConvView, TileConfig[]> = {
   bwdFilter: make("bwdFilter", "software", [
     win(8, 16, { splitK: 32 }),
     win(4, 16, { splitK: 64 }),
+    win(16, 16, { splitK: 16 }),
     reg(16, 32, 4, { splitK: 32 }),
     reg(8, 32, 4, { splitK: 32 }),
     reg(8, 16, 4, { splitK: 32 }),

@@ -24,7 +24,11 @@ import * as tf from "@tensorflow/tfjs-core";
 import type { GradConfig } from "@tensorflow/tfjs-core";
 import { UsageError } from "../../errors.ts";
 
-/** Kernel: inputs {x}; attrs {rate, seed}; output y (x's shape). */
+/**
+ * Kernel: inputs {x, dropoutKey}; attrs {rate, seed}; output y (x's shape). dropoutKey is int32
+ * [1], the bits of dropoutKeyOf(seed): the webgpu kernel reads the key from it, the cpu kernel
+ * from the seed.
+ */
 export const SEEDED_DROPOUT = "SeededDropout";
 
 export interface DropoutAttrs {
@@ -57,6 +61,16 @@ export function dropoutConstants(
   };
 }
 
+/** The mask's key for `seed`, as the int32 bits a dropoutKey tensor holds. */
+export function dropoutKeyOf(seed: number): number {
+  return dropoutConstants({ rate: 0, seed }).key | 0;
+}
+
+/** A dropoutKey input for `seed`. */
+export function dropoutKeyTensor(seed: number): tf.Tensor1D {
+  return tf.tensor1d(Int32Array.of(dropoutKeyOf(seed)), "int32");
+}
+
 /** Rate in [0, 1) and a uint32 seed, or a one-line error. */
 export function checkDropoutAttrs(a: DropoutAttrs) {
   if (!(a.rate >= 0 && a.rate < 1)) {
@@ -67,19 +81,34 @@ export function checkDropoutAttrs(a: DropoutAttrs) {
   }
 }
 
-/** Inverted dropout of `x` (float32, any shape) with mask seed `seed`; differentiable. */
-export function dropout<T extends tf.Tensor>(x: T, rate: number, seed: number): T {
+/**
+ * Inverted dropout of `x` (float32, any shape) with mask seed `seed`; differentiable. `key`:
+ * dropoutKeyTensor(seed) when the caller has one (a step input), else made here.
+ */
+export function dropout<T extends tf.Tensor>(
+  x: T,
+  rate: number,
+  seed: number,
+  key?: tf.Tensor1D,
+): T {
   if (x.dtype !== "float32") throw new UsageError(`dropout: x must be float32, got ${x.dtype}`);
   checkDropoutAttrs({ rate, seed });
-  return tf.engine().runKernel(SEEDED_DROPOUT, { x }, { rate, seed }) as T;
+  const dropoutKey = key ?? dropoutKeyTensor(seed);
+  try {
+    return tf.engine().runKernel(SEEDED_DROPOUT, { x, dropoutKey }, { rate, seed }) as T;
+  } finally {
+    if (dropoutKey !== key) dropoutKey.dispose();
+  }
 }
 
 export const seededDropoutGradient: GradConfig = {
   kernelName: SEEDED_DROPOUT,
-  gradFunc: (dy, _saved, attrs) => ({
+  inputsToSave: ["dropoutKey"],
+  gradFunc: (dy, saved, attrs) => ({
     x: () =>
-      tf.engine().runKernel(SEEDED_DROPOUT, { x: Array.isArray(dy) ? dy[0] : dy }, {
-        ...(attrs as unknown as Record<string, number>),
-      }) as tf.Tensor,
+      tf.engine().runKernel(SEEDED_DROPOUT, {
+        x: Array.isArray(dy) ? dy[0] : dy,
+        dropoutKey: saved[0],
+      }, { ...(attrs as unknown as Record<string, number>) }) as tf.Tensor,
   }),
 };

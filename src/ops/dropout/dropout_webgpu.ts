@@ -9,8 +9,8 @@ import { type DropoutAttrs, dropoutConstants, SEEDED_DROPOUT } from "./dropout.t
 class SeededDropoutProgram extends FlatKernelProgram {
   constructor(size: number) {
     super("dropout/dropout.wgsl", {
-      variableNames: ["x"],
-      uniforms: "key : u32, threshold : u32, scale : f32, n : i32,",
+      variableNames: ["x", "dropoutKey"],
+      uniforms: "threshold : u32, scale : f32, n : i32,",
       outputSize: size,
     });
   }
@@ -20,11 +20,13 @@ class SeededDropoutProgram extends FlatKernelProgram {
   }
 }
 
-/** The mask's uniforms (dropout_mask.wgsl: key, threshold, scale), for kernels that apply it. */
+/**
+ * The mask's uniforms (dropout_mask.wgsl: threshold, scale), for kernels that apply it; the key
+ * comes from their dropoutKey input.
+ */
 export function dropoutUniforms(a: DropoutAttrs): Uniform[] {
-  const { key, threshold, scale } = dropoutConstants(a);
+  const { threshold, scale } = dropoutConstants(a);
   return [
-    { type: "uint32", data: [key] },
     { type: "uint32", data: [threshold] },
     { type: "float32", data: [scale] },
   ];
@@ -34,11 +36,12 @@ export const seededDropoutWebgpu: KernelConfig = {
   kernelName: SEEDED_DROPOUT,
   backendName: "webgpu",
   kernelFunc: ({ inputs, backend, attrs }) => {
-    const { x } = inputs as { x: TensorInfo };
+    const { x, dropoutKey } = inputs as { x: TensorInfo; dropoutKey: TensorInfo };
     const a = attrs as unknown as DropoutAttrs;
     const size = x.shape.reduce((p, d) => p * d, 1);
     const flat = { dataId: x.dataId, shape: [size], dtype: x.dtype };
-    const y = runProgram(backend as WebGPUBackend, new SeededDropoutProgram(size), [flat], [
+    const program = new SeededDropoutProgram(size);
+    const y = runProgram(backend as WebGPUBackend, program, [flat, dropoutKey], [
       ...dropoutUniforms(a),
       { type: "int32", data: [size] },
     ]);

@@ -39,10 +39,16 @@
 import * as tf from "@tensorflow/tfjs-core";
 import type { GradConfig } from "@tensorflow/tfjs-core";
 import { UsageError } from "../../errors.ts";
-import { checkDropoutAttrs, type DropoutAttrs } from "../dropout/dropout.ts";
+import { checkDropoutAttrs, type DropoutAttrs, dropoutKeyTensor } from "../dropout/dropout.ts";
 
 export const MAX_POOL2 = "MaxPool2";
 export const MAX_POOL2_GRAD = "MaxPool2Grad";
+/**
+ * MAX_POOL2 with dropout (attrs {rate, seed}) and the mask's key as a second input {x,
+ * dropoutKey}: its own kernel name so that its gradient can save the key (tfjs saves inputs by
+ * name, and plain MAX_POOL2 has none). The same kernels run both.
+ */
+export const MAX_POOL2_DROPOUT = "MaxPool2Dropout";
 
 /** The kernels' optional dropout of the pooled tensor: {rate, seed}, rate 0 (none) by default. */
 export function dropoutOf(attrs: unknown): DropoutAttrs | undefined {
@@ -72,24 +78,45 @@ function checkPoolInput(x: tf.Tensor4D) {
  * op, bit for bit: src/ops/wgsl/dropout_mask.wgsl over the pooled tensor's element index); the
  * gradient applies the mask to dy in the pool gradient's pass. Differentiable w.r.t. x.
  */
-export function maxPool2Dropout(x: tf.Tensor4D, rate: number, seed: number): tf.Tensor4D {
+export function maxPool2Dropout(
+  x: tf.Tensor4D,
+  rate: number,
+  seed: number,
+  key?: tf.Tensor1D,
+): tf.Tensor4D {
   checkPoolInput(x);
   checkDropoutAttrs({ rate, seed });
   if (rate === 0) return maxPool2(x);
-  return tf.engine().runKernel(MAX_POOL2, { x }, { rate, seed }) as tf.Tensor4D;
+  // The mask's key as an input (src/ops/dropout/dropout.ts: dropoutKeyTensor).
+  const dropoutKey = key ?? dropoutKeyTensor(seed);
+  try {
+    return tf.engine().runKernel(MAX_POOL2_DROPOUT, { x, dropoutKey }, {
+      rate,
+      seed,
+    }) as tf.Tensor4D;
+  } finally {
+    if (dropoutKey !== key) dropoutKey.dispose();
+  }
 }
 
 export const maxPool2Gradient: GradConfig = {
   kernelName: MAX_POOL2,
   inputsToSave: ["x"],
   gradFunc: (dy, saved, attrs) => {
-    const [x] = saved;
+    const [x, dropoutKey] = saved;
     return {
       x: () =>
         tf.engine().runKernel(MAX_POOL2_GRAD, {
           dy: Array.isArray(dy) ? dy[0] : dy,
           x,
+          ...(dropoutKey ? { dropoutKey } : {}),
         }, attrs) as tf.Tensor,
     };
   },
+};
+
+export const maxPool2DropoutGradient: GradConfig = {
+  ...maxPool2Gradient,
+  kernelName: MAX_POOL2_DROPOUT,
+  inputsToSave: ["x", "dropoutKey"],
 };

@@ -9,7 +9,7 @@
 
 import { cpuKernel, cpuValues } from "../backend/cpu_kernel.ts";
 import { dropoutRef } from "../dropout/dropout_ref.ts";
-import { dropoutOf, MAX_POOL2, MAX_POOL2_GRAD } from "./max_pool2.ts";
+import { dropoutOf, MAX_POOL2, MAX_POOL2_DROPOUT, MAX_POOL2_GRAD } from "./max_pool2.ts";
 
 /** [N, H, W, C] -> [N, floor(H / 2), floor(W / 2), C]. */
 export function maxPool2Shape(xShape: readonly number[]): [number, number, number, number] {
@@ -81,6 +81,8 @@ export const maxPool2Cpu = cpuKernel(MAX_POOL2, ({ x }, cpu, attrs) => {
   const d = dropoutOf(attrs);
   return cpu.makeTensorInfo(maxPool2Shape(x.shape), "float32", d ? dropoutRef(y, d) : y);
 });
+
+export const maxPool2DropoutCpu = { ...maxPool2Cpu, kernelName: MAX_POOL2_DROPOUT };
 
 export const maxPool2GradCpu = cpuKernel(MAX_POOL2_GRAD, ({ dy, x }, cpu, attrs) => {
   const d = dropoutOf(attrs);

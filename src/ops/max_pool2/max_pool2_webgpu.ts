@@ -6,7 +6,7 @@ import { type Dispatch, runProgram, splitGroups } from "../backend/webgpu_progra
 import { wgsl } from "../backend/wgsl.ts";
 import type { DropoutAttrs } from "../dropout/dropout.ts";
 import { dropoutUniforms } from "../dropout/dropout_webgpu.ts";
-import { dropoutOf, MAX_POOL2, MAX_POOL2_GRAD } from "./max_pool2.ts";
+import { dropoutOf, MAX_POOL2, MAX_POOL2_DROPOUT, MAX_POOL2_GRAD } from "./max_pool2.ts";
 import { maxPool2Shape } from "./max_pool2_ref.ts";
 
 /**
@@ -16,7 +16,6 @@ import { maxPool2Shape } from "./max_pool2_ref.ts";
 abstract class MaxPool2Program implements WebGPUProgram {
   outputShape: number[];
   abstract shaderKey: string;
-  abstract variableNames: string[];
   dispatchLayout = { x: [0, 1, 2, 3] };
   dispatch: Dispatch;
   workgroupSize: [number, number, number] = [64, 1, 1];
@@ -34,6 +33,15 @@ abstract class MaxPool2Program implements WebGPUProgram {
   }
 
   abstract getUserCode(): string;
+  abstract variableNames: string[];
+  uniforms?: string;
+
+  /** The dropout variant: the dropoutKey input (one int32, read as a scalar) and its uniforms. */
+  protected withDropoutKey(uniforms: string) {
+    this.variableNames = [...this.variableNames, "dropoutKey"];
+    this.variableComponents = [...this.variableComponents, 1];
+    this.uniforms = uniforms;
+  }
 
   /**
    * The kernel after `alias VT`, `VW` and `fn poolScale(i) -> VT`, the dropout multipliers of
@@ -53,20 +61,19 @@ abstract class MaxPool2Program implements WebGPUProgram {
   }
 }
 
-/** Uniforms of the dropout variants (dropout_mask.wgsl). */
-const DROPOUT_UNIFORMS = "key : u32, threshold : u32, scale : f32,";
+/** Uniforms of the dropout variants (dropout_mask.wgsl; the key is the dropoutKey input). */
+const DROPOUT_UNIFORMS = "threshold : u32, scale : f32,";
 
 class MaxPool2ForwardProgram extends MaxPool2Program {
   shaderKey: string;
   variableNames = ["x"];
-  uniforms?: string;
   private readonly dropout: boolean;
 
   constructor(xShape: number[], dropout: boolean) {
     const yShape = maxPool2Shape(xShape);
     super(yShape, xShape[3], 1, yShape.reduce((a, b) => a * b, 1));
     this.dropout = dropout;
-    if (dropout) this.uniforms = DROPOUT_UNIFORMS;
+    if (dropout) this.withDropoutKey(DROPOUT_UNIFORMS);
     this.shaderKey = `maxPool2_w${this.width}${dropout ? "_dropout" : ""}`;
   }
 
@@ -78,14 +85,13 @@ class MaxPool2ForwardProgram extends MaxPool2Program {
 class MaxPool2GradProgram extends MaxPool2Program {
   shaderKey: string;
   variableNames = ["dy", "x"];
-  uniforms?: string;
   private readonly dropout: boolean;
 
   constructor(xShape: number[], dropout: boolean) {
     const [n, h, w, c] = xShape;
     super(xShape, c, 2, n * Math.ceil(h / 2) * Math.ceil(w / 2) * c);
     this.dropout = dropout;
-    if (dropout) this.uniforms = DROPOUT_UNIFORMS;
+    if (dropout) this.withDropoutKey(DROPOUT_UNIFORMS);
     this.shaderKey = `maxPool2Grad_w${this.width}${dropout ? "_dropout" : ""}`;
   }
 
@@ -99,27 +105,41 @@ export function runMaxPool2(
   backend: WebGPUBackend,
   x: TensorInfo,
   dropout?: DropoutAttrs,
+  dropoutKey?: TensorInfo,
 ): TensorInfo {
   const program = new MaxPool2ForwardProgram(x.shape, dropout !== undefined);
-  return runProgram(backend, program, [x], dropout ? dropoutUniforms(dropout) : []);
+  if (!dropout) return runProgram(backend, program, [x], []);
+  if (!dropoutKey) throw new Error("maxPool2 with dropout: no dropoutKey input");
+  return runProgram(backend, program, [x, dropoutKey], dropoutUniforms(dropout));
 }
 
 export const maxPool2Webgpu: KernelConfig = {
   kernelName: MAX_POOL2,
   backendName: "webgpu",
   kernelFunc: ({ inputs, backend, attrs }) => {
-    const { x } = inputs as { x: TensorInfo };
-    return runMaxPool2(backend as WebGPUBackend, x, dropoutOf(attrs));
+    const { x, dropoutKey } = inputs as { x: TensorInfo; dropoutKey?: TensorInfo };
+    return runMaxPool2(backend as WebGPUBackend, x, dropoutOf(attrs), dropoutKey);
   },
+};
+
+export const maxPool2DropoutWebgpu: KernelConfig = {
+  ...maxPool2Webgpu,
+  kernelName: MAX_POOL2_DROPOUT,
 };
 
 export const maxPool2GradWebgpu: KernelConfig = {
   kernelName: MAX_POOL2_GRAD,
   backendName: "webgpu",
   kernelFunc: ({ inputs, backend, attrs }) => {
-    const { dy, x } = inputs as { dy: TensorInfo; x: TensorInfo };
+    const { dy, x, dropoutKey } = inputs as {
+      dy: TensorInfo;
+      x: TensorInfo;
+      dropoutKey?: TensorInfo;
+    };
     const d = dropoutOf(attrs);
     const program = new MaxPool2GradProgram(x.shape, d !== undefined);
-    return runProgram(backend as WebGPUBackend, program, [dy, x], d ? dropoutUniforms(d) : []);
+    if (!d) return runProgram(backend as WebGPUBackend, program, [dy, x], []);
+    if (!dropoutKey) throw new Error("maxPool2 gradient with dropout: no dropoutKey input");
+    return runProgram(backend as WebGPUBackend, program, [dy, x, dropoutKey], dropoutUniforms(d));
   },
 };
