@@ -74,7 +74,9 @@
 //   1.2x for r16c32, 1.3x for r4c8; 1.1-1.3x, 1.05-1.2x, 1.2x on 22.3. Hence
 //   TileConfig.filterInUniform (`.ubo`, the software default; src/tf/uniform_inputs.ts): per
 //   view at the enhanced model's layers 1.14-1.65x against the same window reading storage, its
-//   training step 1.22x / 1.31x less CPU time (BENCHMARKS.md). A uniform binding holds
+//   training step 1.22x / 1.31x less CPU time (BENCHMARKS.md); with AVX2 code generation a
+//   uniform load keeps its cost while 22.3's storage loads cost 4x (next paragraph): per view
+//   1.8-3.2x on 22.3, 1.5-1.8x on 25.0. A uniform binding holds
 //   64 KiB (Deno's limit on lavapipe) with a 16-byte array stride: array<vec4<f32>, N>; a larger
 //   filter takes one binding per filter row (the kh loop unrolled).
 // - Without AVX-512 (AVX2 code generation, emulated on the Zen 5 by GALLIUM_OVERRIDE_CPU_CAPS=avx)
