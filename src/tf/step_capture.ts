@@ -35,13 +35,21 @@
 // reused inside the stream; an upload target touched before its upload, or written after it,
 // refuses the capture all the same.
 // What the recording sees: tfjs-webgpu 4.22 encodes every dispatch in recordAndSubmit (our
-// multi-output programs go through it too) and every host-to-device copy in uploadToGPU; its
+// multi-output programs go through it too) and every host-to-device copy in uploadToGPU; the
+// copies of a filter into its uniform buffers that src/tf/uniform_inputs.ts encodes before a
+// `.ubo` conv dispatch are recorded from that module's listener and replayed in stream order
+// (between compute passes), so a replay's dispatch reads the filter of this step; its
 // copyBuffer, a read-back (read, readSync) or tfjs's profiler timers inside the step refuse the
 // capture (a replay would not repeat what the host did with a value it read).
 
 import * as tf from "@tensorflow/tfjs-core";
 import { isCachedUniform, packUniforms, pinUniformBuffer } from "./dispatch_cache.ts";
 import { listenToStepInputs, type StepInputSource, type StepValues } from "./step_inputs.ts";
+import {
+  isUniformInputBuffer,
+  listenToUniformInputCopies,
+  type UniformInputCopy,
+} from "./uniform_inputs.ts";
 import { submitPending } from "./submit.ts";
 
 interface TensorData {
@@ -98,7 +106,12 @@ interface UploadOp {
   made: number;
 }
 
-type Op = DispatchOp | UploadOp;
+/** A filter copied into a uniform buffer before the dispatch that reads it (uniform_inputs.ts). */
+interface CopyOp extends UniformInputCopy {
+  kind: "copy";
+}
+
+type Op = DispatchOp | UploadOp | CopyOp;
 
 interface VariableAt {
   variable: tf.Variable;
@@ -235,10 +248,12 @@ export function recordStep<T extends tf.Tensor[]>(
   listenToStepInputs({
     stepInput: (t, source) => stepInputs.set(t.dataId, { source, made: stepInputs.size }),
   });
+  listenToUniformInputCopies((c) => rec.ops.push({ kind: "copy", ...c }));
   let results: T;
   try {
     results = fn();
   } finally {
+    listenToUniformInputCopies(null);
     listenToStepInputs(null);
     for (const u of undo.reverse()) u();
   }
@@ -291,6 +306,9 @@ export function describeRecording(rec: Recording): string[] {
     return n;
   };
   const lines = rec.ops.map((op, i) => {
+    if (op.kind === "copy") {
+      return `op ${i}: copy ${op.size} bytes of ${id(op.from)} at ${op.fromOffset} to ${id(op.to)}`;
+    }
     if (op.kind === "upload") {
       const what = op.source === null
         ? `bytes ${Array.from(op.bytes).join(",")}`
@@ -339,14 +357,15 @@ export class CapturedStep {
     source: StepInputSource;
     made: number;
   }[] = [];
-  private readonly dispatches: DispatchOp[];
+  /** The stream a replay encodes: dispatches, and the uniform-input copies between them. */
+  private readonly stream: (DispatchOp | CopyOp)[];
   private released = false;
   /** Dispatches per replay. */
   readonly dispatchCount: number;
 
   private constructor(private readonly backend: CaptureBackend, private readonly rec: Recording) {
-    this.dispatches = rec.ops.filter((o): o is DispatchOp => o.kind === "dispatch");
-    this.dispatchCount = this.dispatches.length;
+    this.stream = rec.ops.filter((o): o is DispatchOp | CopyOp => o.kind !== "upload");
+    this.dispatchCount = this.stream.filter((o) => o.kind === "dispatch").length;
   }
 
   /** A capture of recording `rec` (the later of two matching ones), or why there is none. */
@@ -370,9 +389,15 @@ export class CapturedStep {
     const written = new Set<GPUBuffer>();
     let misplacedUpload = false;
     rec.ops.forEach((op, i) => {
+      if (op.kind === "copy") {
+        // Its target is the uniform-input module's own buffer, rewritten before every read.
+        touched.add(op.from);
+        return;
+      }
       if (op.kind === "upload") {
         const later = rec.ops.slice(i + 1).some((o) =>
-          o.kind === "dispatch" && o.buffers.slice(0, o.written).includes(op.dst)
+          (o.kind === "dispatch" && o.buffers.slice(0, o.written).includes(op.dst)) ||
+          (o.kind === "copy" && o.to === op.dst)
         );
         if (touched.has(op.dst) || later) misplacedUpload = true;
         touched.add(op.dst);
@@ -424,6 +449,8 @@ export class CapturedStep {
         this.owned.push(b);
       } else if (isCachedUniform(b)) {
         this.unpin.push(pinUniformBuffer(b));
+      } else if (isUniformInputBuffer(b)) {
+        continue; // lives as long as the backend; every read follows its copy in the stream
       } else if (written.has(b)) {
         return "the step writes a buffer that a tensor outside it holds";
       }
@@ -481,14 +508,24 @@ export class CapturedStep {
     }
     const encoder = backend.device.createCommandEncoder();
     for (const c of this.copies) encoder.copyBufferToBuffer(c.from, 0, c.to, 0, c.from.size);
-    const pass = encoder.beginComputePass();
+    let pass: GPUComputePassEncoder | null = null;
     let pipeline: GPUComputePipeline | null = null;
-    for (const d of this.dispatches) {
-      if (d.pipeline !== pipeline) pass.setPipeline(pipeline = d.pipeline);
-      pass.setBindGroup(0, d.group);
-      pass.dispatchWorkgroups(d.workgroups[0], d.workgroups[1], d.workgroups[2]);
+    for (const op of this.stream) {
+      if (op.kind === "copy") { // between passes, in stream order (as tfjs encoded it)
+        pass?.end();
+        pass = null;
+        encoder.copyBufferToBuffer(op.from, op.fromOffset, op.to, 0, op.size);
+        continue;
+      }
+      if (!pass) {
+        pass = encoder.beginComputePass();
+        pipeline = null;
+      }
+      if (op.pipeline !== pipeline) pass.setPipeline(pipeline = op.pipeline);
+      pass.setBindGroup(0, op.group);
+      pass.dispatchWorkgroups(op.workgroups[0], op.workgroups[1], op.workgroups[2]);
     }
-    pass.end();
+    pass?.end();
     const infos = this.rec.outputs.map((o) => {
       const info = backend.makeTensorInfo(o.shape, o.dtype);
       backend.uploadToGPU(info.dataId);

@@ -47,6 +47,28 @@ export interface UniformInputStats {
 }
 
 const installed = new WeakMap<object, UniformInputStats>();
+
+/** A copy into a uniform buffer, as encoded (the captured step records and replays these). */
+export interface UniformInputCopy {
+  from: GPUBuffer;
+  fromOffset: number;
+  to: GPUBuffer;
+  size: number;
+}
+
+let copyListener: ((c: UniformInputCopy) => void) | null = null;
+
+/** Calls `f` with every copy encoded from now on (null: stop); src/tf/step_capture.ts records them. */
+export function listenToUniformInputCopies(f: ((c: UniformInputCopy) => void) | null): void {
+  copyListener = f;
+}
+
+const uniformBuffers = new WeakSet<GPUBuffer>();
+
+/** Whether `b` is one of the uniform buffers the inputs are copied into (never tfjs's). */
+export function isUniformInputBuffer(b: GPUBuffer): boolean {
+  return uniformBuffers.has(b);
+}
 const ARRAY = `array<vec4<f32>, ${UNIFORM_INPUT_BYTES / 16}>`;
 
 /** Rewrites `code`'s marked inputs to uniform arrays; returns their bindings. */
@@ -110,12 +132,17 @@ export function installUniformInputs(backend: object): UniformInputStats {
     mark(await createPipelineAsync(d), marked.get(d.compute.module));
 
   const buffers: GPUBuffer[] = [];
-  const uniformBuffer = (i: number) =>
-    buffers[i] ??= device.createBuffer({
-      size: UNIFORM_INPUT_BYTES,
-      usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST,
-      label: `uniform input ${i}`,
-    });
+  const uniformBuffer = (i: number) => {
+    if (!buffers[i]) {
+      buffers[i] = device.createBuffer({
+        size: UNIFORM_INPUT_BYTES,
+        usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST,
+        label: `uniform input ${i}`,
+      });
+      uniformBuffers.add(buffers[i]);
+    }
+    return buffers[i];
+  };
   const createBindGroup = device.createBindGroup.bind(device);
   device.createBindGroup = (d) => {
     const inputs = layouts.get(d.layout);
@@ -146,6 +173,12 @@ export function installUniformInputs(backend: object): UniformInputStats {
           0,
           partBytes,
         );
+        copyListener?.({
+          from: source.buffer,
+          fromOffset: offset + i * partBytes,
+          to: target,
+          size: partBytes,
+        });
         stats.copies++;
         const entry = { binding: b, resource: { buffer: target } };
         if (i === 0) entries[at] = entry;
