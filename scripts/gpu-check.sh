@@ -245,13 +245,14 @@ TOTAL=$(($(date +%s) - START))
   echo "## Host side of a step (profile)"
   echo
   echo '```'
-  grep -E '^(profile: |dispatches per step|host time to issue|main-thread CPU)' "$LOG" | tail -n 8
+  grep -E '^(profile: |dispatches per step|host time to issue|main-thread CPU|captured)' "$LOG" |
+    tail -n 9
   echo '```'
   echo
   echo "## Training"
   echo
   echo '```'
-  grep -E '^(train: |autotune: |software adapter|best validation|test accuracy|epoch )' "$LOG" |
+  grep -E '^(train: |autotune: |software adapter|step capture|best validation|test accuracy|epoch )' "$LOG" |
     grep -v -- '^gpu-check' | tail -n 40
   echo '```'
 } >"$OUTDIR/summary.md"

@@ -96,6 +96,12 @@ function tile(filter: "src4" | "ubo", rows: number, cols: number, taps = 1): Var
 
 const ACC = [0, 1, 2, 3, 4, 5, 6, 7];
 const sum = (f: (j: number) => string) => ACC.map(f).join("\n    ");
+/** Two vec4 storage loads from `base` (8 floats) into the 8 accumulators. */
+const twoVec4Loads = (base: string) =>
+  `let v0 = src4[(${base} + i * 2u) & mask4];
+    let v1 = src4[(${base} + i * 2u + 1u) & mask4];
+    a0 += v0.x; a1 += v0.y; a2 += v0.z; a3 += v0.w;
+    a4 += v1.x; a5 += v1.y; a6 += v1.z; a7 += v1.w;`;
 
 const VARIANTS: Variant[] = [
   {
@@ -116,10 +122,7 @@ const VARIANTS: Variant[] = [
   {
     name: "load vec4 lane",
     what: "2 vec4 loads at per-lane addresses (8 floats)",
-    body: `let v0 = src4[(lb + i * 2u) & mask4];
-    let v1 = src4[(lb + i * 2u + 1u) & mask4];
-    a0 += v0.x; a1 += v0.y; a2 += v0.z; a3 += v0.w;
-    a4 += v1.x; a5 += v1.y; a6 += v1.z; a7 += v1.w;`,
+    body: twoVec4Loads("lb"),
   },
   {
     name: "load wg-uniform",
@@ -134,10 +137,7 @@ const VARIANTS: Variant[] = [
   {
     name: "load vec4 wg-unif",
     what: "2 vec4 storage loads at a workgroup-uniform address (8 floats)",
-    body: `let v0 = src4[(wb + i * 2u) & mask4];
-    let v1 = src4[(wb + i * 2u + 1u) & mask4];
-    a0 += v0.x; a1 += v0.y; a2 += v0.z; a3 += v0.w;
-    a4 += v1.x; a5 += v1.y; a6 += v1.z; a7 += v1.w;`,
+    body: twoVec4Loads("wb"),
   },
   // The same loads from a uniform buffer (array<vec4<f32>, UBO_VEC4S>: a uniform array's stride
   // is 16 bytes, so a scalar is one component of an element).

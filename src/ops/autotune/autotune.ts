@@ -9,7 +9,6 @@
 //
 import { type AutotuneSetting, readFlag } from "../../flags.ts";
 import { loadedMesaVersion } from "../../tf/driver_info.ts";
-import { cpuCodegen } from "../conv/cpu_features.ts";
 import { updateSharedFile } from "../../shared_json_file.ts";
 import { median } from "../../stats.ts";
 export type { AutotuneSetting };
@@ -432,6 +431,14 @@ export function adapterIdentity(
   };
 }
 
+/**
+ * The x86 levels Mesa's GALLIUM_OVERRIDE_CPU_CAPS accepts (util/u_cpu_detect.c, exact match),
+ * each clearing that extension's successors: "avx" clears AVX-512 and keeps AVX2/FMA, so LLVM
+ * emits the code an AVX2-only CPU gets (read from a running lavapipe kernel's machine code on the
+ * Zen 5: ymm16-31 natively, none under "avx"; BENCHMARKS.md, "AVX2 code generation (emulated)").
+ */
+const MESA_CPU_OVERRIDES = ["nosse", "sse", "sse2", "sse3", "ssse3", "sse4.1", "avx"];
+
 /** The widest x86 SIMD extension among /proc/cpuinfo's flags, or "". */
 function simdLevel(flags: string[]): string {
   return ["avx512f", "avx2", "avx", "sse4_2"].find((f) => flags.includes(f)) ?? "";
@@ -465,8 +472,10 @@ export function cpuIdentity(cpuinfo: string | null, env: Record<string, string |
   if (icd) cpu = `${cpu}; vulkan driver ${icd}`;
   // Mesa masks CPU features with it ("avx": AVX2 code on an AVX-512 CPU), and the fastest tiles
   // differ between the two code generations (BENCHMARKS.md). Values Mesa ignores change nothing.
-  const { override } = cpuCodegen(cpuinfo, env.GALLIUM_OVERRIDE_CPU_CAPS);
-  return override ? `${cpu}; GALLIUM_OVERRIDE_CPU_CAPS=${override}` : cpu;
+  const override = env.GALLIUM_OVERRIDE_CPU_CAPS ?? "";
+  return MESA_CPU_OVERRIDES.includes(override)
+    ? `${cpu}; GALLIUM_OVERRIDE_CPU_CAPS=${override}`
+    : cpu;
 }
 
 /** cpuIdentity of this machine (no --allow-read / --allow-env: what is readable). */

@@ -158,8 +158,14 @@ Deno.test("autotune cache: a software adapter's key names the CPU (and a forced 
   // AVX-512 masked by Mesa (AVX2 code generation on this CPU): its own section as well.
   const masked = cpuIdentity(ZEN5_CPUINFO, { GALLIUM_OVERRIDE_CPU_CAPS: "avx" });
   assert.equal(masked, `${zen5}; GALLIUM_OVERRIDE_CPU_CAPS=avx`);
-  // A value Mesa does not know masks nothing: the same section as without it.
-  assert.equal(cpuIdentity(ZEN5_CPUINFO, { GALLIUM_OVERRIDE_CPU_CAPS: "avx2" }), zen5);
+  assert.equal(
+    cpuIdentity(ZEN5_CPUINFO, { GALLIUM_OVERRIDE_CPU_CAPS: "sse4.1" }),
+    `${zen5}; GALLIUM_OVERRIDE_CPU_CAPS=sse4.1`,
+  );
+  // A value Mesa does not know (it compares exactly) masks nothing: the same section as without.
+  for (const value of ["avx2", "AVX", "avx512", ""]) {
+    assert.equal(cpuIdentity(ZEN5_CPUINFO, { GALLIUM_OVERRIDE_CPU_CAPS: value }), zen5, value);
+  }
   // No /proc/cpuinfo (another OS): the OS and architecture still tell machines apart.
   assert.equal(cpuIdentity(null, {}), `${Deno.build.os} ${Deno.build.arch}`);
 
