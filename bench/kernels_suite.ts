@@ -10,8 +10,7 @@ import {
   convBnReluInferStock,
   convBnReluTrainStock,
 } from "../src/ops/conv_bn_relu/conv_bn_relu_stock.ts";
-import { convGeometry } from "../src/ops/conv/geometry.ts";
-import type { ConvView } from "../src/ops/conv/tiling.ts";
+import { asConvLayer, viewProblems } from "./conv_views.ts";
 import { defaultTilePlan, planChoices, type TilePlan } from "../src/ops/conv/tile_plan.ts";
 import type { WebGPUBackend } from "@tensorflow/tfjs-backend-webgpu";
 import { measure, type Stats, type TimingOptions, type Work } from "./timing.ts";
@@ -75,21 +74,15 @@ export interface KernelCase {
   tileConfigs: string[];
 }
 
-/** The views a mode runs: the forward; with the backward the filter view and, unless the layer reads the images, dx. */
-function modeViews(mode: KernelMode, needsDx: boolean): ConvView[] {
-  if (mode !== "train-fwd-bwd") return ["fwd"];
-  return needsDx ? ["fwd", "bwdFilter", "bwdData"] : ["fwd", "bwdFilter"];
-}
-
-/** The tile configurations a layer's views run with under `tiles` in `mode`. */
+/** The tile configurations a layer's views run with under `tiles` in `mode` (fwd only without the backward). */
 export function layerTileConfigs(
   tiles: TilePlan,
   l: LayerShape,
   batch: number,
   mode: KernelMode,
 ): string[] {
-  const g = convGeometry([batch, l.h, l.w, l.cin], [l.k, l.k, l.cin, l.cout], l.stride, l.pad);
-  const views = modeViews(mode, l.cin > 1).map((view) => ({ view, g }));
+  const views = viewProblems(asConvLayer(l), batch)
+    .filter((p) => mode === "train-fwd-bwd" || p.view === "fwd");
   return [...planChoices(tiles, views, tf.backend() as unknown as WebGPUBackend).values()];
 }
 
