@@ -36,9 +36,10 @@
 // refuses the capture all the same.
 // What the recording sees: tfjs-webgpu 4.22 encodes every dispatch in recordAndSubmit (our
 // multi-output programs go through it too) and every host-to-device copy in uploadToGPU; the
-// copies of a filter into its uniform buffers that src/tf/uniform_inputs.ts encodes before a
-// `.ubo` conv dispatch are recorded from that module's listener and replayed in stream order
-// (between compute passes), so a replay's dispatch reads the filter of this step; its
+// copies of a filter into its uniform buffers (or of an input into its texture) that
+// src/tf/uniform_inputs.ts encodes before a `.ubo` (`.tex`) conv dispatch are recorded from that
+// module's listener and replayed in stream order (between compute passes), so a replay's
+// dispatch reads the values of this step; its
 // copyBuffer, a read-back (read, readSync) or tfjs's profiler timers inside the step refuse the
 // capture (a replay would not repeat what the host did with a value it read).
 
@@ -46,6 +47,7 @@ import * as tf from "@tensorflow/tfjs-core";
 import { isCachedUniform, packUniforms, pinUniformBuffer } from "./dispatch_cache.ts";
 import { listenToStepInputs, type StepInputSource, type StepValues } from "./step_inputs.ts";
 import {
+  encodeInputCopy,
   isUniformInputBuffer,
   listenToUniformInputCopies,
   type UniformInputCopy,
@@ -106,7 +108,10 @@ interface UploadOp {
   made: number;
 }
 
-/** A filter copied into a uniform buffer before the dispatch that reads it (uniform_inputs.ts). */
+/**
+ * An input copied into a uniform buffer or an input texture before the dispatch that reads it
+ * (uniform_inputs.ts).
+ */
 interface CopyOp extends UniformInputCopy {
   kind: "copy";
 }
@@ -307,7 +312,8 @@ export function describeRecording(rec: Recording): string[] {
   };
   const lines = rec.ops.map((op, i) => {
     if (op.kind === "copy") {
-      return `op ${i}: copy ${op.size} bytes of ${id(op.from)} at ${op.fromOffset} to ${id(op.to)}`;
+      const to = op.to ? id(op.to) : "an input texture";
+      return `op ${i}: copy ${op.size} bytes of ${id(op.from)} at ${op.fromOffset} to ${to}`;
     }
     if (op.kind === "upload") {
       const what = op.source === null
@@ -390,7 +396,7 @@ export class CapturedStep {
     let misplacedUpload = false;
     rec.ops.forEach((op, i) => {
       if (op.kind === "copy") {
-        // Its target is the uniform-input module's own buffer, rewritten before every read.
+        // Its target is the uniform-input module's own buffer or texture, rewritten before every read.
         touched.add(op.from);
         return;
       }
@@ -514,7 +520,7 @@ export class CapturedStep {
       if (op.kind === "copy") { // between passes, in stream order (as tfjs encoded it)
         pass?.end();
         pass = null;
-        encoder.copyBufferToBuffer(op.from, op.fromOffset, op.to, 0, op.size);
+        encodeInputCopy(encoder, op);
         continue;
       }
       if (!pass) {

@@ -19,6 +19,16 @@
 //     dispatch's reads of the same buffer, so one set of buffers serves every dispatch).
 // The caller guarantees each part is at most UNIFORM_INPUT_BYTES (conv/gemm.ts's
 // filterUniformParts); a larger one throws here.
+//
+// The same hooks read an input through a texture (`// texture-input NAME`, textureInputMarker):
+// `var<storage, read> NAME: array<vec4<f32>>;` becomes `var NAME_tex: texture_2d<f32>;` at the
+// same binding (plus a private one-element NAME, so that tfjs's unused getNAME() helpers still
+// compile), and the bind group gets an rgba32float texture, TEXTURE_WIDTH texels (vec4s) wide,
+// into which the input is copied first: vec4 i is texel (i % TEXTURE_WIDTH, i / TEXTURE_WIDTH).
+// Where a CPU lacks AVX-512, Mesa 22.3's lavapipe builds a storage load 10x as costly as a texel
+// fetch or a uniform load (3.5 against 0.34 ns per float on a Zen 5 with AVX-512 masked off;
+// with AVX-512 or on Mesa 25.0 the three cost about the same: BENCHMARKS.md, "Texture loads"),
+// and a texture has no 64 KiB limit: it carries the activations that a uniform buffer cannot.
 
 /** Bytes of a uniform binding: WebGPU's default maxUniformBufferBindingSize. */
 export const UNIFORM_INPUT_BYTES = 65536;
@@ -28,10 +38,21 @@ export function uniformInputMarker(name: string, parts = 1): string {
   return `// uniform-input ${name} ${parts}`;
 }
 
-/** A rewritten input: its binding and those of its further parts. */
+/** The WGSL line that marks vec4 input `name` as read through a texture (`name`_tex). */
+export function textureInputMarker(name: string): string {
+  return `// texture-input ${name}`;
+}
+
+/** Texels per row of an input texture (64 KiB of rgba32float: a multiple of the 256-byte copy row alignment). */
+export const TEXTURE_WIDTH = 4096;
+/** Rows of an input texture: WebGPU's default maxTextureDimension2D. */
+export const TEXTURE_MAX_ROWS = 8192;
+
+/** A rewritten input: its binding and those of its further parts (uniform), or a texture. */
 export interface UniformInput {
   binding: number;
   extra: number[];
+  texture?: boolean;
 }
 
 interface TfjsEncoder {
@@ -48,12 +69,43 @@ export interface UniformInputStats {
 
 const installed = new WeakMap<object, UniformInputStats>();
 
-/** A copy into a uniform buffer, as encoded (the captured step records and replays these). */
+/**
+ * A copy into a uniform buffer (`to`) or an input texture (`texture`), as encoded (the captured
+ * step records and replays these with encodeInputCopy).
+ */
 export interface UniformInputCopy {
   from: GPUBuffer;
   fromOffset: number;
-  to: GPUBuffer;
+  to?: GPUBuffer;
+  texture?: GPUTexture;
   size: number;
+}
+
+/** Encodes `c` (a copy recorded from listenToUniformInputCopies) into `encoder`. */
+export function encodeInputCopy(encoder: GPUCommandEncoder, c: UniformInputCopy): void {
+  if (c.to) {
+    encoder.copyBufferToBuffer(c.from, c.fromOffset, c.to, 0, c.size);
+    return;
+  }
+  // Whole rows, then the rest of the last one: a copy's rows all have the copy's width.
+  const texels = c.size / 16;
+  const rows = Math.floor(texels / TEXTURE_WIDTH);
+  const rest = texels - rows * TEXTURE_WIDTH;
+  const bytesPerRow = TEXTURE_WIDTH * 16;
+  if (rows > 0) {
+    encoder.copyBufferToTexture(
+      { buffer: c.from, offset: c.fromOffset, bytesPerRow },
+      { texture: c.texture! },
+      [TEXTURE_WIDTH, rows],
+    );
+  }
+  if (rest > 0) {
+    encoder.copyBufferToTexture(
+      { buffer: c.from, offset: c.fromOffset + rows * bytesPerRow, bytesPerRow },
+      { texture: c.texture!, origin: [0, rows] },
+      [rest, 1],
+    );
+  }
 }
 
 let copyListener: ((c: UniformInputCopy) => void) | null = null;
@@ -89,6 +141,19 @@ export function rewriteUniformInputs(code: string): { code: string; inputs: Unif
     code = code.replace(decl, decls.join("\n"));
     inputs.push({ binding: Number(m[1]), extra });
   }
+  for (const [, name] of code.matchAll(/^\s*\/\/ texture-input (\w+)$/gm)) {
+    const decl = new RegExp(
+      `@group\\(0\\) @binding\\((\\d+)\\) var<storage, read> ${name}: array<vec4<f32>>;`,
+    );
+    const m = decl.exec(code);
+    if (!m) throw new Error(`texture input ${name}: no vec4 storage binding of that name`);
+    code = code.replace(
+      decl,
+      `@group(0) @binding(${m[1]}) var ${name}_tex: texture_2d<f32>;\n` +
+        `var<private> ${name}: array<vec4<f32>, 1>;`,
+    );
+    inputs.push({ binding: Number(m[1]), extra: [], texture: true });
+  }
   return { code, inputs };
 }
 
@@ -108,7 +173,9 @@ export function installUniformInputs(backend: object): UniformInputStats {
   const marked = new WeakMap<GPUShaderModule, UniformInput[]>();
   const createModule = device.createShaderModule.bind(device);
   device.createShaderModule = (d) => {
-    if (!d.code.includes("// uniform-input ")) return createModule(d);
+    if (!d.code.includes("// uniform-input ") && !d.code.includes("// texture-input ")) {
+      return createModule(d);
+    }
     const { code, inputs } = rewriteUniformInputs(d.code);
     const module = createModule({ ...d, code });
     marked.set(module, inputs);
@@ -143,6 +210,32 @@ export function installUniformInputs(backend: object): UniformInputStats {
     }
     return buffers[i];
   };
+  // Input textures by rows (a power of 2), one per texture input of a dispatch; like the uniform
+  // buffers, one set serves every dispatch (WebGPU orders each copy after earlier reads).
+  const textures = new Map<string, GPUTexture>();
+  const views = new Map<GPUTexture, GPUTextureView>();
+  const inputTexture = (slot: number, texels: number) => {
+    const needed = Math.ceil(texels / TEXTURE_WIDTH);
+    if (needed > TEXTURE_MAX_ROWS) {
+      throw new Error(
+        `texture input of ${texels} vec4s: over ${TEXTURE_WIDTH} x ${TEXTURE_MAX_ROWS} texels`,
+      );
+    }
+    const rows = Math.min(TEXTURE_MAX_ROWS, 2 ** Math.ceil(Math.log2(needed)));
+    const key = `${slot}:${rows}`;
+    let t = textures.get(key);
+    if (!t) {
+      t = device.createTexture({
+        size: [TEXTURE_WIDTH, rows],
+        format: "rgba32float",
+        usage: GPUTextureUsage.TEXTURE_BINDING | GPUTextureUsage.COPY_DST,
+        label: `texture input ${key}`,
+      });
+      textures.set(key, t);
+      views.set(t, t.createView());
+    }
+    return t;
+  };
   const createBindGroup = device.createBindGroup.bind(device);
   device.createBindGroup = (d) => {
     const inputs = layouts.get(d.layout);
@@ -151,11 +244,24 @@ export function installUniformInputs(backend: object): UniformInputStats {
     tfjs.ensureCommandEncoderReady();
     tfjs.endComputePassEncoder();
     let used = 0;
-    for (const { binding, extra } of inputs) {
+    let usedTextures = 0;
+    for (const { binding, extra, texture } of inputs) {
       const at = entries.findIndex((e) => e.binding === binding);
       const source = entries[at].resource as GPUBufferBinding;
       const offset = source.offset ?? 0;
       const bytes = source.size ?? source.buffer.size - offset;
+      if (texture) {
+        if (bytes % 16 !== 0 || offset % 16 !== 0) {
+          throw new Error(`texture input of ${bytes} bytes at ${offset}: not whole vec4s`);
+        }
+        const c = { from: source.buffer, fromOffset: offset, size: bytes };
+        const copy = { ...c, texture: inputTexture(usedTextures++, bytes / 16) };
+        encodeInputCopy(tfjs.commandEncoder!, copy);
+        copyListener?.(copy);
+        stats.copies++;
+        entries[at] = { binding, resource: views.get(copy.texture)! };
+        continue;
+      }
       const parts = [binding, ...extra];
       const partBytes = bytes / parts.length;
       if (partBytes % 16 !== 0 || partBytes > UNIFORM_INPUT_BYTES) {

@@ -4,6 +4,7 @@
 
 import type { TileConfig } from "./tiling.ts";
 import type { GemmWidths } from "./gemm_wgsl.ts";
+import { TEXTURE_WIDTH } from "../../tf/uniform_inputs.ts";
 
 export const range = (n: number) => [...Array(n).keys()];
 export const indent = (pad: string, lines: string[]) => lines.map((l) => pad + l).join("\n");
@@ -37,3 +38,16 @@ export function columnGroups(cfg: TileConfig, w: GemmWidths): number {
 
 /** Uniform fields of the image sizes, first in every conv kernel's uniforms (x: N, H, W, Cin). */
 export const SIZE_FIELDS = ["batch", "inH", "inW", "inC", "outH", "outW", "outC"] as const;
+
+/**
+ * WGSL for vec4 `index` (an i32 expression) of input `name`: from its storage binding, or where
+ * `w.textureInputs` names it, texel (index % TEXTURE_WIDTH, index / TEXTURE_WIDTH) of `name`_tex
+ * (src/tf/uniform_inputs.ts binds the copy).
+ */
+export function vec4Load(w: GemmWidths, name: string, index: string): string {
+  if (!w.textureInputs?.includes(name)) return `${name}[${index}]`;
+  const shift = Math.log2(TEXTURE_WIDTH);
+  return `textureLoad(${name}_tex, vec2<i32>((${index}) & ${
+    TEXTURE_WIDTH - 1
+  }, (${index}) >> ${shift}u), 0)`;
+}

@@ -33,7 +33,13 @@ import { columnGroups } from "./codegen.ts";
 import { printShaderSpec } from "../../flags.ts";
 import { winogradBackpropData, winogradBackpropFilter, winogradForward } from "./winograd.ts";
 import { loopBudget } from "../backend/loop_cap.ts";
-import { UNIFORM_INPUT_BYTES, uniformInputMarker } from "../../tf/uniform_inputs.ts";
+import {
+  TEXTURE_MAX_ROWS,
+  TEXTURE_WIDTH,
+  textureInputMarker,
+  UNIFORM_INPUT_BYTES,
+  uniformInputMarker,
+} from "../../tf/uniform_inputs.ts";
 
 function printShader(key: string, id: string, code: string) {
   const spec = printShaderSpec();
@@ -77,13 +83,17 @@ function gemmProgramSpec(
   // the shape allows (filterUniformParts).
   const parts = widths.uniformFilterParts ?? 0;
   const ubo = parts > 0 ? `_ubo${parts}` : "";
+  const tex = widths.textureInputs ? `_tex${widths.textureInputs.join("")}` : "";
   const shaderKey =
-    `convGemm_${config.id}_va${widths.va}vb${widths.vb}${strides}${window}${prologue}${ubo}_${epilogue}`;
+    `convGemm_${config.id}_va${widths.va}vb${widths.vb}${strides}${window}${prologue}${ubo}${tex}_${epilogue}`;
   return {
     shaderKey,
     code: () => {
-      const source = convGemmSource(view, config, widths, epilogue, fusedDz);
-      const code = parts > 0 ? `${uniformInputMarker(variableNames[1], parts)}\n${source}` : source;
+      const markers = [
+        ...(parts > 0 ? [uniformInputMarker(variableNames[1], parts)] : []),
+        ...(widths.textureInputs ?? []).map((name) => textureInputMarker(name)),
+      ];
+      const code = [...markers, convGemmSource(view, config, widths, epilogue, fusedDz)].join("\n");
       printShader(shaderKey, config.id, code);
       return code;
     },
@@ -154,11 +164,43 @@ export function filterUniformParts(
   return split ? g.kH : 0;
 }
 
-/** gemmWidths, with `uniformFilterParts` set where filterUniformParts allows. */
-function viewWidths(view: ConvView, config: TileConfig, g: ConvGeometry): GemmWidths {
+/**
+ * The inputs an `inputInTexture` config reads through textures at `g` (none: all from
+ * storage): row windows whose loads are vec4 (VA = VB = 4), where each tensor fits one texture
+ * (TEXTURE_WIDTH x TEXTURE_MAX_ROWS vec4s). fwd: x; bwdData: dz; bwdFilter: dz (with the fused
+ * prologue dy and z) and x.
+ */
+export function textureInputs(
+  view: ConvView,
+  config: TileConfig,
+  g: ConvGeometry,
+  widths: GemmWidths,
+  fusedDz = false,
+): string[] {
+  if (!config.inputInTexture || !widths.window || widths.va !== 4 || widths.vb !== 4) return [];
+  const fits = (elements: number) => elements / 4 <= TEXTURE_WIDTH * TEXTURE_MAX_ROWS;
+  const x = fits(g.batch * g.inH * g.inW * g.inC);
+  const dz = fits(g.batch * g.outH * g.outW * g.outC);
+  if (view === "fwd") return x ? ["x"] : [];
+  if (view === "bwdData") return dz ? ["dz"] : [];
+  return [...(dz ? (fusedDz ? ["dy", "z"] : ["dz"]) : []), ...(x ? ["x"] : [])];
+}
+
+/** gemmWidths, with the filter's uniform parts and the input textures where they apply. */
+function viewWidths(
+  view: ConvView,
+  config: TileConfig,
+  g: ConvGeometry,
+  fusedDz = false,
+): GemmWidths {
   const widths = gemmWidths(view, config, g);
   const parts = filterUniformParts(view, config, g, widths);
-  return parts > 0 ? { ...widths, uniformFilterParts: parts } : widths;
+  const textures = textureInputs(view, config, g, widths, fusedDz);
+  return {
+    ...widths,
+    ...(parts > 0 ? { uniformFilterParts: parts } : {}),
+    ...(textures.length > 0 ? { textureInputs: textures } : {}),
+  };
 }
 
 /** Vector widths a config gets at a shape: 4 where its channel counts are multiples of 4. */
@@ -335,7 +377,7 @@ export function convBackpropFilter(
     if (fused) throw new Error(`${config.id}: the bnReluDz prologue needs a direct config`);
     return winogradBackpropFilter(backend, dz as TensorInfo, x, g, config);
   }
-  const widths = gemmWidths("bwdFilter", config, g);
+  const widths = viewWidths("bwdFilter", config, g, fused);
   const { rowsPerSplit, numSplits } = filterSplits(config, g);
   const numRows = g.kH * g.kW * g.inC;
   let dispatch: Dispatch;

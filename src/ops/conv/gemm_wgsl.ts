@@ -129,6 +129,7 @@ import {
   indent,
   range,
   SIZE_FIELDS,
+  vec4Load,
 } from "./codegen.ts";
 import { FILTER_GRAD_SIZES, partialStore, sliceTileLines } from "./filter_grad_wgsl.ts";
 
@@ -159,6 +160,13 @@ export interface GemmWidths {
    * binding per filter row kh, the kh loop unrolled with KH a constant.
    */
   uniformFilterParts?: number;
+  /**
+   * Row-window kernels: the vec4 inputs read from textures (`NAME_tex`) instead of storage
+   * (TileConfig.inputInTexture, where gemm.ts's textureInputs allows; src/tf/uniform_inputs.ts
+   * rewrites the bindings; codegen.ts's vec4Load): fwd x, bwdData dz, bwdFilter dz (or dy, z)
+   * and x.
+   */
+  textureInputs?: readonly string[];
   /**
    * Row-window kernels (TileConfig.rowWindow, gemm_window_wgsl.ts): the filter width and the
    * column stride as compile-time constants (part of the shader key). Absent where the config
@@ -387,13 +395,18 @@ ${indent("  ", stores)}
  * loaded (per column group the 7 batch-norm terms are loaded once per invocation), for the
  * layers whose dz nobody else reads (no dx): saves the dz pass.
  */
-export function bnReluDzPrologue(cols: number[]): { setup: string[]; load: string[] } {
+export function bnReluDzPrologue(
+  cols: number[],
+  load: (name: string, index: string) => string = (name, index) => `${name}[${index}]`,
+): { setup: string[]; load: string[] } {
   const names = ["mean", "invStd", "gam", "bet", "k", "a", "b"];
   return {
     setup: cols.flatMap((c) => names.map((n, i) => `let ${n}${c} = terms[${i} * outCG + cb${c}];`)),
     load: cols.flatMap((c) => [
-      `let xh${c} = (z[zi + cb${c}] - mean${c}) * invStd${c};`,
-      `let g${c} = select(VB(0.0), dy[zi + cb${c}], gam${c} * xh${c} + bet${c} > VB(0.0));`,
+      `let xh${c} = (${load("z", `zi + cb${c}`)} - mean${c}) * invStd${c};`,
+      `let g${c} = select(VB(0.0), ${
+        load("dy", `zi + cb${c}`)
+      }, gam${c} * xh${c} + bet${c} > VB(0.0));`,
       `let d${c} = k${c} * (g${c} - a${c} - xh${c} * b${c});`,
     ]),
   };
@@ -694,7 +707,12 @@ export function convGemmSource(
     ? windowFilterRegister(
       cfg,
       widths,
-      fusedDz ? bnReluDzPrologue(range(columnGroups(cfg, widths))) : null,
+      fusedDz
+        ? bnReluDzPrologue(
+          range(columnGroups(cfg, widths)),
+          (name, index) => widths.vb === 4 ? vec4Load(widths, name, index) : `${name}[${index}]`,
+        )
+        : null,
     )
     : view === "bwdFilter"
     ? filterRowsRegister(cfg, widths, fusedDz)

@@ -14,7 +14,15 @@
 
 import type { TileConfig } from "./tiling.ts";
 import type { GemmWidths } from "./gemm_wgsl.ts";
-import { clampedColumns, columnGroups, COMPONENTS, flatId, indent, range } from "./codegen.ts";
+import {
+  clampedColumns,
+  columnGroups,
+  COMPONENTS,
+  flatId,
+  indent,
+  range,
+  vec4Load,
+} from "./codegen.ts";
 import { FILTER_GRAD_SIZES, partialStore, sliceTileLines } from "./filter_grad_wgsl.ts";
 
 /**
@@ -115,6 +123,7 @@ export function windowRowsRegister(
     const row = fwd ? kh : parts - 1 - kh;
     return `${row === 0 ? B : `${B}_${row}`}[(${fwd ? kw : KW - 1 - kw} * ${redC} + ${at}]`;
   };
+  const loadA = (i: string) => w.va === 4 ? vec4Load(w, A, i) : `${A}[${i}]`;
   const windowSetup = qs.flatMap((q) => [
     `let wv${q} = hv && iw0 + ${q} >= 0 && iw0 + ${q} < ${sWidth};`,
     `let wo${q} = select(0, (hb + iw0 + ${q}) * redG, wv${q});`,
@@ -141,7 +150,7 @@ export function windowRowsRegister(
     `let hb = (n * ${sH} + hh) * ${sWidth};`,
     ...windowSetup,
     "for (var k = 0; k < redG; k++) {",
-    ...nested(qs.map((q) => `let s${q} = ${A}[wo${q} + k] * wf${q};`)),
+    ...nested(qs.map((q) => `let s${q} = ${loadA(`wo${q} + k`)} * wf${q};`)),
     ...nested(taps(kh)),
     "}",
   ];
@@ -207,14 +216,17 @@ export function windowFilterRegister(
   const cols = range(CG);
   const js = range(w.va);
   const comp = (j: number) => (w.va === 4 ? `.${COMPONENTS[j]}` : "");
-  const load = (g: number, col: string) =>
-    `x[select(0, xr + (${col}) * inCG + ci${g}, hv && ${col} >= 0 && ${col} < uniforms.inW)] * ` +
-    `select(0.0, 1.0, hv && ${col} >= 0 && ${col} < uniforms.inW)`;
+  const dzLoad = (i: string) => w.vb === 4 ? vec4Load(w, "dz", i) : `dz[${i}]`;
+  const load = (g: number, col: string) => {
+    const valid = `hv && ${col} >= 0 && ${col} < uniforms.inW`;
+    const at = `select(0, xr + (${col}) * inCG + ci${g}, ${valid})`;
+    return `${w.va === 4 ? vec4Load(w, "x", at) : `x[${at}]`} * select(0.0, 1.0, ${valid})`;
+  };
   const accs = taps.flatMap((kw) =>
     groups.flatMap((g) => js.flatMap((j) => cols.map((c) => `a${kw}_${g}_${j}_${c}`)))
   );
   const pixel = [
-    ...(prologue ? prologue.load : cols.map((c) => `let d${c} = dz[zi + cb${c}];`)),
+    ...(prologue ? prologue.load : cols.map((c) => `let d${c} = ${dzLoad(`zi + cb${c}`)};`)),
     `let iwn = ow - uniforms.padLeft + ${KW - 1};`,
     ...groups.map((g) => `xw${KW - 1}_${g} = ${load(g, "iwn")};`),
     ...taps.flatMap((kw) =>

@@ -80,6 +80,14 @@ export interface TileConfig {
    * scalars (gemm.ts's filterUniformParts), the same tile reads it from storage.
    */
   filterInUniform?: boolean;
+  /**
+   * Row-window configs: read the vec4 operands that are not the filter (fwd: x, bwdData: dz,
+   * bwdFilter: dz or dy and z, and x) through textures (textureLoad from rgba32float copies:
+   * src/tf/uniform_inputs.ts) instead of storage. Where
+   * the CPU lacks AVX-512, Mesa 22.3's lavapipe makes a storage load 10x a texel fetch; elsewhere
+   * the two cost about the same and the copy is extra (gemm_wgsl.ts's "CPU's rules").
+   */
+  inputInTexture?: boolean;
   /** The adapter kind it is meant for (both kinds can run every config). */
   kind: AdapterKind;
 }
@@ -120,7 +128,8 @@ function configId(view: ConvView, s: Shape): string {
   }.r${s.rowsPerInvocation}c${s.colsPerInvocation}v${s.vecWidth}`;
   const split = s.splitK ? `s${s.splitK}` : "";
   if (!s.stageInWorkgroupMemory) {
-    return base + split + (s.rowWindow ? ".win" : "") + (s.filterInUniform ? ".ubo" : "");
+    return base + split + (s.rowWindow ? ".win" : "") + (s.filterInUniform ? ".ubo" : "") +
+      (s.inputInTexture ? ".tex" : "");
   }
   const [gr, gc] = s.workgroupGrid!;
   return `${base}.wg${gr}x${gc}k${s.kChunk}${split}`;
@@ -185,6 +194,7 @@ const win = (rows: number, cols: number, extra: Partial<Shape> = {}) =>
 //   1.45-1.55x; 14x14 64->64 fwd 1.43-1.45x / 1.47-1.57x, bwdData 1.36-1.38x / 1.56-1.65x;
 //   the enhanced training step's CPU time 1.22-1.23x / 1.31-1.32x lower.
 const softwarePixelRows = (...smaller: Shape[]) => [
+  win(28, 16, { filterInUniform: true, inputInTexture: true }),
   win(28, 16, { filterInUniform: true }),
   win(28, 16),
   reg(16, 32, 4),
@@ -197,6 +207,7 @@ const SOFTWARE: Record<ConvView, TileConfig[]> = {
   fwd: make("fwd", "software", softwarePixelRows(reg(8, 8, 4), reg(4, 4, 1))),
   bwdData: make("bwdData", "software", softwarePixelRows(reg(8, 16, 4), reg(8, 8, 4))),
   bwdFilter: make("bwdFilter", "software", [
+    win(8, 16, { splitK: 32, inputInTexture: true }),
     win(8, 16, { splitK: 32 }),
     win(4, 16, { splitK: 64 }),
     win(16, 16, { splitK: 16 }),
