@@ -53,13 +53,26 @@ function uboVec4(base: string): string {
  * taps of one filter row share the input pixels). The printed cost is per multiply-add: what
  * the filter's source changes in a real tile.
  */
-function tile(filter: "src4" | "ubo", rows: number, cols: number, taps = 1): Variant {
+function tile(
+  filter: "src4" | "ubo",
+  rows: number,
+  cols: number,
+  taps = 1,
+  input: "src4" | "tex" = "src4",
+): Variant {
   const c4 = cols / 4;
   const mask = filter === "ubo" ? `${UBO_VEC4S - 1}u` : "mask4";
   const inputs = rows + taps - 1;
   const lines: string[] = [];
   for (let r = 0; r < inputs; r++) {
-    lines.push(`let x${r} = src4[(lb + i * ${inputs}u + ${r}u) & mask4];`);
+    const at = `(lb + i * ${inputs}u + ${r}u) & mask4`;
+    lines.push(
+      input === "tex"
+        ? `let x${r} = textureLoad(tx, vec2<u32>((${at}) & ${TEX_W - 1}u, ((${at}) >> ${
+          Math.log2(TEX_W)
+        }u) & ${TEX_H - 1}u), 0);`
+        : `let x${r} = src4[${at}];`,
+    );
   }
   const perTap = 4 * c4;
   const xyzw = "xyzw";
@@ -84,7 +97,7 @@ function tile(filter: "src4" | "ubo", rows: number, cols: number, taps = 1): Var
   }
   const shape = taps === 1 ? `r${rows}c${cols}` : `win${rows}x${cols}`;
   return {
-    name: `tile ${shape} ${filter === "ubo" ? "ubo" : "ssbo"}`,
+    name: `tile ${shape} ${filter === "ubo" ? "ubo" : "ssbo"}${input === "tex" ? "+tex" : ""}`,
     what: `${shape}v4 forward step${taps === 1 ? "" : ` (${taps} taps)`}, filter vec4s from ${
       filter === "ubo" ? "a uniform" : "a storage"
     } buffer`,
@@ -92,6 +105,19 @@ function tile(filter: "src4" | "ubo", rows: number, cols: number, taps = 1): Var
     acc: rows * cols,
     ops: rows * cols * 4 * taps,
   };
+}
+
+/** Texels per row of the probe's texture (TEX_W x TEX_H = the storage buffer's 1 Mi floats / 4). */
+const TEX_W = 1024, TEX_H = 256;
+
+function texVec4(base: string): string {
+  const at = (k: number) => `(${base} + i * 2u + ${k}u) & ${TEX_W * TEX_H - 1}u`;
+  const texel = (k: number) =>
+    `textureLoad(tx, vec2<u32>((${at(k)}) & ${TEX_W - 1}u, (${at(k)}) >> ${Math.log2(TEX_W)}u), 0)`;
+  return `let v0 = ${texel(0)};
+    let v1 = ${texel(1)};
+    a0 += v0.x; a1 += v0.y; a2 += v0.z; a3 += v0.w;
+    a4 += v1.x; a5 += v1.y; a6 += v1.z; a7 += v1.w;`;
 }
 
 const ACC = [0, 1, 2, 3, 4, 5, 6, 7];
@@ -166,12 +192,25 @@ const VARIANTS: Variant[] = [
     what: "ubo[loop counter].x: the same address in every lane, no id at all",
     body: sum((j) => `a${j} += ubo[(i * 8u + ${j}u) & ${UBO_VEC4S - 1}u].x;`),
   },
+  // The same loads from an rgba32float texture (textureLoad, texel i at (i % TEX_W, i / TEX_W)):
+  // the path of the `.tex` configs (src/tf/uniform_inputs.ts).
+  {
+    name: "tex vec4 lane",
+    what: "2 texel (vec4) fetches at per-lane addresses (8 floats)",
+    body: texVec4("lb"),
+  },
+  {
+    name: "tex vec4 wg-unif",
+    what: "2 texel (vec4) fetches at a workgroup-uniform address (8 floats)",
+    body: texVec4("wb"),
+  },
   tile("src4", 4, 8),
   tile("ubo", 4, 8),
   tile("src4", 16, 32),
   tile("ubo", 16, 32),
   tile("src4", 28, 16, 3),
   tile("ubo", 28, 16, 3),
+  tile("ubo", 28, 16, 3, "tex"),
   accumulators(16),
   accumulators(32),
   accumulators(64),
@@ -192,6 +231,7 @@ function shader(v: Variant): string {
 struct Params { k : u32, mask : u32, mask4 : u32, s : f32 }
 @group(0) @binding(3) var<uniform> p : Params;
 @group(0) @binding(4) var<uniform> ubo : array<vec4<f32>, ${UBO_VEC4S}>;
+@group(0) @binding(5) var tx : texture_2d<f32>;
 var<workgroup> sh : array<f32, 256>;
 
 @compute @workgroup_size(64)
@@ -259,7 +299,17 @@ async function main() {
         visibility: GPUShaderStage.COMPUTE,
         buffer: { type: "uniform" as const },
       })),
+      {
+        binding: 5,
+        visibility: GPUShaderStage.COMPUTE,
+        texture: { sampleType: "unfilterable-float" as const },
+      },
     ],
+  });
+  const texture = device.createTexture({
+    size: [TEX_W, TEX_H],
+    format: "rgba32float",
+    usage: GPUTextureUsage.TEXTURE_BINDING,
   });
   const info = adapter.info;
   console.log(
@@ -284,10 +334,13 @@ async function main() {
     });
     const bind = device.createBindGroup({
       layout,
-      entries: [src, src, out, params, ubo].map((buffer, binding) => ({
-        binding,
-        resource: { buffer },
-      })),
+      entries: [
+        ...[src, src, out, params, ubo].map((buffer, binding) => ({
+          binding,
+          resource: { buffer } as GPUBindingResource,
+        })),
+        { binding: 5, resource: texture.createView() },
+      ],
     });
     const once = async () => {
       const c0 = process.cpuUsage();

@@ -87,6 +87,19 @@
 //   5.6x), hidden-layer views run 2.5-3.7x slower with the defaults and 5-7.7x with small tiles. The
 //   rule stays (fewest loads per multiply-add), only stronger; Mesa 25.0.7 unrolls the lane loop
 //   (vpinsrd/vpblendd) and AVX2 costs it 0.75-1.4x per view (BENCHMARKS.md).
+// - Texel fetches (textureLoad from an rgba32float texture) take a third path, the sampler's
+//   gather: per lane an offset from the coordinates and the texture's row pitch, one 16-byte
+//   load, then a 4x8 transpose by shuffles (Mesa 25.0's IR, GALLIVM_DEBUG=ir): no bounds-check
+//   branch, no variable-index insert, one load per texel instead of per float. Per float
+//   (lavapipe_rules_probe.ts, idle Zen 5, native / AVX2 code): Mesa 22.3 0.345 / 0.34 ns against
+//   storage vec4 0.39 / 3.51; Mesa 25.0 0.36 / 0.36 against 0.30 / 0.31; uniform 0.31-0.34
+//   everywhere. A texture has no 64 KiB limit, so it carries what a uniform buffer cannot: the
+//   activations. Hence TileConfig.inputInTexture (`.tex`, the software default of the row and
+//   tap windows): fwd reads x, bwdData dz, bwdFilter dz (or dy and z) and x from textures that
+//   src/tf/uniform_inputs.ts fills by copyBufferToTexture before the dispatch. Per view
+//   (conv_gemm_probe.ts --cpu, batch 128, process CPU ms, median of 3, 28x28 32->32 / 14x14
+//   64->64): AVX2 code on 22.3 fwd 1.97x / 1.56x, bwdData 1.92x / 1.58x, bwdFilter (r8c16 s32)
+//   4.5x / 4.1x; natively 1.04-1.15x on 22.3 and 25.0 (the copy included), bwdFilter 1.02-1.18x.
 // - Mapping lanes so that a SIMD group's loads coincide buys nothing here: tried as "lane rows"
 //   (column tile per workgroup, rows per lane: the filter loads of fwd/bwdData and the dz loads
 //   of bwdFilter the same in every lane), 0.6-1.03x of the pixel-row tiles
