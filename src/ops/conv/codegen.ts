@@ -40,8 +40,8 @@ export function columnGroups(cfg: TileConfig, w: GemmWidths): number {
 export const SIZE_FIELDS = ["batch", "inH", "inW", "inC", "outH", "outW", "outC"] as const;
 
 /**
- * WGSL for vec4 `index` (an i32 expression) of input `name`: from its storage binding, or where
- * `w.textureInputs` names it, texel (index % TEXTURE_WIDTH, index / TEXTURE_WIDTH) of `name`_tex
+ * WGSL for element `index` (an i32 expression) of input `name`: from its storage binding, or
+ * where `w.textureInputs` names it (inputs read as vec4 only), texel (index % TEXTURE_WIDTH, index / TEXTURE_WIDTH) of `name`_tex
  * (src/tf/uniform_inputs.ts binds the copy).
  */
 export function vec4Load(w: GemmWidths, name: string, index: string): string {

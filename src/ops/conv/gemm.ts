@@ -166,24 +166,37 @@ export function filterUniformParts(
 
 /**
  * The inputs an `inputInTexture` config reads through textures at `g` (none: all from
- * storage): row windows whose loads are vec4 (VA = VB = 4), where each tensor fits one texture
- * (TEXTURE_WIDTH x TEXTURE_MAX_ROWS vec4s). fwd: x; bwdData: dz; bwdFilter: dz (with the fused
- * prologue dy and z) and x.
+ * storage): register configs' operands that are read as vec4 (VA or VB = 4), are not in
+ * uniform buffers and fit one texture (TEXTURE_WIDTH x TEXTURE_MAX_ROWS vec4s). fwd: x and w;
+ * bwdData: dz and its filter (wt, or w read directly); bwdFilter: dz (with the fused prologue
+ * dy and z) and x.
  */
 export function textureInputs(
   view: ConvView,
   config: TileConfig,
   g: ConvGeometry,
   widths: GemmWidths,
+  uniformParts: number,
   fusedDz = false,
 ): string[] {
-  if (!config.inputInTexture || !widths.window || widths.va !== 4 || widths.vb !== 4) return [];
+  if (!config.inputInTexture || config.stageInWorkgroupMemory || config.winograd) return [];
   const fits = (elements: number) => elements / 4 <= TEXTURE_WIDTH * TEXTURE_MAX_ROWS;
   const x = fits(g.batch * g.inH * g.inW * g.inC);
   const dz = fits(g.batch * g.outH * g.outW * g.outC);
-  if (view === "fwd") return x ? ["x"] : [];
-  if (view === "bwdData") return dz ? ["dz"] : [];
-  return [...(dz ? (fusedDz ? ["dy", "z"] : ["dz"]) : []), ...(x ? ["x"] : [])];
+  const filter = fits(g.kH * g.kW * g.inC * g.outC) && uniformParts === 0;
+  const names: string[] = [];
+  if (view === "fwd") {
+    if (widths.va === 4 && x) names.push("x");
+    if (widths.vb === 4 && filter) names.push("w");
+  } else if (view === "bwdData") {
+    if (widths.va === 4 && dz) names.push("dz");
+    const direct = widths.directFilter === true;
+    if ((direct ? widths.va : widths.vb) === 4 && filter) names.push(direct ? "w" : "wt");
+  } else {
+    if (widths.vb === 4 && dz) names.push(...(fusedDz ? ["dy", "z"] : ["dz"]));
+    if (widths.va === 4 && x) names.push("x");
+  }
+  return names;
 }
 
 /** gemmWidths, with the filter's uniform parts and the input textures where they apply. */
@@ -195,7 +208,7 @@ function viewWidths(
 ): GemmWidths {
   const widths = gemmWidths(view, config, g);
   const parts = filterUniformParts(view, config, g, widths);
-  const textures = textureInputs(view, config, g, widths, fusedDz);
+  const textures = textureInputs(view, config, g, widths, parts, fusedDz);
   return {
     ...widths,
     ...(parts > 0 ? { uniformFilterParts: parts } : {}),

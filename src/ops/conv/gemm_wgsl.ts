@@ -327,15 +327,19 @@ function pixelRowsRegister(view: "fwd" | "bwdData", cfg: TileConfig, w: GemmWidt
   const bLoads = direct
     ? cols.flatMap((c) => [
       `let wk${c} = bt + wo${c} + k;`,
-      ...is.map((i) => `let u${i}_${c} = w[wk${c}${i === 0 ? "" : ` + ${i} * redG`}];`),
+      ...is.map((i) =>
+        `let u${i}_${c} = ${vec4Load(w, "w", `wk${c}${i === 0 ? "" : ` + ${i} * redG`}`)};`
+      ),
     ])
     : js.flatMap((j) =>
-      cols.map((c) => `let b${j}_${c} = ${B}[bi${j === 0 ? "" : ` + ${j} * colG`} + cb${c}];`)
+      cols.map((c) =>
+        `let b${j}_${c} = ${vec4Load(w, B, `bi${j === 0 ? "" : ` + ${j} * colG`} + cb${c}`)};`
+      )
     );
   const dot = (r: number, i: number, c: number) =>
     w.va === 4 ? `dot(s${r}, u${i}_${c})` : `s${r} * u${i}_${c}`;
   const fma = rows.flatMap((r) => [
-    `let s${r} = ${A}[o${r} + k] * f${r};`,
+    `let s${r} = ${vec4Load(w, A, `o${r} + k`)} * f${r};`,
     ...cols.map((c) =>
       `a${r}_${c} += ${
         direct
@@ -443,14 +447,16 @@ function filterRowsRegister(cfg: TileConfig, w: GemmWidths, fusedDz: boolean): s
     `let hv${t} = hh${t} >= 0 && hh${t} < uniforms.inH;`,
     `let xr${t} = (n * uniforms.inH + hh${t}) * uniforms.inW * inCG + ci${t};`,
   ]);
-  const bn = bnReluDzPrologue(cols);
+  const bn = bnReluDzPrologue(cols, (name, index) => vec4Load(w, name, index));
   const pixelStep = [
-    ...(fusedDz ? bn.load : cols.map((c) => `let d${c} = dz[zi + cb${c}];`)),
+    ...(fusedDz ? bn.load : cols.map((c) => `let d${c} = ${vec4Load(w, "dz", `zi + cb${c}`)};`)),
     "let iw = ow * uniforms.strideW - uniforms.padLeft;",
     ...units.flatMap((t) => [
       `let ww${t} = iw + kw${t};`,
       `let v${t} = hv${t} && ww${t} >= 0 && ww${t} < uniforms.inW;`,
-      `let s${t} = x[select(0, xr${t} + ww${t} * inCG, v${t})] * select(0.0, 1.0, v${t});`,
+      `let s${t} = ${
+        vec4Load(w, "x", `select(0, xr${t} + ww${t} * inCG, v${t})`)
+      } * select(0.0, 1.0, v${t});`,
     ]),
     ...units.flatMap((t) =>
       js.flatMap((j) => cols.map((c) => `a${t}_${j}_${c} += s${t}${comp(j)} * d${c};`))
@@ -723,7 +729,7 @@ export function convGemmSource(
       fusedDz
         ? bnReluDzPrologue(
           range(columnGroups(cfg, widths)),
-          (name, index) => widths.vb === 4 ? vec4Load(widths, name, index) : `${name}[${index}]`,
+          (name, index) => vec4Load(widths, name, index),
         )
         : null,
     )

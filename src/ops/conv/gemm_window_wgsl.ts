@@ -119,11 +119,11 @@ export function windowRowsRegister(
   const split = parts > 1;
   const filterLoad = (kw: number, j: number, c: number, kh: number) => {
     const at = `k * VA${j === 0 ? "" : ` + ${j}`}) * colG + cb${c}`;
-    if (!split) return `${B}[(${filterTap(kw)} * ${redC} + ${at}]`;
+    if (!split) return vec4Load(w, B, `(${filterTap(kw)} * ${redC} + ${at}`);
     const row = fwd ? kh : parts - 1 - kh;
     return `${row === 0 ? B : `${B}_${row}`}[(${fwd ? kw : KW - 1 - kw} * ${redC} + ${at}]`;
   };
-  const loadA = (i: string) => w.va === 4 ? vec4Load(w, A, i) : `${A}[${i}]`;
+  const loadA = (i: string) => vec4Load(w, A, i);
   const windowSetup = qs.flatMap((q) => [
     `let wv${q} = hv && iw0 + ${q} >= 0 && iw0 + ${q} < ${sWidth};`,
     `let wo${q} = select(0, (hb + iw0 + ${q}) * redG, wv${q});`,
@@ -216,11 +216,11 @@ export function windowFilterRegister(
   const cols = range(CG);
   const js = range(w.va);
   const comp = (j: number) => (w.va === 4 ? `.${COMPONENTS[j]}` : "");
-  const dzLoad = (i: string) => w.vb === 4 ? vec4Load(w, "dz", i) : `dz[${i}]`;
+  const dzLoad = (i: string) => vec4Load(w, "dz", i);
   const load = (g: number, col: string) => {
     const valid = `hv && ${col} >= 0 && ${col} < uniforms.inW`;
     const at = `select(0, xr + (${col}) * inCG + ci${g}, ${valid})`;
-    return `${w.va === 4 ? vec4Load(w, "x", at) : `x[${at}]`} * select(0.0, 1.0, ${valid})`;
+    return `${vec4Load(w, "x", at)} * select(0.0, 1.0, ${valid})`;
   };
   const accs = taps.flatMap((kw) =>
     groups.flatMap((g) => js.flatMap((j) => cols.map((c) => `a${kw}_${g}_${j}_${c}`)))
