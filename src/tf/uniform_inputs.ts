@@ -129,7 +129,7 @@ export function rewriteUniformInputs(code: string): { code: string; inputs: Unif
   let next = Math.max(-1, ...[...code.matchAll(/@binding\((\d+)\)/g)].map((m) => Number(m[1])));
   for (const [, name, count] of code.matchAll(/^\s*\/\/ uniform-input (\w+) (\d+)$/gm)) {
     const decl = new RegExp(
-      `@group\\(0\\) @binding\\((\\d+)\\) var<storage, read> ${name}: array<vec4<f32>>;`,
+      `@group\\(0\\) @binding\\((\\d+)\\) var<storage, read> ${name}\\s*: array<vec4<f32>>;`,
     );
     const m = decl.exec(code);
     if (!m) throw new Error(`uniform input ${name}: no vec4 storage binding of that name`);
@@ -143,7 +143,7 @@ export function rewriteUniformInputs(code: string): { code: string; inputs: Unif
   }
   for (const [, name] of code.matchAll(/^\s*\/\/ texture-input (\w+)$/gm)) {
     const decl = new RegExp(
-      `@group\\(0\\) @binding\\((\\d+)\\) var<storage, read> ${name}: array<vec4<f32>>;`,
+      `@group\\(0\\) @binding\\((\\d+)\\) var<storage, read> ${name}\\s*: array<vec4<f32>>;`,
     );
     const m = decl.exec(code);
     if (!m) throw new Error(`texture input ${name}: no vec4 storage binding of that name`);

@@ -9,6 +9,8 @@ import { wgsl } from "../backend/wgsl.ts";
 import { MultiOutputProgram, runMultiOutputProgram } from "../backend/webgpu_multi_output.ts";
 import { runConvBiasRelu } from "../conv_bias_relu/conv_bias_relu_webgpu.ts";
 import { runMaxPool2 } from "../max_pool2/max_pool2_webgpu.ts";
+import { backendAdapterKind } from "../conv/tile_plan.ts";
+import { inputLoadFunctions, textureLoadsApply } from "../backend/texture_loads.ts";
 import {
   CONV_BIAS_RELU_POOL2,
   gradInputs,
@@ -22,24 +24,32 @@ const CHANNEL_LANES = 4;
 const WORKGROUP = 64;
 
 class MaxPool2ReluBiasGradProgram extends MultiOutputProgram {
-  readonly shaderKey = "maxPool2ReluBiasGrad";
+  readonly shaderKey: string;
   readonly outputNames = ["dz", "dbias"];
   readonly variableNames = ["dy", "y"];
   override readonly uniforms =
     "items : i32, groups : i32, inH : i32, inW : i32, outH : i32, outW : i32,";
   override readonly everyInvocation = true;
   override readonly vec4: boolean;
+  /** dy and y through textures (texture_loads.ts). */
+  private readonly textured: boolean;
 
-  constructor(vec4: boolean) {
+  constructor(vec4: boolean, textured: boolean) {
     super();
     this.vec4 = vec4;
+    this.textured = textured;
+    this.shaderKey = `maxPool2ReluBiasGrad${textured ? "_tex" : ""}`;
   }
 
   getUserCode(): string {
     const element = this.vec4
       ? "alias VT = vec4<f32>;\nconst VW : i32 = 4;"
       : "alias VT = f32;\nconst VW : i32 = 1;";
-    return [element, wgsl("conv_bias_relu_pool2/max_pool2_relu_bias_grad.wgsl")].join("\n");
+    return [
+      element,
+      inputLoadFunctions(this.variableNames, "VT", this.textured),
+      wgsl("conv_bias_relu_pool2/max_pool2_relu_bias_grad.wgsl"),
+    ].join("\n");
   }
 }
 
@@ -60,7 +70,10 @@ export const maxPool2ReluBiasGradWebgpu: KernelConfig = {
     const i32 = (v: number) => ({ type: "int32" as const, data: [v] });
     return runMultiOutputProgram(
       backend as unknown as WebGPUBackend,
-      new MaxPool2ReluBiasGradProgram(vec4),
+      new MaxPool2ReluBiasGradProgram(
+        vec4,
+        textureLoadsApply(backendAdapterKind(backend) === "software", vec4 ? 4 : 1, n * h * w * c),
+      ),
       [y.shape, [c]],
       [dy, y],
       n === 0 ? 0 : Math.ceil(groups / CHANNEL_LANES) * WORKGROUP,

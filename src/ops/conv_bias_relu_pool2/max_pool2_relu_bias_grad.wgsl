@@ -31,11 +31,11 @@ fn term(win : i32, c : i32) -> VT {
   let i11 = i10 + colStride;
   let zero = VT(0.0);
   if (bi < uniforms.outH && bj < uniforms.outW) {
-    let a = y[i00];
-    let b = y[i01];
-    let d = y[i10];
-    let e = y[i11];
-    let pooled = dy[((n * uniforms.outH + bi) * uniforms.outW + bj) * groups + c];
+    let a = load_y(i00);
+    let b = load_y(i01);
+    let d = load_y(i10);
+    let e = load_y(i11);
+    let pooled = load_dy(((n * uniforms.outH + bi) * uniforms.outW + bj) * groups + c);
     let g = select(zero, pooled, max(max(a, b), max(d, e)) > zero);
     let r = routeToWinner(a, b, d, e, g);
     dz[i00] = r[0];

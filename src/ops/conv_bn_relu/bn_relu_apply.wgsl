@@ -75,6 +75,6 @@ fn main() {
   let range = laneRowRange(i32(workgroupId.y), ly, per, uniforms.rows);
   for (var r = range.x; r < range.y; r++) {
     let i = r * groups + c;
-    y[i] = max((z[i] - mean) * scale + b, VT(0.0));
+    y[i] = max((load_z(i) - mean) * scale + b, VT(0.0));
   }
 }

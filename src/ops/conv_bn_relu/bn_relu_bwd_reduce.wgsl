@@ -50,8 +50,8 @@ fn main() {
   let range = laneRowRange(p, ly, uniforms.rowsPerChunk, rows);
   for (var r = range.x; r < range.y; r++) {
     let i = r * outCV + cc;
-    let xhat = (z[i] - mean) * invStd;
-    let g = select(V(0.0), dy[i], gam * xhat + bet > V(0.0));
+    let xhat = (load_z(i) - mean) * invStd;
+    let g = select(V(0.0), load_dy(i), gam * xhat + bet > V(0.0));
     sumG += g;
     sumGX += g * xhat;
   }

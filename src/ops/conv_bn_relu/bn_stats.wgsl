@@ -47,11 +47,11 @@ fn main() {
   let p = i32(workgroupId.y);
   let range = laneRowRange(p, ly, uniforms.rowsPerChunk, uniforms.rows);
   // Shift by the lane's first row (clamped for a lane without rows: its count is 0).
-  let k = z[min(range.x, uniforms.rows - 1) * groups + cc];
+  let k = load_z(min(range.x, uniforms.rows - 1) * groups + cc);
   var s1 = VT(0.0);
   var s2 = VT(0.0);
   for (var r = range.x + 1; r < range.y; r++) {
-    let d = z[r * groups + cc] - k;
+    let d = load_z(r * groups + cc) - k;
     s1 += d;
     s2 += d * d;
   }

@@ -37,6 +37,8 @@ import type { WebGPUBackend, WebGPUProgram } from "@tensorflow/tfjs-backend-webg
 import type { ConvGeometry } from "../conv/geometry.ts";
 import { runProgram, type Uniform } from "../backend/webgpu_program.ts";
 import { wgsl } from "../backend/wgsl.ts";
+import { inputLoadFunctions, textureLoadsApply } from "../backend/texture_loads.ts";
+import { backendAdapterKind } from "../conv/tile_plan.ts";
 import { useNaiveKernels } from "../../flags.ts";
 import {
   MultiOutputProgram,
@@ -81,6 +83,8 @@ abstract class BnReluBwdProgram implements WebGPUProgram {
     grid?: ProgramGrid;
     /** Bind inputs and the output as array<vec4<f32>> (sizes must be multiples of 4). */
     vec4?: boolean;
+    /** The kernel's load_dy / load_z read textures (texture_loads.ts); else storage. */
+    textured?: boolean;
   }) {
     this.outputShape = [opts.outputSize];
     this.variableNames = opts.variableNames;
@@ -91,9 +95,14 @@ abstract class BnReluBwdProgram implements WebGPUProgram {
     this.uniforms = opts.fields.map(([name, type]) => `${name} : ${type},`).join(" ");
     this.shaderKey = `bnReluBwd_${opts.kernel.replace(/^.*\//, "").replace(/\.wgsl$/, "")}${
       opts.vec4 ? "_vec4" : ""
-    }`;
+    }${opts.textured ? "_tex" : ""}`;
     this.source = [
       elementAlias(opts.vec4 ?? false),
+      inputLoadFunctions(
+        ["dy", "z"].filter((n) => opts.variableNames.includes(n)),
+        "V",
+        opts.textured ?? false,
+      ),
       wgsl(opts.kernel),
     ].join("\n");
     if (opts.grid) {
@@ -185,18 +194,22 @@ class BnReluBwdDzProgram extends MultiOutputProgram {
   override readonly uniforms: string;
   override readonly grid: ProgramGrid;
   override readonly vec4: boolean;
+  /** dy and z through textures (texture_loads.ts). */
+  private readonly textured: boolean;
 
-  constructor(fields: Field[], grid: ProgramGrid, vec4: boolean) {
+  constructor(fields: Field[], grid: ProgramGrid, vec4: boolean, textured: boolean) {
     super();
     this.uniforms = fields.map(([name, type]) => `${name} : ${type},`).join(" ");
     this.grid = grid;
     this.vec4 = vec4;
-    this.shaderKey = `bnReluBwdDz${vec4 ? "_vec4" : ""}`;
+    this.textured = textured;
+    this.shaderKey = `bnReluBwdDz${vec4 ? "_vec4" : ""}${textured ? "_tex" : ""}`;
   }
 
   getUserCode(): string {
     return [
       elementAlias(this.vec4),
+      inputLoadFunctions(["dy", "z"], "V", this.textured),
       wgsl("conv_bn_relu/bn_relu_bwd_dz.wgsl"),
     ]
       .join("\n");
@@ -236,6 +249,11 @@ interface BnPartials {
   chunkFields: Field[];
   chunkGrid: ProgramGrid;
   vec4: boolean;
+}
+
+/** Whether the chunked passes read dy and z (of `elements` floats) through textures. */
+function texturedBn(backend: WebGPUBackend, vec4: boolean, elements: number): boolean {
+  return textureLoadsApply(backendAdapterKind(backend) === "software", vec4 ? 4 : 1, elements);
 }
 
 /** Pass 1: the per-chunk sums of g and g * xhat (one row, the whole sums, on the naive path). */
@@ -278,6 +296,7 @@ function bnReluPartials(
       fields: chunkFields,
       grid: chunkGrid,
       vec4: bnVec4,
+      textured: texturedBn(backend, bnVec4, rows * g.outC),
     }),
     bn,
     chunkFields,
@@ -292,7 +311,12 @@ function bnReluDz(backend: WebGPUBackend, t: ConvBnReluGradTensors, g: ConvGeome
   const fields: Field[] = [...p.chunkFields, ["numPartials", "i32", p.numPartials]];
   const [dz, dbeta, dgamma] = runMultiOutputProgram(
     backend,
-    new BnReluBwdDzProgram(fields, p.chunkGrid, p.vec4),
+    new BnReluBwdDzProgram(
+      fields,
+      p.chunkGrid,
+      p.vec4,
+      texturedBn(backend, p.vec4, rows * g.outC),
+    ),
     [[rows * g.outC], [g.outC], [g.outC]],
     [t.dy, t.z, p.partials].map(flat),
     rows * g.outC,

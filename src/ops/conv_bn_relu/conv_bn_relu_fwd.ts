@@ -51,7 +51,8 @@ import {
 import { type BnChunkGrid, bnChunkGrid } from "./bn_chunk_grid.ts";
 import { flat } from "../conv/gemm.ts";
 import { runConvForward as runConv } from "../conv/passes.ts";
-import type { TilePlan } from "../conv/tile_plan.ts";
+import { backendAdapterKind, type TilePlan } from "../conv/tile_plan.ts";
+import { inputLoadFunctions, textureLoadsApply } from "../backend/texture_loads.ts";
 import type { ConvGeometry } from "../conv/geometry.ts";
 
 /** Elementwise programs read f32, or vec4 when Cout % 4 == 0: `alias VT`, `const VW`. */
@@ -79,7 +80,11 @@ export class BnStatsPartialProgram implements WebGPUProgram {
   outputComponent: number;
   variableComponents: number[];
 
-  constructor(grid: BnChunkGrid, outC: number, moving: boolean) {
+  /** z through a texture (texture_loads.ts). */
+  private readonly textured: boolean;
+
+  constructor(grid: BnChunkGrid, outC: number, moving: boolean, textured: boolean) {
+    this.textured = textured;
     this.variableNames = ["z", ...paramNames(moving)];
     this.outputShape = [(2 * grid.chunks + paramNames(moving).length) * outC];
     const width = grid.vec4 ? 4 : 1;
@@ -87,7 +92,9 @@ export class BnStatsPartialProgram implements WebGPUProgram {
     this.variableComponents = this.variableNames.map(() => width);
     this.dispatch = grid.dispatch;
     this.workgroupSize = grid.workgroupSize;
-    this.shaderKey = `bnStatsPartial_w${width}_p${paramNames(moving).length}`;
+    this.shaderKey = `bnStatsPartial_w${width}_p${paramNames(moving).length}${
+      textured ? "_tex" : ""
+    }`;
   }
 
   getUserCode(): string {
@@ -95,6 +102,7 @@ export class BnStatsPartialProgram implements WebGPUProgram {
       `  result[base + ${j} * groups + c] = ${name}[c];`
     );
     return vectorAlias(this.outputComponent === 4) +
+      inputLoadFunctions(["z"], "VT", this.textured) +
       `\nfn copyParams(c : i32, base : i32, groups : i32) {\n${copies.join("\n")}\n}\n` +
       wgsl("conv_bn_relu/bn_stats.wgsl");
   }
@@ -113,16 +121,21 @@ export class BnReluApplyProgram extends MultiOutputProgram {
   override readonly grid: ProgramGrid;
   override readonly vec4: boolean;
   private readonly moving: boolean;
+  /** z through a texture (texture_loads.ts). */
+  private readonly textured: boolean;
 
-  constructor(grid: BnChunkGrid, moving: boolean) {
+  constructor(grid: BnChunkGrid, moving: boolean, textured: boolean) {
     super();
     this.moving = moving;
+    this.textured = textured;
     this.grid = { workgroupSize: grid.workgroupSize, dispatch: grid.dispatch };
     this.vec4 = grid.vec4;
     this.outputNames = moving ? ["y", "stats", "newMean", "newVariance"] : ["y", "stats"];
     this.uniforms = "rows : i32, outC : i32, rowsPerChunk : i32, chunks : i32, eps : f32," +
       (moving ? " momentum : f32, oneMinusMomentum : f32," : "");
-    this.shaderKey = `bnReluApply_w${this.vec4 ? 4 : 1}${moving ? "_moving" : ""}`;
+    this.shaderKey = `bnReluApply_w${this.vec4 ? 4 : 1}${moving ? "_moving" : ""}${
+      textured ? "_tex" : ""
+    }`;
   }
 
   getUserCode(): string {
@@ -134,7 +147,7 @@ export class BnReluApplyProgram extends MultiOutputProgram {
   newVariance[c] = partials[params + 3 * groups + c] * uniforms.momentum +
     variance * uniforms.oneMinusMomentum;`
       : "";
-    return vectorAlias(this.vec4) + `
+    return vectorAlias(this.vec4) + inputLoadFunctions(["z"], "VT", this.textured) + `
 fn writeStats(c : i32, mean : VT, variance : VT, invStd : VT, params : i32, groups : i32) {
   stats[c] = mean;
   stats[groups + c] = variance;
@@ -170,15 +183,17 @@ export function runBnReluTrain(
   const f32 = (v: number): Uniform => ({ type: "float32", data: [Math.fround(v)] });
   const shape = [i32(rows), i32(c), i32(grid.rowsPerChunk), i32(grid.chunks)];
   const params = moving ? [gamma, beta, moving.movingMean, moving.movingVariance] : [gamma, beta];
+  const software = backendAdapterKind(backend) === "software";
+  const textured = textureLoadsApply(software, grid.vec4 ? 4 : 1, rows * c);
   const partials = runProgram(
     backend,
-    new BnStatsPartialProgram(grid, c, moving !== undefined),
+    new BnStatsPartialProgram(grid, c, moving !== undefined, textured),
     [z, ...params].map(flat),
     shape,
   );
   const outs = runMultiOutputProgram(
     backend,
-    new BnReluApplyProgram(grid, moving !== undefined),
+    new BnReluApplyProgram(grid, moving !== undefined, textured),
     moving ? [z.shape, [3, c], [c], [c]] : [z.shape, [3, c]],
     [flat(z), partials],
     rows * c,

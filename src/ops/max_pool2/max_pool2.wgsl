@@ -24,7 +24,7 @@ fn main(index : i32) {
   let colStride = groups;
   let rowStride = uniforms.xShape[2] * groups;
   let base = ((n * uniforms.xShape[1] + 2 * i) * uniforms.xShape[2] + 2 * j) * groups + c;
-  let top = max(x[base], x[base + colStride]);
-  let bottom = max(x[base + rowStride], x[base + rowStride + colStride]);
+  let top = max(load_x(base), load_x(base + colStride));
+  let bottom = max(load_x(base + rowStride), load_x(base + rowStride + colStride));
   result[index] = max(top, bottom) * poolScale(index);
 }

@@ -36,8 +36,8 @@ fn main(index : i32) {
   let outW = uniforms.dyShape[2];
   if (bi < outH && bj < outW) {
     let p = ((n * outH + bi) * outW + bj) * groups + c;
-    let g = dy[p] * poolScale(p); // 1, or the dropout mask of a fused dropout
-    let r = routeToWinner(x[i00], x[i01], x[i10], x[i11], g);
+    let g = load_dy(p) * poolScale(p); // 1, or the dropout mask of a fused dropout
+    let r = routeToWinner(load_x(i00), load_x(i01), load_x(i10), load_x(i11), g);
     result[i00] = r[0];
     result[i01] = r[1];
     result[i10] = r[2];

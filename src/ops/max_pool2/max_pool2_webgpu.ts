@@ -8,10 +8,13 @@ import type { DropoutAttrs } from "../dropout/dropout.ts";
 import { dropoutUniforms } from "../dropout/dropout_webgpu.ts";
 import { dropoutOf, MAX_POOL2, MAX_POOL2_DROPOUT, MAX_POOL2_GRAD } from "./max_pool2.ts";
 import { maxPool2Shape } from "./max_pool2_ref.ts";
+import { backendAdapterKind } from "../conv/tile_plan.ts";
+import { inputLoadFunctions, textureLoadsApply } from "../backend/texture_loads.ts";
 
 /**
  * A flat program over `invocations` (one per output element or window, in units of VW
- * channels), reading `variableNames` as VT = vec4<f32> when C % 4 == 0, else f32.
+ * channels), reading `variableNames` as VT = vec4<f32> when C % 4 == 0, else f32, through
+ * `load_NAME(i)` (texture_loads.ts: from textures where `textured`).
  */
 abstract class MaxPool2Program implements WebGPUProgram {
   outputShape: number[];
@@ -22,10 +25,19 @@ abstract class MaxPool2Program implements WebGPUProgram {
   outputComponent: number;
   variableComponents: number[];
   protected readonly width: number;
+  protected readonly textured: boolean;
 
-  constructor(outputShape: number[], channels: number, inputs: number, invocations: number) {
+  constructor(
+    outputShape: number[],
+    channels: number,
+    inputs: number,
+    invocations: number,
+    software: boolean,
+    inputElements: number,
+  ) {
     this.outputShape = outputShape;
     this.width = channels % 4 === 0 ? 4 : 1;
+    this.textured = textureLoadsApply(software, this.width, inputElements);
     this.outputComponent = this.width;
     this.variableComponents = new Array(inputs).fill(this.width);
     const [gx, gz] = splitGroups(Math.ceil(invocations / this.width / 64));
@@ -56,7 +68,12 @@ abstract class MaxPool2Program implements WebGPUProgram {
         `\nfn poolScale(i : i32) -> VT {\n  return VT(${
           this.width === 4 ? [0, 1, 2, 3].map(m).join(", ") : "dropoutMultiplier(i)"
         });\n}`;
-    return [`alias VT = ${vt};\nconst VW = ${this.width};`, scale, ...parts, wgsl(kernel)]
+    const loads = inputLoadFunctions(
+      this.variableNames.filter((n) => n !== "dropoutKey"),
+      "VT",
+      this.textured,
+    );
+    return [`alias VT = ${vt};\nconst VW = ${this.width};`, scale, loads, ...parts, wgsl(kernel)]
       .join("\n");
   }
 }
@@ -69,12 +86,15 @@ class MaxPool2ForwardProgram extends MaxPool2Program {
   variableNames = ["x"];
   private readonly dropout: boolean;
 
-  constructor(xShape: number[], dropout: boolean) {
+  constructor(xShape: number[], dropout: boolean, software: boolean) {
     const yShape = maxPool2Shape(xShape);
-    super(yShape, xShape[3], 1, yShape.reduce((a, b) => a * b, 1));
+    const size = (s: number[]) => s.reduce((a, b) => a * b, 1);
+    super(yShape, xShape[3], 1, size(yShape), software, size(xShape));
     this.dropout = dropout;
     if (dropout) this.withDropoutKey(DROPOUT_UNIFORMS);
-    this.shaderKey = `maxPool2_w${this.width}${dropout ? "_dropout" : ""}`;
+    this.shaderKey = `maxPool2_w${this.width}${dropout ? "_dropout" : ""}${
+      this.textured ? "_tex" : ""
+    }`;
   }
 
   getUserCode(): string {
@@ -87,12 +107,15 @@ class MaxPool2GradProgram extends MaxPool2Program {
   variableNames = ["dy", "x"];
   private readonly dropout: boolean;
 
-  constructor(xShape: number[], dropout: boolean) {
+  constructor(xShape: number[], dropout: boolean, software: boolean) {
     const [n, h, w, c] = xShape;
-    super(xShape, c, 2, n * Math.ceil(h / 2) * Math.ceil(w / 2) * c);
+    const windows = n * Math.ceil(h / 2) * Math.ceil(w / 2) * c;
+    super(xShape, c, 2, windows, software, n * h * w * c);
     this.dropout = dropout;
     if (dropout) this.withDropoutKey(DROPOUT_UNIFORMS);
-    this.shaderKey = `maxPool2Grad_w${this.width}${dropout ? "_dropout" : ""}`;
+    this.shaderKey = `maxPool2Grad_w${this.width}${dropout ? "_dropout" : ""}${
+      this.textured ? "_tex" : ""
+    }`;
   }
 
   getUserCode(): string {
@@ -107,7 +130,8 @@ export function runMaxPool2(
   dropout?: DropoutAttrs,
   dropoutKey?: TensorInfo,
 ): TensorInfo {
-  const program = new MaxPool2ForwardProgram(x.shape, dropout !== undefined);
+  const software = backendAdapterKind(backend) === "software";
+  const program = new MaxPool2ForwardProgram(x.shape, dropout !== undefined, software);
   if (!dropout) return runProgram(backend, program, [x], []);
   if (!dropoutKey) throw new Error("maxPool2 with dropout: no dropoutKey input");
   return runProgram(backend, program, [x, dropoutKey], dropoutUniforms(dropout));
@@ -137,7 +161,8 @@ export const maxPool2GradWebgpu: KernelConfig = {
       dropoutKey?: TensorInfo;
     };
     const d = dropoutOf(attrs);
-    const program = new MaxPool2GradProgram(x.shape, d !== undefined);
+    const software = backendAdapterKind(backend) === "software";
+    const program = new MaxPool2GradProgram(x.shape, d !== undefined, software);
     if (!d) return runProgram(backend as WebGPUBackend, program, [dy, x], []);
     if (!dropoutKey) throw new Error("maxPool2 gradient with dropout: no dropoutKey input");
     return runProgram(backend as WebGPUBackend, program, [dy, x, dropoutKey], dropoutUniforms(d));

@@ -1,0 +1,41 @@
+// Loads of a hand-written kernel's inputs through `fn load_NAME(i : i32) -> VT` functions, so
+// that a program can read a vec4 input from storage or, on a software adapter, through a texture
+// (src/tf/uniform_inputs.ts's texture-input marker and copies). Where a CPU lacks AVX-512, Mesa
+// 22.3's lavapipe makes a storage load 10x a texel fetch (src/ops/conv/gemm_wgsl.ts's "CPU's
+// rules"); the element-wise passes around the convolutions (pools, batch norm) are nothing but
+// loads. The generated conv kernels choose per tile config (TileConfig.inputInTexture) instead.
+
+import { TEXTURE_MAX_ROWS, TEXTURE_WIDTH, textureInputMarker } from "../../tf/uniform_inputs.ts";
+
+let enabled = true;
+
+/** Turns texture loads off (every input from storage) or back on; for tests and A/B runs. */
+export function setTextureLoadsEnabled(on: boolean): void {
+  enabled = on;
+}
+
+/**
+ * Whether a kernel on a `software` adapter reads an input of `elements` floats through a
+ * texture: vec4 elements (`width` 4) that fit one texture.
+ */
+export function textureLoadsApply(software: boolean, width: number, elements: number): boolean {
+  return enabled && software && width === 4 && elements / 4 <= TEXTURE_WIDTH * TEXTURE_MAX_ROWS;
+}
+
+/**
+ * `fn load_NAME(i : i32) -> type` for each of `names`: `NAME[i]`, or for `textured` ones (vec4
+ * inputs) texel (i % TEXTURE_WIDTH, i / TEXTURE_WIDTH) of NAME_tex, marked for the rewrite.
+ */
+export function inputLoadFunctions(
+  names: readonly string[],
+  type: string,
+  textured: boolean,
+): string {
+  const shift = Math.log2(TEXTURE_WIDTH);
+  return names.map((n) =>
+    textured
+      ? `${textureInputMarker(n)}\nfn load_${n}(i : i32) -> vec4<f32> {\n` +
+        `  return textureLoad(${n}_tex, vec2<i32>(i & ${TEXTURE_WIDTH - 1}, i >> ${shift}u), 0);\n}`
+      : `fn load_${n}(i : i32) -> ${type} {\n  return ${n}[i];\n}`
+  ).join("\n");
+}
