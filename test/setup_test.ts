@@ -5,6 +5,7 @@ import assert from "node:assert/strict";
 import * as tf from "@tensorflow/tfjs-core";
 import { UsageError } from "../src/errors.ts";
 import { describeAdapter, initTf, probeAdapter, startTf } from "../src/tf/setup.ts";
+import { STORAGE_COSTLY } from "../src/ops/backend/load_cost.ts";
 import {
   clearDeviceFailure,
   deviceFailure,
@@ -46,7 +47,12 @@ Deno.test({
       ...(report.loopCap === null
         ? []
         : [`loops stop after ${report.loopCap.toLocaleString("en-US")} iterations`]),
+      ...((report.storageLoadCost ?? 0) >= STORAGE_COSTLY
+        ? [`storage loads ${report.storageLoadCost!.toFixed(1)}x texel fetches`]
+        : []),
     ];
+    // Software adapters are probed for the cost of a storage load (load_cost.ts).
+    assert.equal(report.storageLoadCost !== undefined, report.isSoftware);
     assert.equal(
       describeAdapter(report),
       `webgpu on ${report.description}${report.driver ? `, ${report.driver}` : ""}` +

@@ -16,6 +16,7 @@ import { CONV_BN_RELU_TRAIN } from "../ops/conv_bn_relu/conv_bn_relu.ts";
 import { CONV_BIAS_RELU_POOL2 } from "../ops/conv_bias_relu_pool2/conv_bias_relu_pool2.ts";
 import { SOFTMAX_XENT } from "../ops/softmax_xent/softmax_xent.ts";
 import { ensureLoopCapProbed } from "../ops/backend/loop_cap.ts";
+import { ensureLoadCostProbed, STORAGE_COSTLY } from "../ops/backend/load_cost.ts";
 import { loadedMesaVersion } from "./driver_info.ts";
 
 export type BackendName = "webgpu" | "cpu";
@@ -38,6 +39,11 @@ export interface AdapterReport {
    * (src/ops/backend/loop_cap.ts); null where loops run to the end or before the probe (probeAdapter).
    */
   loopCap: number | null;
+  /**
+   * Software adapters: a storage load's time over a texel fetch's (src/ops/backend/load_cost.ts's
+   * probe; ~10 on Mesa 22.3 without AVX-512, ~1 elsewhere); absent before the probe and on GPUs.
+   */
+  storageLoadCost?: number;
 }
 
 /** tfjs-webgpu's MatMulProgramType.MatMulPackedProgram. */
@@ -112,6 +118,11 @@ export async function initTf(
   const device = (tf.backend() as unknown as { device: GPUDevice }).device;
   const loops = await ensureLoopCapProbed(device);
   report.loopCap = loops.capped ? loops.single : null;
+  // On a software adapter: whether the pools and batch-norm passes read through textures.
+  if (report.isSoftware) {
+    const loads = await ensureLoadCostProbed(device);
+    report.storageLoadCost = loads.storageMs / loads.textureMs;
+  }
   // Reproducible training: for some shapes (enhanced's dense1, K = 3136) tfjs-webgpu picks its
   // split-K matMul, which sums with float atomics in a run-dependent order, so two identical runs
   // (and a resumed one) differed in the last bits (measured on llvmpipe). Its packed program has
@@ -153,6 +164,9 @@ export function describeAdapter(r: AdapterReport): string {
     ...(r.isSoftware ? ["software adapter"] : []),
     ...(r.loopCap !== null
       ? [`loops stop after ${r.loopCap.toLocaleString("en-US")} iterations`]
+      : []),
+    ...(r.storageLoadCost !== undefined && r.storageLoadCost >= STORAGE_COSTLY
+      ? [`storage loads ${r.storageLoadCost.toFixed(1)}x texel fetches`]
       : []),
   ];
   return `${r.backend} on ${r.description}${r.driver ? `, ${r.driver}` : ""}` +

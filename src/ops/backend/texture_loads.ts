@@ -1,25 +1,29 @@
 // Loads of a hand-written kernel's inputs through `fn load_NAME(i : i32) -> VT` functions, so
-// that a program can read a vec4 input from storage or, on a software adapter, through a texture
+// that a program can read a vec4 input from storage or through a texture
 // (src/tf/uniform_inputs.ts's texture-input marker and copies). Where a CPU lacks AVX-512, Mesa
 // 22.3's lavapipe makes a storage load 10x a texel fetch (src/ops/conv/gemm_wgsl.ts's "CPU's
 // rules"); the element-wise passes around the convolutions (pools, batch norm) are nothing but
-// loads. The generated conv kernels choose per tile config (TileConfig.inputInTexture) instead.
+// loads, but the copy into the texture costs more than it saves where storage loads are cheap,
+// so they use textures only where load_cost.ts's probe found storage loads costly. The generated
+// conv kernels choose per tile config (TileConfig.inputInTexture) instead.
 
 import { TEXTURE_MAX_ROWS, TEXTURE_WIDTH, textureInputMarker } from "../../tf/uniform_inputs.ts";
+import { storageLoadsCostly } from "./load_cost.ts";
 
-let enabled = true;
-
-/** Turns texture loads off (every input from storage) or back on; for tests and A/B runs. */
-export function setTextureLoadsEnabled(on: boolean): void {
-  enabled = on;
-}
+let mode: "auto" | "on" | "off" = "auto";
 
 /**
- * Whether a kernel on a `software` adapter reads an input of `elements` floats through a
- * texture: vec4 elements (`width` 4) that fit one texture.
+ * "auto": textures where the load-cost probe found storage loads costly (load_cost.ts); "on" /
+ * "off": always / never (tests and A/B runs).
  */
-export function textureLoadsApply(software: boolean, width: number, elements: number): boolean {
-  return enabled && software && width === 4 && elements / 4 <= TEXTURE_WIDTH * TEXTURE_MAX_ROWS;
+export function setTextureLoads(m: "auto" | "on" | "off"): void {
+  mode = m;
+}
+
+/** Whether a kernel reads an input of `elements` floats through a texture: vec4 elements (`width` 4) that fit one. */
+export function textureLoadsApply(width: number, elements: number): boolean {
+  const wanted = mode === "on" || (mode === "auto" && storageLoadsCostly());
+  return wanted && width === 4 && elements / 4 <= TEXTURE_WIDTH * TEXTURE_MAX_ROWS;
 }
 
 /**

@@ -9,7 +9,6 @@ import { wgsl } from "../backend/wgsl.ts";
 import { MultiOutputProgram, runMultiOutputProgram } from "../backend/webgpu_multi_output.ts";
 import { runConvBiasRelu } from "../conv_bias_relu/conv_bias_relu_webgpu.ts";
 import { runMaxPool2 } from "../max_pool2/max_pool2_webgpu.ts";
-import { backendAdapterKind } from "../conv/tile_plan.ts";
 import { inputLoadFunctions, textureLoadsApply } from "../backend/texture_loads.ts";
 import {
   CONV_BIAS_RELU_POOL2,
@@ -72,7 +71,7 @@ export const maxPool2ReluBiasGradWebgpu: KernelConfig = {
       backend as unknown as WebGPUBackend,
       new MaxPool2ReluBiasGradProgram(
         vec4,
-        textureLoadsApply(backendAdapterKind(backend) === "software", vec4 ? 4 : 1, n * h * w * c),
+        textureLoadsApply(vec4 ? 4 : 1, n * h * w * c),
       ),
       [y.shape, [c]],
       [dy, y],

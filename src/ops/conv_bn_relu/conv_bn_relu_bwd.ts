@@ -38,7 +38,6 @@ import type { ConvGeometry } from "../conv/geometry.ts";
 import { runProgram, type Uniform } from "../backend/webgpu_program.ts";
 import { wgsl } from "../backend/wgsl.ts";
 import { inputLoadFunctions, textureLoadsApply } from "../backend/texture_loads.ts";
-import { backendAdapterKind } from "../conv/tile_plan.ts";
 import { useNaiveKernels } from "../../flags.ts";
 import {
   MultiOutputProgram,
@@ -252,8 +251,8 @@ interface BnPartials {
 }
 
 /** Whether the chunked passes read dy and z (of `elements` floats) through textures. */
-function texturedBn(backend: WebGPUBackend, vec4: boolean, elements: number): boolean {
-  return textureLoadsApply(backendAdapterKind(backend) === "software", vec4 ? 4 : 1, elements);
+function texturedBn(vec4: boolean, elements: number): boolean {
+  return textureLoadsApply(vec4 ? 4 : 1, elements);
 }
 
 /** Pass 1: the per-chunk sums of g and g * xhat (one row, the whole sums, on the naive path). */
@@ -296,7 +295,7 @@ function bnReluPartials(
       fields: chunkFields,
       grid: chunkGrid,
       vec4: bnVec4,
-      textured: texturedBn(backend, bnVec4, rows * g.outC),
+      textured: texturedBn(bnVec4, rows * g.outC),
     }),
     bn,
     chunkFields,
@@ -315,7 +314,7 @@ function bnReluDz(backend: WebGPUBackend, t: ConvBnReluGradTensors, g: ConvGeome
       fields,
       p.chunkGrid,
       p.vec4,
-      texturedBn(backend, p.vec4, rows * g.outC),
+      texturedBn(p.vec4, rows * g.outC),
     ),
     [[rows * g.outC], [g.outC], [g.outC]],
     [t.dy, t.z, p.partials].map(flat),

@@ -51,7 +51,7 @@ import {
 import { type BnChunkGrid, bnChunkGrid } from "./bn_chunk_grid.ts";
 import { flat } from "../conv/gemm.ts";
 import { runConvForward as runConv } from "../conv/passes.ts";
-import { backendAdapterKind, type TilePlan } from "../conv/tile_plan.ts";
+import type { TilePlan } from "../conv/tile_plan.ts";
 import { inputLoadFunctions, textureLoadsApply } from "../backend/texture_loads.ts";
 import type { ConvGeometry } from "../conv/geometry.ts";
 
@@ -183,8 +183,7 @@ export function runBnReluTrain(
   const f32 = (v: number): Uniform => ({ type: "float32", data: [Math.fround(v)] });
   const shape = [i32(rows), i32(c), i32(grid.rowsPerChunk), i32(grid.chunks)];
   const params = moving ? [gamma, beta, moving.movingMean, moving.movingVariance] : [gamma, beta];
-  const software = backendAdapterKind(backend) === "software";
-  const textured = textureLoadsApply(software, grid.vec4 ? 4 : 1, rows * c);
+  const textured = textureLoadsApply(grid.vec4 ? 4 : 1, rows * c);
   const partials = runProgram(
     backend,
     new BnStatsPartialProgram(grid, c, moving !== undefined, textured),

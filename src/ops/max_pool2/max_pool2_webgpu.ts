@@ -8,7 +8,6 @@ import type { DropoutAttrs } from "../dropout/dropout.ts";
 import { dropoutUniforms } from "../dropout/dropout_webgpu.ts";
 import { dropoutOf, MAX_POOL2, MAX_POOL2_DROPOUT, MAX_POOL2_GRAD } from "./max_pool2.ts";
 import { maxPool2Shape } from "./max_pool2_ref.ts";
-import { backendAdapterKind } from "../conv/tile_plan.ts";
 import { inputLoadFunctions, textureLoadsApply } from "../backend/texture_loads.ts";
 
 /**
@@ -32,12 +31,11 @@ abstract class MaxPool2Program implements WebGPUProgram {
     channels: number,
     inputs: number,
     invocations: number,
-    software: boolean,
     inputElements: number,
   ) {
     this.outputShape = outputShape;
     this.width = channels % 4 === 0 ? 4 : 1;
-    this.textured = textureLoadsApply(software, this.width, inputElements);
+    this.textured = textureLoadsApply(this.width, inputElements);
     this.outputComponent = this.width;
     this.variableComponents = new Array(inputs).fill(this.width);
     const [gx, gz] = splitGroups(Math.ceil(invocations / this.width / 64));
@@ -86,10 +84,10 @@ class MaxPool2ForwardProgram extends MaxPool2Program {
   variableNames = ["x"];
   private readonly dropout: boolean;
 
-  constructor(xShape: number[], dropout: boolean, software: boolean) {
+  constructor(xShape: number[], dropout: boolean) {
     const yShape = maxPool2Shape(xShape);
     const size = (s: number[]) => s.reduce((a, b) => a * b, 1);
-    super(yShape, xShape[3], 1, size(yShape), software, size(xShape));
+    super(yShape, xShape[3], 1, size(yShape), size(xShape));
     this.dropout = dropout;
     if (dropout) this.withDropoutKey(DROPOUT_UNIFORMS);
     this.shaderKey = `maxPool2_w${this.width}${dropout ? "_dropout" : ""}${
@@ -107,10 +105,10 @@ class MaxPool2GradProgram extends MaxPool2Program {
   variableNames = ["dy", "x"];
   private readonly dropout: boolean;
 
-  constructor(xShape: number[], dropout: boolean, software: boolean) {
+  constructor(xShape: number[], dropout: boolean) {
     const [n, h, w, c] = xShape;
     const windows = n * Math.ceil(h / 2) * Math.ceil(w / 2) * c;
-    super(xShape, c, 2, windows, software, n * h * w * c);
+    super(xShape, c, 2, windows, n * h * w * c);
     this.dropout = dropout;
     if (dropout) this.withDropoutKey(DROPOUT_UNIFORMS);
     this.shaderKey = `maxPool2Grad_w${this.width}${dropout ? "_dropout" : ""}${
@@ -130,8 +128,7 @@ export function runMaxPool2(
   dropout?: DropoutAttrs,
   dropoutKey?: TensorInfo,
 ): TensorInfo {
-  const software = backendAdapterKind(backend) === "software";
-  const program = new MaxPool2ForwardProgram(x.shape, dropout !== undefined, software);
+  const program = new MaxPool2ForwardProgram(x.shape, dropout !== undefined);
   if (!dropout) return runProgram(backend, program, [x], []);
   if (!dropoutKey) throw new Error("maxPool2 with dropout: no dropoutKey input");
   return runProgram(backend, program, [x, dropoutKey], dropoutUniforms(dropout));
@@ -161,8 +158,7 @@ export const maxPool2GradWebgpu: KernelConfig = {
       dropoutKey?: TensorInfo;
     };
     const d = dropoutOf(attrs);
-    const software = backendAdapterKind(backend) === "software";
-    const program = new MaxPool2GradProgram(x.shape, d !== undefined, software);
+    const program = new MaxPool2GradProgram(x.shape, d !== undefined);
     if (!d) return runProgram(backend as WebGPUBackend, program, [dy, x], []);
     if (!dropoutKey) throw new Error("maxPool2 gradient with dropout: no dropoutKey input");
     return runProgram(backend as WebGPUBackend, program, [dy, x, dropoutKey], dropoutUniforms(d));

@@ -1,0 +1,139 @@
+// Is a storage-buffer load costly on this adapter? Where a CPU lacks AVX-512, Mesa 22.3's
+// lavapipe builds every storage load as a loop over the SIMD lanes that writes each lane's value
+// through the stack, 10x the cost of a texel fetch (3.5 against 0.34 ns per float on a Zen 5 with
+// AVX-512 masked off; with AVX-512, or on Mesa 25.0, the two cost about the same:
+// src/ops/conv/gemm_wgsl.ts's "CPU's rules"). The element-wise passes (pools, batch norm) then
+// gain from reading through textures (texture_loads.ts) despite the copy into the texture, and
+// elsewhere lose by the copy (enhanced step, Mesa 25.0.7, Zen 5: 4-7% more CPU time). Like the
+// loop cap (loop_cap.ts) this is a property of the compiled code that only the adapter can tell:
+// `probeLoadCost` times one kernel of per-lane vec4 loads from storage against the same loads from
+// a texture, alternating, and calls storage costly at STORAGE_COSTLY times the texture's time.
+// One answer per process; until it is known (and on GPUs, where nobody asks) storage is cheap.
+
+/** Storage loads are "costly" at this multiple of the texel fetches' time (measured: 10x or ~1x). */
+export const STORAGE_COSTLY = 2.5;
+
+const TEX_W = 256, TEX_H = 64;
+const GROUPS = 64, ITERATIONS = 1024;
+
+function probeWgsl(source: "storage" | "texture"): string {
+  const at = (k: number) => `(gid.x * 97u + i * 2u + ${k}u) & ${TEX_W * TEX_H - 1}u`;
+  const load = (k: number) =>
+    source === "storage"
+      ? `src[${at(k)}]`
+      : `textureLoad(tex, vec2<u32>((${at(k)}) & ${TEX_W - 1}u, (${at(k)}) >> ${
+        Math.log2(TEX_W)
+      }u), 0)`;
+  return /* wgsl */ `
+@group(0) @binding(0) var<storage, read_write> out: array<vec4<f32>>;
+@group(0) @binding(1) var<storage, read> src: array<vec4<f32>>;
+@group(0) @binding(2) var tex: texture_2d<f32>;
+@compute @workgroup_size(64)
+fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
+  var a = vec4<f32>(0.0);
+  var b = vec4<f32>(0.0);
+  for (var i = 0u; i < ${ITERATIONS}u; i++) {
+    a += ${load(0)};
+    b += ${load(1)};
+  }
+  out[gid.x] = a + b;
+}`;
+}
+
+export interface LoadCostProbe {
+  /** Milliseconds (wall, best of 3) of the storage kernel and of the texture kernel. */
+  storageMs: number;
+  textureMs: number;
+  /** storageMs >= STORAGE_COSTLY x textureMs. */
+  storageCostly: boolean;
+}
+
+/** Times the two kernels on `device`, alternating, best of 3 each (not cached). */
+export async function probeLoadCost(device: GPUDevice): Promise<LoadCostProbe> {
+  const out = device.createBuffer({
+    size: GROUPS * 64 * 16,
+    usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC,
+  });
+  const readback = device.createBuffer({
+    size: 16,
+    usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST,
+  });
+  const src = device.createBuffer({ size: TEX_W * TEX_H * 16, usage: GPUBufferUsage.STORAGE });
+  const tex = device.createTexture({
+    size: [TEX_W, TEX_H],
+    format: "rgba32float",
+    usage: GPUTextureUsage.TEXTURE_BINDING,
+  });
+  try {
+    const layout = device.createBindGroupLayout({
+      entries: [
+        { binding: 0, visibility: GPUShaderStage.COMPUTE, buffer: { type: "storage" } },
+        { binding: 1, visibility: GPUShaderStage.COMPUTE, buffer: { type: "read-only-storage" } },
+        {
+          binding: 2,
+          visibility: GPUShaderStage.COMPUTE,
+          texture: { sampleType: "unfilterable-float" },
+        },
+      ],
+    });
+    const group = device.createBindGroup({
+      layout,
+      entries: [
+        { binding: 0, resource: { buffer: out } },
+        { binding: 1, resource: { buffer: src } },
+        { binding: 2, resource: tex.createView() },
+      ],
+    });
+    const pipelines = (["storage", "texture"] as const).map((s) =>
+      device.createComputePipeline({
+        layout: device.createPipelineLayout({ bindGroupLayouts: [layout] }),
+        compute: { module: device.createShaderModule({ code: probeWgsl(s) }), entryPoint: "main" },
+      })
+    );
+    const time = async (pipeline: GPUComputePipeline) => {
+      const t0 = performance.now();
+      const encoder = device.createCommandEncoder();
+      const pass = encoder.beginComputePass();
+      pass.setPipeline(pipeline);
+      pass.setBindGroup(0, group);
+      pass.dispatchWorkgroups(GROUPS);
+      pass.end();
+      encoder.copyBufferToBuffer(out, 0, readback, 0, 16);
+      device.queue.submit([encoder.finish()]);
+      await readback.mapAsync(GPUMapMode.READ); // waits for the dispatch itself
+      readback.unmap();
+      return performance.now() - t0;
+    };
+    for (const p of pipelines) await time(p); // compile and warm
+    const best = [Infinity, Infinity];
+    for (let r = 0; r < 3; r++) {
+      for (let k = 0; k < 2; k++) best[k] = Math.min(best[k], await time(pipelines[k]));
+    }
+    const [storageMs, textureMs] = best;
+    return { storageMs, textureMs, storageCostly: storageMs >= STORAGE_COSTLY * textureMs };
+  } finally {
+    out.destroy();
+    readback.destroy();
+    src.destroy();
+    tex.destroy();
+  }
+}
+
+let probed: LoadCostProbe | null = null;
+let pending: Promise<LoadCostProbe> | null = null;
+
+/** Probes once per process (later calls, with any device, get the first answer). */
+export function ensureLoadCostProbed(device: GPUDevice): Promise<LoadCostProbe> {
+  pending ??= probeLoadCost(device).then((r) => (probed = r));
+  return pending;
+}
+
+/** The cached probe result, or null before `ensureLoadCostProbed` finished. */
+export function loadCostProbe(): LoadCostProbe | null {
+  return probed;
+}
+
+/** Whether storage loads are costly here (false until probed). */
+export function storageLoadsCostly(): boolean {
+  return probed?.storageCostly ?? false;
+}
