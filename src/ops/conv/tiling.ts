@@ -193,6 +193,13 @@ const win = (rows: number, cols: number, extra: Partial<Shape> = {}) =>
 //   1.14-1.17x / 1.37-1.40x; 14x14 32->64 fwd 1.34-1.39x / 1.44-1.46x, bwdData 1.38-1.43x /
 //   1.45-1.55x; 14x14 64->64 fwd 1.43-1.45x / 1.47-1.57x, bwdData 1.36-1.38x / 1.56-1.65x;
 //   the enhanced training step's CPU time 1.22-1.23x / 1.31-1.32x lower.
+// `.tex` (inputInTexture: the operands not in uniform buffers read by textureLoad from copies),
+// conv_gemm_probe.ts --cpu, batch 128, process CPU ms against the same config without, 28x28
+// 32->32 / 14x14 64->64 (BENCHMARKS.md, "Texture loads"): with AVX2 code on Mesa 22.3 fwd
+// 1.97x / 1.56x, bwdData 1.92x / 1.58x, bwdFilter window r8c16 s32 4.5x / 4.1x; natively on 22.3
+// and 25.0 1.02-1.15x, the copy included. So the `.tex` twins are the defaults (the plain r16c32
+// too, which runs the dense layers), the storage configs candidates; the tap window r4c16 s64
+// lost with textures on 25.0 (69.5 vs 63.9 ms) and has no twin.
 const softwarePixelRows = (...smaller: Shape[]) => [
   win(28, 16, { filterInUniform: true, inputInTexture: true }),
   win(28, 16, { filterInUniform: true }),
