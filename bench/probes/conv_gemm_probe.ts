@@ -68,13 +68,16 @@ async function main() {
     const name = `${l.h}x${l.w} ${l.cin}->${l.cout}`;
     for (const view of views) {
       const only = arg("configs", "").split(",").filter(Boolean);
-      const configs =
-        (Deno.args.includes("--all") ? allConfigs(view) : candidateConfigs(view, kind))
-          .filter((c) =>
-            only.length === 0 || only.includes(c.id) || only.includes(c.id.slice(view.length + 1))
-          );
+      // Named configs come from every config (the tuner's reference twins included).
+      const configs = (Deno.args.includes("--all") || only.length > 0
+        ? allConfigs(view)
+        : candidateConfigs(view, kind))
+        .filter((c) =>
+          only.length === 0 || only.includes(c.id) || only.includes(c.id.slice(view.length + 1))
+        );
       for (const c of configs) {
-        const ms = await gpuMs(() => run[view](c), reps);
+        const ms = await gpuMs(() =>
+          run[view](c), reps);
         const mark = c.id === defaultConfig(view, kind).id ? " (default)" : "";
         console.log(
           `${name.padEnd(14)} ${view.padEnd(9)} ${c.id.padEnd(28)} ${
