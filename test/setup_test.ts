@@ -48,7 +48,7 @@ Deno.test({
         ? []
         : [`loops stop after ${report.loopCap.toLocaleString("en-US")} iterations`]),
       ...((report.storageLoadCost ?? 0) >= STORAGE_COSTLY
-        ? [`storage loads ${report.storageLoadCost!.toFixed(1)}x texel fetches`]
+        ? [`storage loads ${report.storageLoadCost!.toFixed(1)}x uniform loads`]
         : []),
     ];
     // Software adapters are probed for the cost of a storage load (load_cost.ts).

@@ -40,8 +40,9 @@ export interface AdapterReport {
    */
   loopCap: number | null;
   /**
-   * Software adapters: a storage load's time over a texel fetch's (src/ops/backend/load_cost.ts's
-   * probe; ~10 on Mesa 22.3 without AVX-512, ~1 elsewhere); absent before the probe and on GPUs.
+   * Software adapters: a storage load's time over a uniform-buffer load's (src/ops/backend/
+   * load_cost.ts's probe; ~4 on Mesa 22.3 without AVX-512, ~1 elsewhere); absent before the probe
+   * and on GPUs.
    */
   storageLoadCost?: number;
 }
@@ -121,7 +122,7 @@ export async function initTf(
   // On a software adapter: whether the pools and batch-norm passes read through textures.
   if (report.isSoftware) {
     const loads = await ensureLoadCostProbed(device);
-    report.storageLoadCost = loads.storageMs / loads.textureMs;
+    report.storageLoadCost = loads.storageMs / loads.uniformMs;
   }
   // Reproducible training: for some shapes (enhanced's dense1, K = 3136) tfjs-webgpu picks its
   // split-K matMul, which sums with float atomics in a run-dependent order, so two identical runs
@@ -166,7 +167,7 @@ export function describeAdapter(r: AdapterReport): string {
       ? [`loops stop after ${r.loopCap.toLocaleString("en-US")} iterations`]
       : []),
     ...(r.storageLoadCost !== undefined && r.storageLoadCost >= STORAGE_COSTLY
-      ? [`storage loads ${r.storageLoadCost.toFixed(1)}x texel fetches`]
+      ? [`storage loads ${r.storageLoadCost.toFixed(1)}x uniform loads`]
       : []),
   ];
   return `${r.backend} on ${r.description}${r.driver ? `, ${r.driver}` : ""}` +

@@ -7,27 +7,28 @@
 // elsewhere lose by the copy (enhanced step, Mesa 25.0.7, Zen 5: 4-7% more CPU time). Like the
 // loop cap (loop_cap.ts) this is a property of the compiled code that only the adapter can tell:
 // `probeLoadCost` times one kernel of per-lane vec4 loads from storage against the same loads from
-// a texture, alternating, and calls storage costly at STORAGE_COSTLY times the texture's time.
-// One answer per process; until it is known (and on GPUs, where nobody asks) storage is cheap.
+// a uniform buffer, alternating, and calls storage costly at STORAGE_COSTLY times the uniform
+// loads' time. A uniform load costs what a texel fetch does on every lavapipe measured (0.31-0.34
+// against 0.34-0.36 ns per float), and a texture dispatch in the probe broke Mesa 22.3's timestamp
+// queries for the rest of the process (`deno task profile` then read ~0.04 ms per kernel; not
+// investigated further), so the probe reads a uniform buffer. One answer per process; until it is
+// known (and on GPUs, where nobody asks) storage is cheap.
 
-/** Storage loads are "costly" at this multiple of the texel fetches' time (measured: 10x or ~1x). */
+/** Storage loads are "costly" at this multiple of the uniform loads' time (measured: 4.1-4.4x or 0.8-1.3x). */
 export const STORAGE_COSTLY = 2.5;
 
-const TEX_W = 256, TEX_H = 64;
+/** vec4s the kernels read: 64 KiB, one uniform binding. */
+const UBO_VEC4S = 4096;
 const GROUPS = 64, ITERATIONS = 1024;
 
-function probeWgsl(source: "storage" | "texture"): string {
-  const at = (k: number) => `(gid.x * 97u + i * 2u + ${k}u) & ${TEX_W * TEX_H - 1}u`;
+function probeWgsl(source: "storage" | "uniform"): string {
+  const at = (k: number) => `(gid.x * 97u + i * 2u + ${k}u) & ${UBO_VEC4S - 1}u`;
   const load = (k: number) =>
-    source === "storage"
-      ? `src[${at(k)}]`
-      : `textureLoad(tex, vec2<u32>((${at(k)}) & ${TEX_W - 1}u, (${at(k)}) >> ${
-        Math.log2(TEX_W)
-      }u), 0)`;
+    source === "storage" ? `src[${at(k)}]` : `ubo[(${at(k)}) & ${UBO_VEC4S - 1}u]`;
   return /* wgsl */ `
 @group(0) @binding(0) var<storage, read_write> out: array<vec4<f32>>;
 @group(0) @binding(1) var<storage, read> src: array<vec4<f32>>;
-@group(0) @binding(2) var tex: texture_2d<f32>;
+@group(0) @binding(2) var<uniform> ubo: array<vec4<f32>, ${UBO_VEC4S}>;
 @compute @workgroup_size(64)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
   var a = vec4<f32>(0.0);
@@ -41,10 +42,10 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
 }
 
 export interface LoadCostProbe {
-  /** Milliseconds (wall, best of 3) of the storage kernel and of the texture kernel. */
+  /** Milliseconds (wall, best of 3) of the storage kernel and of the uniform-buffer kernel. */
   storageMs: number;
-  textureMs: number;
-  /** storageMs >= STORAGE_COSTLY x textureMs. */
+  uniformMs: number;
+  /** storageMs >= STORAGE_COSTLY x uniformMs. */
   storageCostly: boolean;
 }
 
@@ -58,22 +59,14 @@ export async function probeLoadCost(device: GPUDevice): Promise<LoadCostProbe> {
     size: 16,
     usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST,
   });
-  const src = device.createBuffer({ size: TEX_W * TEX_H * 16, usage: GPUBufferUsage.STORAGE });
-  const tex = device.createTexture({
-    size: [TEX_W, TEX_H],
-    format: "rgba32float",
-    usage: GPUTextureUsage.TEXTURE_BINDING,
-  });
+  const src = device.createBuffer({ size: UBO_VEC4S * 16, usage: GPUBufferUsage.STORAGE });
+  const ubo = device.createBuffer({ size: UBO_VEC4S * 16, usage: GPUBufferUsage.UNIFORM });
   try {
     const layout = device.createBindGroupLayout({
       entries: [
         { binding: 0, visibility: GPUShaderStage.COMPUTE, buffer: { type: "storage" } },
         { binding: 1, visibility: GPUShaderStage.COMPUTE, buffer: { type: "read-only-storage" } },
-        {
-          binding: 2,
-          visibility: GPUShaderStage.COMPUTE,
-          texture: { sampleType: "unfilterable-float" },
-        },
+        { binding: 2, visibility: GPUShaderStage.COMPUTE, buffer: { type: "uniform" } },
       ],
     });
     const group = device.createBindGroup({
@@ -81,10 +74,10 @@ export async function probeLoadCost(device: GPUDevice): Promise<LoadCostProbe> {
       entries: [
         { binding: 0, resource: { buffer: out } },
         { binding: 1, resource: { buffer: src } },
-        { binding: 2, resource: tex.createView() },
+        { binding: 2, resource: { buffer: ubo } },
       ],
     });
-    const pipelines = (["storage", "texture"] as const).map((s) =>
+    const pipelines = (["storage", "uniform"] as const).map((s) =>
       device.createComputePipeline({
         layout: device.createPipelineLayout({ bindGroupLayouts: [layout] }),
         compute: { module: device.createShaderModule({ code: probeWgsl(s) }), entryPoint: "main" },
@@ -109,13 +102,13 @@ export async function probeLoadCost(device: GPUDevice): Promise<LoadCostProbe> {
     for (let r = 0; r < 3; r++) {
       for (let k = 0; k < 2; k++) best[k] = Math.min(best[k], await time(pipelines[k]));
     }
-    const [storageMs, textureMs] = best;
-    return { storageMs, textureMs, storageCostly: storageMs >= STORAGE_COSTLY * textureMs };
+    const [storageMs, uniformMs] = best;
+    return { storageMs, uniformMs, storageCostly: storageMs >= STORAGE_COSTLY * uniformMs };
   } finally {
     out.destroy();
     readback.destroy();
     src.destroy();
-    tex.destroy();
+    ubo.destroy();
   }
 }
 
