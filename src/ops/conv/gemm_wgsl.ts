@@ -72,7 +72,7 @@
 //   the probe's miniature forward steps with the filter vec4s from a uniform buffer instead of
 //   storage ran 1.57x / 1.58x faster per multiply-add on 25.0 for the row window 28x16 (3 taps),
 //   1.2x for r16c32, 1.3x for r4c8; 1.1-1.3x, 1.05-1.2x, 1.2x on 22.3. Hence
-//   TileConfig.filterInUniform (`.ubo`, the software default; src/tf/uniform_inputs.ts): per
+//   TileConfig.filterInUniform (`.ubo`, in the software defaults; src/tf/uniform_inputs.ts): per
 //   view at the enhanced model's layers 1.14-1.65x against the same window reading storage, its
 //   training step 1.22x / 1.31x less CPU time (BENCHMARKS.md); with AVX2 code generation a
 //   uniform load keeps its cost while 22.3's storage loads cost 4x (next paragraph): per view

@@ -186,7 +186,7 @@ function make(view: ConvView, kind: AdapterKind, shapes: Shape[]): TileConfig[] 
 const win = (rows: number, cols: number, extra: Partial<Shape> = {}) =>
   reg(rows, cols, 4, { rowWindow: true, ...extra });
 // fwd and bwdData (both pixel-row GEMMs) share the row window with its filter in uniform
-// buffers (`.ubo`, the default), the same window reading storage, the two largest plain tiles
+// buffers and its input in a texture (`.ubo.tex`, the default), the two largest plain tiles
 // and the Winograd pair; `smaller` are the view's own smaller plain tiles. `.ubo` against `.win`,
 // conv_gemm_probe.ts --cpu, batch 128, process CPU time, Mesa 22.3 / 25.0 (BENCHMARKS.md):
 //   28x28 1->32 fwd 1.36-1.43x / 1.47-1.52x; 28x28 32->32 fwd 1.21-1.31x / 1.31-1.44x, bwdData
