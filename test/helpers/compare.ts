@@ -76,3 +76,23 @@ export function assertClose(
   const r = compareArrays(actual, expected, tol, label);
   if (!r.ok) throw new Error(r.message);
 }
+
+/**
+ * Exact equality, element by element (NaN equals nothing): for two paths that run the same
+ * arithmetic in the same order, e.g. a kernel reading storage and the same kernel reading a
+ * texture. Throws naming `what` and the first differing element.
+ */
+export function assertBitIdentical(
+  got: ArrayLike<number>,
+  expected: ArrayLike<number>,
+  what: string,
+): void {
+  if (got.length !== expected.length) {
+    throw new Error(`${what}: ${got.length} elements, expected ${expected.length}`);
+  }
+  for (let i = 0; i < got.length; i++) {
+    if (!(got[i] === expected[i])) {
+      throw new Error(`${what}: element ${i} ${got[i]} != ${expected[i]}`);
+    }
+  }
+}

@@ -13,6 +13,7 @@ import { installUniformInputs, textureInputMarker } from "../../tf/uniform_input
 import { MAX_POOL2, MAX_POOL2_GRAD } from "../max_pool2/max_pool2.ts";
 import { MAX_POOL2_RELU_BIAS_GRAD } from "../conv_bias_relu_pool2/conv_bias_relu_pool2.ts";
 import { gpuTest, seededUniform } from "../../../test/helpers/op_check.ts";
+import { assertBitIdentical } from "../../../test/helpers/compare.ts";
 import type { WebGPUBackend } from "@tensorflow/tfjs-backend-webgpu";
 import { convGeometry } from "../conv/geometry.ts";
 import { defaultTilePlan } from "../conv/tile_plan.ts";
@@ -74,15 +75,9 @@ for (const { kernel, inputs, textures } of CASES) {
       const tex = await run(true);
       assert.equal(plain.copies, 0);
       assert.equal(tex.copies, channels % 4 === 0 ? textures : 0, `C ${channels}: textures`);
-      plain.values.forEach((expected, k) => {
-        const got = tex.values[k];
-        assert.equal(got.length, expected.length);
-        for (let i = 0; i < got.length; i++) {
-          if (!(got[i] === expected[i])) {
-            assert.fail(`C ${channels} output ${k}: element ${i} ${got[i]} != ${expected[i]}`);
-          }
-        }
-      });
+      plain.values.forEach((expected, k) =>
+        assertBitIdentical(tex.values[k], expected, `C ${channels} output ${k}`)
+      );
     }
   });
 }
@@ -122,15 +117,9 @@ gpuTest("batch-norm passes: the same outputs through textures as from storage", 
     // stats and apply read z; the reduce and dz passes dy and z (the filter pass, the same in
     // both runs, binds its own).
     assert.equal(tex.copies - plain.copies, cout % 4 === 0 ? 6 : 0, `Cout ${cout}: textures`);
-    plain.values.forEach((expected, k) => {
-      const got = tex.values[k];
-      assert.equal(got.length, expected.length);
-      for (let i = 0; i < got.length; i++) {
-        if (!(got[i] === expected[i])) {
-          assert.fail(`Cout ${cout} output ${k}: element ${i} ${got[i]} != ${expected[i]}`);
-        }
-      }
-    });
+    plain.values.forEach((expected, k) =>
+      assertBitIdentical(tex.values[k], expected, `Cout ${cout} output ${k}`)
+    );
     tf.dispose([z, dy, x, filter, gamma, beta]);
   }
 });

@@ -20,6 +20,7 @@ import {
   textureInputMarker,
 } from "../../tf/uniform_inputs.ts";
 import { gpuTest, seededUniform } from "../../../test/helpers/op_check.ts";
+import { assertBitIdentical } from "../../../test/helpers/compare.ts";
 
 const config = (id: string): TileConfig => {
   const c = configById(id);
@@ -139,12 +140,7 @@ for (const [view, id, expectedTextures] of PAIRS) {
         const textures = (stats.copies - before) - (before - start);
         assert.equal(textures, expectedTextures(l), `${what}: textures`);
         const expected = await plain.data(), got = await tex.data();
-        assert.equal(got.length, expected.length);
-        for (let i = 0; i < got.length; i++) {
-          if (!(got[i] === expected[i])) {
-            assert.fail(`${what}: element ${i} ${got[i]} != ${expected[i]}`);
-          }
-        }
+        assertBitIdentical(got, expected, what);
         tf.dispose([plain, tex]);
       }
     },

@@ -19,6 +19,7 @@ import {
   uniformInputMarker,
 } from "../../tf/uniform_inputs.ts";
 import { gpuTest, seededUniform } from "../../../test/helpers/op_check.ts";
+import { assertBitIdentical } from "../../../test/helpers/compare.ts";
 
 const config = (id: string): TileConfig => {
   const c = configById(id);
@@ -116,12 +117,7 @@ for (const view of ["fwd", "bwdData"] as const) {
         const expected = await plain.data(), got = await ubo.data();
         const what = `${view} ${l.hw}x${l.hw} ${l.cin}->${l.cout}`;
         assert.equal(stats.copies - before, l.parts[view], `${what}: parts copied`);
-        assert.equal(got.length, expected.length);
-        for (let i = 0; i < got.length; i++) {
-          if (!(got[i] === expected[i])) {
-            assert.fail(`${what}: element ${i} ${got[i]} != ${expected[i]}`);
-          }
-        }
+        assertBitIdentical(got, expected, what);
         tf.dispose([w, plain, ubo]);
       }
     },
