@@ -1,15 +1,15 @@
 // Is a storage-buffer load costly on this adapter? Where a CPU lacks AVX-512, Mesa 22.3's
 // lavapipe builds every storage load as a loop over the SIMD lanes that writes each lane's value
-// through the stack, 10x the cost of a texel fetch (3.5 against 0.34 ns per float on a Zen 5 with
-// AVX-512 masked off; with AVX-512, or on Mesa 25.0, the two cost about the same:
+// through the stack, 10x the cost of a texel fetch (3.67 against 0.36 ns per float on a Zen 5 with
+// AVX-512 masked off; with AVX-512, or on Mesa 25.0, 1.0-1.5x:
 // src/ops/conv/gemm_wgsl.ts's "CPU's rules"). The element-wise passes (pools, batch norm) then
 // gain from reading through textures (texture_loads.ts) despite the copy into the texture, and
 // elsewhere lose by the copy (enhanced step, Mesa 25.0.7, Zen 5: 4-7% more CPU time). Like the
 // loop cap (loop_cap.ts) this is a property of the compiled code that only the adapter can tell:
 // `probeLoadCost` times one kernel of per-lane vec4 loads from storage against the same loads from
 // a uniform buffer, alternating, and calls storage costly at STORAGE_COSTLY times the uniform
-// loads' time. A uniform load costs what a texel fetch does on every lavapipe measured (0.31-0.34
-// against 0.34-0.36 ns per float), and a texture dispatch in the probe broke Mesa 22.3's timestamp
+// loads' time. A uniform load costs what a texel fetch does on every lavapipe measured (0.36-0.40
+// against 0.36-0.40 ns per float), and a texture dispatch in the probe broke Mesa 22.3's timestamp
 // queries for the rest of the process (`deno task profile` then read ~0.04 ms per kernel; not
 // investigated further), so the probe reads a uniform buffer. One answer per process; until it is
 // known (and on GPUs, where nobody asks) storage is cheap.

@@ -91,8 +91,8 @@
 //   gather: per lane an offset from the coordinates and the texture's row pitch, one 16-byte
 //   load, then a 4x8 transpose by shuffles (Mesa 25.0's IR, GALLIVM_DEBUG=ir): no bounds-check
 //   branch, no variable-index insert, one load per texel instead of per float. Per float
-//   (lavapipe_rules_probe.ts, idle Zen 5, native / AVX2 code): Mesa 22.3 0.345 / 0.34 ns against
-//   storage vec4 0.39 / 3.51; Mesa 25.0 0.36 / 0.36 against 0.30 / 0.31; uniform 0.31-0.34
+//   (lavapipe_rules_probe.ts --only vec4, idle Zen 5, native / AVX2 code): Mesa 22.3 0.40 / 0.36
+//   ns against storage vec4 0.59 / 3.67; Mesa 25.0 0.39 / 0.38 against 0.38 / 0.38; uniform 0.36-0.40
 //   everywhere. A texture has no 64 KiB limit, so it carries what a uniform buffer cannot: the
 //   activations. Hence TileConfig.inputInTexture (`.tex`, the software default of the row and
 //   tap windows): fwd reads x, bwdData dz, bwdFilter dz (or dy and z) and x from textures that
