@@ -26,8 +26,8 @@
 // compile), and the bind group gets an rgba32float texture, TEXTURE_WIDTH texels (vec4s) wide,
 // into which the input is copied first: vec4 i is texel (i % TEXTURE_WIDTH, i / TEXTURE_WIDTH).
 // Where a CPU lacks AVX-512, Mesa 22.3's lavapipe builds a storage load 10x as costly as a texel
-// fetch or a uniform load (3.5 against 0.34 ns per float on a Zen 5 with AVX-512 masked off;
-// with AVX-512 or on Mesa 25.0 the three cost about the same: BENCHMARKS.md, "Texture loads"),
+// fetch or a uniform load (3.67 against 0.36 ns per float on a Zen 5 with AVX-512 masked off;
+// with AVX-512 or on Mesa 25.0 1.0-1.5x: BENCHMARKS.md, "Texture loads"),
 // and a texture has no 64 KiB limit: it carries the activations that a uniform buffer cannot.
 
 /** Bytes of a uniform binding: WebGPU's default maxUniformBufferBindingSize. */
@@ -47,6 +47,18 @@ export function textureInputMarker(name: string): string {
 export const TEXTURE_WIDTH = 4096;
 /** Rows of an input texture: WebGPU's default maxTextureDimension2D. */
 export const TEXTURE_MAX_ROWS = 8192;
+
+/** Whether an input of `floats` f32 values fits one input texture (as vec4 texels). */
+export function fitsInputTexture(floats: number): boolean {
+  return floats / 4 <= TEXTURE_WIDTH * TEXTURE_MAX_ROWS;
+}
+
+/** WGSL for texel `index` (an i32 expression) of texture input `name`: vec4 `index` of the input. */
+export function texelLoad(name: string, index: string): string {
+  return `textureLoad(${name}_tex, vec2<i32>((${index}) & ${TEXTURE_WIDTH - 1}, (${index}) >> ${
+    Math.log2(TEXTURE_WIDTH)
+  }u), 0)`;
+}
 
 /** A rewritten input: its binding and those of its further parts (uniform), or a texture. */
 export interface UniformInput {
@@ -215,12 +227,12 @@ export function installUniformInputs(backend: object): UniformInputStats {
   const textures = new Map<string, GPUTexture>();
   const views = new Map<GPUTexture, GPUTextureView>();
   const inputTexture = (slot: number, texels: number) => {
-    const needed = Math.ceil(texels / TEXTURE_WIDTH);
-    if (needed > TEXTURE_MAX_ROWS) {
+    if (!fitsInputTexture(4 * texels)) {
       throw new Error(
         `texture input of ${texels} vec4s: over ${TEXTURE_WIDTH} x ${TEXTURE_MAX_ROWS} texels`,
       );
     }
+    const needed = Math.ceil(texels / TEXTURE_WIDTH);
     const rows = Math.min(TEXTURE_MAX_ROWS, 2 ** Math.ceil(Math.log2(needed)));
     const key = `${slot}:${rows}`;
     let t = textures.get(key);

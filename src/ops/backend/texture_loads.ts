@@ -7,7 +7,7 @@
 // so they use textures only where load_cost.ts's probe found storage loads costly. The generated
 // conv kernels choose per tile config (TileConfig.inputInTexture) instead.
 
-import { TEXTURE_MAX_ROWS, TEXTURE_WIDTH, textureInputMarker } from "../../tf/uniform_inputs.ts";
+import { fitsInputTexture, texelLoad, textureInputMarker } from "../../tf/uniform_inputs.ts";
 import { storageLoadsCostly } from "./load_cost.ts";
 
 let mode: "auto" | "on" | "off" = "auto";
@@ -23,23 +23,22 @@ export function setTextureLoads(m: "auto" | "on" | "off"): void {
 /** Whether a kernel reads an input of `elements` floats through a texture: vec4 elements (`width` 4) that fit one. */
 export function textureLoadsApply(width: number, elements: number): boolean {
   const wanted = mode === "on" || (mode === "auto" && storageLoadsCostly());
-  return wanted && width === 4 && elements / 4 <= TEXTURE_WIDTH * TEXTURE_MAX_ROWS;
+  return wanted && width === 4 && fitsInputTexture(elements);
 }
 
 /**
  * `fn load_NAME(i : i32) -> type` for each of `names`: `NAME[i]`, or for `textured` ones (vec4
- * inputs) texel (i % TEXTURE_WIDTH, i / TEXTURE_WIDTH) of NAME_tex, marked for the rewrite.
+ * inputs) texel i of NAME_tex (uniform_inputs.ts's texelLoad), marked for the rewrite.
  */
 export function inputLoadFunctions(
   names: readonly string[],
   type: string,
   textured: boolean,
 ): string {
-  const shift = Math.log2(TEXTURE_WIDTH);
   return names.map((n) =>
     textured
       ? `${textureInputMarker(n)}\nfn load_${n}(i : i32) -> vec4<f32> {\n` +
-        `  return textureLoad(${n}_tex, vec2<i32>(i & ${TEXTURE_WIDTH - 1}, i >> ${shift}u), 0);\n}`
+        `  return ${texelLoad(n, "i")};\n}`
       : `fn load_${n}(i : i32) -> ${type} {\n  return ${n}[i];\n}`
   ).join("\n");
 }

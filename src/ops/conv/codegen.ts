@@ -4,7 +4,7 @@
 
 import type { TileConfig } from "./tiling.ts";
 import type { GemmWidths } from "./gemm_wgsl.ts";
-import { TEXTURE_WIDTH } from "../../tf/uniform_inputs.ts";
+import { texelLoad } from "../../tf/uniform_inputs.ts";
 
 export const range = (n: number) => [...Array(n).keys()];
 export const indent = (pad: string, lines: string[]) => lines.map((l) => pad + l).join("\n");
@@ -41,13 +41,9 @@ export const SIZE_FIELDS = ["batch", "inH", "inW", "inC", "outH", "outW", "outC"
 
 /**
  * WGSL for element `index` (an i32 expression) of input `name`: from its storage binding, or
- * where `w.textureInputs` names it (inputs read as vec4 only), texel (index % TEXTURE_WIDTH, index / TEXTURE_WIDTH) of `name`_tex
- * (src/tf/uniform_inputs.ts binds the copy).
+ * where `w.textureInputs` names it (inputs read as vec4 only), texel `index` of `name`_tex
+ * (src/tf/uniform_inputs.ts's texelLoad; it binds the copy).
  */
 export function vec4Load(w: GemmWidths, name: string, index: string): string {
-  if (!w.textureInputs?.includes(name)) return `${name}[${index}]`;
-  const shift = Math.log2(TEXTURE_WIDTH);
-  return `textureLoad(${name}_tex, vec2<i32>((${index}) & ${
-    TEXTURE_WIDTH - 1
-  }, (${index}) >> ${shift}u), 0)`;
+  return w.textureInputs?.includes(name) ? texelLoad(name, index) : `${name}[${index}]`;
 }

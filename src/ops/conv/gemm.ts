@@ -34,8 +34,7 @@ import { printShaderSpec } from "../../flags.ts";
 import { winogradBackpropData, winogradBackpropFilter, winogradForward } from "./winograd.ts";
 import { loopBudget } from "../backend/loop_cap.ts";
 import {
-  TEXTURE_MAX_ROWS,
-  TEXTURE_WIDTH,
+  fitsInputTexture,
   textureInputMarker,
   UNIFORM_INPUT_BYTES,
   uniformInputMarker,
@@ -167,7 +166,7 @@ export function filterUniformParts(
 /**
  * The inputs an `inputInTexture` config reads through textures at `g` (none: all from
  * storage): register configs' operands that are read as vec4 (VA or VB = 4), are not in
- * uniform buffers and fit one texture (TEXTURE_WIDTH x TEXTURE_MAX_ROWS vec4s). fwd: x and w;
+ * uniform buffers and fit one texture (fitsInputTexture). fwd: x and w;
  * bwdData: dz and its filter (wt, or w read directly); bwdFilter: dz (with the fused prologue
  * dy and z) and x.
  */
@@ -180,10 +179,10 @@ export function textureInputs(
   fusedDz = false,
 ): string[] {
   if (!config.inputInTexture || config.stageInWorkgroupMemory || config.winograd) return [];
-  const fits = (elements: number) => elements / 4 <= TEXTURE_WIDTH * TEXTURE_MAX_ROWS;
-  const x = fits(g.batch * g.inH * g.inW * g.inC);
-  const dz = fits(g.batch * g.outH * g.outW * g.outC);
-  const filter = fits(g.kH * g.kW * g.inC * g.outC) && uniformParts === 0;
+
+  const x = fitsInputTexture(g.batch * g.inH * g.inW * g.inC);
+  const dz = fitsInputTexture(g.batch * g.outH * g.outW * g.outC);
+  const filter = fitsInputTexture(g.kH * g.kW * g.inC * g.outC) && uniformParts === 0;
   const names: string[] = [];
   if (view === "fwd") {
     if (widths.va === 4 && x) names.push("x");
