@@ -252,6 +252,13 @@ export function checkOp(
 /** Every tile configuration of every view (software and discrete candidates). */
 export const ALL_TILE_CONFIGS: TileConfig[] = CONV_VIEWS.flatMap((v) => allConfigs(v));
 
+/** The tile configuration named `id`; throws when there is none (a renamed config in a test). */
+export function tileConfig(id: string): TileConfig {
+  const c = ALL_TILE_CONFIGS.find((t) => t.id === id);
+  if (!c) throw new Error(`no tile config ${id}`);
+  return c;
+}
+
 /** The case with `config` pinned for its view. */
 export function withTileConfig(c: ConvCase, config: TileConfig | undefined): ConvCase {
   return config ? { ...c, config } : c;

@@ -12,21 +12,15 @@ import * as tf from "@tensorflow/tfjs-core";
 import type { WebGPUBackend } from "@tensorflow/tfjs-backend-webgpu";
 import { convGeometry } from "./geometry.ts";
 import { convBackpropData, convBackpropFilter, convForward } from "./gemm.ts";
-import { configById, type TileConfig } from "./tiling.ts";
+import { type TileConfig } from "./tiling.ts";
 import {
   installUniformInputs,
   rewriteUniformInputs,
   TEXTURE_WIDTH,
   textureInputMarker,
 } from "../../tf/uniform_inputs.ts";
-import { gpuTest, seededUniform } from "../../../test/helpers/op_check.ts";
+import { gpuTest, seededUniform, tileConfig as config } from "../../../test/helpers/op_check.ts";
 import { assertBitIdentical } from "../../../test/helpers/compare.ts";
-
-const config = (id: string): TileConfig => {
-  const c = configById(id);
-  if (!c) throw new Error(`no tile config ${id}`);
-  return c;
-};
 
 Deno.test("rewriteUniformInputs: a texture-input binding becomes NAME_tex, NAME a private stand-in", () => {
   const code = [

@@ -6,7 +6,7 @@ import assert from "node:assert/strict";
 import * as tf from "@tensorflow/tfjs-core";
 import type { WebGPUBackend, WebGPUProgram } from "@tensorflow/tfjs-backend-webgpu";
 import { convGeometry } from "./geometry.ts";
-import { configById, defaultConfig, shapeKey, type TileConfig } from "./tiling.ts";
+import { defaultConfig, shapeKey } from "./tiling.ts";
 import {
   backendAdapterKind,
   isTilePlan,
@@ -21,13 +21,7 @@ import { withFlags } from "../../flags.ts";
 import { initTf } from "../../tf/setup.ts";
 import { createModel } from "../../model/model.ts";
 import { makeTrainStep } from "../../train/step.ts";
-import { GPU_TEST } from "../../../test/helpers/op_check.ts";
-
-const config = (id: string): TileConfig => {
-  const c = configById(id);
-  if (!c) throw new Error(`no tile config ${id}`);
-  return c;
-};
+import { GPU_TEST, tileConfig as config } from "../../../test/helpers/op_check.ts";
 
 const g = convGeometry([8, 28, 28, 32], [3, 3, 32, 32], 1, "same");
 

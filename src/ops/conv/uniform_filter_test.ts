@@ -11,21 +11,15 @@ import * as tf from "@tensorflow/tfjs-core";
 import type { WebGPUBackend } from "@tensorflow/tfjs-backend-webgpu";
 import { convGeometry } from "./geometry.ts";
 import { convBackpropData, convForward } from "./gemm.ts";
-import { configById, type TileConfig } from "./tiling.ts";
+import { type TileConfig } from "./tiling.ts";
 import {
   installUniformInputs,
   rewriteUniformInputs,
   UNIFORM_INPUT_BYTES,
   uniformInputMarker,
 } from "../../tf/uniform_inputs.ts";
-import { gpuTest, seededUniform } from "../../../test/helpers/op_check.ts";
+import { gpuTest, seededUniform, tileConfig as config } from "../../../test/helpers/op_check.ts";
 import { assertBitIdentical } from "../../../test/helpers/compare.ts";
-
-const config = (id: string): TileConfig => {
-  const c = configById(id);
-  if (!c) throw new Error(`no tile config ${id}`);
-  return c;
-};
 
 Deno.test("rewriteUniformInputs: the marked vec4 binding becomes 64 KiB uniform arrays", () => {
   const code = [
